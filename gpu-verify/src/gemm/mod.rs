@@ -1,0 +1,465 @@
+//! Exact int8 GEMM on the CPU: `C (m×n, i32) = A (m×k, i8) × B (k×n, i8)`.
+//!
+//! Three micro-kernels share one cache-blocked, multithreaded driver:
+//!
+//! * [`CpuKernel::Avx512Vnni`]: `vpdpbusd` (u8×s8, 64 MACs per instruction). B is shifted
+//!   to unsigned (`B + 128`) while packing, and the exact correction `128 · rowsum(A)` is
+//!   subtracted at the end. Accumulation wraps modulo 2³², which is exact because the true
+//!   result fits in i32 whenever `k <= MAX_K`.
+//! * [`CpuKernel::Avx2`]: operands widened to i16 and multiplied with `vpmaddwd` (exact;
+//!   `vpmaddubsw` is avoided because it saturates).
+//! * [`CpuKernel::Portable`]: plain Rust, auto-vectorised by the compiler.
+//!
+//! All paths compute the same integer function, so results are bit-identical; the tests
+//! force each path and compare against a naive i64 reference.
+//!
+//! Blocking: B is packed once into panels of `NR` columns (k grouped by the kernel's
+//! `KG`), A is packed per block of `MC` rows by the worker that owns the block, and k is
+//! walked in slices of `KC` so the active B micro-panel stays in L1 and the A block in L2.
+//! Workers (std scoped threads) pull row blocks from an atomic counter; each writes only
+//! its own rows of C, so the result does not depend on scheduling.
+
+#![allow(unsafe_code)] // Only for the SIMD micro-kernels in `x86`; see the SAFETY notes there.
+
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::{Error, Result};
+use crate::matrix::{MatrixI32, MatrixI8};
+
+/// Largest shared dimension: `128 · 128 · 131071 = 2147467264 <= i32::MAX`, while
+/// `k = 131072` could produce `2³¹`, which does not fit.
+pub const MAX_K: usize = 131_071;
+
+/// Rows per work item (a multiple of every kernel's `MR`).
+const MC: usize = 96;
+/// Depth of one k slice.
+const KC: usize = 512;
+
+/// A CPU micro-kernel choice. Every variant computes the same exact result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CpuKernel {
+    /// AVX-512 VNNI (`vpdpbusd` on zmm registers).
+    Avx512Vnni,
+    /// AVX2 (`vpmaddwd` on i16-widened operands).
+    Avx2,
+    /// Portable Rust.
+    Portable,
+}
+
+impl CpuKernel {
+    /// All kernels, fastest first.
+    pub const ALL: [CpuKernel; 3] = [CpuKernel::Avx512Vnni, CpuKernel::Avx2, CpuKernel::Portable];
+
+    /// Whether this CPU can run the kernel (run-time detection).
+    pub fn is_supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx512Vnni => x86::has_vnni(),
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx2 => x86::has_avx2(),
+            #[cfg(not(target_arch = "x86_64"))]
+            CpuKernel::Avx512Vnni | CpuKernel::Avx2 => false,
+            CpuKernel::Portable => true,
+        }
+    }
+
+    /// The kernels this CPU supports, fastest first.
+    pub fn supported() -> Vec<CpuKernel> {
+        Self::ALL.into_iter().filter(|k| k.is_supported()).collect()
+    }
+
+    /// The fastest supported kernel.
+    pub fn best() -> CpuKernel {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.is_supported())
+            .unwrap_or(CpuKernel::Portable)
+    }
+
+    /// Short name for logs and benchmark labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuKernel::Avx512Vnni => "avx512-vnni",
+            CpuKernel::Avx2 => "avx2",
+            CpuKernel::Portable => "portable",
+        }
+    }
+}
+
+/// Storage order of the B operand given to the internal driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `b[kk * n + j]`: an ordinary row-major k×n matrix.
+    RowMajor,
+    /// `b[j * k + kk]`: columns stored contiguously (how B columns are revealed).
+    ColMajor,
+}
+
+/// A borrowed B operand.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BView<'a> {
+    pub data: &'a [i8],
+    pub k: usize,
+    pub n: usize,
+    pub layout: Layout,
+}
+
+impl BView<'_> {
+    #[inline]
+    fn at(&self, kk: usize, j: usize) -> i8 {
+        match self.layout {
+            Layout::RowMajor => self.data[kk * self.n + j],
+            Layout::ColMajor => self.data[j * self.k + kk],
+        }
+    }
+}
+
+/// Validates the GEMM shape `m×k · k×n`.
+pub fn check_shape(a_rows: usize, a_cols: usize, b_rows: usize, b_cols: usize) -> Result<()> {
+    if a_cols != b_rows {
+        return Err(Error::ShapeMismatch {
+            a_rows,
+            a_cols,
+            b_rows,
+            b_cols,
+        });
+    }
+    if a_cols > MAX_K {
+        return Err(Error::KTooLarge {
+            k: a_cols,
+            max: MAX_K,
+        });
+    }
+    crate::matrix::checked_len(a_rows, b_cols)?;
+    Ok(())
+}
+
+/// A configured CPU GEMM: kernel choice plus thread count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuGemm {
+    kernel: CpuKernel,
+    threads: usize,
+}
+
+impl Default for CpuGemm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuGemm {
+    /// Fastest kernel, one thread per available core.
+    pub fn new() -> Self {
+        Self {
+            kernel: CpuKernel::best(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Forces a kernel; errors if this CPU cannot run it.
+    pub fn with_kernel(mut self, kernel: CpuKernel) -> Result<Self> {
+        if !kernel.is_supported() {
+            return Err(Error::KernelUnsupported(kernel.name()));
+        }
+        self.kernel = kernel;
+        Ok(self)
+    }
+
+    /// Sets the number of worker threads (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        if threads == 0 {
+            return Err(Error::InvalidParameter("thread count must be at least 1".into()));
+        }
+        self.threads = threads;
+        Ok(self)
+    }
+
+    /// The kernel in use.
+    pub fn kernel(&self) -> CpuKernel {
+        self.kernel
+    }
+
+    /// The thread count in use.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// `C = A × B`.
+    pub fn gemm(&self, a: &MatrixI8, b: &MatrixI8) -> Result<MatrixI32> {
+        check_shape(a.rows(), a.cols(), b.rows(), b.cols())?;
+        let (m, n) = (a.rows(), b.cols());
+        let mut out = vec![0i32; m * n];
+        let bv = BView {
+            data: b.data(),
+            k: b.rows(),
+            n,
+            layout: Layout::RowMajor,
+        };
+        self.gemm_raw(a.data(), m, bv, &mut out)?;
+        MatrixI32::new(m, n, out)
+    }
+
+    /// Internal entry: `out (m×n) = a (m×k, row-major) × b`. Shapes must already be valid.
+    pub(crate) fn gemm_raw(&self, a: &[i8], m: usize, b: BView<'_>, out: &mut [i32]) -> Result<()> {
+        let expect = |what, e: usize, a: usize| {
+            if e == a {
+                Ok(())
+            } else {
+                Err(Error::Length {
+                    what,
+                    expected: e as u64,
+                    actual: a as u64,
+                })
+            }
+        };
+        expect("A data", m * b.k, a.len())?;
+        expect("B data", b.k * b.n, b.data.len())?;
+        expect("C data", m * b.n, out.len())?;
+        if b.k > MAX_K {
+            return Err(Error::KTooLarge { k: b.k, max: MAX_K });
+        }
+        if !self.kernel.is_supported() {
+            return Err(Error::KernelUnsupported(self.kernel.name()));
+        }
+        match self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx512Vnni => run::<x86::Vnni>(a, m, b, out, self.threads),
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx2 => run::<x86::Avx2>(a, m, b, out, self.threads),
+            _ => run::<portable::Portable>(a, m, b, out, self.threads),
+        }
+        Ok(())
+    }
+}
+
+/// The naive reference: `C[i][j] = Σ A[i][kk]·B[kk][j]` in i64, row-major m×n.
+pub fn reference_i64(a: &MatrixI8, b: &MatrixI8) -> Result<Vec<i64>> {
+    if a.cols() != b.rows() {
+        return Err(Error::ShapeMismatch {
+            a_rows: a.rows(),
+            a_cols: a.cols(),
+            b_rows: b.rows(),
+            b_cols: b.cols(),
+        });
+    }
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let mut c = vec![0i64; m * n];
+    for i in 0..m {
+        for kk in 0..k {
+            let av = i64::from(a.data()[i * k + kk]);
+            for j in 0..n {
+                c[i * n + j] += av * i64::from(b.data()[kk * n + j]);
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// One micro-kernel family: packing formats plus the register-blocked inner product.
+pub(crate) trait MicroKernel {
+    /// Rows of C per micro-tile.
+    const MR: usize;
+    /// Columns of C per micro-tile.
+    const NR: usize;
+    /// Consecutive k values consumed per lane per step.
+    const KG: usize;
+    /// Packed element type of A.
+    type A: Copy + Default + Send + Sync;
+    /// Packed element type of B.
+    type B: Copy + Default + Send + Sync;
+    /// Encodes an A element for packing.
+    fn enc_a(v: i8) -> Self::A;
+    /// Encodes a B element for packing (padding uses `enc_b(0)`).
+    fn enc_b(v: i8) -> Self::B;
+    /// Whether the result must be corrected by `-128 · rowsum(A)` (B was shifted by 128).
+    const SHIFTED_B: bool;
+    /// `out[ii*NR + jj] = Σ_g Σ_t a[g][ii][t] · b[g][jj][t]` over `groups` k-groups.
+    /// `a.len() >= groups*MR*KG`, `b.len() >= groups*NR*KG`, `out.len() >= MR*NR`.
+    fn kernel(a: &[Self::A], b: &[Self::B], groups: usize, out: &mut [i32]);
+}
+
+fn run<K: MicroKernel>(a: &[i8], m: usize, b: BView<'_>, out: &mut [i32], threads: usize) {
+    let (k, n) = (b.k, b.n);
+    let groups = k.div_ceil(K::KG);
+    let panels = n.div_ceil(K::NR);
+    let panel_len = groups * K::NR * K::KG;
+    let mut bpack = vec![K::B::default(); panels * panel_len];
+    let threads = threads.max(1);
+    // Pack B panels, in parallel when worthwhile (packing is memory bound).
+    let pack_panel = |p: usize, dst: &mut [K::B]| {
+        for g in 0..groups {
+            for jj in 0..K::NR {
+                let j = p * K::NR + jj;
+                for t in 0..K::KG {
+                    let kk = g * K::KG + t;
+                    let v = if j < n && kk < k { b.at(kk, j) } else { 0 };
+                    dst[(g * K::NR + jj) * K::KG + t] = K::enc_b(v);
+                }
+            }
+        }
+    };
+    let pack_threads = threads.min(panels);
+    if pack_threads > 1 {
+        let per = panels.div_ceil(pack_threads);
+        std::thread::scope(|s| {
+            for (ci, chunk) in bpack.chunks_mut(per * panel_len).enumerate() {
+                let pack_panel = &pack_panel;
+                s.spawn(move || {
+                    for (pi, dst) in chunk.chunks_mut(panel_len).enumerate() {
+                        pack_panel(ci * per + pi, dst);
+                    }
+                });
+            }
+        });
+    } else {
+        for (p, dst) in bpack.chunks_mut(panel_len).enumerate() {
+            pack_panel(p, dst);
+        }
+    }
+
+    let blocks: Vec<&mut [i32]> = out.chunks_mut(MC * n).collect();
+    let nblocks = blocks.len();
+    let next = AtomicUsize::new(0);
+    // Each block is claimed exactly once through `next`; a Mutex per slot hands the
+    // mutable slice to whichever worker claims it without unsafe code.
+    let slots: Vec<std::sync::Mutex<Option<&mut [i32]>>> =
+        blocks.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+    let work = || {
+        let mut apack = vec![K::A::default(); MC.div_ceil(K::MR) * K::MR * groups * K::KG];
+        let mut tmp = vec![0i32; K::MR * K::NR];
+        loop {
+            let bi = next.fetch_add(1, Ordering::Relaxed);
+            if bi >= nblocks {
+                break;
+            }
+            let taken = slots[bi].lock().map(|mut g| g.take()).ok().flatten();
+            let Some(cblock) = taken else { continue };
+            let i0 = bi * MC;
+            let mc = cblock.len() / n;
+            block::<K>(&a[i0 * k..(i0 + mc) * k], mc, k, n, &bpack, &mut apack, &mut tmp, cblock);
+        }
+    };
+    let threads = threads.min(nblocks);
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(&work);
+            }
+            work();
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn block<K: MicroKernel>(
+    a: &[i8],
+    mc: usize,
+    k: usize,
+    n: usize,
+    bpack: &[K::B],
+    apack: &mut [K::A],
+    tmp: &mut [i32],
+    c: &mut [i32],
+) {
+    let groups = k.div_ceil(K::KG);
+    let micro = mc.div_ceil(K::MR);
+    let mpanel_len = groups * K::MR * K::KG;
+    // Pack A: micro-panel r, group g, row ii, lane t.
+    for r in 0..micro {
+        let dst = &mut apack[r * mpanel_len..(r + 1) * mpanel_len];
+        for ii in 0..K::MR {
+            let i = r * K::MR + ii;
+            for g in 0..groups {
+                for t in 0..K::KG {
+                    let kk = g * K::KG + t;
+                    let v = if i < mc && kk < k { a[i * k + kk] } else { 0 };
+                    dst[(g * K::MR + ii) * K::KG + t] = K::enc_a(v);
+                }
+            }
+        }
+    }
+    let panels = n.div_ceil(K::NR);
+    let panel_len = groups * K::NR * K::KG;
+    let gc = (KC / K::KG).max(1);
+    c.fill(0);
+    let mut g0 = 0;
+    while g0 < groups {
+        let g1 = (g0 + gc).min(groups);
+        for p in 0..panels {
+            let bp = &bpack[p * panel_len + g0 * K::NR * K::KG..p * panel_len + g1 * K::NR * K::KG];
+            let j0 = p * K::NR;
+            let nr = K::NR.min(n - j0);
+            for r in 0..micro {
+                let ap = &apack[r * mpanel_len + g0 * K::MR * K::KG..r * mpanel_len + g1 * K::MR * K::KG];
+                K::kernel(ap, bp, g1 - g0, tmp);
+                let mr = K::MR.min(mc - r * K::MR);
+                for ii in 0..mr {
+                    let crow = &mut c[(r * K::MR + ii) * n + j0..(r * K::MR + ii) * n + j0 + nr];
+                    for (cv, tv) in crow.iter_mut().zip(&tmp[ii * K::NR..ii * K::NR + nr]) {
+                        *cv = cv.wrapping_add(*tv);
+                    }
+                }
+            }
+        }
+        g0 = g1;
+    }
+    if K::SHIFTED_B {
+        for i in 0..mc {
+            let rowsum: i32 = a[i * k..(i + 1) * k].iter().map(|&v| i32::from(v)).sum();
+            let corr = rowsum.wrapping_mul(128);
+            for cv in &mut c[i * n..(i + 1) * n] {
+                *cv = cv.wrapping_sub(corr);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> i8 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*seed >> 56) as i8
+    }
+
+    #[test]
+    fn every_kernel_matches_reference_on_odd_shapes() {
+        let mut s = 7u64;
+        for &(m, k, n) in &[(1, 1, 1), (7, 5, 3), (13, 67, 70), (100, 130, 129), (97, 513, 65)] {
+            let a = MatrixI8::from_fn(m, k, |_, _| lcg(&mut s)).expect("a");
+            let b = MatrixI8::from_fn(k, n, |_, _| lcg(&mut s)).expect("b");
+            let r = reference_i64(&a, &b).expect("ref");
+            for kern in CpuKernel::supported() {
+                for t in [1, 3] {
+                    let g = CpuGemm::new().with_kernel(kern).and_then(|g| g.with_threads(t)).expect("cfg");
+                    let c = g.gemm(&a, &b).expect("gemm");
+                    let c64: Vec<i64> = c.data().iter().map(|&v| i64::from(v)).collect();
+                    assert_eq!(c64, r, "kernel {kern:?} threads {t} shape {m}x{k}x{n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn col_major_b_gives_the_same_product() {
+        let mut s = 9u64;
+        let a = MatrixI8::from_fn(10, 37, |_, _| lcg(&mut s)).expect("a");
+        let b = MatrixI8::from_fn(37, 19, |_, _| lcg(&mut s)).expect("b");
+        let bt = b.transpose();
+        for kern in CpuKernel::supported() {
+            let g = CpuGemm::new().with_kernel(kern).expect("cfg");
+            let want = g.gemm(&a, &b).expect("gemm");
+            let mut out = vec![0; 10 * 19];
+            let bv = BView { data: bt.data(), k: 37, n: 19, layout: Layout::ColMajor };
+            g.gemm_raw(a.data(), 10, bv, &mut out).expect("raw");
+            assert_eq!(out, want.data());
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! tmp
+pub type Hash = [u8; 32];
