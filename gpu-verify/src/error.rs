@@ -92,6 +92,9 @@ pub enum Error {
     /// A matrix file is malformed.
     #[error("malformed matrix file: {0}")]
     Format(String),
+    /// A fraud proof does not demonstrate fraud (bad proof, or the element is correct).
+    #[error("fraud proof rejected: {0}")]
+    FraudProofInvalid(String),
     /// An I/O error while reading or writing a file.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

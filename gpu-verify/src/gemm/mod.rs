@@ -227,10 +227,10 @@ impl CpuGemm {
         }
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
-            CpuKernel::Avx512Vnni => run::<x86::Vnni>(a, m, b, out, self.threads),
+            CpuKernel::Avx512Vnni => run::<x86::Vnni>(a, b, out, self.threads),
             #[cfg(target_arch = "x86_64")]
-            CpuKernel::Avx2 => run::<x86::Avx2>(a, m, b, out, self.threads),
-            _ => run::<portable::Portable>(a, m, b, out, self.threads),
+            CpuKernel::Avx2 => run::<x86::Avx2>(a, b, out, self.threads),
+            _ => run::<portable::Portable>(a, b, out, self.threads),
         }
         Ok(())
     }
@@ -282,7 +282,7 @@ pub(crate) trait MicroKernel {
     fn kernel(a: &[Self::A], b: &[Self::B], groups: usize, out: &mut [i32]);
 }
 
-fn run<K: MicroKernel>(a: &[i8], m: usize, b: BView<'_>, out: &mut [i32], threads: usize) {
+fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) {
     let (k, n) = (b.k, b.n);
     let groups = k.div_ceil(K::KG);
     let panels = n.div_ceil(K::NR);

@@ -1,0 +1,552 @@
+//! Sampled verification: the provider's [`Prover`] answers a challenge with a [`Reveal`];
+//! validators check it with [`verify_reveal`] or, for many jobs at once, [`BatchVerifier`].
+//!
+//! For each challenged tile the reveal carries the tile with its proof against the output
+//! root, and the `h` rows of A and `w` columns of B the tile depends on, each with its
+//! proof against the consumer's input roots. The validator checks, in this order, for
+//! each tile in ascending index order:
+//!
+//! 1. the reveal answers exactly the challenged set (no missing, extra or duplicate tile);
+//! 2. the tile has `h·w` elements and its proof opens leaf `index` of a tree of
+//!    `tile_count` leaves under `c_root`;
+//! 3. there are `h` rows, each of `k` bytes, whose proofs open rows `row0..row0+h` of a tree
+//!    of `m` leaves under `a_root`; likewise `w` columns under `b_root`;
+//! 4. the product of those rows and columns equals the tile, element by element.
+//!
+//! The first failure is the verdict ([`Rejection`]). Recomputation may run on the GPU in
+//! batches, but it is integer-exact and failures are ordered as above, so the verdict is
+//! identical on every backend.
+
+use rayon::prelude::*;
+
+use crate::backend::{cpu_small_product, Engine, SmallProduct};
+use crate::challenge::{challenge_indices, JobId};
+use crate::commit::{a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b_transposed, commit_c, extract_tile, TileGrid};
+use crate::error::{Error, Result};
+use crate::gemm::{check_shape, CpuGemm};
+use crate::matrix::{MatrixI32, MatrixI8};
+use crate::merkle::{Hash, InclusionProof, MerkleTree};
+
+/// Default tile size `T` (see the crate docs for the cost/detection trade-off).
+pub const DEFAULT_TILE: usize = 4;
+/// Default number of sampled tiles `s`.
+pub const DEFAULT_SAMPLES: usize = 4;
+
+/// Everything a validator knows about a job before the reveal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Chain-assigned job id (also mixed into the challenge).
+    pub id: JobId,
+    /// Rows of A and C.
+    pub m: usize,
+    /// Columns of A, rows of B.
+    pub k: usize,
+    /// Columns of B and C.
+    pub n: usize,
+    /// Tile size `T`.
+    pub tile: usize,
+    /// Number of sampled tiles `s`.
+    pub samples: usize,
+    /// Root of A's row commitment (posted by the consumer).
+    pub a_root: Hash,
+    /// Root of B's column commitment (posted by the consumer).
+    pub b_root: Hash,
+    /// Root of C's tile commitment (posted by the provider).
+    pub c_root: Hash,
+}
+
+impl Job {
+    /// The tile grid, after validating the shape.
+    pub fn grid(&self) -> Result<TileGrid> {
+        check_shape(self.m, self.k, self.k, self.n)?;
+        if self.k == 0 {
+            return Err(Error::ZeroDimension { what: "k" });
+        }
+        if self.samples == 0 {
+            return Err(Error::InvalidParameter("sample count must be positive".into()));
+        }
+        TileGrid::new(self.m, self.n, self.tile)
+    }
+
+    /// The challenged tile indices for `seed`.
+    pub fn challenge(&self, seed: &Hash) -> Result<Vec<u64>> {
+        challenge_indices(seed, &self.id, self.grid()?.count(), self.samples)
+    }
+}
+
+/// A row of A or a column of B with its inclusion proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opening {
+    /// The `k` values.
+    pub data: Vec<i8>,
+    /// Proof against the input root; `proof.index` is the row or column index.
+    pub proof: InclusionProof,
+}
+
+/// The answer for one challenged tile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TileReveal {
+    /// Tile index.
+    pub index: u64,
+    /// The tile's `h·w` values, row-major.
+    pub tile: Vec<i32>,
+    /// Proof of the tile against the output root.
+    pub proof: InclusionProof,
+    /// Rows `row0..row0+h` of A.
+    pub a_rows: Vec<Opening>,
+    /// Columns `col0..col0+w` of B.
+    pub b_cols: Vec<Opening>,
+}
+
+/// A provider's answer to a challenge.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Reveal {
+    /// One entry per challenged tile, in ascending index order.
+    pub tiles: Vec<TileReveal>,
+}
+
+/// Why a reveal was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The job parameters themselves are invalid.
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    /// A challenged tile is not in the reveal.
+    #[error("challenged tile {index} is missing")]
+    MissingSample {
+        /// The missing tile.
+        index: u64,
+    },
+    /// The reveal contains a tile that was not challenged.
+    #[error("tile {index} was not challenged")]
+    UnexpectedTile {
+        /// The extra tile.
+        index: u64,
+    },
+    /// The same tile appears twice.
+    #[error("tile {index} revealed twice")]
+    DuplicateTile {
+        /// The repeated tile.
+        index: u64,
+    },
+    /// The tile has the wrong number of elements.
+    #[error("tile {index}: expected {expected} elements, got {actual}")]
+    TileShape {
+        /// Tile index.
+        index: u64,
+        /// `h·w`.
+        expected: usize,
+        /// Elements revealed.
+        actual: usize,
+    },
+    /// The tile's proof does not open `index` under the output root.
+    #[error("tile {index}: proof rejected: {reason}")]
+    TileProof {
+        /// Tile index.
+        index: u64,
+        /// Details.
+        reason: String,
+    },
+    /// Wrong number of A rows or B columns.
+    #[error("tile {index}: expected {expected} {what}, got {actual}")]
+    OpeningCount {
+        /// Tile index.
+        index: u64,
+        /// "rows of A" or "columns of B".
+        what: &'static str,
+        /// Expected count.
+        expected: usize,
+        /// Revealed count.
+        actual: usize,
+    },
+    /// A row of A failed its length or proof check.
+    #[error("tile {index}: row {row} of A rejected: {reason}")]
+    RowProof {
+        /// Tile index.
+        index: u64,
+        /// Row of A.
+        row: usize,
+        /// Details.
+        reason: String,
+    },
+    /// A column of B failed its length or proof check.
+    #[error("tile {index}: column {col} of B rejected: {reason}")]
+    ColumnProof {
+        /// Tile index.
+        index: u64,
+        /// Column of B.
+        col: usize,
+        /// Details.
+        reason: String,
+    },
+    /// The recomputed tile differs from the committed one.
+    #[error("tile {index}: C[{row}][{col}] is {claimed}, recomputed {computed}")]
+    WrongResult {
+        /// Tile index.
+        index: u64,
+        /// Row in C.
+        row: usize,
+        /// Column in C.
+        col: usize,
+        /// Committed value.
+        claimed: i32,
+        /// Correct value.
+        computed: i32,
+    },
+}
+
+/// The result of verifying one reveal.
+pub type Verdict = std::result::Result<(), Rejection>;
+
+/// Provider side: holds the matrices and their trees and answers challenges.
+#[derive(Debug)]
+pub struct Prover {
+    a: MatrixI8,
+    bt: MatrixI8,
+    c: MatrixI32,
+    grid: TileGrid,
+    a_tree: MerkleTree,
+    b_tree: MerkleTree,
+    c_tree: MerkleTree,
+}
+
+impl Prover {
+    /// Commits to `a`, `b` and a claimed product `c` (not checked: a dishonest provider
+    /// can be simulated by passing a wrong `c`).
+    pub fn new(a: MatrixI8, b: &MatrixI8, c: MatrixI32, tile: usize) -> Result<Self> {
+        check_shape(a.rows(), a.cols(), b.rows(), b.cols())?;
+        if (c.rows(), c.cols()) != (a.rows(), b.cols()) {
+            return Err(Error::InvalidParameter("C does not have shape m×n".into()));
+        }
+        let grid = TileGrid::new(c.rows(), c.cols(), tile)?;
+        let bt = b.transpose();
+        let a_tree = commit_a(&a)?;
+        let b_tree = commit_b_transposed(&bt)?;
+        let c_tree = commit_c(&c, tile)?;
+        Ok(Self {
+            a,
+            bt,
+            c,
+            grid,
+            a_tree,
+            b_tree,
+            c_tree,
+        })
+    }
+
+    /// Computes `C = A × B` on `engine` and commits to everything.
+    pub fn compute(engine: &Engine, a: MatrixI8, b: &MatrixI8, tile: usize) -> Result<Self> {
+        let c = engine.gemm(&a, b)?;
+        Self::new(a, b, c, tile)
+    }
+
+    /// The job description a validator would hold (with the given id and sample count).
+    pub fn job(&self, id: JobId, samples: usize) -> Job {
+        Job {
+            id,
+            m: self.a.rows(),
+            k: self.a.cols(),
+            n: self.bt.rows(),
+            tile: self.grid.tile(),
+            samples,
+            a_root: self.a_tree.root(),
+            b_root: self.b_tree.root(),
+            c_root: self.c_tree.root(),
+        }
+    }
+
+    /// The committed output.
+    pub fn output(&self) -> &MatrixI32 {
+        &self.c
+    }
+
+    /// The tile grid.
+    pub fn grid(&self) -> TileGrid {
+        self.grid
+    }
+
+    /// Tree over A's rows.
+    pub fn a_tree(&self) -> &MerkleTree {
+        &self.a_tree
+    }
+
+    /// Tree over B's columns.
+    pub fn b_tree(&self) -> &MerkleTree {
+        &self.b_tree
+    }
+
+    /// Tree over C's tiles.
+    pub fn c_tree(&self) -> &MerkleTree {
+        &self.c_tree
+    }
+
+    /// Opening of row `i` of A.
+    pub fn open_a_row(&self, i: usize) -> Result<Opening> {
+        Ok(Opening {
+            data: self.a.row(i)?.to_vec(),
+            proof: self.a_tree.prove(i as u64)?,
+        })
+    }
+
+    /// Opening of column `j` of B.
+    pub fn open_b_col(&self, j: usize) -> Result<Opening> {
+        Ok(Opening {
+            data: self.bt.row(j)?.to_vec(),
+            proof: self.b_tree.prove(j as u64)?,
+        })
+    }
+
+    /// Reveal of one tile.
+    pub fn reveal_tile(&self, index: u64) -> Result<TileReveal> {
+        let r = self.grid.rect(index)?;
+        Ok(TileReveal {
+            index,
+            tile: extract_tile(&self.c, &self.grid, index)?,
+            proof: self.c_tree.prove(index)?,
+            a_rows: (r.row0..r.row0 + r.rows).map(|i| self.open_a_row(i)).collect::<Result<_>>()?,
+            b_cols: (r.col0..r.col0 + r.cols).map(|j| self.open_b_col(j)).collect::<Result<_>>()?,
+        })
+    }
+
+    /// Reveal for a list of tile indices (normally `job.challenge(seed)`).
+    pub fn reveal(&self, indices: &[u64]) -> Result<Reveal> {
+        Ok(Reveal {
+            tiles: indices.iter().map(|&i| self.reveal_tile(i)).collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// A reveal that passed all structural and proof checks up to `failure` (if any).
+struct Checked<'a> {
+    /// Tiles in ascending index order whose proofs all passed, before the first failure.
+    tiles: Vec<&'a TileReveal>,
+    /// Products to recompute, one per entry of `tiles`.
+    rows: Vec<Vec<i8>>,
+    cols: Vec<Vec<i8>>,
+    /// The first structural failure, which ends the walk.
+    failure: Option<Rejection>,
+}
+
+fn check_structure<'a>(job: &Job, seed: &Hash, reveal: &'a Reveal) -> std::result::Result<Checked<'a>, Rejection> {
+    let bad_job = |e: Error| Rejection::InvalidJob(e.to_string());
+    let grid = job.grid().map_err(bad_job)?;
+    let expected = job.challenge(seed).map_err(bad_job)?;
+    // Set checks (BTreeMap/BTreeSet: deterministic, no hash iteration).
+    let expected_set: std::collections::BTreeSet<u64> = expected.iter().copied().collect();
+    let mut by_index = std::collections::BTreeMap::new();
+    for t in &reveal.tiles {
+        if !expected_set.contains(&t.index) {
+            return Err(Rejection::UnexpectedTile { index: t.index });
+        }
+        if by_index.insert(t.index, t).is_some() {
+            return Err(Rejection::DuplicateTile { index: t.index });
+        }
+    }
+    if let Some(&index) = expected.iter().find(|i| !by_index.contains_key(i)) {
+        return Err(Rejection::MissingSample { index });
+    }
+    let mut out = Checked {
+        tiles: Vec::new(),
+        rows: Vec::new(),
+        cols: Vec::new(),
+        failure: None,
+    };
+    for (&index, &t) in &by_index {
+        match check_tile(job, &grid, index, t) {
+            Ok((rows, cols)) => {
+                out.tiles.push(t);
+                out.rows.push(rows);
+                out.cols.push(cols);
+            }
+            Err(r) => {
+                out.failure = Some(r);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one tile's shape and every proof; returns the concatenated rows and columns.
+fn check_tile(job: &Job, grid: &TileGrid, index: u64, t: &TileReveal) -> std::result::Result<(Vec<i8>, Vec<i8>), Rejection> {
+    let rect = grid
+        .rect(index)
+        .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    let expected = rect.rows * rect.cols;
+    if t.tile.len() != expected {
+        return Err(Rejection::TileShape {
+            index,
+            expected,
+            actual: t.tile.len(),
+        });
+    }
+    t.proof
+        .verify_at(&job.c_root, &c_tile_leaf(&t.tile), index, grid.count())
+        .map_err(|e| Rejection::TileProof {
+            index,
+            reason: e.to_string(),
+        })?;
+    for (what, got, want) in [("rows of A", t.a_rows.len(), rect.rows), ("columns of B", t.b_cols.len(), rect.cols)] {
+        if got != want {
+            return Err(Rejection::OpeningCount {
+                index,
+                what,
+                expected: want,
+                actual: got,
+            });
+        }
+    }
+    let mut rows = Vec::with_capacity(rect.rows * job.k);
+    for (r, o) in t.a_rows.iter().enumerate() {
+        let row = rect.row0 + r;
+        let fail = |reason: String| Rejection::RowProof { index, row, reason };
+        if o.data.len() != job.k {
+            return Err(fail(format!("expected {} values, got {}", job.k, o.data.len())));
+        }
+        o.proof
+            .verify_at(&job.a_root, &a_row_leaf(&o.data), row as u64, job.m as u64)
+            .map_err(|e| fail(e.to_string()))?;
+        rows.extend_from_slice(&o.data);
+    }
+    let mut cols = Vec::with_capacity(rect.cols * job.k);
+    for (c, o) in t.b_cols.iter().enumerate() {
+        let col = rect.col0 + c;
+        let fail = |reason: String| Rejection::ColumnProof { index, col, reason };
+        if o.data.len() != job.k {
+            return Err(fail(format!("expected {} values, got {}", job.k, o.data.len())));
+        }
+        o.proof
+            .verify_at(&job.b_root, &b_col_leaf(&o.data), col as u64, job.n as u64)
+            .map_err(|e| fail(e.to_string()))?;
+        cols.extend_from_slice(&o.data);
+    }
+    Ok((rows, cols))
+}
+
+/// Compares recomputed tiles in order; the first mismatch wins, then the structural failure.
+fn finish(job: &Job, checked: &Checked<'_>, computed: &[Vec<i32>]) -> Verdict {
+    let grid = job.grid().map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    for (t, got) in checked.tiles.iter().zip(computed) {
+        let rect = grid
+            .rect(t.index)
+            .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+        if let Some(p) = t.tile.iter().zip(got).position(|(a, b)| a != b) {
+            return Err(Rejection::WrongResult {
+                index: t.index,
+                row: rect.row0 + p / rect.cols,
+                col: rect.col0 + p % rect.cols,
+                claimed: t.tile[p],
+                computed: got[p],
+            });
+        }
+    }
+    match &checked.failure {
+        Some(r) => Err(r.clone()),
+        None => Ok(()),
+    }
+}
+
+fn products<'a>(job: &Job, grid: &TileGrid, checked: &'a Checked<'_>) -> std::result::Result<Vec<SmallProduct<'a>>, Rejection> {
+    checked
+        .tiles
+        .iter()
+        .zip(checked.rows.iter().zip(&checked.cols))
+        .map(|(t, (rows, cols))| {
+            let rect = grid
+                .rect(t.index)
+                .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+            Ok(SmallProduct {
+                rows,
+                cols,
+                h: rect.rows,
+                w: rect.cols,
+                k: job.k,
+            })
+        })
+        .collect()
+}
+
+/// Verifies one reveal on the CPU (single-threaded kernel, fastest SIMD path).
+pub fn verify_reveal(job: &Job, seed: &Hash, reveal: &Reveal) -> Verdict {
+    verify_reveal_with(&CpuGemm::new(), job, seed, reveal)
+}
+
+/// Verifies one reveal with a specific CPU GEMM configuration (kernel forced by tests).
+pub fn verify_reveal_with(cpu: &CpuGemm, job: &Job, seed: &Hash, reveal: &Reveal) -> Verdict {
+    let single = cpu
+        .with_threads(1)
+        .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    let checked = check_structure(job, seed, reveal)?;
+    let grid = job.grid().map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    let computed = products(job, &grid, &checked)?
+        .iter()
+        .map(|p| cpu_small_product(&single, p))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    finish(job, &checked, &computed)
+}
+
+/// Verifies the reveals of many jobs in one call. Proofs are checked in parallel on the
+/// CPU; tile recomputations of all jobs are gathered and run on the engine's backend (one
+/// batched GPU launch per tile shape on CUDA, rayon-parallel on the CPU).
+#[derive(Debug)]
+pub struct BatchVerifier {
+    engine: Engine,
+}
+
+/// One job to verify in a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchItem<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// Its challenge seed.
+    pub seed: &'a Hash,
+    /// The provider's reveal.
+    pub reveal: &'a Reveal,
+}
+
+impl BatchVerifier {
+    /// A verifier computing on `engine`.
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// One verdict per item, in order. An `Err` means the backend itself failed (never
+    /// a property of the reveals); if the GPU fails the CPU result is used instead.
+    pub fn verify(&self, items: &[BatchItem<'_>]) -> Result<Vec<Verdict>> {
+        let checked: Vec<std::result::Result<Checked<'_>, Rejection>> = items
+            .par_iter()
+            .map(|it| check_structure(it.job, it.seed, it.reveal))
+            .collect();
+        let mut all = Vec::new();
+        let mut spans = Vec::with_capacity(items.len());
+        for (it, c) in items.iter().zip(&checked) {
+            let start = all.len();
+            if let (Ok(c), Ok(grid)) = (c, it.job.grid()) {
+                if let Ok(ps) = products(it.job, &grid, c) {
+                    all.extend(ps);
+                }
+            }
+            spans.push(start..all.len());
+        }
+        let computed = match self.engine.small_products(&all) {
+            Ok(v) => v,
+            Err(_) if self.engine.is_cuda() => Engine::cpu(*self.engine.cpu_gemm()).small_products(&all)?,
+            Err(e) => return Err(e),
+        };
+        Ok(items
+            .iter()
+            .zip(checked)
+            .zip(spans)
+            .map(|((it, c), span)| match c {
+                Err(r) => Err(r),
+                Ok(c) => finish(it.job, &c, &computed[span]),
+            })
+            .collect())
+    }
+}
