@@ -1,13 +1,62 @@
-//! Exact int8 compute, Merkle commitments, sampled verification and fraud proofs.
-pub mod error;
-pub mod gemm;
-pub mod matrix;
-pub mod merkle;
+//! Exact int8 compute on GPU and CPU, Merkle commitments, sampled verification and fraud
+//! proofs for the Lode GPU marketplace (job kind `MatMulI8 {m, k, n}`).
+//!
+//! # Protocol
+//!
+//! `C (m×n, i32) = A (m×k, i8) × B (k×n, i8)` with `k <= 131071`, so every result fits in
+//! i32 and integer arithmetic makes every backend bit-identical.
+//!
+//! 1. The consumer posts the roots of A (committed by rows) and B (by columns)
+//!    ([`commit`], [`merkle`]).
+//! 2. The provider computes C ([`gemm`], [`cuda`], chosen through [`backend`]) and posts
+//!    the root of C committed by T×T tiles.
+//! 3. A later block hash yields the challenge seed; `s` distinct tile indices follow from
+//!    it ([`challenge`]).
+//! 4. The provider reveals each sampled tile with its proof, plus the T rows of A and T
+//!    columns of B it needs with their proofs; validators check every proof and recompute
+//!    the tiles ([`verify`], [`verify::BatchVerifier`] for many jobs).
+//! 5. The consumer can check all of C with Freivalds' algorithm ([`freivalds`]) and turn a
+//!    wrong element into a [`fraud::FraudProof`] anyone can check with one dot product.
+//!
+//! # Defaults and cost
+//!
+//! A sample costs the validator `2·T·k` bytes of SHA-256 (rows and columns must be hashed
+//! to check their proofs) plus `2·T²·k` integer operations; computing C costs `2·m·n·k`
+//! operations. Hashing dominates, so with `R_h` bytes/s of SHA-256 and `R_g` ops/s of
+//! GEMM,
+//!
+//! ```text
+//! verify / compute ≈ s·T·R_g / (R_h·m·n)
+//! ```
+//!
+//! On the reference CPU (SHA-NI ≈ 2 GB/s, VNNI GEMM ≈ 0.3–0.5 TOPS single-threaded) the
+//! 1/1000 budget at m = n = k = 2048 leaves `s·T ≲ 16`. The defaults are
+//! [`verify::DEFAULT_TILE`] `T = 4` and [`verify::DEFAULT_SAMPLES`] `s = 4` (measured
+//! ratio in README.md). A provider corrupting a fraction `f` of tiles escapes with
+//! probability `(1 − f)^s` (distinct samples make it slightly smaller, see
+//! [`challenge::escape_probability`]): 0.41 at f = 0.2, 0.06 at f = 0.5. Sampling is the
+//! cheap deterrent; full coverage comes from consumers' Freivalds checks and fraud proofs.
+//! Jobs that want stronger sampling raise `s` (cost grows linearly).
+//!
+//! Freivalds: each trial with a uniform vector over `F_p`, `p = 2⁶¹ − 1`, accepts a wrong
+//! C with probability `<= 1/p`.
+
+pub mod backend;
 pub mod challenge;
 pub mod commit;
 pub mod cuda;
-pub mod backend;
-pub mod verify;
-pub mod freivalds;
-pub mod fraud;
+pub mod error;
 pub mod format;
+pub mod fraud;
+pub mod freivalds;
+pub mod gemm;
+pub mod matrix;
+pub mod merkle;
+pub mod sim;
+pub mod verify;
+
+pub use backend::{Backend, Engine};
+pub use error::{Error, Result};
+pub use gemm::{CpuGemm, CpuKernel, MAX_K};
+pub use matrix::{Matrix, MatrixI32, MatrixI8};
+pub use merkle::Hash;

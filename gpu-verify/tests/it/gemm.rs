@@ -1,0 +1,145 @@
+use lode_gpu_verify::backend::{Backend, Engine};
+use lode_gpu_verify::gemm::reference_i64;
+use lode_gpu_verify::{cuda, CpuGemm, CpuKernel, Error, MatrixI8, MAX_K};
+use proptest::prelude::*;
+
+use crate::common::random_matrix;
+
+fn all_paths() -> Vec<CpuGemm> {
+    let mut v = Vec::new();
+    for k in CpuKernel::supported() {
+        for t in [1, 2, 3] {
+            v.push(CpuGemm::new().with_kernel(k).and_then(|g| g.with_threads(t)).expect("config"));
+        }
+    }
+    v
+}
+
+fn assert_matches_reference(a: &MatrixI8, b: &MatrixI8) {
+    let want = reference_i64(a, b).expect("reference");
+    for g in all_paths() {
+        let c = g.gemm(a, b).expect("gemm");
+        let got: Vec<i64> = c.data().iter().map(|&v| i64::from(v)).collect();
+        assert_eq!(got, want, "{:?} on {}x{}x{}", g, a.rows(), a.cols(), b.cols());
+    }
+}
+
+#[test]
+fn the_portable_kernel_is_always_available_and_reported() {
+    assert!(CpuKernel::Portable.is_supported());
+    assert!(CpuKernel::supported().contains(&CpuKernel::best()));
+    eprintln!("CPU kernels here: {:?}", CpuKernel::supported());
+}
+
+#[test]
+fn every_cpu_path_matches_the_i64_reference_on_edge_shapes() {
+    let shapes = [
+        (1, 1, 1),
+        (1, 7, 1),
+        (2, 1, 3),
+        (5, 3, 1),
+        (1, 64, 65),
+        (7, 63, 9),
+        (13, 65, 17),
+        (6, 4, 64),
+        (97, 129, 70),
+        (100, 515, 33),
+    ];
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        assert_matches_reference(&random_matrix(m, k, i as u64 * 2), &random_matrix(k, n, i as u64 * 2 + 1));
+    }
+}
+
+#[test]
+fn every_cpu_path_is_exact_at_extreme_values() {
+    for (av, bv) in [(-128i8, -128i8), (-128, 127), (127, 127), (127, -128)] {
+        let a = MatrixI8::from_fn(9, 70, |_, _| av).expect("a");
+        let b = MatrixI8::from_fn(70, 67, |_, _| bv).expect("b");
+        assert_matches_reference(&a, &b);
+    }
+}
+
+#[test]
+fn the_largest_allowed_k_is_exact_on_every_path() {
+    let a = MatrixI8::from_fn(2, MAX_K, |r, c| if r == 0 { -128 } else if c % 3 == 0 { 127 } else { -128 })
+        .expect("a");
+    let b = MatrixI8::from_fn(MAX_K, 2, |r, c| if c == 0 { -128 } else if r % 5 == 0 { -128 } else { 127 })
+        .expect("b");
+    let want = reference_i64(&a, &b).expect("reference");
+    assert_eq!(want[0], 128 * 128 * MAX_K as i64);
+    assert_eq!(want[0], 2_147_467_264);
+    for k in CpuKernel::supported() {
+        let c = CpuGemm::new().with_kernel(k).expect("kernel").gemm(&a, &b).expect("gemm");
+        let got: Vec<i64> = c.data().iter().map(|&v| i64::from(v)).collect();
+        assert_eq!(got, want, "{k:?}");
+    }
+}
+
+#[test]
+fn k_one_past_the_limit_is_an_error_not_a_wrap() {
+    let a = MatrixI8::zeros(1, MAX_K + 1).expect("a");
+    let b = MatrixI8::zeros(MAX_K + 1, 1).expect("b");
+    for k in CpuKernel::supported() {
+        let err = CpuGemm::new().with_kernel(k).expect("kernel").gemm(&a, &b);
+        assert!(matches!(err, Err(Error::KTooLarge { k: 131_072, max: MAX_K })), "{err:?}");
+    }
+}
+
+#[test]
+fn mismatched_inner_dimensions_and_zero_threads_are_errors() {
+    let a = MatrixI8::zeros(2, 3).expect("a");
+    let b = MatrixI8::zeros(4, 2).expect("b");
+    assert!(matches!(CpuGemm::new().gemm(&a, &b), Err(Error::ShapeMismatch { .. })));
+    assert!(CpuGemm::new().with_threads(0).is_err());
+    assert!(MatrixI8::new(2, 2, vec![0; 3]).is_err());
+    assert!(MatrixI8::zeros(0, 2).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn every_cpu_path_matches_the_i64_reference_on_random_shapes(
+        m in 1usize..40, k in 1usize..300, n in 1usize..90, seed in any::<u64>()
+    ) {
+        assert_matches_reference(&random_matrix(m, k, seed), &random_matrix(k, n, seed ^ 0xff));
+    }
+
+    #[test]
+    fn the_cuda_backend_equals_the_cpu_backend_bit_for_bit(
+        m in 1usize..130, k in 1usize..300, n in 1usize..130, seed in any::<u64>()
+    ) {
+        let engine = match Engine::new(Backend::Cuda) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("skipping CUDA comparison: {e}");
+                return Ok(());
+            }
+        };
+        let a = random_matrix(m, k, seed);
+        let b = random_matrix(k, n, seed ^ 1);
+        let cpu = CpuGemm::new().gemm(&a, &b).expect("cpu");
+        prop_assert_eq!(engine.gemm(&a, &b).expect("cuda cublas"), cpu.clone());
+        let dev = engine.cuda_gemm().expect("cuda engine has a device");
+        prop_assert_eq!(dev.gemm_dp4a(&a, &b).expect("cuda dp4a"), cpu);
+    }
+}
+
+#[test]
+fn the_auto_backend_falls_back_to_the_cpu_with_a_reason() {
+    let e = Engine::new(Backend::Auto).expect("auto never fails");
+    match cuda::probe() {
+        Ok(n) => {
+            assert!(e.is_cuda(), "{n} CUDA devices but auto chose the CPU");
+        }
+        Err(reason) => {
+            eprintln!("no CUDA here: {reason}");
+            assert!(!e.is_cuda());
+            assert!(e.cuda_unavailable_reason().is_some_and(|r| !r.is_empty()));
+            assert!(Engine::new(Backend::Cuda).is_err());
+        }
+    }
+    let a = random_matrix(5, 9, 3);
+    let b = random_matrix(9, 4, 4);
+    assert_eq!(e.gemm(&a, &b).expect("gemm"), CpuGemm::new().gemm(&a, &b).expect("cpu"));
+}

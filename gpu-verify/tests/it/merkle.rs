@@ -1,0 +1,130 @@
+use ct_merkle::{InclusionProof as CtProof, RootHash};
+use lode_gpu_verify::commit::{a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b, commit_c, extract_tile, TileGrid};
+use lode_gpu_verify::merkle::{leaf_hash, path_len, Domain, InclusionProof, MerkleTree};
+use lode_gpu_verify::{Error, MatrixI32};
+use proptest::prelude::*;
+
+use crate::common::random_matrix;
+
+#[test]
+fn roots_and_proofs_agree_with_the_independent_ct_merkle_implementation() {
+    for n in 1..=33usize {
+        // ct-merkle hashes a leaf as SHA-256(0x00 || bytes); with bytes = tag || data that is
+        // exactly our domain-separated leaf preimage.
+        let data: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; i % 5 + 1]).collect();
+        let leaves: Vec<Vec<u8>> = data
+            .iter()
+            .map(|d| [&[Domain::ARow as u8][..], d].concat())
+            .collect();
+        let ours = MerkleTree::from_leaf_hashes(data.iter().map(|d| leaf_hash(Domain::ARow, d)).collect())
+            .expect("tree");
+        let mut ct = ct_merkle::mem_backed_tree::MemoryBackedTree::<sha2_011::Sha256, Vec<u8>>::new();
+        for l in &leaves {
+            ct.push(l.clone());
+        }
+        let ct_root = ct.root();
+        assert_eq!(ct_root.as_bytes().as_slice(), ours.root().as_slice(), "root, n = {n}");
+        for (i, l) in leaves.iter().enumerate() {
+            let p = ours.prove(i as u64).expect("prove");
+            let bytes: Vec<u8> = p.siblings.iter().flatten().copied().collect();
+            let ct_proof = CtProof::<sha2_011::Sha256>::try_from_bytes(bytes).expect("ct proof");
+            let root = RootHash::<sha2_011::Sha256>::new(*ct_root.as_bytes(), n as u64);
+            root.verify_inclusion(l, i as u64, &ct_proof).expect("ct-merkle accepts our proof");
+        }
+    }
+}
+
+fn tree(n: usize) -> (MerkleTree, Vec<[u8; 32]>) {
+    let leaves: Vec<_> = (0..n).map(|i| leaf_hash(Domain::CTile, &(i as u64).to_le_bytes())).collect();
+    (MerkleTree::from_leaf_hashes(leaves.clone()).expect("tree"), leaves)
+}
+
+#[test]
+fn a_proof_presented_for_a_different_index_is_rejected() {
+    let (t, leaves) = tree(13);
+    let mut p = t.prove(5).expect("prove");
+    p.verify(&t.root(), &leaves[5]).expect("honest proof");
+    p.index = 4; // same path length, wrong position
+    assert!(p.verify(&t.root(), &leaves[5]).is_err());
+    assert!(t.prove(5).expect("p").verify_at(&t.root(), &leaves[5], 6, 13).is_err());
+}
+
+#[test]
+fn a_path_with_a_duplicated_sibling_is_rejected() {
+    let (t, leaves) = tree(16);
+    let mut p = t.prove(3).expect("prove");
+    p.siblings[1] = p.siblings[0];
+    assert!(matches!(p.verify(&t.root(), &leaves[3]), Err(Error::RootMismatch { .. })));
+}
+
+#[test]
+fn truncated_paths_and_extra_siblings_are_rejected_structurally() {
+    let (t, leaves) = tree(11);
+    let honest = t.prove(7).expect("prove");
+    let mut short = honest.clone();
+    short.siblings.pop();
+    assert!(matches!(short.verify(&t.root(), &leaves[7]), Err(Error::MalformedProof(_))));
+    let mut long = honest.clone();
+    long.siblings.push([0; 32]);
+    assert!(matches!(long.verify(&t.root(), &leaves[7]), Err(Error::MalformedProof(_))));
+    let mut bad_count = honest;
+    bad_count.leaf_count = 12;
+    assert!(bad_count.verify_at(&t.root(), &leaves[7], 7, 11).is_err());
+    let out_of_range = InclusionProof { index: 11, leaf_count: 11, siblings: vec![] };
+    assert!(matches!(out_of_range.verify(&t.root(), &leaves[0]), Err(Error::MalformedProof(_))));
+}
+
+#[test]
+fn a_leaf_from_another_tree_or_domain_is_rejected() {
+    let a = random_matrix(8, 16, 1);
+    let other = random_matrix(8, 16, 2);
+    let ta = commit_a(&a).expect("a");
+    let to = commit_a(&other).expect("other");
+    let p = to.prove(2).expect("prove");
+    assert!(p.verify(&ta.root(), &a_row_leaf(other.row(2).expect("row"))).is_err());
+    // The same bytes under the B-column domain do not open the A-row tree.
+    let row = a.row(2).expect("row");
+    let pa = ta.prove(2).expect("prove");
+    pa.verify(&ta.root(), &a_row_leaf(row)).expect("A row");
+    assert!(pa.verify(&ta.root(), &b_col_leaf(row)).is_err());
+    // And B's column tree is a different tree over the same matrix.
+    assert_ne!(commit_b(&a.transpose()).expect("b").root(), ta.root());
+}
+
+#[test]
+fn tile_bytes_of_the_wrong_length_do_not_verify() {
+    let c = MatrixI32::from_fn(10, 9, |r, c| (r * 9 + c) as i32 * 1000 - 7).expect("c");
+    let tree = commit_c(&c, 4).expect("tree");
+    let grid = TileGrid::new(10, 9, 4).expect("grid");
+    let last = grid.count() - 1;
+    let tile = extract_tile(&c, &grid, last).expect("tile");
+    assert_eq!(tile.len(), 2); // edge tile: 2 rows x 1 column
+    let p = tree.prove(last).expect("prove");
+    p.verify(&tree.root(), &c_tile_leaf(&tile)).expect("honest");
+    let mut longer = tile.clone();
+    longer.push(0);
+    assert!(p.verify(&tree.root(), &c_tile_leaf(&longer)).is_err());
+    assert!(p.verify(&tree.root(), &c_tile_leaf(&tile[..1])).is_err());
+}
+
+proptest! {
+    #[test]
+    fn proof_decoding_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        if let Ok(p) = InclusionProof::from_bytes(&bytes) {
+            prop_assert_eq!(p.to_bytes(), bytes);
+            prop_assert_eq!(p.siblings.len(), path_len(p.index, p.leaf_count).expect("valid"));
+        }
+    }
+
+    #[test]
+    fn proofs_round_trip_and_verify_for_any_tree_size(n in 1usize..300, pick in any::<u64>()) {
+        let (t, leaves) = tree(n);
+        let i = pick % n as u64;
+        let p = t.prove(i).expect("prove");
+        let decoded = InclusionProof::from_bytes(&p.to_bytes()).expect("decode");
+        prop_assert!(decoded.verify_at(&t.root(), &leaves[i as usize], i, n as u64).is_ok());
+        let mut truncated = p.to_bytes();
+        truncated.pop();
+        prop_assert!(InclusionProof::from_bytes(&truncated).is_err());
+    }
+}
