@@ -11,7 +11,9 @@ use lode_gpu_verify::matrix::MatrixI8;
 fn random(rows: usize, cols: usize, seed: u64) -> MatrixI8 {
     let mut s = seed;
     MatrixI8::from_fn(rows, cols, |_, _| {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 56) as i8
     })
     .expect("shape")
@@ -30,7 +32,9 @@ fn bench_gemm(c: &mut Criterion) {
         Err(_) => vec![CpuKernel::best()],
     };
     let mut group = c.benchmark_group("gemm_i8");
-    group.sample_size(10).warm_up_time(Duration::from_millis(500));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500));
     for &n in &sizes {
         let a = random(n, n, 1);
         let b = random(n, n, 2);

@@ -127,7 +127,10 @@ impl Engine {
             None => {
                 use rayon::prelude::*;
                 let single = self.cpu.with_threads(1)?;
-                items.par_iter().map(|p| cpu_small_product(&single, p)).collect()
+                items
+                    .par_iter()
+                    .map(|p| cpu_small_product(&single, p))
+                    .collect()
             }
         }
     }
@@ -151,7 +154,9 @@ fn cuda_small_products(g: &CudaGemm, items: &[SmallProduct<'_>]) -> Result<Vec<V
     let mut groups: BTreeMap<(usize, usize, usize), Vec<usize>> = BTreeMap::new();
     for (i, p) in items.iter().enumerate() {
         if p.rows.len() != p.h * p.k || p.cols.len() != p.w * p.k {
-            return Err(Error::InvalidParameter("small product operand lengths".into()));
+            return Err(Error::InvalidParameter(
+                "small product operand lengths".into(),
+            ));
         }
         groups.entry((p.h, p.w, p.k)).or_default().push(i);
     }
@@ -163,10 +168,12 @@ fn cuda_small_products(g: &CudaGemm, items: &[SmallProduct<'_>]) -> Result<Vec<V
         for (slot, &i) in idx.iter().enumerate() {
             let p = &items[i];
             for r in 0..h {
-                a[(slot * h + r) * kp..(slot * h + r) * kp + k].copy_from_slice(&p.rows[r * k..(r + 1) * k]);
+                a[(slot * h + r) * kp..(slot * h + r) * kp + k]
+                    .copy_from_slice(&p.rows[r * k..(r + 1) * k]);
             }
             for c in 0..w {
-                bt[(slot * w + c) * kp..(slot * w + c) * kp + k].copy_from_slice(&p.cols[c * k..(c + 1) * k]);
+                bt[(slot * w + c) * kp..(slot * w + c) * kp + k]
+                    .copy_from_slice(&p.cols[c * k..(c + 1) * k]);
             }
         }
         let res = g.batched(&a, &bt, h, w, kp, idx.len())?;

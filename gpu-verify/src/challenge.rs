@@ -34,12 +34,21 @@ pub fn challenge_seed(block_hash: &Hash, job_id: &JobId) -> Hash {
 }
 
 /// `samples` distinct tile indices in `[0, tile_count)`, sorted ascending.
-pub fn challenge_indices(seed: &Hash, job_id: &JobId, tile_count: u64, samples: usize) -> Result<Vec<u64>> {
+pub fn challenge_indices(
+    seed: &Hash,
+    job_id: &JobId,
+    tile_count: u64,
+    samples: usize,
+) -> Result<Vec<u64>> {
     if tile_count == 0 {
-        return Err(Error::InvalidParameter("tile count must be positive".into()));
+        return Err(Error::InvalidParameter(
+            "tile count must be positive".into(),
+        ));
     }
     if samples == 0 {
-        return Err(Error::InvalidParameter("sample count must be positive".into()));
+        return Err(Error::InvalidParameter(
+            "sample count must be positive".into(),
+        ));
     }
     if samples as u64 >= tile_count {
         return Ok((0..tile_count).collect());
@@ -91,7 +100,10 @@ mod tests {
         assert_eq!(v.len(), 9);
         assert!(v.windows(2).all(|w| w[0] < w[1]));
         assert!(v.iter().all(|&i| i < 10));
-        assert_eq!(challenge_indices(&seed, &id, 5, 8).expect("all"), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            challenge_indices(&seed, &id, 5, 8).expect("all"),
+            vec![0, 1, 2, 3, 4]
+        );
         assert!(challenge_indices(&seed, &id, 0, 1).is_err());
         assert!(challenge_indices(&seed, &id, 3, 0).is_err());
     }

@@ -37,7 +37,9 @@ impl TileGrid {
     pub fn new(m: usize, n: usize, t: usize) -> Result<Self> {
         crate::matrix::checked_len(m, n)?;
         if t == 0 {
-            return Err(Error::InvalidParameter("tile size must be at least 1".into()));
+            return Err(Error::InvalidParameter(
+                "tile size must be at least 1".into(),
+            ));
         }
         Ok(Self { m, n, t })
     }
@@ -106,7 +108,9 @@ pub fn encode_tile(values: &[i32], out: &mut Vec<u8>) {
 /// Copies tile `index` of `c` out (row-major within the tile).
 pub fn extract_tile(c: &MatrixI32, grid: &TileGrid, index: u64) -> Result<Vec<i32>> {
     if (c.rows(), c.cols()) != (grid.m, grid.n) {
-        return Err(Error::InvalidParameter("matrix shape does not match tile grid".into()));
+        return Err(Error::InvalidParameter(
+            "matrix shape does not match tile grid".into(),
+        ));
     }
     let r = grid.rect(index)?;
     let mut out = Vec::with_capacity(r.rows * r.cols);
@@ -188,8 +192,24 @@ mod tests {
     fn edge_tiles_are_clipped_to_the_matrix() {
         let g = TileGrid::new(5, 7, 3).expect("grid");
         assert_eq!((g.tiles_m(), g.tiles_n(), g.count()), (2, 3, 6));
-        assert_eq!(g.rect(0).expect("r"), TileRect { row0: 0, rows: 3, col0: 0, cols: 3 });
-        assert_eq!(g.rect(5).expect("r"), TileRect { row0: 3, rows: 2, col0: 6, cols: 1 });
+        assert_eq!(
+            g.rect(0).expect("r"),
+            TileRect {
+                row0: 0,
+                rows: 3,
+                col0: 0,
+                cols: 3
+            }
+        );
+        assert_eq!(
+            g.rect(5).expect("r"),
+            TileRect {
+                row0: 3,
+                rows: 2,
+                col0: 6,
+                cols: 1
+            }
+        );
         assert!(g.rect(6).is_err());
         assert_eq!(g.tile_of(4, 6).expect("t"), 5);
         assert!(g.tile_of(5, 0).is_err());
@@ -210,6 +230,9 @@ mod tests {
     #[test]
     fn b_columns_and_a_rows_use_different_domains() {
         let m = MatrixI8::from_fn(3, 3, |_, _| 1).expect("m");
-        assert_ne!(commit_a(&m).expect("a").root(), commit_b(&m).expect("b").root());
+        assert_ne!(
+            commit_a(&m).expect("a").root(),
+            commit_b(&m).expect("b").root()
+        );
     }
 }

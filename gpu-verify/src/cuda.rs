@@ -12,7 +12,10 @@
 use std::sync::Arc;
 
 use cudarc::cublas::{sys as blas_sys, CudaBlas};
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig,
+    PushKernelArg,
+};
 
 use crate::error::{Error, Result};
 use crate::gemm::check_shape;
@@ -120,7 +123,9 @@ pub struct CudaGemm {
 
 impl std::fmt::Debug for CudaGemm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CudaGemm").field("device", &self.name).finish()
+        f.debug_struct("CudaGemm")
+            .field("device", &self.name)
+            .finish()
     }
 }
 
@@ -141,22 +146,28 @@ impl CudaGemm {
     pub fn new(ordinal: usize) -> Result<Self> {
         let count = probe().map_err(Error::CudaUnavailable)?;
         if ordinal >= count {
-            return Err(Error::CudaUnavailable(format!("device {ordinal} requested, {count} present")));
+            return Err(Error::CudaUnavailable(format!(
+                "device {ordinal} requested, {count} present"
+            )));
         }
         let ctx = CudaContext::new(ordinal).map_err(cu("create context"))?;
         let name = ctx.name().map_err(cu("device name"))?;
         let (major, minor) = ctx.compute_capability().map_err(cu("compute capability"))?;
-        let arch = arch_for(major, minor)
-            .ok_or_else(|| Error::CudaUnavailable(format!("compute capability {major}.{minor} lacks dp4a")))?;
+        let arch = arch_for(major, minor).ok_or_else(|| {
+            Error::CudaUnavailable(format!("compute capability {major}.{minor} lacks dp4a"))
+        })?;
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone()).map_err(cu("cuBLAS handle"))?;
         let opts = cudarc::nvrtc::CompileOptions {
             arch: Some(arch),
             ..Default::default()
         };
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(KERNEL_SRC, opts).map_err(cu("NVRTC compile"))?;
+        let ptx =
+            cudarc::nvrtc::compile_ptx_with_opts(KERNEL_SRC, opts).map_err(cu("NVRTC compile"))?;
         let module = ctx.load_module(ptx).map_err(cu("load module"))?;
-        let kernel = module.load_function("gemm_i8_dp4a").map_err(cu("load function"))?;
+        let kernel = module
+            .load_function("gemm_i8_dp4a")
+            .map_err(cu("load function"))?;
         Ok(Self {
             stream,
             blas,
@@ -182,7 +193,11 @@ impl CudaGemm {
         let (m, k, n) = (a.rows(), a.cols(), b.cols());
         // cuBLAS' integer path wants the "TN" form and leading dimensions that are
         // multiples of 4, so k, m and n are zero padded to multiples of 4.
-        let (kp, mp, np) = (k.next_multiple_of(4), m.next_multiple_of(4), n.next_multiple_of(4));
+        let (kp, mp, np) = (
+            k.next_multiple_of(4),
+            m.next_multiple_of(4),
+            n.next_multiple_of(4),
+        );
         let mut ap = vec![0i8; mp * kp];
         ap[..m * kp].copy_from_slice(&pad_rows(a.data(), m, k, kp));
         let bt = b.transpose();
@@ -190,7 +205,10 @@ impl CudaGemm {
         bp[..n * kp].copy_from_slice(&pad_rows(bt.data(), n, k, kp));
         let da = self.stream.clone_htod(&ap).map_err(cu("upload A"))?;
         let db = self.stream.clone_htod(&bp).map_err(cu("upload B"))?;
-        let mut dc = self.stream.alloc_zeros::<i32>(mp * np).map_err(cu("alloc C"))?;
+        let mut dc = self
+            .stream
+            .alloc_zeros::<i32>(mp * np)
+            .map_err(cu("alloc C"))?;
         self.gemm_ex_device(&da, &db, &mut dc, mp, np, kp)?;
         let c = self.stream.clone_dtoh(&dc).map_err(cu("download C"))?;
         let mut out = Vec::with_capacity(m * n);
@@ -211,13 +229,17 @@ impl CudaGemm {
         n: usize,
         k: usize,
     ) -> Result<()> {
-        if m % 4 != 0 || n % 4 != 0 || k % 4 != 0 {
-            return Err(Error::InvalidParameter("cuBLAS int8 dimensions must be multiples of 4".into()));
+        if !m.is_multiple_of(4) || !n.is_multiple_of(4) || !k.is_multiple_of(4) {
+            return Err(Error::InvalidParameter(
+                "cuBLAS int8 dimensions must be multiples of 4".into(),
+            ));
         }
         if a.len() < m * k || bt.len() < n * k || c.len() < m * n {
             return Err(Error::InvalidParameter("device buffers too small".into()));
         }
-        let dim = |v: usize| i32::try_from(v).map_err(|_| Error::InvalidParameter(format!("{v} exceeds i32")));
+        let dim = |v: usize| {
+            i32::try_from(v).map_err(|_| Error::InvalidParameter(format!("{v} exceeds i32")))
+        };
         let (mi, ni, ki) = (dim(m)?, dim(n)?, dim(k)?);
         let alpha: i32 = 1;
         let beta: i32 = 0;
@@ -269,23 +291,48 @@ impl CudaGemm {
         k_padded: usize,
         batch: usize,
     ) -> Result<()> {
-        if k_padded % 4 != 0 || batch == 0 {
-            return Err(Error::InvalidParameter("k must be padded to a multiple of 4".into()));
+        if !k_padded.is_multiple_of(4) || batch == 0 {
+            return Err(Error::InvalidParameter(
+                "k must be padded to a multiple of 4".into(),
+            ));
         }
-        if a.len() < batch * m * k_padded || bt.len() < batch * n * k_padded || c.len() < batch * m * n {
+        if a.len() < batch * m * k_padded
+            || bt.len() < batch * n * k_padded
+            || c.len() < batch * m * n
+        {
             return Err(Error::InvalidParameter("device buffers too small".into()));
         }
-        let as_i32 = |v: usize| i32::try_from(v).map_err(|_| Error::InvalidParameter(format!("{v} exceeds i32")));
-        let as_u32 = |v: usize| u32::try_from(v).map_err(|_| Error::InvalidParameter(format!("{v} exceeds u32")));
+        let as_i32 = |v: usize| {
+            i32::try_from(v).map_err(|_| Error::InvalidParameter(format!("{v} exceeds i32")))
+        };
+        let as_u32 = |v: usize| {
+            u32::try_from(v).map_err(|_| Error::InvalidParameter(format!("{v} exceeds u32")))
+        };
         let (mi, ni, kw) = (as_i32(m)?, as_i32(n)?, as_i32(k_padded / 4)?);
-        let (sa, sb, sc) = ((m * k_padded / 4) as i64, (n * k_padded / 4) as i64, (m * n) as i64);
+        let (sa, sb, sc) = (
+            (m * k_padded / 4) as i64,
+            (n * k_padded / 4) as i64,
+            (m * n) as i64,
+        );
         let cfg = LaunchConfig {
-            grid_dim: (as_u32(n.div_ceil(64))?, as_u32(m.div_ceil(64))?, as_u32(batch)?),
+            grid_dim: (
+                as_u32(n.div_ceil(64))?,
+                as_u32(m.div_ceil(64))?,
+                as_u32(batch)?,
+            ),
             block_dim: (16, 16, 1),
             shared_mem_bytes: 0,
         };
         let mut args = self.stream.launch_builder(&self.kernel);
-        args.arg(a).arg(bt).arg(c).arg(&mi).arg(&ni).arg(&kw).arg(&sa).arg(&sb).arg(&sc);
+        args.arg(a)
+            .arg(bt)
+            .arg(c)
+            .arg(&mi)
+            .arg(&ni)
+            .arg(&kw)
+            .arg(&sa)
+            .arg(&sb)
+            .arg(&sc);
         // SAFETY: the argument list matches the kernel signature (two int8 buffers read as
         // int words, an int32 output, three ints, three 64-bit strides); buffer sizes were
         // checked above against every index the kernel computes (guarded by m, n, kw).
@@ -299,19 +346,37 @@ impl CudaGemm {
         let (m, k, n) = (a.rows(), a.cols(), b.cols());
         let kp = k.next_multiple_of(4);
         let bt = b.transpose();
-        let out = self.batched(&pad_rows(a.data(), m, k, kp), &pad_rows(bt.data(), n, k, kp), m, n, kp, 1)?;
+        let out = self.batched(
+            &pad_rows(a.data(), m, k, kp),
+            &pad_rows(bt.data(), n, k, kp),
+            m,
+            n,
+            kp,
+            1,
+        )?;
         MatrixI32::new(m, n, out)
     }
 
     /// Batch of `batch` products, host in / host out: `a` holds `batch` blocks of m×kp,
     /// `bt` holds `batch` blocks of n×kp (columns of B), result `batch` blocks of m×n.
-    pub fn batched(&self, a: &[i8], bt: &[i8], m: usize, n: usize, kp: usize, batch: usize) -> Result<Vec<i32>> {
+    pub fn batched(
+        &self,
+        a: &[i8],
+        bt: &[i8],
+        m: usize,
+        n: usize,
+        kp: usize,
+        batch: usize,
+    ) -> Result<Vec<i32>> {
         if a.len() != batch * m * kp || bt.len() != batch * n * kp {
             return Err(Error::InvalidParameter("batched operand lengths".into()));
         }
         let da = self.stream.clone_htod(a).map_err(cu("upload A"))?;
         let db = self.stream.clone_htod(bt).map_err(cu("upload B"))?;
-        let mut dc = self.stream.alloc_zeros::<i32>(batch * m * n).map_err(cu("alloc C"))?;
+        let mut dc = self
+            .stream
+            .alloc_zeros::<i32>(batch * m * n)
+            .map_err(cu("alloc C"))?;
         self.dp4a_device(&da, &db, &mut dc, m, n, kp, batch)?;
         self.stream.clone_dtoh(&dc).map_err(cu("download C"))
     }

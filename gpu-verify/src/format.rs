@@ -45,10 +45,16 @@ fn decode_elements<T: Element>(data: &[u8], len: usize) -> Result<Vec<T>> {
         .checked_mul(T::SIZE)
         .ok_or_else(|| fmt_err("element count overflows"))?;
     if data.len() < need {
-        return Err(fmt_err(format!("truncated data: need {need} bytes, have {}", data.len())));
+        return Err(fmt_err(format!(
+            "truncated data: need {need} bytes, have {}",
+            data.len()
+        )));
     }
     if data.len() > need {
-        return Err(fmt_err(format!("{} trailing bytes after the data", data.len() - need)));
+        return Err(fmt_err(format!(
+            "{} trailing bytes after the data",
+            data.len() - need
+        )));
     }
     Ok(data.chunks_exact(T::SIZE).map(T::from_le).collect())
 }
@@ -71,7 +77,10 @@ pub fn encode<T: Element>(m: &Matrix<T>) -> Vec<u8> {
 /// Decodes the binary layout, requiring element type `T`.
 pub fn decode<T: Element>(bytes: &[u8]) -> Result<Matrix<T>> {
     if bytes.len() < HEADER_LEN {
-        return Err(fmt_err(format!("{} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len())));
+        return Err(fmt_err(format!(
+            "{} bytes is shorter than the {HEADER_LEN}-byte header",
+            bytes.len()
+        )));
     }
     if bytes[0..4] != MAGIC {
         return Err(fmt_err("bad magic (expected \"LMAT\")"));
@@ -208,7 +217,10 @@ fn parse_header(h: &str) -> Result<Vec<(String, Value)>> {
                     .split(',')
                     .map(str::trim)
                     .filter(|p| !p.is_empty())
-                    .map(|p| p.parse::<u64>().map_err(|_| fmt_err(format!("bad shape entry '{p}'"))))
+                    .map(|p| {
+                        p.parse::<u64>()
+                            .map_err(|_| fmt_err(format!("bad shape entry '{p}'")))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 Value::Tuple(dims)
             }
@@ -257,7 +269,10 @@ pub fn decode_npy<T: Element>(bytes: &[u8]) -> Result<Matrix<T>> {
                 return Err(fmt_err("truncated .npy header length"));
             }
             let l = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-            (usize::try_from(l).map_err(|_| fmt_err("header too long"))?, 12)
+            (
+                usize::try_from(l).map_err(|_| fmt_err("header too long"))?,
+                12,
+            )
         }
         _ => return Err(fmt_err(format!("unsupported .npy version {major}.{minor}"))),
     };
@@ -265,12 +280,17 @@ pub fn decode_npy<T: Element>(bytes: &[u8]) -> Result<Matrix<T>> {
         .checked_add(hlen)
         .filter(|&e| e <= bytes.len())
         .ok_or_else(|| fmt_err("truncated .npy header"))?;
-    let header = std::str::from_utf8(&bytes[hstart..hend]).map_err(|_| fmt_err("npy header is not UTF-8"))?;
+    let header = std::str::from_utf8(&bytes[hstart..hend])
+        .map_err(|_| fmt_err("npy header is not UTF-8"))?;
     let entries = parse_header(header)?;
     let get = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| v);
     let descr = match get("descr") {
         Some(Value::Str(d)) => d.clone(),
-        Some(_) => return Err(fmt_err("'descr' is not a string (structured dtypes are unsupported)")),
+        Some(_) => {
+            return Err(fmt_err(
+                "'descr' is not a string (structured dtypes are unsupported)",
+            ))
+        }
         None => return Err(fmt_err("npy header lacks 'descr'")),
     };
     if !descr_matches::<T>(&descr) {
@@ -281,7 +301,11 @@ pub fn decode_npy<T: Element>(bytes: &[u8]) -> Result<Matrix<T>> {
     }
     match get("fortran_order") {
         Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => return Err(fmt_err("fortran_order=True is unsupported; save with C order")),
+        Some(Value::Bool(true)) => {
+            return Err(fmt_err(
+                "fortran_order=True is unsupported; save with C order",
+            ))
+        }
         _ => return Err(fmt_err("npy header lacks a boolean 'fortran_order'")),
     }
     let shape = match get("shape") {
@@ -331,7 +355,8 @@ mod tests {
 
     #[test]
     fn header_parser_accepts_numpy_spacing_and_order() {
-        let e = parse_header("{'shape': (3,4), \"fortran_order\": False, 'descr': '<i4'}  \n").expect("parse");
+        let e = parse_header("{'shape': (3,4), \"fortran_order\": False, 'descr': '<i4'}  \n")
+            .expect("parse");
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].1, Value::Tuple(vec![3, 4]));
     }

@@ -86,11 +86,29 @@ pub fn verify_fraud_proof(job: &Job, proof: &FraudProof) -> Result<ProvenFraud> 
         .verify_at(&job.c_root, &c_tile_leaf(&proof.tile), index, grid.count())
         .map_err(|e| invalid(format!("tile proof: {e}")))?;
     for (what, o, root, idx, count, leaf) in [
-        ("row of A", &proof.a_row, &job.a_root, proof.row, job.m, a_row_leaf as fn(&[i8]) -> _),
-        ("column of B", &proof.b_col, &job.b_root, proof.col, job.n, b_col_leaf),
+        (
+            "row of A",
+            &proof.a_row,
+            &job.a_root,
+            proof.row,
+            job.m,
+            a_row_leaf as fn(&[i8]) -> _,
+        ),
+        (
+            "column of B",
+            &proof.b_col,
+            &job.b_root,
+            proof.col,
+            job.n,
+            b_col_leaf,
+        ),
     ] {
         if o.data.len() != job.k {
-            return Err(invalid(format!("{what} has {} values, expected {}", o.data.len(), job.k)));
+            return Err(invalid(format!(
+                "{what} has {} values, expected {}",
+                o.data.len(),
+                job.k
+            )));
         }
         o.proof
             .verify_at(root, &leaf(&o.data), idx as u64, count as u64)

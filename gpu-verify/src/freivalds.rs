@@ -66,7 +66,13 @@ impl FreivaldsReport {
 }
 
 /// Runs `trials` independent Freivalds trials of `c == a·b`.
-pub fn check(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32, seed: &[u8; 32], trials: u32) -> Result<FreivaldsReport> {
+pub fn check(
+    a: &MatrixI8,
+    b: &MatrixI8,
+    c: &MatrixI32,
+    seed: &[u8; 32],
+    trials: u32,
+) -> Result<FreivaldsReport> {
     check_shape(a.rows(), a.cols(), b.rows(), b.cols())?;
     if (c.rows(), c.cols()) != (a.rows(), b.cols()) {
         return Err(Error::ShapeMismatch {
@@ -77,7 +83,9 @@ pub fn check(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32, seed: &[u8; 32], trials:
         });
     }
     if trials == 0 {
-        return Err(Error::InvalidParameter("at least one Freivalds trial is needed".into()));
+        return Err(Error::InvalidParameter(
+            "at least one Freivalds trial is needed".into(),
+        ));
     }
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let mut suspect = std::collections::BTreeSet::new();
@@ -87,13 +95,30 @@ pub fn check(a: &MatrixI8, b: &MatrixI8, c: &MatrixI32, seed: &[u8; 32], trials:
         let br: Vec<u64> = b
             .data()
             .chunks_exact(n)
-            .map(|row| reduce(row.iter().zip(&r).map(|(&x, &y)| i128::from(x) * i128::from(y)).sum()))
+            .map(|row| {
+                reduce(
+                    row.iter()
+                        .zip(&r)
+                        .map(|(&x, &y)| i128::from(x) * i128::from(y))
+                        .sum(),
+                )
+            })
             .collect();
         for i in 0..m {
             let arow = &a.data()[i * k..(i + 1) * k];
-            let abr = reduce(arow.iter().zip(&br).map(|(&x, &y)| i128::from(x) * i128::from(y)).sum());
+            let abr = reduce(
+                arow.iter()
+                    .zip(&br)
+                    .map(|(&x, &y)| i128::from(x) * i128::from(y))
+                    .sum(),
+            );
             let crow = &c.data()[i * n..(i + 1) * n];
-            let cr = reduce(crow.iter().zip(&r).map(|(&x, &y)| i128::from(x) * i128::from(y)).sum());
+            let cr = reduce(
+                crow.iter()
+                    .zip(&r)
+                    .map(|(&x, &y)| i128::from(x) * i128::from(y))
+                    .sum(),
+            );
             if abr != cr {
                 suspect.insert(i);
             }

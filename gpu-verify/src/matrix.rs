@@ -13,7 +13,9 @@ mod sealed {
 }
 
 /// Element types a [`Matrix`] may hold: `i8` (inputs) and `i32` (outputs).
-pub trait Element: sealed::Sealed + Copy + Default + PartialEq + std::fmt::Debug + Send + Sync {
+pub trait Element:
+    sealed::Sealed + Copy + Default + PartialEq + std::fmt::Debug + Send + Sync
+{
     /// Size of one element in bytes.
     const SIZE: usize;
     /// Type code in the crate's binary format (see [`crate::format`]).
@@ -176,7 +178,13 @@ impl<T: Element> Matrix<T> {
                 count: self.cols as u64,
             });
         }
-        Ok(self.data.iter().skip(c).step_by(self.cols).copied().collect())
+        Ok(self
+            .data
+            .iter()
+            .skip(c)
+            .step_by(self.cols)
+            .copied()
+            .collect())
     }
 
     /// The transpose (used to get B in column-major order).

@@ -72,7 +72,9 @@ impl MerkleTree {
     /// Builds a tree from leaf hashes (at least one).
     pub fn from_leaf_hashes(leaves: Vec<Hash>) -> Result<Self> {
         if leaves.is_empty() {
-            return Err(Error::InvalidParameter("a Merkle tree needs at least one leaf".into()));
+            return Err(Error::InvalidParameter(
+                "a Merkle tree needs at least one leaf".into(),
+            ));
         }
         let mut levels = vec![leaves];
         while let Some(prev) = levels.last().filter(|l| l.len() > 1) {
@@ -105,7 +107,11 @@ impl MerkleTree {
     /// The root hash.
     pub fn root(&self) -> Hash {
         // `levels` is never empty and its last level has exactly one node (constructor).
-        self.levels.last().and_then(|l| l.first()).copied().unwrap_or_default()
+        self.levels
+            .last()
+            .and_then(|l| l.first())
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Number of leaves.
@@ -263,14 +269,26 @@ impl InclusionProof {
     /// consistent with index and leaf count.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() < 17 {
-            return Err(Error::MalformedProof(format!("{} bytes is shorter than the 17-byte header", bytes.len())));
+            return Err(Error::MalformedProof(format!(
+                "{} bytes is shorter than the 17-byte header",
+                bytes.len()
+            )));
         }
-        let index = u64::from_le_bytes(bytes[0..8].try_into().map_err(|_| Error::MalformedProof("index".into()))?);
-        let leaf_count =
-            u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| Error::MalformedProof("count".into()))?);
+        let index = u64::from_le_bytes(
+            bytes[0..8]
+                .try_into()
+                .map_err(|_| Error::MalformedProof("index".into()))?,
+        );
+        let leaf_count = u64::from_le_bytes(
+            bytes[8..16]
+                .try_into()
+                .map_err(|_| Error::MalformedProof("count".into()))?,
+        );
         let n = usize::from(bytes[16]);
         if n > MAX_SIBLINGS {
-            return Err(Error::MalformedProof(format!("{n} siblings exceeds {MAX_SIBLINGS}")));
+            return Err(Error::MalformedProof(format!(
+                "{n} siblings exceeds {MAX_SIBLINGS}"
+            )));
         }
         if bytes.len() != 17 + 32 * n {
             return Err(Error::MalformedProof(format!(
@@ -280,7 +298,8 @@ impl InclusionProof {
                 bytes.len()
             )));
         }
-        let expected = path_len(index, leaf_count).map_err(|e| Error::MalformedProof(e.to_string()))?;
+        let expected =
+            path_len(index, leaf_count).map_err(|e| Error::MalformedProof(e.to_string()))?;
         if n != expected {
             return Err(Error::MalformedProof(format!(
                 "index {index} of {leaf_count} needs {expected} siblings, encoding has {n}"
@@ -307,7 +326,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(Domain::ARow, &(i as u32).to_le_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(Domain::ARow, &(i as u32).to_le_bytes()))
+            .collect()
     }
 
     /// RFC 6962 MTH written recursively, as in the RFC text.
@@ -337,7 +358,10 @@ mod tests {
                 let p = t.prove(i).expect("prove");
                 assert_eq!(p.siblings.len(), path_len(i, n).expect("len"));
                 p.verify(&t.root(), &l[i as usize]).expect("verify");
-                assert_eq!(InclusionProof::from_bytes(&p.to_bytes()).expect("decode"), p);
+                assert_eq!(
+                    InclusionProof::from_bytes(&p.to_bytes()).expect("decode"),
+                    p
+                );
             }
         }
     }

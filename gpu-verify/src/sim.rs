@@ -78,17 +78,27 @@ fn h(tag: &[u8], seed: &[u8; 32], i: u64) -> [u8; 32] {
 /// The set of `bad` tiles a simulated provider corrupts (deterministic in `seed`).
 pub fn corrupted_tiles(tiles: u64, bad: u64, seed: &[u8; 32]) -> Result<BTreeSet<u64>> {
     if bad > tiles {
-        return Err(Error::InvalidParameter(format!("{bad} bad tiles out of {tiles}")));
+        return Err(Error::InvalidParameter(format!(
+            "{bad} bad tiles out of {tiles}"
+        )));
     }
     if bad == 0 {
         return Ok(BTreeSet::new());
     }
     let job = h(b"sim/corrupt-job", seed, 0);
-    Ok(challenge_indices(seed, &job, tiles, bad as usize)?.into_iter().collect())
+    Ok(challenge_indices(seed, &job, tiles, bad as usize)?
+        .into_iter()
+        .collect())
 }
 
 /// Runs `trials` challenges against a provider corrupting `bad` of `tiles` tiles.
-pub fn simulate_detection(tiles: u64, bad: u64, samples: usize, trials: u64, seed: &[u8; 32]) -> Result<DetectionReport> {
+pub fn simulate_detection(
+    tiles: u64,
+    bad: u64,
+    samples: usize,
+    trials: u64,
+    seed: &[u8; 32],
+) -> Result<DetectionReport> {
     let corrupted = corrupted_tiles(tiles, bad, seed)?;
     let job = h(b"sim/job", seed, 0);
     let mut caught = 0;

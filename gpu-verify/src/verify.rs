@@ -21,7 +21,10 @@ use rayon::prelude::*;
 
 use crate::backend::{cpu_small_product, Engine, SmallProduct};
 use crate::challenge::{challenge_indices, JobId};
-use crate::commit::{a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b_transposed, commit_c, extract_tile, TileGrid};
+use crate::commit::{
+    a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b_transposed, commit_c, extract_tile,
+    TileGrid,
+};
 use crate::error::{Error, Result};
 use crate::gemm::{check_shape, CpuGemm};
 use crate::matrix::{MatrixI32, MatrixI8};
@@ -63,7 +66,9 @@ impl Job {
             return Err(Error::ZeroDimension { what: "k" });
         }
         if self.samples == 0 {
-            return Err(Error::InvalidParameter("sample count must be positive".into()));
+            return Err(Error::InvalidParameter(
+                "sample count must be positive".into(),
+            ));
         }
         TileGrid::new(self.m, self.n, self.tile)
     }
@@ -303,15 +308,22 @@ impl Prover {
             index,
             tile: extract_tile(&self.c, &self.grid, index)?,
             proof: self.c_tree.prove(index)?,
-            a_rows: (r.row0..r.row0 + r.rows).map(|i| self.open_a_row(i)).collect::<Result<_>>()?,
-            b_cols: (r.col0..r.col0 + r.cols).map(|j| self.open_b_col(j)).collect::<Result<_>>()?,
+            a_rows: (r.row0..r.row0 + r.rows)
+                .map(|i| self.open_a_row(i))
+                .collect::<Result<_>>()?,
+            b_cols: (r.col0..r.col0 + r.cols)
+                .map(|j| self.open_b_col(j))
+                .collect::<Result<_>>()?,
         })
     }
 
     /// Reveal for a list of tile indices (normally `job.challenge(seed)`).
     pub fn reveal(&self, indices: &[u64]) -> Result<Reveal> {
         Ok(Reveal {
-            tiles: indices.iter().map(|&i| self.reveal_tile(i)).collect::<Result<_>>()?,
+            tiles: indices
+                .iter()
+                .map(|&i| self.reveal_tile(i))
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -327,7 +339,11 @@ struct Checked<'a> {
     failure: Option<Rejection>,
 }
 
-fn check_structure<'a>(job: &Job, seed: &Hash, reveal: &'a Reveal) -> std::result::Result<Checked<'a>, Rejection> {
+fn check_structure<'a>(
+    job: &Job,
+    seed: &Hash,
+    reveal: &'a Reveal,
+) -> std::result::Result<Checked<'a>, Rejection> {
     let bad_job = |e: Error| Rejection::InvalidJob(e.to_string());
     let grid = job.grid().map_err(bad_job)?;
     let expected = job.challenge(seed).map_err(bad_job)?;
@@ -368,7 +384,12 @@ fn check_structure<'a>(job: &Job, seed: &Hash, reveal: &'a Reveal) -> std::resul
 }
 
 /// Checks one tile's shape and every proof; returns the concatenated rows and columns.
-fn check_tile(job: &Job, grid: &TileGrid, index: u64, t: &TileReveal) -> std::result::Result<(Vec<i8>, Vec<i8>), Rejection> {
+fn check_tile(
+    job: &Job,
+    grid: &TileGrid,
+    index: u64,
+    t: &TileReveal,
+) -> std::result::Result<(Vec<i8>, Vec<i8>), Rejection> {
     let rect = grid
         .rect(index)
         .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
@@ -386,7 +407,10 @@ fn check_tile(job: &Job, grid: &TileGrid, index: u64, t: &TileReveal) -> std::re
             index,
             reason: e.to_string(),
         })?;
-    for (what, got, want) in [("rows of A", t.a_rows.len(), rect.rows), ("columns of B", t.b_cols.len(), rect.cols)] {
+    for (what, got, want) in [
+        ("rows of A", t.a_rows.len(), rect.rows),
+        ("columns of B", t.b_cols.len(), rect.cols),
+    ] {
         if got != want {
             return Err(Rejection::OpeningCount {
                 index,
@@ -401,7 +425,11 @@ fn check_tile(job: &Job, grid: &TileGrid, index: u64, t: &TileReveal) -> std::re
         let row = rect.row0 + r;
         let fail = |reason: String| Rejection::RowProof { index, row, reason };
         if o.data.len() != job.k {
-            return Err(fail(format!("expected {} values, got {}", job.k, o.data.len())));
+            return Err(fail(format!(
+                "expected {} values, got {}",
+                job.k,
+                o.data.len()
+            )));
         }
         o.proof
             .verify_at(&job.a_root, &a_row_leaf(&o.data), row as u64, job.m as u64)
@@ -413,7 +441,11 @@ fn check_tile(job: &Job, grid: &TileGrid, index: u64, t: &TileReveal) -> std::re
         let col = rect.col0 + c;
         let fail = |reason: String| Rejection::ColumnProof { index, col, reason };
         if o.data.len() != job.k {
-            return Err(fail(format!("expected {} values, got {}", job.k, o.data.len())));
+            return Err(fail(format!(
+                "expected {} values, got {}",
+                job.k,
+                o.data.len()
+            )));
         }
         o.proof
             .verify_at(&job.b_root, &b_col_leaf(&o.data), col as u64, job.n as u64)
@@ -425,7 +457,9 @@ fn check_tile(job: &Job, grid: &TileGrid, index: u64, t: &TileReveal) -> std::re
 
 /// Compares recomputed tiles in order; the first mismatch wins, then the structural failure.
 fn finish(job: &Job, checked: &Checked<'_>, computed: &[Vec<i32>]) -> Verdict {
-    let grid = job.grid().map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    let grid = job
+        .grid()
+        .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
     for (t, got) in checked.tiles.iter().zip(computed) {
         let rect = grid
             .rect(t.index)
@@ -446,7 +480,11 @@ fn finish(job: &Job, checked: &Checked<'_>, computed: &[Vec<i32>]) -> Verdict {
     }
 }
 
-fn products<'a>(job: &Job, grid: &TileGrid, checked: &'a Checked<'_>) -> std::result::Result<Vec<SmallProduct<'a>>, Rejection> {
+fn products<'a>(
+    job: &Job,
+    grid: &TileGrid,
+    checked: &'a Checked<'_>,
+) -> std::result::Result<Vec<SmallProduct<'a>>, Rejection> {
     checked
         .tiles
         .iter()
@@ -477,7 +515,9 @@ pub fn verify_reveal_with(cpu: &CpuGemm, job: &Job, seed: &Hash, reveal: &Reveal
         .with_threads(1)
         .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
     let checked = check_structure(job, seed, reveal)?;
-    let grid = job.grid().map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    let grid = job
+        .grid()
+        .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
     let computed = products(job, &grid, &checked)?
         .iter()
         .map(|p| cpu_small_product(&single, p))
@@ -536,7 +576,9 @@ impl BatchVerifier {
         }
         let computed = match self.engine.small_products(&all) {
             Ok(v) => v,
-            Err(_) if self.engine.is_cuda() => Engine::cpu(*self.engine.cpu_gemm()).small_products(&all)?,
+            Err(_) if self.engine.is_cuda() => {
+                Engine::cpu(*self.engine.cpu_gemm()).small_products(&all)?
+            }
             Err(e) => return Err(e),
         };
         Ok(items

@@ -172,7 +172,9 @@ impl CpuGemm {
     /// Sets the number of worker threads (at least 1).
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         if threads == 0 {
-            return Err(Error::InvalidParameter("thread count must be at least 1".into()));
+            return Err(Error::InvalidParameter(
+                "thread count must be at least 1".into(),
+            ));
         }
         self.threads = threads;
         Ok(self)
@@ -326,8 +328,10 @@ fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) 
     let next = AtomicUsize::new(0);
     // Each block is claimed exactly once through `next`; a Mutex per slot hands the
     // mutable slice to whichever worker claims it without unsafe code.
-    let slots: Vec<std::sync::Mutex<Option<&mut [i32]>>> =
-        blocks.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+    let slots: Vec<std::sync::Mutex<Option<&mut [i32]>>> = blocks
+        .into_iter()
+        .map(|b| std::sync::Mutex::new(Some(b)))
+        .collect();
     let work = || {
         let mut apack = vec![K::A::default(); MC.div_ceil(K::MR) * K::MR * groups * K::KG];
         let mut tmp = vec![0i32; K::MR * K::NR];
@@ -340,7 +344,16 @@ fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) 
             let Some(cblock) = taken else { continue };
             let i0 = bi * MC;
             let mc = cblock.len() / n;
-            block::<K>(&a[i0 * k..(i0 + mc) * k], mc, k, n, &bpack, &mut apack, &mut tmp, cblock);
+            block::<K>(
+                &a[i0 * k..(i0 + mc) * k],
+                mc,
+                k,
+                n,
+                &bpack,
+                &mut apack,
+                &mut tmp,
+                cblock,
+            );
         }
     };
     let threads = threads.min(nblocks);
@@ -349,7 +362,7 @@ fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) 
     } else {
         std::thread::scope(|s| {
             for _ in 1..threads {
-                s.spawn(&work);
+                s.spawn(work);
             }
             work();
         });
@@ -396,7 +409,8 @@ fn block<K: MicroKernel>(
             let j0 = p * K::NR;
             let nr = K::NR.min(n - j0);
             for r in 0..micro {
-                let ap = &apack[r * mpanel_len + g0 * K::MR * K::KG..r * mpanel_len + g1 * K::MR * K::KG];
+                let ap = &apack
+                    [r * mpanel_len + g0 * K::MR * K::KG..r * mpanel_len + g1 * K::MR * K::KG];
                 K::kernel(ap, bp, g1 - g0, tmp);
                 let mr = K::MR.min(mc - r * K::MR);
                 for ii in 0..mr {
@@ -425,20 +439,31 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> i8 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (*seed >> 56) as i8
     }
 
     #[test]
     fn every_kernel_matches_reference_on_odd_shapes() {
         let mut s = 7u64;
-        for &(m, k, n) in &[(1, 1, 1), (7, 5, 3), (13, 67, 70), (100, 130, 129), (97, 513, 65)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 5, 3),
+            (13, 67, 70),
+            (100, 130, 129),
+            (97, 513, 65),
+        ] {
             let a = MatrixI8::from_fn(m, k, |_, _| lcg(&mut s)).expect("a");
             let b = MatrixI8::from_fn(k, n, |_, _| lcg(&mut s)).expect("b");
             let r = reference_i64(&a, &b).expect("ref");
             for kern in CpuKernel::supported() {
                 for t in [1, 3] {
-                    let g = CpuGemm::new().with_kernel(kern).and_then(|g| g.with_threads(t)).expect("cfg");
+                    let g = CpuGemm::new()
+                        .with_kernel(kern)
+                        .and_then(|g| g.with_threads(t))
+                        .expect("cfg");
                     let c = g.gemm(&a, &b).expect("gemm");
                     let c64: Vec<i64> = c.data().iter().map(|&v| i64::from(v)).collect();
                     assert_eq!(c64, r, "kernel {kern:?} threads {t} shape {m}x{k}x{n}");
@@ -457,7 +482,12 @@ mod tests {
             let g = CpuGemm::new().with_kernel(kern).expect("cfg");
             let want = g.gemm(&a, &b).expect("gemm");
             let mut out = vec![0; 10 * 19];
-            let bv = BView { data: bt.data(), k: 37, n: 19, layout: Layout::ColMajor };
+            let bv = BView {
+                data: bt.data(),
+                k: 37,
+                n: 19,
+                layout: Layout::ColMajor,
+            };
             g.gemm_raw(a.data(), 10, bv, &mut out).expect("raw");
             assert_eq!(out, want.data());
         }

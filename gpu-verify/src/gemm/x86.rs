@@ -44,7 +44,11 @@ impl MicroKernel for Vnni {
     }
 
     fn kernel(a: &[i8], b: &[u8], groups: usize, out: &mut [i32]) {
-        assert!(a.len() >= groups * V_MR * 4 && b.len() >= groups * V_NR * 4 && out.len() >= V_MR * V_NR);
+        assert!(
+            a.len() >= groups * V_MR * 4
+                && b.len() >= groups * V_NR * 4
+                && out.len() >= V_MR * V_NR
+        );
         if !has_vnni() {
             // Unreachable through the public API (dispatch checks support first); falling
             // back keeps the function sound even if called directly.
@@ -105,7 +109,11 @@ impl MicroKernel for Avx2 {
     }
 
     fn kernel(a: &[i16], b: &[i16], groups: usize, out: &mut [i32]) {
-        assert!(a.len() >= groups * A_MR * 2 && b.len() >= groups * A_NR * 2 && out.len() >= A_MR * A_NR);
+        assert!(
+            a.len() >= groups * A_MR * 2
+                && b.len() >= groups * A_NR * 2
+                && out.len() >= A_MR * A_NR
+        );
         if !has_avx2() {
             return generic_kernel(a, b, groups, out, A_MR, A_NR, 2, i32::from);
         }

@@ -7,7 +7,8 @@ fn the_same_seed_gives_the_same_indices() {
     let b = challenge_indices(&seed, &[1; 32], 65_536, 16).expect("b");
     assert_eq!(a, b);
     assert_eq!(a.len(), 16);
-    let other = challenge_indices(&challenge_seed(&[8; 32], &[1; 32]), &[1; 32], 65_536, 16).expect("c");
+    let other =
+        challenge_indices(&challenge_seed(&[8; 32], &[1; 32]), &[1; 32], 65_536, 16).expect("c");
     assert_ne!(a, other);
 }
 
@@ -26,13 +27,22 @@ fn indices_are_uniform_over_many_seeds_within_tolerance() {
         }
     }
     let expected = (trials * 3) as f64 / tiles as f64;
-    let chi2: f64 = counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum();
+    let chi2: f64 = counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
     eprintln!("counts {counts:?}, chi2 = {chi2:.2} (df 9, 0.1% critical value 27.88)");
     assert!(chi2 < 27.88, "chi-square {chi2} too large: {counts:?}");
 }
 
 #[test]
 fn asking_for_at_least_every_tile_samples_all_of_them() {
-    assert_eq!(challenge_indices(&[0; 32], &[0; 32], 4, 4).expect("all"), vec![0, 1, 2, 3]);
-    assert_eq!(challenge_indices(&[0; 32], &[0; 32], 1, 100).expect("one"), vec![0]);
+    assert_eq!(
+        challenge_indices(&[0; 32], &[0; 32], 4, 4).expect("all"),
+        vec![0, 1, 2, 3]
+    );
+    assert_eq!(
+        challenge_indices(&[0; 32], &[0; 32], 1, 100).expect("one"),
+        vec![0]
+    );
 }

@@ -12,9 +12,16 @@ use crate::common::{random_matrix, JOB_ID};
 fn the_simulated_catch_rate_matches_one_minus_one_minus_f_to_the_s() {
     // The 2048x2048 output with T = 4 has 512 x 512 tiles.
     let tiles = 512 * 512;
-    for (bad_per_mille, s) in [(10u64, DEFAULT_SAMPLES), (100, DEFAULT_SAMPLES), (200, DEFAULT_SAMPLES), (500, DEFAULT_SAMPLES), (100, 32)] {
+    for (bad_per_mille, s) in [
+        (10u64, DEFAULT_SAMPLES),
+        (100, DEFAULT_SAMPLES),
+        (200, DEFAULT_SAMPLES),
+        (500, DEFAULT_SAMPLES),
+        (100, 32),
+    ] {
         let bad = tiles * bad_per_mille / 1000;
-        let r = simulate_detection(tiles, bad, s, 3000, &[bad_per_mille as u8; 32]).expect("simulation");
+        let r = simulate_detection(tiles, bad, s, 3000, &[bad_per_mille as u8; 32])
+            .expect("simulation");
         eprintln!("{r}");
         let p = r.exact();
         let sigma = (p * (1.0 - p) / r.trials as f64).sqrt();
@@ -40,16 +47,30 @@ fn an_end_to_end_cheating_provider_is_caught_at_the_predicted_rate() {
     let trials = 400u64;
     let mut caught = 0;
     for t in 0..trials {
-        let seed = challenge_seed(&[(t % 256) as u8, (t / 256) as u8].repeat(16).try_into().expect("32"), &JOB_ID);
-        let reveal = p.reveal(&job.challenge(&seed).expect("challenge")).expect("reveal");
+        let seed = challenge_seed(
+            &[(t % 256) as u8, (t / 256) as u8]
+                .repeat(16)
+                .try_into()
+                .expect("32"),
+            &JOB_ID,
+        );
+        let reveal = p
+            .reveal(&job.challenge(&seed).expect("challenge"))
+            .expect("reveal");
         if verify_reveal(&job, &seed, &reveal).is_err() {
             caught += 1;
         }
     }
     let rate = caught as f64 / trials as f64;
-    let theory = 1.0 - lode_gpu_verify::challenge::escape_probability(64, 16, DEFAULT_SAMPLES as u64);
+    let theory =
+        1.0 - lode_gpu_verify::challenge::escape_probability(64, 16, DEFAULT_SAMPLES as u64);
     let bound = 1.0 - 0.75f64.powi(DEFAULT_SAMPLES as i32);
-    eprintln!("end-to-end: caught {rate:.3} of {trials}; exact {theory:.3}; 1-(1-f)^s = {bound:.3}");
+    eprintln!(
+        "end-to-end: caught {rate:.3} of {trials}; exact {theory:.3}; 1-(1-f)^s = {bound:.3}"
+    );
     let sigma = (theory * (1.0 - theory) / trials as f64).sqrt();
-    assert!((rate - theory).abs() <= 5.0 * sigma, "rate {rate} vs {theory}");
+    assert!(
+        (rate - theory).abs() <= 5.0 * sigma,
+        "rate {rate} vs {theory}"
+    );
 }

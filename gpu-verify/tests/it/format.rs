@@ -1,4 +1,6 @@
-use lode_gpu_verify::format::{decode, decode_npy, encode, encode_npy, read_file, read_npy, write_file, write_npy};
+use lode_gpu_verify::format::{
+    decode, decode_npy, encode, encode_npy, read_file, read_npy, write_file, write_npy,
+};
 use lode_gpu_verify::{Error, MatrixI32, MatrixI8};
 use proptest::prelude::*;
 
@@ -35,7 +37,10 @@ fn matrices_round_trip_through_binary_and_npy_files() {
     assert_eq!(read_file::<i8>(dir.path().join("a.lmat")).expect("read"), a);
     assert_eq!(read_npy::<i8>(dir.path().join("a.npy")).expect("read"), a);
     assert_eq!(read_npy::<i32>(dir.path().join("c.npy")).expect("read"), c);
-    assert!(matches!(read_file::<i8>(dir.path().join("missing")), Err(Error::Io(_))));
+    assert!(matches!(
+        read_file::<i8>(dir.path().join("missing")),
+        Err(Error::Io(_))
+    ));
 }
 
 #[test]
@@ -44,7 +49,12 @@ fn npy_version_2_headers_and_numpy_style_descr_are_accepted() {
     let m = decode_npy::<i8>(&npy(2, h, &[1, 2, 3, 0xff, 0xfe, 0x80])).expect("v2");
     assert_eq!(m.data(), &[1, 2, 3, -1, -2, -128]);
     let h = "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1), }\n";
-    assert_eq!(decode_npy::<i32>(&npy(1, h, &(-5i32).to_le_bytes())).expect("v1").data(), &[-5]);
+    assert_eq!(
+        decode_npy::<i32>(&npy(1, h, &(-5i32).to_le_bytes()))
+            .expect("v1")
+            .data(),
+        &[-5]
+    );
 }
 
 #[test]
@@ -65,7 +75,10 @@ fn malformed_npy_files_give_clear_errors() {
     assert!(format_error(decode_npy::<i8>(&npy(9, ok, &[0; 4]))).contains("version"));
     assert!(format_error(decode_npy::<i8>(b"PK\x03\x04 not numpy")).contains("magic"));
     let zero = "{'descr': '|i1', 'fortran_order': False, 'shape': (0, 2), }\n";
-    assert!(matches!(decode_npy::<i8>(&npy(1, zero, &[])), Err(Error::ZeroDimension { .. })));
+    assert!(matches!(
+        decode_npy::<i8>(&npy(1, zero, &[])),
+        Err(Error::ZeroDimension { .. })
+    ));
 }
 
 #[test]

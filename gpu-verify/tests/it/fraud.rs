@@ -22,7 +22,10 @@ fn a_consumer_turns_a_freivalds_failure_into_a_fraud_proof_anyone_can_check() {
     let job = p.job(JOB_ID, 2);
     let proof = p.fraud_proof(JOB_ID, row, col).expect("proof");
     let proven = verify_fraud_proof(&job, &proof).expect("fraud is proven");
-    assert_eq!((proven.row, proven.col, proven.claimed, proven.correct), (row, col, truth - 3, truth));
+    assert_eq!(
+        (proven.row, proven.col, proven.claimed, proven.correct),
+        (row, col, truth - 3, truth)
+    );
 }
 
 #[test]
@@ -30,7 +33,10 @@ fn a_fraud_proof_against_a_correct_element_is_rejected() {
     let (p, row, _, _) = cheating_provider();
     let job = p.job(JOB_ID, 2);
     let proof = p.fraud_proof(JOB_ID, row, 0).expect("proof");
-    assert!(matches!(verify_fraud_proof(&job, &proof), Err(Error::FraudProofInvalid(_))));
+    assert!(matches!(
+        verify_fraud_proof(&job, &proof),
+        Err(Error::FraudProofInvalid(_))
+    ));
 }
 
 #[test]
@@ -52,5 +58,8 @@ fn a_tampered_fraud_proof_is_rejected() {
     assert!(verify_fraud_proof(&job, &t).is_err());
     let mut t = honest;
     t.row = 100;
-    assert!(matches!(verify_fraud_proof(&job, &t), Err(Error::IndexOutOfRange { .. })));
+    assert!(matches!(
+        verify_fraud_proof(&job, &t),
+        Err(Error::IndexOutOfRange { .. })
+    ));
 }

@@ -10,7 +10,10 @@ fn freivalds_accepts_the_true_product() {
     let c = CpuGemm::new().gemm(&a, &b).expect("gemm");
     let r = check(&a, &b, &c, &[1; 32], 3).expect("check");
     assert!(r.accepted());
-    assert_eq!(find_wrong_element(&a, &b, &c, &[1; 32], 2).expect("find"), None);
+    assert_eq!(
+        find_wrong_element(&a, &b, &c, &[1; 32], 2).expect("find"),
+        None
+    );
 }
 
 #[test]
@@ -24,7 +27,10 @@ fn freivalds_rejects_a_product_with_one_wrong_element_and_locates_it() {
     assert_eq!(r.suspect_rows, vec![17]);
     // Seeded: the same seed gives the same report.
     assert_eq!(check(&a, &b, &c, &seed, 1).expect("again"), r);
-    assert_eq!(find_wrong_element(&a, &b, &c, &seed, 1).expect("find"), Some((17, 5, truth + 1, truth)));
+    assert_eq!(
+        find_wrong_element(&a, &b, &c, &seed, 1).expect("find"),
+        Some((17, 5, truth + 1, truth))
+    );
 }
 
 #[test]

@@ -9,7 +9,12 @@ fn all_paths() -> Vec<CpuGemm> {
     let mut v = Vec::new();
     for k in CpuKernel::supported() {
         for t in [1, 2, 3] {
-            v.push(CpuGemm::new().with_kernel(k).and_then(|g| g.with_threads(t)).expect("config"));
+            v.push(
+                CpuGemm::new()
+                    .with_kernel(k)
+                    .and_then(|g| g.with_threads(t))
+                    .expect("config"),
+            );
         }
     }
     v
@@ -20,7 +25,15 @@ fn assert_matches_reference(a: &MatrixI8, b: &MatrixI8) {
     for g in all_paths() {
         let c = g.gemm(a, b).expect("gemm");
         let got: Vec<i64> = c.data().iter().map(|&v| i64::from(v)).collect();
-        assert_eq!(got, want, "{:?} on {}x{}x{}", g, a.rows(), a.cols(), b.cols());
+        assert_eq!(
+            got,
+            want,
+            "{:?} on {}x{}x{}",
+            g,
+            a.rows(),
+            a.cols(),
+            b.cols()
+        );
     }
 }
 
@@ -46,7 +59,10 @@ fn every_cpu_path_matches_the_i64_reference_on_edge_shapes() {
         (100, 515, 33),
     ];
     for (i, &(m, k, n)) in shapes.iter().enumerate() {
-        assert_matches_reference(&random_matrix(m, k, i as u64 * 2), &random_matrix(k, n, i as u64 * 2 + 1));
+        assert_matches_reference(
+            &random_matrix(m, k, i as u64 * 2),
+            &random_matrix(k, n, i as u64 * 2 + 1),
+        );
     }
 }
 
@@ -61,15 +77,37 @@ fn every_cpu_path_is_exact_at_extreme_values() {
 
 #[test]
 fn the_largest_allowed_k_is_exact_on_every_path() {
-    let a = MatrixI8::from_fn(2, MAX_K, |r, c| if r == 0 { -128 } else if c % 3 == 0 { 127 } else { -128 })
-        .expect("a");
-    let b = MatrixI8::from_fn(MAX_K, 2, |r, c| if c == 0 { -128 } else if r % 5 == 0 { -128 } else { 127 })
-        .expect("b");
+    let a = MatrixI8::from_fn(2, MAX_K, |r, c| {
+        if r == 0 {
+            -128
+        } else if c % 3 == 0 {
+            127
+        } else {
+            -128
+        }
+    })
+    .expect("a");
+    let b = MatrixI8::from_fn(
+        MAX_K,
+        2,
+        |r, c| {
+            if c == 0 || r % 5 == 0 {
+                -128
+            } else {
+                127
+            }
+        },
+    )
+    .expect("b");
     let want = reference_i64(&a, &b).expect("reference");
     assert_eq!(want[0], 128 * 128 * MAX_K as i64);
     assert_eq!(want[0], 2_147_467_264);
     for k in CpuKernel::supported() {
-        let c = CpuGemm::new().with_kernel(k).expect("kernel").gemm(&a, &b).expect("gemm");
+        let c = CpuGemm::new()
+            .with_kernel(k)
+            .expect("kernel")
+            .gemm(&a, &b)
+            .expect("gemm");
         let got: Vec<i64> = c.data().iter().map(|&v| i64::from(v)).collect();
         assert_eq!(got, want, "{k:?}");
     }
@@ -81,7 +119,16 @@ fn k_one_past_the_limit_is_an_error_not_a_wrap() {
     let b = MatrixI8::zeros(MAX_K + 1, 1).expect("b");
     for k in CpuKernel::supported() {
         let err = CpuGemm::new().with_kernel(k).expect("kernel").gemm(&a, &b);
-        assert!(matches!(err, Err(Error::KTooLarge { k: 131_072, max: MAX_K })), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Err(Error::KTooLarge {
+                    k: 131_072,
+                    max: MAX_K
+                })
+            ),
+            "{err:?}"
+        );
     }
 }
 
@@ -89,7 +136,10 @@ fn k_one_past_the_limit_is_an_error_not_a_wrap() {
 fn mismatched_inner_dimensions_and_zero_threads_are_errors() {
     let a = MatrixI8::zeros(2, 3).expect("a");
     let b = MatrixI8::zeros(4, 2).expect("b");
-    assert!(matches!(CpuGemm::new().gemm(&a, &b), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        CpuGemm::new().gemm(&a, &b),
+        Err(Error::ShapeMismatch { .. })
+    ));
     assert!(CpuGemm::new().with_threads(0).is_err());
     assert!(MatrixI8::new(2, 2, vec![0; 3]).is_err());
     assert!(MatrixI8::zeros(0, 2).is_err());
@@ -141,5 +191,8 @@ fn the_auto_backend_falls_back_to_the_cpu_with_a_reason() {
     }
     let a = random_matrix(5, 9, 3);
     let b = random_matrix(9, 4, 4);
-    assert_eq!(e.gemm(&a, &b).expect("gemm"), CpuGemm::new().gemm(&a, &b).expect("cpu"));
+    assert_eq!(
+        e.gemm(&a, &b).expect("gemm"),
+        CpuGemm::new().gemm(&a, &b).expect("cpu")
+    );
 }

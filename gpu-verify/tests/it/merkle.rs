@@ -1,5 +1,7 @@
 use ct_merkle::{InclusionProof as CtProof, RootHash};
-use lode_gpu_verify::commit::{a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b, commit_c, extract_tile, TileGrid};
+use lode_gpu_verify::commit::{
+    a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b, commit_c, extract_tile, TileGrid,
+};
 use lode_gpu_verify::merkle::{leaf_hash, path_len, Domain, InclusionProof, MerkleTree};
 use lode_gpu_verify::{Error, MatrixI32};
 use proptest::prelude::*;
@@ -16,27 +18,39 @@ fn roots_and_proofs_agree_with_the_independent_ct_merkle_implementation() {
             .iter()
             .map(|d| [&[Domain::ARow as u8][..], d].concat())
             .collect();
-        let ours = MerkleTree::from_leaf_hashes(data.iter().map(|d| leaf_hash(Domain::ARow, d)).collect())
-            .expect("tree");
-        let mut ct = ct_merkle::mem_backed_tree::MemoryBackedTree::<sha2_011::Sha256, Vec<u8>>::new();
+        let ours =
+            MerkleTree::from_leaf_hashes(data.iter().map(|d| leaf_hash(Domain::ARow, d)).collect())
+                .expect("tree");
+        let mut ct =
+            ct_merkle::mem_backed_tree::MemoryBackedTree::<sha2_011::Sha256, Vec<u8>>::new();
         for l in &leaves {
             ct.push(l.clone());
         }
         let ct_root = ct.root();
-        assert_eq!(ct_root.as_bytes().as_slice(), ours.root().as_slice(), "root, n = {n}");
+        assert_eq!(
+            ct_root.as_bytes().as_slice(),
+            ours.root().as_slice(),
+            "root, n = {n}"
+        );
         for (i, l) in leaves.iter().enumerate() {
             let p = ours.prove(i as u64).expect("prove");
             let bytes: Vec<u8> = p.siblings.iter().flatten().copied().collect();
             let ct_proof = CtProof::<sha2_011::Sha256>::try_from_bytes(bytes).expect("ct proof");
             let root = RootHash::<sha2_011::Sha256>::new(*ct_root.as_bytes(), n as u64);
-            root.verify_inclusion(l, i as u64, &ct_proof).expect("ct-merkle accepts our proof");
+            root.verify_inclusion(l, i as u64, &ct_proof)
+                .expect("ct-merkle accepts our proof");
         }
     }
 }
 
 fn tree(n: usize) -> (MerkleTree, Vec<[u8; 32]>) {
-    let leaves: Vec<_> = (0..n).map(|i| leaf_hash(Domain::CTile, &(i as u64).to_le_bytes())).collect();
-    (MerkleTree::from_leaf_hashes(leaves.clone()).expect("tree"), leaves)
+    let leaves: Vec<_> = (0..n)
+        .map(|i| leaf_hash(Domain::CTile, &(i as u64).to_le_bytes()))
+        .collect();
+    (
+        MerkleTree::from_leaf_hashes(leaves.clone()).expect("tree"),
+        leaves,
+    )
 }
 
 #[test]
@@ -46,7 +60,11 @@ fn a_proof_presented_for_a_different_index_is_rejected() {
     p.verify(&t.root(), &leaves[5]).expect("honest proof");
     p.index = 4; // same path length, wrong position
     assert!(p.verify(&t.root(), &leaves[5]).is_err());
-    assert!(t.prove(5).expect("p").verify_at(&t.root(), &leaves[5], 6, 13).is_err());
+    assert!(t
+        .prove(5)
+        .expect("p")
+        .verify_at(&t.root(), &leaves[5], 6, 13)
+        .is_err());
 }
 
 #[test]
@@ -54,7 +72,10 @@ fn a_path_with_a_duplicated_sibling_is_rejected() {
     let (t, leaves) = tree(16);
     let mut p = t.prove(3).expect("prove");
     p.siblings[1] = p.siblings[0];
-    assert!(matches!(p.verify(&t.root(), &leaves[3]), Err(Error::RootMismatch { .. })));
+    assert!(matches!(
+        p.verify(&t.root(), &leaves[3]),
+        Err(Error::RootMismatch { .. })
+    ));
 }
 
 #[test]
@@ -63,15 +84,28 @@ fn truncated_paths_and_extra_siblings_are_rejected_structurally() {
     let honest = t.prove(7).expect("prove");
     let mut short = honest.clone();
     short.siblings.pop();
-    assert!(matches!(short.verify(&t.root(), &leaves[7]), Err(Error::MalformedProof(_))));
+    assert!(matches!(
+        short.verify(&t.root(), &leaves[7]),
+        Err(Error::MalformedProof(_))
+    ));
     let mut long = honest.clone();
     long.siblings.push([0; 32]);
-    assert!(matches!(long.verify(&t.root(), &leaves[7]), Err(Error::MalformedProof(_))));
+    assert!(matches!(
+        long.verify(&t.root(), &leaves[7]),
+        Err(Error::MalformedProof(_))
+    ));
     let mut bad_count = honest;
     bad_count.leaf_count = 12;
     assert!(bad_count.verify_at(&t.root(), &leaves[7], 7, 11).is_err());
-    let out_of_range = InclusionProof { index: 11, leaf_count: 11, siblings: vec![] };
-    assert!(matches!(out_of_range.verify(&t.root(), &leaves[0]), Err(Error::MalformedProof(_))));
+    let out_of_range = InclusionProof {
+        index: 11,
+        leaf_count: 11,
+        siblings: vec![],
+    };
+    assert!(matches!(
+        out_of_range.verify(&t.root(), &leaves[0]),
+        Err(Error::MalformedProof(_))
+    ));
 }
 
 #[test]
@@ -81,7 +115,9 @@ fn a_leaf_from_another_tree_or_domain_is_rejected() {
     let ta = commit_a(&a).expect("a");
     let to = commit_a(&other).expect("other");
     let p = to.prove(2).expect("prove");
-    assert!(p.verify(&ta.root(), &a_row_leaf(other.row(2).expect("row"))).is_err());
+    assert!(p
+        .verify(&ta.root(), &a_row_leaf(other.row(2).expect("row")))
+        .is_err());
     // The same bytes under the B-column domain do not open the A-row tree.
     let row = a.row(2).expect("row");
     let pa = ta.prove(2).expect("prove");
