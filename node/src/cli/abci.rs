@@ -1,0 +1,80 @@
+//! `lode abci`: serve the application over the ABCI socket until SIGINT or SIGTERM.
+
+use std::{io::Write, net::SocketAddr};
+
+use clap::Args;
+use eyre::{ensure, WrapErr};
+use lode_state::LodeApp;
+use tracing::info;
+
+use super::{init_tracing, HomeArg};
+use crate::{config::Config, services::abci::AbciServer};
+
+#[derive(Debug, Args)]
+pub(super) struct AbciArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    /// Address to listen on (port 0 picks a free one); default from config.toml's `[abci] listen`.
+    #[arg(long, env = "LODE_ABCI_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> {
+    let home = args.home.home();
+    let config_path = home.config_path();
+    ensure!(
+        config_path.exists(),
+        "no config at {}; create a home first with `lode init --home {}`",
+        config_path.display(),
+        home.root().display()
+    );
+    let config = Config::load(&config_path)?;
+    init_tracing(log_level.unwrap_or(&config.log.level));
+    let listen = args.listen.unwrap_or(config.abci.listen);
+
+    let data = home.data_dir();
+    let app = LodeApp::open(&data).wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = AbciServer::bind(listen, app, config.abci.max_frame_bytes)
+            .await
+            .wrap_err_with(|| format!("cannot listen on {listen}"))?;
+        let local = server.local_addr()?;
+        info!(%local, home = %home.root().display(), "abci server listening");
+        // Tests and scripts read the bound address from this line.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "abci listening on {local}")?;
+        stdout.flush()?;
+        drop(stdout);
+        server.run(shutdown_signal()).await?;
+        eyre::Ok(())
+    })?;
+    // The runtime and then the application (and its database) are dropped here, after every request finished.
+    info!("lode abci exited cleanly");
+    Ok(())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            None
+        }
+    };
+    let term = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+        () = term => info!("SIGTERM received, shutting down"),
+    }
+}

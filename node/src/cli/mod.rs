@@ -1,0 +1,74 @@
+//! The `lode` command line: one module per command group.
+
+mod abci;
+mod init;
+mod keys;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::home::{default_home, Home};
+
+/// Lode: a blockchain for sharing GPU compute.
+#[derive(Debug, Parser)]
+#[command(name = "lode", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (`info`, `debug`, `lode_node=debug,warn`, ...); `RUST_LOG` overrides it.
+    #[arg(long, global = true, env = "LODE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a node home: config, node and validator keys, a one-validator genesis with a funded dev account.
+    Init(init::InitArgs),
+    /// Manage key files in the home's `keys/` directory.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Serve the application over the ABCI socket so a CometBFT v0.38 node can drive it.
+    Abci(abci::AbciArgs),
+}
+
+/// `--home`, shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct HomeArg {
+    /// The node's home directory.
+    #[arg(long, env = "LODE_HOME", default_value_os_t = default_home())]
+    pub home: PathBuf,
+}
+
+impl HomeArg {
+    /// The home this argument names.
+    pub fn home(&self) -> Home {
+        Home::new(&self.home)
+    }
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Init(args) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            init::run(&args)
+        }
+        Command::Keys(cmd) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            keys::run(&cmd)
+        }
+        Command::Abci(args) => abci::run(&args, cli.log_level.as_deref()),
+    }
+}
+
+/// Installs the global subscriber, logging to stderr (stdout is for command output). `RUST_LOG`, when set,
+/// wins over `default_filter`.
+fn init_tracing(default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default_filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

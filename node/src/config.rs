@@ -1,0 +1,104 @@
+//! `config.toml`: the node's settings. Every field has a default, unknown fields are errors. Precedence is
+//! command line > `LODE_*` environment variable > this file > default.
+
+use std::{net::SocketAddr, path::Path};
+
+use eyre::WrapErr;
+use serde::{Deserialize, Serialize};
+
+/// The node configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Human-readable node name; `lode init` also uses it as the validator's name in genesis.
+    pub moniker: String,
+    /// Logging.
+    pub log: LogConfig,
+    /// The ABCI socket server (`lode abci`).
+    pub abci: AbciConfig,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `lode_node=debug,info`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// ABCI socket server settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AbciConfig {
+    /// Address to listen on; CometBFT's `proxy_app` points here (`tcp://127.0.0.1:26658`).
+    pub listen: SocketAddr,
+    /// Largest accepted request frame in bytes; a longer frame closes its connection.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { moniker: "lode-node".to_owned(), log: LogConfig::default(), abci: AbciConfig::default() }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".to_owned() }
+    }
+}
+
+impl Default for AbciConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 26658)), max_frame_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+impl Config {
+    /// Reads `path`.
+    pub fn load(path: &Path) -> eyre::Result<Self> {
+        let text = std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read config {}", path.display()))?;
+        Self::from_toml(&text).wrap_err_with(|| format!("invalid config {}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> eyre::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Writes the configuration to `path` as TOML.
+    pub fn save(&self, path: &Path) -> eyre::Result<()> {
+        let text = toml::to_string_pretty(self)?;
+        std::fs::write(path, text).wrap_err_with(|| format!("cannot write config {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(Config::from_toml("").ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn the_defaults_round_trip_through_toml() {
+        let text = toml::to_string_pretty(&Config::default()).expect("toml");
+        assert_eq!(Config::from_toml(&text).ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(Config::from_toml("[abci]\nlisten = \"127.0.0.1:1\"\nport = 3\n").is_err());
+        assert!(Config::from_toml("colour = \"blue\"\n").is_err());
+    }
+
+    #[test]
+    fn a_partial_section_keeps_the_other_defaults() {
+        let c = Config::from_toml("[abci]\nlisten = \"0.0.0.0:9\"\n").expect("valid");
+        assert_eq!(c.abci.listen, SocketAddr::from(([0, 0, 0, 0], 9)));
+        assert_eq!(c.abci.max_frame_bytes, AbciConfig::default().max_frame_bytes);
+        assert_eq!(c.log, LogConfig::default());
+    }
+}

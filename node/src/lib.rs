@@ -1,0 +1,11 @@
+//! The `lode` node: command line, configuration, key files and the services that expose the application
+//! (for now the ABCI socket server that lets CometBFT v0.38 drive it).
+//!
+//! This is the only crate that owns tokio runtimes, reads config files and the environment, and installs a
+//! tracing subscriber.
+
+pub mod cli;
+pub mod config;
+pub mod home;
+pub mod keys;
+pub mod services;

@@ -1,0 +1,3 @@
+//! Long-running services the node exposes.
+
+pub mod abci;

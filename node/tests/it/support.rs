@@ -1,0 +1,151 @@
+//! Running `lode` as a child process with every wait bounded.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Upper bound for any single step of a test.
+pub const STEP: Duration = Duration::from_secs(60);
+
+pub fn lode() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lode"));
+    // Tests must not see the developer's environment.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LODE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Runs `lode ARGS…` to completion (bounded by [`STEP`]) and returns its output.
+pub fn run_lode(args: &[&str]) -> Output {
+    let child = lode()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lode");
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(STEP) {
+        Ok(out) => out.expect("wait for lode"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("lode {args:?} did not finish within {STEP:?}");
+        }
+    }
+}
+
+/// Runs `lode ARGS…`, asserts success and returns stdout.
+pub fn lode_ok(args: &[&str]) -> String {
+    let out = run_lode(args);
+    assert!(
+        out.status.success(),
+        "lode {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// `lode init` on a fresh home.
+pub fn init_home(home: &Path) {
+    lode_ok(&["init", "--home", path_str(home), "--chain-id", "lode-test-1"]);
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// A running `lode abci`; killed (SIGKILL) when dropped.
+pub struct AbciNode {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl AbciNode {
+    /// Starts `lode abci` on `home` listening on a free loopback port and waits for its address line.
+    pub fn start(home: &Path) -> Self {
+        let mut child = lode()
+            .args(["abci", "--home", path_str(home), "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn lode abci");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("abci listening on ") {
+                    let _ = tx.send(addr.trim().parse::<SocketAddr>());
+                }
+            }
+        });
+        let mut node = Self { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        match rx.recv_timeout(STEP) {
+            Ok(Ok(addr)) => node.addr = addr,
+            Ok(Err(e)) => panic!("bad address line: {e}"),
+            Err(_) => panic!("lode abci printed no address within {STEP:?}"),
+        }
+        node
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits for the exit status, bounded by [`STEP`].
+    pub fn signal_and_wait(mut self, signal: &str) -> ExitStatus {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "lode abci did not exit within {STEP:?} of SIG{signal}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for AbciNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `f` on another thread and panics if it does not finish within [`STEP`] (the ABCI client has no
+/// timeouts of its own).
+pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(STEP) {
+        Ok(v) => v,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not finish within {STEP:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: every crate's unit and integration tests, including the whole-system tests that run
+# `lode` processes on loopback. Extra arguments go to the test runner (e.g. a test-name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/ensure-deps.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
+if cargo nextest --version >/dev/null 2>&1; then
+  exec cargo nextest run --workspace "$@"
+else
+  echo "test.sh: cargo-nextest not installed; using cargo test" >&2
+  exec cargo test --workspace "$@"
+fi
