@@ -99,9 +99,12 @@ impl TileGrid {
 
 /// Canonical leaf bytes of a tile's elements (i32 little-endian).
 pub fn encode_tile(values: &[i32], out: &mut Vec<u8>) {
-    out.reserve(values.len() * 4);
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
+    // Resize once and fill fixed-size chunks: this compiles to a straight copy on
+    // little-endian targets, which matters because commitments encode all of C.
+    let start = out.len();
+    out.resize(start + values.len() * 4, 0);
+    for (dst, v) in out[start..].chunks_exact_mut(4).zip(values) {
+        dst.copy_from_slice(&v.to_le_bytes());
     }
 }
 

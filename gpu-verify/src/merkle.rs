@@ -321,6 +321,121 @@ impl InclusionProof {
     }
 }
 
+/// Verifies several inclusion proofs against one tree at once, hashing every distinct
+/// internal node only once (the T rows of a tile share most of their paths).
+///
+/// Accepts exactly when every proof would pass [`InclusionProof::verify_at`] on its own:
+/// each proof is checked structurally, every sibling a proof supplies must equal the node
+/// computed from the other leaves (or the same sibling supplied by other proofs), and the
+/// union of paths must reach `root`. On failure it returns the position of the first item
+/// (in input order) whose individual verification fails, with that error.
+pub fn verify_batch(
+    root: &Hash,
+    leaf_count: u64,
+    items: &[(u64, Hash, &InclusionProof)],
+) -> std::result::Result<(), (usize, Error)> {
+    if batch_ok(root, leaf_count, items) {
+        return Ok(());
+    }
+    for (i, (index, leaf, proof)) in items.iter().enumerate() {
+        proof
+            .verify_at(root, leaf, *index, leaf_count)
+            .map_err(|e| (i, e))?;
+    }
+    // Every proof verifies individually but the batch did not (e.g. two different leaves
+    // claimed for one index): report the first item that collides.
+    let mut seen = std::collections::BTreeMap::new();
+    for (i, (index, leaf, _)) in items.iter().enumerate() {
+        if seen.insert(*index, *leaf).is_some_and(|prev| prev != *leaf) {
+            return Err((
+                i,
+                Error::MalformedProof(format!("conflicting leaves for index {index}")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn batch_ok(root: &Hash, leaf_count: u64, items: &[(u64, Hash, &InclusionProof)]) -> bool {
+    use std::collections::BTreeMap;
+    if items.is_empty() {
+        return true;
+    }
+    // (level, position) -> hash, for computed nodes and for supplied siblings.
+    let mut known: BTreeMap<(u32, u64), Hash> = BTreeMap::new();
+    let mut supplied: BTreeMap<(u32, u64), Hash> = BTreeMap::new();
+    for (index, leaf, proof) in items {
+        if proof.index != *index || proof.leaf_count != leaf_count {
+            return false;
+        }
+        match path_len(*index, leaf_count) {
+            Ok(l) if l == proof.siblings.len() => {}
+            _ => return false,
+        }
+        if known
+            .insert((0, *index), *leaf)
+            .is_some_and(|prev| prev != *leaf)
+        {
+            return false;
+        }
+        let (mut idx, mut n, mut level, mut sib) =
+            (*index, leaf_count, 0u32, proof.siblings.iter());
+        while n > 1 {
+            if idx ^ 1 < n {
+                let Some(s) = sib.next() else { return false };
+                if supplied
+                    .insert((level, idx ^ 1), *s)
+                    .is_some_and(|prev| prev != *s)
+                {
+                    return false;
+                }
+            }
+            idx /= 2;
+            n = n.div_ceil(2);
+            level += 1;
+        }
+    }
+    let (mut n, mut level) = (leaf_count, 0u32);
+    while n > 1 {
+        let positions: Vec<u64> = known
+            .range((level, 0)..(level + 1, 0))
+            .map(|(&(_, p), _)| p)
+            .collect();
+        for p in positions {
+            let Some(&node) = known.get(&(level, p)) else {
+                return false;
+            };
+            let q = p ^ 1;
+            let parent = if q < n {
+                let computed = known.get(&(level, q)).copied();
+                let given = supplied.get(&(level, q)).copied();
+                let s = match (computed, given) {
+                    (Some(c), Some(g)) if c != g => return false,
+                    (Some(c), _) => c,
+                    (None, Some(g)) => g,
+                    (None, None) => return false,
+                };
+                if p & 1 == 0 {
+                    node_hash(&node, &s)
+                } else {
+                    node_hash(&s, &node)
+                }
+            } else {
+                node
+            };
+            if known
+                .insert((level + 1, p / 2), parent)
+                .is_some_and(|prev| prev != parent)
+            {
+                return false;
+            }
+        }
+        n = n.div_ceil(2);
+        level += 1;
+    }
+    known.get(&(level, 0)) == Some(root)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +479,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn batch_verification_agrees_with_individual_verification() {
+        let l = leaves(37);
+        let t = MerkleTree::from_leaf_hashes(l.clone()).expect("tree");
+        let proofs: Vec<_> = (0..37).map(|i| t.prove(i).expect("p")).collect();
+        let items: Vec<_> = (8..13u64)
+            .map(|i| (i, l[i as usize], &proofs[i as usize]))
+            .collect();
+        assert!(verify_batch(&t.root(), 37, &items).is_ok());
+        let mut bad = proofs[10].clone();
+        bad.siblings[2] = [9; 32];
+        let mut items2 = items.clone();
+        items2[2].2 = &bad;
+        assert_eq!(
+            verify_batch(&t.root(), 37, &items2).map_err(|e| e.0),
+            Err(2)
+        );
+        let mut items3 = items.clone();
+        items3[4].1 = l[0];
+        assert_eq!(
+            verify_batch(&t.root(), 37, &items3).map_err(|e| e.0),
+            Err(4)
+        );
+        let all: Vec<_> = (0..37u64)
+            .map(|i| (i, l[i as usize], &proofs[i as usize]))
+            .collect();
+        assert!(verify_batch(&t.root(), 37, &all).is_ok());
     }
 
     #[test]

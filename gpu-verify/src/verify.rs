@@ -28,7 +28,7 @@ use crate::commit::{
 use crate::error::{Error, Result};
 use crate::gemm::{check_shape, CpuGemm};
 use crate::matrix::{MatrixI32, MatrixI8};
-use crate::merkle::{Hash, InclusionProof, MerkleTree};
+use crate::merkle::{verify_batch, Hash, InclusionProof, MerkleTree};
 
 /// Default tile size `T` (see the crate docs for the cost/detection trade-off).
 pub const DEFAULT_TILE: usize = 4;
@@ -420,39 +420,37 @@ fn check_tile(
             });
         }
     }
-    let mut rows = Vec::with_capacity(rect.rows * job.k);
-    for (r, o) in t.a_rows.iter().enumerate() {
-        let row = rect.row0 + r;
-        let fail = |reason: String| Rejection::RowProof { index, row, reason };
-        if o.data.len() != job.k {
-            return Err(fail(format!(
-                "expected {} values, got {}",
-                job.k,
-                o.data.len()
-            )));
-        }
-        o.proof
-            .verify_at(&job.a_root, &a_row_leaf(&o.data), row as u64, job.m as u64)
-            .map_err(|e| fail(e.to_string()))?;
-        rows.extend_from_slice(&o.data);
-    }
-    let mut cols = Vec::with_capacity(rect.cols * job.k);
-    for (c, o) in t.b_cols.iter().enumerate() {
-        let col = rect.col0 + c;
-        let fail = |reason: String| Rejection::ColumnProof { index, col, reason };
-        if o.data.len() != job.k {
-            return Err(fail(format!(
-                "expected {} values, got {}",
-                job.k,
-                o.data.len()
-            )));
-        }
-        o.proof
-            .verify_at(&job.b_root, &b_col_leaf(&o.data), col as u64, job.n as u64)
-            .map_err(|e| fail(e.to_string()))?;
-        cols.extend_from_slice(&o.data);
-    }
+    let rows = check_openings(&t.a_rows, rect.row0, job.k, &job.a_root, job.m, a_row_leaf)
+        .map_err(|(row, reason)| Rejection::RowProof { index, row, reason })?;
+    let cols = check_openings(&t.b_cols, rect.col0, job.k, &job.b_root, job.n, b_col_leaf)
+        .map_err(|(col, reason)| Rejection::ColumnProof { index, col, reason })?;
     Ok((rows, cols))
+}
+
+/// Checks consecutive openings `first..first+len` (lengths, then all proofs as one batch)
+/// and returns their concatenated data; on failure, the first bad index and why.
+fn check_openings(
+    openings: &[Opening],
+    first: usize,
+    k: usize,
+    root: &Hash,
+    count: usize,
+    leaf: fn(&[i8]) -> Hash,
+) -> std::result::Result<Vec<i8>, (usize, String)> {
+    let mut data = Vec::with_capacity(openings.len() * k);
+    let mut items = Vec::with_capacity(openings.len());
+    for (i, o) in openings.iter().enumerate() {
+        if o.data.len() != k {
+            return Err((
+                first + i,
+                format!("expected {k} values, got {}", o.data.len()),
+            ));
+        }
+        items.push(((first + i) as u64, leaf(&o.data), &o.proof));
+        data.extend_from_slice(&o.data);
+    }
+    verify_batch(root, count as u64, &items).map_err(|(i, e)| (first + i, e.to_string()))?;
+    Ok(data)
 }
 
 /// Compares recomputed tiles in order; the first mismatch wins, then the structural failure.
