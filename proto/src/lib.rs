@@ -1,0 +1,25 @@
+//! Lode's protobuf wire types. These are the bytes clients and peers exchange; the state machine converts
+//! them into its own domain types at the edge (`TryFrom`), and never stores them.
+
+#![allow(missing_docs, missing_debug_implementations, clippy::all)]
+
+/// `lode.tx.v1`: transactions.
+pub mod tx {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.tx.v1.rs"));
+    }
+}
+
+/// `lode.bank.v1`: transfers.
+pub mod bank {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.bank.v1.rs"));
+    }
+}
+
+/// `lode.query.v1`: query types.
+pub mod query {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.query.v1.rs"));
+    }
+}

@@ -1,0 +1,128 @@
+//! Account addresses: the first 20 bytes of SHA-256(ed25519 public key), shown as bech32m with the `lode` prefix.
+
+use std::{fmt, str::FromStr};
+
+use bech32::{Bech32m, Hrp};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// The human-readable prefix of every Lode address.
+pub const HRP: &str = "lode";
+
+/// A 20-byte account address.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address(pub [u8; 20]);
+
+/// Why a string is not a valid address.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AddressError {
+    #[error("not bech32m: {0}")]
+    Encoding(String),
+    #[error("prefix is {0:?}, expected \"lode\"")]
+    WrongPrefix(String),
+    #[error("payload is {0} bytes, expected 20")]
+    WrongLength(usize),
+}
+
+impl Address {
+    /// The address of an ed25519 public key.
+    pub fn from_public_key(pk: &[u8; 32]) -> Address {
+        let digest = Sha256::digest(pk);
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&digest[..20]);
+        Address(out)
+    }
+
+    /// The address of a module account (no key can sign for it): SHA-256("lode/module/" || name)[..20].
+    pub fn module(name: &str) -> Address {
+        let mut h = Sha256::new();
+        h.update(b"lode/module/");
+        h.update(name.as_bytes());
+        let digest = h.finalize();
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&digest[..20]);
+        Address(out)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hrp = Hrp::parse_unchecked(HRP);
+        match bech32::encode::<Bech32m>(hrp, &self.0) {
+            Ok(s) => f.write_str(&s),
+            Err(_) => Err(fmt::Error),
+        }
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl FromStr for Address {
+    type Err = AddressError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(s)
+            .map_err(|e| AddressError::Encoding(e.to_string()))?;
+        if checked.hrp().as_str() != HRP {
+            return Err(AddressError::WrongPrefix(checked.hrp().to_string()));
+        }
+        // Only the canonical lower-case form is accepted, so one address has one spelling.
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(AddressError::Encoding("upper-case address".into()));
+        }
+        let data: Vec<u8> = checked.byte_iter().collect();
+        let bytes: [u8; 20] = data
+            .as_slice()
+            .try_into()
+            .map_err(|_| AddressError::WrongLength(data.len()))?;
+        Ok(Address(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn address_round_trips_through_bech32m() {
+        let a = Address::from_public_key(&[7u8; 32]);
+        let s = a.to_string();
+        assert!(s.starts_with("lode1"));
+        assert_eq!(s.parse::<Address>(), Ok(a));
+    }
+
+    #[test]
+    fn malformed_addresses_are_rejected() {
+        let good = Address([1u8; 20]).to_string();
+        let mut flipped = good.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'q' { b'p' } else { b'q' };
+        let flipped = String::from_utf8(flipped).unwrap_or_default();
+        for bad in ["", "lode1", "cosmos1qqqq", "lode1zzzzzzzz", flipped.as_str(), &good.to_uppercase()] {
+            assert!(bad.parse::<Address>().is_err(), "{bad} accepted");
+        }
+        // bech32 (not bech32m) checksum is rejected.
+        let hrp = Hrp::parse_unchecked(HRP);
+        let b32 = bech32::encode::<bech32::Bech32>(hrp, &[1u8; 20]).unwrap_or_default();
+        assert!(b32.parse::<Address>().is_err());
+        // Wrong payload length.
+        let short = bech32::encode::<Bech32m>(hrp, &[1u8; 19]).unwrap_or_default();
+        assert_eq!(short.parse::<Address>(), Err(AddressError::WrongLength(19)));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_strings_never_panics(s in ".{0,120}") {
+            let _ = s.parse::<Address>();
+        }
+    }
+}

@@ -1,0 +1,673 @@
+//! The ABCI 2.0 application. This is the only module where ABCI types appear: it converts requests into
+//! calls on the state machine and results back into responses.
+//!
+//! Concurrency: CometBFT drives the app over several connections at once (consensus, mempool, query).
+//! Block execution and the mempool's check state have separate locks, taken in that order, so CheckTx
+//! does not wait for a block to execute; the mempool lock is also held while Commit writes, so CheckTx never
+//! sees a half-updated view.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard, RwLock},
+};
+
+use bytes::Bytes;
+use lode_proto::query::v1 as querypb;
+use prost::Message;
+use rayon::prelude::*;
+use tendermint_proto::v0_38::{
+    abci::{
+        request, response, response_process_proposal::ProposalStatus, Event as AbciEvent, EventAttribute,
+        ExecTxResult, Request, RequestCheckTx, RequestFinalizeBlock, RequestInfo, RequestInitChain,
+        RequestPrepareProposal, RequestProcessProposal, RequestQuery, Response, ResponseCheckTx,
+        ResponseCommit, ResponseException, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
+        ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery, ValidatorUpdate,
+    },
+    crypto::{public_key, ProofOp, ProofOps},
+};
+use tracing::{debug, info, instrument, warn};
+
+use crate::{
+    address::Address,
+    error::{StateError, StoreError, TxError, CODESPACE},
+    event::Event,
+    exec::{execute_tx, BlockCtx},
+    genesis::AppState,
+    modules::bank,
+    params::{self, Params},
+    store::{BlockRecord, CommitBatch, CommitRecord, Overlay, StateRead, Store, Writes},
+    tx::{check_public_key, verify_signatures, Tx},
+};
+
+/// Application name and version reported by Info.
+pub const APP_NAME: &str = "lode";
+pub const APP_VERSION: u64 = 1;
+
+/// Query error codes (tx error codes are in [`TxError::code`]).
+pub mod query_code {
+    pub const OK: u32 = 0;
+    pub const INTERNAL: u32 = 1;
+    pub const INVALID_ADDRESS: u32 = 13;
+    pub const UNKNOWN_PATH: u32 = 30;
+    pub const HEIGHT_UNAVAILABLE: u32 = 31;
+    pub const NOT_INITIALIZED: u32 = 32;
+}
+
+/// How many verified tx hashes the signature cache remembers.
+const SIG_CACHE_CAP: usize = 200_000;
+
+/// The Lode application. Cheap to clone; every clone shares the same state.
+#[derive(Clone, Debug)]
+pub struct LodeApp {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    consensus: Mutex<ConsensusState>,
+    mempool: Mutex<Writes>,
+    committed: RwLock<Committed>,
+    sig_cache: Mutex<SigCache>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Committed {
+    record: Option<CommitRecord>,
+    params: Params,
+}
+
+#[derive(Debug, Default)]
+struct ConsensusState {
+    pending: Option<PendingBlock>,
+}
+
+/// A finalized but not yet committed block.
+#[derive(Debug)]
+struct PendingBlock {
+    batch: CommitBatch,
+}
+
+/// Hashes of txs whose signatures already verified on this node, so each signature is checked once.
+#[derive(Debug, Default)]
+struct SigCache {
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl SigCache {
+    fn contains(&self, h: &[u8; 32]) -> bool {
+        self.set.contains(h)
+    }
+
+    fn insert(&mut self, h: [u8; 32]) {
+        if self.set.insert(h) {
+            self.order.push_back(h);
+            while self.order.len() > SIG_CACHE_CAP {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock would be a bug; the data under it stays consistent because every
+    // mutation is committed only after it fully succeeds, so recovering the guard is safe.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LodeApp {
+    /// Opens the application's database at `path`, creating it if needed.
+    pub fn open(path: &Path) -> Result<LodeApp, StateError> {
+        let store = Store::open(path)?;
+        let record = store.commit_record()?;
+        let params = match &record {
+            Some(_) => params::load(&store)?,
+            None => Params::default(),
+        };
+        if let Some(r) = &record {
+            info!(height = r.height, app_hash = %hex::encode(r.app_hash), "opened state");
+        }
+        Ok(LodeApp {
+            inner: Arc::new(Inner {
+                store,
+                consensus: Mutex::new(ConsensusState::default()),
+                mempool: Mutex::new(Writes::new()),
+                committed: RwLock::new(Committed { record, params }),
+                sig_cache: Mutex::new(SigCache::default()),
+            }),
+        })
+    }
+
+    /// The underlying store (read-only use: queries, tests, tools).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn committed(&self) -> Committed {
+        self.inner.committed.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The last commit record, if the chain was initialised.
+    pub fn last_commit(&self) -> Option<CommitRecord> {
+        self.committed().record
+    }
+
+    /// Serves one ABCI request. Never panics: a request without a value, or one that breaks the ABCI
+    /// contract (a block for the wrong height, Commit with nothing finalized), gets an Exception response.
+    pub fn handle(&self, req: Request) -> Response {
+        let value = match req.value {
+            None => exception("request has no value"),
+            Some(v) => match self.dispatch(v) {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, "ABCI request failed");
+                    exception(&e.to_string())
+                }
+            },
+        };
+        Response { value: Some(value) }
+    }
+
+    fn dispatch(&self, v: request::Value) -> Result<response::Value, StateError> {
+        use request::Value as Rq;
+        use response::Value as Rs;
+        Ok(match v {
+            Rq::Echo(r) => Rs::Echo(tendermint_proto::v0_38::abci::ResponseEcho { message: r.message }),
+            Rq::Flush(_) => Rs::Flush(Default::default()),
+            Rq::Info(r) => Rs::Info(self.info(r)),
+            Rq::InitChain(r) => Rs::InitChain(self.try_init_chain(r)?),
+            Rq::Query(r) => Rs::Query(self.query(r)),
+            Rq::CheckTx(r) => Rs::CheckTx(self.check_tx(r)),
+            Rq::Commit(_) => Rs::Commit(self.try_commit()?),
+            Rq::ListSnapshots(_) => Rs::ListSnapshots(Default::default()),
+            Rq::OfferSnapshot(_) => Rs::OfferSnapshot(Default::default()),
+            Rq::LoadSnapshotChunk(_) => Rs::LoadSnapshotChunk(Default::default()),
+            Rq::ApplySnapshotChunk(_) => Rs::ApplySnapshotChunk(Default::default()),
+            Rq::PrepareProposal(r) => Rs::PrepareProposal(self.prepare_proposal(r)),
+            Rq::ProcessProposal(r) => Rs::ProcessProposal(self.process_proposal(r)),
+            Rq::ExtendVote(_) => Rs::ExtendVote(Default::default()),
+            Rq::VerifyVoteExtension(_) => Rs::VerifyVoteExtension(
+                tendermint_proto::v0_38::abci::ResponseVerifyVoteExtension {
+                    status: tendermint_proto::v0_38::abci::response_verify_vote_extension::VerifyStatus::Accept
+                        as i32,
+                },
+            ),
+            Rq::FinalizeBlock(r) => Rs::FinalizeBlock(self.try_finalize_block(r)?),
+        })
+    }
+
+    /// ABCI Info: the last committed height and app hash.
+    #[instrument(skip_all)]
+    pub fn info(&self, _req: RequestInfo) -> ResponseInfo {
+        let c = self.committed();
+        let (height, app_hash) = match &c.record {
+            // Right after genesis the last block height is initial_height - 1, as CometBFT expects.
+            Some(r) => (r.height, Bytes::copy_from_slice(&r.app_hash)),
+            None => (0, Bytes::new()),
+        };
+        ResponseInfo {
+            data: APP_NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            app_version: APP_VERSION,
+            last_block_height: height as i64,
+            last_block_app_hash: app_hash,
+        }
+    }
+
+    /// ABCI InitChain: writes the genesis state (as the height before the first block) and returns its
+    /// app hash. Idempotent: CometBFT calls it again if it restarts before the first block.
+    #[instrument(skip_all, fields(chain_id = %req.chain_id))]
+    pub fn try_init_chain(&self, req: RequestInitChain) -> Result<ResponseInitChain, StateError> {
+        let _consensus = lock(&self.inner.consensus);
+        if req.chain_id.is_empty() {
+            return Err(StateError::Genesis("chain_id is empty".into()));
+        }
+        let app_state: AppState = serde_json::from_slice(&req.app_state_bytes)
+            .map_err(|e| StateError::Genesis(format!("app_state: {e}")))?;
+        let balances = app_state.parsed_balances().map_err(|issues| {
+            StateError::Genesis(
+                issues.iter().map(|i| format!("app_state.{}: {}", i.path, i.message)).collect::<Vec<_>>().join("; "),
+            )
+        })?;
+        let initial_height = u64::try_from(req.initial_height.max(1))
+            .map_err(|_| StateError::Genesis("initial_height".into()))?;
+        let validators = parse_validators(&req.validators)?;
+
+        let mut writes = Overlay::new(&EmptyState);
+        let mut supply: u128 = 0;
+        for (addr, amount) in &balances {
+            bank::put_account(&mut writes, addr, &bank::Account { balance: *amount, nonce: 0 });
+            supply = supply.checked_add(*amount).ok_or_else(|| StateError::Genesis("supply overflows".into()))?;
+        }
+        bank::put_supply(&mut writes, supply);
+        params::store(&mut writes, &app_state.params);
+        crate::validators::store(&mut writes, &validators);
+        let writes = writes.into_writes();
+        let (root, tree) = self.inner.store.compute_root(&writes, 0)?;
+
+        let record = CommitRecord {
+            chain_id: req.chain_id.clone(),
+            initial_height,
+            height: initial_height - 1,
+            app_hash: root.0,
+        };
+        let existing = self.committed().record;
+        match existing {
+            Some(r) if r.height == record.height && r == record => {
+                info!("genesis already stored; InitChain is a no-op");
+            }
+            Some(r) => {
+                return Err(StateError::Protocol(format!(
+                    "InitChain on a store that already holds chain {} at height {} (app hash {})",
+                    r.chain_id,
+                    r.height,
+                    hex::encode(r.app_hash)
+                )))
+            }
+            None => {
+                self.inner.store.commit(CommitBatch {
+                    record: record.clone(),
+                    writes,
+                    tree,
+                    block: None,
+                    tx_hashes: Vec::new(),
+                })?;
+                let mut c = self.inner.committed.write().unwrap_or_else(|e| e.into_inner());
+                *c = Committed { record: Some(record.clone()), params: app_state.params.clone() };
+                info!(accounts = balances.len(), validators = validators.len(), app_hash = %hex::encode(root.0), "genesis committed");
+            }
+        }
+        Ok(ResponseInitChain { consensus_params: None, validators: Vec::new(), app_hash: Bytes::copy_from_slice(&root.0) })
+    }
+
+    /// Decodes and checks a tx statelessly, then verifies its signature unless already verified here.
+    fn check_one(&self, raw: &[u8], chain_id: &str, params: &Params) -> Result<Tx, TxError> {
+        let tx = Tx::check_stateless(raw, chain_id, params)?;
+        if !lock(&self.inner.sig_cache).contains(&tx.hash) {
+            if !verify_signatures(&[&tx])[0] {
+                return Err(TxError::BadSignature);
+            }
+            lock(&self.inner.sig_cache).insert(tx.hash);
+        }
+        Ok(tx)
+    }
+
+    /// Stateless checks and signature verification of many txs, in parallel.
+    fn check_many(&self, txs: &[Bytes], chain_id: &str, params: &Params) -> Vec<Result<Tx, TxError>> {
+        let mut checked: Vec<Result<Tx, TxError>> =
+            txs.par_iter().map(|raw| Tx::check_stateless(raw, chain_id, params)).collect();
+        let to_verify: Vec<(usize, &Tx)> = {
+            let cache = lock(&self.inner.sig_cache);
+            checked
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.as_ref().ok().filter(|t| !cache.contains(&t.hash)).map(|t| (i, t)))
+                .collect()
+        };
+        let refs: Vec<&Tx> = to_verify.iter().map(|(_, t)| *t).collect();
+        let verdicts = verify_signatures(&refs);
+        let mut bad = Vec::new();
+        {
+            let mut cache = lock(&self.inner.sig_cache);
+            for ((i, t), ok) in to_verify.iter().zip(verdicts) {
+                if ok {
+                    cache.insert(t.hash);
+                } else {
+                    bad.push(*i);
+                }
+            }
+        }
+        for i in bad {
+            checked[i] = Err(TxError::BadSignature);
+        }
+        checked
+    }
+
+    /// ABCI CheckTx (new and recheck): the whole tx runs against the mempool's view of state, which
+    /// starts from the last commit and accumulates admitted txs until the next Commit resets it.
+    #[instrument(skip_all)]
+    pub fn check_tx(&self, req: RequestCheckTx) -> ResponseCheckTx {
+        let c = self.committed();
+        let Some(record) = c.record else {
+            return check_response(Err(TxError::Internal("chain not initialised".into())), 0);
+        };
+        let tx = match self.check_one(&req.tx, &record.chain_id, &c.params) {
+            Ok(tx) => tx,
+            Err(e) => return check_response(Err(e), 0),
+        };
+        let mut mempool = lock(&self.inner.mempool);
+        let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
+        let mut scratch = Overlay::new(&view);
+        let ctx = BlockCtx { height: record.height + 1, params: &c.params };
+        let result = execute_tx(&mut scratch, &tx, ctx);
+        let result = match result {
+            Ok(out) => {
+                let w = scratch.into_writes();
+                view.merge(w);
+                Ok(out.gas_used)
+            }
+            Err(f) => Err(f.error),
+        };
+        *mempool = view.into_writes();
+        let gas = tx.gas(&c.params).unwrap_or(0);
+        check_response(result, gas)
+    }
+
+    /// ABCI PrepareProposal: keeps the mempool's txs that are valid in order on top of the last commit,
+    /// up to `max_tx_bytes` and the block size parameter.
+    #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
+    pub fn prepare_proposal(&self, req: RequestPrepareProposal) -> ResponsePrepareProposal {
+        let c = self.committed();
+        let Some(record) = c.record else {
+            return ResponsePrepareProposal { txs: Vec::new() };
+        };
+        let limit = (req.max_tx_bytes.max(0) as u64).min(c.params.max_block_bytes);
+        let checked = self.check_many(&req.txs, &record.chain_id, &c.params);
+        let mut view = Overlay::new(&self.inner.store);
+        let ctx = BlockCtx { height: u64::try_from(req.height).unwrap_or(record.height + 1), params: &c.params };
+        let mut out = Vec::new();
+        let mut total: u64 = 0;
+        for (raw, checked) in req.txs.into_iter().zip(checked) {
+            let Ok(tx) = checked else { continue };
+            if total + raw.len() as u64 > limit {
+                continue;
+            }
+            let mut scratch = Overlay::new(&view);
+            if execute_tx(&mut scratch, &tx, ctx).is_ok() {
+                let w = scratch.into_writes();
+                view.merge(w);
+                total += raw.len() as u64;
+                out.push(raw);
+            }
+        }
+        debug!(kept = out.len(), bytes = total, "prepared proposal");
+        ResponsePrepareProposal { txs: out }
+    }
+
+    /// ABCI ProcessProposal: rejects a block that is over the size limit or holds a tx that does not
+    /// decode, fails a stateless check, or is badly signed.
+    #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
+    pub fn process_proposal(&self, req: RequestProcessProposal) -> ResponseProcessProposal {
+        let reject = |why: String| {
+            warn!(reason = %why, "rejecting proposal");
+            ResponseProcessProposal { status: ProposalStatus::Reject as i32 }
+        };
+        let c = self.committed();
+        let Some(record) = c.record else {
+            return reject("chain not initialised".into());
+        };
+        let total: u64 = req.txs.iter().map(|t| t.len() as u64).sum();
+        if total > c.params.max_block_bytes {
+            return reject(format!("block txs are {total} bytes, over {}", c.params.max_block_bytes));
+        }
+        for (i, r) in self.check_many(&req.txs, &record.chain_id, &c.params).iter().enumerate() {
+            if let Err(e) = r {
+                return reject(format!("tx {i}: {}", e.log()));
+            }
+        }
+        ResponseProcessProposal { status: ProposalStatus::Accept as i32 }
+    }
+
+    /// ABCI FinalizeBlock: executes the block's txs in order and computes the new app hash. Writes nothing
+    /// durable: the effect waits in memory for Commit.
+    #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
+    pub fn try_finalize_block(&self, req: RequestFinalizeBlock) -> Result<ResponseFinalizeBlock, StateError> {
+        let mut consensus = lock(&self.inner.consensus);
+        let c = self.committed();
+        let record = c.record.ok_or_else(|| StateError::Protocol("FinalizeBlock before InitChain".into()))?;
+        let height = u64::try_from(req.height).map_err(|_| StateError::Protocol("negative height".into()))?;
+        if height != record.height + 1 {
+            return Err(StateError::Protocol(format!(
+                "FinalizeBlock for height {height}, expected {}",
+                record.height + 1
+            )));
+        }
+        // A second FinalizeBlock for the same height (the engine retrying) replaces the first.
+        consensus.pending = None;
+
+        let checked = self.check_many(&req.txs, &record.chain_id, &c.params);
+        let ctx = BlockCtx { height, params: &c.params };
+        let mut block = Overlay::new(&self.inner.store);
+        let mut tx_results = Vec::with_capacity(req.txs.len());
+        for checked in &checked {
+            let result = match checked {
+                Err(e) => exec_result(Err((e, 0))),
+                Ok(tx) => match execute_tx(&mut block, tx, ctx) {
+                    Ok(out) => exec_result(Ok((&out.events, out.gas_used))),
+                    Err(f) => {
+                        if let TxError::Internal(msg) = &f.error {
+                            return Err(StateError::Store(StoreError::Jmt(msg.clone())));
+                        }
+                        exec_result(Err((&f.error, f.gas_used)))
+                    }
+                },
+            };
+            tx_results.push(result);
+        }
+        let writes = block.into_writes();
+        let version = record
+            .version_of(height)
+            .ok_or_else(|| StateError::Protocol("height below initial height".into()))?;
+        let (root, tree) = self.inner.store.compute_root(&writes, version)?;
+        let response = ResponseFinalizeBlock {
+            events: Vec::new(),
+            tx_results,
+            validator_updates: Vec::new(),
+            consensus_param_updates: None,
+            app_hash: Bytes::copy_from_slice(&root.0),
+        };
+        let tx_hashes: Vec<[u8; 32]> = req.txs.iter().map(|t| crate::tx::tx_hash(t)).collect();
+        consensus.pending = Some(PendingBlock {
+            batch: CommitBatch {
+                record: CommitRecord { height, app_hash: root.0, ..record },
+                writes,
+                tree,
+                block: Some(BlockRecord {
+                    txs: req.txs.iter().map(|t| t.to_vec()).collect(),
+                    results: response.encode_to_vec(),
+                }),
+                tx_hashes,
+            },
+        });
+        Ok(response)
+    }
+
+    /// ABCI Commit: persists the finalized block in one synced write and resets the mempool view.
+    #[instrument(skip_all)]
+    pub fn try_commit(&self) -> Result<ResponseCommit, StateError> {
+        let mut consensus = lock(&self.inner.consensus);
+        let pending = consensus
+            .pending
+            .take()
+            .ok_or_else(|| StateError::Protocol("Commit without a finalized block".into()))?;
+        let record = pending.batch.record.clone();
+        let mut mempool = lock(&self.inner.mempool);
+        self.inner.store.commit(pending.batch)?;
+        let params = params::load(&self.inner.store)?;
+        *self.inner.committed.write().unwrap_or_else(|e| e.into_inner()) =
+            Committed { record: Some(record.clone()), params };
+        mempool.clear();
+        debug!(height = record.height, app_hash = %hex::encode(record.app_hash), "committed");
+        Ok(ResponseCommit { retain_height: 0 })
+    }
+
+    /// ABCI Query. Paths: `/account` with the bech32 address as data. `height` 0 means the last commit;
+    /// `prove` adds a JMT proof (op type `jmt:sha256`) against that height's app hash.
+    #[instrument(skip_all, fields(path = %req.path))]
+    pub fn query(&self, req: RequestQuery) -> ResponseQuery {
+        let fail = |code: u32, log: String| ResponseQuery { code, log, codespace: CODESPACE.into(), ..Default::default() };
+        let Some(record) = self.committed().record else {
+            return fail(query_code::NOT_INITIALIZED, "chain not initialised".into());
+        };
+        match req.path.as_str() {
+            "/account" => {}
+            other => return fail(query_code::UNKNOWN_PATH, format!("unknown query path {other:?}")),
+        }
+        let addr: Address = match std::str::from_utf8(&req.data).map_err(|e| e.to_string()).and_then(|s| s.parse().map_err(|e: crate::address::AddressError| e.to_string())) {
+            Ok(a) => a,
+            Err(e) => return fail(query_code::INVALID_ADDRESS, format!("invalid address: {e}")),
+        };
+        let height = if req.height <= 0 { record.height } else { req.height as u64 };
+        if height > record.height {
+            return fail(query_code::HEIGHT_UNAVAILABLE, format!("height {height} is above the last commit {}", record.height));
+        }
+        let key = crate::modules::bank::state_key::account(&addr);
+        let (raw, proof_ops) = if req.prove || height != record.height {
+            let Some(version) = record.version_of(height) else {
+                return fail(query_code::HEIGHT_UNAVAILABLE, format!("height {height} is before genesis"));
+            };
+            match self.inner.store.get_with_proof(&key, version) {
+                Ok((v, proof)) => {
+                    let ops = req.prove.then(|| ProofOps {
+                        ops: vec![ProofOp {
+                            r#type: "jmt:sha256".into(),
+                            key: key.clone(),
+                            data: borsh::to_vec(&proof).unwrap_or_default(),
+                        }],
+                    });
+                    (v, ops)
+                }
+                Err(e) => return fail(query_code::INTERNAL, e.to_string()),
+            }
+        } else {
+            match self.inner.store.get(&key) {
+                Ok(v) => (v, None),
+                Err(e) => return fail(query_code::INTERNAL, e.to_string()),
+            }
+        };
+        let acct = match raw.as_deref().map(bank::Account::decode).transpose() {
+            Ok(a) => a.unwrap_or_default(),
+            Err(e) => return fail(query_code::INTERNAL, e.to_string()),
+        };
+        let value = querypb::Account { address: addr.to_string(), balance: acct.balance.to_string(), nonce: acct.nonce };
+        ResponseQuery {
+            code: query_code::OK,
+            key: Bytes::from(key),
+            value: Bytes::from(value.encode_to_vec()),
+            proof_ops,
+            height: height as i64,
+            codespace: CODESPACE.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Validators as given to InitChain: (ed25519 key, power).
+fn parse_validators(v: &[ValidatorUpdate]) -> Result<Vec<([u8; 32], u64)>, StateError> {
+    let mut out = Vec::with_capacity(v.len());
+    for (i, u) in v.iter().enumerate() {
+        let key = match u.pub_key.as_ref().and_then(|k| k.sum.as_ref()) {
+            Some(public_key::Sum::Ed25519(b)) => <[u8; 32]>::try_from(b.as_slice())
+                .map_err(|_| StateError::Genesis(format!("validators[{i}]: key is not 32 bytes")))?,
+            _ => return Err(StateError::Genesis(format!("validators[{i}]: not an ed25519 key"))),
+        };
+        check_public_key(&key).map_err(|e| StateError::Genesis(format!("validators[{i}]: {e}")))?;
+        let power = u64::try_from(u.power)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| StateError::Genesis(format!("validators[{i}]: power must be positive")))?;
+        out.push((key, power));
+    }
+    Ok(out)
+}
+
+/// State with nothing in it: the base of genesis.
+struct EmptyState;
+
+impl StateRead for EmptyState {
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+}
+
+fn exception(msg: &str) -> response::Value {
+    response::Value::Exception(ResponseException { error: msg.to_string() })
+}
+
+fn abci_events(events: &[Event]) -> Vec<AbciEvent> {
+    events
+        .iter()
+        .map(|e| AbciEvent {
+            r#type: e.kind.to_string(),
+            attributes: e
+                .attributes
+                .iter()
+                .map(|(k, v)| EventAttribute { key: (*k).to_string(), value: v.clone(), index: true })
+                .collect(),
+        })
+        .collect()
+}
+
+fn exec_result(r: Result<(&Vec<Event>, u64), (&TxError, u64)>) -> ExecTxResult {
+    match r {
+        Ok((events, gas)) => ExecTxResult {
+            code: 0,
+            gas_used: gas as i64,
+            gas_wanted: gas as i64,
+            events: abci_events(events),
+            ..Default::default()
+        },
+        Err((e, gas)) => ExecTxResult {
+            code: e.code(),
+            log: e.log(),
+            gas_used: gas as i64,
+            codespace: CODESPACE.into(),
+            ..Default::default()
+        },
+    }
+}
+
+fn check_response(r: Result<u64, TxError>, gas_wanted: u64) -> ResponseCheckTx {
+    match r {
+        Ok(gas) => ResponseCheckTx { code: 0, gas_wanted: gas as i64, gas_used: gas as i64, ..Default::default() },
+        Err(e) => ResponseCheckTx {
+            code: e.code(),
+            log: e.log(),
+            gas_wanted: gas_wanted as i64,
+            codespace: CODESPACE.into(),
+            ..Default::default()
+        },
+    }
+}
+
+impl tendermint_abci::Application for LodeApp {
+    fn info(&self, r: RequestInfo) -> ResponseInfo {
+        LodeApp::info(self, r)
+    }
+    fn init_chain(&self, r: RequestInitChain) -> ResponseInitChain {
+        // The trait cannot return an error; `handle` (used by Lode's own server) reports it as an
+        // Exception instead. Here an invalid genesis yields an empty app hash, which CometBFT rejects.
+        self.try_init_chain(r).unwrap_or_else(|e| {
+            warn!(error = %e, "InitChain failed");
+            ResponseInitChain::default()
+        })
+    }
+    fn query(&self, r: RequestQuery) -> ResponseQuery {
+        LodeApp::query(self, r)
+    }
+    fn check_tx(&self, r: RequestCheckTx) -> ResponseCheckTx {
+        LodeApp::check_tx(self, r)
+    }
+    fn commit(&self) -> ResponseCommit {
+        self.try_commit().unwrap_or_else(|e| {
+            warn!(error = %e, "Commit failed");
+            ResponseCommit::default()
+        })
+    }
+    fn prepare_proposal(&self, r: RequestPrepareProposal) -> ResponsePrepareProposal {
+        LodeApp::prepare_proposal(self, r)
+    }
+    fn process_proposal(&self, r: RequestProcessProposal) -> ResponseProcessProposal {
+        LodeApp::process_proposal(self, r)
+    }
+    fn finalize_block(&self, r: RequestFinalizeBlock) -> ResponseFinalizeBlock {
+        self.try_finalize_block(r).unwrap_or_else(|e| {
+            warn!(error = %e, "FinalizeBlock failed");
+            ResponseFinalizeBlock::default()
+        })
+    }
+}

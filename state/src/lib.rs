@@ -1,0 +1,22 @@
+//! Lode's state machine: the ABCI 2.0 application, its modules, and durable, provable storage.
+//!
+//! Deterministic by construction: no clocks, no RNG (except batch-verification coefficients, which cannot
+//! change a verdict), no `HashMap` iteration, no floats. Height and time come in through ABCI.
+
+pub mod address;
+pub mod amount;
+pub mod app;
+pub mod error;
+pub mod event;
+pub mod exec;
+pub mod genesis;
+pub mod modules;
+pub mod params;
+pub mod store;
+pub mod tx;
+pub mod validators;
+
+pub use address::Address;
+pub use app::LodeApp;
+pub use error::{StateError, StoreError, TxError};
+pub use params::Params;

@@ -1,0 +1,3 @@
+//! State-machine modules. Each owns its storage keys (`state_key.rs`), events and message handlers.
+
+pub mod bank;

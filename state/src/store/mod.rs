@@ -1,0 +1,227 @@
+//! Durable state: one RocksDB instance with a column family per kind of data, and the Jellyfish Merkle
+//! Tree whose root is the app hash.
+//!
+//! Contract: nothing is written while a block executes. [`Store::commit`] writes a block's whole effect
+//! (state changes, JMT nodes, results, tx index, and the new last height and app hash) in one synced
+//! `WriteBatch`, so after a crash the store holds each block either entirely or not at all.
+
+mod jmt_store;
+mod overlay;
+
+pub use overlay::{Overlay, StateRead, StateWrite, Writes};
+
+use std::path::Path;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use jmt::{proof::SparseMerkleProof, storage::TreeUpdateBatch, JellyfishMerkleTree, KeyHash, RootHash};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use sha2::Sha256;
+
+use crate::error::StoreError;
+use jmt_store::JmtReader;
+
+/// Latest value of every state key (plain key → value), for fast reads during execution.
+pub const CF_STATE: &str = "state";
+/// JMT nodes, by borsh-encoded `NodeKey`.
+pub const CF_JMT_NODES: &str = "jmt_nodes";
+/// JMT value history: key hash ‖ version (big-endian) → 0x00 (deleted) or 0x01 ‖ value.
+pub const CF_JMT_VALUES: &str = "jmt_values";
+/// Per height (big-endian u64): the block's txs and results.
+pub const CF_BLOCKS: &str = "blocks";
+/// Tx hash → height (u64 BE) ‖ index in block (u32 BE).
+pub const CF_TX_INDEX: &str = "tx_index";
+/// Singletons: the commit record.
+pub const CF_META: &str = "meta";
+
+const ALL_CFS: [&str; 6] = [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_BLOCKS, CF_TX_INDEX, CF_META];
+const META_COMMIT: &[u8] = b"commit";
+
+/// The JMT over SHA-256, as used for the app hash.
+pub type Jmt<'a> = JellyfishMerkleTree<'a, JmtReader<'a>, Sha256>;
+
+/// The last durable commit.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CommitRecord {
+    pub chain_id: String,
+    /// Height of the first block (genesis is stored as the height before it).
+    pub initial_height: u64,
+    /// Last committed height; `initial_height - 1` right after genesis.
+    pub height: u64,
+    /// JMT root after that height: the app hash.
+    pub app_hash: [u8; 32],
+}
+
+impl CommitRecord {
+    /// The JMT version that holds the state after `height`: genesis is version 0.
+    pub fn version_of(&self, height: u64) -> Option<u64> {
+        height.checked_add(1)?.checked_sub(self.initial_height)
+    }
+}
+
+/// A stored block: its txs and the encoded ABCI `ResponseFinalizeBlock`.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct BlockRecord {
+    pub txs: Vec<Vec<u8>>,
+    pub results: Vec<u8>,
+}
+
+/// Everything a block commits.
+#[derive(Debug)]
+pub struct CommitBatch {
+    pub record: CommitRecord,
+    pub writes: Writes,
+    pub tree: TreeUpdateBatch,
+    /// None for genesis.
+    pub block: Option<BlockRecord>,
+    pub tx_hashes: Vec<[u8; 32]>,
+}
+
+/// The node's RocksDB.
+#[derive(Debug)]
+pub struct Store {
+    db: DB,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&Cache::new_lru_cache(256 << 20));
+        table.set_bloom_filter(10.0, false);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(Store { db })
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db.cf_handle(name).ok_or_else(|| StoreError::Corrupt {
+            key: name.to_string(),
+            reason: "missing column family".into(),
+        })
+    }
+
+    /// The last commit, or None for a fresh database.
+    pub fn commit_record(&self) -> Result<Option<CommitRecord>, StoreError> {
+        match self.db.get_cf(self.cf(CF_META)?, META_COMMIT)? {
+            None => Ok(None),
+            Some(bytes) => CommitRecord::try_from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { key: "meta/commit".into(), reason: e.to_string() }),
+        }
+    }
+
+    /// Computes the JMT root after applying `writes` on top of the tree at `version - 1` (nothing written).
+    pub fn compute_root(&self, writes: &Writes, version: u64) -> Result<(RootHash, TreeUpdateBatch), StoreError> {
+        let reader = JmtReader::new(self);
+        let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
+        let set = writes
+            .iter()
+            .map(|(k, v)| (KeyHash::with::<Sha256>(k), v.clone()));
+        tree.put_value_set(set, version).map_err(|e| StoreError::Jmt(e.to_string()))
+    }
+
+    /// A key's value at a JMT version with a proof against that version's root.
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        version: u64,
+    ) -> Result<(Option<Vec<u8>>, SparseMerkleProof<Sha256>), StoreError> {
+        let reader = JmtReader::new(self);
+        let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
+        tree.get_with_proof(KeyHash::with::<Sha256>(key), version)
+            .map_err(|e| StoreError::Jmt(e.to_string()))
+    }
+
+    /// The root hash of a JMT version.
+    pub fn root_at(&self, version: u64) -> Result<[u8; 32], StoreError> {
+        let reader = JmtReader::new(self);
+        let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
+        tree.get_root_hash(version).map(|r| r.0).map_err(|e| StoreError::Jmt(e.to_string()))
+    }
+
+    /// Writes a block's whole effect in one synced batch.
+    pub fn commit(&self, batch: CommitBatch) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        let state = self.cf(CF_STATE)?;
+        for (k, v) in &batch.writes {
+            match v {
+                Some(v) => wb.put_cf(state, k, v),
+                None => wb.delete_cf(state, k),
+            }
+        }
+        jmt_store::write_tree_batch(self, &mut wb, &batch.tree)?;
+        if let Some(block) = &batch.block {
+            let bytes = borsh::to_vec(block).map_err(|e| StoreError::Jmt(e.to_string()))?;
+            wb.put_cf(self.cf(CF_BLOCKS)?, batch.record.height.to_be_bytes(), bytes);
+        }
+        let index = self.cf(CF_TX_INDEX)?;
+        for (i, h) in batch.tx_hashes.iter().enumerate() {
+            let mut loc = [0u8; 12];
+            loc[..8].copy_from_slice(&batch.record.height.to_be_bytes());
+            loc[8..].copy_from_slice(&(i as u32).to_be_bytes());
+            wb.put_cf(index, h, loc);
+        }
+        let record = borsh::to_vec(&batch.record).map_err(|e| StoreError::Jmt(e.to_string()))?;
+        wb.put_cf(self.cf(CF_META)?, META_COMMIT, record);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    /// A stored block.
+    pub fn block(&self, height: u64) -> Result<Option<BlockRecord>, StoreError> {
+        match self.db.get_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())? {
+            None => Ok(None),
+            Some(b) => BlockRecord::try_from_slice(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { key: format!("blocks/{height}"), reason: e.to_string() }),
+        }
+    }
+
+    /// Where a tx was committed: (height, index in block).
+    pub fn tx_location(&self, hash: &[u8; 32]) -> Result<Option<(u64, u32)>, StoreError> {
+        match self.db.get_cf(self.cf(CF_TX_INDEX)?, hash)? {
+            None => Ok(None),
+            Some(b) if b.len() == 12 => {
+                let mut h = [0u8; 8];
+                h.copy_from_slice(&b[..8]);
+                let mut i = [0u8; 4];
+                i.copy_from_slice(&b[8..]);
+                Ok(Some((u64::from_be_bytes(h), u32::from_be_bytes(i))))
+            }
+            Some(_) => Err(StoreError::Corrupt { key: format!("tx_index/{}", hex::encode(hash)), reason: "length".into() }),
+        }
+    }
+
+    /// Every committed (key, value) under a state-key prefix, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_STATE)?,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+impl StateRead for Store {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+    }
+}

@@ -1,0 +1,278 @@
+//! Transactions: decoding wire bytes into checked domain types (`check_stateless`), signing, and gas.
+//!
+//! Everything here needs no state, so a block's txs are checked in parallel before execution.
+
+mod verify;
+
+pub use verify::{check_public_key, verify_signatures};
+
+use ed25519_consensus::SigningKey;
+use lode_proto::{bank::v1 as bankpb, tx::v1 as pb};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::{address::Address, amount::parse_amount, error::TxError, params::Params};
+
+/// A decoded, statelessly checked transaction (signature not yet verified: see [`verify_signatures`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tx {
+    pub body: TxBody,
+    pub auth: AuthInfo,
+    pub signature: [u8; 64],
+    /// The exact bytes the signature covers (an encoded `SignDoc`).
+    pub sign_bytes: Vec<u8>,
+    /// SHA-256 of the raw tx bytes: the tx's identity in the mempool and the tx index.
+    pub hash: [u8; 32],
+    /// Length of the raw tx bytes.
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxBody {
+    pub chain_id: String,
+    pub msgs: Vec<Msg>,
+    pub memo: String,
+    pub timeout_height: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInfo {
+    pub public_key: [u8; 32],
+    pub signer: Address,
+    pub nonce: u64,
+    pub fee: u128,
+}
+
+/// A state transition request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    Send { from: Address, to: Address, amount: u128 },
+    MultiSend { from: Address, outputs: Vec<(Address, u128)> },
+}
+
+impl Msg {
+    /// The account that must sign for this message.
+    pub fn sender(&self) -> &Address {
+        match self {
+            Msg::Send { from, .. } | Msg::MultiSend { from, .. } => from,
+        }
+    }
+
+    fn gas(&self, p: &Params) -> Option<u64> {
+        match self {
+            Msg::Send { .. } => Some(p.gas_per_send),
+            Msg::MultiSend { outputs, .. } => p
+                .gas_per_multi_send_output
+                .checked_mul(outputs.len() as u64)?
+                .checked_add(p.gas_per_multi_send),
+        }
+    }
+}
+
+/// SHA-256 of raw tx bytes.
+pub fn tx_hash(raw: &[u8]) -> [u8; 32] {
+    Sha256::digest(raw).into()
+}
+
+impl Tx {
+    /// Decodes `raw` and runs every check that needs no state: size, encoding, chain id, key validity,
+    /// signature count, message well-formedness. Signatures are verified separately, in batches.
+    pub fn check_stateless(raw: &[u8], chain_id: &str, params: &Params) -> Result<Tx, TxError> {
+        if raw.len() as u64 > params.max_tx_bytes {
+            return Err(TxError::TooLarge { size: raw.len(), max: params.max_tx_bytes });
+        }
+        let wire = pb::Tx::decode(raw).map_err(|e| TxError::Decode(format!("tx: {e}")))?;
+        let body_pb = pb::TxBody::decode(wire.body_bytes.as_slice())
+            .map_err(|e| TxError::Decode(format!("tx body: {e}")))?;
+        let auth_pb = pb::AuthInfo::decode(wire.auth_info_bytes.as_slice())
+            .map_err(|e| TxError::Decode(format!("auth info: {e}")))?;
+
+        if body_pb.chain_id != chain_id {
+            return Err(TxError::WrongChainId {
+                got: body_pb.chain_id.chars().take(64).collect(),
+                want: chain_id.to_string(),
+            });
+        }
+        let public_key: [u8; 32] = auth_pb
+            .public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| TxError::InvalidPublicKey("public key must be 32 bytes"))?;
+        check_public_key(&public_key)?;
+        if wire.signatures.len() != 1 {
+            return Err(TxError::SignatureCount { got: wire.signatures.len(), want: 1 });
+        }
+        let signature: [u8; 64] = wire.signatures[0]
+            .as_slice()
+            .try_into()
+            .map_err(|_| TxError::Decode("signature must be 64 bytes".into()))?;
+        let fee = match auth_pb.fee {
+            Some(f) => parse_amount(&f.amount)?,
+            None => 0,
+        };
+        let signer = Address::from_public_key(&public_key);
+        let auth = AuthInfo { public_key, signer, nonce: auth_pb.nonce, fee };
+
+        if body_pb.msgs.is_empty() {
+            return Err(TxError::EmptyMsgs);
+        }
+        if body_pb.msgs.len() as u64 > params.max_msgs_per_tx {
+            return Err(TxError::TooManyMsgs { got: body_pb.msgs.len(), max: params.max_msgs_per_tx });
+        }
+        if body_pb.memo.len() as u64 > params.max_memo_bytes {
+            return Err(TxError::MemoTooLong { len: body_pb.memo.len(), max: params.max_memo_bytes });
+        }
+        let msgs = body_pb
+            .msgs
+            .into_iter()
+            .map(|m| Msg::try_from(m).and_then(|m| check_sender(m, &signer)))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let sign_bytes =
+            sign_doc_bytes(chain_id, &wire.body_bytes, &wire.auth_info_bytes);
+        Ok(Tx {
+            body: TxBody {
+                chain_id: body_pb.chain_id,
+                msgs,
+                memo: body_pb.memo,
+                timeout_height: body_pb.timeout_height,
+            },
+            auth,
+            signature,
+            sign_bytes,
+            hash: tx_hash(raw),
+            len: raw.len(),
+        })
+    }
+
+    /// Gas used: a fixed cost per message plus a cost per byte of the encoded tx.
+    pub fn gas(&self, p: &Params) -> Result<u64, TxError> {
+        let mut gas = (self.len as u64)
+            .checked_mul(p.gas_per_tx_byte)
+            .ok_or(TxError::Overflow("gas"))?;
+        for m in &self.body.msgs {
+            gas = m
+                .gas(p)
+                .and_then(|g| gas.checked_add(g))
+                .ok_or(TxError::Overflow("gas"))?;
+        }
+        Ok(gas)
+    }
+
+    /// The smallest fee this tx may pay: gas × min gas price.
+    pub fn min_fee(&self, p: &Params) -> Result<(u64, u128), TxError> {
+        let gas = self.gas(p)?;
+        let min = (gas as u128)
+            .checked_mul(p.min_gas_price as u128)
+            .ok_or(TxError::Overflow("fee"))?;
+        Ok((gas, min))
+    }
+}
+
+fn check_sender(m: Msg, signer: &Address) -> Result<Msg, TxError> {
+    if m.sender() != signer {
+        return Err(TxError::SignerMismatch { sender: m.sender().to_string(), signer: signer.to_string() });
+    }
+    Ok(m)
+}
+
+fn parse_address(s: &str) -> Result<Address, TxError> {
+    s.parse().map_err(|e: crate::address::AddressError| TxError::InvalidAddress {
+        addr: s.chars().take(100).collect(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_positive(s: &str) -> Result<u128, TxError> {
+    match parse_amount(s)? {
+        0 => Err(TxError::InvalidAmount { amount: s.into(), reason: "must be greater than zero" }),
+        v => Ok(v),
+    }
+}
+
+impl TryFrom<pb::Msg> for Msg {
+    type Error = TxError;
+
+    fn try_from(m: pb::Msg) -> Result<Self, Self::Error> {
+        match m.sum {
+            Some(pb::msg::Sum::Send(s)) => Ok(Msg::Send {
+                from: parse_address(&s.from)?,
+                to: parse_address(&s.to)?,
+                amount: parse_positive(&s.amount)?,
+            }),
+            Some(pb::msg::Sum::MultiSend(s)) => {
+                if s.outputs.is_empty() {
+                    return Err(TxError::EmptyMsgs);
+                }
+                let outputs = s
+                    .outputs
+                    .iter()
+                    .map(|o| Ok((parse_address(&o.to)?, parse_positive(&o.amount)?)))
+                    .collect::<Result<Vec<_>, TxError>>()?;
+                Ok(Msg::MultiSend { from: parse_address(&s.from)?, outputs })
+            }
+            None => Err(TxError::Decode("message with no content".into())),
+        }
+    }
+}
+
+impl From<&Msg> for pb::Msg {
+    fn from(m: &Msg) -> Self {
+        let sum = match m {
+            Msg::Send { from, to, amount } => pb::msg::Sum::Send(bankpb::MsgSend {
+                from: from.to_string(),
+                to: to.to_string(),
+                amount: amount.to_string(),
+            }),
+            Msg::MultiSend { from, outputs } => pb::msg::Sum::MultiSend(bankpb::MsgMultiSend {
+                from: from.to_string(),
+                outputs: outputs
+                    .iter()
+                    .map(|(to, a)| bankpb::Output { to: to.to_string(), amount: a.to_string() })
+                    .collect(),
+            }),
+        };
+        pb::Msg { sum: Some(sum) }
+    }
+}
+
+/// The bytes a signer signs: an encoded `SignDoc` binding chain id, body and auth info.
+pub fn sign_doc_bytes(chain_id: &str, body_bytes: &[u8], auth_info_bytes: &[u8]) -> Vec<u8> {
+    pb::SignDoc {
+        chain_id: chain_id.to_string(),
+        body_bytes: body_bytes.to_vec(),
+        auth_info_bytes: auth_info_bytes.to_vec(),
+    }
+    .encode_to_vec()
+}
+
+/// Signs a body and auth info given as wire types and returns the encoded tx. The chain id signed is the
+/// body's. Used by clients, tests and benchmarks; it does not check what it signs.
+pub fn sign_raw(body: &pb::TxBody, auth: &pb::AuthInfo, key: &SigningKey) -> Vec<u8> {
+    let body_bytes = body.encode_to_vec();
+    let auth_info_bytes = auth.encode_to_vec();
+    let sig = key.sign(&sign_doc_bytes(&body.chain_id, &body_bytes, &auth_info_bytes));
+    pb::Tx { body_bytes, auth_info_bytes, signatures: vec![sig.to_bytes().to_vec()] }.encode_to_vec()
+}
+
+/// Builds and signs a tx carrying `msgs` from the key's account.
+pub fn sign_msgs(chain_id: &str, key: &SigningKey, nonce: u64, fee: u128, msgs: &[Msg], memo: &str) -> Vec<u8> {
+    let body = pb::TxBody {
+        msgs: msgs.iter().map(pb::Msg::from).collect(),
+        memo: memo.to_string(),
+        timeout_height: 0,
+        chain_id: chain_id.to_string(),
+    };
+    let auth = pb::AuthInfo {
+        public_key: key.verification_key().to_bytes().to_vec(),
+        nonce,
+        fee: Some(pb::Fee { amount: fee.to_string() }),
+    };
+    sign_raw(&body, &auth, key)
+}
+
+/// Builds and signs a single transfer.
+pub fn sign_send(chain_id: &str, key: &SigningKey, nonce: u64, fee: u128, to: &Address, amount: u128) -> Vec<u8> {
+    let from = Address::from_public_key(&key.verification_key().to_bytes());
+    sign_msgs(chain_id, key, nonce, fee, &[Msg::Send { from, to: *to, amount }], "")
+}

@@ -1,0 +1,29 @@
+//! The consensus validator set as the application knows it: (ed25519 key, voting power), committed in
+//! state so the app hash covers it. Staking will own and update this set; until then it is genesis's.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::{
+    error::StoreError,
+    store::{StateRead, StateWrite},
+};
+
+pub const STATE_KEY: &[u8] = b"consensus/validators";
+
+#[derive(BorshSerialize, BorshDeserialize)]
+struct Set(Vec<([u8; 32], u64)>);
+
+pub fn store<S: StateWrite + ?Sized>(s: &mut S, set: &[([u8; 32], u64)]) {
+    // Borsh-encoding a vector of arrays and integers cannot fail.
+    let bytes = borsh::to_vec(&Set(set.to_vec())).unwrap_or_default();
+    s.put(STATE_KEY.to_vec(), bytes);
+}
+
+pub fn load<S: StateRead + ?Sized>(s: &S) -> Result<Vec<([u8; 32], u64)>, StoreError> {
+    match s.get(STATE_KEY)? {
+        None => Ok(Vec::new()),
+        Some(b) => Set::try_from_slice(&b)
+            .map(|s| s.0)
+            .map_err(|e| StoreError::Corrupt { key: "consensus/validators".into(), reason: e.to_string() }),
+    }
+}

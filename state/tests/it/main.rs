@@ -1,0 +1,6 @@
+//! lode-state integration tests: the application driven through its ABCI methods on a real RocksDB.
+
+mod bad_input;
+mod common;
+mod determinism;
+mod lifecycle;
