@@ -3,7 +3,9 @@
 //! "Computation" is the provider's product `C = A·B` on one CPU thread with the fastest
 //! kernel; "verification" is `verify_reveal` of an honest reveal on one thread (proof
 //! checks, which hash every revealed row and column, plus tile recomputation). The ratio
-//! printed at the end uses medians of repeated runs. Set `VERIFY_N` to change the size.
+//! printed at the end (line starting with `RATIO`) uses medians of repeated runs.
+//! Environment: `VERIFY_N` (size), `VERIFY_T`, `VERIFY_S` (override the defaults),
+//! `VERIFY_RATIO_ONLY=1` (skip the criterion measurements, print the ratio only).
 
 use std::time::{Duration, Instant};
 
@@ -24,27 +26,11 @@ fn random(rows: usize, cols: usize, seed: u64) -> MatrixI8 {
     .expect("shape")
 }
 
-fn size() -> usize {
-    std::env::var("VERIFY_N")
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2048)
-}
-
-struct Setup {
-    a: MatrixI8,
-    b: MatrixI8,
-    prover: Prover,
-    gemm: CpuGemm,
-}
-
-fn setup() -> Setup {
-    let n = size();
-    let (a, b) = (random(n, n, 1), random(n, n, 2));
-    let gemm = CpuGemm::new().with_threads(1).expect("threads");
-    let c = gemm.gemm(&a, &b).expect("gemm");
-    let prover = Prover::new(a.clone(), &b, c, DEFAULT_TILE).expect("prover");
-    Setup { a, b, prover, gemm }
+        .unwrap_or(default)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -53,35 +39,41 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn bench_verify(c: &mut Criterion) {
-    let s = setup();
-    let n = size();
-    let job = s.prover.job([1; 32], DEFAULT_SAMPLES);
+    let n = env("VERIFY_N", 2048);
+    let (tile, samples) = (
+        env("VERIFY_T", DEFAULT_TILE),
+        env("VERIFY_S", DEFAULT_SAMPLES),
+    );
+    let (a, b) = (random(n, n, 1), random(n, n, 2));
+    let gemm = CpuGemm::new().with_threads(1).expect("threads");
+    let prover =
+        Prover::new(a.clone(), &b, gemm.gemm(&a, &b).expect("gemm"), tile).expect("prover");
+    let job = prover.job([1; 32], samples);
     let seed = challenge_seed(&[2; 32], &job.id);
-    let reveal = s
-        .prover
+    let reveal = prover
         .reveal(&job.challenge(&seed).expect("challenge"))
         .expect("reveal");
     assert_eq!(verify_reveal(&job, &seed, &reveal), Ok(()));
 
-    let mut group = c.benchmark_group(format!("verify_{n}"));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(3));
-    group.bench_function("compute_c_1thread", |b| {
-        b.iter(|| s.gemm.gemm(&s.a, &s.b).expect("gemm"))
-    });
-    group.bench_function(
-        format!("verify_reveal_T{DEFAULT_TILE}_s{DEFAULT_SAMPLES}"),
-        |b| b.iter(|| verify_reveal(&job, &seed, &reveal)),
-    );
-    group.finish();
+    if std::env::var_os("VERIFY_RATIO_ONLY").is_none() {
+        let mut group = c.benchmark_group(format!("verify_{n}"));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(3));
+        group.bench_function("compute_c_1thread", |bch| {
+            bch.iter(|| gemm.gemm(&a, &b).expect("gemm"))
+        });
+        group.bench_function(format!("verify_reveal_T{tile}_s{samples}"), |bch| {
+            bch.iter(|| verify_reveal(&job, &seed, &reveal))
+        });
+        group.finish();
+    }
 
-    // The ratio, from medians measured here so it is printed in one place.
     let compute = median(
         (0..7)
             .map(|_| {
                 let t = Instant::now();
-                std::hint::black_box(s.gemm.gemm(&s.a, &s.b).expect("gemm"));
+                std::hint::black_box(gemm.gemm(&a, &b).expect("gemm"));
                 t.elapsed()
             })
             .collect(),
@@ -106,23 +98,22 @@ fn bench_verify(c: &mut Criterion) {
             .map(|_| {
                 let t = Instant::now();
                 pool.install(|| {
-                    std::hint::black_box(commit_c(s.prover.output(), DEFAULT_TILE).expect("commit"))
+                    std::hint::black_box(commit_c(prover.output(), tile).expect("commit"))
                 });
                 t.elapsed()
             })
             .collect(),
     );
     println!(
-        "RATIO n={n} T={DEFAULT_TILE} s={DEFAULT_SAMPLES}: compute (1 thread, {}) median {:.3} ms; \
+        "RATIO n={n} T={tile} s={samples}: compute (1 thread, {}) median {:.3} ms; \
          verify median {:.1} us; verify/compute = {:.6} (1/{:.0}); \
-         provider's commit of C (1 thread) {:.3} ms; verify/(compute+commit) = {:.6}",
-        s.gemm.kernel().name(),
+         provider's commit of C (1 thread) {:.3} ms",
+        gemm.kernel().name(),
         compute.as_secs_f64() * 1e3,
         verify.as_secs_f64() * 1e6,
         verify.as_secs_f64() / compute.as_secs_f64(),
         compute.as_secs_f64() / verify.as_secs_f64(),
         commit.as_secs_f64() * 1e3,
-        verify.as_secs_f64() / (compute + commit).as_secs_f64(),
     );
 }
 

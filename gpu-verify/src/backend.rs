@@ -136,8 +136,16 @@ impl Engine {
     }
 }
 
+/// Tiles up to this many elements are recomputed with dot products instead of the
+/// blocked kernel, whose packing costs more than the arithmetic at this size.
+const SMALL_TILE: usize = 16 * 16;
+
 pub(crate) fn cpu_small_product(cpu: &CpuGemm, p: &SmallProduct<'_>) -> Result<Vec<i32>> {
     let mut out = vec![0i32; p.h * p.w];
+    if p.h * p.w <= SMALL_TILE {
+        crate::gemm::small_gemm_colmajor(p.rows, p.cols, p.h, p.w, p.k, &mut out)?;
+        return Ok(out);
+    }
     let b = BView {
         data: p.cols,
         k: p.k,

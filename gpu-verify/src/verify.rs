@@ -33,7 +33,7 @@ use crate::merkle::{verify_batch, Hash, InclusionProof, MerkleTree};
 /// Default tile size `T` (see the crate docs for the cost/detection trade-off).
 pub const DEFAULT_TILE: usize = 4;
 /// Default number of sampled tiles `s`.
-pub const DEFAULT_SAMPLES: usize = 4;
+pub const DEFAULT_SAMPLES: usize = 2;
 
 /// Everything a validator knows about a job before the reveal.
 #[derive(Clone, Debug, PartialEq, Eq)]

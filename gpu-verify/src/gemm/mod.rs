@@ -138,6 +138,13 @@ pub fn check_shape(a_rows: usize, a_cols: usize, b_rows: usize, b_cols: usize) -
     Ok(())
 }
 
+/// Core count, read once: `available_parallelism` parses cgroup files on every call, which
+/// costs more than verifying a small reveal.
+fn default_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// A configured CPU GEMM: kernel choice plus thread count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuGemm {
@@ -156,7 +163,7 @@ impl CpuGemm {
     pub fn new() -> Self {
         Self {
             kernel: CpuKernel::best(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: default_threads(),
         }
     }
 
@@ -236,6 +243,46 @@ impl CpuGemm {
         }
         Ok(())
     }
+}
+
+/// Dot product of two i8 vectors, exact for `len <= MAX_K`. Used for the small products
+/// of verification (T rows × T columns), where packing for the blocked kernel would cost
+/// more than the arithmetic. Widening to i32 lets the compiler vectorise with `pmaddwd`.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).fold(0i32, |acc, (&x, &y)| {
+        acc.wrapping_add(i32::from(x) * i32::from(y))
+    })
+}
+
+/// `out (h×w) = rows (h×k, row-major) × cols (w columns of length k)ᵀ` by dot products.
+pub(crate) fn small_gemm_colmajor(
+    rows: &[i8],
+    cols: &[i8],
+    h: usize,
+    w: usize,
+    k: usize,
+    out: &mut [i32],
+) -> Result<()> {
+    if k > MAX_K {
+        return Err(Error::KTooLarge { k, max: MAX_K });
+    }
+    if rows.len() != h * k || cols.len() != w * k || out.len() != h * w {
+        return Err(Error::Length {
+            what: "small product operands",
+            expected: (h * k + w * k + h * w) as u64,
+            actual: (rows.len() + cols.len() + out.len()) as u64,
+        });
+    }
+    if k == 0 {
+        out.fill(0);
+        return Ok(());
+    }
+    for (r, orow) in rows.chunks_exact(k).zip(out.chunks_exact_mut(w.max(1))) {
+        for (c, o) in cols.chunks_exact(k).zip(orow.iter_mut()) {
+            *o = dot_i8(r, c);
+        }
+    }
+    Ok(())
 }
 
 /// The naive reference: `C[i][j] = Σ A[i][kk]·B[kk][j]` in i64, row-major m×n.
@@ -469,6 +516,20 @@ mod tests {
                     assert_eq!(c64, r, "kernel {kern:?} threads {t} shape {m}x{k}x{n}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn dot_product_path_matches_the_blocked_kernels() {
+        let mut s = 11u64;
+        for &(h, k, w) in &[(1, 1, 1), (4, 2048, 4), (3, 131, 5)] {
+            let a = MatrixI8::from_fn(h, k, |_, _| lcg(&mut s)).expect("a");
+            let b = MatrixI8::from_fn(k, w, |_, _| lcg(&mut s)).expect("b");
+            let want = CpuGemm::new().gemm(&a, &b).expect("gemm");
+            let mut out = vec![0; h * w];
+            small_gemm_colmajor(a.data(), b.transpose().data(), h, w, k, &mut out).expect("small");
+            assert_eq!(out, want.data());
+            assert!(small_gemm_colmajor(a.data(), b.data(), h, w + 1, k, &mut out).is_err());
         }
     }
 

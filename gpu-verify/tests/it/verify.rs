@@ -30,6 +30,27 @@ fn an_honest_reveal_passes_on_every_cpu_path() {
 }
 
 #[test]
+fn an_honest_reveal_with_large_tiles_passes_on_every_cpu_path() {
+    // T = 20 is above the dot-product cutoff, so the blocked SIMD kernels recompute tiles.
+    let (p, _, _) = honest(45, 70, 41, 20, 11);
+    let job = job_of(&p, 4);
+    let reveal = p
+        .reveal(&job.challenge(&SEED).expect("challenge"))
+        .expect("reveal");
+    for k in CpuKernel::supported() {
+        let g = CpuGemm::new().with_kernel(k).expect("kernel");
+        assert_eq!(
+            verify_reveal_with(&g, &job, &SEED, &reveal),
+            Ok(()),
+            "{k:?}"
+        );
+    }
+    let mut bad = reveal;
+    bad.tiles[0].tile[7] ^= 2;
+    assert!(verify_reveal(&job, &SEED, &bad).is_err());
+}
+
+#[test]
 fn an_honest_reveal_of_every_tile_passes_with_the_default_parameters() {
     let (p, _, _) = honest(9, 20, 10, DEFAULT_TILE, 2);
     let job = job_of(&p, 1000 * DEFAULT_SAMPLES);
