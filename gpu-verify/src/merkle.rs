@@ -58,6 +58,46 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
+/// Two leaf hashes at once (equal lengths use the interleaved SHA-NI path).
+pub fn leaf_hash2(domain: Domain, a: &[u8], b: &[u8]) -> [Hash; 2] {
+    crate::sha_x2::hash2(&[LEAF_PREFIX, domain as u8], a, b)
+}
+
+/// Two node hashes at once.
+pub fn node_hash2(l1: &Hash, r1: &Hash, l2: &Hash, r2: &Hash) -> [Hash; 2] {
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    a[..32].copy_from_slice(l1);
+    a[32..].copy_from_slice(r1);
+    b[..32].copy_from_slice(l2);
+    b[32..].copy_from_slice(r2);
+    crate::sha_x2::hash2(&[NODE_PREFIX], &a, &b)
+}
+
+/// Hashes one level into the next: pairs of nodes become parents, an unpaired last node
+/// moves up unchanged (RFC 6962 shape). Four nodes (two parents) are hashed per step.
+fn level_up(prev: &[Hash]) -> Vec<Hash> {
+    let mut next = vec![[0u8; 32]; prev.len().div_ceil(2)];
+    let step = |(dst, src): (&mut [Hash], &[Hash])| match src {
+        [a, b, c, d] => dst.copy_from_slice(&node_hash2(a, b, c, d)),
+        [a, b, c] => {
+            dst[0] = node_hash(a, b);
+            dst[1] = *c;
+        }
+        [a, b] => dst[0] = node_hash(a, b),
+        [a] => dst[0] = *a,
+        _ => {}
+    };
+    if prev.len() >= PAR_LEVEL {
+        next.par_chunks_mut(2)
+            .zip(prev.par_chunks(4))
+            .for_each(step);
+    } else {
+        next.chunks_mut(2).zip(prev.chunks(4)).for_each(step);
+    }
+    next
+}
+
 /// Below this many nodes a level is hashed on the calling thread (rayon overhead).
 const PAR_LEVEL: usize = 4096;
 
@@ -78,11 +118,7 @@ impl MerkleTree {
         }
         let mut levels = vec![leaves];
         while let Some(prev) = levels.last().filter(|l| l.len() > 1) {
-            let next: Vec<Hash> = if prev.len() >= PAR_LEVEL {
-                prev.par_chunks(2).map(pair).collect()
-            } else {
-                prev.chunks(2).map(pair).collect()
-            };
+            let next = level_up(prev);
             levels.push(next);
         }
         Ok(Self { levels })
@@ -93,14 +129,26 @@ impl MerkleTree {
     where
         F: Fn(usize, &mut Vec<u8>) + Sync,
     {
-        let hashes: Vec<Hash> = (0..count)
+        // Leaves are hashed in pairs so equal-length leaves share the two-way SHA path.
+        let pairs: Vec<[Hash; 2]> = (0..count.div_ceil(2))
             .into_par_iter()
-            .map_init(Vec::new, |buf, i| {
-                buf.clear();
-                leaf(i, buf);
-                leaf_hash(domain, buf)
-            })
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(b1, b2), p| {
+                    b1.clear();
+                    b2.clear();
+                    leaf(2 * p, b1);
+                    if 2 * p + 1 < count {
+                        leaf(2 * p + 1, b2);
+                        leaf_hash2(domain, b1, b2)
+                    } else {
+                        [leaf_hash(domain, b1), [0; 32]]
+                    }
+                },
+            )
             .collect();
+        let mut hashes: Vec<Hash> = pairs.into_iter().flatten().collect();
+        hashes.truncate(count);
         Self::from_leaf_hashes(hashes)
     }
 
@@ -148,15 +196,6 @@ impl MerkleTree {
             leaf_count: count,
             siblings,
         })
-    }
-}
-
-fn pair(chunk: &[Hash]) -> Hash {
-    match chunk {
-        [l, r] => node_hash(l, r),
-        // The unpaired last node moves up unchanged (RFC 6962 shape).
-        [only] => *only,
-        _ => unreachable!("chunks(2) yields one or two items"),
     }
 }
 

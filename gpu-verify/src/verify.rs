@@ -22,13 +22,14 @@ use rayon::prelude::*;
 use crate::backend::{cpu_small_product, Engine, SmallProduct};
 use crate::challenge::{challenge_indices, JobId};
 use crate::commit::{
-    a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b_transposed, commit_c, extract_tile,
-    TileGrid,
+    c_tile_leaf, commit_a, commit_b_transposed, commit_c, extract_tile, i8_bytes, TileGrid,
 };
 use crate::error::{Error, Result};
 use crate::gemm::{check_shape, CpuGemm};
 use crate::matrix::{MatrixI32, MatrixI8};
-use crate::merkle::{verify_batch, Hash, InclusionProof, MerkleTree};
+use crate::merkle::{
+    leaf_hash, leaf_hash2, verify_batch, Domain, Hash, InclusionProof, MerkleTree,
+};
 
 /// Default tile size `T` (see the crate docs for the cost/detection trade-off).
 pub const DEFAULT_TILE: usize = 4;
@@ -420,10 +421,24 @@ fn check_tile(
             });
         }
     }
-    let rows = check_openings(&t.a_rows, rect.row0, job.k, &job.a_root, job.m, a_row_leaf)
-        .map_err(|(row, reason)| Rejection::RowProof { index, row, reason })?;
-    let cols = check_openings(&t.b_cols, rect.col0, job.k, &job.b_root, job.n, b_col_leaf)
-        .map_err(|(col, reason)| Rejection::ColumnProof { index, col, reason })?;
+    let rows = check_openings(
+        &t.a_rows,
+        rect.row0,
+        job.k,
+        &job.a_root,
+        job.m,
+        Domain::ARow,
+    )
+    .map_err(|(row, reason)| Rejection::RowProof { index, row, reason })?;
+    let cols = check_openings(
+        &t.b_cols,
+        rect.col0,
+        job.k,
+        &job.b_root,
+        job.n,
+        Domain::BCol,
+    )
+    .map_err(|(col, reason)| Rejection::ColumnProof { index, col, reason })?;
     Ok((rows, cols))
 }
 
@@ -435,10 +450,9 @@ fn check_openings(
     k: usize,
     root: &Hash,
     count: usize,
-    leaf: fn(&[i8]) -> Hash,
+    domain: Domain,
 ) -> std::result::Result<Vec<i8>, (usize, String)> {
     let mut data = Vec::with_capacity(openings.len() * k);
-    let mut items = Vec::with_capacity(openings.len());
     for (i, o) in openings.iter().enumerate() {
         if o.data.len() != k {
             return Err((
@@ -446,9 +460,23 @@ fn check_openings(
                 format!("expected {k} values, got {}", o.data.len()),
             ));
         }
-        items.push(((first + i) as u64, leaf(&o.data), &o.proof));
         data.extend_from_slice(&o.data);
     }
+    // Leaves in pairs: equal lengths (checked above) take the two-way SHA-256 path.
+    let mut hashes = Vec::with_capacity(openings.len());
+    for pair in openings.chunks(2) {
+        match pair {
+            [x, y] => hashes.extend(leaf_hash2(domain, i8_bytes(&x.data), i8_bytes(&y.data))),
+            [x] => hashes.push(leaf_hash(domain, i8_bytes(&x.data))),
+            _ => {}
+        }
+    }
+    let items: Vec<_> = openings
+        .iter()
+        .zip(hashes)
+        .enumerate()
+        .map(|(i, (o, h))| ((first + i) as u64, h, &o.proof))
+        .collect();
     verify_batch(root, count as u64, &items).map_err(|(i, e)| (first + i, e.to_string()))?;
     Ok(data)
 }
