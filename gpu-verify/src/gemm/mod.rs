@@ -108,16 +108,6 @@ pub(crate) struct BView<'a> {
     pub layout: Layout,
 }
 
-impl BView<'_> {
-    #[inline]
-    fn at(&self, kk: usize, j: usize) -> i8 {
-        match self.layout {
-            Layout::RowMajor => self.data[kk * self.n + j],
-            Layout::ColMajor => self.data[j * self.k + kk],
-        }
-    }
-}
-
 /// Validates the GEMM shape `m×k · k×n`.
 pub fn check_shape(a_rows: usize, a_cols: usize, b_rows: usize, b_cols: usize) -> Result<()> {
     if a_cols != b_rows {
@@ -340,13 +330,30 @@ fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) 
     let threads = threads.max(1);
     // Pack B panels, in parallel when worthwhile (packing is memory bound).
     let pack_panel = |p: usize, dst: &mut [K::B]| {
-        for g in 0..groups {
-            for jj in 0..K::NR {
-                let j = p * K::NR + jj;
-                for t in 0..K::KG {
-                    let kk = g * K::KG + t;
-                    let v = if j < n && kk < k { b.at(kk, j) } else { 0 };
-                    dst[(g * K::NR + jj) * K::KG + t] = K::enc_b(v);
+        let j0 = p * K::NR;
+        let nr = K::NR.min(n - j0);
+        if nr < K::NR || !k.is_multiple_of(K::KG) {
+            dst.fill(K::enc_b(0));
+        }
+        match b.layout {
+            Layout::RowMajor => {
+                for kk in 0..k {
+                    let src = &b.data[kk * n + j0..kk * n + j0 + nr];
+                    let base = (kk / K::KG) * K::NR * K::KG + kk % K::KG;
+                    for (jj, &v) in src.iter().enumerate() {
+                        dst[base + jj * K::KG] = K::enc_b(v);
+                    }
+                }
+            }
+            Layout::ColMajor => {
+                for jj in 0..nr {
+                    let col = &b.data[(j0 + jj) * k..(j0 + jj + 1) * k];
+                    for (g, chunk) in col.chunks(K::KG).enumerate() {
+                        let base = (g * K::NR + jj) * K::KG;
+                        for (d, &v) in dst[base..base + chunk.len()].iter_mut().zip(chunk) {
+                            *d = K::enc_b(v);
+                        }
+                    }
                 }
             }
         }
@@ -430,16 +437,21 @@ fn block<K: MicroKernel>(
     let groups = k.div_ceil(K::KG);
     let micro = mc.div_ceil(K::MR);
     let mpanel_len = groups * K::MR * K::KG;
-    // Pack A: micro-panel r, group g, row ii, lane t.
+    // Pack A: micro-panel r, group g, row ii, lane t. Each source row is read
+    // contiguously; destinations advance by KG within a group.
+    let zero_a = K::enc_a(0);
     for r in 0..micro {
         let dst = &mut apack[r * mpanel_len..(r + 1) * mpanel_len];
-        for ii in 0..K::MR {
+        if (r + 1) * K::MR > mc || !k.is_multiple_of(K::KG) {
+            dst.fill(zero_a);
+        }
+        for ii in 0..K::MR.min(mc - r * K::MR) {
             let i = r * K::MR + ii;
-            for g in 0..groups {
-                for t in 0..K::KG {
-                    let kk = g * K::KG + t;
-                    let v = if i < mc && kk < k { a[i * k + kk] } else { 0 };
-                    dst[(g * K::MR + ii) * K::KG + t] = K::enc_a(v);
+            let src = &a[i * k..(i + 1) * k];
+            for (g, chunk) in src.chunks(K::KG).enumerate() {
+                let base = (g * K::MR + ii) * K::KG;
+                for (d, &v) in dst[base..base + chunk.len()].iter_mut().zip(chunk) {
+                    *d = K::enc_a(v);
                 }
             }
         }
