@@ -43,11 +43,17 @@ impl Bench {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = LodeApp::open(dir.path()).expect("open");
         let keys: Vec<SigningKey> = (0..ACCOUNTS as u64).map(key).collect();
-        let addrs: Vec<Address> = keys.iter().map(|k| Address::from_public_key(&k.verification_key().to_bytes())).collect();
+        let addrs: Vec<Address> = keys
+            .iter()
+            .map(|k| Address::from_public_key(&k.verification_key().to_bytes()))
+            .collect();
         let app_state = AppState {
             balances: addrs
                 .iter()
-                .map(|a| GenesisBalance { address: a.to_string(), amount: "1000000000000".into() })
+                .map(|a| GenesisBalance {
+                    address: a.to_string(),
+                    amount: "1000000000000".into(),
+                })
                 .collect(),
             params: Params::default(),
         };
@@ -56,13 +62,25 @@ impl Bench {
             initial_height: 1,
             app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
             validators: vec![ValidatorUpdate {
-                pub_key: Some(PublicKey { sum: Some(Sum::Ed25519(key(u64::MAX).verification_key().to_bytes().to_vec())) }),
+                pub_key: Some(PublicKey {
+                    sum: Some(Sum::Ed25519(
+                        key(u64::MAX).verification_key().to_bytes().to_vec(),
+                    )),
+                }),
                 power: 1,
             }],
             ..Default::default()
         })
         .expect("init");
-        Bench { app, keys, addrs, nonces: vec![0; ACCOUNTS], height: 0, cursor: 0, _dir: dir }
+        Bench {
+            app,
+            keys,
+            addrs,
+            nonces: vec![0; ACCOUNTS],
+            height: 0,
+            cursor: 0,
+            _dir: dir,
+        }
     }
 
     /// `n` transfers, each from a distinct sender (round robin over all accounts) to another account.
@@ -72,7 +90,14 @@ impl Bench {
                 let from = self.cursor % ACCOUNTS;
                 let to = (from * 7919 + 13) % ACCOUNTS;
                 self.cursor += 1;
-                let tx = sign_send(CHAIN_ID, &self.keys[from], self.nonces[from], FEE, &self.addrs[to], 1);
+                let tx = sign_send(
+                    CHAIN_ID,
+                    &self.keys[from],
+                    self.nonces[from],
+                    FEE,
+                    &self.addrs[to],
+                    1,
+                );
                 self.nonces[from] += 1;
                 Bytes::from(tx)
             })
@@ -84,11 +109,18 @@ impl Bench {
         let start = Instant::now();
         let resp = self
             .app
-            .try_finalize_block(RequestFinalizeBlock { txs, height: self.height as i64, ..Default::default() })
+            .try_finalize_block(RequestFinalizeBlock {
+                txs,
+                height: self.height as i64,
+                ..Default::default()
+            })
             .expect("finalize");
         self.app.try_commit().expect("commit");
         let took = start.elapsed();
-        assert!(resp.tx_results.iter().all(|r| r.code == 0), "a benchmark tx failed");
+        assert!(
+            resp.tx_results.iter().all(|r| r.code == 0),
+            "a benchmark tx failed"
+        );
         took
     }
 }

@@ -107,7 +107,14 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] = if flipped[last] == b'q' { b'p' } else { b'q' };
         let flipped = String::from_utf8(flipped).unwrap_or_default();
-        for bad in ["", "lode1", "cosmos1qqqq", "lode1zzzzzzzz", flipped.as_str(), &good.to_uppercase()] {
+        for bad in [
+            "",
+            "lode1",
+            "cosmos1qqqq",
+            "lode1zzzzzzzz",
+            flipped.as_str(),
+            &good.to_uppercase(),
+        ] {
             assert!(bad.parse::<Address>().is_err(), "{bad} accepted");
         }
         // bech32 (not bech32m) checksum is rejected.

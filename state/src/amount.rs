@@ -4,7 +4,10 @@ use crate::error::TxError;
 
 /// Parses a canonical decimal u128. "0" is the only string that may start with '0'.
 pub fn parse_amount(s: &str) -> Result<u128, TxError> {
-    let bad = |reason| TxError::InvalidAmount { amount: truncate(s), reason };
+    let bad = |reason| TxError::InvalidAmount {
+        amount: truncate(s),
+        reason,
+    };
     if s.is_empty() {
         return Err(bad("empty"));
     }
@@ -14,7 +17,8 @@ pub fn parse_amount(s: &str) -> Result<u128, TxError> {
     if s.len() > 1 && s.starts_with('0') {
         return Err(bad("leading zero"));
     }
-    s.parse::<u128>().map_err(|_| TxError::Overflow("amount exceeds u128"))
+    s.parse::<u128>()
+        .map_err(|_| TxError::Overflow("amount exceeds u128"))
 }
 
 fn truncate(s: &str) -> String {
@@ -29,7 +33,10 @@ mod tests {
     #[test]
     fn canonical_amounts_parse() {
         assert_eq!(parse_amount("0"), Ok(0));
-        assert_eq!(parse_amount("340282366920938463463374607431768211455"), Ok(u128::MAX));
+        assert_eq!(
+            parse_amount("340282366920938463463374607431768211455"),
+            Ok(u128::MAX)
+        );
     }
 
     #[test]

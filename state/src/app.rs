@@ -18,11 +18,12 @@ use prost::Message;
 use rayon::prelude::*;
 use tendermint_proto::v0_38::{
     abci::{
-        request, response, response_process_proposal::ProposalStatus, Event as AbciEvent, EventAttribute,
-        ExecTxResult, Request, RequestCheckTx, RequestFinalizeBlock, RequestInfo, RequestInitChain,
-        RequestPrepareProposal, RequestProcessProposal, RequestQuery, Response, ResponseCheckTx,
-        ResponseCommit, ResponseException, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
-        ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery, ValidatorUpdate,
+        request, response, response_process_proposal::ProposalStatus, Event as AbciEvent,
+        EventAttribute, ExecTxResult, Request, RequestCheckTx, RequestFinalizeBlock, RequestInfo,
+        RequestInitChain, RequestPrepareProposal, RequestProcessProposal, RequestQuery, Response,
+        ResponseCheckTx, ResponseCommit, ResponseException, ResponseFinalizeBlock, ResponseInfo,
+        ResponseInitChain, ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
+        ValidatorUpdate,
     },
     crypto::{public_key, ProofOp, ProofOps},
 };
@@ -148,7 +149,11 @@ impl LodeApp {
     }
 
     fn committed(&self) -> Committed {
-        self.inner.committed.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .committed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The last commit record, if the chain was initialised.
@@ -230,7 +235,11 @@ impl LodeApp {
             .map_err(|e| StateError::Genesis(format!("app_state: {e}")))?;
         let balances = app_state.parsed_balances().map_err(|issues| {
             StateError::Genesis(
-                issues.iter().map(|i| format!("app_state.{}: {}", i.path, i.message)).collect::<Vec<_>>().join("; "),
+                issues
+                    .iter()
+                    .map(|i| format!("app_state.{}: {}", i.path, i.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
             )
         })?;
         let initial_height = u64::try_from(req.initial_height.max(1))
@@ -240,8 +249,17 @@ impl LodeApp {
         let mut writes = Overlay::new(&EmptyState);
         let mut supply: u128 = 0;
         for (addr, amount) in &balances {
-            bank::put_account(&mut writes, addr, &bank::Account { balance: *amount, nonce: 0 });
-            supply = supply.checked_add(*amount).ok_or_else(|| StateError::Genesis("supply overflows".into()))?;
+            bank::put_account(
+                &mut writes,
+                addr,
+                &bank::Account {
+                    balance: *amount,
+                    nonce: 0,
+                },
+            );
+            supply = supply
+                .checked_add(*amount)
+                .ok_or_else(|| StateError::Genesis("supply overflows".into()))?;
         }
         bank::put_supply(&mut writes, supply);
         params::store(&mut writes, &app_state.params);
@@ -276,12 +294,23 @@ impl LodeApp {
                     block: None,
                     tx_hashes: Vec::new(),
                 })?;
-                let mut c = self.inner.committed.write().unwrap_or_else(|e| e.into_inner());
-                *c = Committed { record: Some(record.clone()), params: app_state.params.clone() };
+                let mut c = self
+                    .inner
+                    .committed
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                *c = Committed {
+                    record: Some(record.clone()),
+                    params: app_state.params.clone(),
+                };
                 info!(accounts = balances.len(), validators = validators.len(), app_hash = %hex::encode(root.0), "genesis committed");
             }
         }
-        Ok(ResponseInitChain { consensus_params: None, validators: Vec::new(), app_hash: Bytes::copy_from_slice(&root.0) })
+        Ok(ResponseInitChain {
+            consensus_params: None,
+            validators: Vec::new(),
+            app_hash: Bytes::copy_from_slice(&root.0),
+        })
     }
 
     /// Decodes and checks a tx statelessly, then verifies its signature unless already verified here.
@@ -297,15 +326,27 @@ impl LodeApp {
     }
 
     /// Stateless checks and signature verification of many txs, in parallel.
-    fn check_many(&self, txs: &[Bytes], chain_id: &str, params: &Params) -> Vec<Result<Tx, TxError>> {
-        let mut checked: Vec<Result<Tx, TxError>> =
-            txs.par_iter().map(|raw| Tx::check_stateless(raw, chain_id, params)).collect();
+    fn check_many(
+        &self,
+        txs: &[Bytes],
+        chain_id: &str,
+        params: &Params,
+    ) -> Vec<Result<Tx, TxError>> {
+        let mut checked: Vec<Result<Tx, TxError>> = txs
+            .par_iter()
+            .map(|raw| Tx::check_stateless(raw, chain_id, params))
+            .collect();
         let to_verify: Vec<(usize, &Tx)> = {
             let cache = lock(&self.inner.sig_cache);
             checked
                 .iter()
                 .enumerate()
-                .filter_map(|(i, r)| r.as_ref().ok().filter(|t| !cache.contains(&t.hash)).map(|t| (i, t)))
+                .filter_map(|(i, r)| {
+                    r.as_ref()
+                        .ok()
+                        .filter(|t| !cache.contains(&t.hash))
+                        .map(|t| (i, t))
+                })
                 .collect()
         };
         let refs: Vec<&Tx> = to_verify.iter().map(|(_, t)| *t).collect();
@@ -342,7 +383,10 @@ impl LodeApp {
         let mut mempool = lock(&self.inner.mempool);
         let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
         let mut scratch = Overlay::new(&view);
-        let ctx = BlockCtx { height: record.height + 1, params: &c.params };
+        let ctx = BlockCtx {
+            height: record.height + 1,
+            params: &c.params,
+        };
         let result = execute_tx(&mut scratch, &tx, ctx);
         let result = match result {
             Ok(out) => {
@@ -368,7 +412,10 @@ impl LodeApp {
         let limit = (req.max_tx_bytes.max(0) as u64).min(c.params.max_block_bytes);
         let checked = self.check_many(&req.txs, &record.chain_id, &c.params);
         let mut view = Overlay::new(&self.inner.store);
-        let ctx = BlockCtx { height: u64::try_from(req.height).unwrap_or(record.height + 1), params: &c.params };
+        let ctx = BlockCtx {
+            height: u64::try_from(req.height).unwrap_or(record.height + 1),
+            params: &c.params,
+        };
         let mut out = Vec::new();
         let mut total: u64 = 0;
         for (raw, checked) in req.txs.into_iter().zip(checked) {
@@ -394,7 +441,9 @@ impl LodeApp {
     pub fn process_proposal(&self, req: RequestProcessProposal) -> ResponseProcessProposal {
         let reject = |why: String| {
             warn!(reason = %why, "rejecting proposal");
-            ResponseProcessProposal { status: ProposalStatus::Reject as i32 }
+            ResponseProcessProposal {
+                status: ProposalStatus::Reject as i32,
+            }
         };
         let c = self.committed();
         let Some(record) = c.record else {
@@ -402,24 +451,39 @@ impl LodeApp {
         };
         let total: u64 = req.txs.iter().map(|t| t.len() as u64).sum();
         if total > c.params.max_block_bytes {
-            return reject(format!("block txs are {total} bytes, over {}", c.params.max_block_bytes));
+            return reject(format!(
+                "block txs are {total} bytes, over {}",
+                c.params.max_block_bytes
+            ));
         }
-        for (i, r) in self.check_many(&req.txs, &record.chain_id, &c.params).iter().enumerate() {
+        for (i, r) in self
+            .check_many(&req.txs, &record.chain_id, &c.params)
+            .iter()
+            .enumerate()
+        {
             if let Err(e) = r {
                 return reject(format!("tx {i}: {}", e.log()));
             }
         }
-        ResponseProcessProposal { status: ProposalStatus::Accept as i32 }
+        ResponseProcessProposal {
+            status: ProposalStatus::Accept as i32,
+        }
     }
 
     /// ABCI FinalizeBlock: executes the block's txs in order and computes the new app hash. Writes nothing
     /// durable: the effect waits in memory for Commit.
     #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
-    pub fn try_finalize_block(&self, req: RequestFinalizeBlock) -> Result<ResponseFinalizeBlock, StateError> {
+    pub fn try_finalize_block(
+        &self,
+        req: RequestFinalizeBlock,
+    ) -> Result<ResponseFinalizeBlock, StateError> {
         let mut consensus = lock(&self.inner.consensus);
         let c = self.committed();
-        let record = c.record.ok_or_else(|| StateError::Protocol("FinalizeBlock before InitChain".into()))?;
-        let height = u64::try_from(req.height).map_err(|_| StateError::Protocol("negative height".into()))?;
+        let record = c
+            .record
+            .ok_or_else(|| StateError::Protocol("FinalizeBlock before InitChain".into()))?;
+        let height = u64::try_from(req.height)
+            .map_err(|_| StateError::Protocol("negative height".into()))?;
         if height != record.height + 1 {
             return Err(StateError::Protocol(format!(
                 "FinalizeBlock for height {height}, expected {}",
@@ -430,7 +494,10 @@ impl LodeApp {
         consensus.pending = None;
 
         let checked = self.check_many(&req.txs, &record.chain_id, &c.params);
-        let ctx = BlockCtx { height, params: &c.params };
+        let ctx = BlockCtx {
+            height,
+            params: &c.params,
+        };
         let mut block = Overlay::new(&self.inner.store);
         let mut tx_results = Vec::with_capacity(req.txs.len());
         for checked in &checked {
@@ -463,7 +530,11 @@ impl LodeApp {
         let tx_hashes: Vec<[u8; 32]> = req.txs.iter().map(|t| crate::tx::tx_hash(t)).collect();
         consensus.pending = Some(PendingBlock {
             batch: CommitBatch {
-                record: CommitRecord { height, app_hash: root.0, ..record },
+                record: CommitRecord {
+                    height,
+                    app_hash: root.0,
+                    ..record
+                },
                 writes,
                 tree,
                 block: Some(BlockRecord {
@@ -488,8 +559,14 @@ impl LodeApp {
         let mut mempool = lock(&self.inner.mempool);
         self.inner.store.commit(pending.batch)?;
         let params = params::load(&self.inner.store)?;
-        *self.inner.committed.write().unwrap_or_else(|e| e.into_inner()) =
-            Committed { record: Some(record.clone()), params };
+        *self
+            .inner
+            .committed
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Committed {
+            record: Some(record.clone()),
+            params,
+        };
         mempool.clear();
         debug!(height = record.height, app_hash = %hex::encode(record.app_hash), "committed");
         Ok(ResponseCommit { retain_height: 0 })
@@ -499,26 +576,51 @@ impl LodeApp {
     /// `prove` adds a JMT proof (op type `jmt:sha256`) against that height's app hash.
     #[instrument(skip_all, fields(path = %req.path))]
     pub fn query(&self, req: RequestQuery) -> ResponseQuery {
-        let fail = |code: u32, log: String| ResponseQuery { code, log, codespace: CODESPACE.into(), ..Default::default() };
+        let fail = |code: u32, log: String| ResponseQuery {
+            code,
+            log,
+            codespace: CODESPACE.into(),
+            ..Default::default()
+        };
         let Some(record) = self.committed().record else {
             return fail(query_code::NOT_INITIALIZED, "chain not initialised".into());
         };
         match req.path.as_str() {
             "/account" => {}
-            other => return fail(query_code::UNKNOWN_PATH, format!("unknown query path {other:?}")),
+            other => {
+                return fail(
+                    query_code::UNKNOWN_PATH,
+                    format!("unknown query path {other:?}"),
+                )
+            }
         }
-        let addr: Address = match std::str::from_utf8(&req.data).map_err(|e| e.to_string()).and_then(|s| s.parse().map_err(|e: crate::address::AddressError| e.to_string())) {
+        let addr: Address = match std::str::from_utf8(&req.data)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                s.parse()
+                    .map_err(|e: crate::address::AddressError| e.to_string())
+            }) {
             Ok(a) => a,
             Err(e) => return fail(query_code::INVALID_ADDRESS, format!("invalid address: {e}")),
         };
-        let height = if req.height <= 0 { record.height } else { req.height as u64 };
+        let height = if req.height <= 0 {
+            record.height
+        } else {
+            req.height as u64
+        };
         if height > record.height {
-            return fail(query_code::HEIGHT_UNAVAILABLE, format!("height {height} is above the last commit {}", record.height));
+            return fail(
+                query_code::HEIGHT_UNAVAILABLE,
+                format!("height {height} is above the last commit {}", record.height),
+            );
         }
         let key = crate::modules::bank::state_key::account(&addr);
         let (raw, proof_ops) = if req.prove || height != record.height {
             let Some(version) = record.version_of(height) else {
-                return fail(query_code::HEIGHT_UNAVAILABLE, format!("height {height} is before genesis"));
+                return fail(
+                    query_code::HEIGHT_UNAVAILABLE,
+                    format!("height {height} is before genesis"),
+                );
             };
             match self.inner.store.get_with_proof(&key, version) {
                 Ok((v, proof)) => {
@@ -543,7 +645,11 @@ impl LodeApp {
             Ok(a) => a.unwrap_or_default(),
             Err(e) => return fail(query_code::INTERNAL, e.to_string()),
         };
-        let value = querypb::Account { address: addr.to_string(), balance: acct.balance.to_string(), nonce: acct.nonce };
+        let value = querypb::Account {
+            address: addr.to_string(),
+            balance: acct.balance.to_string(),
+            nonce: acct.nonce,
+        };
         ResponseQuery {
             code: query_code::OK,
             key: Bytes::from(key),
@@ -561,15 +667,24 @@ fn parse_validators(v: &[ValidatorUpdate]) -> Result<Vec<([u8; 32], u64)>, State
     let mut out = Vec::with_capacity(v.len());
     for (i, u) in v.iter().enumerate() {
         let key = match u.pub_key.as_ref().and_then(|k| k.sum.as_ref()) {
-            Some(public_key::Sum::Ed25519(b)) => <[u8; 32]>::try_from(b.as_slice())
-                .map_err(|_| StateError::Genesis(format!("validators[{i}]: key is not 32 bytes")))?,
-            _ => return Err(StateError::Genesis(format!("validators[{i}]: not an ed25519 key"))),
+            Some(public_key::Sum::Ed25519(b)) => {
+                <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+                    StateError::Genesis(format!("validators[{i}]: key is not 32 bytes"))
+                })?
+            }
+            _ => {
+                return Err(StateError::Genesis(format!(
+                    "validators[{i}]: not an ed25519 key"
+                )))
+            }
         };
         check_public_key(&key).map_err(|e| StateError::Genesis(format!("validators[{i}]: {e}")))?;
         let power = u64::try_from(u.power)
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| StateError::Genesis(format!("validators[{i}]: power must be positive")))?;
+            .ok_or_else(|| {
+                StateError::Genesis(format!("validators[{i}]: power must be positive"))
+            })?;
         out.push((key, power));
     }
     Ok(out)
@@ -585,7 +700,9 @@ impl StateRead for EmptyState {
 }
 
 fn exception(msg: &str) -> response::Value {
-    response::Value::Exception(ResponseException { error: msg.to_string() })
+    response::Value::Exception(ResponseException {
+        error: msg.to_string(),
+    })
 }
 
 fn abci_events(events: &[Event]) -> Vec<AbciEvent> {
@@ -596,7 +713,11 @@ fn abci_events(events: &[Event]) -> Vec<AbciEvent> {
             attributes: e
                 .attributes
                 .iter()
-                .map(|(k, v)| EventAttribute { key: (*k).to_string(), value: v.clone(), index: true })
+                .map(|(k, v)| EventAttribute {
+                    key: (*k).to_string(),
+                    value: v.clone(),
+                    index: true,
+                })
                 .collect(),
         })
         .collect()
@@ -623,7 +744,12 @@ fn exec_result(r: Result<(&Vec<Event>, u64), (&TxError, u64)>) -> ExecTxResult {
 
 fn check_response(r: Result<u64, TxError>, gas_wanted: u64) -> ResponseCheckTx {
     match r {
-        Ok(gas) => ResponseCheckTx { code: 0, gas_wanted: gas as i64, gas_used: gas as i64, ..Default::default() },
+        Ok(gas) => ResponseCheckTx {
+            code: 0,
+            gas_wanted: gas as i64,
+            gas_used: gas as i64,
+            ..Default::default()
+        },
         Err(e) => ResponseCheckTx {
             code: e.code(),
             log: e.log(),

@@ -34,7 +34,10 @@ pub enum TxError {
     #[error("invalid address {addr:?}: {reason}")]
     InvalidAddress { addr: String, reason: String },
     #[error("invalid amount {amount:?}: {reason}")]
-    InvalidAmount { amount: String, reason: &'static str },
+    InvalidAmount {
+        amount: String,
+        reason: &'static str,
+    },
     #[error("message sender {sender} is not the tx signer {signer}")]
     SignerMismatch { sender: String, signer: String },
     #[error("tx timed out at height {timeout_height}, block height is {height}")]

@@ -9,7 +9,10 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: &'static str) -> Self {
-        Event { kind, attributes: Vec::new() }
+        Event {
+            kind,
+            attributes: Vec::new(),
+        }
     }
 
     pub fn attr(mut self, key: &'static str, value: impl Into<String>) -> Self {

@@ -37,33 +37,61 @@ pub struct TxFailure {
 
 /// Runs the ante steps, then the messages. On `Err` with `gas_used == 0`, state is untouched; on a message
 /// failure the fee and nonce changes remain in `state`.
-pub fn execute_tx<S: StateWrite + ?Sized>(state: &mut S, tx: &Tx, ctx: BlockCtx<'_>) -> Result<TxOutcome, TxFailure> {
+pub fn execute_tx<S: StateWrite + ?Sized>(
+    state: &mut S,
+    tx: &Tx,
+    ctx: BlockCtx<'_>,
+) -> Result<TxOutcome, TxFailure> {
     let ante_fail = |error| TxFailure { error, gas_used: 0 };
     if tx.body.timeout_height != 0 && ctx.height > tx.body.timeout_height {
-        return Err(ante_fail(TxError::TimedOut { timeout_height: tx.body.timeout_height, height: ctx.height }));
+        return Err(ante_fail(TxError::TimedOut {
+            timeout_height: tx.body.timeout_height,
+            height: ctx.height,
+        }));
     }
     let (gas, min_fee) = tx.min_fee(ctx.params).map_err(ante_fail)?;
     if tx.auth.fee < min_fee {
-        return Err(ante_fail(TxError::InsufficientFee { got: tx.auth.fee, min: min_fee, gas }));
+        return Err(ante_fail(TxError::InsufficientFee {
+            got: tx.auth.fee,
+            min: min_fee,
+            gas,
+        }));
     }
     let signer = tx.auth.signer;
     let mut acct = bank::account(state, &signer).map_err(|e| ante_fail(e.into()))?;
     if tx.auth.nonce < acct.nonce {
-        return Err(ante_fail(TxError::NonceReplayed { got: tx.auth.nonce, want: acct.nonce }));
+        return Err(ante_fail(TxError::NonceReplayed {
+            got: tx.auth.nonce,
+            want: acct.nonce,
+        }));
     }
     if tx.auth.nonce > acct.nonce {
-        return Err(ante_fail(TxError::NonceGap { got: tx.auth.nonce, want: acct.nonce }));
+        return Err(ante_fail(TxError::NonceGap {
+            got: tx.auth.nonce,
+            want: acct.nonce,
+        }));
     }
     acct.balance = acct
         .balance
         .checked_sub(tx.auth.fee)
-        .ok_or(TxError::InsufficientFunds { balance: acct.balance, needed: tx.auth.fee })
+        .ok_or(TxError::InsufficientFunds {
+            balance: acct.balance,
+            needed: tx.auth.fee,
+        })
         .map_err(ante_fail)?;
-    acct.nonce = acct.nonce.checked_add(1).ok_or(TxError::Overflow("nonce")).map_err(ante_fail)?;
+    acct.nonce = acct
+        .nonce
+        .checked_add(1)
+        .ok_or(TxError::Overflow("nonce"))
+        .map_err(ante_fail)?;
     let collector = fee_collector();
     let mut pot = bank::account(state, &collector).map_err(|e| ante_fail(e.into()))?;
     // Fees can never overflow the collector: its balance is part of a supply that fits in u128.
-    pot.balance = pot.balance.checked_add(tx.auth.fee).ok_or(TxError::Overflow("fee pool")).map_err(ante_fail)?;
+    pot.balance = pot
+        .balance
+        .checked_add(tx.auth.fee)
+        .ok_or(TxError::Overflow("fee pool"))
+        .map_err(ante_fail)?;
     bank::put_account(state, &signer, &acct);
     bank::put_account(state, &collector, &pot);
 
@@ -74,8 +102,10 @@ pub fn execute_tx<S: StateWrite + ?Sized>(state: &mut S, tx: &Tx, ctx: BlockCtx<
     let msg_writes = {
         let mut scratch = Overlay::new(&*state);
         for m in &tx.body.msgs {
-            bank::msg::execute(&mut scratch, m, &mut events)
-                .map_err(|error| TxFailure { error, gas_used: gas })?;
+            bank::msg::execute(&mut scratch, m, &mut events).map_err(|error| TxFailure {
+                error,
+                gas_used: gas,
+            })?;
         }
         scratch.into_writes()
     };
@@ -85,5 +115,8 @@ pub fn execute_tx<S: StateWrite + ?Sized>(state: &mut S, tx: &Tx, ctx: BlockCtx<
             None => state.delete(k),
         }
     }
-    Ok(TxOutcome { gas_used: gas, events })
+    Ok(TxOutcome {
+        gas_used: gas,
+        events,
+    })
 }

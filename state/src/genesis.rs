@@ -79,7 +79,10 @@ impl AppState {
             });
         }
         for (field, message) in self.params.validate() {
-            issues.push(GenesisIssue { path: format!("params.{field}"), message });
+            issues.push(GenesisIssue {
+                path: format!("params.{field}"),
+                message,
+            });
         }
         issues
     }
@@ -94,7 +97,10 @@ impl AppState {
         for b in &self.balances {
             // validate() above proved both parse.
             let (Ok(a), Ok(v)) = (b.address.parse(), parse_amount(&b.amount)) else {
-                return Err(vec![GenesisIssue { path: "balances".into(), message: "unparsable".into() }]);
+                return Err(vec![GenesisIssue {
+                    path: "balances".into(),
+                    message: "unparsable".into(),
+                }]);
             };
             out.push((a, v));
         }
@@ -107,7 +113,10 @@ mod tests {
     use super::*;
 
     fn bal(address: String, amount: &str) -> GenesisBalance {
-        GenesisBalance { address, amount: amount.into() }
+        GenesisBalance {
+            address,
+            amount: amount.into(),
+        }
     }
 
     #[test]
@@ -120,7 +129,10 @@ mod tests {
                 bal("nope".into(), "5"),
                 bal(Address([2; 20]).to_string(), "01"),
             ],
-            params: Params { max_tx_bytes: 1, ..Params::default() },
+            params: Params {
+                max_tx_bytes: 1,
+                ..Params::default()
+            },
         };
         let paths: Vec<String> = state.validate().into_iter().map(|i| i.path).collect();
         assert_eq!(
@@ -139,7 +151,10 @@ mod tests {
     fn overflowing_supply_is_rejected() {
         let max = u128::MAX.to_string();
         let state = AppState {
-            balances: vec![bal(Address([1; 20]).to_string(), &max), bal(Address([2; 20]).to_string(), "1")],
+            balances: vec![
+                bal(Address([1; 20]).to_string(), &max),
+                bal(Address([2; 20]).to_string(), "1"),
+            ],
             params: Params::default(),
         };
         let issues = state.validate();

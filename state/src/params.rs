@@ -50,7 +50,10 @@ impl Params {
             issues.push(("max_tx_bytes", "must be at least 256".to_string()));
         }
         if self.max_block_bytes < self.max_tx_bytes {
-            issues.push(("max_block_bytes", "must be at least max_tx_bytes".to_string()));
+            issues.push((
+                "max_block_bytes",
+                "must be at least max_tx_bytes".to_string(),
+            ));
         }
         if self.max_msgs_per_tx == 0 {
             issues.push(("max_msgs_per_tx", "must be at least 1".to_string()));
@@ -74,7 +77,9 @@ pub fn store<S: crate::store::StateWrite + ?Sized>(s: &mut S, p: &Params) {
 }
 
 /// Reads the parameters from state (defaults if never written).
-pub fn load<S: crate::store::StateRead + ?Sized>(s: &S) -> Result<Params, crate::error::StoreError> {
+pub fn load<S: crate::store::StateRead + ?Sized>(
+    s: &S,
+) -> Result<Params, crate::error::StoreError> {
     match s.get(STATE_KEY)? {
         None => Ok(Params::default()),
         Some(b) => serde_json::from_slice(&b).map_err(|e| crate::error::StoreError::Corrupt {

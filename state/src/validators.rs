@@ -24,6 +24,9 @@ pub fn load<S: StateRead + ?Sized>(s: &S) -> Result<Vec<([u8; 32], u64)>, StoreE
         None => Ok(Vec::new()),
         Some(b) => Set::try_from_slice(&b)
             .map(|s| s.0)
-            .map_err(|e| StoreError::Corrupt { key: "consensus/validators".into(), reason: e.to_string() }),
+            .map_err(|e| StoreError::Corrupt {
+                key: "consensus/validators".into(),
+                reason: e.to_string(),
+            }),
     }
 }

@@ -39,7 +39,11 @@ impl TreeReader for JmtReader<'_> {
         }
     }
 
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
         let cf = self.store.cf(CF_JMT_VALUES)?;
         let mut iter = self.store.db.raw_iterator_cf(cf);
         iter.seek_for_prev(value_key(&key_hash, max_version));
@@ -48,7 +52,11 @@ impl TreeReader for JmtReader<'_> {
             (Some(k), Some(v)) if k.len() == 40 && k[..32] == key_hash.0 => match v.split_first() {
                 Some((0, _)) => Ok(None),
                 Some((1, rest)) => Ok(Some(rest.to_vec())),
-                _ => Err(StoreError::Corrupt { key: hex::encode(k), reason: "bad value tag".into() }.into()),
+                _ => Err(StoreError::Corrupt {
+                    key: hex::encode(k),
+                    reason: "bad value tag".into(),
+                }
+                .into()),
             },
             _ => Ok(None),
         }
@@ -62,7 +70,11 @@ impl TreeReader for JmtReader<'_> {
 
 /// Adds a JMT update (new nodes and the new values) to a write batch. Stale nodes are kept so that
 /// queries with proofs work at past heights.
-pub fn write_tree_batch(store: &Store, wb: &mut WriteBatch, tree: &TreeUpdateBatch) -> Result<(), StoreError> {
+pub fn write_tree_batch(
+    store: &Store,
+    wb: &mut WriteBatch,
+    tree: &TreeUpdateBatch,
+) -> Result<(), StoreError> {
     let nodes = store.cf(CF_JMT_NODES)?;
     for (key, node) in tree.node_batch.nodes() {
         let k = borsh::to_vec(key).map_err(|e| StoreError::Jmt(e.to_string()))?;

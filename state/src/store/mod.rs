@@ -13,8 +13,12 @@ pub use overlay::{Overlay, StateRead, StateWrite, Writes};
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use jmt::{proof::SparseMerkleProof, storage::TreeUpdateBatch, JellyfishMerkleTree, KeyHash, RootHash};
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use jmt::{
+    proof::SparseMerkleProof, storage::TreeUpdateBatch, JellyfishMerkleTree, KeyHash, RootHash,
+};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB,
+};
 use sha2::Sha256;
 
 use crate::error::StoreError;
@@ -33,8 +37,18 @@ pub const CF_TX_INDEX: &str = "tx_index";
 /// Singletons: the commit record.
 pub const CF_META: &str = "meta";
 
-const ALL_CFS: [&str; 6] = [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_BLOCKS, CF_TX_INDEX, CF_META];
+const ALL_CFS: [&str; 6] = [
+    CF_STATE,
+    CF_JMT_NODES,
+    CF_JMT_VALUES,
+    CF_BLOCKS,
+    CF_TX_INDEX,
+    CF_META,
+];
 const META_COMMIT: &[u8] = b"commit";
+
+/// A raw (key, value) pair.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// The JMT over SHA-256, as used for the app hash.
 pub type Jmt<'a> = JellyfishMerkleTree<'a, JmtReader<'a>, Sha256>;
@@ -112,20 +126,30 @@ impl Store {
     pub fn commit_record(&self) -> Result<Option<CommitRecord>, StoreError> {
         match self.db.get_cf(self.cf(CF_META)?, META_COMMIT)? {
             None => Ok(None),
-            Some(bytes) => CommitRecord::try_from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt { key: "meta/commit".into(), reason: e.to_string() }),
+            Some(bytes) => {
+                CommitRecord::try_from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: "meta/commit".into(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 
     /// Computes the JMT root after applying `writes` on top of the tree at `version - 1` (nothing written).
-    pub fn compute_root(&self, writes: &Writes, version: u64) -> Result<(RootHash, TreeUpdateBatch), StoreError> {
+    pub fn compute_root(
+        &self,
+        writes: &Writes,
+        version: u64,
+    ) -> Result<(RootHash, TreeUpdateBatch), StoreError> {
         let reader = JmtReader::new(self);
         let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
         let set = writes
             .iter()
             .map(|(k, v)| (KeyHash::with::<Sha256>(k), v.clone()));
-        tree.put_value_set(set, version).map_err(|e| StoreError::Jmt(e.to_string()))
+        tree.put_value_set(set, version)
+            .map_err(|e| StoreError::Jmt(e.to_string()))
     }
 
     /// A key's value at a JMT version with a proof against that version's root.
@@ -144,7 +168,9 @@ impl Store {
     pub fn root_at(&self, version: u64) -> Result<[u8; 32], StoreError> {
         let reader = JmtReader::new(self);
         let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
-        tree.get_root_hash(version).map(|r| r.0).map_err(|e| StoreError::Jmt(e.to_string()))
+        tree.get_root_hash(version)
+            .map(|r| r.0)
+            .map_err(|e| StoreError::Jmt(e.to_string()))
     }
 
     /// Writes a block's whole effect in one synced batch.
@@ -160,7 +186,11 @@ impl Store {
         jmt_store::write_tree_batch(self, &mut wb, &batch.tree)?;
         if let Some(block) = &batch.block {
             let bytes = borsh::to_vec(block).map_err(|e| StoreError::Jmt(e.to_string()))?;
-            wb.put_cf(self.cf(CF_BLOCKS)?, batch.record.height.to_be_bytes(), bytes);
+            wb.put_cf(
+                self.cf(CF_BLOCKS)?,
+                batch.record.height.to_be_bytes(),
+                bytes,
+            );
         }
         let index = self.cf(CF_TX_INDEX)?;
         for (i, h) in batch.tx_hashes.iter().enumerate() {
@@ -183,7 +213,10 @@ impl Store {
             None => Ok(None),
             Some(b) => BlockRecord::try_from_slice(&b)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt { key: format!("blocks/{height}"), reason: e.to_string() }),
+                .map_err(|e| StoreError::Corrupt {
+                    key: format!("blocks/{height}"),
+                    reason: e.to_string(),
+                }),
         }
     }
 
@@ -198,12 +231,15 @@ impl Store {
                 i.copy_from_slice(&b[8..]);
                 Ok(Some((u64::from_be_bytes(h), u32::from_be_bytes(i))))
             }
-            Some(_) => Err(StoreError::Corrupt { key: format!("tx_index/{}", hex::encode(hash)), reason: "length".into() }),
+            Some(_) => Err(StoreError::Corrupt {
+                key: format!("tx_index/{}", hex::encode(hash)),
+                reason: "length".into(),
+            }),
         }
     }
 
     /// Every committed (key, value) under a state-key prefix, in key order.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(CF_STATE)?,

@@ -28,7 +28,10 @@ pub struct Overlay<'a, B: StateRead + ?Sized> {
 
 impl<'a, B: StateRead + ?Sized> Overlay<'a, B> {
     pub fn new(base: &'a B) -> Self {
-        Overlay { base, writes: Writes::new() }
+        Overlay {
+            base,
+            writes: Writes::new(),
+        }
     }
 
     /// An overlay that continues from earlier writes.

@@ -46,8 +46,15 @@ pub struct AuthInfo {
 /// A state transition request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    Send { from: Address, to: Address, amount: u128 },
-    MultiSend { from: Address, outputs: Vec<(Address, u128)> },
+    Send {
+        from: Address,
+        to: Address,
+        amount: u128,
+    },
+    MultiSend {
+        from: Address,
+        outputs: Vec<(Address, u128)>,
+    },
 }
 
 impl Msg {
@@ -79,7 +86,10 @@ impl Tx {
     /// signature count, message well-formedness. Signatures are verified separately, in batches.
     pub fn check_stateless(raw: &[u8], chain_id: &str, params: &Params) -> Result<Tx, TxError> {
         if raw.len() as u64 > params.max_tx_bytes {
-            return Err(TxError::TooLarge { size: raw.len(), max: params.max_tx_bytes });
+            return Err(TxError::TooLarge {
+                size: raw.len(),
+                max: params.max_tx_bytes,
+            });
         }
         let wire = pb::Tx::decode(raw).map_err(|e| TxError::Decode(format!("tx: {e}")))?;
         let body_pb = pb::TxBody::decode(wire.body_bytes.as_slice())
@@ -100,7 +110,10 @@ impl Tx {
             .map_err(|_| TxError::InvalidPublicKey("public key must be 32 bytes"))?;
         check_public_key(&public_key)?;
         if wire.signatures.len() != 1 {
-            return Err(TxError::SignatureCount { got: wire.signatures.len(), want: 1 });
+            return Err(TxError::SignatureCount {
+                got: wire.signatures.len(),
+                want: 1,
+            });
         }
         let signature: [u8; 64] = wire.signatures[0]
             .as_slice()
@@ -111,16 +124,27 @@ impl Tx {
             None => 0,
         };
         let signer = Address::from_public_key(&public_key);
-        let auth = AuthInfo { public_key, signer, nonce: auth_pb.nonce, fee };
+        let auth = AuthInfo {
+            public_key,
+            signer,
+            nonce: auth_pb.nonce,
+            fee,
+        };
 
         if body_pb.msgs.is_empty() {
             return Err(TxError::EmptyMsgs);
         }
         if body_pb.msgs.len() as u64 > params.max_msgs_per_tx {
-            return Err(TxError::TooManyMsgs { got: body_pb.msgs.len(), max: params.max_msgs_per_tx });
+            return Err(TxError::TooManyMsgs {
+                got: body_pb.msgs.len(),
+                max: params.max_msgs_per_tx,
+            });
         }
         if body_pb.memo.len() as u64 > params.max_memo_bytes {
-            return Err(TxError::MemoTooLong { len: body_pb.memo.len(), max: params.max_memo_bytes });
+            return Err(TxError::MemoTooLong {
+                len: body_pb.memo.len(),
+                max: params.max_memo_bytes,
+            });
         }
         let msgs = body_pb
             .msgs
@@ -128,8 +152,7 @@ impl Tx {
             .map(|m| Msg::try_from(m).and_then(|m| check_sender(m, &signer)))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let sign_bytes =
-            sign_doc_bytes(chain_id, &wire.body_bytes, &wire.auth_info_bytes);
+        let sign_bytes = sign_doc_bytes(chain_id, &wire.body_bytes, &wire.auth_info_bytes);
         Ok(Tx {
             body: TxBody {
                 chain_id: body_pb.chain_id,
@@ -171,21 +194,28 @@ impl Tx {
 
 fn check_sender(m: Msg, signer: &Address) -> Result<Msg, TxError> {
     if m.sender() != signer {
-        return Err(TxError::SignerMismatch { sender: m.sender().to_string(), signer: signer.to_string() });
+        return Err(TxError::SignerMismatch {
+            sender: m.sender().to_string(),
+            signer: signer.to_string(),
+        });
     }
     Ok(m)
 }
 
 fn parse_address(s: &str) -> Result<Address, TxError> {
-    s.parse().map_err(|e: crate::address::AddressError| TxError::InvalidAddress {
-        addr: s.chars().take(100).collect(),
-        reason: e.to_string(),
-    })
+    s.parse()
+        .map_err(|e: crate::address::AddressError| TxError::InvalidAddress {
+            addr: s.chars().take(100).collect(),
+            reason: e.to_string(),
+        })
 }
 
 fn parse_positive(s: &str) -> Result<u128, TxError> {
     match parse_amount(s)? {
-        0 => Err(TxError::InvalidAmount { amount: s.into(), reason: "must be greater than zero" }),
+        0 => Err(TxError::InvalidAmount {
+            amount: s.into(),
+            reason: "must be greater than zero",
+        }),
         v => Ok(v),
     }
 }
@@ -209,7 +239,10 @@ impl TryFrom<pb::Msg> for Msg {
                     .iter()
                     .map(|o| Ok((parse_address(&o.to)?, parse_positive(&o.amount)?)))
                     .collect::<Result<Vec<_>, TxError>>()?;
-                Ok(Msg::MultiSend { from: parse_address(&s.from)?, outputs })
+                Ok(Msg::MultiSend {
+                    from: parse_address(&s.from)?,
+                    outputs,
+                })
             }
             None => Err(TxError::Decode("message with no content".into())),
         }
@@ -228,7 +261,10 @@ impl From<&Msg> for pb::Msg {
                 from: from.to_string(),
                 outputs: outputs
                     .iter()
-                    .map(|(to, a)| bankpb::Output { to: to.to_string(), amount: a.to_string() })
+                    .map(|(to, a)| bankpb::Output {
+                        to: to.to_string(),
+                        amount: a.to_string(),
+                    })
                     .collect(),
             }),
         };
@@ -251,12 +287,28 @@ pub fn sign_doc_bytes(chain_id: &str, body_bytes: &[u8], auth_info_bytes: &[u8])
 pub fn sign_raw(body: &pb::TxBody, auth: &pb::AuthInfo, key: &SigningKey) -> Vec<u8> {
     let body_bytes = body.encode_to_vec();
     let auth_info_bytes = auth.encode_to_vec();
-    let sig = key.sign(&sign_doc_bytes(&body.chain_id, &body_bytes, &auth_info_bytes));
-    pb::Tx { body_bytes, auth_info_bytes, signatures: vec![sig.to_bytes().to_vec()] }.encode_to_vec()
+    let sig = key.sign(&sign_doc_bytes(
+        &body.chain_id,
+        &body_bytes,
+        &auth_info_bytes,
+    ));
+    pb::Tx {
+        body_bytes,
+        auth_info_bytes,
+        signatures: vec![sig.to_bytes().to_vec()],
+    }
+    .encode_to_vec()
 }
 
 /// Builds and signs a tx carrying `msgs` from the key's account.
-pub fn sign_msgs(chain_id: &str, key: &SigningKey, nonce: u64, fee: u128, msgs: &[Msg], memo: &str) -> Vec<u8> {
+pub fn sign_msgs(
+    chain_id: &str,
+    key: &SigningKey,
+    nonce: u64,
+    fee: u128,
+    msgs: &[Msg],
+    memo: &str,
+) -> Vec<u8> {
     let body = pb::TxBody {
         msgs: msgs.iter().map(pb::Msg::from).collect(),
         memo: memo.to_string(),
@@ -266,13 +318,33 @@ pub fn sign_msgs(chain_id: &str, key: &SigningKey, nonce: u64, fee: u128, msgs: 
     let auth = pb::AuthInfo {
         public_key: key.verification_key().to_bytes().to_vec(),
         nonce,
-        fee: Some(pb::Fee { amount: fee.to_string() }),
+        fee: Some(pb::Fee {
+            amount: fee.to_string(),
+        }),
     };
     sign_raw(&body, &auth, key)
 }
 
 /// Builds and signs a single transfer.
-pub fn sign_send(chain_id: &str, key: &SigningKey, nonce: u64, fee: u128, to: &Address, amount: u128) -> Vec<u8> {
+pub fn sign_send(
+    chain_id: &str,
+    key: &SigningKey,
+    nonce: u64,
+    fee: u128,
+    to: &Address,
+    amount: u128,
+) -> Vec<u8> {
     let from = Address::from_public_key(&key.verification_key().to_bytes());
-    sign_msgs(chain_id, key, nonce, fee, &[Msg::Send { from, to: *to, amount }], "")
+    sign_msgs(
+        chain_id,
+        key,
+        nonce,
+        fee,
+        &[Msg::Send {
+            from,
+            to: *to,
+            amount,
+        }],
+        "",
+    )
 }

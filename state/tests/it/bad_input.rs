@@ -7,7 +7,9 @@ use lode_state::{
     Address, Params,
 };
 use prost::Message;
-use tendermint_proto::v0_38::abci::{request, response, Request, RequestFinalizeBlock, RequestInitChain};
+use tendermint_proto::v0_38::abci::{
+    request, response, Request, RequestFinalizeBlock, RequestInitChain,
+};
 
 use crate::common::*;
 
@@ -17,7 +19,10 @@ fn assert_rejected(chain: &mut Chain, tx: Vec<u8>, code: u32, name: &str) {
     let before = chain.snapshot();
     let (c, log) = chain.check(&tx);
     assert_eq!(c, code, "CheckTx: {log}");
-    assert!(log.starts_with(name), "log {log:?} should start with {name}");
+    assert!(
+        log.starts_with(name),
+        "log {log:?} should start with {name}"
+    );
     let (results, _) = chain.block(vec![tx]);
     assert_eq!(results[0].code, code, "FinalizeBlock: {}", results[0].log);
     assert_eq!(results[0].codespace, "lode");
@@ -25,12 +30,21 @@ fn assert_rejected(chain: &mut Chain, tx: Vec<u8>, code: u32, name: &str) {
 }
 
 fn body(chain_id: &str, msgs: Vec<pb::Msg>) -> pb::TxBody {
-    pb::TxBody { msgs, memo: String::new(), timeout_height: 0, chain_id: chain_id.into() }
+    pb::TxBody {
+        msgs,
+        memo: String::new(),
+        timeout_height: 0,
+        chain_id: chain_id.into(),
+    }
 }
 
 fn send_pb(from: &Address, to: &str, amount: &str) -> pb::Msg {
     pb::Msg {
-        sum: Some(pb::msg::Sum::Send(bankpb::MsgSend { from: from.to_string(), to: to.into(), amount: amount.into() })),
+        sum: Some(pb::msg::Sum::Send(bankpb::MsgSend {
+            from: from.to_string(),
+            to: to.into(),
+            amount: amount.into(),
+        })),
     }
 }
 
@@ -38,7 +52,9 @@ fn auth(k: &ed25519_consensus::SigningKey, nonce: u64, fee: u128) -> pb::AuthInf
     pb::AuthInfo {
         public_key: k.verification_key().to_bytes().to_vec(),
         nonce,
-        fee: Some(pb::Fee { amount: fee.to_string() }),
+        fee: Some(pb::Fee {
+            amount: fee.to_string(),
+        }),
     }
 }
 
@@ -47,17 +63,34 @@ fn undecodable_bytes_are_rejected() {
     let mut chain = Chain::new(2);
     assert_rejected(&mut chain, vec![0xff, 0xff, 0xff], 2, "ERR_DECODE");
     // A valid outer Tx whose body is garbage.
-    let tx = pb::Tx { body_bytes: vec![0x0a, 0xff], auth_info_bytes: vec![], signatures: vec![] }.encode_to_vec();
+    let tx = pb::Tx {
+        body_bytes: vec![0x0a, 0xff],
+        auth_info_bytes: vec![],
+        signatures: vec![],
+    }
+    .encode_to_vec();
     assert_rejected(&mut chain, tx, 2, "ERR_DECODE");
 }
 
 #[test]
 fn an_oversized_tx_is_rejected() {
-    let mut chain = Chain::with_params(2, Params { max_tx_bytes: 512, ..Params::default() });
+    let mut chain = Chain::with_params(
+        2,
+        Params {
+            max_tx_bytes: 512,
+            ..Params::default()
+        },
+    );
     let k = chain.keys[0].clone();
     let to = addr(&chain.keys[1]);
     let memo = "x".repeat(200);
-    let msgs: Vec<Msg> = (0..3).map(|_| Msg::Send { from: addr(&k), to, amount: 1 }).collect();
+    let msgs: Vec<Msg> = (0..3)
+        .map(|_| Msg::Send {
+            from: addr(&k),
+            to,
+            amount: 1,
+        })
+        .collect();
     let tx = sign_msgs(CHAIN_ID, &k, 0, FEE, &msgs, &memo);
     assert!(tx.len() > 512);
     assert_rejected(&mut chain, tx, 3, "ERR_TX_TOO_LARGE");
@@ -66,7 +99,14 @@ fn an_oversized_tx_is_rejected() {
 #[test]
 fn a_tx_for_another_chain_is_rejected() {
     let mut chain = Chain::new(2);
-    let tx = sign_send("other-chain", &chain.keys[0], 0, FEE, &addr(&chain.keys[1]), 1);
+    let tx = sign_send(
+        "other-chain",
+        &chain.keys[0],
+        0,
+        FEE,
+        &addr(&chain.keys[1]),
+        1,
+    );
     assert_rejected(&mut chain, tx, 4, "ERR_WRONG_CHAIN_ID");
 }
 
@@ -75,8 +115,12 @@ fn a_bad_signature_is_rejected() {
     let mut chain = Chain::new(2);
     let k = chain.keys[0].clone();
     // Signed by another key than the one the auth info names.
-    let b = body(CHAIN_ID, vec![send_pb(&addr(&k), &addr(&chain.keys[1]).to_string(), "1")]);
-    let mut wire = pb::Tx::decode(sign_raw(&b, &auth(&k, 0, FEE), &chain.keys[1]).as_slice()).expect("decode");
+    let b = body(
+        CHAIN_ID,
+        vec![send_pb(&addr(&k), &addr(&chain.keys[1]).to_string(), "1")],
+    );
+    let mut wire =
+        pb::Tx::decode(sign_raw(&b, &auth(&k, 0, FEE), &chain.keys[1]).as_slice()).expect("decode");
     assert_eq!(wire.signatures.len(), 1);
     let tx = wire.encode_to_vec();
     assert_rejected(&mut chain, tx, 5, "ERR_BAD_SIGNATURE");
@@ -101,7 +145,13 @@ fn non_canonical_and_small_order_keys_are_rejected() {
     for (pk, _why) in [(non_canonical, "non-canonical"), (identity, "small order")] {
         let signer = Address::from_public_key(&pk);
         let b = body(CHAIN_ID, vec![send_pb(&signer, &to, "1")]);
-        let a = pb::AuthInfo { public_key: pk.to_vec(), nonce: 0, fee: Some(pb::Fee { amount: FEE.to_string() }) };
+        let a = pb::AuthInfo {
+            public_key: pk.to_vec(),
+            nonce: 0,
+            fee: Some(pb::Fee {
+                amount: FEE.to_string(),
+            }),
+        };
         let tx = pb::Tx {
             body_bytes: b.encode_to_vec(),
             auth_info_bytes: a.encode_to_vec(),
@@ -160,11 +210,25 @@ fn an_amount_that_overflows_u128_is_rejected() {
     let k = chain.keys[0].clone();
     let to = addr(&chain.keys[1]).to_string();
     let too_big = "340282366920938463463374607431768211456";
-    let tx = sign_raw(&body(CHAIN_ID, vec![send_pb(&addr(&k), &to, too_big)]), &auth(&k, 0, FEE), &k);
+    let tx = sign_raw(
+        &body(CHAIN_ID, vec![send_pb(&addr(&k), &to, too_big)]),
+        &auth(&k, 0, FEE),
+        &k,
+    );
     assert_rejected(&mut chain, tx, 11, "ERR_OVERFLOW");
     // Outputs that each fit but whose sum does not.
     let outs = vec![(addr(&chain.keys[1]), u128::MAX), (addr(&chain.keys[1]), 2)];
-    let tx = sign_msgs(CHAIN_ID, &k, 0, FEE, &[Msg::MultiSend { from: addr(&k), outputs: outs }], "");
+    let tx = sign_msgs(
+        CHAIN_ID,
+        &k,
+        0,
+        FEE,
+        &[Msg::MultiSend {
+            from: addr(&k),
+            outputs: outs,
+        }],
+        "",
+    );
     let (code, log) = chain.check(&tx);
     assert_eq!(code, 11, "{log}");
 }
@@ -181,8 +245,17 @@ fn a_tx_without_messages_is_rejected() {
 fn sending_to_a_malformed_address_is_rejected() {
     let mut chain = Chain::new(2);
     let k = chain.keys[0].clone();
-    for to in ["lode1qqqq", "cosmos1xyz", "", "LODE1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"] {
-        let tx = sign_raw(&body(CHAIN_ID, vec![send_pb(&addr(&k), to, "1")]), &auth(&k, 0, FEE), &k);
+    for to in [
+        "lode1qqqq",
+        "cosmos1xyz",
+        "",
+        "LODE1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+    ] {
+        let tx = sign_raw(
+            &body(CHAIN_ID, vec![send_pb(&addr(&k), to, "1")]),
+            &auth(&k, 0, FEE),
+            &k,
+        );
         assert_rejected(&mut chain, tx, 13, "ERR_INVALID_ADDRESS");
     }
 }
@@ -192,18 +265,35 @@ fn sending_from_someone_elses_account_is_rejected() {
     let mut chain = Chain::new(2);
     let k = chain.keys[0].clone();
     let victim = addr(&chain.keys[1]);
-    let tx = sign_raw(&body(CHAIN_ID, vec![send_pb(&victim, &addr(&k).to_string(), "5")]), &auth(&k, 0, FEE), &k);
+    let tx = sign_raw(
+        &body(CHAIN_ID, vec![send_pb(&victim, &addr(&k).to_string(), "5")]),
+        &auth(&k, 0, FEE),
+        &k,
+    );
     assert_rejected(&mut chain, tx, 15, "ERR_SIGNER_MISMATCH");
 }
 
 #[test]
 fn abci_requests_missing_their_fields_get_exceptions_not_panics() {
     let chain = Chain::new(1);
-    let is_exception = |r: Request| matches!(chain.app.handle(r).value, Some(response::Value::Exception(_)));
+    let is_exception = |r: Request| {
+        matches!(
+            chain.app.handle(r).value,
+            Some(response::Value::Exception(_))
+        )
+    };
     assert!(is_exception(Request { value: None }));
-    assert!(is_exception(Request { value: Some(request::Value::InitChain(RequestInitChain::default())) }));
-    assert!(is_exception(Request { value: Some(request::Value::FinalizeBlock(RequestFinalizeBlock::default())) }));
-    assert!(is_exception(Request { value: Some(request::Value::Commit(Default::default())) }));
+    assert!(is_exception(Request {
+        value: Some(request::Value::InitChain(RequestInitChain::default()))
+    }));
+    assert!(is_exception(Request {
+        value: Some(request::Value::FinalizeBlock(
+            RequestFinalizeBlock::default()
+        ))
+    }));
+    assert!(is_exception(Request {
+        value: Some(request::Value::Commit(Default::default()))
+    }));
     // Defaults elsewhere are answered normally.
     for v in [
         request::Value::Info(Default::default()),

@@ -10,8 +10,8 @@ use lode_state::{
 };
 use tendermint_proto::v0_38::{
     abci::{
-        response_process_proposal::ProposalStatus, ExecTxResult, RequestCheckTx, RequestFinalizeBlock,
-        RequestInitChain, RequestProcessProposal, ValidatorUpdate,
+        response_process_proposal::ProposalStatus, ExecTxResult, RequestCheckTx,
+        RequestFinalizeBlock, RequestInitChain, RequestProcessProposal, ValidatorUpdate,
     },
     crypto::{public_key::Sum, PublicKey},
 };
@@ -42,7 +42,10 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
     let app_state = AppState {
         balances: keys
             .iter()
-            .map(|k| GenesisBalance { address: addr(k).to_string(), amount: START_BALANCE.to_string() })
+            .map(|k| GenesisBalance {
+                address: addr(k).to_string(),
+                amount: START_BALANCE.to_string(),
+            })
             .collect(),
         params: params.clone(),
     };
@@ -51,7 +54,11 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
         initial_height: 1,
         app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
         validators: vec![ValidatorUpdate {
-            pub_key: Some(PublicKey { sum: Some(Sum::Ed25519(key(999).verification_key().to_bytes().to_vec())) }),
+            pub_key: Some(PublicKey {
+                sum: Some(Sum::Ed25519(
+                    key(999).verification_key().to_bytes().to_vec(),
+                )),
+            }),
             power: 10,
         }],
         ..Default::default()
@@ -67,8 +74,14 @@ impl Chain {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = LodeApp::open(dir.path()).expect("open");
         let keys: Vec<SigningKey> = (0..accounts).map(key).collect();
-        app.try_init_chain(init_request(&keys, &params)).expect("init chain");
-        Chain { app, keys, height: 0, _dir: dir }
+        app.try_init_chain(init_request(&keys, &params))
+            .expect("init chain");
+        Chain {
+            app,
+            keys,
+            height: 0,
+            _dir: dir,
+        }
     }
 
     /// FinalizeBlock + Commit of `txs`; returns the tx results and the app hash.
@@ -87,7 +100,10 @@ impl Chain {
     }
 
     pub fn check(&self, tx: &[u8]) -> (u32, String) {
-        let r = self.app.check_tx(RequestCheckTx { tx: Bytes::copy_from_slice(tx), r#type: 0 });
+        let r = self.app.check_tx(RequestCheckTx {
+            tx: Bytes::copy_from_slice(tx),
+            r#type: 0,
+        });
         (r.code, r.log)
     }
 

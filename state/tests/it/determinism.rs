@@ -11,12 +11,27 @@ const ACCOUNTS: u64 = 6;
 /// One tx of a random workload.
 #[derive(Debug, Clone)]
 enum Op {
-    Transfer { from: usize, to: usize, amount: u128 },
-    Overspend { from: usize, to: usize },
-    WrongNonce { from: usize, skew: u64 },
-    BadSignature { from: usize, to: usize },
+    Transfer {
+        from: usize,
+        to: usize,
+        amount: u128,
+    },
+    Overspend {
+        from: usize,
+        to: usize,
+    },
+    WrongNonce {
+        from: usize,
+        skew: u64,
+    },
+    BadSignature {
+        from: usize,
+        to: usize,
+    },
     Garbage(Vec<u8>),
-    LowFee { from: usize },
+    LowFee {
+        from: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,26 +52,54 @@ fn encode(ops: &[Op], keys: &[SigningKey], nonces: &mut [u64]) -> Vec<Vec<u8>> {
     ops.iter()
         .map(|op| match op {
             Op::Transfer { from, to, amount } => {
-                let tx = sign_send(CHAIN_ID, &keys[*from], nonces[*from], FEE, &addr(&keys[*to]), *amount);
+                let tx = sign_send(
+                    CHAIN_ID,
+                    &keys[*from],
+                    nonces[*from],
+                    FEE,
+                    &addr(&keys[*to]),
+                    *amount,
+                );
                 nonces[*from] += 1;
                 tx
             }
             Op::Overspend { from, to } => {
-                let tx = sign_send(CHAIN_ID, &keys[*from], nonces[*from], FEE, &addr(&keys[*to]), START_BALANCE * 2);
+                let tx = sign_send(
+                    CHAIN_ID,
+                    &keys[*from],
+                    nonces[*from],
+                    FEE,
+                    &addr(&keys[*to]),
+                    START_BALANCE * 2,
+                );
                 nonces[*from] += 1;
                 tx
             }
-            Op::WrongNonce { from, skew } => {
-                sign_send(CHAIN_ID, &keys[*from], nonces[*from] + skew, FEE, &addr(&keys[0]), 1)
-            }
+            Op::WrongNonce { from, skew } => sign_send(
+                CHAIN_ID,
+                &keys[*from],
+                nonces[*from] + skew,
+                FEE,
+                &addr(&keys[0]),
+                1,
+            ),
             Op::BadSignature { from, to } => {
-                let mut tx = sign_send(CHAIN_ID, &keys[*from], nonces[*from], FEE, &addr(&keys[*to]), 1);
+                let mut tx = sign_send(
+                    CHAIN_ID,
+                    &keys[*from],
+                    nonces[*from],
+                    FEE,
+                    &addr(&keys[*to]),
+                    1,
+                );
                 let n = tx.len();
                 tx[n - 3] ^= 0x10;
                 tx
             }
             Op::Garbage(b) => b.clone(),
-            Op::LowFee { from } => sign_send(CHAIN_ID, &keys[*from], nonces[*from], 1, &addr(&keys[0]), 1),
+            Op::LowFee { from } => {
+                sign_send(CHAIN_ID, &keys[*from], nonces[*from], 1, &addr(&keys[0]), 1)
+            }
         })
         .collect()
 }

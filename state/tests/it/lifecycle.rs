@@ -3,10 +3,12 @@
 use bytes::Bytes;
 use jmt::{proof::SparseMerkleProof, KeyHash, RootHash};
 use lode_proto::query::v1 as querypb;
-use lode_state::{modules::bank, tx::sign_send, tx::sign_msgs, tx::Msg, LodeApp, Params};
+use lode_state::{modules::bank, tx::sign_msgs, tx::sign_send, tx::Msg, LodeApp, Params};
 use prost::Message;
 use sha2::Sha256;
-use tendermint_proto::v0_38::abci::{RequestFinalizeBlock, RequestInfo, RequestPrepareProposal, RequestQuery};
+use tendermint_proto::v0_38::abci::{
+    RequestFinalizeBlock, RequestInfo, RequestPrepareProposal, RequestQuery,
+};
 
 use crate::common::*;
 
@@ -33,14 +35,40 @@ fn a_multi_send_pays_every_output_or_none() {
     let mut chain = Chain::new(3);
     let from = addr(&chain.keys[0]);
     let outs = vec![(addr(&chain.keys[1]), 7), (addr(&chain.keys[2]), 9)];
-    let tx = sign_msgs(CHAIN_ID, &chain.keys[0], 0, FEE, &[Msg::MultiSend { from, outputs: outs }], "hi");
+    let tx = sign_msgs(
+        CHAIN_ID,
+        &chain.keys[0],
+        0,
+        FEE,
+        &[Msg::MultiSend {
+            from,
+            outputs: outs,
+        }],
+        "hi",
+    );
     let (r, _) = chain.block(vec![tx]);
     assert_eq!(r[0].code, 0, "{}", r[0].log);
-    assert_eq!(chain.account(&addr(&chain.keys[2])).balance, START_BALANCE + 9);
+    assert_eq!(
+        chain.account(&addr(&chain.keys[2])).balance,
+        START_BALANCE + 9
+    );
 
     // Second output unaffordable: the first must not move either; fee and nonce are spent.
-    let outs = vec![(addr(&chain.keys[1]), 1), (addr(&chain.keys[2]), START_BALANCE * 2)];
-    let tx = sign_msgs(CHAIN_ID, &chain.keys[0], 1, FEE, &[Msg::MultiSend { from, outputs: outs }], "");
+    let outs = vec![
+        (addr(&chain.keys[1]), 1),
+        (addr(&chain.keys[2]), START_BALANCE * 2),
+    ];
+    let tx = sign_msgs(
+        CHAIN_ID,
+        &chain.keys[0],
+        1,
+        FEE,
+        &[Msg::MultiSend {
+            from,
+            outputs: outs,
+        }],
+        "",
+    );
     let before_b = chain.account(&addr(&chain.keys[1])).balance;
     let (r, _) = chain.block(vec![tx]);
     assert_eq!(r[0].code, 10, "{}", r[0].log);
@@ -55,7 +83,12 @@ fn query_returns_the_balance_with_a_proof_against_the_app_hash() {
     let mut chain = Chain::new(2);
     let b = addr(&chain.keys[1]);
     let (_, app_hash) = chain.block(vec![sign_send(CHAIN_ID, &chain.keys[0], 0, FEE, &b, 42)]);
-    let r = chain.app.query(RequestQuery { path: "/account".into(), data: Bytes::from(b.to_string()), height: 0, prove: true });
+    let r = chain.app.query(RequestQuery {
+        path: "/account".into(),
+        data: Bytes::from(b.to_string()),
+        height: 0,
+        prove: true,
+    });
     assert_eq!(r.code, 0, "{}", r.log);
     assert_eq!(r.height, 1);
     let acct = querypb::Account::decode(r.value.as_ref()).expect("decode");
@@ -63,24 +96,56 @@ fn query_returns_the_balance_with_a_proof_against_the_app_hash() {
     let op = &r.proof_ops.expect("proof").ops[0];
     let proof: SparseMerkleProof<Sha256> = borsh::from_slice(&op.data).expect("proof decodes");
     let root = RootHash(app_hash.as_slice().try_into().expect("32 bytes"));
-    let stored = bank::Account { balance: START_BALANCE + 42, nonce: 0 }.encode();
-    proof.verify_existence(root, KeyHash::with::<Sha256>(&op.key), &stored).expect("proof verifies");
+    let stored = bank::Account {
+        balance: START_BALANCE + 42,
+        nonce: 0,
+    }
+    .encode();
+    proof
+        .verify_existence(root, KeyHash::with::<Sha256>(&op.key), &stored)
+        .expect("proof verifies");
     // A forged value does not verify.
-    let forged = bank::Account { balance: START_BALANCE + 43, nonce: 0 }.encode();
-    assert!(proof.verify_existence(root, KeyHash::with::<Sha256>(&op.key), &forged).is_err());
+    let forged = bank::Account {
+        balance: START_BALANCE + 43,
+        nonce: 0,
+    }
+    .encode();
+    assert!(proof
+        .verify_existence(root, KeyHash::with::<Sha256>(&op.key), &forged)
+        .is_err());
 
-    // The genesis height still answers, with the old balance.
-    let r0 = chain.app.query(RequestQuery { path: "/account".into(), data: Bytes::from(b.to_string()), height: 0 + 0, prove: false });
-    assert_eq!(r0.code, 0);
-    let old = chain.app.query(RequestQuery { path: "/account".into(), data: Bytes::from(b.to_string()), height: 1, prove: false });
-    assert_eq!(querypb::Account::decode(old.value.as_ref()).expect("decode").balance, (START_BALANCE + 42).to_string());
+    // After another block, height 1 still answers with the balance it had then.
+    chain.block(vec![sign_send(CHAIN_ID, &chain.keys[0], 1, FEE, &b, 8)]);
+    let at = |height: i64| {
+        let r = chain.app.query(RequestQuery {
+            path: "/account".into(),
+            data: Bytes::from(b.to_string()),
+            height,
+            prove: false,
+        });
+        assert_eq!(r.code, 0, "{}", r.log);
+        assert_eq!(r.height, if height == 0 { 2 } else { height });
+        querypb::Account::decode(r.value.as_ref())
+            .expect("decode")
+            .balance
+    };
+    assert_eq!(at(1), (START_BALANCE + 42).to_string());
+    assert_eq!(at(0), (START_BALANCE + 50).to_string());
 }
 
 #[test]
 fn bad_queries_get_their_own_codes() {
     let chain = Chain::new(1);
     let q = |path: &str, data: &str, height: i64| {
-        chain.app.query(RequestQuery { path: path.into(), data: Bytes::from(data.to_string()), height, prove: false }).code
+        chain
+            .app
+            .query(RequestQuery {
+                path: path.into(),
+                data: Bytes::from(data.to_string()),
+                height,
+                prove: false,
+            })
+            .code
     };
     let good = addr(&chain.keys[0]).to_string();
     assert_eq!(q("/nope", &good, 0), 30);
@@ -95,7 +160,8 @@ fn a_restarted_app_reports_the_same_height_hash_and_balances() {
     let b = addr(&keys[1]);
     let hash = {
         let app = LodeApp::open(dir.path()).expect("open");
-        app.try_init_chain(init_request(&keys, &Params::default())).expect("init");
+        app.try_init_chain(init_request(&keys, &Params::default()))
+            .expect("init");
         let resp = app
             .try_finalize_block(RequestFinalizeBlock {
                 txs: vec![Bytes::from(sign_send(CHAIN_ID, &keys[0], 0, FEE, &b, 5))],
@@ -110,9 +176,14 @@ fn a_restarted_app_reports_the_same_height_hash_and_balances() {
     let info = app.info(RequestInfo::default());
     assert_eq!(info.last_block_height, 1);
     assert_eq!(info.last_block_app_hash, hash);
-    assert_eq!(bank::account(app.store(), &b).expect("acct").balance, START_BALANCE + 5);
+    assert_eq!(
+        bank::account(app.store(), &b).expect("acct").balance,
+        START_BALANCE + 5
+    );
     // InitChain again on an initialised store is refused rather than silently resetting state.
-    assert!(app.try_init_chain(init_request(&keys, &Params::default())).is_err());
+    assert!(app
+        .try_init_chain(init_request(&keys, &Params::default()))
+        .is_err());
 }
 
 #[test]
@@ -120,21 +191,33 @@ fn a_crash_between_finalize_and_commit_replays_to_the_same_app_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys: Vec<_> = (0..2).map(key).collect();
     let block = || RequestFinalizeBlock {
-        txs: vec![Bytes::from(sign_send(CHAIN_ID, &keys[0], 0, FEE, &addr(&keys[1]), 5))],
+        txs: vec![Bytes::from(sign_send(
+            CHAIN_ID,
+            &keys[0],
+            0,
+            FEE,
+            &addr(&keys[1]),
+            5,
+        ))],
         height: 1,
         ..Default::default()
     };
     let first = {
         let app = LodeApp::open(dir.path()).expect("open");
-        app.try_init_chain(init_request(&keys, &Params::default())).expect("init");
+        app.try_init_chain(init_request(&keys, &Params::default()))
+            .expect("init");
         // Genesis done twice (CometBFT restarts before block 1) is a no-op.
-        app.try_init_chain(init_request(&keys, &Params::default())).expect("init is idempotent");
+        app.try_init_chain(init_request(&keys, &Params::default()))
+            .expect("init is idempotent");
         app.try_finalize_block(block()).expect("finalize").app_hash
         // dropped without Commit: the crash
     };
     let app = LodeApp::open(dir.path()).expect("reopen");
     assert_eq!(app.info(RequestInfo::default()).last_block_height, 0);
-    let replayed = app.try_finalize_block(block()).expect("finalize again").app_hash;
+    let replayed = app
+        .try_finalize_block(block())
+        .expect("finalize again")
+        .app_hash;
     assert_eq!(first, replayed);
     app.try_commit().expect("commit");
     assert_eq!(app.info(RequestInfo::default()).last_block_app_hash, first);
@@ -144,7 +227,10 @@ fn a_crash_between_finalize_and_commit_replays_to_the_same_app_hash() {
 fn engine_contract_violations_are_errors_not_panics() {
     let mut chain = Chain::new(1);
     assert!(chain.app.try_commit().is_err(), "commit without finalize");
-    let wrong = RequestFinalizeBlock { height: 5, ..Default::default() };
+    let wrong = RequestFinalizeBlock {
+        height: 5,
+        ..Default::default()
+    };
     assert!(chain.app.try_finalize_block(wrong).is_err());
     chain.block(vec![]);
     assert_eq!(chain.app.info(RequestInfo::default()).last_block_height, 1);
@@ -159,25 +245,52 @@ fn prepare_proposal_keeps_valid_txs_within_the_byte_limit() {
     let gap = sign_send(CHAIN_ID, &chain.keys[1], 5, FEE, &to, 1);
     let garbage = vec![1, 2, 3];
     let len = good0.len() as i64;
-    let txs: Vec<Bytes> = [good0.clone(), garbage, gap, good1.clone()].into_iter().map(Bytes::from).collect();
-    let all = chain.app.prepare_proposal(RequestPrepareProposal { max_tx_bytes: 1 << 20, txs: txs.clone(), height: 1, ..Default::default() });
-    assert_eq!(all.txs, vec![Bytes::from(good0.clone()), Bytes::from(good1)]);
-    let one = chain.app.prepare_proposal(RequestPrepareProposal { max_tx_bytes: len + 10, txs, height: 1, ..Default::default() });
+    let txs: Vec<Bytes> = [good0.clone(), garbage, gap, good1.clone()]
+        .into_iter()
+        .map(Bytes::from)
+        .collect();
+    let all = chain.app.prepare_proposal(RequestPrepareProposal {
+        max_tx_bytes: 1 << 20,
+        txs: txs.clone(),
+        height: 1,
+        ..Default::default()
+    });
+    assert_eq!(
+        all.txs,
+        vec![Bytes::from(good0.clone()), Bytes::from(good1)]
+    );
+    let one = chain.app.prepare_proposal(RequestPrepareProposal {
+        max_tx_bytes: len + 10,
+        txs,
+        height: 1,
+        ..Default::default()
+    });
     assert_eq!(one.txs, vec![Bytes::from(good0)]);
 }
 
 #[test]
 fn process_proposal_rejects_garbage_oversized_and_badly_signed_blocks() {
-    let chain = Chain::with_params(2, Params { max_block_bytes: 64 * 1024, ..Params::default() });
+    let chain = Chain::with_params(
+        2,
+        Params {
+            max_block_bytes: 64 * 1024,
+            ..Params::default()
+        },
+    );
     let to = addr(&chain.keys[1]);
     let good = sign_send(CHAIN_ID, &chain.keys[0], 0, FEE, &to, 1);
     assert!(chain.process(vec![good.clone()]));
-    assert!(!chain.process(vec![good.clone(), vec![0xff, 0x00, 0x13]]), "undecodable");
+    assert!(
+        !chain.process(vec![good.clone(), vec![0xff, 0x00, 0x13]]),
+        "undecodable"
+    );
     let mut bad_sig = good.clone();
     let n = bad_sig.len();
     bad_sig[n - 1] ^= 1;
     assert!(!chain.process(vec![bad_sig]), "bad signature");
-    let many: Vec<Vec<u8>> = (0..400).map(|i| sign_send(CHAIN_ID, &chain.keys[0], i, FEE, &to, 1)).collect();
+    let many: Vec<Vec<u8>> = (0..400)
+        .map(|i| sign_send(CHAIN_ID, &chain.keys[0], i, FEE, &to, 1))
+        .collect();
     assert!(!chain.process(many), "over max_block_bytes");
 }
 
@@ -188,7 +301,11 @@ fn checktx_admits_sequential_nonces_and_resets_at_commit() {
     let t0 = sign_send(CHAIN_ID, &chain.keys[0], 0, FEE, &to, 1);
     let t1 = sign_send(CHAIN_ID, &chain.keys[0], 1, FEE, &to, 1);
     assert_eq!(chain.check(&t0).0, 0);
-    assert_eq!(chain.check(&t1).0, 0, "the mempool view carries nonce 0's effect");
+    assert_eq!(
+        chain.check(&t1).0,
+        0,
+        "the mempool view carries nonce 0's effect"
+    );
     assert_eq!(chain.check(&t0).0, 7, "replay in the mempool view");
     chain.block(vec![t0]);
     // After Commit the view restarts from the committed state: t1 is next, t0 is stale.

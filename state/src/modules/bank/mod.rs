@@ -32,13 +32,25 @@ impl Account {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Account, StoreError> {
-        let corrupt = || StoreError::Corrupt { key: "bank/account".into(), reason: format!("{} bytes, expected 24", bytes.len()) };
-        let balance: [u8; 16] = bytes.get(..16).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
-        let nonce: [u8; 8] = bytes.get(16..24).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
+        let corrupt = || StoreError::Corrupt {
+            key: "bank/account".into(),
+            reason: format!("{} bytes, expected 24", bytes.len()),
+        };
+        let balance: [u8; 16] = bytes
+            .get(..16)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?;
+        let nonce: [u8; 8] = bytes
+            .get(16..24)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?;
         if bytes.len() != 24 {
             return Err(corrupt());
         }
-        Ok(Account { balance: u128::from_le_bytes(balance), nonce: u64::from_le_bytes(nonce) })
+        Ok(Account {
+            balance: u128::from_le_bytes(balance),
+            nonce: u64::from_le_bytes(nonce),
+        })
     }
 }
 
@@ -62,7 +74,10 @@ pub fn supply<S: StateRead + ?Sized>(s: &S) -> Result<u128, StoreError> {
             .as_slice()
             .try_into()
             .map(u128::from_le_bytes)
-            .map_err(|_| StoreError::Corrupt { key: "bank/supply".into(), reason: "length".into() }),
+            .map_err(|_| StoreError::Corrupt {
+                key: "bank/supply".into(),
+                reason: "length".into(),
+            }),
     }
 }
 
@@ -71,15 +86,26 @@ pub fn put_supply<S: StateWrite + ?Sized>(s: &mut S, v: u128) {
 }
 
 /// Moves `amount` between accounts with checked arithmetic.
-pub fn transfer<S: StateWrite + ?Sized>(s: &mut S, from: &Address, to: &Address, amount: u128) -> Result<(), TxError> {
+pub fn transfer<S: StateWrite + ?Sized>(
+    s: &mut S,
+    from: &Address,
+    to: &Address,
+    amount: u128,
+) -> Result<(), TxError> {
     let mut src = account(s, from)?;
     src.balance = src
         .balance
         .checked_sub(amount)
-        .ok_or(TxError::InsufficientFunds { balance: src.balance, needed: amount })?;
+        .ok_or(TxError::InsufficientFunds {
+            balance: src.balance,
+            needed: amount,
+        })?;
     put_account(s, from, &src);
     let mut dst = account(s, to)?;
-    dst.balance = dst.balance.checked_add(amount).ok_or(TxError::Overflow("recipient balance"))?;
+    dst.balance = dst
+        .balance
+        .checked_add(amount)
+        .ok_or(TxError::Overflow("recipient balance"))?;
     put_account(s, to, &dst);
     Ok(())
 }

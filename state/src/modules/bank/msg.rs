@@ -4,7 +4,11 @@ use super::{event, transfer};
 use crate::{error::TxError, event::Event, store::StateWrite, tx::Msg};
 
 /// Executes one bank message. The sender was checked against the signer statelessly.
-pub fn execute<S: StateWrite + ?Sized>(s: &mut S, msg: &Msg, events: &mut Vec<Event>) -> Result<(), TxError> {
+pub fn execute<S: StateWrite + ?Sized>(
+    s: &mut S,
+    msg: &Msg,
+    events: &mut Vec<Event>,
+) -> Result<(), TxError> {
     match msg {
         Msg::Send { from, to, amount } => {
             transfer(s, from, to, *amount)?;
