@@ -22,7 +22,9 @@ use tendermint_proto::{
 };
 
 pub use error::{GenesisError, Issue};
-pub use validate::{parse_ed25519_public_key, parse_genesis_time, MAX_CHAIN_ID_LEN, MAX_TOTAL_POWER};
+pub use validate::{
+    parse_ed25519_public_key, parse_genesis_time, MAX_CHAIN_ID_LEN, MAX_TOTAL_POWER,
+};
 
 /// A genesis file. Field order is the file's order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,8 +64,10 @@ impl Genesis {
     /// Reads, parses and validates the genesis file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, GenesisError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| GenesisError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_json(&text)
     }
 
@@ -104,7 +108,10 @@ impl Genesis {
         let path = path.as_ref();
         let mut json = self.to_json()?;
         json.push('\n');
-        std::fs::write(path, json).map_err(|source| GenesisError::Write { path: path.to_owned(), source })
+        std::fs::write(path, json).map_err(|source| GenesisError::Write {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// The ABCI `InitChain` request for this genesis. Consensus parameters are left to the consensus engine.
@@ -118,22 +125,32 @@ impl Genesis {
             .map_err(|m| GenesisError::Invalid(vec![Issue::new("genesis_time", m)]))?;
         let mut validators = Vec::with_capacity(self.validators.len());
         for (i, v) in self.validators.iter().enumerate() {
-            let key = parse_ed25519_public_key(&v.pub_key)
-                .map_err(|m| GenesisError::Invalid(vec![Issue::new(format!("validators[{i}].pub_key"), m)]))?;
+            let key = parse_ed25519_public_key(&v.pub_key).map_err(|m| {
+                GenesisError::Invalid(vec![Issue::new(format!("validators[{i}].pub_key"), m)])
+            })?;
             let power = i64::try_from(v.power).map_err(|_| {
-                GenesisError::Invalid(vec![Issue::new(format!("validators[{i}].power"), "does not fit in i64")])
+                GenesisError::Invalid(vec![Issue::new(
+                    format!("validators[{i}].power"),
+                    "does not fit in i64",
+                )])
             })?;
             validators.push(ValidatorUpdate {
-                pub_key: Some(PublicKey { sum: Some(Sum::Ed25519(key.to_vec())) }),
+                pub_key: Some(PublicKey {
+                    sum: Some(Sum::Ed25519(key.to_vec())),
+                }),
                 power,
             });
         }
         let initial_height = i64::try_from(self.initial_height).map_err(|_| {
             GenesisError::Invalid(vec![Issue::new("initial_height", "does not fit in i64")])
         })?;
-        let app_state_bytes = serde_json::to_vec(&self.app_state).map_err(GenesisError::Serialize)?;
+        let app_state_bytes =
+            serde_json::to_vec(&self.app_state).map_err(GenesisError::Serialize)?;
         Ok(RequestInitChain {
-            time: Some(Timestamp { seconds: time.unix_timestamp(), nanos: time.nanosecond() as i32 }),
+            time: Some(Timestamp {
+                seconds: time.unix_timestamp(),
+                nanos: time.nanosecond() as i32,
+            }),
             chain_id: self.chain_id.clone(),
             consensus_params: None,
             validators,
@@ -155,5 +172,9 @@ fn parse_error_at(path: String, e: serde_json::Error) -> GenesisError {
     if let Some(at) = message.rfind(" at line ") {
         message.truncate(at);
     }
-    GenesisError::Parse { issue: Issue::new(path, message), line, column }
+    GenesisError::Parse {
+        issue: Issue::new(path, message),
+        line,
+        column,
+    }
 }

@@ -24,7 +24,10 @@ pub(crate) fn validate(g: &Genesis) -> Vec<Issue> {
     if g.initial_height == 0 {
         issues.push(Issue::new("initial_height", "must be at least 1"));
     } else if i64::try_from(g.initial_height).is_err() {
-        issues.push(Issue::new("initial_height", "must fit in a signed 64-bit integer"));
+        issues.push(Issue::new(
+            "initial_height",
+            "must fit in a signed 64-bit integer",
+        ));
     }
     check_validators(g, &mut issues);
     issues.extend(
@@ -42,10 +45,22 @@ fn check_chain_id(id: &str, issues: &mut Vec<Issue>) {
         return;
     }
     if id.len() > MAX_CHAIN_ID_LEN {
-        issues.push(Issue::new("chain_id", format!("is {} bytes long, at most {MAX_CHAIN_ID_LEN} allowed", id.len())));
+        issues.push(Issue::new(
+            "chain_id",
+            format!(
+                "is {} bytes long, at most {MAX_CHAIN_ID_LEN} allowed",
+                id.len()
+            ),
+        ));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        issues.push(Issue::new("chain_id", "may contain only ASCII letters, digits, '-', '_' and '.'"));
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        issues.push(Issue::new(
+            "chain_id",
+            "may contain only ASCII letters, digits, '-', '_' and '.'",
+        ));
     } else if !id.as_bytes()[0].is_ascii_alphanumeric() {
         issues.push(Issue::new("chain_id", "must start with a letter or digit"));
     }
@@ -53,7 +68,10 @@ fn check_chain_id(id: &str, issues: &mut Vec<Issue>) {
 
 fn check_validators(g: &Genesis, issues: &mut Vec<Issue>) {
     if g.validators.is_empty() {
-        issues.push(Issue::new("validators", "at least one validator is required"));
+        issues.push(Issue::new(
+            "validators",
+            "at least one validator is required",
+        ));
         return;
     }
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
@@ -66,12 +84,18 @@ fn check_validators(g: &Genesis, issues: &mut Vec<Issue>) {
             issues.push(Issue::new(at("name"), "must not be empty"));
         } else if let Some(first) = names.insert(v.name.as_str(), i) {
             names.insert(v.name.as_str(), first);
-            issues.push(Issue::new(at("name"), format!("duplicate of validators[{first}].name")));
+            issues.push(Issue::new(
+                at("name"),
+                format!("duplicate of validators[{first}].name"),
+            ));
         }
         match parse_ed25519_public_key(&v.pub_key) {
             Ok(key) => {
                 if let Some(&first) = keys.get(&key) {
-                    issues.push(Issue::new(at("pub_key"), format!("duplicate of validators[{first}].pub_key")));
+                    issues.push(Issue::new(
+                        at("pub_key"),
+                        format!("duplicate of validators[{first}].pub_key"),
+                    ));
                 } else {
                     keys.insert(key, i);
                 }
@@ -87,7 +111,10 @@ fn check_validators(g: &Genesis, issues: &mut Vec<Issue>) {
         }
     }
     if overflow || total > MAX_TOTAL_POWER {
-        issues.push(Issue::new("validators", format!("total voting power exceeds the maximum {MAX_TOTAL_POWER}")));
+        issues.push(Issue::new(
+            "validators",
+            format!("total voting power exceeds the maximum {MAX_TOTAL_POWER}"),
+        ));
     }
 }
 
@@ -110,7 +137,9 @@ pub fn parse_ed25519_public_key(hex_key: &str) -> Result<[u8; 32], String> {
         .try_into()
         .map_err(|_| format!("an ed25519 public key is 32 bytes, got {}", bytes.len()))?;
     let compressed = CompressedEdwardsY(key);
-    let point = compressed.decompress().ok_or("not a point on the ed25519 curve")?;
+    let point = compressed
+        .decompress()
+        .ok_or("not a point on the ed25519 curve")?;
     if point.is_small_order() {
         return Err("a small-order point is not a valid public key".to_owned());
     }

@@ -38,26 +38,36 @@ pub struct AbciConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { moniker: "lode-node".to_owned(), log: LogConfig::default(), abci: AbciConfig::default() }
+        Self {
+            moniker: "lode-node".to_owned(),
+            log: LogConfig::default(),
+            abci: AbciConfig::default(),
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".to_owned() }
+        Self {
+            level: "info".to_owned(),
+        }
     }
 }
 
 impl Default for AbciConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 26658)), max_frame_bytes: 64 * 1024 * 1024 }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 26658)),
+            max_frame_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
 impl Config {
     /// Reads `path`.
     pub fn load(path: &Path) -> eyre::Result<Self> {
-        let text = std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .wrap_err_with(|| format!("cannot read config {}", path.display()))?;
         Self::from_toml(&text).wrap_err_with(|| format!("invalid config {}", path.display()))
     }
 
@@ -69,7 +79,8 @@ impl Config {
     /// Writes the configuration to `path` as TOML.
     pub fn save(&self, path: &Path) -> eyre::Result<()> {
         let text = toml::to_string_pretty(self)?;
-        std::fs::write(path, text).wrap_err_with(|| format!("cannot write config {}", path.display()))
+        std::fs::write(path, text)
+            .wrap_err_with(|| format!("cannot write config {}", path.display()))
     }
 }
 
@@ -98,7 +109,10 @@ mod tests {
     fn a_partial_section_keeps_the_other_defaults() {
         let c = Config::from_toml("[abci]\nlisten = \"0.0.0.0:9\"\n").expect("valid");
         assert_eq!(c.abci.listen, SocketAddr::from(([0, 0, 0, 0], 9)));
-        assert_eq!(c.abci.max_frame_bytes, AbciConfig::default().max_frame_bytes);
+        assert_eq!(
+            c.abci.max_frame_bytes,
+            AbciConfig::default().max_frame_bytes
+        );
         assert_eq!(c.log, LogConfig::default());
     }
 }

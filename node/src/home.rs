@@ -61,5 +61,8 @@ impl Home {
 
 /// `$HOME/.lode`, or `.lode` when `HOME` is unset.
 pub fn default_home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".lode"), |h| PathBuf::from(h).join(".lode"))
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".lode"),
+        |h| PathBuf::from(h).join(".lode"),
+    )
 }

@@ -42,7 +42,10 @@ impl KeyFile {
     /// A fresh random key from the operating system's RNG.
     pub fn generate(name: &str) -> eyre::Result<Self> {
         validate_name(name)?;
-        Ok(Self::from_signing_key(name, &SigningKey::new(rand_core::OsRng)))
+        Ok(Self::from_signing_key(
+            name,
+            &SigningKey::new(rand_core::OsRng),
+        ))
     }
 
     /// The key file for an existing signing key.
@@ -64,8 +67,16 @@ impl KeyFile {
             .ok_or_else(|| eyre!("key {:?}: private_key is not 32 bytes of hex", self.name))?;
         let key = SigningKey::from(seed);
         let derived = Self::from_signing_key(&self.name, &key);
-        ensure!(derived.public_key == self.public_key, "key {:?}: public_key does not match private_key", self.name);
-        ensure!(derived.address == self.address, "key {:?}: address does not match private_key", self.name);
+        ensure!(
+            derived.public_key == self.public_key,
+            "key {:?}: public_key does not match private_key",
+            self.name
+        );
+        ensure!(
+            derived.address == self.address,
+            "key {:?}: address does not match private_key",
+            self.name
+        );
         Ok(key)
     }
 
@@ -76,10 +87,12 @@ impl KeyFile {
 
     /// Reads and checks a key file.
     pub fn load(path: &Path) -> eyre::Result<Self> {
-        let text = std::fs::read_to_string(path).wrap_err_with(|| format!("cannot read key file {}", path.display()))?;
-        let key: Self =
-            serde_json::from_str(&text).wrap_err_with(|| format!("invalid key file {}", path.display()))?;
-        key.signing_key().wrap_err_with(|| format!("invalid key file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .wrap_err_with(|| format!("cannot read key file {}", path.display()))?;
+        let key: Self = serde_json::from_str(&text)
+            .wrap_err_with(|| format!("invalid key file {}", path.display()))?;
+        key.signing_key()
+            .wrap_err_with(|| format!("invalid key file {}", path.display()))?;
         let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             tracing::warn!(path = %path.display(), mode = format_args!("{mode:o}"), "key file is readable by others");
@@ -108,7 +121,10 @@ pub fn validate_name(name: &str) -> eyre::Result<()> {
     if name.is_empty() || name.len() > 64 {
         bail!("key name must be 1 to 64 characters long");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         bail!("key name {name:?} may contain only ASCII letters, digits, '_' and '-'");
     }
     Ok(())
@@ -149,9 +165,15 @@ mod tests {
         let key = KeyFile::generate("alice").expect("key");
         let path = dir.path().join("alice.json");
         key.save_new(&path).expect("save");
-        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(KeyFile::load(&path).expect("load"), key);
-        assert!(key.save_new(&path).is_err(), "overwrote an existing key file");
+        assert!(
+            key.save_new(&path).is_err(),
+            "overwrote an existing key file"
+        );
     }
 
     #[test]

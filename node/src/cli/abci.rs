@@ -33,9 +33,12 @@ pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> 
     let listen = args.listen.unwrap_or(config.abci.listen);
 
     let data = home.data_dir();
-    let app = LodeApp::open(&data).wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
+    let app = LodeApp::open(&data)
+        .wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let server = AbciServer::bind(listen, app, config.abci.max_frame_bytes)
             .await

@@ -40,7 +40,9 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
     let node_key = KeyFile::generate(NODE_KEY)?;
     let validator_key = KeyFile::generate(VALIDATOR_KEY)?;
     let dev_key = KeyFile::generate(DEV_KEY)?;
-    let genesis_time = OffsetDateTime::now_utc().replace_nanosecond(0)?.format(&Rfc3339)?;
+    let genesis_time = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)?
+        .format(&Rfc3339)?;
     let genesis = Genesis {
         chain_id: args.chain_id.clone(),
         genesis_time,
@@ -51,7 +53,10 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
             power: VALIDATOR_POWER,
         }],
         app_state: AppState {
-            balances: vec![GenesisBalance { address: dev_key.address.clone(), amount: DEV_BALANCE.to_string() }],
+            balances: vec![GenesisBalance {
+                address: dev_key.address.clone(),
+                amount: DEV_BALANCE.to_string(),
+            }],
             ..AppState::default()
         },
     };
@@ -60,7 +65,10 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
     if !issues.is_empty() {
         return Err(lode_genesis::GenesisError::Invalid(issues).into());
     }
-    let config = Config { moniker: args.moniker.clone(), ..Config::default() };
+    let config = Config {
+        moniker: args.moniker.clone(),
+        ..Config::default()
+    };
 
     keys::create_keys_dir(&home.keys_dir())?;
     for key in [&node_key, &validator_key, &dev_key] {
@@ -73,8 +81,14 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
     println!("initialised {}", home.root().display());
     println!("chain id:          {}", genesis.chain_id);
     println!("validator key:     {}", validator_key.public_key);
-    println!("dev account:       {} (key {DEV_KEY}, balance {DEV_BALANCE})", dev_key.address);
-    println!("serve over ABCI:   lode abci --home {}", home.root().display());
+    println!(
+        "dev account:       {} (key {DEV_KEY}, balance {DEV_BALANCE})",
+        dev_key.address
+    );
+    println!(
+        "serve over ABCI:   lode abci --home {}",
+        home.root().display()
+    );
     Ok(())
 }
 
@@ -102,5 +116,6 @@ fn prepare(home: &Home, force: bool) -> eyre::Result<()> {
         std::fs::remove_dir_all(home.data_dir())
             .wrap_err_with(|| format!("cannot remove {}", home.data_dir().display()))?;
     }
-    std::fs::create_dir_all(home.root()).wrap_err_with(|| format!("cannot create {}", home.root().display()))
+    std::fs::create_dir_all(home.root())
+        .wrap_err_with(|| format!("cannot create {}", home.root().display()))
 }

@@ -52,7 +52,11 @@ pub(super) fn run(cmd: &KeysCommand) -> eyre::Result<()> {
                 println!("{}\t{}", key.name, key.address);
             }
         }
-        KeysCommand::Show { name, private, home } => {
+        KeysCommand::Show {
+            name,
+            private,
+            home,
+        } => {
             keys::validate_name(name)?;
             let path = home.home().key_path(name);
             let key = KeyFile::load(&path).wrap_err_with(|| format!("no usable key {name:?}"))?;

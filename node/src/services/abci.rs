@@ -54,7 +54,11 @@ impl<H: Handler> AbciServer<H> {
     /// Binds `addr` (port 0 picks a free port; see [`Self::local_addr`]).
     pub async fn bind(addr: SocketAddr, app: H, max_frame_bytes: usize) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, app, max_frame_bytes })
+        Ok(Self {
+            listener,
+            app,
+            max_frame_bytes,
+        })
     }
 
     /// The address actually bound.
@@ -153,7 +157,10 @@ impl<H: Handler> Connection<H> {
                     break;
                 }
             };
-            let is_flush = matches!(request.value, Some(tendermint_proto::v0_38::abci::request::Value::Flush(_)));
+            let is_flush = matches!(
+                request.value,
+                Some(tendermint_proto::v0_38::abci::request::Value::Flush(_))
+            );
             let response = self.answer(request).await;
             if let Err(e) = write_frame(&mut wr, &response).await {
                 debug!(error = %e, "abci: cannot write response, closing the connection");
@@ -188,11 +195,18 @@ impl<H: Handler> Connection<H> {
 
 /// A `Response` carrying an exception, CometBFT's signal that the request could not be processed.
 pub fn exception(message: &str) -> Response {
-    Response { value: Some(response::Value::Exception(ResponseException { error: message.to_owned() })) }
+    Response {
+        value: Some(response::Value::Exception(ResponseException {
+            error: message.to_owned(),
+        })),
+    }
 }
 
 /// Reads one length-prefixed frame. `Ok(None)` on a clean end of stream before a frame starts.
-pub async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, max_frame_bytes: usize) -> io::Result<Option<Vec<u8>>> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    max_frame_bytes: usize,
+) -> io::Result<Option<Vec<u8>>> {
     let mut len: u64 = 0;
     for i in 0..MAX_VARINT_BYTES {
         let byte = match rd.read_u8().await {
@@ -214,13 +228,21 @@ pub async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, max_frame_bytes: usize
             return Ok(Some(frame));
         }
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "frame length prefix is not a valid varint"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "frame length prefix is not a valid varint",
+    ))
 }
 
 /// Writes one length-prefixed message (not flushed).
-pub async fn write_frame<W: AsyncWrite + Unpin, M: Message>(wr: &mut W, message: &M) -> io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin, M: Message>(
+    wr: &mut W,
+    message: &M,
+) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(message.encoded_len() + MAX_VARINT_BYTES);
-    message.encode_length_delimited(&mut buf).map_err(io::Error::other)?;
+    message
+        .encode_length_delimited(&mut buf)
+        .map_err(io::Error::other)?;
     wr.write_all(&buf).await
 }
 
@@ -235,9 +257,9 @@ mod tests {
     impl Handler for Echo {
         fn handle(&self, request: Request) -> Response {
             match request.value {
-                Some(request::Value::Echo(RequestEcho { message })) => {
-                    Response { value: Some(response::Value::Echo(ResponseEcho { message })) }
-                }
+                Some(request::Value::Echo(RequestEcho { message })) => Response {
+                    value: Some(response::Value::Echo(ResponseEcho { message })),
+                },
                 _ => exception("unsupported"),
             }
         }
@@ -245,18 +267,28 @@ mod tests {
 
     async fn roundtrip(stream: &mut TcpStream, frame: &[u8]) -> io::Result<Option<Response>> {
         stream.write_all(frame).await?;
-        let Some(bytes) = read_frame(stream, 1 << 20).await? else { return Ok(None) };
-        Ok(Some(Response::decode(bytes.as_slice()).map_err(io::Error::other)?))
+        let Some(bytes) = read_frame(stream, 1 << 20).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            Response::decode(bytes.as_slice()).map_err(io::Error::other)?,
+        ))
     }
 
     fn echo_frame(message: &str) -> Vec<u8> {
-        Request { value: Some(request::Value::Echo(RequestEcho { message: message.to_owned() })) }
-            .encode_length_delimited_to_vec()
+        Request {
+            value: Some(request::Value::Echo(RequestEcho {
+                message: message.to_owned(),
+            })),
+        }
+        .encode_length_delimited_to_vec()
     }
 
     #[tokio::test]
     async fn bad_frames_close_only_their_connection_and_shutdown_is_clean() {
-        let server = AbciServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Echo, 1024).await.expect("bind");
+        let server = AbciServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Echo, 1024)
+            .await
+            .expect("bind");
         let addr = server.local_addr().expect("addr");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -265,29 +297,63 @@ mod tests {
         let t = Duration::from_secs(10);
 
         let mut good = TcpStream::connect(addr).await.expect("connect");
-        let r = tokio::time::timeout(t, roundtrip(&mut good, &echo_frame("hi"))).await.expect("in time");
-        assert_eq!(r.expect("io"), Some(Response { value: Some(response::Value::Echo(ResponseEcho { message: "hi".into() })) }));
+        let r = tokio::time::timeout(t, roundtrip(&mut good, &echo_frame("hi")))
+            .await
+            .expect("in time");
+        assert_eq!(
+            r.expect("io"),
+            Some(Response {
+                value: Some(response::Value::Echo(ResponseEcho {
+                    message: "hi".into()
+                }))
+            })
+        );
 
         // An empty request: answered with an exception, connection stays up.
-        let r = tokio::time::timeout(t, roundtrip(&mut good, &[0])).await.expect("in time").expect("io");
-        assert!(matches!(r, Some(Response { value: Some(response::Value::Exception(_)) })), "{r:?}");
+        let r = tokio::time::timeout(t, roundtrip(&mut good, &[0]))
+            .await
+            .expect("in time")
+            .expect("io");
+        assert!(
+            matches!(
+                r,
+                Some(Response {
+                    value: Some(response::Value::Exception(_))
+                })
+            ),
+            "{r:?}"
+        );
 
         // Oversized, non-varint and undecodable frames: each closes its own connection.
-        for bad in [vec![0x80, 0x80, 0x04], vec![0xff; 11], vec![3, 0xff, 0xff, 0xff]] {
+        for bad in [
+            vec![0x80, 0x80, 0x04],
+            vec![0xff; 11],
+            vec![3, 0xff, 0xff, 0xff],
+        ] {
             let mut s = TcpStream::connect(addr).await.expect("connect");
-            let r = tokio::time::timeout(t, roundtrip(&mut s, &bad)).await.expect("in time");
+            let r = tokio::time::timeout(t, roundtrip(&mut s, &bad))
+                .await
+                .expect("in time");
             assert!(matches!(r, Ok(None) | Err(_)), "{bad:?} got {r:?}");
         }
 
         // The first connection still works.
-        let r = tokio::time::timeout(t, roundtrip(&mut good, &echo_frame("again"))).await.expect("in time");
+        let r = tokio::time::timeout(t, roundtrip(&mut good, &echo_frame("again")))
+            .await
+            .expect("in time");
         assert!(matches!(r, Ok(Some(_))));
 
         let _ = stop_tx.send(());
-        tokio::time::timeout(t, task).await.expect("stops in time").expect("join").expect("run");
+        tokio::time::timeout(t, task)
+            .await
+            .expect("stops in time")
+            .expect("join")
+            .expect("run");
         // The open connection is closed by shutdown.
         let mut buf = [0u8; 1];
-        let n = tokio::time::timeout(t, good.read(&mut buf)).await.expect("in time");
+        let n = tokio::time::timeout(t, good.read(&mut buf))
+            .await
+            .expect("in time");
         assert!(matches!(n, Ok(0) | Err(_)));
     }
 }

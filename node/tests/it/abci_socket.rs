@@ -17,7 +17,7 @@ use tendermint_abci::{Client, ClientBuilder};
 use tendermint_proto::{
     google::protobuf::Timestamp,
     v0_38::abci::{
-        response, RequestCommit, RequestFinalizeBlock, RequestInfo, RequestQuery, Response, ResponseInfo,
+        response, RequestFinalizeBlock, RequestInfo, RequestQuery, Response, ResponseInfo,
     },
 };
 
@@ -26,11 +26,19 @@ use crate::support::{init_home, within, AbciNode, STEP};
 const FEE: u128 = 100_000;
 
 fn connect(addr: SocketAddr) -> Client {
-    ClientBuilder::default().connect(addr).expect("connect to lode abci")
+    ClientBuilder::default()
+        .connect(addr)
+        .expect("connect to lode abci")
 }
 
 fn info(client: &mut Client) -> ResponseInfo {
-    client.info(RequestInfo { version: "0.38.0".into(), block_version: 11, p2p_version: 8, abci_version: "2.0.0".into() })
+    client
+        .info(RequestInfo {
+            version: "0.38.0".into(),
+            block_version: 11,
+            p2p_version: 8,
+            abci_version: "2.0.0".into(),
+        })
         .expect("info")
 }
 
@@ -44,15 +52,25 @@ fn account(client: &mut Client, address: &Address) -> (Account, i64) {
         })
         .expect("query");
     assert_eq!(res.code, 0, "query failed: {}", res.log);
-    (Account::decode(res.value.as_ref()).expect("Account"), res.height)
+    (
+        Account::decode(res.value.as_ref()).expect("Account"),
+        res.height,
+    )
 }
 
 fn balance(client: &mut Client, address: &Address) -> u128 {
-    account(client, address).0.balance.parse().expect("decimal balance")
+    account(client, address)
+        .0
+        .balance
+        .parse()
+        .expect("decimal balance")
 }
 
 fn dev_key(home: &Path) -> SigningKey {
-    KeyFile::load(&home.join("keys/dev0.json")).expect("dev0 key").signing_key().expect("dev0 signing key")
+    KeyFile::load(&home.join("keys/dev0.json"))
+        .expect("dev0 key")
+        .signing_key()
+        .expect("dev0 signing key")
 }
 
 fn recipient(seed: u8) -> Address {
@@ -74,7 +92,9 @@ fn transfers_committed_over_the_socket_survive_a_kill_and_restart() {
     let addr = node.addr;
     let (height, app_hash, balances) = within("first run", move || {
         let mut client = connect(addr);
-        let init = client.init_chain(genesis.init_chain_request().expect("init chain request")).expect("init chain");
+        let init = client
+            .init_chain(genesis.init_chain_request().expect("init chain request"))
+            .expect("init chain");
         assert!(init.validators.is_empty() || init.validators.len() == 1);
         let dev_before = balance(&mut client, &dev);
         let (dev_account, _) = account(&mut client, &dev);
@@ -84,14 +104,25 @@ fn transfers_committed_over_the_socket_survive_a_kill_and_restart() {
             .zip(amounts)
             .enumerate()
             .map(|(i, (to, amount))| {
-                lode_state::tx::sign_send(&genesis.chain_id, &key, dev_account.nonce + i as u64, FEE, to, amount).into()
+                lode_state::tx::sign_send(
+                    &genesis.chain_id,
+                    &key,
+                    dev_account.nonce + i as u64,
+                    FEE,
+                    to,
+                    amount,
+                )
+                .into()
             })
             .collect();
         let block = client
             .finalize_block(RequestFinalizeBlock {
                 txs,
                 height: 1,
-                time: Some(Timestamp { seconds: 1_735_689_601, nanos: 0 }),
+                time: Some(Timestamp {
+                    seconds: 1_735_689_601,
+                    nanos: 0,
+                }),
                 hash: vec![0xab; 32].into(),
                 proposer_address: vec![0; 20].into(),
                 ..Default::default()
@@ -102,7 +133,7 @@ fn transfers_committed_over_the_socket_survive_a_kill_and_restart() {
             assert_eq!(r.code, 0, "tx {i} failed: {}", r.log);
         }
         assert!(!block.app_hash.is_empty());
-        client.commit(RequestCommit {}).expect("commit");
+        client.commit().expect("commit");
 
         let info = info(&mut client);
         assert_eq!(info.last_block_height, 1);
@@ -116,8 +147,14 @@ fn transfers_committed_over_the_socket_survive_a_kill_and_restart() {
         }
         let dev_after = balance(&mut client, &dev);
         let spent: u128 = amounts.iter().sum::<u128>() + 3 * FEE;
-        assert!(dev_after <= dev_before - amounts.iter().sum::<u128>(), "{dev_after} vs {dev_before}");
-        assert!(dev_after >= dev_before - spent, "{dev_after} vs {dev_before}");
+        assert!(
+            dev_after <= dev_before - amounts.iter().sum::<u128>(),
+            "{dev_after} vs {dev_before}"
+        );
+        assert!(
+            dev_after >= dev_before - spent,
+            "{dev_after} vs {dev_before}"
+        );
         assert_eq!(account(&mut client, &dev).0.nonce, dev_account.nonce + 3);
         balances.push(dev_after.to_string());
         (info.last_block_height, info.last_block_app_hash, balances)
@@ -171,7 +208,15 @@ fn malformed_requests_do_not_take_the_server_down() {
     within("malformed requests", move || {
         // A Request with no value: one zero-length frame.
         let answer = raw_exchange(addr, &[0]);
-        assert!(matches!(answer, Some(Response { value: Some(response::Value::Exception(_)) })), "{answer:?}");
+        assert!(
+            matches!(
+                answer,
+                Some(Response {
+                    value: Some(response::Value::Exception(_))
+                })
+            ),
+            "{answer:?}"
+        );
         // A frame whose bytes are not a Request, and a length prefix that is not a varint: the server closes
         // that connection.
         assert_eq!(raw_exchange(addr, &[5, 0xff, 0xff, 0xff, 0xff, 0xff]), None);

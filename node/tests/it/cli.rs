@@ -8,7 +8,11 @@ use lode_node::{config::Config, keys::KeyFile};
 use crate::support::{init_home, lode_ok, path_str, run_lode};
 
 fn mode(path: &std::path::Path) -> u32 {
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[test]
@@ -45,10 +49,16 @@ fn init_refuses_an_existing_home_unless_forced() {
     let out = run_lode(&["init", "--home", path_str(home)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
-    assert_eq!(std::fs::read_to_string(home.join("genesis.json")).expect("genesis"), before);
+    assert_eq!(
+        std::fs::read_to_string(home.join("genesis.json")).expect("genesis"),
+        before
+    );
 
     lode_ok(&["init", "--home", path_str(home), "--force"]);
-    assert_ne!(std::fs::read_to_string(home.join("genesis.json")).expect("genesis"), before);
+    assert_ne!(
+        std::fs::read_to_string(home.join("genesis.json")).expect("genesis"),
+        before
+    );
 }
 
 #[test]
@@ -76,7 +86,10 @@ fn keys_add_list_and_show_never_print_the_private_key_unless_asked() {
 
     lode_ok(&["keys", "add", "bob", "--home", home]);
     let listed = lode_ok(&["keys", "list", "--home", home]);
-    let names: Vec<&str> = listed.lines().filter_map(|l| l.split('\t').next()).collect();
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .collect();
     assert_eq!(names, ["alice", "bob"]);
     assert!(!listed.contains(&key.private_key));
 
@@ -95,7 +108,10 @@ fn keys_add_refuses_a_duplicate_name_and_keeps_the_old_key() {
     let out = run_lode(&["keys", "add", "alice", "--home", home]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
-    assert_eq!(std::fs::read_to_string(dir.path().join("keys/alice.json")).expect("key"), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("keys/alice.json")).expect("key"),
+        before
+    );
 }
 
 #[test]
@@ -109,7 +125,13 @@ fn keys_add_refuses_a_name_that_is_not_a_plain_file_name() {
 #[test]
 fn abci_without_an_initialised_home_fails_with_a_hint() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run_lode(&["abci", "--home", path_str(dir.path()), "--listen", "127.0.0.1:0"]);
+    let out = run_lode(&[
+        "abci",
+        "--home",
+        path_str(dir.path()),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lode init"));
 }

@@ -62,7 +62,13 @@ pub fn lode_ok(args: &[&str]) -> String {
 
 /// `lode init` on a fresh home.
 pub fn init_home(home: &Path) {
-    lode_ok(&["init", "--home", path_str(home), "--chain-id", "lode-test-1"]);
+    lode_ok(&[
+        "init",
+        "--home",
+        path_str(home),
+        "--chain-id",
+        "lode-test-1",
+    ]);
 }
 
 pub fn path_str(p: &Path) -> &str {
@@ -95,7 +101,10 @@ impl AbciNode {
                 }
             }
         });
-        let mut node = Self { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let mut node = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
         match rx.recv_timeout(STEP) {
             Ok(Ok(addr)) => node.addr = addr,
             Ok(Err(e)) => panic!("bad address line: {e}"),
@@ -116,14 +125,19 @@ impl AbciNode {
 
     /// Sends `signal` (e.g. "TERM") and waits for the exit status, bounded by [`STEP`].
     pub fn signal_and_wait(mut self, signal: &str) -> ExitStatus {
-        let status = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
         let deadline = Instant::now() + STEP;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "lode abci did not exit within {STEP:?} of SIG{signal}");
+            assert!(
+                Instant::now() < deadline,
+                "lode abci did not exit within {STEP:?} of SIG{signal}"
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
