@@ -316,9 +316,17 @@ pub(crate) trait MicroKernel {
     fn enc_b(v: i8) -> Self::B;
     /// Whether the result must be corrected by `-128 · rowsum(A)` (B was shifted by 128).
     const SHIFTED_B: bool;
-    /// `out[ii*NR + jj] = Σ_g Σ_t a[g][ii][t] · b[g][jj][t]` over `groups` k-groups.
-    /// `a.len() >= groups*MR*KG`, `b.len() >= groups*NR*KG`, `out.len() >= MR*NR`.
-    fn kernel(a: &[Self::A], b: &[Self::B], groups: usize, out: &mut [i32]);
+    /// `out[ii*ldc + jj] (+)= Σ_g Σ_t a[g][ii][t] · b[g][jj][t]` over `groups` k-groups,
+    /// adding to `out` when `accumulate` (wrapping), storing otherwise.
+    /// `a.len() >= groups*MR*KG`, `b.len() >= groups*NR*KG`, `out.len() >= (MR-1)*ldc + NR`.
+    fn kernel(
+        a: &[Self::A],
+        b: &[Self::B],
+        groups: usize,
+        out: &mut [i32],
+        ldc: usize,
+        accumulate: bool,
+    );
 }
 
 fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) {
@@ -459,7 +467,7 @@ fn block<K: MicroKernel>(
     let panels = n.div_ceil(K::NR);
     let panel_len = groups * K::NR * K::KG;
     let gc = (KC / K::KG).max(1);
-    c.fill(0);
+    // No zero fill: the first k slice stores, later slices accumulate.
     let mut g0 = 0;
     while g0 < groups {
         let g1 = (g0 + gc).min(groups);
@@ -470,12 +478,25 @@ fn block<K: MicroKernel>(
             for r in 0..micro {
                 let ap = &apack
                     [r * mpanel_len + g0 * K::MR * K::KG..r * mpanel_len + g1 * K::MR * K::KG];
-                K::kernel(ap, bp, g1 - g0, tmp);
                 let mr = K::MR.min(mc - r * K::MR);
+                let first = g0 == 0;
+                if mr == K::MR && nr == K::NR {
+                    // Full micro-tile: the kernel reads and writes C directly.
+                    let off = r * K::MR * n + j0;
+                    K::kernel(ap, bp, g1 - g0, &mut c[off..], n, !first);
+                    continue;
+                }
+                // Edge micro-tile: compute into `tmp`, then copy the valid part.
+                K::kernel(ap, bp, g1 - g0, tmp, K::NR, false);
                 for ii in 0..mr {
                     let crow = &mut c[(r * K::MR + ii) * n + j0..(r * K::MR + ii) * n + j0 + nr];
-                    for (cv, tv) in crow.iter_mut().zip(&tmp[ii * K::NR..ii * K::NR + nr]) {
-                        *cv = cv.wrapping_add(*tv);
+                    let trow = &tmp[ii * K::NR..ii * K::NR + nr];
+                    if first {
+                        crow.copy_from_slice(trow);
+                    } else {
+                        for (cv, tv) in crow.iter_mut().zip(trow) {
+                            *cv = cv.wrapping_add(*tv);
+                        }
                     }
                 }
             }

@@ -23,7 +23,7 @@ impl MicroKernel for Portable {
         i32::from(v)
     }
 
-    fn kernel(a: &[i32], b: &[i32], groups: usize, out: &mut [i32]) {
+    fn kernel(a: &[i32], b: &[i32], groups: usize, out: &mut [i32], ldc: usize, accumulate: bool) {
         let mut acc = [[0i32; NR]; MR];
         for (ag, bg) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(groups) {
             for (row, &av) in acc.iter_mut().zip(ag) {
@@ -33,8 +33,15 @@ impl MicroKernel for Portable {
                 }
             }
         }
-        for (dst, row) in out.chunks_exact_mut(NR).zip(&acc) {
-            dst.copy_from_slice(row);
+        for (ii, row) in acc.iter().enumerate() {
+            let dst = &mut out[ii * ldc..ii * ldc + NR];
+            if accumulate {
+                for (d, v) in dst.iter_mut().zip(row) {
+                    *d = d.wrapping_add(*v);
+                }
+            } else {
+                dst.copy_from_slice(row);
+            }
         }
     }
 }

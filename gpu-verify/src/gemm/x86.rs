@@ -43,26 +43,48 @@ impl MicroKernel for Vnni {
         (v as u8) ^ 0x80
     }
 
-    fn kernel(a: &[i8], b: &[u8], groups: usize, out: &mut [i32]) {
-        assert!(
-            a.len() >= groups * V_MR * 4
-                && b.len() >= groups * V_NR * 4
-                && out.len() >= V_MR * V_NR
-        );
+    fn kernel(a: &[i8], b: &[u8], groups: usize, out: &mut [i32], ldc: usize, accumulate: bool) {
+        assert!(ldc >= V_NR && a.len() >= groups * V_MR * 4 && b.len() >= groups * V_NR * 4);
+        assert!(out.len() >= (V_MR - 1) * ldc + V_NR);
         if !has_vnni() {
             // Unreachable through the public API (dispatch checks support first); falling
             // back keeps the function sound even if called directly.
-            return generic_kernel(a, b, groups, out, V_MR, V_NR, 4, i32::from);
+            return generic_kernel(
+                a,
+                b,
+                groups,
+                out,
+                (V_MR, V_NR, 4),
+                ldc,
+                accumulate,
+                i32::from,
+            );
         }
         // SAFETY: the CPU supports avx512f/bw/vnni (checked above) and the length checks
         // above cover every read of `a` (groups*MR*4 bytes), `b` (groups*NR*4 bytes) and
-        // every write of `out` (MR*NR i32).
-        unsafe { vnni_kernel(a.as_ptr(), b.as_ptr(), groups, out.as_mut_ptr()) }
+        // every access to `out` (rows ii*ldc .. ii*ldc+NR for ii < MR).
+        unsafe {
+            vnni_kernel(
+                a.as_ptr(),
+                b.as_ptr(),
+                groups,
+                out.as_mut_ptr(),
+                ldc,
+                accumulate,
+            )
+        }
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn vnni_kernel(a: *const i8, b: *const u8, groups: usize, out: *mut i32) {
+unsafe fn vnni_kernel(
+    a: *const i8,
+    b: *const u8,
+    groups: usize,
+    out: *mut i32,
+    ldc: usize,
+    accumulate: bool,
+) {
     let mut acc = [[_mm512_setzero_si512(); V_NV]; V_MR];
     for g in 0..groups {
         let bp = b.add(g * V_NR * 4);
@@ -81,7 +103,13 @@ unsafe fn vnni_kernel(a: *const i8, b: *const u8, groups: usize, out: *mut i32) 
     }
     for (ii, row) in acc.iter().enumerate() {
         for (v, slot) in row.iter().enumerate() {
-            _mm512_storeu_si512(out.add(ii * V_NR + v * 16).cast(), *slot);
+            let p = out.add(ii * ldc + v * 16);
+            let val = if accumulate {
+                _mm512_add_epi32(*slot, _mm512_loadu_si512(p.cast()))
+            } else {
+                *slot
+            };
+            _mm512_storeu_si512(p.cast(), val);
         }
     }
 }
@@ -108,23 +136,46 @@ impl MicroKernel for Avx2 {
         i16::from(v)
     }
 
-    fn kernel(a: &[i16], b: &[i16], groups: usize, out: &mut [i32]) {
-        assert!(
-            a.len() >= groups * A_MR * 2
-                && b.len() >= groups * A_NR * 2
-                && out.len() >= A_MR * A_NR
-        );
+    fn kernel(a: &[i16], b: &[i16], groups: usize, out: &mut [i32], ldc: usize, accumulate: bool) {
+        assert!(ldc >= A_NR && a.len() >= groups * A_MR * 2 && b.len() >= groups * A_NR * 2);
+        assert!(out.len() >= (A_MR - 1) * ldc + A_NR);
         if !has_avx2() {
-            return generic_kernel(a, b, groups, out, A_MR, A_NR, 2, i32::from);
+            return generic_kernel(
+                a,
+                b,
+                groups,
+                out,
+                (A_MR, A_NR, 2),
+                ldc,
+                accumulate,
+                i32::from,
+            );
         }
         // SAFETY: avx2 is available (checked above); the asserted lengths cover all reads
-        // (groups*MR*2 and groups*NR*2 i16) and writes (MR*NR i32).
-        unsafe { avx2_kernel(a.as_ptr(), b.as_ptr(), groups, out.as_mut_ptr()) }
+        // (groups*MR*2 and groups*NR*2 i16) and every access to `out` (MR rows of NR at
+        // stride ldc).
+        unsafe {
+            avx2_kernel(
+                a.as_ptr(),
+                b.as_ptr(),
+                groups,
+                out.as_mut_ptr(),
+                ldc,
+                accumulate,
+            )
+        }
     }
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn avx2_kernel(a: *const i16, b: *const i16, groups: usize, out: *mut i32) {
+unsafe fn avx2_kernel(
+    a: *const i16,
+    b: *const i16,
+    groups: usize,
+    out: *mut i32,
+    ldc: usize,
+    accumulate: bool,
+) {
     let mut acc = [[_mm256_setzero_si256(); 2]; A_MR];
     for g in 0..groups {
         let bp = b.add(g * A_NR * 2);
@@ -139,8 +190,15 @@ unsafe fn avx2_kernel(a: *const i16, b: *const i16, groups: usize, out: *mut i32
         }
     }
     for (ii, row) in acc.iter().enumerate() {
-        _mm256_storeu_si256(out.add(ii * A_NR).cast(), row[0]);
-        _mm256_storeu_si256(out.add(ii * A_NR + 8).cast(), row[1]);
+        for (h, slot) in row.iter().enumerate() {
+            let p = out.add(ii * ldc + h * 8);
+            let val = if accumulate {
+                _mm256_add_epi32(*slot, _mm256_loadu_si256(p.cast()))
+            } else {
+                *slot
+            };
+            _mm256_storeu_si256(p.cast(), val);
+        }
     }
 }
 
@@ -152,9 +210,9 @@ fn generic_kernel<A: Copy, B: Copy>(
     b: &[B],
     groups: usize,
     out: &mut [i32],
-    mr: usize,
-    nr: usize,
-    kg: usize,
+    (mr, nr, kg): (usize, usize, usize),
+    ldc: usize,
+    accumulate: bool,
     eb: impl Fn(B) -> i32,
 ) where
     i32: From<A>,
@@ -168,7 +226,8 @@ fn generic_kernel<A: Copy, B: Copy>(
                     s = s.wrapping_add(av.wrapping_mul(eb(b[(g * nr + jj) * kg + t])));
                 }
             }
-            out[ii * nr + jj] = s;
+            let o = &mut out[ii * ldc + jj];
+            *o = if accumulate { o.wrapping_add(s) } else { s };
         }
     }
 }
