@@ -345,11 +345,18 @@ fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) 
         }
         match b.layout {
             Layout::RowMajor => {
-                for kk in 0..k {
-                    let src = &b.data[kk * n + j0..kk * n + j0 + nr];
-                    let base = (kk / K::KG) * K::NR * K::KG + kk % K::KG;
-                    for (jj, &v) in src.iter().enumerate() {
-                        dst[base + jj * K::KG] = K::enc_b(v);
+                // One k-group at a time so the strided writes stay inside a
+                // NR·KG-element window (L1 resident).
+                for (g, out) in dst.chunks_exact_mut(K::NR * K::KG).enumerate() {
+                    for t in 0..K::KG {
+                        let kk = g * K::KG + t;
+                        if kk >= k {
+                            break;
+                        }
+                        let src = &b.data[kk * n + j0..kk * n + j0 + nr];
+                        for (o, &v) in out.chunks_exact_mut(K::KG).zip(src) {
+                            o[t] = K::enc_b(v);
+                        }
                     }
                 }
             }
@@ -456,11 +463,17 @@ fn block<K: MicroKernel>(
         for ii in 0..K::MR.min(mc - r * K::MR) {
             let i = r * K::MR + ii;
             let src = &a[i * k..(i + 1) * k];
-            for (g, chunk) in src.chunks(K::KG).enumerate() {
+            // Fixed-size inner copies (KG is a constant) compile to plain moves.
+            let full = k / K::KG;
+            for (g, chunk) in src.chunks_exact(K::KG).enumerate() {
                 let base = (g * K::MR + ii) * K::KG;
-                for (d, &v) in dst[base..base + chunk.len()].iter_mut().zip(chunk) {
-                    *d = K::enc_a(v);
+                for t in 0..K::KG {
+                    dst[base + t] = K::enc_a(chunk[t]);
                 }
+            }
+            let base = (full * K::MR + ii) * K::KG;
+            for (t, &v) in src[full * K::KG..].iter().enumerate() {
+                dst[base + t] = K::enc_a(v);
             }
         }
     }
