@@ -55,21 +55,23 @@ mod x86 {
         0x5be0cd19,
     ];
 
-    /// Copies block `j` of the padded message `prefix || data || pad` into `out`.
+    /// Copies block `j` of the padded message `prefix || data || pad` into `out`
+    /// (slice copies: this runs for every first and last block of every message).
     fn block(prefix: &[u8], data: &[u8], j: usize, out: &mut [u8; 64]) {
-        let total = prefix.len() + data.len();
-        let start = j * 64;
-        for (o, slot) in out.iter_mut().enumerate() {
-            let p = start + o;
-            *slot = if p < prefix.len() {
-                prefix[p]
-            } else if p < total {
-                data[p - prefix.len()]
-            } else if p == total {
-                0x80
-            } else {
-                0
-            };
+        let (start, end) = (j * 64, j * 64 + 64);
+        let pl = prefix.len();
+        let total = pl + data.len();
+        out.fill(0);
+        if start < pl {
+            let e = pl.min(end);
+            out[..e - start].copy_from_slice(&prefix[start..e]);
+        }
+        let (ds, de) = (start.max(pl), end.min(total));
+        if ds < de {
+            out[ds - start..de - start].copy_from_slice(&data[ds - pl..de - pl]);
+        }
+        if (start..end).contains(&total) {
+            out[total - start] = 0x80;
         }
         let blocks = (total + 9).div_ceil(64);
         if j + 1 == blocks {
