@@ -2,7 +2,9 @@ use ct_merkle::{InclusionProof as CtProof, RootHash};
 use lode_gpu_verify::commit::{
     a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b, commit_c, extract_tile, TileGrid,
 };
-use lode_gpu_verify::merkle::{leaf_hash, path_len, Domain, InclusionProof, MerkleTree};
+use lode_gpu_verify::merkle::{
+    leaf_hash, path_len, verify_batch, Domain, InclusionProof, MerkleTree,
+};
 use lode_gpu_verify::{Error, MatrixI32};
 use proptest::prelude::*;
 
@@ -76,6 +78,26 @@ fn a_path_with_a_duplicated_sibling_is_rejected() {
         p.verify(&t.root(), &leaves[3]),
         Err(Error::RootMismatch { .. })
     ));
+}
+
+#[test]
+fn a_batch_naming_the_same_index_twice_is_rejected() {
+    let (t, leaves) = tree(9);
+    let p4 = t.prove(4).expect("prove");
+    let p5 = t.prove(5).expect("prove");
+    let ok = [(4, leaves[4], &p4), (5, leaves[5], &p5)];
+    assert!(verify_batch(&t.root(), 9, &ok).is_ok());
+    let dup = [
+        (4, leaves[4], &p4),
+        (5, leaves[5], &p5),
+        (4, leaves[4], &p4),
+    ];
+    match verify_batch(&t.root(), 9, &dup) {
+        Err((2, Error::MalformedProof(m))) => assert!(m.contains("twice"), "{m}"),
+        other => panic!("expected a duplicate-index error, got {other:?}"),
+    }
+    let forged = [(4, leaves[4], &p4), (4, leaves[3], &p4)];
+    assert_eq!(verify_batch(&t.root(), 9, &forged).map_err(|e| e.0), Err(1));
 }
 
 #[test]
