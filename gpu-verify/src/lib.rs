@@ -21,22 +21,25 @@
 //! # Defaults and cost
 //!
 //! A sample costs the validator `2·T·k` bytes of SHA-256 (rows and columns must be hashed
-//! to check their proofs) plus `2·T²·k` integer operations; computing C costs `2·m·n·k`
-//! operations. Hashing dominates, so with `R_h` bytes/s of SHA-256 and `R_g` ops/s of
-//! GEMM,
+//! to check their proofs), about `2·T·log₂(m) + log₂(tiles)` node hashes, and `2·T²·k`
+//! integer operations; computing C costs `2·m·n·k` operations. Hashing dominates, so with
+//! `R_h` bytes/s of SHA-256 and `R_g` ops/s of GEMM,
 //!
 //! ```text
 //! verify / compute ≈ s·T·R_g / (R_h·m·n)
 //! ```
 //!
-//! On the reference CPU (SHA-NI ≈ 2 GB/s, VNNI GEMM ≈ 0.3–0.5 TOPS single-threaded) the
-//! 1/1000 budget at m = n = k = 2048 leaves `s·T ≲ 16`. The defaults are
-//! [`verify::DEFAULT_TILE`] `T = 4` and [`verify::DEFAULT_SAMPLES`] `s = 4` (measured
-//! ratio in README.md). A provider corrupting a fraction `f` of tiles escapes with
-//! probability `(1 − f)^s` (distinct samples make it slightly smaller, see
-//! [`challenge::escape_probability`]): 0.41 at f = 0.2, 0.06 at f = 0.5. Sampling is the
-//! cheap deterrent; full coverage comes from consumers' Freivalds checks and fraud proofs.
-//! Jobs that want stronger sampling raise `s` (cost grows linearly).
+//! On the reference CPU (SHA-NI ≈ 1.2–2 GB/s, VNNI GEMM ≈ 0.3–0.5 TOPS per core) the
+//! 1/1000 budget at m = n = k = 2048 leaves `s·T ≈ 8`. The defaults are
+//! [`verify::DEFAULT_TILE`] `T = 4` and [`verify::DEFAULT_SAMPLES`] `s = 2` (measured
+//! ratio in README.md); `T = 2, s = 4` would detect better at the same validator cost but
+//! makes the provider's commitment about three times as expensive (4× the tiles).
+//! A provider corrupting a fraction `f` of tiles escapes one job with probability
+//! `(1 − f)^s` (distinct samples make it slightly smaller, see
+//! [`challenge::escape_probability`]): caught 19% at f = 0.1, 36% at f = 0.2, 75% at
+//! f = 0.5, and `1 − (1 − f)^(s·N)` over N jobs. Sampling is the cheap, always-on
+//! deterrent; jobs can raise `s` (cost grows linearly), and full coverage comes from
+//! consumers' Freivalds checks and fraud proofs.
 //!
 //! Freivalds: each trial with a uniform vector over `F_p`, `p = 2⁶¹ − 1`, accepts a wrong
 //! C with probability `<= 1/p`.
