@@ -397,81 +397,144 @@ pub fn verify_batch(
 }
 
 fn batch_ok(root: &Hash, leaf_count: u64, items: &[(u64, Hash, &InclusionProof)]) -> bool {
-    use std::collections::BTreeMap;
-    if items.is_empty() {
-        return true;
+    verify_trees(&[TreeBatch {
+        root: *root,
+        leaf_count,
+        items: items.to_vec(),
+    }])
+}
+
+/// The openings of one tree, for [`verify_trees`].
+#[derive(Clone, Debug)]
+pub struct TreeBatch<'a> {
+    /// Expected root.
+    pub root: Hash,
+    /// Leaf count of the tree.
+    pub leaf_count: u64,
+    /// `(index, leaf hash, proof)` per opening.
+    pub items: Vec<(u64, Hash, &'a InclusionProof)>,
+}
+
+/// Per-tree state of [`verify_trees`].
+struct TreeState {
+    known: std::collections::BTreeMap<(u32, u64), Hash>,
+    supplied: std::collections::BTreeMap<(u32, u64), Hash>,
+    root: Hash,
+    n: u64,
+    top: u32,
+}
+
+/// Checks the openings of several trees at once, hashing every distinct node once and
+/// pairing node hashes across trees for the two-way SHA path. Returns `true` exactly when
+/// every proof passes [`InclusionProof::verify_at`] on its own and no index repeats within
+/// a tree; callers re-check individually on `false` to name the culprit.
+pub fn verify_trees(trees: &[TreeBatch<'_>]) -> bool {
+    let mut states = Vec::with_capacity(trees.len());
+    for t in trees.iter().filter(|t| !t.items.is_empty()) {
+        let mut st = TreeState {
+            known: Default::default(),
+            supplied: Default::default(),
+            root: t.root,
+            n: t.leaf_count,
+            top: 0,
+        };
+        for (index, leaf, proof) in &t.items {
+            if proof.index != *index || proof.leaf_count != t.leaf_count {
+                return false;
+            }
+            match path_len(*index, t.leaf_count) {
+                Ok(l) if l == proof.siblings.len() => {}
+                _ => return false,
+            }
+            if st.known.insert((0, *index), *leaf).is_some() {
+                // Each index may be opened once per batch.
+                return false;
+            }
+            let (mut idx, mut n, mut level) = (*index, t.leaf_count, 0u32);
+            let mut sib = proof.siblings.iter();
+            while n > 1 {
+                if idx ^ 1 < n {
+                    let Some(s) = sib.next() else { return false };
+                    if st
+                        .supplied
+                        .insert((level, idx ^ 1), *s)
+                        .is_some_and(|p| p != *s)
+                    {
+                        return false;
+                    }
+                }
+                idx /= 2;
+                n = n.div_ceil(2);
+                level += 1;
+            }
+        }
+        states.push(st);
     }
-    // (level, position) -> hash, for computed nodes and for supplied siblings.
-    let mut known: BTreeMap<(u32, u64), Hash> = BTreeMap::new();
-    let mut supplied: BTreeMap<(u32, u64), Hash> = BTreeMap::new();
-    for (index, leaf, proof) in items {
-        if proof.index != *index || proof.leaf_count != leaf_count {
-            return false;
-        }
-        match path_len(*index, leaf_count) {
-            Ok(l) if l == proof.siblings.len() => {}
-            _ => return false,
-        }
-        if known.insert((0, *index), *leaf).is_some() {
-            // Each index may be opened once per batch.
-            return false;
-        }
-        let (mut idx, mut n, mut level, mut sib) =
-            (*index, leaf_count, 0u32, proof.siblings.iter());
-        while n > 1 {
-            if idx ^ 1 < n {
-                let Some(s) = sib.next() else { return false };
-                if supplied
-                    .insert((level, idx ^ 1), *s)
-                    .is_some_and(|prev| prev != *s)
-                {
+    let mut level = 0u32;
+    loop {
+        // (tree, parent position, left, right) for every parent to hash at this level.
+        let mut jobs: Vec<(usize, u64, Hash, Hash)> = Vec::new();
+        let mut active = false;
+        for (ti, st) in states.iter_mut().enumerate() {
+            if st.n <= 1 {
+                continue;
+            }
+            active = true;
+            let nodes: Vec<(u64, Hash)> = st
+                .known
+                .range((level, 0)..(level + 1, 0))
+                .map(|(&(_, p), &h)| (p, h))
+                .collect();
+            for &(p, node) in &nodes {
+                // A sibling some proof supplied for a node we computed must match it.
+                if st.supplied.get(&(level, p)).is_some_and(|g| *g != node) {
                     return false;
                 }
-            }
-            idx /= 2;
-            n = n.div_ceil(2);
-            level += 1;
-        }
-    }
-    let (mut n, mut level) = (leaf_count, 0u32);
-    while n > 1 {
-        let positions: Vec<u64> = known
-            .range((level, 0)..(level + 1, 0))
-            .map(|(&(_, p), _)| p)
-            .collect();
-        for p in positions {
-            let Some(&node) = known.get(&(level, p)) else {
-                return false;
-            };
-            let q = p ^ 1;
-            let parent = if q < n {
-                let computed = known.get(&(level, q)).copied();
-                let given = supplied.get(&(level, q)).copied();
-                let s = match (computed, given) {
-                    (Some(c), Some(g)) if c != g => return false,
-                    (Some(c), _) => c,
-                    (None, Some(g)) => g,
+                let q = p ^ 1;
+                if p & 1 == 1 && st.known.contains_key(&(level, q)) {
+                    continue; // the even sibling already queued this parent
+                }
+                if q >= st.n {
+                    // Unpaired last node: carried up unchanged.
+                    st.known.insert((level + 1, p / 2), node);
+                    continue;
+                }
+                let s = match (st.known.get(&(level, q)), st.supplied.get(&(level, q))) {
+                    (Some(c), _) => *c,
+                    (None, Some(g)) => *g,
                     (None, None) => return false,
                 };
-                if p & 1 == 0 {
-                    node_hash(&node, &s)
-                } else {
-                    node_hash(&s, &node)
-                }
-            } else {
-                node
-            };
-            if known
-                .insert((level + 1, p / 2), parent)
-                .is_some_and(|prev| prev != parent)
-            {
-                return false;
+                let (l, r) = if p & 1 == 0 { (node, s) } else { (s, node) };
+                jobs.push((ti, p / 2, l, r));
             }
         }
-        n = n.div_ceil(2);
+        if !active {
+            break;
+        }
+        for pair in jobs.chunks(2) {
+            match pair {
+                [x, y] => {
+                    let [hx, hy] = node_hash2(&x.2, &x.3, &y.2, &y.3);
+                    states[x.0].known.insert((level + 1, x.1), hx);
+                    states[y.0].known.insert((level + 1, y.1), hy);
+                }
+                [x] => {
+                    states[x.0]
+                        .known
+                        .insert((level + 1, x.1), node_hash(&x.2, &x.3));
+                }
+                _ => {}
+            }
+        }
         level += 1;
+        for st in states.iter_mut().filter(|st| st.n > 1) {
+            st.n = st.n.div_ceil(2);
+            st.top = level;
+        }
     }
-    known.get(&(level, 0)) == Some(root)
+    states
+        .iter()
+        .all(|st| st.known.get(&(st.top, 0)) == Some(&st.root))
 }
 
 #[cfg(test)]
@@ -546,6 +609,41 @@ mod tests {
             .map(|i| (i, l[i as usize], &proofs[i as usize]))
             .collect();
         assert!(verify_batch(&t.root(), 37, &all).is_ok());
+    }
+
+    #[test]
+    fn multi_tree_verification_matches_individual_verification() {
+        for (na, nb) in [(1usize, 1usize), (2, 7), (13, 5), (64, 33)] {
+            let (la, lb) = (leaves(na), leaves(nb + 100)[100..].to_vec());
+            let ta = MerkleTree::from_leaf_hashes(la.clone()).expect("a");
+            let tb = MerkleTree::from_leaf_hashes(lb.clone()).expect("b");
+            let pa: Vec<_> = (0..na as u64).map(|i| ta.prove(i).expect("p")).collect();
+            let pb: Vec<_> = (0..nb as u64).map(|i| tb.prove(i).expect("p")).collect();
+            let batch = |ia: &[usize], ib: &[usize]| {
+                vec![
+                    TreeBatch {
+                        root: ta.root(),
+                        leaf_count: na as u64,
+                        items: ia.iter().map(|&i| (i as u64, la[i], &pa[i])).collect(),
+                    },
+                    TreeBatch {
+                        root: tb.root(),
+                        leaf_count: nb as u64,
+                        items: ib.iter().map(|&i| (i as u64, lb[i], &pb[i])).collect(),
+                    },
+                ]
+            };
+            let all_a: Vec<usize> = (0..na).collect();
+            let all_b: Vec<usize> = (0..nb).collect();
+            assert!(verify_trees(&batch(&all_a, &all_b)), "{na} {nb}");
+            assert!(verify_trees(&batch(&[na - 1], &[0])), "{na} {nb}");
+            let mut bad = batch(&all_a, &all_b);
+            bad[1].items[nb - 1].1 = [7; 32];
+            assert!(!verify_trees(&bad));
+            let mut swapped = batch(&all_a, &all_b);
+            swapped[0].root = tb.root();
+            assert!(na == nb && la == lb || !verify_trees(&swapped));
+        }
     }
 
     #[test]
