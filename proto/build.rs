@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/lode/tx/v1/tx.proto",
         "proto/lode/bank/v1/bank.proto",
         "proto/lode/query/v1/query.proto",
+        "proto/lode/consensus/v1/consensus.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

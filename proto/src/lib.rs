@@ -23,3 +23,10 @@ pub mod query {
         include!(concat!(env!("OUT_DIR"), "/lode.query.v1.rs"));
     }
 }
+
+/// `lode.consensus.v1`: consensus wire types (votes, proposals, blocks, certificates, sync).
+pub mod consensus {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.consensus.v1.rs"));
+    }
+}

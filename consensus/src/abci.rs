@@ -1,0 +1,98 @@
+//! How consensus drives the application: one small trait over ABCI 2.0 (CometBFT v0.38) requests, and typed
+//! helpers. The node implements it for `lode_state::LodeApp` (through `LodeApp::handle`); the same application
+//! also serves `lode abci`, so it never knows which engine drives it.
+
+use tendermint_proto::v0_38::abci::{
+    request, response, Request, RequestCommit, RequestFinalizeBlock, RequestInfo, RequestInitChain,
+    RequestPrepareProposal, RequestProcessProposal, Response, ResponseCommit,
+    ResponseFinalizeBlock, ResponseInfo, ResponseInitChain, ResponsePrepareProposal,
+    ResponseProcessProposal,
+};
+
+use crate::error::AbciError;
+
+/// The application, as consensus sees it. Calls are synchronous and made one at a time, in ABCI order
+/// (the bridge runs them on a blocking thread). An `Exception` response is an error.
+pub trait Abci: Send + Sync + 'static {
+    /// Handles one request.
+    fn call(&self, req: Request) -> Result<Response, AbciError>;
+}
+
+impl<T: Abci + ?Sized> Abci for std::sync::Arc<T> {
+    fn call(&self, req: Request) -> Result<Response, AbciError> {
+        (**self).call(req)
+    }
+}
+
+macro_rules! helper {
+    ($(#[$doc:meta])* $name:ident, $req:ty, $resp:ty, $rv:ident, $pv:ident) => {
+        $(#[$doc])*
+        fn $name(&self, req: $req) -> Result<$resp, AbciError> {
+            let resp = self.call(Request {
+                value: Some(request::Value::$rv(req)),
+            })?;
+            match resp.value {
+                Some(response::Value::$pv(r)) => Ok(r),
+                Some(response::Value::Exception(e)) => Err(AbciError::Exception(e.error)),
+                _ => Err(AbciError::UnexpectedResponse(stringify!($name))),
+            }
+        }
+    };
+}
+
+/// Typed ABCI calls over [`Abci::call`].
+pub trait AbciExt: Abci {
+    helper!(
+        /// `Info`: the last committed height and app hash.
+        info, RequestInfo, ResponseInfo, Info, Info
+    );
+    helper!(
+        /// `InitChain`: genesis.
+        init_chain, RequestInitChain, ResponseInitChain, InitChain, InitChain
+    );
+    helper!(
+        /// `PrepareProposal`: the proposer's tx list.
+        prepare_proposal, RequestPrepareProposal, ResponsePrepareProposal, PrepareProposal, PrepareProposal
+    );
+    helper!(
+        /// `ProcessProposal`: accept or reject a received block.
+        process_proposal, RequestProcessProposal, ResponseProcessProposal, ProcessProposal, ProcessProposal
+    );
+    helper!(
+        /// `FinalizeBlock`: execute a decided block.
+        finalize_block, RequestFinalizeBlock, ResponseFinalizeBlock, FinalizeBlock, FinalizeBlock
+    );
+
+    /// `Commit`: persist the finalized block's state.
+    fn commit(&self) -> Result<ResponseCommit, AbciError> {
+        let resp = self.call(Request {
+            value: Some(request::Value::Commit(RequestCommit {})),
+        })?;
+        match resp.value {
+            Some(response::Value::Commit(r)) => Ok(r),
+            Some(response::Value::Exception(e)) => Err(AbciError::Exception(e.error)),
+            _ => Err(AbciError::UnexpectedResponse("commit")),
+        }
+    }
+}
+
+impl<T: Abci + ?Sized> AbciExt for T {}
+
+/// The node's mempool, as consensus sees it.
+pub trait Mempool: Send + Sync + 'static {
+    /// Transactions to propose, in order, at most `max_bytes` in total.
+    fn reap(&self, max_bytes: u64) -> Vec<bytes::Bytes>;
+    /// Transactions (by SHA-256 hash) that a committed block contained; the mempool drops them and rechecks
+    /// the rest.
+    fn on_committed(&self, tx_hashes: &[[u8; 32]]);
+}
+
+impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
+    fn reap(&self, max_bytes: u64) -> Vec<bytes::Bytes> {
+        (**self).reap(max_bytes)
+    }
+
+    fn on_committed(&self, tx_hashes: &[[u8; 32]]) {
+        (**self).on_committed(tx_hashes)
+    }
+}

@@ -1,0 +1,147 @@
+//! Proposer selection: Tendermint's weighted round robin with proposer priorities.
+//!
+//! Each validator carries a priority. One "increment" adds every validator's power to its priority, picks the
+//! highest priority (ties: the smaller address) as proposer and subtracts the total power from it. Over `T`
+//! increments each validator proposes about `T * power / total` times. A height's set is stored already
+//! incremented once (the round-0 proposer has the highest priority); round `r` applies `r` more increments to
+//! a copy. Between heights the bridge applies validator updates and increments once ([`next_height_set`]).
+//! Everything is integer arithmetic over a set sorted by address, so every node computes the same proposer.
+
+use malachitebft_core_types::Round;
+
+use crate::types::{Validator, ValidatorSet};
+
+/// CometBFT's bound on the spread of priorities, as a multiple of the total power.
+const PRIORITY_WINDOW_SIZE_FACTOR: i64 = 2;
+
+/// The proposer of `round` for a height whose set is `set`.
+///
+/// # Panics
+/// On an empty set, which the bridge never hands to Malachite (it refuses to start without validators).
+pub fn select(set: &ValidatorSet, round: Round) -> &Validator {
+    let idx = match round.as_u32() {
+        None | Some(0) => max_priority_index(set),
+        Some(r) => {
+            let mut copy = set.clone();
+            copy.increment_proposer_priority(r);
+            max_priority_index(&copy)
+        }
+    };
+    &set.validators[idx]
+}
+
+fn max_priority_index(set: &ValidatorSet) -> usize {
+    let mut best = 0usize;
+    for (i, p) in set.priorities.iter().enumerate() {
+        // Strictly greater: on a tie the earlier (smaller) address wins.
+        if *p > set.priorities[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+impl ValidatorSet {
+    /// Runs `times` proposer increments (see the module docs).
+    pub fn increment_proposer_priority(&mut self, times: u32) {
+        if self.validators.is_empty() {
+            return;
+        }
+        let total = i64::try_from(self.total_power()).unwrap_or(i64::MAX);
+        self.rescale_priorities(PRIORITY_WINDOW_SIZE_FACTOR.saturating_mul(total));
+        self.shift_by_avg_priority();
+        for _ in 0..times {
+            for (p, v) in self.priorities.iter_mut().zip(&self.validators) {
+                *p = p.saturating_add(i64::try_from(v.voting_power).unwrap_or(i64::MAX));
+            }
+            let i = max_priority_index(self);
+            self.priorities[i] = self.priorities[i].saturating_sub(total);
+        }
+    }
+
+    fn rescale_priorities(&mut self, diff_max: i64) {
+        if diff_max <= 0 {
+            return;
+        }
+        let max = self.priorities.iter().copied().max().unwrap_or(0);
+        let min = self.priorities.iter().copied().min().unwrap_or(0);
+        let diff = i128::from(max) - i128::from(min);
+        let diff_max = i128::from(diff_max);
+        if diff > diff_max {
+            let ratio = (diff + diff_max - 1) / diff_max;
+            for p in &mut self.priorities {
+                *p = i64::try_from(i128::from(*p) / ratio).unwrap_or(0);
+            }
+        }
+    }
+
+    fn shift_by_avg_priority(&mut self) {
+        let n = i128::try_from(self.priorities.len()).unwrap_or(1).max(1);
+        let sum: i128 = self.priorities.iter().map(|p| i128::from(*p)).sum();
+        let avg = sum / n;
+        for p in &mut self.priorities {
+            *p = i64::try_from(i128::from(*p) - avg).unwrap_or(0);
+        }
+    }
+
+    /// The set with `updates` applied (power 0 removes), priorities kept for staying validators, and new
+    /// validators starting at `-1.125 * total` so they do not propose at once (as in CometBFT).
+    pub fn with_updates(&self, updates: &[Validator]) -> ValidatorSet {
+        let mut vals = self.validators.clone();
+        let mut prios = self.priorities.clone();
+        let mut fresh: Vec<Validator> = Vec::new();
+        for u in updates {
+            match vals.iter().position(|v| v.address == u.address) {
+                Some(i) if u.voting_power == 0 => {
+                    vals.remove(i);
+                    prios.remove(i);
+                }
+                Some(i) => vals[i] = u.clone(),
+                None if u.voting_power > 0 => {
+                    fresh.retain(|f| f.address != u.address);
+                    fresh.push(u.clone());
+                }
+                None => fresh.retain(|f| f.address != u.address),
+            }
+        }
+        let total: u64 = vals
+            .iter()
+            .chain(&fresh)
+            .fold(0u64, |a, v| a.saturating_add(v.voting_power));
+        let total = i64::try_from(total).unwrap_or(i64::MAX);
+        let start = -(total.saturating_add(total >> 3));
+        for f in fresh {
+            vals.push(f);
+            prios.push(start);
+        }
+        let mut pairs: Vec<(Validator, i64)> = vals.into_iter().zip(prios).collect();
+        pairs.sort_by(|a, b| a.0.address.cmp(&b.0.address));
+        let (validators, priorities) = pairs.into_iter().unzip();
+        let mut set = ValidatorSet {
+            validators,
+            priorities,
+        };
+        set.rescale_priorities(PRIORITY_WINDOW_SIZE_FACTOR.saturating_mul(total));
+        set.shift_by_avg_priority();
+        set
+    }
+}
+
+/// The set for height `h + 1`, given the set of height `h` and the membership that FinalizeBlock's updates
+/// (of height `h - 1`) produced for `h + 1`.
+pub fn next_height_set(current: &ValidatorSet, next_members: &[Validator]) -> ValidatorSet {
+    // Express the new membership as updates against the current set: removals (power 0) and upserts.
+    let mut updates: Vec<Validator> = current
+        .validators
+        .iter()
+        .filter(|v| !next_members.iter().any(|m| m.address == v.address))
+        .map(|v| Validator {
+            voting_power: 0,
+            ..v.clone()
+        })
+        .collect();
+    updates.extend(next_members.iter().cloned());
+    let mut next = current.with_updates(&updates);
+    next.increment_proposer_priority(1);
+    next
+}

@@ -1,0 +1,271 @@
+//! Starting consensus: Malachite's engine (its own libp2p swarm, WAL, value sync) plus the bridge task.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use malachitebft_app_channel::app::config::{
+    ConsensusConfig as MalachiteConsensus, NodeConfig, ValueSyncConfig,
+};
+use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::core::LinearTimeouts;
+use malachitebft_app_channel::app::types::Keypair;
+use malachitebft_app_channel::{
+    start_engine, ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, RequestContext,
+    Signer, SyncContext, WalContext,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::abci::{Abci, Mempool};
+use crate::bridge::{Bridge, BridgeParams};
+use crate::codec::LodeCodec;
+use crate::context::LodeContext;
+use crate::error::ConsensusError;
+use crate::signing::{LodeSigner, LodeVerifier};
+use crate::store::BlockStore;
+use crate::types::{BlockTime, Height, PrivateKey, PublicKey};
+
+/// Consensus timeouts (round 0; each later round adds the delta).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Waiting for a proposal.
+    pub propose: Duration,
+    /// Waiting for prevotes after seeing +2/3 of any.
+    pub prevote: Duration,
+    /// Waiting for precommits after seeing +2/3 of any.
+    pub precommit: Duration,
+    /// Added per round to each of the above.
+    pub delta: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            propose: Duration::from_secs(3),
+            prevote: Duration::from_secs(1),
+            precommit: Duration::from_secs(1),
+            delta: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Timeouts {
+    fn linear(self) -> LinearTimeouts {
+        LinearTimeouts {
+            propose: self.propose,
+            propose_delta: self.delta,
+            prevote: self.prevote,
+            prevote_delta: self.delta,
+            precommit: self.precommit,
+            precommit_delta: self.delta,
+            rebroadcast: self.propose + self.prevote + self.precommit,
+            ..LinearTimeouts::default()
+        }
+    }
+}
+
+/// Everything consensus needs from the node's configuration and genesis.
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    /// Node name in logs and peer identity.
+    pub moniker: String,
+    /// Chain id (bound into every signature).
+    pub chain_id: String,
+    /// TCP address of the consensus swarm.
+    pub listen_addr: SocketAddr,
+    /// Peers to dial and keep connected.
+    pub persistent_peers: Vec<SocketAddr>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Directory of Malachite's write-ahead log.
+    pub wal_dir: PathBuf,
+    /// The validator's consensus key (also the libp2p identity of the consensus swarm).
+    pub signing_key: PrivateKey,
+    /// Genesis validators: consensus public key and voting power.
+    pub genesis_validators: Vec<(PublicKey, u64)>,
+    /// Genesis time.
+    pub genesis_time: BlockTime,
+    /// Genesis application state (JSON), for InitChain on a fresh application.
+    pub app_state_bytes: Bytes,
+    /// Maximum bytes of transactions per block.
+    pub max_block_tx_bytes: u64,
+    /// How far ahead of the local clock a proposal's time may be.
+    pub max_clock_drift: Duration,
+    /// Value sync (catch-up of lagging nodes) on or off.
+    pub value_sync: bool,
+}
+
+/// A running consensus service.
+pub struct Handle {
+    decided: watch::Receiver<Height>,
+    bridge: JoinHandle<Result<(), ConsensusError>>,
+    engine: EngineHandle,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("decided", &*self.decided.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    /// The last committed height (0 before the first); changes each time a block is committed.
+    pub fn decided(&self) -> watch::Receiver<Height> {
+        self.decided.clone()
+    }
+
+    /// Whether the bridge task has stopped (after a fatal error).
+    pub fn is_finished(&self) -> bool {
+        self.bridge.is_finished()
+    }
+
+    /// Stops the engine and the bridge.
+    pub async fn shutdown(self) {
+        self.engine.actor.stop(None);
+        self.engine.handle.abort();
+        self.bridge.abort();
+        let _ = self.bridge.await;
+        let _ = self.engine.handle.await;
+    }
+}
+
+#[derive(Clone, Debug)]
+struct EngineConfig {
+    moniker: String,
+    consensus: MalachiteConsensus,
+    value_sync: ValueSyncConfig,
+}
+
+impl NodeConfig for EngineConfig {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &MalachiteConsensus {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut MalachiteConsensus {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+fn multiaddr<T: std::str::FromStr>(a: SocketAddr) -> Result<T, ConsensusError> {
+    let s = match a {
+        SocketAddr::V4(v) => format!("/ip4/{}/tcp/{}", v.ip(), v.port()),
+        SocketAddr::V6(v) => format!("/ip6/{}/tcp/{}", v.ip(), v.port()),
+    };
+    s.parse()
+        .map_err(|_| ConsensusError::Config(format!("bad address {a}")))
+}
+
+/// Starts consensus: Malachite's engine and the bridge that drives `abci`. Must be called inside a
+/// multi-threaded tokio runtime. Returns once the engine is spawned; consensus proceeds in the background.
+pub async fn run<A: Abci, S: BlockStore, M: Mempool>(
+    config: ConsensusConfig,
+    abci: Arc<A>,
+    store: Arc<S>,
+    mempool: Arc<M>,
+) -> Result<Handle, ConsensusError> {
+    let signer = LodeSigner::new(config.signing_key.clone(), config.chain_id.clone());
+    let address = signer.address();
+
+    let mut engine_cfg = EngineConfig {
+        moniker: config.moniker.clone(),
+        consensus: MalachiteConsensus::default(),
+        value_sync: ValueSyncConfig {
+            enabled: config.value_sync,
+            status_update_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+            ..ValueSyncConfig::default()
+        },
+    };
+    engine_cfg.consensus.p2p.listen_addr = multiaddr(config.listen_addr)?;
+    engine_cfg.consensus.p2p.persistent_peers = config
+        .persistent_peers
+        .iter()
+        .map(|a| multiaddr(*a))
+        .collect::<Result<_, _>>()?;
+
+    let keypair = Keypair::ed25519_from_bytes(config.signing_key.to_seed())
+        .map_err(|e| ConsensusError::Config(format!("libp2p key: {e}")))?;
+    let peer_id = keypair.public().to_peer_id();
+    let proof = signer
+        .sign_validator_proof(
+            config.signing_key.public_key().0.to_vec(),
+            peer_id.to_bytes(),
+        )
+        .await
+        .map_err(|e| ConsensusError::Signing(e.to_string()))?;
+    let proof_bytes = LodeCodec.encode(&proof)?;
+    let identity = NetworkIdentity::new_validator(
+        config.moniker.clone(),
+        keypair,
+        address.to_string(),
+        proof_bytes,
+    );
+
+    std::fs::create_dir_all(&config.wal_dir)
+        .map_err(|e| ConsensusError::Config(format!("wal dir: {e}")))?;
+    let (mut channels, engine) = start_engine(
+        LodeContext,
+        engine_cfg,
+        WalContext::new(config.wal_dir.join("consensus.wal"), LodeCodec),
+        NetworkContext::new(identity, LodeCodec),
+        ConsensusContext::new_validator(
+            address,
+            Box::new(LodeVerifier::new(config.chain_id.clone())),
+            Box::new(signer.clone()),
+        ),
+        SyncContext::new(LodeCodec),
+        RequestContext::new(100),
+    )
+    .await
+    .map_err(|e| ConsensusError::Engine(format!("{e:#}")))?;
+
+    let (decided_tx, decided_rx) = watch::channel(Height(0));
+    let params = BridgeParams {
+        chain_id: config.chain_id.clone(),
+        genesis_validators: config.genesis_validators.clone(),
+        genesis_time: config.genesis_time,
+        app_state_bytes: config.app_state_bytes.clone(),
+        timeouts: config.timeouts.linear(),
+        max_block_tx_bytes: config.max_block_tx_bytes,
+        max_clock_drift: config.max_clock_drift,
+    };
+    let mut bridge = Bridge::new(
+        abci,
+        store,
+        mempool,
+        signer,
+        params,
+        decided_tx,
+        channels.network.clone(),
+    );
+    let moniker = config.moniker.clone();
+    let task = tokio::spawn(async move {
+        while let Some(msg) = channels.consensus.recv().await {
+            if let Err(e) = bridge.handle(msg).await {
+                error!(%moniker, error = %e, "consensus bridge stopped");
+                return Err(e);
+            }
+        }
+        info!(%moniker, "consensus channel closed");
+        Ok(())
+    });
+    Ok(Handle {
+        decided: decided_rx,
+        bridge: task,
+        engine,
+    })
+}

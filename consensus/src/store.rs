@@ -1,0 +1,166 @@
+//! The block store: decided blocks with their commit certificates, undecided proposals (for crash recovery
+//! and re-streaming), and the validator sets the bridge resumes from. The node implements it on RocksDB
+//! (values have `encode`/`decode`); [`InMemoryBlockStore`] serves tests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use malachitebft_core_types::Round;
+
+use crate::codec::DecidedBlock;
+use crate::error::StoreError;
+use crate::types::{Block, BlockId, Height, ValidatorSet};
+
+/// A proposal seen (built or received) but not yet decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UndecidedProposal {
+    /// The height.
+    pub height: Height,
+    /// The round.
+    pub round: Round,
+    /// The valid round (`Round::Nil` if none).
+    pub valid_round: Round,
+    /// The block.
+    pub block: Block,
+    /// Whether ProcessProposal (or our own PrepareProposal) accepted it.
+    pub valid: bool,
+}
+
+/// The validator sets to resume a height with: the set of `height` (with proposer priorities) and the
+/// membership of `height + 1` (validator updates take effect two heights after the block that made them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeightValidators {
+    /// The height these sets start.
+    pub height: Height,
+    /// The set of `height`.
+    pub current: ValidatorSet,
+    /// The membership of `height + 1`.
+    pub next: ValidatorSet,
+}
+
+/// Storage of consensus data. Writes are durable when they return. Implementations are shared between the
+/// bridge and value sync, so they take `&self`.
+pub trait BlockStore: Send + Sync + 'static {
+    /// Stores a decided block and its certificate at the block's height.
+    fn put_decided(&self, decided: &DecidedBlock) -> Result<(), StoreError>;
+    /// The decided block at `height`.
+    fn get_decided(&self, height: Height) -> Result<Option<DecidedBlock>, StoreError>;
+    /// The lowest decided height stored.
+    fn min_height(&self) -> Result<Option<Height>, StoreError>;
+    /// The highest decided height stored.
+    fn max_height(&self) -> Result<Option<Height>, StoreError>;
+
+    /// Stores an undecided proposal (several may exist per height and round).
+    fn put_undecided(&self, proposal: &UndecidedProposal) -> Result<(), StoreError>;
+    /// Undecided proposals for `height` and `round`.
+    fn undecided(&self, height: Height, round: Round)
+        -> Result<Vec<UndecidedProposal>, StoreError>;
+    /// The undecided proposal with block id `id` at `height` (any round).
+    fn undecided_by_id(
+        &self,
+        height: Height,
+        id: BlockId,
+    ) -> Result<Option<UndecidedProposal>, StoreError>;
+    /// Drops undecided proposals below `height`.
+    fn prune_undecided(&self, below: Height) -> Result<(), StoreError>;
+
+    /// Stores the validator sets to resume `v.height` with.
+    fn put_validators(&self, v: &HeightValidators) -> Result<(), StoreError>;
+    /// The validator sets stored for `height`.
+    fn get_validators(&self, height: Height) -> Result<Option<HeightValidators>, StoreError>;
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    decided: BTreeMap<Height, DecidedBlock>,
+    undecided: BTreeMap<(Height, u32, BlockId), UndecidedProposal>,
+    validators: BTreeMap<Height, HeightValidators>,
+}
+
+/// A [`BlockStore`] in memory, for tests.
+#[derive(Debug, Default)]
+pub struct InMemoryBlockStore {
+    inner: Mutex<Inner>,
+}
+
+impl InMemoryBlockStore {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Backend("poisoned lock".into()))
+    }
+}
+
+fn round_key(r: Round) -> u32 {
+    r.as_u32().unwrap_or(u32::MAX)
+}
+
+impl BlockStore for InMemoryBlockStore {
+    fn put_decided(&self, decided: &DecidedBlock) -> Result<(), StoreError> {
+        self.lock()?
+            .decided
+            .insert(decided.block.header().height, decided.clone());
+        Ok(())
+    }
+
+    fn get_decided(&self, height: Height) -> Result<Option<DecidedBlock>, StoreError> {
+        Ok(self.lock()?.decided.get(&height).cloned())
+    }
+
+    fn min_height(&self) -> Result<Option<Height>, StoreError> {
+        Ok(self.lock()?.decided.keys().next().copied())
+    }
+
+    fn max_height(&self) -> Result<Option<Height>, StoreError> {
+        Ok(self.lock()?.decided.keys().next_back().copied())
+    }
+
+    fn put_undecided(&self, p: &UndecidedProposal) -> Result<(), StoreError> {
+        self.lock()?
+            .undecided
+            .insert((p.height, round_key(p.round), p.block.id()), p.clone());
+        Ok(())
+    }
+
+    fn undecided(
+        &self,
+        height: Height,
+        round: Round,
+    ) -> Result<Vec<UndecidedProposal>, StoreError> {
+        let r = round_key(round);
+        Ok(self
+            .lock()?
+            .undecided
+            .range((height, r, BlockId([0; 32]))..=(height, r, BlockId([0xff; 32])))
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    fn undecided_by_id(
+        &self,
+        height: Height,
+        id: BlockId,
+    ) -> Result<Option<UndecidedProposal>, StoreError> {
+        Ok(self
+            .lock()?
+            .undecided
+            .range((height, 0, BlockId([0; 32]))..=(height, u32::MAX, BlockId([0xff; 32])))
+            .find(|(k, _)| k.2 == id)
+            .map(|(_, p)| p.clone()))
+    }
+
+    fn prune_undecided(&self, below: Height) -> Result<(), StoreError> {
+        let mut g = self.lock()?;
+        g.undecided = g.undecided.split_off(&(below, 0, BlockId([0; 32])));
+        Ok(())
+    }
+
+    fn put_validators(&self, v: &HeightValidators) -> Result<(), StoreError> {
+        self.lock()?.validators.insert(v.height, v.clone());
+        Ok(())
+    }
+
+    fn get_validators(&self, height: Height) -> Result<Option<HeightValidators>, StoreError> {
+        Ok(self.lock()?.validators.get(&height).cloned())
+    }
+}

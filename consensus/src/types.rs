@@ -1,0 +1,505 @@
+//! Lode's implementations of Malachite's consensus types: height, address, keys, block (the value), votes,
+//! proposals, proposal parts, validators and the validator set.
+
+use std::fmt;
+
+use bytes::Bytes;
+use malachitebft_core_types::{
+    self as mc, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
+};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::context::LodeContext;
+use lode_proto::consensus::v1 as pb;
+
+/// Block height. Heights start at 1.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Height(pub u64);
+
+impl Height {
+    /// The height as a number.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Height {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl mc::Height for Height {
+    const ZERO: Self = Height(0);
+    const INITIAL: Self = Height(1);
+
+    fn increment_by(&self, n: u64) -> Self {
+        Height(self.0.saturating_add(n))
+    }
+
+    fn decrement_by(&self, n: u64) -> Option<Self> {
+        self.0.checked_sub(n).map(Height)
+    }
+
+    fn as_u64(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A validator address: the first 20 bytes of SHA-256 of its ed25519 public key (as in CometBFT).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address(pub [u8; 20]);
+
+impl Address {
+    /// The address of a public key.
+    pub fn from_public_key(pk: &PublicKey) -> Self {
+        let digest = Sha256::digest(pk.0);
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&digest[..20]);
+        Address(out)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode_upper(self.0))
+    }
+}
+
+impl mc::Address for Address {}
+
+/// An ed25519 public key (32 bytes, validated as a curve point encoding when decoded).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey(pub [u8; 32]);
+
+/// An ed25519 signature (64 bytes).
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", hex::encode(&self.0[..8]))
+    }
+}
+
+/// An ed25519 signing key.
+#[derive(Clone)]
+pub struct PrivateKey(pub(crate) ed25519_consensus::SigningKey);
+
+impl PrivateKey {
+    /// A key from its 32-byte seed.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self(ed25519_consensus::SigningKey::from(seed))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        Self(ed25519_consensus::SigningKey::new(rand_core::OsRng))
+    }
+
+    /// The 32-byte seed.
+    pub fn to_seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verification_key().to_bytes())
+    }
+
+    /// Signs `msg`.
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        Signature(self.0.sign(msg).to_bytes())
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey(..)")
+    }
+}
+
+/// The id of a block: SHA-256 of its encoded header.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockId(pub [u8; 32]);
+
+impl fmt::Display for BlockId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode_upper(self.0))
+    }
+}
+
+/// BFT time: seconds and nanoseconds since the Unix epoch, as chosen by the proposer.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockTime {
+    /// Whole seconds since the epoch.
+    pub seconds: i64,
+    /// Nanoseconds within the second (< 10^9).
+    pub nanos: u32,
+}
+
+impl BlockTime {
+    /// Nanoseconds since the epoch (saturating).
+    pub fn as_unix_nanos(self) -> i128 {
+        i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos)
+    }
+
+    /// From nanoseconds since the epoch.
+    pub fn from_unix_nanos(n: i128) -> Self {
+        let seconds = n.div_euclid(1_000_000_000);
+        let nanos = n.rem_euclid(1_000_000_000);
+        Self {
+            seconds: i64::try_from(seconds).unwrap_or(i64::MAX),
+            nanos: u32::try_from(nanos).unwrap_or(0),
+        }
+    }
+
+    /// The current wall-clock time. Read only by the proposer and by validators checking bounds, never by
+    /// the application.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: d.subsec_nanos(),
+        }
+    }
+}
+
+/// A block header.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockHeader {
+    /// The chain id.
+    pub chain_id: String,
+    /// The height.
+    pub height: Height,
+    /// BFT time.
+    pub time: BlockTime,
+    /// The proposer.
+    pub proposer: Address,
+    /// Id of the block at `height - 1` (`None` at the initial height).
+    pub last_block_id: Option<BlockId>,
+    /// [`tx_root`] of the body.
+    pub tx_root: [u8; 32],
+    /// The application's hash after committing `height - 1`.
+    pub app_hash: Bytes,
+}
+
+impl BlockHeader {
+    pub(crate) fn to_proto(&self) -> pb::BlockHeader {
+        pb::BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height: self.height.0,
+            time_seconds: self.time.seconds,
+            time_nanos: self.time.nanos,
+            proposer: self.proposer.0.to_vec(),
+            last_block_id: self.last_block_id.map(|b| b.0.to_vec()).unwrap_or_default(),
+            tx_root: self.tx_root.to_vec(),
+            app_hash: self.app_hash.to_vec(),
+        }
+    }
+
+    /// The id of the block with this header.
+    pub fn id(&self) -> BlockId {
+        BlockId(Sha256::digest(self.to_proto().encode_to_vec()).into())
+    }
+}
+
+/// The root over a block's transactions: SHA-256 over the concatenated SHA-256 hashes of the txs.
+pub fn tx_root(txs: &[Bytes]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for tx in txs {
+        h.update(Sha256::digest(tx));
+    }
+    h.finalize().into()
+}
+
+/// A block: the value Lode's consensus decides on. Its id is cached at construction.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Block {
+    header: BlockHeader,
+    txs: Vec<Bytes>,
+    id: BlockId,
+}
+
+impl Block {
+    /// A block from its parts.
+    pub fn new(header: BlockHeader, txs: Vec<Bytes>) -> Self {
+        let id = header.id();
+        Self { header, txs, id }
+    }
+
+    /// The header.
+    pub fn header(&self) -> &BlockHeader {
+        &self.header
+    }
+
+    /// The transactions.
+    pub fn txs(&self) -> &[Bytes] {
+        &self.txs
+    }
+
+    /// The block id.
+    pub fn id(&self) -> BlockId {
+        self.id
+    }
+
+    /// Whether the header's tx root matches the body.
+    pub fn tx_root_matches(&self) -> bool {
+        tx_root(&self.txs) == self.header.tx_root
+    }
+}
+
+impl mc::Value for Block {
+    type Id = BlockId;
+
+    fn id(&self) -> BlockId {
+        self.id
+    }
+}
+
+/// A prevote or precommit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vote {
+    /// Prevote or precommit.
+    pub vote_type: VoteType,
+    /// The height.
+    pub height: Height,
+    /// The round.
+    pub round: Round,
+    /// The block voted for, or nil.
+    pub value_id: NilOrVal<BlockId>,
+    /// The voter.
+    pub validator_address: Address,
+    /// Vote extension (unused until a feature needs it).
+    pub extension: Option<SignedExtension<LodeContext>>,
+}
+
+impl mc::Vote<LodeContext> for Vote {
+    fn height(&self) -> Height {
+        self.height
+    }
+
+    fn round(&self) -> Round {
+        self.round
+    }
+
+    fn value(&self) -> &NilOrVal<BlockId> {
+        &self.value_id
+    }
+
+    fn take_value(self) -> NilOrVal<BlockId> {
+        self.value_id
+    }
+
+    fn vote_type(&self) -> VoteType {
+        self.vote_type
+    }
+
+    fn validator_address(&self) -> &Address {
+        &self.validator_address
+    }
+
+    fn extension(&self) -> Option<&SignedExtension<LodeContext>> {
+        self.extension.as_ref()
+    }
+
+    fn take_extension(&mut self) -> Option<SignedExtension<LodeContext>> {
+        self.extension.take()
+    }
+
+    fn extend(self, extension: SignedExtension<LodeContext>) -> Self {
+        Self {
+            extension: Some(extension),
+            ..self
+        }
+    }
+}
+
+/// A proposal: the proposer's block for a height and round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// The height.
+    pub height: Height,
+    /// The round.
+    pub round: Round,
+    /// The proposed block.
+    pub value: Block,
+    /// The proof-of-lock round (`Round::Nil` if none).
+    pub pol_round: Round,
+    /// The proposer.
+    pub validator_address: Address,
+}
+
+impl mc::Proposal<LodeContext> for Proposal {
+    fn height(&self) -> Height {
+        self.height
+    }
+
+    fn round(&self) -> Round {
+        self.round
+    }
+
+    fn value(&self) -> &Block {
+        &self.value
+    }
+
+    fn take_value(self) -> Block {
+        self.value
+    }
+
+    fn pol_round(&self) -> Round {
+        self.pol_round
+    }
+
+    fn validator_address(&self) -> &Address {
+        &self.validator_address
+    }
+}
+
+/// The first part of a streamed proposal: who proposes what height and round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartInit {
+    /// The height.
+    pub height: Height,
+    /// The round.
+    pub round: Round,
+    /// The valid round (`Round::Nil` if none).
+    pub valid_round: Round,
+    /// The proposer.
+    pub proposer: Address,
+}
+
+/// A part of a proposal streamed to peers: init, chunks of the encoded block, and a signed fin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposalPart {
+    /// Metadata.
+    Init(PartInit),
+    /// A chunk of the encoded block.
+    Data(Bytes),
+    /// The proposer's signature over the init fields and the hash of all chunks.
+    Fin(Signature),
+}
+
+impl mc::ProposalPart<LodeContext> for ProposalPart {
+    fn is_first(&self) -> bool {
+        matches!(self, Self::Init(_))
+    }
+
+    fn is_last(&self) -> bool {
+        matches!(self, Self::Fin(_))
+    }
+}
+
+/// A validator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validator {
+    /// Address (derived from the key).
+    pub address: Address,
+    /// Consensus public key.
+    pub public_key: PublicKey,
+    /// Voting power.
+    pub voting_power: VotingPower,
+}
+
+impl Validator {
+    /// A validator with the given key and power.
+    pub fn new(public_key: PublicKey, voting_power: VotingPower) -> Self {
+        Self {
+            address: Address::from_public_key(&public_key),
+            public_key,
+            voting_power,
+        }
+    }
+}
+
+impl mc::Validator<LodeContext> for Validator {
+    fn address(&self) -> &Address {
+        &self.address
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    fn voting_power(&self) -> VotingPower {
+        self.voting_power
+    }
+}
+
+/// A validator set, sorted by address, with Tendermint proposer priorities (see [`crate::proposer`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorSet {
+    pub(crate) validators: Vec<Validator>,
+    pub(crate) priorities: Vec<i64>,
+}
+
+impl ValidatorSet {
+    /// A fresh set (as at genesis): validators with zero power are dropped, duplicates by address keep the
+    /// last, and proposer priorities are initialised as CometBFT does.
+    pub fn new(validators: impl IntoIterator<Item = Validator>) -> Self {
+        let mut vs: Vec<Validator> = Vec::new();
+        for v in validators {
+            vs.retain(|x| x.address != v.address);
+            if v.voting_power > 0 {
+                vs.push(v);
+            }
+        }
+        vs.sort_by(|a, b| a.address.cmp(&b.address));
+        let n = vs.len();
+        let mut set = Self {
+            validators: vs,
+            priorities: vec![0; n],
+        };
+        set.increment_proposer_priority(1);
+        set
+    }
+
+    /// A set with explicit priorities (as decoded from the store). Lengths must match.
+    pub(crate) fn from_parts(validators: Vec<Validator>, priorities: Vec<i64>) -> Option<Self> {
+        (validators.len() == priorities.len()).then_some(Self {
+            validators,
+            priorities,
+        })
+    }
+
+    /// The validators, sorted by address.
+    pub fn validators(&self) -> &[Validator] {
+        &self.validators
+    }
+
+    /// Proposer priorities, in the order of [`Self::validators`].
+    pub fn priorities(&self) -> &[i64] {
+        &self.priorities
+    }
+
+    /// Sum of the voting powers.
+    pub fn total_power(&self) -> u64 {
+        self.validators
+            .iter()
+            .fold(0u64, |acc, v| acc.saturating_add(v.voting_power))
+    }
+}
+
+impl mc::ValidatorSet<LodeContext> for ValidatorSet {
+    fn count(&self) -> usize {
+        self.validators.len()
+    }
+
+    fn total_voting_power(&self) -> VotingPower {
+        self.total_power()
+    }
+
+    fn get_by_address(&self, address: &Address) -> Option<&Validator> {
+        self.validators
+            .binary_search_by(|v| v.address.cmp(address))
+            .ok()
+            .and_then(|i| self.validators.get(i))
+    }
+
+    fn get_by_index(&self, index: usize) -> Option<&Validator> {
+        self.validators.get(index)
+    }
+}
