@@ -460,17 +460,14 @@ fn check_tile_fast(
     if !verify_trees(&trees) {
         return None;
     }
-    let rows = t
-        .a_rows
-        .iter()
-        .flat_map(|o| o.data.iter().copied())
-        .collect();
-    let cols = t
-        .b_cols
-        .iter()
-        .flat_map(|o| o.data.iter().copied())
-        .collect();
-    Some((rows, cols))
+    let concat = |openings: &[Opening]| {
+        let mut v = Vec::with_capacity(openings.len() * k);
+        for o in openings {
+            v.extend_from_slice(&o.data);
+        }
+        v
+    };
+    Some((concat(&t.a_rows), concat(&t.b_cols)))
 }
 
 /// Checks one tile step by step in the documented order (the verdict on failure).

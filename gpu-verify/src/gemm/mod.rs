@@ -239,6 +239,15 @@ impl CpuGemm {
 /// of verification (T rows × T columns), where packing for the blocked kernel would cost
 /// more than the arithmetic. Widening to i32 lets the compiler vectorise with `pmaddwd`.
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avx2() {
+        return x86::dot_i8_avx2(a, b);
+    }
+    dot_i8_portable(a, b)
+}
+
+#[inline(always)]
+pub(crate) fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).fold(0i32, |acc, (&x, &y)| {
         acc.wrapping_add(i32::from(x) * i32::from(y))
     })
