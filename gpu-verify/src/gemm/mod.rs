@@ -25,7 +25,7 @@ mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::matrix::{MatrixI32, MatrixI8};
@@ -382,46 +382,16 @@ fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) 
             }
         }
     };
-    let pack_threads = threads.min(panels);
-    if pack_threads > 1 {
-        let per = panels.div_ceil(pack_threads);
-        std::thread::scope(|s| {
-            for (ci, chunk) in bpack.chunks_mut(per * panel_len).enumerate() {
-                let pack_panel = &pack_panel;
-                s.spawn(move || {
-                    for (pi, dst) in chunk.chunks_mut(panel_len).enumerate() {
-                        pack_panel(ci * per + pi, dst);
-                    }
-                });
-            }
-        });
-    } else {
+    let apack_len = MC.div_ceil(K::MR) * K::MR * groups * K::KG;
+    let scratch = || (vec![K::A::default(); apack_len], vec![0i32; K::MR * K::NR]);
+    let single = threads <= 1 || (panels <= 1 && m_blocks(out.len(), n) <= 1);
+    let Some(pool) = pool(threads).filter(|_| !single) else {
         for (p, dst) in bpack.chunks_mut(panel_len).enumerate() {
             pack_panel(p, dst);
         }
-    }
-
-    let blocks: Vec<&mut [i32]> = out.chunks_mut(MC * n).collect();
-    let nblocks = blocks.len();
-    let next = AtomicUsize::new(0);
-    // Each block is claimed exactly once through `next`; a Mutex per slot hands the
-    // mutable slice to whichever worker claims it without unsafe code.
-    let slots: Vec<std::sync::Mutex<Option<&mut [i32]>>> = blocks
-        .into_iter()
-        .map(|b| std::sync::Mutex::new(Some(b)))
-        .collect();
-    let work = || {
-        let mut apack = vec![K::A::default(); MC.div_ceil(K::MR) * K::MR * groups * K::KG];
-        let mut tmp = vec![0i32; K::MR * K::NR];
-        loop {
-            let bi = next.fetch_add(1, Ordering::Relaxed);
-            if bi >= nblocks {
-                break;
-            }
-            let taken = slots[bi].lock().map(|mut g| g.take()).ok().flatten();
-            let Some(cblock) = taken else { continue };
-            let i0 = bi * MC;
-            let mc = cblock.len() / n;
+        let (mut apack, mut tmp) = scratch();
+        for (bi, cblock) in out.chunks_mut(MC * n).enumerate() {
+            let (i0, mc) = (bi * MC, cblock.len() / n);
             block::<K>(
                 &a[i0 * k..(i0 + mc) * k],
                 mc,
@@ -433,18 +403,66 @@ fn run<K: MicroKernel>(a: &[i8], b: BView<'_>, out: &mut [i32], threads: usize) 
                 cblock,
             );
         }
+        return;
     };
-    let threads = threads.min(nblocks);
+    // A persistent rayon pool per thread count: the calling thread blocks (freeing its
+    // core) while the pool works, and work not yet picked up by a late worker is run by the
+    // worker that owns it, so a descheduled helper never stalls the product. Each row
+    // block of C is written by exactly one job, so the result is schedule-independent.
+    pool.install(|| {
+        bpack
+            .par_chunks_mut(panel_len)
+            .enumerate()
+            .for_each(|(p, dst)| pack_panel(p, dst));
+        let bpack = &bpack;
+        out.par_chunks_mut(MC * n).enumerate().for_each_init(
+            scratch,
+            |(apack, tmp), (bi, cblock)| {
+                let (i0, mc) = (bi * MC, cblock.len() / n);
+                block::<K>(
+                    &a[i0 * k..(i0 + mc) * k],
+                    mc,
+                    k,
+                    n,
+                    bpack,
+                    apack,
+                    tmp,
+                    cblock,
+                );
+            },
+        );
+    });
+}
+
+fn m_blocks(len: usize, n: usize) -> usize {
+    len.div_ceil(MC * n.max(1))
+}
+
+/// The cached rayon pool with `threads` workers (`None` if threads cannot be spawned,
+/// in which case the caller computes on its own thread).
+fn pool(threads: usize) -> Option<std::sync::Arc<rayon::ThreadPool>> {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static POOLS: OnceLock<Mutex<BTreeMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     if threads <= 1 {
-        work();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 1..threads {
-                s.spawn(work);
-            }
-            work();
-        });
+        return None;
     }
+    let pools = POOLS.get_or_init(|| Mutex::new(BTreeMap::new()));
+    // A panic while holding the lock cannot leave the map inconsistent.
+    let mut guard = pools
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(p) = guard.get(&threads) {
+        return Some(p.clone());
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("lode-gemm-{i}"))
+        .build()
+        .ok()?;
+    let built = Arc::new(built);
+    guard.insert(threads, built.clone());
+    Some(built)
 }
 
 #[allow(clippy::too_many_arguments)]
