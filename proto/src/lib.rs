@@ -30,3 +30,24 @@ pub mod consensus {
         include!(concat!(env!("OUT_DIR"), "/lode.consensus.v1.rs"));
     }
 }
+
+/// `lode.staking.v1`: validators, delegations, unbonding (messages and queries).
+pub mod staking {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.staking.v1.rs"));
+    }
+}
+
+/// `lode.gov.v1`: proposals, deposits, votes (messages and queries).
+pub mod gov {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.gov.v1.rs"));
+    }
+}
+
+/// `lode.nft.v1`: collections, tokens, listings (messages and queries).
+pub mod nft {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.nft.v1.rs"));
+    }
+}
