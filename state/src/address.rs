@@ -3,6 +3,7 @@
 use std::{fmt, str::FromStr};
 
 use bech32::{Bech32m, Hrp};
+use borsh::{BorshDeserialize, BorshSerialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -10,7 +11,7 @@ use thiserror::Error;
 pub const HRP: &str = "lode";
 
 /// A 20-byte account address.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
 pub struct Address(pub [u8; 20]);
 
 /// Why a string is not a valid address.
@@ -38,6 +39,22 @@ impl Address {
         let mut h = Sha256::new();
         h.update(b"lode/module/");
         h.update(name.as_bytes());
+        let digest = h.finalize();
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&digest[..20]);
+        Address(out)
+    }
+
+    /// The address of a k-of-n multisig account: SHA-256("lode/multisig/" ‖ threshold (u32 BE) ‖ n (u32 BE)
+    /// ‖ keys in the given order)[..20]. Callers pass the keys sorted (see `tx::multisig::MultisigKey`).
+    pub fn multisig(threshold: u32, keys: &[[u8; 32]]) -> Address {
+        let mut h = Sha256::new();
+        h.update(b"lode/multisig/");
+        h.update(threshold.to_be_bytes());
+        h.update((keys.len() as u32).to_be_bytes());
+        for k in keys {
+            h.update(k);
+        }
         let digest = h.finalize();
         let mut out = [0u8; 20];
         out.copy_from_slice(&digest[..20]);

@@ -33,7 +33,7 @@ use crate::{
     address::Address,
     error::{StateError, StoreError, TxError, CODESPACE},
     event::Event,
-    exec::{execute_tx, BlockCtx},
+    exec::{end_block, execute_tx, BlockCtx},
     genesis::AppState,
     modules::bank,
     params::{self, Params},
@@ -53,6 +53,8 @@ pub mod query_code {
     pub const UNKNOWN_PATH: u32 = 30;
     pub const HEIGHT_UNAVAILABLE: u32 = 31;
     pub const NOT_INITIALIZED: u32 = 32;
+    pub const INVALID_REQUEST: u32 = 33;
+    pub const NOT_FOUND: u32 = 34;
 }
 
 /// How many verified tx hashes the signature cache remembers.
@@ -515,13 +517,14 @@ impl LodeApp {
             };
             tx_results.push(result);
         }
+        let end_events = end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?;
         let writes = block.into_writes();
         let version = record
             .version_of(height)
             .ok_or_else(|| StateError::Protocol("height below initial height".into()))?;
         let (root, tree) = self.inner.store.compute_root(&writes, version)?;
         let response = ResponseFinalizeBlock {
-            events: Vec::new(),
+            events: abci_events(&end_events),
             tx_results,
             validator_updates: Vec::new(),
             consensus_param_updates: None,
@@ -572,7 +575,8 @@ impl LodeApp {
         Ok(ResponseCommit { retain_height: 0 })
     }
 
-    /// ABCI Query. Paths: `/account` with the bech32 address as data. `height` 0 means the last commit;
+    /// ABCI Query. Paths: `/account` with the bech32 address as data, and the module paths of
+    /// [`crate::query`] (protobuf request in, protobuf response out, last commit only). `height` 0 means the last commit;
     /// `prove` adds a JMT proof (op type `jmt:sha256`) against that height's app hash.
     #[instrument(skip_all, fields(path = %req.path))]
     pub fn query(&self, req: RequestQuery) -> ResponseQuery {
@@ -585,6 +589,27 @@ impl LodeApp {
         let Some(record) = self.committed().record else {
             return fail(query_code::NOT_INITIALIZED, "chain not initialised".into());
         };
+        if let Some(result) = crate::query::handle(&self.inner.store, &req.path, &req.data) {
+            if req.height > 0 && req.height as u64 != record.height {
+                return fail(
+                    query_code::HEIGHT_UNAVAILABLE,
+                    format!(
+                        "{} is served at the last commit ({}) only",
+                        req.path, record.height
+                    ),
+                );
+            }
+            return match result {
+                Ok(value) => ResponseQuery {
+                    code: query_code::OK,
+                    value: Bytes::from(value),
+                    height: record.height as i64,
+                    codespace: CODESPACE.into(),
+                    ..Default::default()
+                },
+                Err((code, log)) => fail(code, log),
+            };
+        }
         match req.path.as_str() {
             "/account" => {}
             other => {
@@ -696,6 +721,10 @@ struct EmptyState;
 impl StateRead for EmptyState {
     fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
+    }
+
+    fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<crate::store::KeyValue>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

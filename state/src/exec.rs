@@ -6,12 +6,16 @@
 //! and admits it only if everything succeeds, so such a tx never reaches an honest proposer's block.
 
 use crate::{
+    amount::mul_div_floor,
     error::TxError,
     event::Event,
-    modules::bank::{self, fee_collector},
+    modules::{
+        bank::{self, fee_collector},
+        gov, nft, staking,
+    },
     params::Params,
     store::{Overlay, StateWrite},
-    tx::Tx,
+    tx::{Msg, Tx},
 };
 
 /// Block-level inputs to execution.
@@ -84,16 +88,28 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
         .checked_add(1)
         .ok_or(TxError::Overflow("nonce"))
         .map_err(ante_fail)?;
-    let collector = fee_collector();
-    let mut pot = bank::account(state, &collector).map_err(|e| ante_fail(e.into()))?;
-    // Fees can never overflow the collector: its balance is part of a supply that fits in u128.
-    pot.balance = pot
-        .balance
-        .checked_add(tx.auth.fee)
-        .ok_or(TxError::Overflow("fee pool"))
+    // The treasury's share (rounded down), then the rest to the fee collector.
+    let to_treasury = mul_div_floor(tx.auth.fee, ctx.params.gov.treasury_fee_bps as u128, 10_000)
+        .ok_or(TxError::Overflow("treasury share"))
         .map_err(ante_fail)?;
+    let to_collector = tx.auth.fee - to_treasury;
     bank::put_account(state, &signer, &acct);
-    bank::put_account(state, &collector, &pot);
+    // Fees can never overflow a module account: its balance is part of a supply that fits in u128.
+    for (pool, amount) in [
+        (fee_collector(), to_collector),
+        (gov::treasury(), to_treasury),
+    ] {
+        if amount == 0 {
+            continue;
+        }
+        let mut pot = bank::account(state, &pool).map_err(|e| ante_fail(e.into()))?;
+        pot.balance = pot
+            .balance
+            .checked_add(amount)
+            .ok_or(TxError::Overflow("fee pool"))
+            .map_err(ante_fail)?;
+        bank::put_account(state, &pool, &pot);
+    }
 
     let mut events = vec![Event::new("tx")
         .attr("signer", signer.to_string())
@@ -102,7 +118,7 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
     let msg_writes = {
         let mut scratch = Overlay::new(&*state);
         for m in &tx.body.msgs {
-            bank::msg::execute(&mut scratch, m, &mut events).map_err(|error| TxFailure {
+            execute_msg(&mut scratch, m, ctx, &mut events).map_err(|error| TxFailure {
                 error,
                 gas_used: gas,
             })?;
@@ -119,4 +135,32 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
         gas_used: gas,
         events,
     })
+}
+
+/// Dispatches one message to its module.
+pub fn execute_msg<S: StateWrite + ?Sized>(
+    state: &mut S,
+    msg: &Msg,
+    ctx: BlockCtx<'_>,
+    events: &mut Vec<Event>,
+) -> Result<(), TxError> {
+    match msg {
+        Msg::Send { .. } | Msg::MultiSend { .. } => bank::msg::execute(state, msg, events),
+        Msg::Staking(m) => staking::msg::execute(state, m, ctx, events),
+        Msg::Gov(m) => gov::msg::execute(state, m, ctx, events),
+        Msg::Nft(m) => nft::msg::execute(state, m, ctx, events),
+    }
+}
+
+/// End-of-block logic, after the block's txs and before the app hash: unbonding completions, then
+/// governance (deposit-period expiry, tallies and execution of passed proposals). Deterministic: it
+/// depends only on state and the height. An error here is a broken invariant, never a client's fault.
+pub fn end_block<S: StateWrite + ?Sized>(
+    state: &mut S,
+    ctx: BlockCtx<'_>,
+) -> Result<Vec<Event>, TxError> {
+    let mut events = Vec::new();
+    staking::end_block(state, ctx.height, &mut events)?;
+    gov::end_block(state, ctx, &mut events)?;
+    Ok(events)
 }

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod genesis;
 pub mod modules;
 pub mod params;
+pub mod query;
 pub mod store;
 pub mod tx;
 pub mod validators;

@@ -1,7 +1,14 @@
-//! Chain parameters: size limits and gas costs. They live in state (so the app hash commits to them) and
-//! are set at genesis; governance will change them later.
+//! Chain parameters: size limits, gas costs and every module's parameters. They live in state (so the app
+//! hash commits to them), are set at genesis, and every one of them is governable: a parameter-change
+//! proposal names a field by its JSON path (`min_gas_price`, `gov.quorum_bps`, ...) and a new JSON value,
+//! and the whole result must pass [`Params::validate`] (see [`apply_changes`]).
 
 use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::TxError,
+    modules::{gov::params::GovParams, nft::params::NftParams, staking::params::StakingParams},
+};
 
 /// The application's parameters. JSON field names are public API (genesis files use them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +31,13 @@ pub struct Params {
     /// Gas charged per `MsgMultiSend`, plus `gas_per_multi_send_output` per output.
     pub gas_per_multi_send: u64,
     pub gas_per_multi_send_output: u64,
+    /// Most keys in a multisig account.
+    pub max_multisig_keys: u64,
+    /// Extra gas per key slot of a multisig signer (each present signature is verified).
+    pub gas_per_multisig_key: u64,
+    pub staking: StakingParams,
+    pub gov: GovParams,
+    pub nft: NftParams,
 }
 
 impl Default for Params {
@@ -38,6 +52,11 @@ impl Default for Params {
             gas_per_send: 1_000,
             gas_per_multi_send: 1_000,
             gas_per_multi_send_output: 500,
+            max_multisig_keys: 16,
+            gas_per_multisig_key: 500,
+            staking: StakingParams::default(),
+            gov: GovParams::default(),
+            nft: NftParams::default(),
         }
     }
 }
@@ -60,6 +79,18 @@ impl Params {
         }
         if self.max_tx_bytes > 16 * 1024 * 1024 {
             issues.push(("max_tx_bytes", "must be at most 16 MiB".to_string()));
+        }
+        if self.max_multisig_keys == 0 || self.max_multisig_keys > 64 {
+            issues.push(("max_multisig_keys", "must be in 1..=64".to_string()));
+        }
+        issues.extend(self.staking.validate());
+        issues.extend(self.gov.validate());
+        issues.extend(self.nft.validate());
+        if self.staking.unbonding_blocks <= self.gov.voting_period_blocks {
+            issues.push((
+                "staking.unbonding_blocks",
+                "must be longer than gov.voting_period_blocks, so no token votes twice".to_string(),
+            ));
         }
         issues
     }
@@ -86,5 +117,81 @@ pub fn load<S: crate::store::StateRead + ?Sized>(
             key: "app/params".into(),
             reason: e.to_string(),
         }),
+    }
+}
+
+/// Applies parameter changes (`path` = dotted JSON path of a leaf field, `value` = its new JSON value) to
+/// `base` and validates the result. Used both when a proposal is submitted (so a malformed change is
+/// refused up front) and when it executes (against the parameters in force then).
+pub fn apply_changes(base: &Params, changes: &[(String, String)]) -> Result<Params, TxError> {
+    let bad = |path: &str, reason: String| TxError::InvalidParamChange {
+        path: path.chars().take(100).collect(),
+        reason,
+    };
+    let mut doc = serde_json::to_value(base).map_err(|e| TxError::Internal(e.to_string()))?;
+    for (path, value) in changes {
+        let new: serde_json::Value = serde_json::from_str(value)
+            .map_err(|e| bad(path, format!("value is not JSON: {e}")))?;
+        let mut node = &mut doc;
+        for part in path.split('.') {
+            node = node
+                .as_object_mut()
+                .and_then(|o| o.get_mut(part))
+                .ok_or_else(|| bad(path, "no such parameter".into()))?;
+        }
+        if node.is_object() {
+            return Err(bad(path, "names a group, not a parameter".into()));
+        }
+        *node = new;
+    }
+    let params: Params = serde_json::from_value(doc).map_err(|e| {
+        bad(
+            changes.first().map(|c| c.0.as_str()).unwrap_or(""),
+            format!("malformed value: {e}"),
+        )
+    })?;
+    if let Some((field, msg)) = params.validate().into_iter().next() {
+        return Err(bad(field, msg));
+    }
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(path: &str, value: &str) -> Vec<(String, String)> {
+        vec![(path.to_string(), value.to_string())]
+    }
+
+    #[test]
+    fn a_valid_change_applies_to_a_nested_field() {
+        let p = apply_changes(&Params::default(), &change("gov.quorum_bps", "4000"))
+            .unwrap_or_default();
+        assert_eq!(p.gov.quorum_bps, 4000);
+        let p = apply_changes(&Params::default(), &change("gov.min_deposit", "\"42\""))
+            .unwrap_or_default();
+        assert_eq!(p.gov.min_deposit, 42);
+        let p =
+            apply_changes(&Params::default(), &change("min_gas_price", "3")).unwrap_or_default();
+        assert_eq!(p.min_gas_price, 3);
+    }
+
+    #[test]
+    fn malformed_unknown_and_invalid_changes_are_refused() {
+        for (path, value) in [
+            ("gov.quorum_bps", "\"many\""),
+            ("gov.quorum_bps", "-1"),
+            ("gov.quorum_bps", "not json"),
+            ("gov.min_deposit", "5"),
+            ("gov.nope", "1"),
+            ("gov", "{}"),
+            ("", "1"),
+            ("gov.quorum_bps", "10001"),
+            ("gov.voting_period_blocks", "999999999"),
+        ] {
+            let r = apply_changes(&Params::default(), &change(path, value));
+            assert_eq!(r.map_err(|e| e.code()), Err(53), "{path} = {value}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 mod jmt_store;
 mod overlay;
 
-pub use overlay::{Overlay, StateRead, StateWrite, Writes};
+pub use overlay::{KeyValue, Overlay, StateRead, StateWrite, Writes};
 
 use std::path::Path;
 
@@ -46,9 +46,6 @@ const ALL_CFS: [&str; 6] = [
     CF_META,
 ];
 const META_COMMIT: &[u8] = b"commit";
-
-/// A raw (key, value) pair.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// The JMT over SHA-256, as used for the app hash.
 pub type Jmt<'a> = JellyfishMerkleTree<'a, JmtReader<'a>, Sha256>;
@@ -238,6 +235,34 @@ impl Store {
         }
     }
 
+    /// One page of committed (key, value) pairs under `prefix`, starting at `prefix ‖ start` (inclusive),
+    /// at most `limit` of them; the second value is the suffix (after `prefix`) of the next key, if any.
+    pub fn scan_page(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, Option<Vec<u8>>), StoreError> {
+        let mut from = prefix.to_vec();
+        from.extend_from_slice(start);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_STATE)?,
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, Some(k[prefix.len()..].to_vec())));
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok((out, None))
+    }
+
     /// Every committed (key, value) under a state-key prefix, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
@@ -259,5 +284,9 @@ impl Store {
 impl StateRead for Store {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        Store::scan_prefix(self, prefix)
     }
 }

@@ -5,12 +5,19 @@ use std::collections::BTreeMap;
 
 use crate::error::StoreError;
 
+/// A raw (key, value) pair.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Pending writes: key → new value, or None for a deletion. Sorted, so iteration is deterministic.
 pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// Read access to state.
 pub trait StateRead {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every live (key, value) under `prefix`, in key order. Modules use it for small per-owner or
+    /// per-proposal ranges (votes of a proposal, delegations of an account, queue entries of a height).
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
 }
 
 /// Write access to state.
@@ -55,6 +62,26 @@ impl<B: StateRead + ?Sized> StateRead for Overlay<'_, B> {
             Some(v) => Ok(v.clone()),
             None => self.base.get(key),
         }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_prefix(prefix)?.into_iter().collect();
+        for (k, v) in self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            match v {
+                Some(v) => {
+                    merged.insert(k.clone(), v.clone());
+                }
+                None => {
+                    merged.remove(k);
+                }
+            }
+        }
+        Ok(merged.into_iter().collect())
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Everything here needs no state, so a block's txs are checked in parallel before execution.
 
+pub mod multisig;
 mod verify;
 
+pub use multisig::MultisigKey;
 pub use verify::{check_public_key, verify_signatures};
 
 use ed25519_consensus::SigningKey;
@@ -11,14 +13,22 @@ use lode_proto::{bank::v1 as bankpb, tx::v1 as pb};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::{address::Address, amount::parse_amount, error::TxError, params::Params};
+use crate::{
+    address::Address,
+    amount::parse_amount,
+    error::TxError,
+    modules::{gov::GovMsg, nft::NftMsg, staking::msg::StakingMsg},
+    params::Params,
+};
 
 /// A decoded, statelessly checked transaction (signature not yet verified: see [`verify_signatures`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tx {
     pub body: TxBody,
     pub auth: AuthInfo,
-    pub signature: [u8; 64],
+    /// (public key, signature) pairs to verify: one for a single-key signer, one per signed slot of a
+    /// multisig.
+    pub signatures: Vec<([u8; 32], [u8; 64])>,
     /// The exact bytes the signature covers (an encoded `SignDoc`).
     pub sign_bytes: Vec<u8>,
     /// SHA-256 of the raw tx bytes: the tx's identity in the mempool and the tx index.
@@ -37,10 +47,27 @@ pub struct TxBody {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthInfo {
-    pub public_key: [u8; 32],
+    pub key: SignerKey,
+    /// The account that signs: the key's address.
     pub signer: Address,
     pub nonce: u64,
     pub fee: u128,
+}
+
+/// Who signs a tx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerKey {
+    Single([u8; 32]),
+    Multi(MultisigKey),
+}
+
+impl SignerKey {
+    pub fn address(&self) -> Address {
+        match self {
+            SignerKey::Single(k) => Address::from_public_key(k),
+            SignerKey::Multi(m) => m.address(),
+        }
+    }
 }
 
 /// A state transition request.
@@ -55,6 +82,9 @@ pub enum Msg {
         from: Address,
         outputs: Vec<(Address, u128)>,
     },
+    Staking(StakingMsg),
+    Gov(GovMsg),
+    Nft(NftMsg),
 }
 
 impl Msg {
@@ -62,6 +92,9 @@ impl Msg {
     pub fn sender(&self) -> &Address {
         match self {
             Msg::Send { from, .. } | Msg::MultiSend { from, .. } => from,
+            Msg::Staking(m) => m.sender(),
+            Msg::Gov(m) => m.sender(),
+            Msg::Nft(m) => m.sender(),
         }
     }
 
@@ -72,6 +105,9 @@ impl Msg {
                 .gas_per_multi_send_output
                 .checked_mul(outputs.len() as u64)?
                 .checked_add(p.gas_per_multi_send),
+            Msg::Staking(m) => Some(m.gas(p)),
+            Msg::Gov(m) => Some(m.gas(p)),
+            Msg::Nft(m) => Some(m.gas(p)),
         }
     }
 }
@@ -103,29 +139,69 @@ impl Tx {
                 want: chain_id.to_string(),
             });
         }
-        let public_key: [u8; 32] = auth_pb
-            .public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| TxError::InvalidPublicKey("public key must be 32 bytes"))?;
-        check_public_key(&public_key)?;
-        if wire.signatures.len() != 1 {
-            return Err(TxError::SignatureCount {
-                got: wire.signatures.len(),
-                want: 1,
-            });
-        }
-        let signature: [u8; 64] = wire.signatures[0]
-            .as_slice()
-            .try_into()
-            .map_err(|_| TxError::Decode("signature must be 64 bytes".into()))?;
-        let fee = match auth_pb.fee {
+        let fee = match &auth_pb.fee {
             Some(f) => parse_amount(&f.amount)?,
             None => 0,
         };
-        let signer = Address::from_public_key(&public_key);
+        let (key, signatures) = match &auth_pb.multisig {
+            None => {
+                let public_key: [u8; 32] = auth_pb
+                    .public_key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| TxError::InvalidPublicKey("public key must be 32 bytes"))?;
+                check_public_key(&public_key)?;
+                if wire.signatures.len() != 1 {
+                    return Err(TxError::SignatureCount {
+                        got: wire.signatures.len(),
+                        want: 1,
+                    });
+                }
+                let signature: [u8; 64] = wire.signatures[0]
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| TxError::Decode("signature must be 64 bytes".into()))?;
+                (SignerKey::Single(public_key), vec![(public_key, signature)])
+            }
+            Some(m) => {
+                if !auth_pb.public_key.is_empty() {
+                    return Err(TxError::InvalidMultisig(
+                        "public_key and multisig are both set",
+                    ));
+                }
+                if m.public_keys.len() as u64 > params.max_multisig_keys {
+                    return Err(TxError::InvalidMultisig("more keys than max_multisig_keys"));
+                }
+                let mk = MultisigKey::from_pb(m)?;
+                if wire.signatures.len() != mk.keys.len() {
+                    return Err(TxError::SignatureCount {
+                        got: wire.signatures.len(),
+                        want: mk.keys.len(),
+                    });
+                }
+                let mut sigs = Vec::new();
+                for (k, sig) in mk.keys.iter().zip(&wire.signatures) {
+                    if sig.is_empty() {
+                        continue;
+                    }
+                    let sig: [u8; 64] = sig
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| TxError::Decode("signature must be 64 bytes".into()))?;
+                    sigs.push((*k, sig));
+                }
+                if sigs.len() < mk.threshold as usize {
+                    return Err(TxError::MultisigThreshold {
+                        got: sigs.len(),
+                        threshold: mk.threshold,
+                    });
+                }
+                (SignerKey::Multi(mk), sigs)
+            }
+        };
+        let signer = key.address();
         let auth = AuthInfo {
-            public_key,
+            key,
             signer,
             nonce: auth_pb.nonce,
             fee,
@@ -161,7 +237,7 @@ impl Tx {
                 timeout_height: body_pb.timeout_height,
             },
             auth,
-            signature,
+            signatures,
             sign_bytes,
             hash: tx_hash(raw),
             len: raw.len(),
@@ -173,6 +249,13 @@ impl Tx {
         let mut gas = (self.len as u64)
             .checked_mul(p.gas_per_tx_byte)
             .ok_or(TxError::Overflow("gas"))?;
+        if let SignerKey::Multi(m) = &self.auth.key {
+            gas = p
+                .gas_per_multisig_key
+                .checked_mul(m.keys.len() as u64)
+                .and_then(|g| gas.checked_add(g))
+                .ok_or(TxError::Overflow("gas"))?;
+        }
         for m in &self.body.msgs {
             gas = m
                 .gas(p)
@@ -202,7 +285,7 @@ fn check_sender(m: Msg, signer: &Address) -> Result<Msg, TxError> {
     Ok(m)
 }
 
-fn parse_address(s: &str) -> Result<Address, TxError> {
+pub(crate) fn parse_address(s: &str) -> Result<Address, TxError> {
     s.parse()
         .map_err(|e: crate::address::AddressError| TxError::InvalidAddress {
             addr: s.chars().take(100).collect(),
@@ -210,7 +293,7 @@ fn parse_address(s: &str) -> Result<Address, TxError> {
         })
 }
 
-fn parse_positive(s: &str) -> Result<u128, TxError> {
+pub(crate) fn parse_positive(s: &str) -> Result<u128, TxError> {
     match parse_amount(s)? {
         0 => Err(TxError::InvalidAmount {
             amount: s.into(),
@@ -244,6 +327,23 @@ impl TryFrom<pb::Msg> for Msg {
                     outputs,
                 })
             }
+            Some(pb::msg::Sum::CreateValidator(m)) => Ok(Msg::Staking(m.try_into()?)),
+            Some(pb::msg::Sum::Delegate(m)) => Ok(Msg::Staking(m.try_into()?)),
+            Some(pb::msg::Sum::Undelegate(m)) => Ok(Msg::Staking(m.try_into()?)),
+            Some(pb::msg::Sum::SubmitProposal(m)) => Ok(Msg::Gov(m.try_into()?)),
+            Some(pb::msg::Sum::GovDeposit(m)) => Ok(Msg::Gov(m.try_into()?)),
+            Some(pb::msg::Sum::Vote(m)) => Ok(Msg::Gov(m.try_into()?)),
+            Some(
+                sum @ (pb::msg::Sum::NftCreateCollection(_)
+                | pb::msg::Sum::NftMint(_)
+                | pb::msg::Sum::NftTransfer(_)
+                | pb::msg::Sum::NftApprove(_)
+                | pb::msg::Sum::NftSetOperator(_)
+                | pb::msg::Sum::NftBurn(_)
+                | pb::msg::Sum::NftList(_)
+                | pb::msg::Sum::NftCancelListing(_)
+                | pb::msg::Sum::NftBuy(_)),
+            ) => Ok(Msg::Nft(sum.try_into()?)),
             None => Err(TxError::Decode("message with no content".into())),
         }
     }
@@ -267,6 +367,9 @@ impl From<&Msg> for pb::Msg {
                     })
                     .collect(),
             }),
+            Msg::Staking(m) => m.into(),
+            Msg::Gov(m) => m.into(),
+            Msg::Nft(m) => m.into(),
         };
         pb::Msg { sum: Some(sum) }
     }
@@ -321,6 +424,7 @@ pub fn sign_msgs(
         fee: Some(pb::Fee {
             amount: fee.to_string(),
         }),
+        multisig: None,
     };
     sign_raw(&body, &auth, key)
 }
@@ -347,4 +451,14 @@ pub fn sign_send(
         }],
         "",
     )
+}
+
+/// The address of a signing key.
+pub fn address_of(key: &SigningKey) -> Address {
+    Address::from_public_key(&key.verification_key().to_bytes())
+}
+
+/// Builds and signs a tx with one staking, governance or NFT message (any [`Msg`] works).
+pub fn sign_msg(chain_id: &str, key: &SigningKey, nonce: u64, fee: u128, msg: Msg) -> Vec<u8> {
+    sign_msgs(chain_id, key, nonce, fee, &[msg], "")
 }

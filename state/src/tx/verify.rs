@@ -29,33 +29,52 @@ pub fn check_public_key(pk: &[u8; 32]) -> Result<(), TxError> {
     Ok(())
 }
 
-/// Verifies every tx's signature, in parallel batches; returns one verdict per tx, in order.
+/// Verifies every tx's signatures (every slot of a multisig), in parallel batches; returns one verdict per
+/// tx, in order: true when all of its signatures verify.
 ///
 /// Batch verification draws random coefficients from the OS. That is the one use of randomness near the
 /// state machine and it cannot affect a verdict: under ZIP-215 a batch accepts exactly when every
 /// signature in it verifies singly, and a failed batch is re-checked one signature at a time.
 pub fn verify_signatures(txs: &[&Tx]) -> Vec<bool> {
-    txs.par_chunks(BATCH)
+    // (tx index, key, signature, signed bytes)
+    type Item<'a> = (usize, &'a [u8; 32], &'a [u8; 64], &'a [u8]);
+    let items: Vec<Item<'_>> = txs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, tx)| {
+            tx.signatures
+                .iter()
+                .map(move |(k, s)| (i, k, s, tx.sign_bytes.as_slice()))
+        })
+        .collect();
+    let verdicts: Vec<bool> = items
+        .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
             let mut verifier = batch::Verifier::new();
-            for tx in chunk {
-                verifier.queue((
-                    VerificationKeyBytes::from(tx.auth.public_key),
-                    Signature::from(tx.signature),
-                    &tx.sign_bytes,
-                ));
+            for (_, k, s, msg) in chunk {
+                verifier.queue((VerificationKeyBytes::from(**k), Signature::from(**s), *msg));
             }
             if verifier.verify(rand_core::OsRng).is_ok() {
                 vec![true; chunk.len()]
             } else {
-                chunk.iter().map(|tx| verify_one(tx)).collect()
+                chunk
+                    .iter()
+                    .map(|(_, k, s, msg)| verify_one(k, s, msg))
+                    .collect()
             }
         })
-        .collect()
+        .collect();
+    let mut out: Vec<bool> = txs.iter().map(|t| !t.signatures.is_empty()).collect();
+    for ((i, ..), ok) in items.iter().zip(verdicts) {
+        if !ok {
+            out[*i] = false;
+        }
+    }
+    out
 }
 
-fn verify_one(tx: &Tx) -> bool {
-    VerificationKey::try_from(tx.auth.public_key)
-        .and_then(|vk| vk.verify(&Signature::from(tx.signature), &tx.sign_bytes))
+fn verify_one(k: &[u8; 32], s: &[u8; 64], msg: &[u8]) -> bool {
+    VerificationKey::try_from(*k)
+        .and_then(|vk| vk.verify(&Signature::from(*s), msg))
         .is_ok()
 }

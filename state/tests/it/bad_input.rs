@@ -55,6 +55,7 @@ fn auth(k: &ed25519_consensus::SigningKey, nonce: u64, fee: u128) -> pb::AuthInf
         fee: Some(pb::Fee {
             amount: fee.to_string(),
         }),
+        ..Default::default()
     }
 }
 
@@ -151,6 +152,7 @@ fn non_canonical_and_small_order_keys_are_rejected() {
             fee: Some(pb::Fee {
                 amount: FEE.to_string(),
             }),
+            ..Default::default()
         };
         let tx = pb::Tx {
             body_bytes: b.encode_to_vec(),

@@ -23,7 +23,16 @@ fn a_signed_transfer_moves_funds_and_charges_the_fee() {
     assert_eq!(chain.account(&a).balance, START_BALANCE - 500 - FEE);
     assert_eq!(chain.account(&a).nonce, 1);
     assert_eq!(chain.account(&b).balance, START_BALANCE + 500);
-    assert_eq!(chain.account(&bank::fee_collector()).balance, FEE);
+    // The treasury takes its share of the fee (10% by default); the fee collector the rest.
+    let to_treasury = FEE * Params::default().gov.treasury_fee_bps as u128 / 10_000;
+    assert_eq!(
+        chain.account(&bank::fee_collector()).balance,
+        FEE - to_treasury
+    );
+    assert_eq!(
+        chain.account(&lode_state::modules::gov::treasury()).balance,
+        to_treasury
+    );
     let (sum, supply) = chain.supply_check();
     assert_eq!(sum, supply);
     assert_eq!(supply, 3 * START_BALANCE);

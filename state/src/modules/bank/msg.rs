@@ -25,6 +25,7 @@ pub fn execute<S: StateWrite + ?Sized>(
                 events.push(event::transfer(from, to, *amount));
             }
         }
+        _ => return Err(TxError::Internal("not a bank message".into())),
     }
     Ok(())
 }

@@ -1,0 +1,238 @@
+//! staking (the part governance needs): validators and delegators bond tokens; undelegated tokens wait an
+//! unbonding period (longer than a voting period) before they return. Bonded and unbonding tokens sit in
+//! the `bonded_pool` module account, so `pool balance == sum of delegations + sum of unbonding entries`.
+//!
+//! Not yet here: consensus validator-set updates from stake, jailing and slashing (the consensus set is
+//! still genesis's, see `crate::validators`).
+
+pub mod event;
+pub mod msg;
+pub mod params;
+pub mod state_key;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::{
+    address::Address,
+    error::{StoreError, TxError},
+    event::Event,
+    modules::bank,
+    store::{StateRead, StateWrite},
+};
+
+/// The module account holding every bonded and unbonding token.
+pub fn bonded_pool() -> Address {
+    Address::module("bonded_pool")
+}
+
+/// A validator. Its operator address is its id.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Validator {
+    pub consensus_key: [u8; 32],
+    pub moniker: String,
+    /// Everything bonded to it, self-bond included.
+    pub tokens: u128,
+}
+
+pub(crate) fn decode<T: BorshDeserialize>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    T::try_from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn encode<T: BorshSerialize>(v: &T) -> Vec<u8> {
+    // Borsh-encoding plain structs into a Vec cannot fail.
+    borsh::to_vec(v).unwrap_or_default()
+}
+
+pub(crate) fn get_u128<S: StateRead + ?Sized>(s: &S, key: &[u8]) -> Result<u128, StoreError> {
+    match s.get(key)? {
+        None => Ok(0),
+        Some(b) => b
+            .as_slice()
+            .try_into()
+            .map(u128::from_le_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                key: String::from_utf8_lossy(key).into_owned(),
+                reason: "not 16 bytes".into(),
+            }),
+    }
+}
+
+/// Writes a u128, deleting the key when it is zero.
+pub(crate) fn put_u128<S: StateWrite + ?Sized>(s: &mut S, key: Vec<u8>, v: u128) {
+    if v == 0 {
+        s.delete(key);
+    } else {
+        s.put(key, v.to_le_bytes().to_vec());
+    }
+}
+
+pub(crate) fn address_at(key: &[u8], at: usize) -> Result<Address, StoreError> {
+    key.get(at..at + 20)
+        .and_then(|b| <[u8; 20]>::try_from(b).ok())
+        .map(Address)
+        .ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "short key".into(),
+        })
+}
+
+pub fn validator<S: StateRead + ?Sized>(
+    s: &S,
+    op: &Address,
+) -> Result<Option<Validator>, StoreError> {
+    let key = state_key::validator(op);
+    s.get(&key)?.map(|b| decode(&key, &b)).transpose()
+}
+
+pub fn put_validator<S: StateWrite + ?Sized>(s: &mut S, op: &Address, v: &Validator) {
+    s.put(state_key::validator(op), encode(v));
+}
+
+pub fn delegation<S: StateRead + ?Sized>(
+    s: &S,
+    del: &Address,
+    val: &Address,
+) -> Result<u128, StoreError> {
+    get_u128(s, &state_key::delegation(del, val))
+}
+
+/// Every (validator, amount) a delegator has bonded, by validator address.
+pub fn delegations_of<S: StateRead + ?Sized>(
+    s: &S,
+    del: &Address,
+) -> Result<Vec<(Address, u128)>, StoreError> {
+    let prefix = state_key::delegations_of(del);
+    s.scan_prefix(&prefix)?
+        .into_iter()
+        .map(|(k, v)| {
+            let val = address_at(&k, prefix.len())?;
+            let amt = v
+                .as_slice()
+                .try_into()
+                .map(u128::from_le_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    key: "staking/delegation".into(),
+                    reason: "not 16 bytes".into(),
+                })?;
+            Ok((val, amt))
+        })
+        .collect()
+}
+
+pub fn total_bonded<S: StateRead + ?Sized>(s: &S) -> Result<u128, StoreError> {
+    get_u128(s, state_key::TOTAL_BONDED)
+}
+
+/// Bonds `amount` of `del`'s tokens to `val`.
+pub fn bond<S: StateWrite + ?Sized>(
+    s: &mut S,
+    del: &Address,
+    val: &Address,
+    amount: u128,
+) -> Result<(), TxError> {
+    let mut v = validator(s, val)?.ok_or_else(|| TxError::UnknownValidator(val.to_string()))?;
+    bank::transfer(s, del, &bonded_pool(), amount)?;
+    v.tokens = v
+        .tokens
+        .checked_add(amount)
+        .ok_or(TxError::Overflow("validator tokens"))?;
+    put_validator(s, val, &v);
+    let d = delegation(s, del, val)?
+        .checked_add(amount)
+        .ok_or(TxError::Overflow("delegation"))?;
+    put_u128(s, state_key::delegation(del, val), d);
+    let t = total_bonded(s)?
+        .checked_add(amount)
+        .ok_or(TxError::Overflow("total bonded"))?;
+    put_u128(s, state_key::TOTAL_BONDED.to_vec(), t);
+    Ok(())
+}
+
+/// Unbonds `amount`; the tokens stay in the pool until `completion_height`. Returns that height.
+pub fn unbond<S: StateWrite + ?Sized>(
+    s: &mut S,
+    del: &Address,
+    val: &Address,
+    amount: u128,
+    height: u64,
+    unbonding_blocks: u64,
+) -> Result<u64, TxError> {
+    let mut v = validator(s, val)?.ok_or_else(|| TxError::UnknownValidator(val.to_string()))?;
+    let bonded = delegation(s, del, val)?;
+    let rest = bonded
+        .checked_sub(amount)
+        .ok_or(TxError::InsufficientBond {
+            bonded,
+            needed: amount,
+        })?;
+    put_u128(s, state_key::delegation(del, val), rest);
+    v.tokens = v
+        .tokens
+        .checked_sub(amount)
+        .ok_or_else(|| TxError::Internal("validator tokens below a delegation".into()))?;
+    put_validator(s, val, &v);
+    let t = total_bonded(s)?
+        .checked_sub(amount)
+        .ok_or_else(|| TxError::Internal("total bonded below a delegation".into()))?;
+    put_u128(s, state_key::TOTAL_BONDED.to_vec(), t);
+    let done = height
+        .checked_add(unbonding_blocks)
+        .ok_or(TxError::Overflow("completion height"))?;
+    let key = state_key::unbonding(done, del, val);
+    let queued = get_u128(s, &key)?
+        .checked_add(amount)
+        .ok_or(TxError::Overflow("unbonding"))?;
+    put_u128(s, key, queued);
+    Ok(done)
+}
+
+/// End of block: pays out every unbonding entry that completes at `height`.
+pub fn end_block<S: StateWrite + ?Sized>(
+    s: &mut S,
+    height: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), TxError> {
+    let prefix = state_key::unbonding_at(height);
+    for (k, v) in s.scan_prefix(&prefix)? {
+        let del = address_at(&k, prefix.len())?;
+        let val = address_at(&k, prefix.len() + 20)?;
+        let amount = get_u128(s, &k)?;
+        let _ = v;
+        bank::transfer(s, &bonded_pool(), &del, amount)?;
+        s.delete(k);
+        events.push(event::unbonding_complete(&del, &val, amount));
+    }
+    Ok(())
+}
+
+/// Every unbonding entry: (completion height, delegator, validator, amount).
+pub fn unbonding_entries<S: StateRead + ?Sized>(
+    s: &S,
+) -> Result<Vec<(u64, Address, Address, u128)>, StoreError> {
+    let p = state_key::UNBONDING_PREFIX.len();
+    s.scan_prefix(state_key::UNBONDING_PREFIX)?
+        .into_iter()
+        .map(|(k, v)| {
+            let h = k
+                .get(p..p + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: "staking/unbonding".into(),
+                    reason: "short key".into(),
+                })?;
+            let amt = v
+                .as_slice()
+                .try_into()
+                .map(u128::from_le_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    key: "staking/unbonding".into(),
+                    reason: "not 16 bytes".into(),
+                })?;
+            Ok((h, address_at(&k, p + 8)?, address_at(&k, p + 28)?, amt))
+        })
+        .collect()
+}

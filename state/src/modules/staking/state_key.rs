@@ -1,0 +1,53 @@
+//! staking's storage keys. Keys are public API: proofs and tools depend on them.
+
+use crate::address::Address;
+
+pub const VALIDATOR_PREFIX: &[u8] = b"staking/validator/";
+pub const CONSENSUS_KEY_PREFIX: &[u8] = b"staking/consensus_key/";
+pub const DELEGATION_PREFIX: &[u8] = b"staking/delegation/";
+pub const UNBONDING_PREFIX: &[u8] = b"staking/unbonding/";
+/// Sum of every delegation (u128 LE).
+pub const TOTAL_BONDED: &[u8] = b"staking/total_bonded";
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// `staking/validator/` ‖ operator → borsh `Validator`.
+pub fn validator(op: &Address) -> Vec<u8> {
+    cat(&[VALIDATOR_PREFIX, op.as_bytes()])
+}
+
+/// `staking/consensus_key/` ‖ ed25519 key → operator (keeps consensus keys unique).
+pub fn consensus_key(key: &[u8; 32]) -> Vec<u8> {
+    cat(&[CONSENSUS_KEY_PREFIX, key])
+}
+
+/// `staking/delegation/` ‖ delegator ‖ validator → u128 LE.
+pub fn delegation(delegator: &Address, validator: &Address) -> Vec<u8> {
+    cat(&[
+        DELEGATION_PREFIX,
+        delegator.as_bytes(),
+        validator.as_bytes(),
+    ])
+}
+
+/// Prefix of every delegation of one delegator.
+pub fn delegations_of(delegator: &Address) -> Vec<u8> {
+    cat(&[DELEGATION_PREFIX, delegator.as_bytes()])
+}
+
+/// `staking/unbonding/` ‖ completion height (u64 BE) ‖ delegator ‖ validator → u128 LE.
+pub fn unbonding(height: u64, delegator: &Address, validator: &Address) -> Vec<u8> {
+    cat(&[
+        UNBONDING_PREFIX,
+        &height.to_be_bytes(),
+        delegator.as_bytes(),
+        validator.as_bytes(),
+    ])
+}
+
+/// Prefix of the unbonding entries that complete at `height`.
+pub fn unbonding_at(height: u64) -> Vec<u8> {
+    cat(&[UNBONDING_PREFIX, &height.to_be_bytes()])
+}
