@@ -148,3 +148,133 @@ impl Chain {
 
 /// The fee that always covers a simple transfer under default parameters.
 pub const FEE: u128 = 10_000;
+
+/// A fee that covers any single module message under default parameters.
+pub const MODULE_FEE: u128 = 50_000;
+
+/// Parameters for module tests: short periods, a small min deposit.
+pub fn module_params() -> Params {
+    let mut p = Params::default();
+    p.gov.deposit_period_blocks = 5;
+    p.gov.voting_period_blocks = 4;
+    p.gov.min_deposit = 1_000;
+    p.staking.unbonding_blocks = 10;
+    p
+}
+
+impl Chain {
+    /// Signs `msg` with account `i`'s key at its committed nonce.
+    pub fn sign(&self, i: usize, msg: lode_state::tx::Msg) -> Vec<u8> {
+        lode_state::tx::sign_msg(CHAIN_ID, &self.keys[i], self.nonce(i), MODULE_FEE, msg)
+    }
+
+    /// One block with one tx of account `i`; returns its result.
+    pub fn run(&mut self, i: usize, msg: lode_state::tx::Msg) -> ExecTxResult {
+        let tx = self.sign(i, msg);
+        let (mut r, _) = self.block(vec![tx]);
+        r.remove(0)
+    }
+
+    /// Like `run`, but panics unless the tx succeeded.
+    pub fn ok(&mut self, i: usize, msg: lode_state::tx::Msg) -> ExecTxResult {
+        let r = self.run(i, msg);
+        assert_eq!(r.code, 0, "{}", r.log);
+        r
+    }
+
+    /// Empty blocks up to and including `height`.
+    pub fn advance_to(&mut self, height: u64) {
+        while self.height < height {
+            self.block(vec![]);
+        }
+    }
+
+    pub fn addr(&self, i: usize) -> Address {
+        addr(&self.keys[i])
+    }
+
+    pub fn balance(&self, a: &Address) -> u128 {
+        self.account(a).balance
+    }
+
+    /// An ABCI query of a module path; panics unless it succeeds.
+    pub fn query<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        path: &str,
+        req: &Req,
+    ) -> Resp {
+        let r = self.app.query(tendermint_proto::v0_38::abci::RequestQuery {
+            data: Bytes::from(req.encode_to_vec()),
+            path: path.into(),
+            height: 0,
+            prove: false,
+        });
+        assert_eq!(r.code, 0, "{path}: {}", r.log);
+        Resp::decode(r.value.as_ref()).expect("decode response")
+    }
+
+    /// Every accounting invariant: supply == sum of balances; bonded pool == delegations + unbonding;
+    /// total_bonded == delegations; deposit account == open deposits.
+    pub fn check_invariants(&self) {
+        use lode_state::modules::{gov, staking};
+        let s = self.app.store();
+        let (sum, supply) = self.supply_check();
+        assert_eq!(sum, supply, "supply != sum of balances");
+        let u = |v: &[u8]| u128::from_le_bytes(v.try_into().expect("16 bytes"));
+        let delegated: u128 = s
+            .scan_prefix(staking::state_key::DELEGATION_PREFIX)
+            .expect("scan")
+            .iter()
+            .map(|(_, v)| u(v))
+            .sum();
+        let unbonding: u128 = s
+            .scan_prefix(staking::state_key::UNBONDING_PREFIX)
+            .expect("scan")
+            .iter()
+            .map(|(_, v)| u(v))
+            .sum();
+        assert_eq!(
+            self.balance(&staking::bonded_pool()),
+            delegated + unbonding,
+            "bonded pool != bonds + unbonding"
+        );
+        assert_eq!(staking::total_bonded(s).expect("total"), delegated);
+        let deposits: u128 = s
+            .scan_prefix(gov::state_key::DEPOSIT_PREFIX)
+            .expect("scan")
+            .iter()
+            .map(|(_, v)| u(v))
+            .sum();
+        assert_eq!(
+            self.balance(&gov::deposits_account()),
+            deposits,
+            "deposit account != open deposits"
+        );
+    }
+
+    /// Asserts that `msg` from account `i` is refused with `code` by CheckTx and in a block, and that the
+    /// block changed nothing but the signer's fee and nonce (and the fee pools).
+    pub fn assert_msg_rejected(&mut self, i: usize, msg: lode_state::tx::Msg, code: u32) {
+        use lode_state::modules::gov;
+        let tx = self.sign(i, msg);
+        let (c, log) = self.check(&tx);
+        assert_eq!(c, code, "CheckTx: {log}");
+        let skip = [
+            bank::state_key::account(&self.addr(i)),
+            bank::state_key::account(&bank::fee_collector()),
+            bank::state_key::account(&gov::treasury()),
+        ];
+        let strip = |snap: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<(Vec<u8>, Vec<u8>)> {
+            snap.into_iter()
+                .filter(|(k, _)| !skip.contains(k))
+                .collect()
+        };
+        let before = strip(self.snapshot());
+        let nonce = self.nonce(i);
+        let (r, _) = self.block(vec![tx]);
+        assert_eq!(r[0].code, code, "FinalizeBlock: {}", r[0].log);
+        assert_eq!(before, strip(self.snapshot()), "state changed");
+        // A message refused statelessly never executes; one refused by a handler still pays fee and nonce.
+        assert!(self.nonce(i) == nonce || self.nonce(i) == nonce + 1);
+    }
+}
