@@ -5,3 +5,5 @@ mod common;
 mod determinism;
 mod gov;
 mod lifecycle;
+mod multisig;
+mod nft;
