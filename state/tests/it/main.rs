@@ -3,6 +3,7 @@
 mod bad_input;
 mod common;
 mod determinism;
+mod determinism_modules;
 mod gov;
 mod lifecycle;
 mod multisig;
