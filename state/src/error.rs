@@ -251,3 +251,29 @@ pub enum StateError {
     #[error("end of block failed: {0}")]
     EndBlock(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_listed() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in TxError::ALL_CODES {
+            assert!(seen.insert(*c), "code {c} listed twice");
+        }
+        for e in [
+            TxError::UnknownProposal(1),
+            TxError::NotInVotingPeriod(1),
+            TxError::DepositOverflow,
+            TxError::RoyaltyAboveCap { bps: 1, cap: 0 },
+            TxError::MultisigThreshold {
+                got: 1,
+                threshold: 2,
+            },
+            TxError::SelfPurchase,
+        ] {
+            assert!(TxError::ALL_CODES.contains(&e.code()), "{}", e.name());
+        }
+    }
+}

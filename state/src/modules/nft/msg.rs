@@ -541,7 +541,10 @@ pub fn execute<S: StateWrite + ?Sized>(
             }
             let col = collection(s, c)?.ok_or_else(|| TxError::UnknownCollection(c.clone()))?;
             let fee = royalty(l.price, col.royalty_bps).ok_or(TxError::Overflow("royalty"))?;
-            let rest = l.price - fee;
+            let rest = l
+                .price
+                .checked_sub(fee)
+                .ok_or(TxError::Overflow("royalty above price"))?;
             if fee > 0 {
                 bank::transfer(s, buyer, &col.creator, fee)?;
             }

@@ -196,11 +196,10 @@ pub fn end_block<S: StateWrite + ?Sized>(
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
     let prefix = state_key::unbonding_at(height);
-    for (k, v) in s.scan_prefix(&prefix)? {
+    for (k, _) in s.scan_prefix(&prefix)? {
         let del = address_at(&k, prefix.len())?;
         let val = address_at(&k, prefix.len() + 20)?;
         let amount = get_u128(s, &k)?;
-        let _ = v;
         bank::transfer(s, &bonded_pool(), &del, amount)?;
         s.delete(k);
         events.push(event::unbonding_complete(&del, &val, amount));
