@@ -417,11 +417,54 @@ pub struct TreeBatch<'a> {
 
 /// Per-tree state of [`verify_trees`].
 struct TreeState {
-    known: std::collections::BTreeMap<(u32, u64), Hash>,
-    supplied: std::collections::BTreeMap<(u32, u64), Hash>,
+    known: LevelMap,
+    supplied: LevelMap,
     root: Hash,
     n: u64,
     top: u32,
+}
+
+/// `(level, position) -> hash`, one sorted vector per level: batches are small and mostly
+/// filled in ascending order, where this is much cheaper than a `BTreeMap`.
+#[derive(Default)]
+struct LevelMap {
+    levels: Vec<Vec<(u64, Hash)>>,
+}
+
+impl LevelMap {
+    fn insert(&mut self, (level, pos): (u32, u64), h: Hash) -> Option<Hash> {
+        let level = level as usize;
+        if self.levels.len() <= level {
+            self.levels.resize_with(level + 1, Vec::new);
+        }
+        let v = &mut self.levels[level];
+        if v.last().is_none_or(|&(p, _)| p < pos) {
+            v.push((pos, h));
+            return None;
+        }
+        match v.binary_search_by_key(&pos, |&(p, _)| p) {
+            Ok(i) => Some(std::mem::replace(&mut v[i].1, h)),
+            Err(i) => {
+                v.insert(i, (pos, h));
+                None
+            }
+        }
+    }
+
+    fn get(&self, (level, pos): &(u32, u64)) -> Option<&Hash> {
+        let v = self.levels.get(*level as usize)?;
+        v.binary_search_by_key(pos, |&(p, _)| p)
+            .ok()
+            .map(|i| &v[i].1)
+    }
+
+    fn contains_key(&self, key: &(u32, u64)) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn level(&self, level: u32) -> &[(u64, Hash)] {
+        self.levels.get(level as usize).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Checks the openings of several trees at once, hashing every distinct node once and
@@ -432,8 +475,8 @@ pub fn verify_trees(trees: &[TreeBatch<'_>]) -> bool {
     let mut states = Vec::with_capacity(trees.len());
     for t in trees.iter().filter(|t| !t.items.is_empty()) {
         let mut st = TreeState {
-            known: Default::default(),
-            supplied: Default::default(),
+            known: LevelMap::default(),
+            supplied: LevelMap::default(),
             root: t.root,
             n: t.leaf_count,
             top: 0,
@@ -471,21 +514,19 @@ pub fn verify_trees(trees: &[TreeBatch<'_>]) -> bool {
         states.push(st);
     }
     let mut level = 0u32;
+    // (tree, parent position, left, right) for every parent to hash at one level.
+    let mut jobs: Vec<(usize, u64, Hash, Hash)> = Vec::new();
     loop {
-        // (tree, parent position, left, right) for every parent to hash at this level.
-        let mut jobs: Vec<(usize, u64, Hash, Hash)> = Vec::new();
+        jobs.clear();
         let mut active = false;
         for (ti, st) in states.iter_mut().enumerate() {
             if st.n <= 1 {
                 continue;
             }
             active = true;
-            let nodes: Vec<(u64, Hash)> = st
-                .known
-                .range((level, 0)..(level + 1, 0))
-                .map(|(&(_, p), &h)| (p, h))
-                .collect();
-            for &(p, node) in &nodes {
+            // Index loop: inserts below only touch `level + 1`, so this level is stable.
+            for i in 0..st.known.level(level).len() {
+                let (p, node) = st.known.level(level)[i];
                 // A sibling some proof supplied for a node we computed must match it.
                 if st.supplied.get(&(level, p)).is_some_and(|g| *g != node) {
                     return false;
