@@ -29,11 +29,13 @@
 //! verify / compute ≈ s·T·R_g / (R_h·m·n)
 //! ```
 //!
-//! On the reference CPU (SHA-NI ≈ 1.2–2 GB/s, VNNI GEMM ≈ 0.3–0.5 TOPS per core) the
-//! 1/1000 budget at m = n = k = 2048 leaves `s·T ≈ 8`. The defaults are
+//! On the reference CPU (SHA-NI ≈ 1.2–1.3 GB/s, VNNI GEMM ≈ 0.45 TOPS per core) a
+//! sample of a 2048³ job costs ≈ 25 µs against ≈ 37 ms of compute, so the 1/1000 budget
+//! holds only for `s·T <= 4` (measured: T = 4, s = 1 → 1/1758). The defaults are
 //! [`verify::DEFAULT_TILE`] `T = 4` and [`verify::DEFAULT_SAMPLES`] `s = 2` (measured
-//! ratio in README.md); `T = 2, s = 4` would detect better at the same validator cost but
-//! makes the provider's commitment about three times as expensive (4× the tiles).
+//! 1/719): one sample alone catches too little, and `T = 2, s = 2` (1/1038, same
+//! detection per tile) makes the provider's commitment three times as expensive (4× the
+//! tiles). See README.md for the measurements.
 //! A provider corrupting a fraction `f` of tiles escapes one job with probability
 //! `(1 − f)^s` (distinct samples make it slightly smaller, see
 //! [`challenge::escape_probability`]): caught 19% at f = 0.1, 36% at f = 0.2, 75% at
