@@ -16,8 +16,10 @@
 //! Blocking: B is packed once into panels of `NR` columns (k grouped by the kernel's
 //! `KG`), A is packed per block of `MC` rows by the worker that owns the block, and k is
 //! walked in slices of `KC` so the active B micro-panel stays in L1 and the A block in L2.
-//! Workers (std scoped threads) pull row blocks from an atomic counter; each writes only
-//! its own rows of C, so the result does not depend on scheduling.
+//! With more than one thread, B panels and row blocks of C are distributed over a cached
+//! rayon pool of that size (`CpuGemm::with_threads`); each job writes only its own rows
+//! of C, so the result does not depend on scheduling, and a helper thread that is slow to
+//! start never stalls the product (its unstarted jobs run on the other worker).
 
 #![allow(unsafe_code)] // Only for the SIMD micro-kernels in `x86`; see the SAFETY notes there.
 
