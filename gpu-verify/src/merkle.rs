@@ -424,46 +424,50 @@ struct TreeState {
     top: u32,
 }
 
-/// `(level, position) -> hash`, one sorted vector per level: batches are small and mostly
-/// filled in ascending order, where this is much cheaper than a `BTreeMap`.
+/// `(level, position) -> hash` in one vector sorted by key: batches are small and filled
+/// mostly in ascending order, where this beats a `BTreeMap` (and per-level vectors) on
+/// allocations.
 #[derive(Default)]
 struct LevelMap {
-    levels: Vec<Vec<(u64, Hash)>>,
+    entries: Vec<((u32, u64), Hash)>,
 }
 
 impl LevelMap {
-    fn insert(&mut self, (level, pos): (u32, u64), h: Hash) -> Option<Hash> {
-        let level = level as usize;
-        if self.levels.len() <= level {
-            self.levels.resize_with(level + 1, Vec::new);
-        }
-        let v = &mut self.levels[level];
-        if v.last().is_none_or(|&(p, _)| p < pos) {
-            v.push((pos, h));
+    fn insert(&mut self, key: (u32, u64), h: Hash) -> Option<Hash> {
+        if self.entries.last().is_none_or(|&(k, _)| k < key) {
+            self.entries.push((key, h));
             return None;
         }
-        match v.binary_search_by_key(&pos, |&(p, _)| p) {
-            Ok(i) => Some(std::mem::replace(&mut v[i].1, h)),
+        match self.entries.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, h)),
             Err(i) => {
-                v.insert(i, (pos, h));
+                self.entries.insert(i, (key, h));
                 None
             }
         }
     }
 
-    fn get(&self, (level, pos): &(u32, u64)) -> Option<&Hash> {
-        let v = self.levels.get(*level as usize)?;
-        v.binary_search_by_key(pos, |&(p, _)| p)
+    fn get(&self, key: &(u32, u64)) -> Option<&Hash> {
+        self.entries
+            .binary_search_by_key(key, |&(k, _)| k)
             .ok()
-            .map(|i| &v[i].1)
+            .map(|i| &self.entries[i].1)
     }
 
     fn contains_key(&self, key: &(u32, u64)) -> bool {
         self.get(key).is_some()
     }
 
-    fn level(&self, level: u32) -> &[(u64, Hash)] {
-        self.levels.get(level as usize).map_or(&[], Vec::as_slice)
+    /// Index range of the entries on `level`.
+    fn level_range(&self, level: u32) -> std::ops::Range<usize> {
+        let start = self.entries.partition_point(|&((l, _), _)| l < level);
+        let end = self.entries.partition_point(|&((l, _), _)| l <= level);
+        start..end
+    }
+
+    fn at(&self, i: usize) -> (u64, Hash) {
+        let ((_, p), h) = self.entries[i];
+        (p, h)
     }
 }
 
@@ -524,9 +528,10 @@ pub fn verify_trees(trees: &[TreeBatch<'_>]) -> bool {
                 continue;
             }
             active = true;
-            // Index loop: inserts below only touch `level + 1`, so this level is stable.
-            for i in 0..st.known.level(level).len() {
-                let (p, node) = st.known.level(level)[i];
+            // Inserts below only add keys on `level + 1`, which sort after this level, so
+            // the index range of this level stays valid.
+            for i in st.known.level_range(level) {
+                let (p, node) = st.known.at(i);
                 // A sibling some proof supplied for a node we computed must match it.
                 if st.supplied.get(&(level, p)).is_some_and(|g| *g != node) {
                     return false;
