@@ -1,6 +1,11 @@
 //! Signature and key checks. One rule everywhere: ZIP-215 (`ed25519-consensus`), so batch and single
 //! verification accept exactly the same signatures.
 
+use std::{
+    collections::HashSet,
+    sync::{LazyLock, RwLock},
+};
+
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_consensus::{batch, Signature, VerificationKey, VerificationKeyBytes};
 use rayon::prelude::*;
@@ -16,6 +21,13 @@ const BATCH: usize = 256;
 /// that are not canonical, points that do not decompress, and small-order points (for which forged
 /// signatures are trivial).
 pub fn check_public_key(pk: &[u8; 32]) -> Result<(), TxError> {
+    if VALID_KEYS
+        .read()
+        .map(|set| set.contains(pk))
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
     let point = CompressedEdwardsY(*pk)
         .decompress()
         .ok_or(TxError::InvalidPublicKey("not a curve point"))?;
@@ -25,9 +37,20 @@ pub fn check_public_key(pk: &[u8; 32]) -> Result<(), TxError> {
     if point.is_small_order() {
         return Err(TxError::InvalidPublicKey("small-order point"));
     }
-    VerificationKey::try_from(*pk).map_err(|_| TxError::InvalidPublicKey("rejected by ed25519"))?;
+    if let Ok(mut set) = VALID_KEYS.write() {
+        if set.len() >= VALID_KEYS_CAP {
+            set.clear();
+        }
+        set.insert(*pk);
+    }
     Ok(())
 }
+
+/// Keys that already passed [`check_public_key`]. Point decompression dominates a tx's stateless check
+/// and most txs come from keys seen before; the memo only skips work whose answer is known, so it cannot
+/// change a verdict. Cleared when full.
+static VALID_KEYS: LazyLock<RwLock<HashSet<[u8; 32]>>> = LazyLock::new(Default::default);
+const VALID_KEYS_CAP: usize = 1 << 18;
 
 /// Verifies every tx's signatures (every slot of a multisig), in parallel batches; returns one verdict per
 /// tx, in order: true when all of its signatures verify.
