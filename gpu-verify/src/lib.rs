@@ -29,13 +29,13 @@
 //! verify / compute ≈ s·T·R_g / (R_h·m·n)
 //! ```
 //!
-//! On the reference CPU (SHA-NI ≈ 1.2–1.3 GB/s, VNNI GEMM ≈ 0.45 TOPS per core) a
-//! sample of a 2048³ job costs ≈ 25 µs against ≈ 37 ms of compute, so the 1/1000 budget
-//! holds only for `s·T <= 4` (measured: T = 4, s = 1 → 1/1758). The defaults are
-//! [`verify::DEFAULT_TILE`] `T = 4` and [`verify::DEFAULT_SAMPLES`] `s = 2` (measured
-//! 1/719): one sample alone catches too little, and `T = 2, s = 2` (1/1038, same
-//! detection per tile) makes the provider's commitment three times as expensive (4× the
-//! tiles). See README.md for the measurements.
+//! On the reference CPU (SHA-NI ≈ 1.2 GB/s per stream, VNNI GEMM ≈ 0.35–0.47 TOPS per
+//! core) a sample of a 2048³ job costs ≈ 25–30 µs against 37–58 ms of compute, so the
+//! 1/1000 budget allows `s·T ≈ 8`. The defaults are [`verify::DEFAULT_TILE`] `T = 4`
+//! and [`verify::DEFAULT_SAMPLES`] `s = 2`, measured at 1/842–1/1016 (README.md).
+//! `T = 2, s = 2` detects the same fraction of tiles more cheaply for validators but
+//! quadruples the tiles (three times the provider's commitment cost); `s = 1` catches
+//! only `f` per job.
 //! A provider corrupting a fraction `f` of tiles escapes one job with probability
 //! `(1 − f)^s` (distinct samples make it slightly smaller, see
 //! [`challenge::escape_probability`]): caught 19% at f = 0.1, 36% at f = 0.2, 75% at
