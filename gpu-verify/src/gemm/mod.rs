@@ -21,8 +21,6 @@
 //! of C, so the result does not depend on scheduling, and a helper thread that is slow to
 //! start never stalls the product (its unstarted jobs run on the other worker).
 
-#![allow(unsafe_code)] // Only for the SIMD micro-kernels in `x86`; see the SAFETY notes there.
-
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;

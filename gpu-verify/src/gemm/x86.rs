@@ -1,9 +1,11 @@
 //! x86-64 SIMD micro-kernels (AVX-512 VNNI and AVX2), selected at run time.
 //!
 //! Each kernel is a `#[target_feature]` function reached only through a safe wrapper
-//! that (1) is only called after `is_x86_feature_detected!` confirmed the feature (the
-//! driver checks `CpuKernel::is_supported` before dispatching, and the wrappers assert it
-//! again in debug builds) and (2) checks the slice lengths the pointer arithmetic relies on.
+//! that (1) re-checks the feature with `is_x86_feature_detected!` (cached; the driver also
+//! checks `CpuKernel::is_supported` before dispatching) and falls back to scalar code if it
+//! is missing, and (2) asserts the slice lengths the pointer arithmetic relies on.
+
+#![allow(unsafe_code)] // Intrinsics and raw-pointer loads/stores; see the SAFETY notes.
 
 use std::arch::x86_64::*;
 
