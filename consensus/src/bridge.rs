@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::core::{
     CommitCertificate, Context, HeightParams, LinearTimeouts, Round, ValidatorSet as _, Validity,
 };
-use malachitebft_app_channel::app::types::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId, ProposedValue};
 use malachitebft_app_channel::{AppMsg, NetworkMsg};
@@ -375,12 +375,12 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             self.store.put_validators(&hv)?;
             self.validators = Some(hv);
             self.height = Height(1);
-            self.last_app_hash = Bytes::from(resp.app_hash);
+            self.last_app_hash = resp.app_hash;
             self.last_time = self.params.genesis_time;
             self.last_block_id = None;
         } else {
             self.height = Height(last + 1);
-            self.last_app_hash = Bytes::from(info.last_block_app_hash);
+            self.last_app_hash = info.last_block_app_hash;
             let prev = self.store.get_decided(Height(last))?.ok_or_else(|| {
                 ConsensusError::Config(format!("block {last} missing from the store"))
             })?;
@@ -707,7 +707,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
     async fn finalize_and_commit(
         &mut self,
         block: Block,
-        certificate: CommitCertificate<LodeContext>,
+        _certificate: CommitCertificate<LodeContext>,
     ) -> Result<(), ConsensusError> {
         let height = block.header().height;
         let hv = self
@@ -785,7 +785,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         self.validators = Some(next);
         self.last_block_id = Some(block.id());
         self.last_time = block.header().time;
-        self.last_app_hash = Bytes::from(fin.app_hash);
+        self.last_app_hash = fin.app_hash;
         self.height = height.increment_by_one();
         self.streams.clear();
         let _ = self.decided_tx.send(height);

@@ -2,8 +2,8 @@
 //! `lode.consensus.v1` protos. Decoding never panics: malformed bytes become a [`CodecError`].
 
 use bytes::Bytes;
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::codec::{Codec, HasEncodedLen};
-use malachitebft_app_channel::app::types::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::sync::{Request, Response, Status};
 use malachitebft_app_channel::app::types::{PeerId, ProposedValue, SignedConsensusMsg};
 use malachitebft_core_consensus::LivenessMsg;

@@ -115,7 +115,7 @@ impl ValidatorSet {
             prios.push(start);
         }
         let mut pairs: Vec<(Validator, i64)> = vals.into_iter().zip(prios).collect();
-        pairs.sort_by(|a, b| a.0.address.cmp(&b.0.address));
+        pairs.sort_by_key(|a| a.0.address);
         let (validators, priorities) = pairs.into_iter().unzip();
         let mut set = ValidatorSet {
             validators,

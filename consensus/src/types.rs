@@ -447,7 +447,7 @@ impl ValidatorSet {
                 vs.push(v);
             }
         }
-        vs.sort_by(|a, b| a.address.cmp(&b.address));
+        vs.sort_by_key(|a| a.address);
         let n = vs.len();
         let mut set = Self {
             validators: vs,

@@ -5,8 +5,8 @@ use lode_consensus::{
     Address, Block, BlockId, BlockTime, DecidedBlock, Height, LodeCodec, LodeSigner, PrivateKey,
     Signature,
 };
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::codec::Codec;
-use malachitebft_app_channel::app::types::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::SignedConsensusMsg;
 use malachitebft_core_types::{CommitCertificate, CommitSignature, Context, NilOrVal, Round};
 use proptest::prelude::*;
