@@ -2,9 +2,10 @@
 //!
 //! Each validator carries a priority. One "increment" adds every validator's power to its priority, picks the
 //! highest priority (ties: the smaller address) as proposer and subtracts the total power from it. Over `T`
-//! increments each validator proposes about `T * power / total` times. A height's set is stored already
-//! incremented once (the round-0 proposer has the highest priority); round `r` applies `r` more increments to
-//! a copy. Between heights the bridge applies validator updates and increments once ([`next_height_set`]).
+//! increments each validator proposes about `T * power / total` times. A height's set is stored before
+//! that height's increment: the proposer of round `r` is the validator chosen by the `(r + 1)`-th increment
+//! of a copy (CometBFT's height set incremented once, then `r` more times). Between heights the bridge
+//! increments once and applies validator updates ([`next_height_set`]).
 //! Everything is integer arithmetic over a set sorted by address, so every node computes the same proposer.
 
 use malachitebft_core_types::Round;
@@ -19,14 +20,9 @@ const PRIORITY_WINDOW_SIZE_FACTOR: i64 = 2;
 /// # Panics
 /// On an empty set, which the bridge never hands to Malachite (it refuses to start without validators).
 pub fn select(set: &ValidatorSet, round: Round) -> &Validator {
-    let idx = match round.as_u32() {
-        None | Some(0) => max_priority_index(set),
-        Some(r) => {
-            let mut copy = set.clone();
-            copy.increment_proposer_priority(r);
-            max_priority_index(&copy)
-        }
-    };
+    let rounds = round.as_u32().unwrap_or(0).saturating_add(1);
+    let mut copy = set.clone();
+    let idx = copy.increment_proposer_priority(rounds);
     &set.validators[idx]
 }
 
@@ -42,10 +38,12 @@ fn max_priority_index(set: &ValidatorSet) -> usize {
 }
 
 impl ValidatorSet {
-    /// Runs `times` proposer increments (see the module docs).
-    pub fn increment_proposer_priority(&mut self, times: u32) {
+    /// Runs `times` proposer increments (see the module docs) and returns the index of the validator the
+    /// last one chose (0 for an empty set or `times == 0`).
+    pub fn increment_proposer_priority(&mut self, times: u32) -> usize {
+        let mut chosen = 0;
         if self.validators.is_empty() {
-            return;
+            return chosen;
         }
         let total = i64::try_from(self.total_power()).unwrap_or(i64::MAX);
         self.rescale_priorities(PRIORITY_WINDOW_SIZE_FACTOR.saturating_mul(total));
@@ -56,7 +54,9 @@ impl ValidatorSet {
             }
             let i = max_priority_index(self);
             self.priorities[i] = self.priorities[i].saturating_sub(total);
+            chosen = i;
         }
+        chosen
     }
 
     fn rescale_priorities(&mut self, diff_max: i64) {
@@ -141,7 +141,8 @@ pub fn next_height_set(current: &ValidatorSet, next_members: &[Validator]) -> Va
         })
         .collect();
     updates.extend(next_members.iter().cloned());
-    let mut next = current.with_updates(&updates);
-    next.increment_proposer_priority(1);
-    next
+    // Height h's round-0 proposer spent its priority in the increment that chose it; carry that forward.
+    let mut advanced = current.clone();
+    advanced.increment_proposer_priority(1);
+    advanced.with_updates(&updates)
 }

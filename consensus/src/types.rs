@@ -449,12 +449,11 @@ impl ValidatorSet {
         }
         vs.sort_by_key(|a| a.address);
         let n = vs.len();
-        let mut set = Self {
+        // Priorities start at zero: the first height's increment happens when its proposer is selected.
+        Self {
             validators: vs,
             priorities: vec![0; n],
-        };
-        set.increment_proposer_priority(1);
-        set
+        }
     }
 
     /// A set with explicit priorities (as decoded from the store). Lengths must match.
