@@ -36,14 +36,18 @@ pub const CF_BLOCKS: &str = "blocks";
 pub const CF_TX_INDEX: &str = "tx_index";
 /// Singletons: the commit record.
 pub const CF_META: &str = "meta";
+/// The consensus engine's block store (decided blocks, undecided proposals, validator sets); its key
+/// layout belongs to the node, this crate only stores bytes.
+pub const CF_CONSENSUS: &str = "consensus";
 
-const ALL_CFS: [&str; 6] = [
+const ALL_CFS: [&str; 7] = [
     CF_STATE,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_BLOCKS,
     CF_TX_INDEX,
     CF_META,
+    CF_CONSENSUS,
 ];
 const META_COMMIT: &[u8] = b"commit";
 
@@ -136,6 +140,35 @@ impl Store {
 
     /// Computes the JMT root after applying `writes` on top of the tree at `version - 1` (nothing written).
     pub fn compute_root(
+        &self,
+        writes: &Writes,
+        version: u64,
+    ) -> Result<(RootHash, TreeUpdateBatch), StoreError> {
+        let reader = JmtReader::new(self);
+        let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
+        // The tree's shape depends only on its key set, so the batch insertion (one pass over sorted keys,
+        // several times faster) and the per-key path give the same root. The batch path takes neither
+        // deletions nor an empty set, so those blocks use the per-key path.
+        let inserts_only = !writes.is_empty() && writes.values().all(Option::is_some);
+        if inserts_only {
+            let kvs: Vec<(KeyHash, Vec<u8>)> = writes
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (KeyHash::with::<Sha256>(k), v.clone())))
+                .collect();
+            let (roots, batch) = tree
+                .batch_put_value_sets(vec![kvs], None, version)
+                .map_err(|e| StoreError::Jmt(e.to_string()))?;
+            let root = roots
+                .first()
+                .copied()
+                .ok_or_else(|| StoreError::Jmt("batch update returned no root".into()))?;
+            return Ok((root, batch));
+        }
+        self.compute_root_per_key(writes, version)
+    }
+
+    /// The per-key JMT update (reference for [`Store::compute_root`]'s batch path; used by tests).
+    pub fn compute_root_per_key(
         &self,
         writes: &Writes,
         version: u64,
@@ -278,6 +311,83 @@ impl Store {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+}
+
+/// The `consensus` column family: opaque keys and values for the node's block store. Writes are synced.
+impl Store {
+    /// Writes `puts` in one synced batch.
+    pub fn put_consensus(&self, puts: &[(&[u8], &[u8])]) -> Result<(), StoreError> {
+        let cf = self.cf(CF_CONSENSUS)?;
+        let mut wb = WriteBatch::default();
+        for (k, v) in puts {
+            wb.put_cf(cf, k, v);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    /// The value under `key`.
+    pub fn get_consensus(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_CONSENSUS)?, key)?)
+    }
+
+    /// Deletes every key in `[from, to)` (synced).
+    pub fn delete_consensus_range(&self, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(self.cf(CF_CONSENSUS)?, from, to);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    /// Every (key, value) whose key starts with `prefix`, in key order.
+    pub fn scan_consensus(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CONSENSUS)?,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The first key (in order) starting with `prefix`, or the last one when `last`.
+    pub fn edge_consensus_key(
+        &self,
+        prefix: &[u8],
+        last: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let cf = self.cf(CF_CONSENSUS)?;
+        let mut iter = if last {
+            let mut end = prefix.to_vec();
+            end.extend_from_slice(&[0xff; 16]);
+            self.db.iterator_cf(
+                cf,
+                rocksdb::IteratorMode::From(&end, rocksdb::Direction::Reverse),
+            )
+        } else {
+            self.db.iterator_cf(
+                cf,
+                rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+            )
+        };
+        match iter.next() {
+            Some(item) => {
+                let (k, _) = item?;
+                Ok(k.starts_with(prefix).then(|| k.to_vec()))
+            }
+            None => Ok(None),
+        }
     }
 }
 

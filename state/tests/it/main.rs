@@ -8,3 +8,4 @@ mod gov;
 mod lifecycle;
 mod multisig;
 mod nft;
+mod store;
