@@ -298,9 +298,14 @@ impl Store {
 
     /// Every committed (key, value) under a state-key prefix, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_cf(CF_STATE, prefix)
+    }
+
+    /// Every (key, value) of a column family whose key starts with `prefix`, in key order.
+    fn scan_cf(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
-            self.cf(CF_STATE)?,
+            self.cf(cf)?,
             rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
         );
         for item in iter {
@@ -346,19 +351,7 @@ impl Store {
 
     /// Every (key, value) whose key starts with `prefix`, in key order.
     pub fn scan_consensus(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_CONSENSUS)?,
-            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        self.scan_cf(CF_CONSENSUS, prefix)
     }
 
     /// The first key (in order) starting with `prefix`, or the last one when `last`.
