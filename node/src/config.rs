@@ -16,6 +16,111 @@ pub struct Config {
     pub log: LogConfig,
     /// The ABCI socket server (`lode abci`).
     pub abci: AbciConfig,
+    /// Peer-to-peer networking (`lode start`): the consensus swarm and the mempool gossip swarm.
+    pub p2p: P2pConfig,
+    /// The gRPC API (`lode start`).
+    pub grpc: GrpcConfig,
+    /// Mempool limits.
+    pub mempool: MempoolConfig,
+    /// Consensus timeouts and block limits.
+    pub consensus: ConsensusConfig,
+}
+
+/// Peer-to-peer settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// TCP address of the consensus (Malachite) swarm.
+    pub listen: SocketAddr,
+    /// Consensus swarm addresses of the peers to keep connected.
+    pub persistent_peers: Vec<SocketAddr>,
+    /// TCP address of the mempool gossip swarm.
+    pub gossip_listen: SocketAddr,
+    /// Gossip swarm addresses of the peers to keep connected.
+    pub gossip_peers: Vec<SocketAddr>,
+}
+
+/// gRPC settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address to serve `lode.node.v1` on.
+    pub listen: SocketAddr,
+}
+
+/// Mempool limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Most txs held; beyond it broadcasts fail with RESOURCE_EXHAUSTED ("mempool full").
+    pub max_txs: usize,
+    /// Most bytes held.
+    pub max_bytes: u64,
+    /// Largest single tx.
+    pub max_tx_bytes: usize,
+}
+
+/// Consensus settings (milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// Waiting for a proposal.
+    pub timeout_propose_ms: u64,
+    /// Waiting for prevotes.
+    pub timeout_prevote_ms: u64,
+    /// Waiting for precommits.
+    pub timeout_precommit_ms: u64,
+    /// Added per round to each timeout.
+    pub timeout_delta_ms: u64,
+    /// Maximum bytes of txs per block.
+    pub max_block_tx_bytes: u64,
+    /// How far ahead of the local clock a proposal's time may be.
+    pub max_clock_drift_ms: u64,
+    /// Value sync (catch-up of lagging nodes).
+    pub value_sync: bool,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 26656)),
+            persistent_peers: Vec::new(),
+            gossip_listen: SocketAddr::from(([127, 0, 0, 1], 26657)),
+            gossip_peers: Vec::new(),
+        }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_tx_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self {
+            timeout_propose_ms: 3_000,
+            timeout_prevote_ms: 1_000,
+            timeout_precommit_ms: 1_000,
+            timeout_delta_ms: 500,
+            max_block_tx_bytes: 4 * 1024 * 1024,
+            max_clock_drift_ms: 10_000,
+            value_sync: true,
+        }
+    }
 }
 
 /// Logging settings.
@@ -42,6 +147,10 @@ impl Default for Config {
             moniker: "lode-node".to_owned(),
             log: LogConfig::default(),
             abci: AbciConfig::default(),
+            p2p: P2pConfig::default(),
+            grpc: GrpcConfig::default(),
+            mempool: MempoolConfig::default(),
+            consensus: ConsensusConfig::default(),
         }
     }
 }

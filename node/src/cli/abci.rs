@@ -59,7 +59,7 @@ pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> 
 }
 
 /// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => Some(s),

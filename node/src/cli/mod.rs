@@ -1,8 +1,11 @@
 //! The `lode` command line: one module per command group.
 
 mod abci;
+mod client;
 mod init;
 mod keys;
+mod start;
+mod testnet;
 
 use std::{io::IsTerminal, path::PathBuf};
 
@@ -31,6 +34,19 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Serve the application over the ABCI socket so a CometBFT v0.38 node can drive it.
     Abci(abci::AbciArgs),
+    /// Run a validator node: consensus, mempool, gossip and the gRPC API.
+    Start(start::StartArgs),
+    /// Local multi-validator networks.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
+    /// Start a local N-validator devnet (one OS process per validator) with funded dev accounts.
+    Devnet(testnet::DevnetArgs),
+    /// Build, sign and broadcast transactions.
+    #[command(subcommand)]
+    Tx(client::TxCommand),
+    /// Query a node.
+    #[command(subcommand)]
+    Query(client::QueryCommand),
 }
 
 /// `--home`, shared by every command.
@@ -61,6 +77,23 @@ pub fn run() -> eyre::Result<()> {
             keys::run(&cmd)
         }
         Command::Abci(args) => abci::run(&args, cli.log_level.as_deref()),
+        Command::Start(args) => start::run(&args, cli.log_level.as_deref()),
+        Command::Testnet(cmd) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            testnet::run(&cmd)
+        }
+        Command::Devnet(args) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            testnet::devnet(&args)
+        }
+        Command::Tx(client::TxCommand::Send(args)) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            client::send(&args)
+        }
+        Command::Query(cmd) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            client::query(&cmd)
+        }
     }
 }
 

@@ -1,0 +1,181 @@
+//! `lode start`: run a full validator node: Malachite consensus driving the application in-process, the
+//! mempool and its gossip swarm, and the gRPC API, until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use eyre::{ensure, eyre, WrapErr};
+use lode_consensus::{
+    Abci, AbciError, BlockTime, ConsensusConfig, PrivateKey, PublicKey, Timeouts,
+};
+use lode_genesis::{parse_ed25519_public_key, parse_genesis_time, Genesis};
+use lode_state::LodeApp;
+use tendermint_proto::v0_38::abci::{Request, Response};
+use tracing::{error, info};
+
+use super::{abci::shutdown_signal, init_tracing, HomeArg};
+use crate::{
+    config::Config,
+    home::{NODE_KEY, VALIDATOR_KEY},
+    keys::KeyFile,
+    services::{
+        block_store::RocksBlockStore,
+        gossip::{self, GossipConfig},
+        grpc::{self, NodeApi},
+        mempool::{Mempool, MempoolLimits},
+    },
+};
+
+#[derive(Debug, Args)]
+pub(super) struct StartArgs {
+    #[command(flatten)]
+    home: HomeArg,
+}
+
+/// The application as consensus drives it.
+#[derive(Debug, Clone)]
+pub struct AppAbci(pub LodeApp);
+
+impl Abci for AppAbci {
+    fn call(&self, req: Request) -> Result<Response, AbciError> {
+        Ok(self.0.handle(req))
+    }
+}
+
+pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()> {
+    let home = args.home.home();
+    let config_path = home.config_path();
+    ensure!(
+        config_path.exists(),
+        "no config at {}; create a home first with `lode init --home {}`",
+        config_path.display(),
+        home.root().display()
+    );
+    let config = Config::load(&config_path)?;
+    init_tracing(log_level.unwrap_or(&config.log.level));
+    let genesis = Genesis::load(home.genesis_path())?;
+    let init = genesis.init_chain_request()?;
+    let validator_key = KeyFile::load(&home.key_path(VALIDATOR_KEY))?;
+    let node_key = KeyFile::load(&home.key_path(NODE_KEY))?;
+
+    let mut genesis_validators = Vec::with_capacity(genesis.validators.len());
+    for v in &genesis.validators {
+        let key = parse_ed25519_public_key(&v.pub_key).map_err(|e| eyre!("genesis: {e}"))?;
+        genesis_validators.push((PublicKey(key), v.power));
+    }
+    let t = parse_genesis_time(&genesis.genesis_time).map_err(|e| eyre!("genesis: {e}"))?;
+    let c = &config.consensus;
+    let consensus_config = ConsensusConfig {
+        moniker: config.moniker.clone(),
+        chain_id: genesis.chain_id.clone(),
+        listen_addr: config.p2p.listen,
+        persistent_peers: config.p2p.persistent_peers.clone(),
+        timeouts: Timeouts {
+            propose: Duration::from_millis(c.timeout_propose_ms),
+            prevote: Duration::from_millis(c.timeout_prevote_ms),
+            precommit: Duration::from_millis(c.timeout_precommit_ms),
+            delta: Duration::from_millis(c.timeout_delta_ms),
+        },
+        wal_dir: home.root().join("wal"),
+        signing_key: PrivateKey::from_seed(validator_key.signing_key()?.to_bytes()),
+        genesis_validators,
+        genesis_time: BlockTime {
+            seconds: t.unix_timestamp(),
+            nanos: t.nanosecond(),
+        },
+        app_state_bytes: init.app_state_bytes.clone(),
+        max_block_tx_bytes: c.max_block_tx_bytes,
+        max_clock_drift: Duration::from_millis(c.max_clock_drift_ms),
+        value_sync: c.value_sync,
+    };
+
+    let data = home.data_dir();
+    let app = LodeApp::open(&data)
+        .wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mempool = Arc::new(Mempool::new(
+            app.clone(),
+            MempoolLimits {
+                max_txs: config.mempool.max_txs,
+                max_bytes: config.mempool.max_bytes,
+                max_tx_bytes: config.mempool.max_tx_bytes,
+            },
+        ));
+        let blocks = RocksBlockStore::new(app.clone());
+        let handle = lode_consensus::run(
+            consensus_config,
+            Arc::new(AppAbci(app.clone())),
+            Arc::new(blocks.clone()),
+            mempool.clone(),
+        )
+        .await
+        .wrap_err("cannot start consensus")?;
+        let peers = gossip::spawn(
+            GossipConfig {
+                listen: config.p2p.gossip_listen,
+                peers: config.p2p.gossip_peers.clone(),
+                max_message_bytes: config.mempool.max_tx_bytes + 1024,
+            },
+            node_key.signing_key()?.to_bytes(),
+            mempool.clone(),
+        )
+        .wrap_err("cannot start mempool gossip")?;
+        let listener = grpc::bind(config.grpc.listen)
+            .await
+            .wrap_err_with(|| format!("cannot listen on {}", config.grpc.listen))?;
+        let local = listener.local_addr()?;
+        let api = NodeApi {
+            app: app.clone(),
+            mempool,
+            blocks,
+            decided: handle.decided(),
+            peers,
+            chain_id: genesis.chain_id.clone(),
+            moniker: config.moniker.clone(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(grpc::serve(api, listener, async move {
+            let _ = stop_rx.await;
+        }));
+        info!(grpc = %local, p2p = %config.p2p.listen, home = %home.root().display(), "node started");
+        {
+            // Tests and scripts read the bound address from this line.
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "grpc listening on {local}")?;
+            stdout.flush()?;
+        }
+        let watchdog = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if handle.is_finished() {
+                    break;
+                }
+            }
+        };
+        let mut failed = false;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = watchdog => {
+                error!("consensus stopped");
+                failed = true;
+            }
+        }
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(e))) => error!(error = %e, "grpc server failed"),
+            Ok(Err(e)) => error!(error = %e, "grpc server task failed"),
+            _ => {}
+        }
+        handle.shutdown().await;
+        ensure!(!failed, "consensus stopped; see the log above");
+        eyre::Ok(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    info!("lode start exited cleanly");
+    Ok(())
+}

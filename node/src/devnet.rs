@@ -1,0 +1,202 @@
+//! Local multi-validator networks: `lode testnet init` lays out the homes, `lode devnet` runs them.
+//!
+//! ```text
+//! <dir>/node<i>/          a full node home (config.toml, genesis.json, keys/, data/)
+//! <dir>/node0/keys/dev<k>.json   funded development accounts
+//! ```
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use eyre::{ensure, WrapErr};
+use lode_genesis::{Genesis, GenesisValidator};
+use lode_state::genesis::{AppState, GenesisBalance};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+
+use crate::{
+    config::Config,
+    home::{Home, NODE_KEY, VALIDATOR_KEY},
+    keys::{self, KeyFile},
+};
+
+/// Balance of each dev account, in base units.
+pub const DEV_BALANCE: u128 = 1_000_000_000_000_000;
+/// Voting power of each validator.
+pub const VALIDATOR_POWER: u64 = 10;
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct TestnetSpec {
+    /// Chain id.
+    pub chain_id: String,
+    /// Number of validators.
+    pub validators: usize,
+    /// Number of funded dev accounts.
+    pub dev_accounts: usize,
+    /// First port; node i uses `base + 10i` (consensus), `+1` (gossip), `+3` (abci) and gRPC `base + 10i + 2`.
+    /// 0 picks free ports from the operating system.
+    pub base_port: u16,
+    /// Consensus propose timeout in ms (the other timeouts follow from it).
+    pub timeout_propose_ms: u64,
+}
+
+/// One created node.
+#[derive(Debug, Clone)]
+pub struct TestnetNode {
+    /// Its home.
+    pub home: PathBuf,
+    /// Its gRPC address.
+    pub grpc: SocketAddr,
+}
+
+/// The home of node `i` under `dir`.
+pub fn node_home(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("node{i}"))
+}
+
+fn ports(spec: &TestnetSpec) -> eyre::Result<Vec<[SocketAddr; 4]>> {
+    let lo = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    if spec.base_port != 0 {
+        return (0..spec.validators)
+            .map(|i| {
+                let b = u16::try_from(usize::from(spec.base_port) + 10 * i)
+                    .ok()
+                    .filter(|b| *b <= u16::MAX - 4)
+                    .ok_or_else(|| {
+                        eyre::eyre!("--base-port too high for {} nodes", spec.validators)
+                    })?;
+                Ok([lo(b), lo(b + 1), lo(b + 2), lo(b + 3)])
+            })
+            .collect();
+    }
+    // Hold every listener until all are bound, so no two ports collide.
+    let listeners: Vec<TcpListener> = (0..spec.validators * 4)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<_, _>>()?;
+    Ok(addrs.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
+}
+
+/// Creates `spec.validators` homes under `dir` (which must not contain a `node0` yet) sharing one genesis.
+pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> {
+    ensure!(spec.validators >= 1, "need at least one validator");
+    ensure!(
+        !node_home(dir, 0).exists(),
+        "{} already holds a testnet",
+        dir.display()
+    );
+    let ports = ports(spec)?;
+    let validator_keys: Vec<KeyFile> = (0..spec.validators)
+        .map(|_| KeyFile::generate(VALIDATOR_KEY))
+        .collect::<Result<_, _>>()?;
+    let dev_keys: Vec<KeyFile> = (0..spec.dev_accounts)
+        .map(|k| KeyFile::generate(&format!("dev{k}")))
+        .collect::<Result<_, _>>()?;
+    let genesis = Genesis {
+        chain_id: spec.chain_id.clone(),
+        genesis_time: OffsetDateTime::now_utc()
+            .replace_nanosecond(0)?
+            .format(&Rfc3339)?,
+        initial_height: 1,
+        validators: validator_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisValidator {
+                name: format!("node{i}"),
+                pub_key: k.public_key.clone(),
+                power: VALIDATOR_POWER,
+            })
+            .collect(),
+        app_state: AppState {
+            balances: dev_keys
+                .iter()
+                .map(|k| GenesisBalance {
+                    address: k.address.clone(),
+                    amount: DEV_BALANCE.to_string(),
+                })
+                .collect(),
+            ..AppState::default()
+        },
+    };
+    let issues = genesis.validate();
+    if !issues.is_empty() {
+        return Err(lode_genesis::GenesisError::Invalid(issues).into());
+    }
+    let propose = spec.timeout_propose_ms;
+    let mut nodes = Vec::new();
+    for (i, vkey) in validator_keys.iter().enumerate() {
+        let home = Home::new(node_home(dir, i));
+        std::fs::create_dir_all(home.root())
+            .wrap_err_with(|| format!("cannot create {}", home.root().display()))?;
+        keys::create_keys_dir(&home.keys_dir())?;
+        vkey.save_new(&home.key_path(VALIDATOR_KEY))?;
+        KeyFile::generate(NODE_KEY)?.save_new(&home.key_path(NODE_KEY))?;
+        if i == 0 {
+            for k in &dev_keys {
+                k.save_new(&home.key_path(&k.name))?;
+            }
+        }
+        genesis.save(home.genesis_path())?;
+        let mut config = Config {
+            moniker: format!("node{i}"),
+            ..Config::default()
+        };
+        config.p2p.listen = ports[i][0];
+        config.p2p.gossip_listen = ports[i][1];
+        config.grpc.listen = ports[i][2];
+        config.abci.listen = ports[i][3];
+        for (j, p) in ports.iter().enumerate() {
+            if j != i {
+                config.p2p.persistent_peers.push(p[0]);
+                config.p2p.gossip_peers.push(p[1]);
+            }
+        }
+        config.consensus.timeout_propose_ms = propose;
+        config.consensus.timeout_prevote_ms = propose.div_ceil(2);
+        config.consensus.timeout_precommit_ms = propose.div_ceil(2);
+        config.consensus.timeout_delta_ms = propose.div_ceil(3);
+        config.save(&home.config_path())?;
+        nodes.push(TestnetNode {
+            home: home.root().to_path_buf(),
+            grpc: ports[i][2],
+        });
+    }
+    Ok(nodes)
+}
+
+/// The nodes of an existing testnet under `dir`, in order.
+pub fn load(dir: &Path) -> eyre::Result<Vec<TestnetNode>> {
+    let mut nodes = Vec::new();
+    for i in 0.. {
+        let home = Home::new(node_home(dir, i));
+        if !home.config_path().exists() {
+            break;
+        }
+        let config = Config::load(&home.config_path())?;
+        nodes.push(TestnetNode {
+            home: home.root().to_path_buf(),
+            grpc: config.grpc.listen,
+        });
+    }
+    ensure!(!nodes.is_empty(), "no testnet under {}", dir.display());
+    Ok(nodes)
+}
+
+/// The dev account keys of a testnet (in node 0's keys directory).
+pub fn dev_keys(dir: &Path) -> eyre::Result<Vec<KeyFile>> {
+    Ok(keys::list(&Home::new(node_home(dir, 0)).keys_dir())?
+        .into_iter()
+        .filter(|k| k.name.starts_with("dev"))
+        .collect())
+}
+
+/// `$HOME/.lode-devnet`, the default devnet directory.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".lode-devnet"),
+        |h| PathBuf::from(h).join(".lode-devnet"),
+    )
+}

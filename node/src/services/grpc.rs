@@ -1,0 +1,290 @@
+//! The gRPC API (`lode.node.v1`): `TxService` and `QueryService`, with server reflection and health.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lode_consensus::{BlockStore, Height};
+use lode_state::LodeApp;
+use prost::Message;
+use tendermint_proto::v0_38::abci::{
+    RequestInfo, RequestQuery, ResponseCheckTx, ResponseFinalizeBlock,
+};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use super::block_store::RocksBlockStore;
+use super::gossip::PeerList;
+use super::mempool::{tx_hash, AddError, Mempool};
+
+/// Generated types and services of `lode.node.v1`.
+#[allow(missing_docs, missing_debug_implementations, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("lode.node.v1");
+
+    /// The file descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/lode_node_descriptor.bin"));
+}
+
+use pb::{
+    query_service_server::{QueryService, QueryServiceServer},
+    tx_service_server::{TxService, TxServiceServer},
+};
+
+/// How long `BroadcastAndWait` waits when the request names no timeout.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// Everything the services read.
+#[derive(Debug, Clone)]
+pub struct NodeApi {
+    /// The application.
+    pub app: LodeApp,
+    /// The mempool.
+    pub mempool: Arc<Mempool>,
+    /// The block store (validator sets).
+    pub blocks: RocksBlockStore,
+    /// The last committed height, as consensus reports it.
+    pub decided: watch::Receiver<Height>,
+    /// Gossip peers.
+    pub peers: PeerList,
+    /// Chain id.
+    pub chain_id: String,
+    /// Node name.
+    pub moniker: String,
+}
+
+fn check_result(r: &ResponseCheckTx) -> pb::TxResult {
+    pb::TxResult {
+        code: r.code,
+        log: r.log.clone(),
+        codespace: r.codespace.clone(),
+        gas_wanted: r.gas_wanted,
+        gas_used: r.gas_used,
+    }
+}
+
+fn add_error_status(e: AddError) -> Status {
+    match e {
+        AddError::Full { .. } => Status::resource_exhausted(e.to_string()),
+        AddError::Duplicate => Status::already_exists(e.to_string()),
+        AddError::TooLarge(_) => Status::invalid_argument(e.to_string()),
+        AddError::Rejected(_) => Status::invalid_argument(e.to_string()),
+    }
+}
+
+impl NodeApi {
+    /// Admits a tx; a CheckTx failure is a normal response with its code, other failures are statuses.
+    async fn broadcast(&self, tx: Bytes) -> Result<(pb::TxResult, bool), Status> {
+        let mempool = self.mempool.clone();
+        let res = tokio::task::spawn_blocking(move || mempool.add_local(tx))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match res {
+            Ok(r) => Ok((check_result(&r), true)),
+            Err(AddError::Rejected(r)) => Ok((check_result(&r), false)),
+            Err(e) => Err(add_error_status(e)),
+        }
+    }
+
+    /// The committed result of a tx, if it is committed.
+    fn committed_result(&self, hash: &[u8; 32]) -> Result<Option<(u64, pb::TxResult)>, Status> {
+        let store = self.app.store();
+        let Some((height, index)) = store
+            .tx_location(hash)
+            .map_err(|e| Status::internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let block = store
+            .block(height)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| Status::internal(format!("block {height} missing")))?;
+        let results = ResponseFinalizeBlock::decode(block.results.as_slice())
+            .map_err(|e| Status::internal(format!("block {height} results: {e}")))?;
+        let r = results
+            .tx_results
+            .get(index as usize)
+            .ok_or_else(|| Status::internal(format!("block {height} has no result {index}")))?;
+        Ok(Some((
+            height,
+            pb::TxResult {
+                code: r.code,
+                log: r.log.clone(),
+                codespace: r.codespace.clone(),
+                gas_wanted: r.gas_wanted,
+                gas_used: r.gas_used,
+            },
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl TxService for NodeApi {
+    #[instrument(skip_all)]
+    async fn broadcast(
+        &self,
+        request: Request<pb::BroadcastRequest>,
+    ) -> Result<Response<pb::BroadcastResponse>, Status> {
+        let tx = Bytes::from(request.into_inner().tx);
+        let hash = tx_hash(&tx);
+        let (check, _) = NodeApi::broadcast(self, tx).await?;
+        Ok(Response::new(pb::BroadcastResponse {
+            tx_hash: hash.to_vec(),
+            check: Some(check),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn broadcast_and_wait(
+        &self,
+        request: Request<pb::BroadcastAndWaitRequest>,
+    ) -> Result<Response<pb::BroadcastAndWaitResponse>, Status> {
+        let req = request.into_inner();
+        let wait = match req.timeout_ms {
+            0 => DEFAULT_WAIT,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let tx = Bytes::from(req.tx);
+        let hash = tx_hash(&tx);
+        let mut decided = self.decided.clone();
+        decided.mark_changed();
+        let (check, ok) = match NodeApi::broadcast(self, tx).await {
+            Ok(r) => r,
+            // Already pending (e.g. a retry): wait for it like a fresh one.
+            Err(s) if s.code() == tonic::Code::AlreadyExists => (pb::TxResult::default(), true),
+            Err(s) => return Err(s),
+        };
+        if !ok {
+            return Ok(Response::new(pb::BroadcastAndWaitResponse {
+                tx_hash: hash.to_vec(),
+                check: Some(check),
+                height: 0,
+                result: None,
+            }));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some((height, result)) = self.committed_result(&hash)? {
+                return Ok(Response::new(pb::BroadcastAndWaitResponse {
+                    tx_hash: hash.to_vec(),
+                    check: Some(check),
+                    height,
+                    result: Some(result),
+                }));
+            }
+            match tokio::time::timeout_at(deadline, decided.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Status::unavailable("consensus stopped")),
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "tx {} not committed within {} ms",
+                        hex::encode(hash),
+                        wait.as_millis()
+                    )))
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for NodeApi {
+    #[instrument(skip_all)]
+    async fn account(
+        &self,
+        request: Request<pb::AccountRequest>,
+    ) -> Result<Response<pb::AccountResponse>, Status> {
+        let address = request.into_inner().address;
+        let resp = self.app.query(RequestQuery {
+            data: Bytes::from(address.into_bytes()),
+            path: "/account".into(),
+            height: 0,
+            prove: false,
+        });
+        if resp.code != 0 {
+            return Err(Status::invalid_argument(format!(
+                "query failed (code {}): {}",
+                resp.code, resp.log
+            )));
+        }
+        let acct = lode_proto::query::v1::Account::decode(resp.value.as_ref())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::AccountResponse {
+            address: acct.address,
+            balance: acct.balance,
+            nonce: acct.nonce,
+            height: u64::try_from(resp.height).unwrap_or(0),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let info = self.app.info(RequestInfo::default());
+        let height = u64::try_from(info.last_block_height).unwrap_or(0);
+        let validators = self
+            .blocks
+            .get_validators(Height(height + 1))
+            .ok()
+            .flatten()
+            .map(|hv| {
+                hv.current
+                    .validators()
+                    .iter()
+                    .map(|v| pb::Validator {
+                        pub_key: v.public_key.0.to_vec(),
+                        power: v.voting_power,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (txs, bytes) = self.mempool.size();
+        Ok(Response::new(pb::StatusResponse {
+            chain_id: self.chain_id.clone(),
+            moniker: self.moniker.clone(),
+            latest_height: height,
+            app_hash: info.last_block_app_hash.to_vec(),
+            validators,
+            peers: self.peers.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            mempool_txs: txs as u64,
+            mempool_bytes: bytes,
+        }))
+    }
+}
+
+/// Serves the API on `listen` until `shutdown` completes. Reports the bound address through `bound`.
+pub async fn serve(
+    api: NodeApi,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> eyre::Result<()> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<TxServiceServer<NodeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<QueryServiceServer<NodeApi>>()
+        .await;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(TxServiceServer::new(api.clone()))
+        .add_service(QueryServiceServer::new(api))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Binds the gRPC listener (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> eyre::Result<tokio::net::TcpListener> {
+    Ok(tokio::net::TcpListener::bind(addr).await?)
+}

@@ -1,0 +1,342 @@
+//! The mempool: transactions admitted by CheckTx, waiting to be proposed.
+//!
+//! Bounded by count and total bytes ([`MempoolLimits`]); a full mempool rejects new txs with
+//! [`AddError::Full`] (gRPC `RESOURCE_EXHAUSTED`, "mempool full"). Txs are deduplicated by SHA-256 hash, reaped
+//! in arrival order, and after each commit the committed ones are dropped and the rest rechecked (CheckTx type
+//! Recheck) against the new state; those now invalid are evicted. Every admission and the recheck run under one
+//! lock, so the application's CheckTx view always matches the mempool's order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use lode_state::LodeApp;
+use sha2::{Digest, Sha256};
+use tendermint_proto::v0_38::abci::{CheckTxType, RequestCheckTx, ResponseCheckTx};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// Size limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolLimits {
+    /// Most txs held.
+    pub max_txs: usize,
+    /// Most bytes held (sum of tx sizes).
+    pub max_bytes: u64,
+    /// Largest single tx accepted.
+    pub max_tx_bytes: usize,
+}
+
+/// Why a tx was not added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// The same bytes are already pending.
+    #[error("tx already in mempool")]
+    Duplicate,
+    /// The mempool is at its count or byte limit.
+    #[error("mempool full ({txs} txs, {bytes} bytes)")]
+    Full {
+        /// Txs held.
+        txs: usize,
+        /// Bytes held.
+        bytes: u64,
+    },
+    /// The tx alone is larger than the limit.
+    #[error("tx of {0} bytes exceeds the mempool's per-tx limit")]
+    TooLarge(usize),
+    /// CheckTx rejected it (the response carries the code and log).
+    #[error("CheckTx rejected the tx (code {}): {}", .0.code, .0.log)]
+    Rejected(ResponseCheckTx),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Arrival sequence → (hash, tx).
+    order: BTreeMap<u64, ([u8; 32], Bytes)>,
+    by_hash: HashMap<[u8; 32], u64>,
+    bytes: u64,
+    next_seq: u64,
+}
+
+/// The node's mempool. Shared behind an `Arc`.
+#[derive(Debug)]
+pub struct Mempool {
+    app: LodeApp,
+    limits: MempoolLimits,
+    inner: Mutex<Inner>,
+    gossip: Mutex<Option<mpsc::Sender<Bytes>>>,
+}
+
+/// SHA-256 of a tx's bytes: its hash everywhere (tx index, mempool, gRPC).
+pub fn tx_hash(tx: &[u8]) -> [u8; 32] {
+    Sha256::digest(tx).into()
+}
+
+impl Mempool {
+    /// An empty mempool checking txs against `app`.
+    pub fn new(app: LodeApp, limits: MempoolLimits) -> Self {
+        Self {
+            app,
+            limits,
+            inner: Mutex::new(Inner::default()),
+            gossip: Mutex::new(None),
+        }
+    }
+
+    /// Txs admitted locally (not those received from peers) are also sent here, to be gossiped. The channel is
+    /// bounded; when it is full the tx stays in the mempool but is not gossiped.
+    pub fn set_gossip(&self, tx: mpsc::Sender<Bytes>) {
+        *self.gossip.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The inner maps are updated only after every fallible step, so a poisoned guard is consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (txs, bytes) held.
+    pub fn size(&self) -> (usize, u64) {
+        let g = self.lock();
+        (g.order.len(), g.bytes)
+    }
+
+    /// Whether a tx with this hash is pending.
+    pub fn contains(&self, hash: &[u8; 32]) -> bool {
+        self.lock().by_hash.contains_key(hash)
+    }
+
+    /// Adds a tx from a client: CheckTx, then gossip. Returns the successful CheckTx response.
+    pub fn add_local(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
+        let resp = self.add(tx.clone())?;
+        if let Some(g) = self
+            .gossip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if g.try_send(tx).is_err() {
+                warn!("gossip queue full; tx kept but not gossiped");
+            }
+        }
+        Ok(resp)
+    }
+
+    /// Adds a tx (from a client or a peer) if it is new, fits and passes CheckTx.
+    pub fn add(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
+        if tx.len() > self.limits.max_tx_bytes {
+            return Err(AddError::TooLarge(tx.len()));
+        }
+        let hash = tx_hash(&tx);
+        let mut g = self.lock();
+        if g.by_hash.contains_key(&hash) {
+            return Err(AddError::Duplicate);
+        }
+        if g.order.len() >= self.limits.max_txs
+            || g.bytes.saturating_add(tx.len() as u64) > self.limits.max_bytes
+        {
+            return Err(AddError::Full {
+                txs: g.order.len(),
+                bytes: g.bytes,
+            });
+        }
+        let resp = self.app.check_tx(RequestCheckTx {
+            tx: tx.clone(),
+            r#type: CheckTxType::New as i32,
+        });
+        if resp.code != 0 {
+            return Err(AddError::Rejected(resp));
+        }
+        let seq = g.next_seq;
+        g.next_seq += 1;
+        g.bytes += tx.len() as u64;
+        g.by_hash.insert(hash, seq);
+        g.order.insert(seq, (hash, tx));
+        Ok(resp)
+    }
+
+    /// Up to `max_bytes` of txs in arrival order (they stay pending until committed).
+    pub fn reap_txs(&self, max_bytes: u64) -> Vec<Bytes> {
+        let g = self.lock();
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        for (_, tx) in g.order.values() {
+            let next = total + tx.len() as u64;
+            if next > max_bytes {
+                break;
+            }
+            total = next;
+            out.push(tx.clone());
+        }
+        out
+    }
+
+    /// Drops committed txs and rechecks the rest in order, evicting those now invalid.
+    pub fn update_after_commit(&self, committed: &[[u8; 32]]) {
+        let mut g = self.lock();
+        for h in committed {
+            if let Some(seq) = g.by_hash.remove(h) {
+                if let Some((_, tx)) = g.order.remove(&seq) {
+                    g.bytes -= tx.len() as u64;
+                }
+            }
+        }
+        let pending: Vec<(u64, [u8; 32], Bytes)> = g
+            .order
+            .iter()
+            .map(|(s, (h, t))| (*s, *h, t.clone()))
+            .collect();
+        let mut evicted = 0usize;
+        for (seq, hash, tx) in pending {
+            let len = tx.len() as u64;
+            let resp = self.app.check_tx(RequestCheckTx {
+                tx,
+                r#type: CheckTxType::Recheck as i32,
+            });
+            if resp.code != 0 {
+                debug!(hash = %hex::encode(hash), code = resp.code, log = %resp.log, "evicted on recheck");
+                g.order.remove(&seq);
+                g.by_hash.remove(&hash);
+                g.bytes -= len;
+                evicted += 1;
+            }
+        }
+        if evicted > 0 {
+            debug!(evicted, remaining = g.order.len(), "mempool rechecked");
+        }
+    }
+}
+
+impl lode_consensus::Mempool for Mempool {
+    fn reap(&self, max_bytes: u64) -> Vec<Bytes> {
+        self.reap_txs(max_bytes)
+    }
+
+    fn on_committed(&self, tx_hashes: &[[u8; 32]]) {
+        self.update_after_commit(tx_hashes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_consensus::SigningKey;
+    use lode_state::genesis::{AppState, GenesisBalance};
+    use lode_state::tx::{address_of, sign_send};
+    use tendermint_proto::crypto::{public_key::Sum, PublicKey};
+    use tendermint_proto::v0_38::abci::{RequestFinalizeBlock, RequestInitChain, ValidatorUpdate};
+
+    const CHAIN: &str = "lode-mempool-test";
+
+    fn setup(limits: MempoolLimits) -> (tempfile::TempDir, LodeApp, SigningKey, Mempool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = LodeApp::open(dir.path()).expect("open");
+        let key = SigningKey::from([7u8; 32]);
+        let app_state = AppState {
+            balances: vec![GenesisBalance {
+                address: address_of(&key).to_string(),
+                amount: "1000000000".into(),
+            }],
+            ..AppState::default()
+        };
+        app.try_init_chain(RequestInitChain {
+            chain_id: CHAIN.into(),
+            initial_height: 1,
+            app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
+            validators: vec![ValidatorUpdate {
+                pub_key: Some(PublicKey {
+                    sum: Some(Sum::Ed25519(
+                        SigningKey::from([9u8; 32])
+                            .verification_key()
+                            .to_bytes()
+                            .to_vec(),
+                    )),
+                }),
+                power: 10,
+            }],
+            ..Default::default()
+        })
+        .expect("init chain");
+        let pool = Mempool::new(app.clone(), limits);
+        (dir, app, key, pool)
+    }
+
+    fn limits() -> MempoolLimits {
+        MempoolLimits {
+            max_txs: 3,
+            max_bytes: 1 << 20,
+            max_tx_bytes: 1 << 16,
+        }
+    }
+
+    fn send(key: &SigningKey, nonce: u64, amount: u128) -> Bytes {
+        let to = address_of(&SigningKey::from([8u8; 32]));
+        Bytes::from(sign_send(CHAIN, key, nonce, 10_000, &to, amount))
+    }
+
+    #[test]
+    fn duplicates_are_rejected_and_reap_keeps_arrival_order() {
+        let (_d, _app, key, pool) = setup(limits());
+        let a = send(&key, 0, 1);
+        let b = send(&key, 1, 1);
+        pool.add(a.clone()).expect("a");
+        assert!(matches!(pool.add(a.clone()), Err(AddError::Duplicate)));
+        pool.add(b.clone()).expect("b");
+        assert_eq!(pool.reap_txs(u64::MAX), vec![a.clone(), b]);
+        assert_eq!(pool.reap_txs(a.len() as u64), vec![a]);
+    }
+
+    #[test]
+    fn a_full_mempool_rejects_with_a_clear_error() {
+        let (_d, _app, key, pool) = setup(limits());
+        for n in 0..3 {
+            pool.add(send(&key, n, 1)).expect("fits");
+        }
+        let err = pool.add(send(&key, 3, 1)).expect_err("full");
+        assert!(matches!(err, AddError::Full { txs: 3, .. }));
+        assert!(err.to_string().contains("mempool full"));
+    }
+
+    #[test]
+    fn invalid_txs_are_rejected_by_check_tx() {
+        let (_d, _app, key, pool) = setup(limits());
+        assert!(matches!(
+            pool.add(Bytes::from_static(b"garbage")),
+            Err(AddError::Rejected(_))
+        ));
+        assert!(matches!(
+            pool.add(send(&key, 5, 1)),
+            Err(AddError::Rejected(_))
+        ));
+        assert_eq!(pool.size().0, 0);
+    }
+
+    #[test]
+    fn commit_removes_included_txs_and_recheck_evicts_stale_ones() {
+        let (_d, app, key, pool) = setup(limits());
+        let a = send(&key, 0, 1);
+        let b = send(&key, 1, 1);
+        pool.add(a).expect("a");
+        pool.add(b.clone()).expect("b");
+        // Another tx with nonce 0 wins the block: `a` becomes stale, `b` stays valid.
+        let other = send(&key, 0, 2);
+        app.try_finalize_block(RequestFinalizeBlock {
+            txs: vec![other.clone()],
+            height: 1,
+            ..Default::default()
+        })
+        .expect("finalize");
+        app.try_commit().expect("commit");
+        pool.update_after_commit(&[tx_hash(&other)]);
+        assert_eq!(pool.reap_txs(u64::MAX), vec![b.clone()]);
+        // Committing `b` empties the pool.
+        app.try_finalize_block(RequestFinalizeBlock {
+            txs: vec![b.clone()],
+            height: 2,
+            ..Default::default()
+        })
+        .expect("finalize");
+        app.try_commit().expect("commit");
+        pool.update_after_commit(&[tx_hash(&b)]);
+        assert_eq!(pool.size(), (0, 0));
+    }
+}
