@@ -1,18 +1,11 @@
 #!/usr/bin/env bash
-# Runs Lode. Until the devnet exists, this initialises a fresh one-validator home in a new temporary directory
-# (printed below) and serves the application over the ABCI socket there, in release mode, until Ctrl-C.
-# Point a CometBFT v0.38 node at it with proxy_app = "tcp://127.0.0.1:26658".
-# Environment: LODE_HOME to use (and keep) a specific home, LODE_ABCI_LISTEN to change the address.
+# Runs Lode: builds the release binary and starts `lode devnet`, a local 4-validator network (one OS process per
+# validator) with funded dev accounts whose keys it prints, until Ctrl-C. The devnet lives in ~/.lode-devnet
+# (reused across runs); arguments are passed on, e.g. `./scripts/run.sh --reset` or `--validators 1`.
+# Node 0 serves gRPC on 127.0.0.1:9090, the default of `lode tx` and `lode query`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/ensure-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
 cargo build --release -p lode-node --bin lode
-lode="$CARGO_TARGET_DIR/release/lode"
-
-home="${LODE_HOME:-$(mktemp -d "${TMPDIR:-/tmp}/lode-home.XXXXXX")}"
-echo "lode home: $home"
-if [ ! -f "$home/config.toml" ]; then
-  "$lode" init --home "$home"
-fi
-exec "$lode" abci --home "$home" "$@"
+exec "$CARGO_TARGET_DIR/release/lode" devnet "$@"

@@ -46,7 +46,7 @@ pub enum AddError {
     TooLarge(usize),
     /// CheckTx rejected it (the response carries the code and log).
     #[error("CheckTx rejected the tx (code {}): {}", .0.code, .0.log)]
-    Rejected(ResponseCheckTx),
+    Rejected(Box<ResponseCheckTx>),
 }
 
 #[derive(Debug, Default)]
@@ -144,7 +144,7 @@ impl Mempool {
             r#type: CheckTxType::New as i32,
         });
         if resp.code != 0 {
-            return Err(AddError::Rejected(resp));
+            return Err(AddError::Rejected(Box::new(resp)));
         }
         let seq = g.next_seq;
         g.next_seq += 1;

@@ -1,5 +1,7 @@
 //! Integration tests of the `lode` binary: real processes, loopback sockets, temp dirs.
 
+mod a_killed_validator_catches_up;
 mod abci_socket;
 mod cli;
+mod four_validators_commit_a_transfer;
 mod support;

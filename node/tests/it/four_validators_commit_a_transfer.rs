@@ -1,0 +1,230 @@
+//! Four `lode start` processes on loopback produce blocks; a transfer broadcast to node 0 is committed and
+//! visible on all four, which agree on the app hash.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use lode_node::keys::KeyFile;
+use lode_node::services::grpc::pb::{self, query_service_client::QueryServiceClient};
+use lode_state::LodeApp;
+
+use crate::support::{lode, lode_ok, path_str};
+
+/// Every wait in this file is bounded by this.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Running validators; SIGKILLed when dropped (a failed test leaves no process behind).
+pub struct Net {
+    pub homes: Vec<PathBuf>,
+    pub grpc: Vec<String>,
+    pub children: Vec<Option<Child>>,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Net {
+    /// `lode testnet init` with free ports, then `lode start` for every node.
+    pub fn start(dir: &Path, n: usize) -> Net {
+        let out = lode_ok(&[
+            "testnet",
+            "init",
+            "--validators",
+            &n.to_string(),
+            "--out",
+            path_str(dir),
+            "--base-port",
+            "0",
+            "--timeout-propose-ms",
+            "300",
+        ]);
+        let grpc: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.split("grpc ").nth(1))
+            .map(|s| s.trim().to_owned())
+            .collect();
+        assert_eq!(grpc.len(), n, "testnet init output: {out}");
+        let homes: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("node{i}"))).collect();
+        let mut net = Net {
+            homes,
+            grpc,
+            children: Vec::new(),
+        };
+        for i in 0..n {
+            let c = net.spawn(i);
+            net.children.push(Some(c));
+        }
+        net
+    }
+
+    pub fn spawn(&self, i: usize) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.homes[i].join("node.log"))
+            .expect("log file");
+        lode()
+            .env("RUST_LOG", "info")
+            .args(["start", "--home", path_str(&self.homes[i])])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn lode start")
+    }
+
+    /// SIGTERM every node and wait for it (bounded).
+    pub fn stop_all(&mut self) {
+        for c in self.children.iter().flatten() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for c in self.children.iter_mut().flatten() {
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.children.clear();
+    }
+
+    pub fn logs(&self) -> String {
+        self.homes
+            .iter()
+            .map(|h| {
+                let text = std::fs::read_to_string(h.join("node.log")).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                format!(
+                    "--- {} ---\n{}",
+                    h.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+pub async fn status(url: &str) -> Option<pb::StatusResponse> {
+    let mut q = QueryServiceClient::connect(url.to_owned()).await.ok()?;
+    Some(q.status(pb::StatusRequest {}).await.ok()?.into_inner())
+}
+
+pub async fn balance(url: &str, address: &str) -> Option<String> {
+    let mut q = QueryServiceClient::connect(url.to_owned()).await.ok()?;
+    let r = q
+        .account(pb::AccountRequest {
+            address: address.to_owned(),
+        })
+        .await
+        .ok()?;
+    Some(r.into_inner().balance)
+}
+
+/// Waits until every node reports at least `height`.
+pub async fn wait_height(net: &Net, height: u64) {
+    let deadline = Instant::now() + WAIT;
+    for url in &net.grpc {
+        loop {
+            if status(url).await.is_some_and(|s| s.latest_height >= height) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} did not reach height {height}\n{}",
+                net.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The app hash of every home's database at the highest height all of them have committed.
+pub fn app_hashes_at_common_height(homes: &[PathBuf]) -> (u64, Vec<[u8; 32]>) {
+    let apps: Vec<LodeApp> = homes
+        .iter()
+        .map(|h| LodeApp::open(&h.join("data")).expect("open db"))
+        .collect();
+    let records: Vec<_> = apps
+        .iter()
+        .map(|a| a.last_commit().expect("initialised"))
+        .collect();
+    let h = records.iter().map(|r| r.height).min().expect("nodes");
+    let hashes = apps
+        .iter()
+        .zip(&records)
+        .map(|(a, r)| {
+            a.store()
+                .root_at(r.version_of(h).expect("version"))
+                .expect("root")
+        })
+        .collect();
+    (h, hashes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_commit_a_transfer_and_agree_on_the_app_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut net = Net::start(dir.path(), 4);
+    wait_height(&net, 2).await;
+
+    let to = KeyFile::generate("recipient").expect("key").address;
+    let node0 = net.grpc[0].clone();
+    let home0 = net.homes[0].clone();
+    let to2 = to.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        lode_ok(&[
+            "tx",
+            "send",
+            "--home",
+            path_str(&home0),
+            "--from",
+            "dev0",
+            "--to",
+            &to2,
+            "--amount",
+            "12345",
+            "--node",
+            &node0,
+            "--wait",
+        ])
+    })
+    .await
+    .expect("tx send");
+    assert!(out.contains("committed at height"), "{out}");
+
+    let deadline = Instant::now() + WAIT;
+    for url in &net.grpc {
+        loop {
+            if balance(url, &to).await.as_deref() == Some("12345") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} never saw the transfer\n{}",
+                net.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    net.stop_all();
+    let (h, hashes) = app_hashes_at_common_height(&net.homes);
+    assert!(h >= 2);
+    for (i, hash) in hashes.iter().enumerate() {
+        assert_eq!(hash, &hashes[0], "node {i} disagrees at height {h}");
+    }
+}
