@@ -47,6 +47,8 @@ enum Command {
     /// Query a node.
     #[command(subcommand)]
     Query(client::QueryCommand),
+    /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
+    Bench(testnet::BenchArgs),
 }
 
 /// `--home`, shared by every command.
@@ -93,6 +95,10 @@ pub fn run() -> eyre::Result<()> {
         Command::Query(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             client::query(&cmd)
+        }
+        Command::Bench(args) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            testnet::bench(&args)
         }
     }
 }

@@ -221,3 +221,177 @@ pub(super) fn devnet(args: &DevnetArgs) -> eyre::Result<()> {
     println!("devnet stopped; data kept in {}", args.dir.display());
     result
 }
+
+#[derive(Debug, Args)]
+pub(super) struct BenchArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Sending accounts (funded in genesis); each sends its txs one after another.
+    #[arg(long, default_value_t = 64)]
+    accounts: usize,
+    /// Total transfers to send.
+    #[arg(long, default_value_t = 2000)]
+    txs: usize,
+    /// Consensus propose timeout in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_propose_ms: u64,
+}
+
+/// `lode bench`: a fresh devnet in a temporary directory, signed transfers from many accounts over gRPC
+/// (`BroadcastAndWait`, spread over the validators), then finalized tx/s and broadcast→commit latency.
+pub(super) fn bench(args: &BenchArgs) -> eyre::Result<()> {
+    eyre::ensure!(
+        args.accounts >= 1 && args.validators >= 1,
+        "need accounts and validators"
+    );
+    let dir = std::env::temp_dir().join(format!("lode-bench-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let spec = TestnetSpec {
+        chain_id: "lode-bench-1".into(),
+        validators: args.validators,
+        dev_accounts: args.accounts,
+        base_port: 0,
+        timeout_propose_ms: args.timeout_propose_ms,
+    };
+    let nodes = devnet::create(&dir, &spec)?;
+    let keys = devnet::dev_keys(&dir)?;
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for n in &nodes {
+        let log = std::fs::File::create(n.home.join("node.log"))?;
+        children.push(
+            Command::new(&exe)
+                .args(["start", "--home"])
+                .arg(&n.home)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?,
+        );
+    }
+    println!(
+        "bench: {} validators, {} accounts, {} transfers (devnet in {})",
+        args.validators,
+        args.accounts,
+        args.txs,
+        dir.display()
+    );
+    let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.grpc)).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(run_bench(urls, keys, args.txs, spec.chain_id.clone()));
+    stop_children(&mut children);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_bench(
+    urls: Vec<String>,
+    keys: Vec<crate::keys::KeyFile>,
+    total: usize,
+    chain_id: String,
+) -> eyre::Result<()> {
+    use crate::services::grpc::pb::tx_service_client::TxServiceClient;
+    // Wait until every node serves gRPC and the chain has started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for url in &urls {
+        loop {
+            let ok = match QueryServiceClient::connect(url.clone()).await {
+                Ok(mut q) => q
+                    .status(pb::StatusRequest {})
+                    .await
+                    .is_ok_and(|s| s.into_inner().latest_height >= 1),
+                Err(_) => false,
+            };
+            if ok {
+                break;
+            }
+            eyre::ensure!(Instant::now() < deadline, "{url} did not start within 60 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let start_height = height_of(&urls[0]).await;
+    let recipient = lode_state::tx::address_of(&ed25519_consensus::SigningKey::from([0x42; 32]));
+    let per = total.div_ceil(keys.len());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (k, key) in keys.into_iter().enumerate() {
+        let url = urls[k % urls.len()].clone();
+        let chain_id = chain_id.clone();
+        let n = per.min(total.saturating_sub(k * per));
+        tasks.push(tokio::spawn(async move {
+            let signing = key.signing_key()?;
+            let mut client = TxServiceClient::connect(url).await?;
+            let mut lat = Vec::with_capacity(n);
+            let mut failed = 0usize;
+            for nonce in 0..n as u64 {
+                let tx =
+                    lode_state::tx::sign_send(&chain_id, &signing, nonce, 10_000, &recipient, 1);
+                let t = Instant::now();
+                match client
+                    .broadcast_and_wait(pb::BroadcastAndWaitRequest {
+                        tx,
+                        timeout_ms: 60_000,
+                    })
+                    .await
+                {
+                    Ok(r) if r.get_ref().result.as_ref().is_some_and(|r| r.code == 0) => {
+                        lat.push(t.elapsed());
+                    }
+                    _ => failed += 1,
+                }
+            }
+            eyre::Ok((lat, failed))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (l, f) = t.await??;
+        latencies.extend(l);
+        failed += f;
+    }
+    let elapsed = started.elapsed();
+    let end_height = height_of(&urls[0]).await;
+    latencies.sort();
+    let pct = |p: usize| {
+        latencies
+            .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "committed {} txs ({} failed) in {:.2} s over {} heights",
+        latencies.len(),
+        failed,
+        elapsed.as_secs_f64(),
+        end_height.saturating_sub(start_height)
+    );
+    println!(
+        "finalized throughput: {:.1} tx/s",
+        latencies.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "broadcast->commit latency: p50 {:.1} ms, p99 {:.1} ms",
+        pct(50).as_secs_f64() * 1e3,
+        pct(99).as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+async fn height_of(url: &str) -> u64 {
+    match QueryServiceClient::connect(url.to_owned()).await {
+        Ok(mut q) => q
+            .status(pb::StatusRequest {})
+            .await
+            .map_or(0, |s| s.into_inner().latest_height),
+        Err(_) => 0,
+    }
+}

@@ -59,3 +59,27 @@ async fn a_killed_validator_is_not_needed_and_catches_up_after_restart() {
         assert_eq!(hash, &hashes[0], "node {i} disagrees at height {h}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_started_late_syncs_from_genesis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut net = Net::start_first(dir.path(), 4, 3);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while height(&net.grpc[0]).await < 15 {
+        assert!(
+            Instant::now() < deadline,
+            "three validators did not reach height 15\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    net.children[3] = Some(net.spawn(3));
+    let target = height(&net.grpc[0]).await;
+    wait_height(&net, target).await;
+    net.stop_all();
+    let (h, hashes) = app_hashes_at_common_height(&net.homes);
+    assert!(h >= target);
+    for (i, hash) in hashes.iter().enumerate() {
+        assert_eq!(hash, &hashes[0], "node {i} disagrees at height {h}");
+    }
+}
