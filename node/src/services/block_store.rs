@@ -160,3 +160,97 @@ impl BlockStore for RocksBlockStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use lode_consensus::{
+        Address, Block, BlockHeader, BlockTime, PrivateKey, Validator, ValidatorSet,
+    };
+
+    fn block(height: u64, tx: &'static [u8]) -> Block {
+        let txs = vec![Bytes::from_static(tx)];
+        Block::new(
+            BlockHeader {
+                chain_id: "c".into(),
+                height: Height(height),
+                time: BlockTime::default(),
+                proposer: Address([1; 20]),
+                last_block_id: None,
+                tx_root: lode_consensus::types::tx_root(&txs),
+                app_hash: Bytes::new(),
+            },
+            txs,
+        )
+    }
+
+    fn proposal(height: u64, round: u32, tx: &'static [u8]) -> UndecidedProposal {
+        UndecidedProposal {
+            height: Height(height),
+            round: Round::new(round),
+            valid_round: Round::Nil,
+            block: block(height, tx),
+            valid: true,
+        }
+    }
+
+    #[test]
+    fn undecided_proposals_and_validator_sets_round_trip_and_prune_by_height() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RocksBlockStore::new(LodeApp::open(dir.path()).expect("open"));
+        assert_eq!(store.min_height().expect("min"), None);
+        assert_eq!(store.max_height().expect("max"), None);
+
+        let (a, b, c) = (
+            proposal(5, 0, b"a"),
+            proposal(5, 1, b"b"),
+            proposal(6, 0, b"c"),
+        );
+        for p in [&a, &b, &c] {
+            store.put_undecided(p).expect("put");
+        }
+        assert_eq!(
+            store.undecided(Height(5), Round::new(0)).expect("get"),
+            vec![a.clone()]
+        );
+        assert_eq!(
+            store.undecided(Height(5), Round::new(1)).expect("get"),
+            vec![b.clone()]
+        );
+        assert_eq!(
+            store
+                .undecided_by_id(Height(5), b.block.id())
+                .expect("by id"),
+            Some(b)
+        );
+        assert_eq!(
+            store
+                .undecided_by_id(Height(6), a.block.id())
+                .expect("by id"),
+            None
+        );
+        store.prune_undecided(Height(6)).expect("prune");
+        assert!(store
+            .undecided(Height(5), Round::new(0))
+            .expect("get")
+            .is_empty());
+        assert_eq!(
+            store.undecided(Height(6), Round::new(0)).expect("get"),
+            vec![c]
+        );
+
+        let set = ValidatorSet::new([Validator::new(
+            PrivateKey::from_seed([3; 32]).public_key(),
+            10,
+        )]);
+        let hv = HeightValidators {
+            height: Height(7),
+            current: set.clone(),
+            next: set,
+        };
+        store.put_validators(&hv).expect("put");
+        assert_eq!(store.get_validators(Height(7)).expect("get"), Some(hv));
+        assert_eq!(store.get_validators(Height(8)).expect("get"), None);
+    }
+}

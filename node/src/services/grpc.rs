@@ -288,3 +288,23 @@ pub async fn serve(
 pub async fn bind(addr: SocketAddr) -> eyre::Result<tokio::net::TcpListener> {
     Ok(tokio::net::TcpListener::bind(addr).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mempool_errors_map_to_stable_grpc_codes() {
+        let full = add_error_status(AddError::Full { txs: 1, bytes: 2 });
+        assert_eq!(full.code(), tonic::Code::ResourceExhausted);
+        assert!(full.message().contains("mempool full"));
+        assert_eq!(
+            add_error_status(AddError::Duplicate).code(),
+            tonic::Code::AlreadyExists
+        );
+        assert_eq!(
+            add_error_status(AddError::TooLarge(9)).code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}
