@@ -3,12 +3,12 @@
 use std::{io::Write, net::SocketAddr};
 
 use clap::Args;
-use eyre::{ensure, WrapErr};
+use eyre::WrapErr;
 use lode_state::LodeApp;
 use tracing::info;
 
-use super::{init_tracing, HomeArg};
-use crate::{config::Config, services::abci::AbciServer};
+use super::HomeArg;
+use crate::services::abci::AbciServer;
 
 #[derive(Debug, Args)]
 pub(super) struct AbciArgs {
@@ -20,16 +20,7 @@ pub(super) struct AbciArgs {
 }
 
 pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> {
-    let home = args.home.home();
-    let config_path = home.config_path();
-    ensure!(
-        config_path.exists(),
-        "no config at {}; create a home first with `lode init --home {}`",
-        config_path.display(),
-        home.root().display()
-    );
-    let config = Config::load(&config_path)?;
-    init_tracing(log_level.unwrap_or(&config.log.level));
+    let (home, config) = args.home.load_and_init_tracing(log_level)?;
     let listen = args.listen.unwrap_or(config.abci.listen);
 
     let data = home.data_dir();

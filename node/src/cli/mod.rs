@@ -61,6 +61,25 @@ pub struct HomeArg {
 
 impl HomeArg {
     /// The home this argument names.
+    /// The home and its `config.toml`, with tracing started at the config's level unless `log_level` is
+    /// given. Commands that run a node share this start-up.
+    pub(super) fn load_and_init_tracing(
+        &self,
+        log_level: Option<&str>,
+    ) -> eyre::Result<(Home, crate::config::Config)> {
+        let home = self.home();
+        let config_path = home.config_path();
+        eyre::ensure!(
+            config_path.exists(),
+            "no config at {}; create a home first with `lode init --home {}`",
+            config_path.display(),
+            home.root().display()
+        );
+        let config = crate::config::Config::load(&config_path)?;
+        init_tracing(log_level.unwrap_or(&config.log.level));
+        Ok((home, config))
+    }
+
     pub fn home(&self) -> Home {
         Home::new(&self.home)
     }

@@ -15,9 +15,8 @@ use lode_state::LodeApp;
 use tendermint_proto::v0_38::abci::{Request, Response};
 use tracing::{error, info};
 
-use super::{abci::shutdown_signal, init_tracing, HomeArg};
+use super::{abci::shutdown_signal, HomeArg};
 use crate::{
-    config::Config,
     home::{NODE_KEY, VALIDATOR_KEY},
     keys::KeyFile,
     services::{
@@ -45,16 +44,7 @@ impl Abci for AppAbci {
 }
 
 pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()> {
-    let home = args.home.home();
-    let config_path = home.config_path();
-    ensure!(
-        config_path.exists(),
-        "no config at {}; create a home first with `lode init --home {}`",
-        config_path.display(),
-        home.root().display()
-    );
-    let config = Config::load(&config_path)?;
-    init_tracing(log_level.unwrap_or(&config.log.level));
+    let (home, config) = args.home.load_and_init_tracing(log_level)?;
     let genesis = Genesis::load(home.genesis_path())?;
     let init = genesis.init_chain_request()?;
     let validator_key = KeyFile::load(&home.key_path(VALIDATOR_KEY))?;
