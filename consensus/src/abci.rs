@@ -85,6 +85,8 @@ pub trait Mempool: Send + Sync + 'static {
     /// Transactions (by SHA-256 hash) that a committed block contained; the mempool drops them and rechecks
     /// the rest.
     fn on_committed(&self, tx_hashes: &[[u8; 32]]);
+    /// Number of transactions waiting to be proposed.
+    fn pending(&self) -> usize;
 }
 
 impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
@@ -94,5 +96,9 @@ impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
 
     fn on_committed(&self, tx_hashes: &[[u8; 32]]) {
         (**self).on_committed(tx_hashes)
+    }
+
+    fn pending(&self) -> usize {
+        (**self).pending()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
@@ -60,6 +60,8 @@ pub struct BridgeParams {
     pub max_block_tx_bytes: u64,
     /// How far in the future a proposal's time may be relative to our clock.
     pub max_clock_drift: Duration,
+    /// How long after the previous block a proposer with an empty mempool waits for a transaction.
+    pub empty_block_interval: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +92,8 @@ pub struct Bridge<A, S, M> {
     last_app_hash: Bytes,
     last_time: BlockTime,
     last_decided_ok: bool,
+    /// When the last block was committed here (or the bridge started); paces empty blocks.
+    last_block_at: Instant,
     streams: BTreeMap<(PeerId, Bytes), Stream>,
     early: Vec<Received>,
     decided_tx: watch::Sender<Height>,
@@ -173,6 +177,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             last_app_hash: Bytes::new(),
             last_time: BlockTime::default(),
             last_decided_ok: true,
+            last_block_at: Instant::now(),
             streams: BTreeMap::new(),
             early: Vec::new(),
             decided_tx,
@@ -214,10 +219,10 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             AppMsg::GetValue {
                 height,
                 round,
-                timeout: _,
+                timeout,
                 reply,
             } => {
-                let block = self.get_value(height, round).await?;
+                let block = self.get_value(height, round, timeout).await?;
                 let _ = reply.send(LocallyProposedValue::new(height, round, block.clone()));
                 self.stream_block(&block, height, round, Round::Nil).await;
             }
@@ -439,7 +444,25 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         )
     }
 
-    async fn get_value(&mut self, height: Height, round: Round) -> Result<Block, ConsensusError> {
+    /// With an empty mempool in round 0, waits (bounded) for a transaction so an idle chain does not spin
+    /// out empty blocks as fast as it can vote. Later rounds propose at once: the chain is already late.
+    async fn wait_for_txs(&self, round: Round, propose_timeout: Duration) {
+        let interval = self.params.empty_block_interval;
+        if interval.is_zero() || round.as_i64() != 0 {
+            return;
+        }
+        let deadline = (self.last_block_at + interval).min(Instant::now() + propose_timeout / 2);
+        while self.mempool.pending() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn get_value(
+        &mut self,
+        height: Height,
+        round: Round,
+        propose_timeout: Duration,
+    ) -> Result<Block, ConsensusError> {
         // Asked again for the same round (e.g. after a restart): the same block.
         if let Some(p) = self
             .store
@@ -449,6 +472,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         {
             return Ok(p.block);
         }
+        self.wait_for_txs(round, propose_timeout).await;
         let max = self.params.max_block_tx_bytes;
         let mempool = self.mempool.clone();
         let txs = blocking(move || mempool.reap(max)).await?;
@@ -788,6 +812,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         self.last_app_hash = fin.app_hash;
         self.height = height.increment_by_one();
         self.streams.clear();
+        self.last_block_at = Instant::now();
         let _ = self.decided_tx.send(height);
         Ok(())
     }

@@ -97,6 +97,10 @@ pub struct ConsensusConfig {
     pub max_clock_drift: Duration,
     /// Value sync (catch-up of lagging nodes) on or off.
     pub value_sync: bool,
+    /// With an empty mempool, a proposer waits until this long after the previous block for a transaction
+    /// before it proposes an empty block (never more than half the propose timeout, so the block still
+    /// arrives in time). Zero proposes at once. Like CometBFT's `create_empty_blocks_interval`.
+    pub empty_block_interval: Duration,
 }
 
 /// A running consensus service.
@@ -217,6 +221,14 @@ pub async fn run<A: Abci, S: BlockStore, M: Mempool>(
 
     std::fs::create_dir_all(&config.wal_dir)
         .map_err(|e| ConsensusError::Config(format!("wal dir: {e}")))?;
+    // Malachite's swarm only logs a failed listen and runs on without a listener, so peers would see
+    // "connection refused" from a node that looks alive. Refuse to start instead.
+    std::net::TcpListener::bind(config.listen_addr).map_err(|e| {
+        ConsensusError::Config(format!(
+            "consensus p2p cannot listen on {}: {e}",
+            config.listen_addr
+        ))
+    })?;
     let (mut channels, engine) = start_engine(
         LodeContext,
         engine_cfg,
@@ -242,6 +254,7 @@ pub async fn run<A: Abci, S: BlockStore, M: Mempool>(
         timeouts: config.timeouts.linear(),
         max_block_tx_bytes: config.max_block_tx_bytes,
         max_clock_drift: config.max_clock_drift,
+        empty_block_interval: config.empty_block_interval,
     };
     let mut bridge = Bridge::new(
         abci,

@@ -78,6 +78,9 @@ pub struct ConsensusConfig {
     pub max_clock_drift_ms: u64,
     /// Value sync (catch-up of lagging nodes).
     pub value_sync: bool,
+    /// With an empty mempool, the proposer waits until this long after the previous block for a transaction
+    /// before proposing an empty block (capped at half of `timeout_propose_ms`); 0 never waits.
+    pub empty_block_interval_ms: u64,
 }
 
 impl Default for P2pConfig {
@@ -119,6 +122,7 @@ impl Default for ConsensusConfig {
             max_block_tx_bytes: 4 * 1024 * 1024,
             max_clock_drift_ms: 10_000,
             value_sync: true,
+            empty_block_interval_ms: 1_000,
         }
     }
 }

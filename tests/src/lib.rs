@@ -1,5 +1,6 @@
-//! Whole-system tests: several `lode` processes, real RocksDB in temp dirs, loopback ports.
+//! Support shared by the whole-system tests of every crate (`node/tests/it`, `consensus/tests/it`).
 //!
-//! Multi-validator devnet tests land here with consensus. The single-process ABCI socket tests live in
-//! `node/tests/it/` instead, because Cargo gives only the `lode-node` package's own tests the path of the
-//! `lode` binary (`CARGO_BIN_EXE_lode`).
+//! The multi-process tests themselves live in `node/tests/it/`, because Cargo gives only the `lode-node`
+//! package's own tests the path of the `lode` binary (`CARGO_BIN_EXE_lode`).
+
+pub mod ports;

@@ -3,7 +3,7 @@
 //! ProcessProposal rejects, so its proposals get nil prevotes and later rounds decide instead.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +13,7 @@ use lode_consensus::{
     Abci, AbciError, BlockStore, BlockTime, ConsensusConfig, Height, InMemoryBlockStore, Mempool,
     PrivateKey, Timeouts,
 };
+use lode_tests::ports::PortBlock;
 use sha2::{Digest, Sha256};
 use tendermint_proto::v0_38::abci::{
     request, response, Request, Response, ResponseCommit, ResponseFinalizeBlock, ResponseInfo,
@@ -113,15 +114,16 @@ impl Mempool for TestMempool {
     }
 
     fn on_committed(&self, _tx_hashes: &[[u8; 32]]) {}
+
+    fn pending(&self) -> usize {
+        1
+    }
 }
 
-fn free_ports(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr"))
+/// `n` loopback addresses from a block reserved for the test's lifetime (see `lode_tests::ports`).
+fn reserved_ports(block: &PortBlock, n: u16) -> Vec<SocketAddr> {
+    (0..n)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], block.port(i))))
         .collect()
 }
 
@@ -132,7 +134,8 @@ async fn four_validators_decide_several_heights_and_agree_despite_a_byzantine_pr
         .map(|i| PrivateKey::from_seed([i + 10; 32]))
         .collect();
     let genesis: Vec<_> = keys.iter().map(|k| (k.public_key(), 10u64)).collect();
-    let addrs = free_ports(4);
+    let ports = PortBlock::reserve();
+    let addrs = reserved_ports(&ports, 4);
     let mut handles = Vec::new();
     let mut stores = Vec::new();
     for (i, key) in keys.iter().enumerate() {
@@ -163,6 +166,7 @@ async fn four_validators_decide_several_heights_and_agree_despite_a_byzantine_pr
             max_block_tx_bytes: 1 << 20,
             max_clock_drift: Duration::from_secs(10),
             value_sync: true,
+            empty_block_interval: Duration::ZERO,
         };
         let store = Arc::new(InMemoryBlockStore::default());
         let mempool = Arc::new(TestMempool {

@@ -79,6 +79,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         max_block_tx_bytes: c.max_block_tx_bytes,
         max_clock_drift: Duration::from_millis(c.max_clock_drift_ms),
         value_sync: c.value_sync,
+        empty_block_interval: Duration::from_millis(c.empty_block_interval_ms),
     };
 
     let data = home.data_dir();

@@ -214,6 +214,10 @@ impl lode_consensus::Mempool for Mempool {
     fn on_committed(&self, tx_hashes: &[[u8; 32]]) {
         self.update_after_commit(tx_hashes);
     }
+
+    fn pending(&self) -> usize {
+        self.size().0
+    }
 }
 
 #[cfg(test)]

@@ -135,3 +135,31 @@ fn abci_without_an_initialised_home_fails_with_a_hint() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lode init"));
 }
+
+#[test]
+fn start_refuses_to_run_when_its_consensus_port_is_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    init_home(&home);
+    let ports = lode_tests::ports::PortBlock::reserve();
+    let path = home.join("config.toml");
+    let mut config = Config::load(&path).expect("config");
+    let at = |i| std::net::SocketAddr::from(([127, 0, 0, 1], ports.port(i)));
+    config.p2p.listen = at(0);
+    config.p2p.gossip_listen = at(1);
+    config.grpc.listen = at(2);
+    config.abci.listen = at(3);
+    config.save(&path).expect("save config");
+    let _squatter = std::net::TcpListener::bind(at(0)).expect("bind the consensus port first");
+
+    let out = run_lode(&["start", "--home", path_str(&home)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "lode start ran without its consensus port"
+    );
+    assert!(
+        stderr.contains(&format!("consensus p2p cannot listen on {}", at(0))),
+        "{stderr}"
+    );
+}

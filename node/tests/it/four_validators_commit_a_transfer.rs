@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use lode_node::keys::KeyFile;
 use lode_node::services::grpc::pb::{self, query_service_client::QueryServiceClient};
 use lode_state::LodeApp;
+use lode_tests::ports::PortBlock;
 
 use crate::support::{lode, lode_ok, path_str};
 
@@ -19,6 +20,9 @@ pub struct Net {
     pub homes: Vec<PathBuf>,
     pub grpc: Vec<String>,
     pub children: Vec<Option<Child>>,
+    /// The loopback ports of every node, reserved for the whole test so a node restarted after a kill finds
+    /// its ports free (see `lode_tests::ports`).
+    _ports: PortBlock,
 }
 
 impl Drop for Net {
@@ -36,8 +40,14 @@ impl Net {
         Net::start_first(dir, n, n)
     }
 
-    /// `lode testnet init` of `n` validators with free ports, then `lode start` for the first `running`.
+    /// `lode testnet init` of `n` validators on a reserved port block, then `lode start` for the first
+    /// `running`.
     pub fn start_first(dir: &Path, n: usize, running: usize) -> Net {
+        let ports = PortBlock::reserve();
+        assert!(
+            10 * n <= usize::from(lode_tests::ports::BLOCK),
+            "too many nodes for one port block"
+        );
         let out = lode_ok(&[
             "testnet",
             "init",
@@ -46,7 +56,7 @@ impl Net {
             "--out",
             path_str(dir),
             "--base-port",
-            "0",
+            &ports.base().to_string(),
             "--timeout-propose-ms",
             "300",
         ]);
@@ -61,6 +71,7 @@ impl Net {
             homes,
             grpc,
             children: Vec::new(),
+            _ports: ports,
         };
         for i in 0..n {
             let c = (i < running).then(|| net.spawn(i));
@@ -106,20 +117,24 @@ impl Net {
         self.children.clear();
     }
 
+    /// The last lines of every node's log.
     pub fn logs(&self) -> String {
-        self.homes
-            .iter()
-            .map(|h| {
-                let text = std::fs::read_to_string(h.join("node.log")).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                format!(
-                    "--- {} ---\n{}",
-                    h.display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
+        (0..self.homes.len())
+            .map(|i| self.log_tail(i, 30))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The last `lines` lines of node `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let home = &self.homes[i];
+        let text = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+        format!(
+            "--- {} ---\n{}",
+            home.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     }
 }
 
@@ -142,14 +157,16 @@ pub async fn balance(url: &str, address: &str) -> Option<String> {
 /// Waits until every node reports at least `height`.
 pub async fn wait_height(net: &Net, height: u64) {
     let deadline = Instant::now() + WAIT;
-    for url in &net.grpc {
+    for (i, url) in net.grpc.iter().enumerate() {
         loop {
             if status(url).await.is_some_and(|s| s.latest_height >= height) {
                 break;
             }
+            // The lagging node's own log first: CI output keeps only the head of a long message.
             assert!(
                 Instant::now() < deadline,
-                "{url} did not reach height {height}\n{}",
+                "node {i} ({url}) did not reach height {height}\n{}\n{}",
+                net.log_tail(i, 60),
                 net.logs()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -232,4 +249,29 @@ async fn four_validators_commit_a_transfer_and_agree_on_the_app_hash() {
     for (i, hash) in hashes.iter().enumerate() {
         assert_eq!(hash, &hashes[0], "node {i} disagrees at height {h}");
     }
+}
+
+/// `Net` nodes run with a 300 ms propose timeout, so an idle proposer waits 150 ms (half of it, below the
+/// default 1 s `empty_block_interval_ms`) before it proposes an empty block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_chain_paces_its_empty_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut net = Net::start(dir.path(), 4);
+    wait_height(&net, 2).await;
+    let height = |s: Option<pb::StatusResponse>| s.map_or(0, |s| s.latest_height);
+    let start = Instant::now();
+    let h0 = height(status(&net.grpc[0]).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let h1 = height(status(&net.grpc[0]).await);
+    let elapsed = start.elapsed();
+    net.stop_all();
+    // At most one block per 150 ms (plus the block in flight at each end); without pacing four local
+    // validators decide an empty block every few milliseconds.
+    let most = elapsed.as_millis() / 150 + 2;
+    assert!(h1 > h0, "the idle chain stopped: {h0} -> {h1}");
+    assert!(
+        u128::from(h1 - h0) <= most,
+        "{} empty blocks in {elapsed:?}, more than {most}",
+        h1 - h0
+    );
 }
