@@ -29,14 +29,28 @@ pub struct Engine {
     cuda_unavailable: Option<String>,
 }
 
-/// One small product `rows (h×k, row-major) × cols (w columns of length k)` → h×w.
-#[derive(Clone, Copy, Debug)]
+/// One small product: `h` rows and `w` columns, each `k` long (borrowed from a reveal,
+/// never concatenated on the CPU path) → h×w, row-major.
+#[derive(Clone, Debug)]
 pub(crate) struct SmallProduct<'a> {
-    pub rows: &'a [i8],
-    pub cols: &'a [i8],
+    pub rows: Vec<&'a [i8]>,
+    pub cols: Vec<&'a [i8]>,
     pub h: usize,
     pub w: usize,
     pub k: usize,
+}
+
+impl SmallProduct<'_> {
+    /// Whether the shape fields agree with the operands.
+    fn well_formed(&self) -> bool {
+        self.rows.len() == self.h
+            && self.cols.len() == self.w
+            && self
+                .rows
+                .iter()
+                .chain(&self.cols)
+                .all(|v| v.len() == self.k)
+    }
 }
 
 impl Engine {
@@ -141,18 +155,24 @@ impl Engine {
 const SMALL_TILE: usize = 16 * 16;
 
 pub(crate) fn cpu_small_product(cpu: &CpuGemm, p: &SmallProduct<'_>) -> Result<Vec<i32>> {
+    if !p.well_formed() {
+        return Err(Error::InvalidParameter(
+            "small product operand lengths".into(),
+        ));
+    }
     let mut out = vec![0i32; p.h * p.w];
     if p.h * p.w <= SMALL_TILE {
-        crate::gemm::small_gemm_colmajor(p.rows, p.cols, p.h, p.w, p.k, &mut out)?;
+        crate::gemm::small_gemm_slices(&p.rows, &p.cols, p.k, &mut out)?;
         return Ok(out);
     }
+    let (rows, cols) = (p.rows.concat(), p.cols.concat());
     let b = BView {
-        data: p.cols,
+        data: &cols,
         k: p.k,
         n: p.w,
         layout: Layout::ColMajor,
     };
-    cpu.gemm_raw(p.rows, p.h, b, &mut out)?;
+    cpu.gemm_raw(&rows, p.h, b, &mut out)?;
     Ok(out)
 }
 
@@ -161,7 +181,7 @@ fn cuda_small_products(g: &CudaGemm, items: &[SmallProduct<'_>]) -> Result<Vec<V
     // Group by shape (BTreeMap: deterministic order); each group is one batched launch.
     let mut groups: BTreeMap<(usize, usize, usize), Vec<usize>> = BTreeMap::new();
     for (i, p) in items.iter().enumerate() {
-        if p.rows.len() != p.h * p.k || p.cols.len() != p.w * p.k {
+        if !p.well_formed() {
             return Err(Error::InvalidParameter(
                 "small product operand lengths".into(),
             ));
@@ -175,13 +195,11 @@ fn cuda_small_products(g: &CudaGemm, items: &[SmallProduct<'_>]) -> Result<Vec<V
         let mut bt = vec![0i8; idx.len() * w * kp];
         for (slot, &i) in idx.iter().enumerate() {
             let p = &items[i];
-            for r in 0..h {
-                a[(slot * h + r) * kp..(slot * h + r) * kp + k]
-                    .copy_from_slice(&p.rows[r * k..(r + 1) * k]);
+            for (r, row) in p.rows.iter().enumerate() {
+                a[(slot * h + r) * kp..(slot * h + r) * kp + k].copy_from_slice(row);
             }
-            for c in 0..w {
-                bt[(slot * w + c) * kp..(slot * w + c) * kp + k]
-                    .copy_from_slice(&p.cols[c * k..(c + 1) * k]);
+            for (c, col) in p.cols.iter().enumerate() {
+                bt[(slot * w + c) * kp..(slot * w + c) * kp + k].copy_from_slice(col);
             }
         }
         let res = g.batched(&a, &bt, h, w, kp, idx.len())?;

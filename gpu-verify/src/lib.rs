@@ -57,6 +57,7 @@ pub mod freivalds;
 pub mod gemm;
 pub mod matrix;
 pub mod merkle;
+mod sha_mb;
 mod sha_x2;
 pub mod sim;
 pub mod verify;

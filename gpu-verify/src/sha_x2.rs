@@ -20,11 +20,55 @@ pub(crate) fn hash2(prefix: &[u8], a: &[u8], b: &[u8]) -> [[u8; 32]; 2] {
     [one(prefix, a), one(prefix, b)]
 }
 
-fn one(prefix: &[u8], data: &[u8]) -> [u8; 32] {
+/// SHA-256 of `prefix || data` in one stream (the `sha2` crate).
+pub(crate) fn one(prefix: &[u8], data: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prefix);
     h.update(data);
     h.finalize().into()
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+/// SHA-256 round constants (FIPS 180-4, 4.2.2).
+pub(crate) const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+/// SHA-256 initial hash value (FIPS 180-4, 5.3.3).
+pub(crate) const H0: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// Copies block `j` of the padded message `prefix || data || pad` into `out`
+/// (slice copies: this runs for every first and last block of every message).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn padded_block(prefix: &[u8], data: &[u8], j: usize, out: &mut [u8; 64]) {
+    let (start, end) = (j * 64, j * 64 + 64);
+    let pl = prefix.len();
+    let total = pl + data.len();
+    out.fill(0);
+    if start < pl {
+        let e = pl.min(end);
+        out[..e - start].copy_from_slice(&prefix[start..e]);
+    }
+    let (ds, de) = (start.max(pl), end.min(total));
+    if ds < de {
+        out[ds - start..de - start].copy_from_slice(&data[ds - pl..de - pl]);
+    }
+    if (start..end).contains(&total) {
+        out[total - start] = 0x80;
+    }
+    let blocks = (total + 9).div_ceil(64);
+    if j + 1 == blocks {
+        out[56..].copy_from_slice(&((total as u64) * 8).to_be_bytes());
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -38,46 +82,7 @@ fn has_sha_ni() -> bool {
 mod x86 {
     use std::arch::x86_64::*;
 
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-    const H0: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-
-    /// Copies block `j` of the padded message `prefix || data || pad` into `out`
-    /// (slice copies: this runs for every first and last block of every message).
-    fn block(prefix: &[u8], data: &[u8], j: usize, out: &mut [u8; 64]) {
-        let (start, end) = (j * 64, j * 64 + 64);
-        let pl = prefix.len();
-        let total = pl + data.len();
-        out.fill(0);
-        if start < pl {
-            let e = pl.min(end);
-            out[..e - start].copy_from_slice(&prefix[start..e]);
-        }
-        let (ds, de) = (start.max(pl), end.min(total));
-        if ds < de {
-            out[ds - start..de - start].copy_from_slice(&data[ds - pl..de - pl]);
-        }
-        if (start..end).contains(&total) {
-            out[total - start] = 0x80;
-        }
-        let blocks = (total + 9).div_ceil(64);
-        if j + 1 == blocks {
-            out[56..].copy_from_slice(&((total as u64) * 8).to_be_bytes());
-        }
-    }
+    use super::{H0, K};
 
     /// Fast path for a block lying entirely inside `data`.
     fn block_fast(prefix: &[u8], data: &[u8], j: usize, buf: &mut [u8; 64]) {
@@ -86,7 +91,7 @@ mod x86 {
             let off = start - prefix.len();
             buf.copy_from_slice(&data[off..off + 64]);
         } else {
-            block(prefix, data, j, buf);
+            super::padded_block(prefix, data, j, buf);
         }
     }
 

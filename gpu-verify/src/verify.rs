@@ -28,8 +28,7 @@ use crate::error::{Error, Result};
 use crate::gemm::{check_shape, CpuGemm};
 use crate::matrix::{MatrixI32, MatrixI8};
 use crate::merkle::{
-    leaf_hash, leaf_hash2, verify_batch, verify_trees, Domain, Hash, InclusionProof, MerkleTree,
-    TreeBatch,
+    leaf_hashes, verify_batch, verify_trees, Domain, Hash, InclusionProof, MerkleTree, TreeBatch,
 };
 
 /// Default tile size `T` (see the crate docs for the cost/detection trade-off).
@@ -332,11 +331,9 @@ impl Prover {
 
 /// A reveal that passed all structural and proof checks up to `failure` (if any).
 struct Checked<'a> {
-    /// Tiles in ascending index order whose proofs all passed, before the first failure.
+    /// Tiles in ascending index order whose proofs all passed, before the first failure;
+    /// each one's product is recomputed straight from its openings.
     tiles: Vec<&'a TileReveal>,
-    /// Products to recompute, one per entry of `tiles`.
-    rows: Vec<Vec<i8>>,
-    cols: Vec<Vec<i8>>,
     /// The first structural failure, which ends the walk.
     failure: Option<Rejection>,
 }
@@ -363,19 +360,20 @@ fn check_structure<'a>(
     if let Some(&index) = expected.iter().find(|i| !by_index.contains_key(i)) {
         return Err(Rejection::MissingSample { index });
     }
+    let tiles: Vec<&TileReveal> = by_index.into_values().collect();
+    if check_all_fast(job, &grid, &tiles) {
+        return Ok(Checked {
+            tiles,
+            failure: None,
+        });
+    }
     let mut out = Checked {
         tiles: Vec::new(),
-        rows: Vec::new(),
-        cols: Vec::new(),
         failure: None,
     };
-    for (&index, &t) in &by_index {
-        match check_tile(job, &grid, index, t) {
-            Ok((rows, cols)) => {
-                out.tiles.push(t);
-                out.rows.push(rows);
-                out.cols.push(cols);
-            }
+    for t in tiles {
+        match check_tile(job, &grid, t.index, t) {
+            Ok(()) => out.tiles.push(t),
             Err(r) => {
                 out.failure = Some(r);
                 break;
@@ -385,89 +383,95 @@ fn check_structure<'a>(
     Ok(out)
 }
 
-/// Checks one tile's shape and every proof; returns the concatenated rows and columns.
+/// The common, honest case in one pass over every sampled tile: all lengths right, then
+/// all leaves hashed together (the rows and columns of all tiles share the sixteen-lane
+/// SHA-256 path) and the tile, row and column proofs of all tiles verified together by
+/// [`verify_trees`], which accepts exactly when each proof would pass alone. A row of A
+/// (column of B) that two sampled tiles share is checked once. `false` sends the reveal
+/// to the tile-by-tile walk, which finds the first failing check in the documented order.
+fn check_all_fast(job: &Job, grid: &TileGrid, tiles: &[&TileReveal]) -> bool {
+    let k = job.k;
+    let mut rects = Vec::with_capacity(tiles.len());
+    let mut leaves: Vec<(Domain, &[u8])> = Vec::new();
+    for t in tiles {
+        let Ok(rect) = grid.rect(t.index) else {
+            return false;
+        };
+        if t.tile.len() != rect.rows * rect.cols
+            || t.a_rows.len() != rect.rows
+            || t.b_cols.len() != rect.cols
+            || t.a_rows.iter().chain(&t.b_cols).any(|o| o.data.len() != k)
+        {
+            return false;
+        }
+        leaves.extend(t.a_rows.iter().map(|o| (Domain::ARow, i8_bytes(&o.data))));
+        leaves.extend(t.b_cols.iter().map(|o| (Domain::BCol, i8_bytes(&o.data))));
+        rects.push(rect);
+    }
+    let hashes = leaf_hashes(&leaves);
+    let mut hashes = hashes.iter();
+    let (mut c_items, mut a_items, mut b_items) = (Vec::new(), Vec::new(), Vec::new());
+    for (t, rect) in tiles.iter().zip(&rects) {
+        c_items.push((t.index, c_tile_leaf(&t.tile), &t.proof));
+        for (first, openings, items) in [
+            (rect.row0, &t.a_rows, &mut a_items),
+            (rect.col0, &t.b_cols, &mut b_items),
+        ] {
+            for (i, o) in openings.iter().enumerate() {
+                let Some(h) = hashes.next() else {
+                    return false;
+                };
+                items.push(((first + i) as u64, *h, &o.proof));
+            }
+        }
+    }
+    if !dedup_openings(&mut a_items) || !dedup_openings(&mut b_items) {
+        return false;
+    }
+    verify_trees(&[
+        TreeBatch {
+            root: job.c_root,
+            leaf_count: grid.count(),
+            items: c_items,
+        },
+        TreeBatch {
+            root: job.a_root,
+            leaf_count: job.m as u64,
+            items: a_items,
+        },
+        TreeBatch {
+            root: job.b_root,
+            leaf_count: job.n as u64,
+            items: b_items,
+        },
+    ])
+}
+
+/// Sorts openings by index and keeps one of each index that several tiles open; `false`
+/// if two openings of one index differ (then at least one of them is wrong, and the
+/// tile-by-tile walk names it).
+fn dedup_openings(items: &mut Vec<(u64, Hash, &InclusionProof)>) -> bool {
+    items.sort_by_key(|it| it.0);
+    let mut consistent = true;
+    items.dedup_by(|b, a| {
+        let same_index = a.0 == b.0;
+        consistent &= !same_index || (a.1 == b.1 && a.2 == b.2);
+        same_index
+    });
+    consistent
+}
+
+/// Checks one tile's shape and every proof.
 fn check_tile(
     job: &Job,
     grid: &TileGrid,
     index: u64,
     t: &TileReveal,
-) -> std::result::Result<(Vec<i8>, Vec<i8>), Rejection> {
-    if let Some(data) = check_tile_fast(job, grid, index, t) {
-        return Ok(data);
+) -> std::result::Result<(), Rejection> {
+    if check_all_fast(job, grid, &[t]) {
+        return Ok(());
     }
     check_tile_strict(job, grid, index, t)
-}
-
-/// The common, honest case in one pass: all lengths right, and the tile proof, row proofs
-/// and column proofs verified together by [`verify_trees`] (which accepts exactly when each
-/// proof would pass alone). `None` sends the tile to [`check_tile_strict`], which finds
-/// the first failing check in the documented order.
-fn check_tile_fast(
-    job: &Job,
-    grid: &TileGrid,
-    index: u64,
-    t: &TileReveal,
-) -> Option<(Vec<i8>, Vec<i8>)> {
-    let rect = grid.rect(index).ok()?;
-    let k = job.k;
-    if t.tile.len() != rect.rows * rect.cols
-        || t.a_rows.len() != rect.rows
-        || t.b_cols.len() != rect.cols
-        || t.a_rows.iter().chain(&t.b_cols).any(|o| o.data.len() != k)
-    {
-        return None;
-    }
-    let leaves = |openings: &[Opening], domain: Domain| {
-        let mut hashes = Vec::with_capacity(openings.len());
-        for pair in openings.chunks(2) {
-            match pair {
-                [x, y] => hashes.extend(leaf_hash2(domain, i8_bytes(&x.data), i8_bytes(&y.data))),
-                [x] => hashes.push(leaf_hash(domain, i8_bytes(&x.data))),
-                _ => {}
-            }
-        }
-        hashes
-    };
-    fn items(
-        openings: &[Opening],
-        first: usize,
-        hashes: Vec<Hash>,
-    ) -> Vec<(u64, Hash, &InclusionProof)> {
-        openings
-            .iter()
-            .zip(hashes)
-            .enumerate()
-            .map(|(i, (o, h))| ((first + i) as u64, h, &o.proof))
-            .collect()
-    }
-    let trees = [
-        TreeBatch {
-            root: job.c_root,
-            leaf_count: grid.count(),
-            items: vec![(index, c_tile_leaf(&t.tile), &t.proof)],
-        },
-        TreeBatch {
-            root: job.a_root,
-            leaf_count: job.m as u64,
-            items: items(&t.a_rows, rect.row0, leaves(&t.a_rows, Domain::ARow)),
-        },
-        TreeBatch {
-            root: job.b_root,
-            leaf_count: job.n as u64,
-            items: items(&t.b_cols, rect.col0, leaves(&t.b_cols, Domain::BCol)),
-        },
-    ];
-    if !verify_trees(&trees) {
-        return None;
-    }
-    let concat = |openings: &[Opening]| {
-        let mut v = Vec::with_capacity(openings.len() * k);
-        for o in openings {
-            v.extend_from_slice(&o.data);
-        }
-        v
-    };
-    Some((concat(&t.a_rows), concat(&t.b_cols)))
 }
 
 /// Checks one tile step by step in the documented order (the verdict on failure).
@@ -476,7 +480,7 @@ fn check_tile_strict(
     grid: &TileGrid,
     index: u64,
     t: &TileReveal,
-) -> std::result::Result<(Vec<i8>, Vec<i8>), Rejection> {
+) -> std::result::Result<(), Rejection> {
     let rect = grid
         .rect(index)
         .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
@@ -507,7 +511,7 @@ fn check_tile_strict(
             });
         }
     }
-    let rows = check_openings(
+    check_openings(
         &t.a_rows,
         rect.row0,
         job.k,
@@ -516,7 +520,7 @@ fn check_tile_strict(
         Domain::ARow,
     )
     .map_err(|(row, reason)| Rejection::RowProof { index, row, reason })?;
-    let cols = check_openings(
+    check_openings(
         &t.b_cols,
         rect.col0,
         job.k,
@@ -524,12 +528,11 @@ fn check_tile_strict(
         job.n,
         Domain::BCol,
     )
-    .map_err(|(col, reason)| Rejection::ColumnProof { index, col, reason })?;
-    Ok((rows, cols))
+    .map_err(|(col, reason)| Rejection::ColumnProof { index, col, reason })
 }
 
-/// Checks consecutive openings `first..first+len` (lengths, then all proofs as one batch)
-/// and returns their concatenated data; on failure, the first bad index and why.
+/// Checks consecutive openings `first..first+len` (lengths, then all proofs as one
+/// batch); on failure, the first bad index and why.
 fn check_openings(
     openings: &[Opening],
     first: usize,
@@ -537,8 +540,7 @@ fn check_openings(
     root: &Hash,
     count: usize,
     domain: Domain,
-) -> std::result::Result<Vec<i8>, (usize, String)> {
-    let mut data = Vec::with_capacity(openings.len() * k);
+) -> std::result::Result<(), (usize, String)> {
     for (i, o) in openings.iter().enumerate() {
         if o.data.len() != k {
             return Err((
@@ -546,25 +548,18 @@ fn check_openings(
                 format!("expected {k} values, got {}", o.data.len()),
             ));
         }
-        data.extend_from_slice(&o.data);
     }
-    // Leaves in pairs: equal lengths (checked above) take the two-way SHA-256 path.
-    let mut hashes = Vec::with_capacity(openings.len());
-    for pair in openings.chunks(2) {
-        match pair {
-            [x, y] => hashes.extend(leaf_hash2(domain, i8_bytes(&x.data), i8_bytes(&y.data))),
-            [x] => hashes.push(leaf_hash(domain, i8_bytes(&x.data))),
-            _ => {}
-        }
-    }
+    let leaves: Vec<(Domain, &[u8])> = openings
+        .iter()
+        .map(|o| (domain, i8_bytes(&o.data)))
+        .collect();
     let items: Vec<_> = openings
         .iter()
-        .zip(hashes)
+        .zip(leaf_hashes(&leaves))
         .enumerate()
         .map(|(i, (o, h))| ((first + i) as u64, h, &o.proof))
         .collect();
-    verify_batch(root, count as u64, &items).map_err(|(i, e)| (first + i, e.to_string()))?;
-    Ok(data)
+    verify_batch(root, count as u64, &items).map_err(|(i, e)| (first + i, e.to_string()))
 }
 
 /// Compares recomputed tiles in order; the first mismatch wins, then the structural failure.
@@ -595,19 +590,18 @@ fn finish(job: &Job, checked: &Checked<'_>, computed: &[Vec<i32>]) -> Verdict {
 fn products<'a>(
     job: &Job,
     grid: &TileGrid,
-    checked: &'a Checked<'_>,
+    checked: &Checked<'a>,
 ) -> std::result::Result<Vec<SmallProduct<'a>>, Rejection> {
     checked
         .tiles
         .iter()
-        .zip(checked.rows.iter().zip(&checked.cols))
-        .map(|(t, (rows, cols))| {
+        .map(|t| {
             let rect = grid
                 .rect(t.index)
                 .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
             Ok(SmallProduct {
-                rows,
-                cols,
+                rows: t.a_rows.iter().map(|o| o.data.as_slice()).collect(),
+                cols: t.b_cols.iter().map(|o| o.data.as_slice()).collect(),
                 h: rect.rows,
                 w: rect.cols,
                 k: job.k,

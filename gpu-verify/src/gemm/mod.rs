@@ -253,7 +253,9 @@ pub(crate) fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     })
 }
 
-/// `out (h×w) = rows (h×k, row-major) × cols (w columns of length k)ᵀ` by dot products.
+/// `out (h×w) = rows (h×k, row-major) × cols (w columns of length k)ᵀ` by dot products
+/// (the contiguous form of [`small_gemm_slices`], kept for the tests).
+#[cfg(test)]
 pub(crate) fn small_gemm_colmajor(
     rows: &[i8],
     cols: &[i8],
@@ -276,8 +278,57 @@ pub(crate) fn small_gemm_colmajor(
         out.fill(0);
         return Ok(());
     }
-    for (r, orow) in rows.chunks_exact(k).zip(out.chunks_exact_mut(w.max(1))) {
-        for (c, o) in cols.chunks_exact(k).zip(orow.iter_mut()) {
+    let rows: Vec<&[i8]> = rows.chunks_exact(k).collect();
+    let cols: Vec<&[i8]> = cols.chunks_exact(k).collect();
+    small_gemm_slices(&rows, &cols, k, out)
+}
+
+/// `out[r·w + c] = rows[r] · cols[c]` with `w = cols.len()`, every slice `k` long: the
+/// tile recomputation of verification, straight from the revealed rows and columns.
+/// Blocks of 4×4 dot products with AVX-512 VNNI where available, else [`dot_i8`] per pair.
+pub(crate) fn small_gemm_slices(
+    rows: &[&[i8]],
+    cols: &[&[i8]],
+    k: usize,
+    out: &mut [i32],
+) -> Result<()> {
+    if k > MAX_K {
+        return Err(Error::KTooLarge { k, max: MAX_K });
+    }
+    let w = cols.len();
+    if out.len() != rows.len() * w || rows.iter().chain(cols).any(|v| v.len() != k) {
+        return Err(Error::Length {
+            what: "small product operands",
+            expected: ((rows.len() + w) * k + rows.len() * w) as u64,
+            actual: (rows.iter().chain(cols).map(|v| v.len()).sum::<usize>() + out.len()) as u64,
+        });
+    }
+    if w == 0 {
+        return Ok(());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_vnni() {
+        for (rb, rows4) in rows.chunks(4).enumerate() {
+            for (cb, cols4) in cols.chunks(4).enumerate() {
+                let block = x86::dot_block_vnni(rows4, cols4, k).unwrap_or_else(|| {
+                    let mut b = [[0; 4]; 4];
+                    for (br, r) in b.iter_mut().zip(rows4) {
+                        for (v, c) in br.iter_mut().zip(cols4) {
+                            *v = dot_i8(r, c);
+                        }
+                    }
+                    b
+                });
+                for (i, brow) in block.iter().take(rows4.len()).enumerate() {
+                    let start = (rb * 4 + i) * w + cb * 4;
+                    out[start..start + cols4.len()].copy_from_slice(&brow[..cols4.len()]);
+                }
+            }
+        }
+        return Ok(());
+    }
+    for (r, orow) in rows.iter().zip(out.chunks_exact_mut(w)) {
+        for (c, o) in cols.iter().zip(orow.iter_mut()) {
             *o = dot_i8(r, c);
         }
     }

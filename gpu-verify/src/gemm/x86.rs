@@ -34,6 +34,72 @@ pub(crate) fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
     unsafe { inner(a, b) }
 }
 
+/// Dot products of up to four rows with up to four columns (every slice `k` long) with
+/// AVX-512 VNNI: `out[r][c] = rows[r] · cols[c]`; entries beyond the given rows and
+/// columns are unspecified. Each 64-byte chunk of a row is loaded once for four columns
+/// and vice versa (16 `vpdpbusd` per 8 loads), where `dot_i8` per pair loads both for
+/// every product. Rows are made unsigned by adding 128 (flipping the sign bit) and
+/// `128·Σ col` is subtracted at the end; accumulation wraps mod 2³², which is exact since
+/// the true value fits in i32 (`k <= MAX_K`). `None` without VNNI or on bad lengths.
+pub(crate) fn dot_block_vnni(rows: &[&[i8]], cols: &[&[i8]], k: usize) -> Option<[[i32; 4]; 4]> {
+    let (r0, c0) = (rows.first()?, cols.first()?);
+    if rows.len() > 4
+        || cols.len() > 4
+        || k > super::MAX_K
+        || rows.iter().chain(cols).any(|v| v.len() != k)
+        || !has_vnni()
+    {
+        return None;
+    }
+    // Missing rows and columns repeat the first one; their results are not used.
+    let r: [&[i8]; 4] = std::array::from_fn(|i| *rows.get(i).unwrap_or(r0));
+    let c: [&[i8]; 4] = std::array::from_fn(|i| *cols.get(i).unwrap_or(c0));
+    // SAFETY: the CPU supports avx512f/bw/vnni (checked above) and every slice is exactly
+    // `k` bytes long, which is all `dot_block_inner` reads.
+    Some(unsafe { dot_block_inner(&r, &c, k) })
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn dot_block_inner(r: &[&[i8]; 4], c: &[&[i8]; 4], k: usize) -> [[i32; 4]; 4] {
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let ones = _mm512_set1_epi8(1);
+    let mut acc = [[_mm512_setzero_si512(); 4]; 4];
+    let mut csum = [_mm512_setzero_si512(); 4];
+    let mut off = 0;
+    while off < k {
+        let left = k - off;
+        let mask: __mmask64 = if left >= 64 { !0 } else { (1u64 << left) - 1 };
+        // SAFETY (loads): `off < k` keeps the pointer inside each slice, and the mask
+        // limits the bytes read to `off..min(off + 64, k)`; masked-off bytes are neither
+        // read nor able to fault.
+        let b: [__m512i; 4] = std::array::from_fn(|j| unsafe {
+            _mm512_maskz_loadu_epi8(mask, c[j].as_ptr().add(off))
+        });
+        for (j, bj) in b.iter().enumerate() {
+            csum[j] = _mm512_dpbusd_epi32(csum[j], ones, *bj);
+        }
+        for (i, row) in r.iter().enumerate() {
+            // Zeroed tail bytes become 128 here but meet zero bytes of B.
+            let a = _mm512_xor_si512(
+                unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr().add(off)) },
+                flip,
+            );
+            for (j, bj) in b.iter().enumerate() {
+                acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], a, *bj);
+            }
+        }
+        off += 64;
+    }
+    let sums = csum.map(|v| _mm512_reduce_add_epi32(v));
+    acc.map(|row| {
+        let mut out = [0i32; 4];
+        for ((o, v), s) in out.iter_mut().zip(row).zip(sums) {
+            *o = _mm512_reduce_add_epi32(v).wrapping_sub(s.wrapping_mul(128));
+        }
+        out
+    })
+}
+
 /// AVX-512 VNNI: 6 rows × 64 columns of C in 24 zmm accumulators.
 pub(crate) struct Vnni;
 
