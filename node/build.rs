@@ -1,14 +1,29 @@
-//! Compiles the node's gRPC protos with protox (no `protoc` needed) and tonic-prost-build.
+//! Compiles the node's gRPC protos with protox (no `protoc` needed) and tonic-prost-build. The module
+//! query services reuse the request/response messages of the `lode-proto` crate (`extern_path`), so a
+//! gRPC response is byte-for-byte the ABCI query value.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let file = "proto/lode/node/v1/node.proto";
-    println!("cargo:rerun-if-changed={file}");
-    let descriptors = protox::compile([file], ["proto"])?;
+    let files = [
+        "proto/lode/node/v1/node.proto",
+        "proto/lode/node/v1/modules.proto",
+    ];
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    println!("cargo:rerun-if-changed=../proto/proto");
+    let descriptors = protox::compile(files, ["proto", "../proto/proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("lode_node_descriptor.bin"),
         prost::Message::encode_to_vec(&descriptors),
     )?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    let mut builder = tonic_prost_build::configure();
+    for module in ["gov", "nft", "query", "staking"] {
+        builder = builder.extern_path(
+            format!(".lode.{module}.v1"),
+            format!("::lode_proto::{module}::v1"),
+        );
+    }
+    builder.compile_fds(descriptors)?;
     Ok(())
 }

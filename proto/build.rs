@@ -17,6 +17,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={f}");
     }
     let descriptors = protox::compile(files, ["proto"])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    let mut config = prost_build::Config::new();
+    // Query and module messages serialize to JSON for the CLI (`lode query …` prints them): bytes as hex,
+    // enums by name.
+    for package in [
+        ".lode.query.v1",
+        ".lode.staking.v1",
+        ".lode.gov.v1",
+        ".lode.nft.v1",
+    ] {
+        config.type_attribute(package, "#[derive(serde::Serialize)]");
+    }
+    for field in [
+        ".lode.staking.v1.Validator.consensus_key",
+        ".lode.staking.v1.MsgCreateValidator.consensus_key",
+        ".lode.query.v1.PageRequest.key",
+        ".lode.query.v1.PageResponse.next_key",
+    ] {
+        config.field_attribute(field, "#[serde(serialize_with = \"crate::json::hex\")]");
+    }
+    config.field_attribute(
+        ".lode.gov.v1.Proposal.status",
+        "#[serde(serialize_with = \"crate::json::proposal_status\")]",
+    );
+    config.field_attribute(
+        ".lode.gov.v1.ProposalsRequest.status",
+        "#[serde(serialize_with = \"crate::json::proposal_status\")]",
+    );
+    config.field_attribute(
+        ".lode.gov.v1.WeightedVoteOption.option",
+        "#[serde(serialize_with = \"crate::json::vote_option\")]",
+    );
+    config.compile_fds(descriptors)?;
     Ok(())
 }

@@ -116,6 +116,86 @@ impl KeyFile {
     }
 }
 
+/// A k-of-n multisig account: `<home>/keys/multisig/<name>.json`. It holds public keys only; each co-signer
+/// keeps its own private key file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultisigFile {
+    /// The account's name.
+    pub name: String,
+    /// bech32m `lode1…` address, derived from the threshold and the keys.
+    pub address: String,
+    /// Signatures needed.
+    pub threshold: u32,
+    /// Member ed25519 public keys, hex, strictly ascending.
+    pub public_keys: Vec<String>,
+}
+
+impl MultisigFile {
+    /// A multisig account of `threshold` of `keys` (any order; sorted here). Checks the set.
+    pub fn new(name: &str, threshold: u32, keys: Vec<[u8; 32]>) -> eyre::Result<Self> {
+        validate_name(name)?;
+        let key = lode_state::tx::multisig::MultisigKey::new(threshold, keys)
+            .map_err(|e| eyre!("invalid multisig: {e}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            address: key.address().to_string(),
+            threshold: key.threshold,
+            public_keys: key.keys.iter().map(hex::encode).collect(),
+        })
+    }
+
+    /// The key set, after checking the keys and that the address matches them.
+    pub fn key(&self) -> eyre::Result<lode_state::tx::multisig::MultisigKey> {
+        let keys = self
+            .public_keys
+            .iter()
+            .map(|k| {
+                hex::decode(k)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        eyre!("multisig {:?}: {k:?} is not a 32-byte hex key", self.name)
+                    })
+            })
+            .collect::<eyre::Result<Vec<_>>>()?;
+        let key = lode_state::tx::multisig::MultisigKey::checked(self.threshold, keys)
+            .map_err(|e| eyre!("multisig {:?}: {e}", self.name))?;
+        ensure!(
+            key.address().to_string() == self.address,
+            "multisig {:?}: address does not match its keys",
+            self.name
+        );
+        Ok(key)
+    }
+
+    /// Reads and checks a multisig file.
+    pub fn load(path: &Path) -> eyre::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .wrap_err_with(|| format!("cannot read multisig file {}", path.display()))?;
+        let m: Self = serde_json::from_str(&text)
+            .wrap_err_with(|| format!("invalid multisig file {}", path.display()))?;
+        m.key()
+            .wrap_err_with(|| format!("invalid multisig file {}", path.display()))?;
+        Ok(m)
+    }
+
+    /// Writes the file to `path`, which must not exist yet.
+    pub fn save_new(&self, path: &Path) -> eyre::Result<()> {
+        let mut json = serde_json::to_string_pretty(self)?;
+        json.push('\n');
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(path)
+            .wrap_err_with(|| format!("cannot create multisig file {}", path.display()))?;
+        file.write_all(json.as_bytes())?;
+        file.sync_all()?;
+        Ok(())
+    }
+}
+
 /// A key name is 1 to 64 characters of `[A-Za-z0-9_-]`, so it is always a plain file name.
 pub fn validate_name(name: &str) -> eyre::Result<()> {
     if name.is_empty() || name.len() > 64 {
@@ -174,6 +254,30 @@ mod tests {
             key.save_new(&path).is_err(),
             "overwrote an existing key file"
         );
+    }
+
+    #[test]
+    fn a_multisig_file_round_trips_and_rejects_a_tampered_threshold() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys: Vec<[u8; 32]> = (0..3)
+            .map(|_| {
+                KeyFile::generate("m")
+                    .and_then(|k| k.public_key_bytes())
+                    .expect("key")
+            })
+            .collect();
+        let m = MultisigFile::new("team", 2, keys.clone()).expect("multisig");
+        let path = dir.path().join("team.json");
+        m.save_new(&path).expect("save");
+        assert_eq!(MultisigFile::load(&path).expect("load"), m);
+        let mut tampered = m.clone();
+        tampered.threshold = 1;
+        assert!(
+            tampered.key().is_err(),
+            "address kept for another threshold"
+        );
+        assert!(MultisigFile::new("team", 4, keys.clone()).is_err());
+        assert!(MultisigFile::new("team", 2, vec![keys[0], keys[0]]).is_err());
     }
 
     #[test]

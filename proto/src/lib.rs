@@ -51,3 +51,29 @@ pub mod nft {
         include!(concat!(env!("OUT_DIR"), "/lode.nft.v1.rs"));
     }
 }
+
+/// JSON forms of proto fields for the CLI: bytes as hex, enum numbers as their names.
+pub mod json {
+    use serde::Serializer;
+
+    /// Bytes as lowercase hex.
+    pub fn hex<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&::hex::encode(bytes))
+    }
+
+    /// A `lode.gov.v1.ProposalStatus` by name (an unknown number stays a number).
+    pub fn proposal_status<S: Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+        match crate::gov::v1::ProposalStatus::try_from(*v) {
+            Ok(status) => s.serialize_str(status.as_str_name()),
+            Err(_) => s.serialize_i32(*v),
+        }
+    }
+
+    /// A `lode.gov.v1.VoteOption` by name (an unknown number stays a number).
+    pub fn vote_option<S: Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+        match crate::gov::v1::VoteOption::try_from(*v) {
+            Ok(option) => s.serialize_str(option.as_str_name()),
+            Err(_) => s.serialize_i32(*v),
+        }
+    }
+}

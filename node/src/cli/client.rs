@@ -1,81 +1,62 @@
-//! `lode tx …` and `lode query …`: clients of a node's gRPC API.
+//! `lode query …` and what every client command shares: the node URL, signer lookup, the gRPC channel.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use eyre::{bail, eyre, WrapErr};
-use lode_state::Address;
+use lode_proto::{gov::v1 as govpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb};
+use tonic::transport::Channel;
 
-use super::HomeArg;
 use crate::{
     devnet,
-    keys::KeyFile,
+    keys::{KeyFile, MultisigFile},
     services::grpc::pb::{
-        self, query_service_client::QueryServiceClient, tx_service_client::TxServiceClient,
+        self, gov_query_service_client::GovQueryServiceClient,
+        nft_query_service_client::NftQueryServiceClient,
+        params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
+        staking_query_service_client::StakingQueryServiceClient,
     },
 };
 
 /// Default node URL: node 0 of `lode devnet`, or a `lode init` home.
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:9090";
 
-#[derive(Debug, Subcommand)]
-pub(super) enum TxCommand {
-    /// Transfer tokens.
-    Send(SendArgs),
+/// Who signs a tx: one key, or a multisig account whose members sign offline.
+#[derive(Debug)]
+pub(super) enum Signer {
+    Key(KeyFile),
+    Multisig(MultisigFile),
 }
 
-#[derive(Debug, Args)]
-pub(super) struct SendArgs {
-    #[command(flatten)]
-    home: HomeArg,
-    /// Sender: a key file path, or a key name in `<home>/keys` or in the default devnet's node0 keys.
-    #[arg(long)]
-    from: String,
-    /// Recipient `lode1…` address.
-    #[arg(long)]
-    to: String,
-    /// Amount in base units.
-    #[arg(long)]
-    amount: u128,
-    /// Fee in base units.
-    #[arg(long, default_value_t = 10_000)]
-    fee: u128,
-    /// The node's gRPC URL.
-    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
-    node: String,
-    /// Wait until the tx is committed and print its result.
-    #[arg(long)]
-    wait: bool,
+impl Signer {
+    pub(super) fn address(&self) -> &str {
+        match self {
+            Signer::Key(k) => &k.address,
+            Signer::Multisig(m) => &m.address,
+        }
+    }
 }
 
-#[derive(Debug, Subcommand)]
-pub(super) enum QueryCommand {
-    /// An account's balance and nonce.
-    Account(AccountArgs),
-    /// The node's status: height, app hash, validators, peers.
-    Status(StatusArgs),
-}
-
-#[derive(Debug, Args)]
-pub(super) struct AccountArgs {
-    /// `lode1…` address.
-    address: String,
-    /// The node's gRPC URL.
-    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
-    node: String,
-}
-
-#[derive(Debug, Args)]
-pub(super) struct StatusArgs {
-    /// The node's gRPC URL.
-    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
-    node: String,
-}
-
-fn find_key(from: &str, home: &Path) -> eyre::Result<KeyFile> {
+/// Resolves `--from`: a key file path, a key in `<home>/keys`, a multisig account in
+/// `<home>/keys/multisig`, or a key of the default devnet's node 0.
+pub(super) fn find_signer(from: &str, home: &Path) -> eyre::Result<Signer> {
     let as_path = PathBuf::from(from);
     if as_path.is_file() {
-        return KeyFile::load(&as_path);
+        let text = std::fs::read_to_string(&as_path)?;
+        return if text.contains("\"threshold\"") {
+            MultisigFile::load(&as_path).map(Signer::Multisig)
+        } else {
+            KeyFile::load(&as_path).map(Signer::Key)
+        };
+    }
+    crate::keys::validate_name(from)
+        .wrap_err_with(|| format!("--from {from:?} is neither a file nor a key name"))?;
+    let multisig = home
+        .join("keys")
+        .join("multisig")
+        .join(format!("{from}.json"));
+    if multisig.is_file() {
+        return MultisigFile::load(&multisig).map(Signer::Multisig);
     }
     for dir in [
         home.join("keys"),
@@ -83,69 +64,33 @@ fn find_key(from: &str, home: &Path) -> eyre::Result<KeyFile> {
     ] {
         let p = dir.join(format!("{from}.json"));
         if p.is_file() {
-            return KeyFile::load(&p);
+            return KeyFile::load(&p).map(Signer::Key);
         }
     }
     bail!(
-        "no key file {from:?} (neither a path nor a key in {}/keys or the devnet)",
+        "no key {from:?} (neither a path nor a key in {}/keys, {}/keys/multisig or the devnet)",
+        home.display(),
         home.display()
     )
 }
 
-fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
 
-pub(super) fn send(args: &SendArgs) -> eyre::Result<()> {
-    let key = find_key(&args.from, &args.home.home)?;
-    let signing = key.signing_key()?;
-    let to: Address = args
-        .to
-        .parse()
-        .map_err(|e| eyre!("invalid --to address: {e}"))?;
-    runtime()?.block_on(async {
-        let mut q = QueryServiceClient::connect(args.node.clone())
-            .await
-            .wrap_err_with(|| format!("cannot connect to {}", args.node))?;
-        let status = q.status(pb::StatusRequest {}).await?.into_inner();
-        let acct = q
-            .account(pb::AccountRequest {
-                address: key.address.clone(),
-            })
-            .await?
-            .into_inner();
-        let tx = lode_state::tx::sign_send(
-            &status.chain_id,
-            &signing,
-            acct.nonce,
-            args.fee,
-            &to,
-            args.amount,
-        );
-        let mut t = TxServiceClient::connect(args.node.clone()).await?;
-        if args.wait {
-            let r = t
-                .broadcast_and_wait(pb::BroadcastAndWaitRequest { tx, timeout_ms: 0 })
-                .await?
-                .into_inner();
-            println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
-            report("check", r.check.as_ref())?;
-            if let Some(res) = r.result.as_ref() {
-                println!("committed at height {}", r.height);
-                report("result", Some(res))?;
-            }
-        } else {
-            let r = t.broadcast(pb::BroadcastRequest { tx }).await?.into_inner();
-            println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
-            report("check", r.check.as_ref())?;
-        }
-        eyre::Ok(())
-    })
+/// A gRPC channel to `node`.
+pub(super) async fn connect(node: &str) -> eyre::Result<Channel> {
+    Channel::from_shared(node.to_owned())
+        .map_err(|e| eyre!("invalid node URL {node:?}: {e}"))?
+        .connect()
+        .await
+        .wrap_err_with(|| format!("cannot connect to {node}"))
 }
 
-fn report(what: &str, r: Option<&pb::TxResult>) -> eyre::Result<()> {
+/// Prints a tx result; a non-zero code is an error with the code and log.
+pub(super) fn report(what: &str, r: Option<&pb::TxResult>) -> eyre::Result<()> {
     let Some(r) = r else { return Ok(()) };
     if r.code == 0 {
         println!("{what}: ok (gas used {})", r.gas_used);
@@ -155,29 +100,216 @@ fn report(what: &str, r: Option<&pb::TxResult>) -> eyre::Result<()> {
     }
 }
 
+/// `--node`, shared by every query.
+#[derive(Debug, Clone, Args)]
+pub(super) struct NodeArg {
+    /// The node's gRPC URL.
+    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
+    node: String,
+}
+
+/// Pagination of list queries.
+#[derive(Debug, Clone, Args)]
+pub(super) struct PageArgs {
+    /// Items per page (0 = 100, at most 1000).
+    #[arg(long, default_value_t = 0)]
+    limit: u32,
+    /// The `next_key` (hex) of the previous page.
+    #[arg(long, default_value = "")]
+    page_key: String,
+}
+
+impl PageArgs {
+    fn request(&self) -> eyre::Result<Option<qpb::PageRequest>> {
+        let key = hex::decode(&self.page_key).map_err(|e| eyre!("--page-key is not hex: {e}"))?;
+        Ok(Some(qpb::PageRequest {
+            key,
+            limit: self.limit,
+        }))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum QueryCommand {
+    /// An account's balance and nonce.
+    Account {
+        /// `lode1…` address.
+        address: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// The node's status: height, app hash, validators, peers.
+    Status {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Chain parameters (JSON), all or one module's (`gov`, `staking`, `nft`).
+    Params {
+        #[arg(default_value = "")]
+        module: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Governance: proposals, votes, deposits, treasury.
+    #[command(subcommand)]
+    Gov(GovQuery),
+    /// NFTs: collections, tokens, listings.
+    #[command(subcommand)]
+    Nft(NftQuery),
+    /// Staking: validators and delegations.
+    #[command(subcommand)]
+    Staking(StakingQuery),
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum GovQuery {
+    /// Proposals, optionally of one status (deposit, voting, passed, rejected, failed, expired).
+    Proposals {
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// One proposal and its tally.
+    Proposal {
+        id: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A proposal's votes.
+    Votes {
+        id: u64,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A proposal's deposits.
+    Deposits {
+        id: u64,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// The treasury account and balance.
+    Treasury {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum NftQuery {
+    /// Every collection.
+    Collections {
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// One collection.
+    Collection {
+        id: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// The tokens an address owns.
+    Tokens {
+        owner: String,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// One token and its listing.
+    Token {
+        collection: String,
+        id: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Listings, of one collection or all.
+    Listings {
+        #[arg(long, default_value = "")]
+        collection: String,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum StakingQuery {
+    /// Validators and the total bonded.
+    Validators {
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A delegator's delegations and unbonding entries.
+    Delegations {
+        delegator: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+fn proposal_status(s: Option<&str>) -> eyre::Result<govpb::ProposalStatus> {
+    use govpb::ProposalStatus as S;
+    Ok(match s {
+        None => S::Unspecified,
+        Some("deposit") => S::DepositPeriod,
+        Some("voting") => S::VotingPeriod,
+        Some("passed") => S::Passed,
+        Some("rejected") => S::Rejected,
+        Some("failed") => S::Failed,
+        Some("expired") => S::Expired,
+        Some(other) => {
+            bail!("unknown status {other:?} (deposit, voting, passed, rejected, failed, expired)")
+        }
+    })
+}
+
+/// Prints a response as pretty JSON (bytes as hex, enums by name).
+fn print_json(v: &impl serde::Serialize) -> eyre::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// gRPC errors become the CLI's error with the status message (which carries the query code).
+fn status_err(s: tonic::Status) -> eyre::Report {
+    eyre!("{:?}: {}", s.code(), s.message())
+}
+
 pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
     runtime()?.block_on(async {
         match cmd {
-            QueryCommand::Account(a) => {
-                let mut q = QueryServiceClient::connect(a.node.clone())
-                    .await
-                    .wrap_err_with(|| format!("cannot connect to {}", a.node))?;
+            QueryCommand::Account { address, node } => {
+                let mut q = QueryServiceClient::new(connect(&node.node).await?);
                 let r = q
                     .account(pb::AccountRequest {
-                        address: a.address.clone(),
+                        address: address.clone(),
                     })
-                    .await?
+                    .await
+                    .map_err(status_err)?
                     .into_inner();
                 println!("address: {}", r.address);
                 println!("balance: {}", r.balance);
                 println!("nonce:   {}", r.nonce);
                 println!("height:  {}", r.height);
             }
-            QueryCommand::Status(s) => {
-                let mut q = QueryServiceClient::connect(s.node.clone())
+            QueryCommand::Status { node } => {
+                let mut q = QueryServiceClient::new(connect(&node.node).await?);
+                let r = q
+                    .status(pb::StatusRequest {})
                     .await
-                    .wrap_err_with(|| format!("cannot connect to {}", s.node))?;
-                let r = q.status(pb::StatusRequest {}).await?.into_inner();
+                    .map_err(status_err)?
+                    .into_inner();
                 println!("chain id:   {}", r.chain_id);
                 println!("moniker:    {}", r.moniker);
                 println!("height:     {}", r.latest_height);
@@ -189,7 +321,155 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                     r.mempool_txs, r.mempool_bytes
                 );
             }
+            QueryCommand::Params { module, node } => {
+                let mut q = ParamsServiceClient::new(connect(&node.node).await?);
+                let r = q
+                    .params(qpb::ParamsRequest {
+                        module: module.clone(),
+                    })
+                    .await
+                    .map_err(status_err)?
+                    .into_inner();
+                let v: serde_json::Value = serde_json::from_str(&r.json)?;
+                print_json(&v)?;
+            }
+            QueryCommand::Gov(g) => gov_query(g).await?,
+            QueryCommand::Nft(n) => nft_query(n).await?,
+            QueryCommand::Staking(s) => staking_query(s).await?,
         }
         eyre::Ok(())
     })
+}
+
+async fn gov_query(g: &GovQuery) -> eyre::Result<()> {
+    let node = match g {
+        GovQuery::Proposals { node, .. }
+        | GovQuery::Proposal { node, .. }
+        | GovQuery::Votes { node, .. }
+        | GovQuery::Deposits { node, .. }
+        | GovQuery::Treasury { node } => node,
+    };
+    let mut q = GovQueryServiceClient::new(connect(&node.node).await?);
+    match g {
+        GovQuery::Proposals { status, page, .. } => print_json(
+            &q.proposals(govpb::ProposalsRequest {
+                status: proposal_status(status.as_deref())? as i32,
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        GovQuery::Proposal { id, .. } => print_json(
+            &q.proposal(govpb::ProposalRequest { id: *id })
+                .await
+                .map_err(status_err)?
+                .into_inner(),
+        ),
+        GovQuery::Votes { id, page, .. } => print_json(
+            &q.votes(govpb::VotesRequest {
+                proposal_id: *id,
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        GovQuery::Deposits { id, page, .. } => print_json(
+            &q.deposits(govpb::DepositsRequest {
+                proposal_id: *id,
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        GovQuery::Treasury { .. } => print_json(
+            &q.treasury(govpb::TreasuryRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner(),
+        ),
+    }
+}
+
+async fn nft_query(n: &NftQuery) -> eyre::Result<()> {
+    let node = match n {
+        NftQuery::Collections { node, .. }
+        | NftQuery::Collection { node, .. }
+        | NftQuery::Tokens { node, .. }
+        | NftQuery::Token { node, .. }
+        | NftQuery::Listings { node, .. } => node,
+    };
+    let mut q = NftQueryServiceClient::new(connect(&node.node).await?);
+    match n {
+        NftQuery::Collections { page, .. } => print_json(
+            &q.collections(nftpb::CollectionsRequest {
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        NftQuery::Collection { id, .. } => print_json(
+            &q.collection(nftpb::CollectionRequest { id: id.clone() })
+                .await
+                .map_err(status_err)?
+                .into_inner(),
+        ),
+        NftQuery::Tokens { owner, page, .. } => print_json(
+            &q.tokens_by_owner(nftpb::TokensByOwnerRequest {
+                owner: owner.clone(),
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        NftQuery::Token { collection, id, .. } => print_json(
+            &q.token(nftpb::TokenRequest {
+                collection: collection.clone(),
+                id: id.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        NftQuery::Listings {
+            collection, page, ..
+        } => print_json(
+            &q.listings(nftpb::ListingsRequest {
+                collection: collection.clone(),
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+    }
+}
+
+async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
+    let node = match s {
+        StakingQuery::Validators { node, .. } | StakingQuery::Delegations { node, .. } => node,
+    };
+    let mut q = StakingQueryServiceClient::new(connect(&node.node).await?);
+    match s {
+        StakingQuery::Validators { page, .. } => print_json(
+            &q.validators(stpb::ValidatorsRequest {
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        StakingQuery::Delegations { delegator, .. } => print_json(
+            &q.delegations(stpb::DelegationsRequest {
+                delegator: delegator.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+    }
 }

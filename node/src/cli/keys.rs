@@ -1,10 +1,10 @@
-//! `lode keys add|list|show`.
+//! `lode keys add|list|show|multisig`.
 
 use clap::Subcommand;
 use eyre::{bail, WrapErr};
 
 use super::HomeArg;
-use crate::keys::{self, KeyFile};
+use crate::keys::{self, KeyFile, MultisigFile};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum KeysCommand {
@@ -17,6 +17,20 @@ pub(super) enum KeysCommand {
     },
     /// List the keys: name and address.
     List {
+        #[command(flatten)]
+        home: HomeArg,
+    },
+    /// Create a k-of-n multisig account from member public keys (`<home>/keys/multisig/<name>.json`).
+    Multisig {
+        /// Account name.
+        name: String,
+        /// Signatures needed.
+        #[arg(long)]
+        threshold: u32,
+        /// A member: key name in `<home>/keys`, key file path, or 64-hex ed25519 public key. Repeat per
+        /// member.
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
         #[command(flatten)]
         home: HomeArg,
     },
@@ -47,6 +61,35 @@ pub(super) fn run(cmd: &KeysCommand) -> eyre::Result<()> {
             print_key(&key, false);
             println!("file:        {}", path.display());
         }
+        KeysCommand::Multisig {
+            name,
+            threshold,
+            keys: members,
+            home,
+        } => {
+            let home = home.home();
+            let mut public = Vec::new();
+            for m in members {
+                public.push(member_key(m, &home)?);
+            }
+            let multisig = MultisigFile::new(name, *threshold, public)?;
+            let dir = home.keys_dir().join("multisig");
+            keys::create_keys_dir(&home.keys_dir())?;
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{name}.json"));
+            if path.exists() {
+                bail!("multisig {name:?} already exists at {}", path.display());
+            }
+            multisig.save_new(&path)?;
+            println!("name:      {}", multisig.name);
+            println!("address:   {}", multisig.address);
+            println!(
+                "threshold: {} of {}",
+                multisig.threshold,
+                multisig.public_keys.len()
+            );
+            println!("file:      {}", path.display());
+        }
         KeysCommand::List { home } => {
             for key in keys::list(&home.home().keys_dir())? {
                 println!("{}\t{}", key.name, key.address);
@@ -73,4 +116,26 @@ fn print_key(key: &KeyFile, private: bool) {
     if private {
         println!("private_key: {}", key.private_key);
     }
+}
+
+/// A multisig member: a 64-hex public key, a key file path, or a key name in the home.
+fn member_key(m: &str, home: &crate::home::Home) -> eyre::Result<[u8; 32]> {
+    if m.len() == 64 {
+        if let Some(k) = hex::decode(m)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            return Ok(k);
+        }
+    }
+    let path = std::path::Path::new(m);
+    let path = if path.is_file() {
+        path.to_path_buf()
+    } else {
+        keys::validate_name(m)?;
+        home.key_path(m)
+    };
+    KeyFile::load(&path)
+        .wrap_err_with(|| format!("member {m:?}"))?
+        .public_key_bytes()
 }

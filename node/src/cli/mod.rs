@@ -6,6 +6,7 @@ mod init;
 mod keys;
 mod start;
 mod testnet;
+mod tx;
 
 use std::{io::IsTerminal, path::PathBuf};
 
@@ -43,7 +44,7 @@ enum Command {
     Devnet(testnet::DevnetArgs),
     /// Build, sign and broadcast transactions.
     #[command(subcommand)]
-    Tx(client::TxCommand),
+    Tx(Box<tx::TxCommand>),
     /// Query a node.
     #[command(subcommand)]
     Query(client::QueryCommand),
@@ -107,9 +108,9 @@ pub fn run() -> eyre::Result<()> {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             testnet::devnet(&args)
         }
-        Command::Tx(client::TxCommand::Send(args)) => {
+        Command::Tx(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
-            client::send(&args)
+            tx::run(&cmd)
         }
         Command::Query(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));

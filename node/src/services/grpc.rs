@@ -1,4 +1,6 @@
-//! The gRPC API (`lode.node.v1`): `TxService` and `QueryService`, with server reflection and health.
+//! The gRPC API (`lode.node.v1`): `TxService`, `QueryService` and the module query services
+//! (`GovQueryService`, `NftQueryService`, `StakingQueryService`, `ParamsService`, each RPC one ABCI query
+//! path), with server reflection and health.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,8 +31,14 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/lode_node_descriptor.bin"));
 }
 
+use lode_proto::{gov::v1 as govpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb};
+use lode_state::app::query_code;
 use pb::{
+    gov_query_service_server::{GovQueryService, GovQueryServiceServer},
+    nft_query_service_server::{NftQueryService, NftQueryServiceServer},
+    params_service_server::{ParamsService, ParamsServiceServer},
     query_service_server::{QueryService, QueryServiceServer},
+    staking_query_service_server::{StakingQueryService, StakingQueryServiceServer},
     tx_service_server::{TxService, TxServiceServer},
 };
 
@@ -75,7 +83,51 @@ fn add_error_status(e: AddError) -> Status {
     }
 }
 
+/// The gRPC status of a failed ABCI query: its code picks the status code, and the message keeps the
+/// application's code so clients can match on it.
+pub fn query_status(code: u32, log: &str) -> Status {
+    let msg = format!("code {code}: {log}");
+    match code {
+        query_code::INVALID_ADDRESS | query_code::INVALID_REQUEST => Status::invalid_argument(msg),
+        query_code::NOT_FOUND | query_code::HEIGHT_UNAVAILABLE => Status::not_found(msg),
+        query_code::NOT_INITIALIZED => Status::unavailable(msg),
+        query_code::UNKNOWN_PATH => Status::unimplemented(msg),
+        _ => Status::internal(msg),
+    }
+}
+
 impl NodeApi {
+    /// Serves one module query path at the last commit: the request encoded as the query data, the
+    /// response decoded from the query value.
+    async fn module_query<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let app = self.app.clone();
+        let data = Bytes::from(request.into_inner().encode_to_vec());
+        let resp = tokio::task::spawn_blocking(move || {
+            app.query(RequestQuery {
+                data,
+                path: path.into(),
+                height: 0,
+                prove: false,
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+        if resp.code != 0 {
+            return Err(query_status(resp.code, &resp.log));
+        }
+        Resp::decode(resp.value.as_ref())
+            .map(Response::new)
+            .map_err(|e| Status::internal(format!("{path} answered undecodable bytes: {e}")))
+    }
+
     /// Admits a tx; a CheckTx failure is a normal response with its code, other failures are statuses.
     async fn broadcast(&self, tx: Bytes) -> Result<(pb::TxResult, bool), Status> {
         let mempool = self.mempool.clone();
@@ -205,10 +257,7 @@ impl QueryService for NodeApi {
             prove: false,
         });
         if resp.code != 0 {
-            return Err(Status::invalid_argument(format!(
-                "query failed (code {}): {}",
-                resp.code, resp.log
-            )));
+            return Err(query_status(resp.code, &resp.log));
         }
         let acct = lode_proto::query::v1::Account::decode(resp.value.as_ref())
             .map_err(|e| Status::internal(e.to_string()))?;
@@ -257,6 +306,46 @@ impl QueryService for NodeApi {
     }
 }
 
+/// Implements a module query service: each listed RPC serves its ABCI query path.
+macro_rules! module_queries {
+    ($service:ident { $($rpc:ident($req:ty) -> $resp:ty = $path:literal;)* }) => {
+        #[tonic::async_trait]
+        impl $service for NodeApi {
+            $(
+                #[instrument(skip_all)]
+                async fn $rpc(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
+                    self.module_query($path, request).await
+                }
+            )*
+        }
+    };
+}
+
+module_queries!(GovQueryService {
+    proposals(govpb::ProposalsRequest) -> govpb::ProposalsResponse = "/gov/proposals";
+    proposal(govpb::ProposalRequest) -> govpb::ProposalResponse = "/gov/proposal";
+    votes(govpb::VotesRequest) -> govpb::VotesResponse = "/gov/votes";
+    deposits(govpb::DepositsRequest) -> govpb::DepositsResponse = "/gov/deposits";
+    treasury(govpb::TreasuryRequest) -> govpb::TreasuryResponse = "/gov/treasury";
+});
+
+module_queries!(NftQueryService {
+    collections(nftpb::CollectionsRequest) -> nftpb::CollectionsResponse = "/nft/collections";
+    collection(nftpb::CollectionRequest) -> nftpb::CollectionResponse = "/nft/collection";
+    tokens_by_owner(nftpb::TokensByOwnerRequest) -> nftpb::TokensByOwnerResponse = "/nft/tokens_by_owner";
+    token(nftpb::TokenRequest) -> nftpb::TokenResponse = "/nft/token";
+    listings(nftpb::ListingsRequest) -> nftpb::ListingsResponse = "/nft/listings";
+});
+
+module_queries!(StakingQueryService {
+    validators(stpb::ValidatorsRequest) -> stpb::ValidatorsResponse = "/staking/validators";
+    delegations(stpb::DelegationsRequest) -> stpb::DelegationsResponse = "/staking/delegations";
+});
+
+module_queries!(ParamsService {
+    params(qpb::ParamsRequest) -> qpb::ParamsResponse = "/params";
+});
+
 /// Serves the API on `listen` until `shutdown` completes. Reports the bound address through `bound`.
 pub async fn serve(
     api: NodeApi,
@@ -273,12 +362,28 @@ pub async fn serve(
     health_reporter
         .set_serving::<QueryServiceServer<NodeApi>>()
         .await;
+    health_reporter
+        .set_serving::<GovQueryServiceServer<NodeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<NftQueryServiceServer<NodeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<StakingQueryServiceServer<NodeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<ParamsServiceServer<NodeApi>>()
+        .await;
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(TxServiceServer::new(api.clone()))
-        .add_service(QueryServiceServer::new(api))
+        .add_service(QueryServiceServer::new(api.clone()))
+        .add_service(GovQueryServiceServer::new(api.clone()))
+        .add_service(NftQueryServiceServer::new(api.clone()))
+        .add_service(StakingQueryServiceServer::new(api.clone()))
+        .add_service(ParamsServiceServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
@@ -292,6 +397,24 @@ pub async fn bind(addr: SocketAddr) -> eyre::Result<tokio::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_codes_map_to_stable_grpc_codes() {
+        use tonic::Code;
+        for (code, want) in [
+            (query_code::INVALID_ADDRESS, Code::InvalidArgument),
+            (query_code::INVALID_REQUEST, Code::InvalidArgument),
+            (query_code::NOT_FOUND, Code::NotFound),
+            (query_code::HEIGHT_UNAVAILABLE, Code::NotFound),
+            (query_code::NOT_INITIALIZED, Code::Unavailable),
+            (query_code::UNKNOWN_PATH, Code::Unimplemented),
+            (query_code::INTERNAL, Code::Internal),
+        ] {
+            let s = query_status(code, "why");
+            assert_eq!(s.code(), want, "query code {code}");
+            assert_eq!(s.message(), format!("code {code}: why"));
+        }
+    }
 
     #[test]
     fn mempool_errors_map_to_stable_grpc_codes() {

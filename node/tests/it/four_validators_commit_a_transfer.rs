@@ -43,6 +43,16 @@ impl Net {
     /// `lode testnet init` of `n` validators on a reserved port block, then `lode start` for the first
     /// `running`.
     pub fn start_first(dir: &Path, n: usize, running: usize) -> Net {
+        Net::start_with_genesis(dir, n, running, |_| {})
+    }
+
+    /// Like [`Net::start_first`], with `edit` applied to the shared genesis (as JSON) before any node starts.
+    pub fn start_with_genesis(
+        dir: &Path,
+        n: usize,
+        running: usize,
+        edit: impl Fn(&mut serde_json::Value),
+    ) -> Net {
         let ports = PortBlock::reserve();
         assert!(
             10 * n <= usize::from(lode_tests::ports::BLOCK),
@@ -67,6 +77,14 @@ impl Net {
             .collect();
         assert_eq!(grpc.len(), n, "testnet init output: {out}");
         let homes: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("node{i}"))).collect();
+        for home in &homes {
+            let path = home.join("genesis.json");
+            let text = std::fs::read_to_string(&path).expect("read genesis");
+            let mut genesis: serde_json::Value = serde_json::from_str(&text).expect("genesis json");
+            edit(&mut genesis);
+            std::fs::write(&path, serde_json::to_vec_pretty(&genesis).expect("json"))
+                .expect("write genesis");
+        }
         let mut net = Net {
             homes,
             grpc,

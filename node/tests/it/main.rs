@@ -4,4 +4,6 @@ mod a_killed_validator_catches_up;
 mod abci_socket;
 mod cli;
 mod four_validators_commit_a_transfer;
+mod governance_on_a_devnet;
+mod nft_and_multisig_cli;
 mod support;
