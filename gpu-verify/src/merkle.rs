@@ -83,13 +83,7 @@ pub fn leaf_hashes(leaves: &[(Domain, &[u8])]) -> Vec<Hash> {
 
 /// Two node hashes at once.
 pub fn node_hash2(l1: &Hash, r1: &Hash, l2: &Hash, r2: &Hash) -> [Hash; 2] {
-    let mut a = [0u8; 64];
-    let mut b = [0u8; 64];
-    a[..32].copy_from_slice(l1);
-    a[32..].copy_from_slice(r1);
-    b[..32].copy_from_slice(l2);
-    b[32..].copy_from_slice(r2);
-    crate::sha_x2::hash2(&[NODE_PREFIX], &a, &b)
+    crate::sha_x2::node2([l1, r1], [l2, r2])
 }
 
 /// Hashes one level into the next: pairs of nodes become parents, an unpaired last node

@@ -20,6 +20,22 @@ pub(crate) fn hash2(prefix: &[u8], a: &[u8], b: &[u8]) -> [[u8; 32]; 2] {
     [one(prefix, a), one(prefix, b)]
 }
 
+/// The interior nodes `SHA-256(0x01 || l || r)` of two pairs `[l, r]`.
+pub(crate) fn node2(x: [&[u8; 32]; 2], y: [&[u8; 32]; 2]) -> [[u8; 32]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if has_sha_ni() {
+        // SAFETY: the CPU supports sha, sse4.1 and ssse3 (checked just above).
+        return unsafe { x86::node2(x, y) };
+    }
+    [x, y].map(|[l, r]| {
+        let mut h = Sha256::new();
+        h.update([0x01]);
+        h.update(l);
+        h.update(r);
+        h.finalize().into()
+    })
+}
+
 /// SHA-256 of `prefix || data` in one stream (the `sha2` crate).
 pub(crate) fn one(prefix: &[u8], data: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -95,13 +111,56 @@ mod x86 {
         }
     }
 
-    // The uniform round macro also emits schedule updates whose results the last rounds
-    // never read; they are compiled out, but the lint sees them.
-    #[allow(unused_assignments)]
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     pub(super) unsafe fn hash2(prefix: &[u8], a: &[u8], b: &[u8]) -> [[u8; 32]; 2] {
         let total = prefix.len() + a.len();
         let blocks = (total + 9).div_ceil(64);
+        hash2_blocks(blocks, |j, ba, bb| {
+            block_fast(prefix, a, j, ba);
+            block_fast(prefix, b, j, bb);
+        })
+    }
+
+    /// Two interior nodes `0x01 || left || right` (65 bytes, two blocks), with the blocks
+    /// written directly instead of through the general padding code.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    pub(super) unsafe fn node2(x: [&[u8; 32]; 2], y: [&[u8; 32]; 2]) -> [[u8; 32]; 2] {
+        // Second block: the last byte of `right`, the 0x80 terminator, zeros, and the
+        // message length (65 bytes = 520 bits) big-endian.
+        const TAIL: [u8; 64] = {
+            let mut t = [0u8; 64];
+            t[1] = 0x80;
+            t[62] = 0x02;
+            t[63] = 0x08;
+            t
+        };
+        let fill = |[l, r]: [&[u8; 32]; 2], j: usize, out: &mut [u8; 64]| {
+            if j == 0 {
+                out[0] = 0x01;
+                out[1..33].copy_from_slice(l);
+                out[33..].copy_from_slice(&r[..31]);
+            } else {
+                *out = TAIL;
+                out[0] = r[31];
+            }
+        };
+        hash2_blocks(2, |j, ba, bb| {
+            fill(x, j, ba);
+            fill(y, j, bb);
+        })
+    }
+
+    /// SHA-256 of two messages of `blocks` padded blocks each; `fill(j, a, b)` writes
+    /// block `j` of both.
+    // The uniform round macro also emits schedule updates whose results the last rounds
+    // never read; they are compiled out, but the lint sees them.
+    #[allow(unused_assignments)]
+    #[inline]
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    unsafe fn hash2_blocks(
+        blocks: usize,
+        mut fill: impl FnMut(usize, &mut [u8; 64], &mut [u8; 64]),
+    ) -> [[u8; 32]; 2] {
         let mask = _mm_set_epi64x(0x0c0d0e0f08090a0b, 0x0405060700010203);
         // State in the ABEF / CDGH layout the SHA instructions use.
         let init = |h: &[u32; 8]| {
@@ -114,8 +173,7 @@ mod x86 {
         let mut ba = [0u8; 64];
         let mut bb = [0u8; 64];
         for j in 0..blocks {
-            block_fast(prefix, a, j, &mut ba);
-            block_fast(prefix, b, j, &mut bb);
+            fill(j, &mut ba, &mut bb);
             let (sa0, sa1, sb0, sb1) = (s0a, s1a, s0b, s1b);
             let load = |blk: &[u8; 64], i: usize| {
                 _mm_shuffle_epi8(_mm_loadu_si128(blk.as_ptr().add(16 * i).cast()), mask)
@@ -203,6 +261,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn node_pairs_match_sha2() {
+        let (l1, r1, l2, r2) = ([1u8; 32], [2u8; 32], [0xfe; 32], [0x80; 32]);
+        let cat = |l: &[u8; 32], r: &[u8; 32]| [&l[..], &r[..]].concat();
+        assert_eq!(
+            node2([&l1, &r1], [&l2, &r2]),
+            [one(&[1], &cat(&l1, &r1)), one(&[1], &cat(&l2, &r2))]
+        );
     }
 
     #[test]
