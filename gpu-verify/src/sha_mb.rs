@@ -241,7 +241,7 @@ mod tests {
         let data: Vec<u8> = (0..3000u32).map(|i| (i * 131 + i / 7) as u8).collect();
         let prefixes: [&[u8]; 3] = [&[0x00, 0x41], &[0x00, 0x42], &[1u8; 64]];
         for len in (0..140).chain([447, 448, 510, 511, 512, 2048, 2049]) {
-            for count in [1usize, 2, 7, 8, 9, 15, 16, 17, 33] {
+            for count in [1usize, 2, 7, 8, 9, 10, 15, 16, 17, 26, 33] {
                 for p in prefixes {
                     // Mixed prefixes of equal length, distinct data per lane.
                     let q: &[u8] = if p.len() == 2 && count % 2 == 0 {

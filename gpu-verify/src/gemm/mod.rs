@@ -658,6 +658,50 @@ mod tests {
     }
 
     #[test]
+    fn tile_recompute_from_slices_matches_the_reference_for_every_tail() {
+        let mut s = 5u64;
+        for k in [1usize, 3, 63, 64, 65, 127, 200, 2051] {
+            for (h, w) in [
+                (1usize, 1usize),
+                (4, 4),
+                (3, 5),
+                (5, 3),
+                (7, 9),
+                (16, 16),
+                (16, 13),
+            ] {
+                let a = MatrixI8::from_fn(h, k, |_, _| lcg(&mut s)).expect("a");
+                let b = MatrixI8::from_fn(k, w, |_, _| lcg(&mut s)).expect("b");
+                let bt = b.transpose();
+                let rows: Vec<&[i8]> = a.data().chunks_exact(k).collect();
+                let cols: Vec<&[i8]> = bt.data().chunks_exact(k).collect();
+                let mut out = vec![0; h * w];
+                small_gemm_slices(&rows, &cols, k, &mut out).expect("small");
+                let want: Vec<i32> = reference_i64(&a, &b)
+                    .expect("reference")
+                    .into_iter()
+                    .map(|v| v as i32)
+                    .collect();
+                assert_eq!(out, want, "h {h} w {w} k {k}");
+                assert!(small_gemm_slices(&rows, &cols[1..], k, &mut out).is_err());
+                assert!(small_gemm_slices(&rows[1..], &cols, k, &mut out[w..]).is_ok());
+            }
+        }
+        // Extremes: all -128 against all -128 and against all 127, at the largest k.
+        let k = MAX_K;
+        let (lo, hi) = (vec![i8::MIN; k], vec![i8::MAX; k]);
+        let mut out = [0; 4];
+        small_gemm_slices(&[&lo, &hi], &[&lo, &hi], k, &mut out).expect("extremes");
+        let k = k as i64;
+        assert_eq!(
+            out.map(i64::from),
+            [128 * 128 * k, -128 * 127 * k, -128 * 127 * k, 127 * 127 * k]
+        );
+        // Ragged operands are an error, not a panic.
+        assert!(small_gemm_slices(&[&lo[..5]], &[&hi[..4]], 5, &mut out[..1]).is_err());
+    }
+
+    #[test]
     fn col_major_b_gives_the_same_product() {
         let mut s = 9u64;
         let a = MatrixI8::from_fn(10, 37, |_, _| lcg(&mut s)).expect("a");

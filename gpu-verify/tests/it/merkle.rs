@@ -3,7 +3,8 @@ use lode_gpu_verify::commit::{
     a_row_leaf, b_col_leaf, c_tile_leaf, commit_a, commit_b, commit_c, extract_tile, TileGrid,
 };
 use lode_gpu_verify::merkle::{
-    leaf_hash, path_len, verify_batch, Domain, InclusionProof, MerkleTree,
+    leaf_hash, leaf_hashes, path_len, verify_batch, verify_trees, Domain, InclusionProof,
+    MerkleTree, TreeBatch,
 };
 use lode_gpu_verify::{Error, MatrixI32};
 use proptest::prelude::*;
@@ -184,5 +185,82 @@ proptest! {
         let mut truncated = p.to_bytes();
         truncated.pop();
         prop_assert!(InclusionProof::from_bytes(&truncated).is_err());
+    }
+
+    #[test]
+    fn multi_tree_verification_accepts_exactly_when_every_proof_does(
+        n in 1usize..80,
+        m in 1usize..40,
+        picks in proptest::collection::vec(any::<u64>(), 1..12),
+        tamper in 0u8..6,
+        at in any::<u64>(),
+    ) {
+        let (ta, la) = tree(n);
+        let (tb, lb) = tree(m);
+        let proofs_a: Vec<_> = (0..n as u64).map(|i| ta.prove(i).expect("prove")).collect();
+        let proofs_b: Vec<_> = (0..m as u64).map(|i| tb.prove(i).expect("prove")).collect();
+        let mut ia: Vec<u64> = picks.iter().map(|p| p % n as u64).collect();
+        ia.sort_unstable();
+        ia.dedup();
+        let ib: Vec<u64> = picks.iter().rev().take(3).map(|p| p % m as u64).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let mut items_a: Vec<(u64, [u8; 32], InclusionProof)> =
+            ia.iter().map(|&i| (i, la[i as usize], proofs_a[i as usize].clone())).collect();
+        let j = (at % items_a.len() as u64) as usize;
+        // Tamper with one opening of A in one of several ways (0 = leave it honest).
+        match tamper {
+            1 => items_a[j].1[0] ^= 1,
+            2 if !items_a[j].2.siblings.is_empty() => {
+                let s = (at >> 8) as usize % items_a[j].2.siblings.len();
+                items_a[j].2.siblings[s][31] ^= 0x80;
+            }
+            3 => items_a[j].0 = (items_a[j].0 + 1) % n as u64,
+            4 => { let dup = items_a[j].clone(); items_a.push(dup); }
+            5 => items_a.reverse(),
+            _ => {}
+        }
+        let individually = items_a.iter().all(|(i, l, p)| p.verify_at(&ta.root(), l, *i, n as u64).is_ok())
+            && items_a.iter().map(|it| it.0).collect::<std::collections::BTreeSet<_>>().len() == items_a.len();
+        let batches = [
+            TreeBatch {
+                root: ta.root(),
+                leaf_count: n as u64,
+                items: items_a.iter().map(|(i, l, p)| (*i, *l, p)).collect(),
+            },
+            TreeBatch {
+                root: tb.root(),
+                leaf_count: m as u64,
+                items: ib.iter().map(|&i| (i, lb[i as usize], &proofs_b[i as usize])).collect(),
+            },
+        ];
+        prop_assert_eq!(verify_trees(&batches), individually);
+    }
+}
+
+#[test]
+fn batched_leaf_hashes_equal_one_by_one_hashes() {
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 37 + 11) as u8).collect();
+    for (count, len) in [
+        (16usize, 2048usize),
+        (10, 63),
+        (26, 130),
+        (9, 2048),
+        (17, 0),
+    ] {
+        let leaves: Vec<(Domain, &[u8])> = (0..count)
+            .map(|i| {
+                let d = if i % 2 == 0 {
+                    Domain::ARow
+                } else {
+                    Domain::BCol
+                };
+                (d, &data[i * 3..i * 3 + len])
+            })
+            .collect();
+        let one_by_one: Vec<_> = leaves.iter().map(|(d, b)| leaf_hash(*d, b)).collect();
+        assert_eq!(
+            leaf_hashes(&leaves),
+            one_by_one,
+            "{count} leaves of {len} bytes"
+        );
     }
 }

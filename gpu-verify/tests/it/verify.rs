@@ -171,6 +171,58 @@ fn a_tampered_input_row_or_column_is_rejected() {
 }
 
 #[test]
+fn a_row_shared_by_two_sampled_tiles_is_judged_for_each_tile() {
+    // Every tile sampled: tiles 0, 1 and 2 open the same rows 0..4 of A.
+    let (p, _, _) = honest(12, 25, 12, 4, 9);
+    let job = job_of(&p, 9);
+    let idx = job.challenge(&SEED).expect("challenge");
+    assert_eq!(idx, (0..9).collect::<Vec<u64>>());
+    let honest_reveal = p.reveal(&idx).expect("reveal");
+    assert_eq!(verify_reveal(&job, &SEED, &honest_reveal), Ok(()));
+    // Tile 1's copy of row 2 is wrong, tile 0's is right: tile 1 is the verdict.
+    let mut reveal = honest_reveal.clone();
+    reveal.tiles[1].a_rows[2].data[0] ^= 1;
+    assert!(matches!(
+        verify_reveal(&job, &SEED, &reveal),
+        Err(Rejection::RowProof {
+            index: 1,
+            row: 2,
+            ..
+        })
+    ));
+    // Same data, but tile 2 carries a forged proof for the shared row.
+    let mut reveal = honest_reveal.clone();
+    reveal.tiles[2].a_rows[1].proof.siblings[0] = [7; 32];
+    assert!(matches!(
+        verify_reveal(&job, &SEED, &reveal),
+        Err(Rejection::RowProof {
+            index: 2,
+            row: 1,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn long_rows_take_the_wide_hashing_path_and_tampering_is_caught() {
+    // k = 2100: rows span many SHA-256 blocks; 3 samples × (4 + 4) leaves use 16 lanes.
+    let (p, _, _) = honest(16, 2100, 16, 4, 10);
+    let job = job_of(&p, 3);
+    let idx = job.challenge(&SEED).expect("challenge");
+    let reveal = p.reveal(&idx).expect("reveal");
+    assert_eq!(verify_reveal(&job, &SEED, &reveal), Ok(()));
+    let mut bad = reveal.clone();
+    bad.tiles[2].b_cols[3].data[2099] ^= 0x40;
+    let col = p.grid().rect(idx[2]).expect("rect").col0 + 3;
+    assert!(
+        matches!(verify_reveal(&job, &SEED, &bad), Err(Rejection::ColumnProof { col: c, .. }) if c == col)
+    );
+    let mut bad = reveal;
+    bad.tiles[0].tile[5] = bad.tiles[0].tile[5].wrapping_add(1);
+    assert!(verify_reveal(&job, &SEED, &bad).is_err());
+}
+
+#[test]
 fn a_missing_or_duplicated_sample_is_rejected() {
     let (p, _, _) = honest(12, 25, 12, 4, 8);
     let job = job_of(&p, 3);
