@@ -23,7 +23,7 @@ use crate::{
         block_store::RocksBlockStore,
         gossip::{self, GossipConfig},
         grpc::{self, NodeApi},
-        mempool::{Mempool, MempoolLimits},
+        mempool::{tx_hash, Mempool, MempoolLimits},
     },
 };
 
@@ -33,13 +33,47 @@ pub(super) struct StartArgs {
     home: HomeArg,
 }
 
-/// The application as consensus drives it.
-#[derive(Debug, Clone)]
-pub struct AppAbci(pub LodeApp);
+/// The application as consensus drives it. Commit runs under the mempool's lock together with the mempool
+/// update for the block just finalized (CometBFT's order), so CheckTx never sees a half-updated view.
+#[derive(Debug)]
+pub struct AppAbci {
+    app: LodeApp,
+    mempool: Arc<Mempool>,
+    /// Hashes of the txs of the block finalized and not yet committed.
+    finalized: std::sync::Mutex<Vec<[u8; 32]>>,
+}
+
+impl AppAbci {
+    /// The application and the mempool it updates at each Commit.
+    pub fn new(app: LodeApp, mempool: Arc<Mempool>) -> Self {
+        Self {
+            app,
+            mempool,
+            finalized: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn finalized(&self) -> std::sync::MutexGuard<'_, Vec<[u8; 32]>> {
+        self.finalized.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 impl Abci for AppAbci {
     fn call(&self, req: Request) -> Result<Response, AbciError> {
-        Ok(self.0.handle(req))
+        use tendermint_proto::v0_38::abci::request::Value;
+        match &req.value {
+            Some(Value::FinalizeBlock(f)) => {
+                *self.finalized() = f.txs.iter().map(|t| tx_hash(t)).collect();
+                Ok(self.app.handle(req))
+            }
+            Some(Value::Commit(_)) => {
+                let committed = std::mem::take(&mut *self.finalized());
+                Ok(self
+                    .mempool
+                    .commit_and_update(&committed, || self.app.handle(req)))
+            }
+            _ => Ok(self.app.handle(req)),
+        }
     }
 }
 
@@ -100,7 +134,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         let blocks = RocksBlockStore::new(app.clone());
         let handle = lode_consensus::run(
             consensus_config,
-            Arc::new(AppAbci(app.clone())),
+            Arc::new(AppAbci::new(app.clone(), mempool.clone())),
             Arc::new(blocks.clone()),
             mempool.clone(),
         )

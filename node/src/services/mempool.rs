@@ -173,6 +173,20 @@ impl Mempool {
     /// Drops committed txs and rechecks the rest in order, evicting those now invalid.
     pub fn update_after_commit(&self, committed: &[[u8; 32]]) {
         let mut g = self.lock();
+        self.update_locked(&mut g, committed);
+    }
+
+    /// Runs `commit` (the application's Commit, which resets its CheckTx view to the new state) and then the
+    /// update (drop `committed`, recheck the rest) under the mempool's lock, as CometBFT does. A CheckTx in
+    /// between would see the new state without the pending txs re-applied, and refuse a valid next nonce.
+    pub fn commit_and_update<R>(&self, committed: &[[u8; 32]], commit: impl FnOnce() -> R) -> R {
+        let mut g = self.lock();
+        let r = commit();
+        self.update_locked(&mut g, committed);
+        r
+    }
+
+    fn update_locked(&self, g: &mut Inner, committed: &[[u8; 32]]) {
         for h in committed {
             if let Some(seq) = g.by_hash.remove(h) {
                 if let Some((_, tx)) = g.order.remove(&seq) {
@@ -211,8 +225,17 @@ impl lode_consensus::Mempool for Mempool {
         self.reap_txs(max_bytes)
     }
 
+    /// The node commits through [`Mempool::commit_and_update`] (see `AppAbci`), which already dropped these
+    /// txs and rechecked the rest; only what is still here (nothing, normally) is dropped.
     fn on_committed(&self, tx_hashes: &[[u8; 32]]) {
-        self.update_after_commit(tx_hashes);
+        let mut g = self.lock();
+        for h in tx_hashes {
+            if let Some(seq) = g.by_hash.remove(h) {
+                if let Some((_, tx)) = g.order.remove(&seq) {
+                    g.bytes -= tx.len() as u64;
+                }
+            }
+        }
     }
 
     fn pending(&self) -> usize {
@@ -312,6 +335,32 @@ mod tests {
             Err(AddError::Rejected(_))
         ));
         assert_eq!(pool.size().0, 0);
+    }
+
+    #[test]
+    fn a_check_tx_during_commit_waits_for_the_recheck_and_sees_the_pending_nonces() {
+        let (_d, app, key, pool) = setup(limits());
+        let (a, b, c) = (send(&key, 0, 1), send(&key, 1, 1), send(&key, 2, 1));
+        pool.add(a.clone()).expect("a");
+        pool.add(b.clone()).expect("b");
+        app.try_finalize_block(RequestFinalizeBlock {
+            txs: vec![a.clone()],
+            height: 1,
+            ..Default::default()
+        })
+        .expect("finalize");
+        std::thread::scope(|scope| {
+            let late = pool.commit_and_update(&[tx_hash(&a)], || {
+                app.try_commit().expect("commit");
+                // The application's view is now the new state without `b`: a CheckTx of nonce 2 here
+                // would be refused. It must wait for the mempool's recheck instead.
+                scope.spawn(|| pool.add(c.clone()))
+            });
+            late.join()
+                .expect("thread")
+                .expect("nonce 2 admitted after the recheck");
+        });
+        assert_eq!(pool.reap_txs(u64::MAX), vec![b, c]);
     }
 
     #[test]
