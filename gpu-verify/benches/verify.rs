@@ -2,8 +2,11 @@
 //!
 //! "Computation" is the provider's product `C = A·B` on one CPU thread with the fastest
 //! kernel; "verification" is `verify_reveal` of an honest reveal on one thread (proof
-//! checks, which hash every revealed row and column, plus tile recomputation). The ratio
-//! printed at the end (line starting with `RATIO`) uses medians of repeated runs.
+//! checks, which hash every revealed row and column, plus tile recomputation). Both are
+//! single-threaded, so the ratio compares core time with core time. The ratio printed at
+//! the end (line starting with `RATIO`) uses medians of repeated runs, taken in interleaved
+//! rounds (one product, then a batch of verifications) so that both see the same load
+//! from other processes; the line ends with the load average read at the start and end.
 //! Environment: `VERIFY_N` (size), `VERIFY_T`, `VERIFY_S` (override the defaults),
 //! `VERIFY_RATIO_ONLY=1` (skip the criterion measurements, print the ratio only).
 
@@ -31,6 +34,42 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU time of the calling thread (Linux `CLOCK_THREAD_CPUTIME_ID`). Unlike wall time it
+/// leaves out the time other processes hold the core, which on a busy machine inflates the
+/// long product (often preempted) far more than a verification of a few microseconds.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[allow(unsafe_code)]
+fn thread_cpu_time() -> Option<Duration> {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: on 64-bit Linux `struct timespec` is two 64-bit fields; the call writes only
+    // that struct.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let (sec, nsec) = (u64::try_from(ts.sec).ok()?, u32::try_from(ts.nsec).ok()?);
+    (rc == 0).then(|| Duration::new(sec, nsec))
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
+/// The one-minute load average (Linux), to record how busy the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -69,26 +108,37 @@ fn bench_verify(c: &mut Criterion) {
         group.finish();
     }
 
-    let compute = median(
-        (0..7)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(gemm.gemm(&a, &b).expect("gemm"));
-                t.elapsed()
-            })
-            .collect(),
-    );
-    let verify = median(
-        (0..301)
-            .map(|_| {
-                let t = Instant::now();
-                let v = verify_reveal(&job, &seed, std::hint::black_box(&reveal));
-                let e = t.elapsed();
-                assert!(v.is_ok());
-                e
-            })
-            .collect(),
-    );
+    let load_before = load_average();
+    let (mut computes, mut verifies) = (Vec::new(), Vec::new());
+    let (mut compute_cpu, mut verify_cpu) = (Vec::new(), Vec::new());
+    const BATCH: u32 = 41;
+    for _ in 0..9 {
+        let (t, c) = (Instant::now(), thread_cpu_time());
+        std::hint::black_box(gemm.gemm(&a, &b).expect("gemm"));
+        computes.push(t.elapsed());
+        compute_cpu.extend(c.zip(thread_cpu_time()).map(|(c0, c1)| c1 - c0));
+        let c = thread_cpu_time();
+        for _ in 0..BATCH {
+            let t = Instant::now();
+            let v = verify_reveal(&job, &seed, std::hint::black_box(&reveal));
+            let e = t.elapsed();
+            assert!(v.is_ok());
+            verifies.push(e);
+        }
+        verify_cpu.extend(c.zip(thread_cpu_time()).map(|(c0, c1)| (c1 - c0) / BATCH));
+    }
+    let (compute, verify) = (median(computes), median(verifies));
+    let cpu = if compute_cpu.is_empty() {
+        "thread CPU time not available".to_owned()
+    } else {
+        let (cc, vc) = (median(compute_cpu), median(verify_cpu));
+        format!(
+            "thread CPU time: compute {:.3} ms, verify {:.1} us, 1/{:.0}",
+            cc.as_secs_f64() * 1e3,
+            vc.as_secs_f64() * 1e6,
+            cc.as_secs_f64() / vc.as_secs_f64()
+        )
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -107,13 +157,15 @@ fn bench_verify(c: &mut Criterion) {
     println!(
         "RATIO n={n} T={tile} s={samples}: compute (1 thread, {}) median {:.3} ms; \
          verify median {:.1} us; verify/compute = {:.6} (1/{:.0}); \
-         provider's commit of C (1 thread) {:.3} ms",
+         {cpu}; provider's commit of C (1 thread) {:.3} ms; load average {} -> {}",
         gemm.kernel().name(),
         compute.as_secs_f64() * 1e3,
         verify.as_secs_f64() * 1e6,
         verify.as_secs_f64() / compute.as_secs_f64(),
         compute.as_secs_f64() / verify.as_secs_f64(),
         commit.as_secs_f64() * 1e3,
+        load_before,
+        load_average(),
     );
 }
 
