@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use eyre::{ensure, eyre, WrapErr};
-use lode_consensus::{
-    Abci, AbciError, BlockTime, ConsensusConfig, PrivateKey, PublicKey, Timeouts,
-};
+use lode_consensus::{BlockTime, ConsensusConfig, PrivateKey, PublicKey, Timeouts};
 use lode_genesis::{parse_ed25519_public_key, parse_genesis_time, Genesis};
 use lode_state::LodeApp;
-use tendermint_proto::v0_38::abci::{Request, Response};
 use tracing::{error, info};
 
 use super::{abci::shutdown_signal, HomeArg};
@@ -20,10 +17,11 @@ use crate::{
     home::{NODE_KEY, VALIDATOR_KEY},
     keys::KeyFile,
     services::{
+        app::AppAbci,
         block_store::RocksBlockStore,
         gossip::{self, GossipConfig},
         grpc::{self, NodeApi},
-        mempool::{tx_hash, Mempool, MempoolLimits},
+        mempool::{Mempool, MempoolLimits},
     },
 };
 
@@ -31,50 +29,6 @@ use crate::{
 pub(super) struct StartArgs {
     #[command(flatten)]
     home: HomeArg,
-}
-
-/// The application as consensus drives it. Commit runs under the mempool's lock together with the mempool
-/// update for the block just finalized (CometBFT's order), so CheckTx never sees a half-updated view.
-#[derive(Debug)]
-pub struct AppAbci {
-    app: LodeApp,
-    mempool: Arc<Mempool>,
-    /// Hashes of the txs of the block finalized and not yet committed.
-    finalized: std::sync::Mutex<Vec<[u8; 32]>>,
-}
-
-impl AppAbci {
-    /// The application and the mempool it updates at each Commit.
-    pub fn new(app: LodeApp, mempool: Arc<Mempool>) -> Self {
-        Self {
-            app,
-            mempool,
-            finalized: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    fn finalized(&self) -> std::sync::MutexGuard<'_, Vec<[u8; 32]>> {
-        self.finalized.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Abci for AppAbci {
-    fn call(&self, req: Request) -> Result<Response, AbciError> {
-        use tendermint_proto::v0_38::abci::request::Value;
-        match &req.value {
-            Some(Value::FinalizeBlock(f)) => {
-                *self.finalized() = f.txs.iter().map(|t| tx_hash(t)).collect();
-                Ok(self.app.handle(req))
-            }
-            Some(Value::Commit(_)) => {
-                let committed = std::mem::take(&mut *self.finalized());
-                Ok(self
-                    .mempool
-                    .commit_and_update(&committed, || self.app.handle(req)))
-            }
-            _ => Ok(self.app.handle(req)),
-        }
-    }
 }
 
 pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()> {

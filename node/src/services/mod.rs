@@ -1,6 +1,7 @@
 //! Long-running services the node exposes.
 
 pub mod abci;
+pub mod app;
 pub mod block_store;
 pub mod gossip;
 pub mod grpc;

@@ -1,0 +1,54 @@
+//! The application as consensus drives it: [`AppAbci`] adapts `LodeApp` to `lode_consensus::Abci` and ties
+//! each Commit to the mempool update.
+
+use std::sync::Arc;
+
+use lode_consensus::{Abci, AbciError};
+use lode_state::LodeApp;
+use tendermint_proto::v0_38::abci::{Request, Response};
+
+use super::mempool::{tx_hash, Mempool};
+
+/// The application as consensus drives it. Commit runs under the mempool's lock together with the mempool
+/// update for the block just finalized (CometBFT's order), so CheckTx never sees a half-updated view.
+#[derive(Debug)]
+pub struct AppAbci {
+    app: LodeApp,
+    mempool: Arc<Mempool>,
+    /// Hashes of the txs of the block finalized and not yet committed.
+    finalized: std::sync::Mutex<Vec<[u8; 32]>>,
+}
+
+impl AppAbci {
+    /// The application and the mempool it updates at each Commit.
+    pub fn new(app: LodeApp, mempool: Arc<Mempool>) -> Self {
+        Self {
+            app,
+            mempool,
+            finalized: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn finalized(&self) -> std::sync::MutexGuard<'_, Vec<[u8; 32]>> {
+        self.finalized.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Abci for AppAbci {
+    fn call(&self, req: Request) -> Result<Response, AbciError> {
+        use tendermint_proto::v0_38::abci::request::Value;
+        match &req.value {
+            Some(Value::FinalizeBlock(f)) => {
+                *self.finalized() = f.txs.iter().map(|t| tx_hash(t)).collect();
+                Ok(self.app.handle(req))
+            }
+            Some(Value::Commit(_)) => {
+                let committed = std::mem::take(&mut *self.finalized());
+                Ok(self
+                    .mempool
+                    .commit_and_update(&committed, || self.app.handle(req)))
+            }
+            _ => Ok(self.app.handle(req)),
+        }
+    }
+}
