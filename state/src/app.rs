@@ -57,6 +57,12 @@ pub mod query_code {
     pub const NOT_FOUND: u32 = 34;
 }
 
+/// Txs per chunk when FinalizeBlock pipelines signature checks with execution: small enough that
+/// execution starts early, large enough for efficient batch verification.
+fn pipeline_chunk(txs: usize) -> usize {
+    txs.div_ceil(8).clamp(128, 1024)
+}
+
 /// How many verified tx hashes the signature cache remembers.
 const SIG_CACHE_CAP: usize = 200_000;
 
@@ -370,6 +376,44 @@ impl LodeApp {
         checked
     }
 
+    /// [`Self::check_many`] in chunks of `chunk` txs on a helper thread, handing each tx's verdict to `each`
+    /// in block order as soon as its chunk is checked, so that signature verification of later txs overlaps
+    /// the execution of earlier ones. Verdicts do not depend on the chunking: a batch that fails is re-checked
+    /// one signature at a time. Stops at the first error `each` returns.
+    fn check_pipelined<E>(
+        &self,
+        txs: &[Bytes],
+        chain_id: &str,
+        params: &Params,
+        chunk: usize,
+        mut each: impl FnMut(Result<Tx, TxError>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if txs.len() <= chunk {
+            for r in self.check_many(txs, chain_id, params) {
+                each(r)?;
+            }
+            return Ok(());
+        }
+        std::thread::scope(|s| {
+            // Two chunks in flight: enough to keep the verifier busy while one is executed.
+            let (send, recv) = std::sync::mpsc::sync_channel(2);
+            s.spawn(move || {
+                for part in txs.chunks(chunk.max(1)) {
+                    // A closed channel means the consumer stopped on an error.
+                    if send.send(self.check_many(part, chain_id, params)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for checked in recv {
+                for r in checked {
+                    each(r)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// ABCI CheckTx (new and recheck): the whole tx runs against the mempool's view of state, which
     /// starts from the last commit and accumulates admitted txs until the next Commit resets it.
     #[instrument(skip_all)]
@@ -495,28 +539,34 @@ impl LodeApp {
         // A second FinalizeBlock for the same height (the engine retrying) replaces the first.
         consensus.pending = None;
 
-        let checked = self.check_many(&req.txs, &record.chain_id, &c.params);
         let ctx = BlockCtx {
             height,
             params: &c.params,
         };
         let mut block = Overlay::new(&self.inner.store);
         let mut tx_results = Vec::with_capacity(req.txs.len());
-        for checked in &checked {
+        let mut tx_hashes: Vec<[u8; 32]> = Vec::with_capacity(req.txs.len());
+        let chunk = pipeline_chunk(req.txs.len());
+        self.check_pipelined(&req.txs, &record.chain_id, &c.params, chunk, |checked| {
+            tx_hashes.push(match &checked {
+                Ok(tx) => tx.hash,
+                Err(_) => crate::tx::tx_hash(&req.txs[tx_hashes.len()]),
+            });
             let result = match checked {
-                Err(e) => exec_result(Err((e, 0))),
-                Ok(tx) => match execute_tx(&mut block, tx, ctx) {
-                    Ok(out) => exec_result(Ok((&out.events, out.gas_used))),
+                Err(e) => exec_result(Err((&e, 0))),
+                Ok(tx) => match execute_tx(&mut block, &tx, ctx) {
+                    Ok(out) => exec_result(Ok((out.events, out.gas_used))),
                     Err(f) => {
-                        if let TxError::Internal(msg) = &f.error {
-                            return Err(StateError::Store(StoreError::Jmt(msg.clone())));
+                        if let TxError::Internal(msg) = f.error {
+                            return Err(StateError::Store(StoreError::Jmt(msg)));
                         }
                         exec_result(Err((&f.error, f.gas_used)))
                     }
                 },
             };
             tx_results.push(result);
-        }
+            Ok(())
+        })?;
         let end_events = end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?;
         let writes = block.into_writes();
         let version = record
@@ -524,13 +574,12 @@ impl LodeApp {
             .ok_or_else(|| StateError::Protocol("height below initial height".into()))?;
         let (root, tree) = self.inner.store.compute_root(&writes, version)?;
         let response = ResponseFinalizeBlock {
-            events: abci_events(&end_events),
+            events: end_events.into_iter().map(abci_event).collect(),
             tx_results,
             validator_updates: Vec::new(),
             consensus_param_updates: None,
             app_hash: Bytes::copy_from_slice(&root.0),
         };
-        let tx_hashes: Vec<[u8; 32]> = req.txs.iter().map(|t| crate::tx::tx_hash(t)).collect();
         consensus.pending = Some(PendingBlock {
             batch: CommitBatch {
                 record: CommitRecord {
@@ -734,31 +783,29 @@ fn exception(msg: &str) -> response::Value {
     })
 }
 
-fn abci_events(events: &[Event]) -> Vec<AbciEvent> {
-    events
-        .iter()
-        .map(|e| AbciEvent {
-            r#type: e.kind.to_string(),
-            attributes: e
-                .attributes
-                .iter()
-                .map(|(k, v)| EventAttribute {
-                    key: (*k).to_string(),
-                    value: v.clone(),
-                    index: true,
-                })
-                .collect(),
-        })
-        .collect()
+/// An event as ABCI carries it, moving the attribute values.
+fn abci_event(e: Event) -> AbciEvent {
+    AbciEvent {
+        r#type: e.kind.to_string(),
+        attributes: e
+            .attributes
+            .into_iter()
+            .map(|(k, value)| EventAttribute {
+                key: k.to_string(),
+                value,
+                index: true,
+            })
+            .collect(),
+    }
 }
 
-fn exec_result(r: Result<(&Vec<Event>, u64), (&TxError, u64)>) -> ExecTxResult {
+fn exec_result(r: Result<(Vec<Event>, u64), (&TxError, u64)>) -> ExecTxResult {
     match r {
         Ok((events, gas)) => ExecTxResult {
             code: 0,
             gas_used: gas as i64,
             gas_wanted: gas as i64,
-            events: abci_events(events),
+            events: events.into_iter().map(abci_event).collect(),
             ..Default::default()
         },
         Err((e, gas)) => ExecTxResult {

@@ -2,13 +2,20 @@
 //! verification accept exactly the same signatures.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{LazyLock, RwLock},
 };
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
-use ed25519_consensus::{batch, Signature, VerificationKey, VerificationKeyBytes};
+use curve25519_dalek::{
+    constants::ED25519_BASEPOINT_POINT,
+    edwards::{CompressedEdwardsY, EdwardsPoint},
+    scalar::Scalar,
+    traits::{IsIdentity, VartimeMultiscalarMul},
+};
+use ed25519_consensus::{Signature, VerificationKey};
+use rand_core::RngCore;
 use rayon::prelude::*;
+use sha2::{Digest, Sha512};
 
 use super::Tx;
 use crate::error::TxError;
@@ -28,11 +35,7 @@ fn batch_size(n: usize) -> usize {
 /// that are not canonical, points that do not decompress, and small-order points (for which forged
 /// signatures are trivial).
 pub fn check_public_key(pk: &[u8; 32]) -> Result<(), TxError> {
-    if VALID_KEYS
-        .read()
-        .map(|set| set.contains(pk))
-        .unwrap_or(false)
-    {
+    if known_key(pk).is_some() {
         return Ok(());
     }
     let point = CompressedEdwardsY(*pk)
@@ -44,20 +47,27 @@ pub fn check_public_key(pk: &[u8; 32]) -> Result<(), TxError> {
     if point.is_small_order() {
         return Err(TxError::InvalidPublicKey("small-order point"));
     }
-    if let Ok(mut set) = VALID_KEYS.write() {
-        if set.len() >= VALID_KEYS_CAP {
-            set.clear();
+    if let Ok(mut keys) = VALID_KEYS.write() {
+        if keys.len() >= VALID_KEYS_CAP {
+            keys.clear();
         }
-        set.insert(*pk);
+        keys.insert(*pk, point);
     }
     Ok(())
 }
 
-/// Keys that already passed [`check_public_key`]. Point decompression dominates a tx's stateless check
-/// and most txs come from keys seen before; the memo only skips work whose answer is known, so it cannot
-/// change a verdict. Cleared when full.
-static VALID_KEYS: LazyLock<RwLock<HashSet<[u8; 32]>>> = LazyLock::new(Default::default);
-const VALID_KEYS_CAP: usize = 1 << 18;
+/// The decompressed point of a key that already passed [`check_public_key`].
+fn known_key(pk: &[u8; 32]) -> Option<EdwardsPoint> {
+    VALID_KEYS.read().ok()?.get(pk).copied()
+}
+
+/// Keys that already passed [`check_public_key`], with their decompressed points. Point decompression
+/// dominates both a tx's stateless check and, per signature, batch verification, and most txs come from
+/// keys seen before. The memo only skips work whose answer is known (decompression is a pure function of
+/// the key's bytes), so it cannot change a verdict. Only looked up, never iterated; cleared when full.
+static VALID_KEYS: LazyLock<RwLock<HashMap<[u8; 32], EdwardsPoint>>> =
+    LazyLock::new(Default::default);
+const VALID_KEYS_CAP: usize = 1 << 17;
 
 /// Verifies every tx's signatures (every slot of a multisig), in parallel batches; returns one verdict per
 /// tx, in order: true when all of its signatures verify.
@@ -80,11 +90,7 @@ pub fn verify_signatures(txs: &[&Tx]) -> Vec<bool> {
     let verdicts: Vec<bool> = items
         .par_chunks(batch_size(items.len()))
         .flat_map_iter(|chunk| {
-            let mut verifier = batch::Verifier::new();
-            for (_, k, s, msg) in chunk {
-                verifier.queue((VerificationKeyBytes::from(**k), Signature::from(**s), *msg));
-            }
-            if verifier.verify(rand_core::OsRng).is_ok() {
+            if verify_batch(chunk.iter().map(|(_, k, s, msg)| (*k, *s, *msg))) {
                 vec![true; chunk.len()]
             } else {
                 chunk
@@ -103,8 +109,147 @@ pub fn verify_signatures(txs: &[&Tx]) -> Vec<bool> {
     out
 }
 
+/// ZIP-215 batch verification: true when, for 128-bit random `z_i`,
+/// `[8](Σ z_i·R_i + Σ (z_i·k_i)·A_i − (Σ z_i·s_i)·B)` is the identity, with `k_i = H(R_i ‖ A_i ‖ M_i)`.
+/// That is the equation `ed25519-consensus` checks (same decompression of `A` and `R`, non-canonical
+/// encodings accepted; `s` must be canonical), computed with `curve25519-dalek` so that known keys'
+/// points come from [`VALID_KEYS`] instead of being decompressed again. It accepts exactly when every
+/// signature verifies singly (up to a 2^-128 chance); on false the caller re-checks each signature with
+/// `ed25519-consensus`, so a verdict never rests on this function alone.
+fn verify_batch<'a>(
+    items: impl ExactSizeIterator<Item = (&'a [u8; 32], &'a [u8; 64], &'a [u8])>,
+) -> bool {
+    let n = items.len();
+    let mut randomness = vec![0u8; 16 * n];
+    if rand_core::OsRng.try_fill_bytes(&mut randomness).is_err() {
+        return false;
+    }
+    let mut scalars = Vec::with_capacity(2 * n + 1);
+    let mut points = Vec::with_capacity(2 * n + 1);
+    let mut b_coeff = Scalar::ZERO;
+    for ((k, sig, msg), z) in items.zip(randomness.chunks_exact(16)) {
+        let Some(a) = known_key(k).or_else(|| CompressedEdwardsY(*k).decompress()) else {
+            return false;
+        };
+        let mut r_bytes = [0u8; 32];
+        r_bytes.copy_from_slice(&sig[..32]);
+        let mut s_bytes = [0u8; 32];
+        s_bytes.copy_from_slice(&sig[32..]);
+        let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
+            return false;
+        };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+            return false;
+        };
+        let hash: [u8; 64] = Sha512::new()
+            .chain_update(r_bytes)
+            .chain_update(k)
+            .chain_update(msg)
+            .finalize()
+            .into();
+        let k = Scalar::from_bytes_mod_order_wide(&hash);
+        let mut z_bytes = [0u8; 32];
+        z_bytes[..16].copy_from_slice(z);
+        let z = Scalar::from_bytes_mod_order(z_bytes);
+        b_coeff -= z * s;
+        scalars.push(z);
+        points.push(r);
+        scalars.push(z * k);
+        points.push(a);
+    }
+    scalars.push(b_coeff);
+    points.push(ED25519_BASEPOINT_POINT);
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points)
+        .mul_by_cofactor()
+        .is_identity()
+}
+
 fn verify_one(k: &[u8; 32], s: &[u8; 64], msg: &[u8]) -> bool {
     VerificationKey::try_from(*k)
         .and_then(|vk| vk.verify(&Signature::from(*s), msg))
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_consensus::SigningKey;
+    use proptest::prelude::*;
+
+    /// Encodings that exercise ZIP-215's rules: the identity, canonically and not (y = p + 1), the point
+    /// of order 2 (y = p − 1), and a byte string that is not a point's y at all.
+    fn special_points() -> Vec<[u8; 32]> {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut identity_non_canonical = [0xffu8; 32];
+        identity_non_canonical[0] = 0xee;
+        identity_non_canonical[31] = 0x7f;
+        let mut order_two = [0xffu8; 32];
+        order_two[0] = 0xec;
+        order_two[31] = 0x7f;
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        vec![identity, identity_non_canonical, order_two, not_a_point]
+    }
+
+    type Item = ([u8; 32], [u8; 64], Vec<u8>);
+
+    fn item(kind: u8, seed: u8, msg: &[u8]) -> Item {
+        let sk = SigningKey::from([seed; 32]);
+        let pk = sk.verification_key().to_bytes();
+        let sig = sk.sign(msg).to_bytes();
+        let special = special_points();
+        match kind % 6 {
+            // Valid.
+            0 | 1 => (pk, sig, msg.to_vec()),
+            // Signed something else.
+            2 => (pk, sk.sign(b"other").to_bytes(), msg.to_vec()),
+            // Non-canonical s (s + l).
+            3 => {
+                let mut s = sig;
+                s[63] |= 0xf0;
+                (pk, s, msg.to_vec())
+            }
+            // Small-order key and R with s = 0: valid under ZIP-215.
+            4 => {
+                let p = special[seed as usize % 3];
+                let mut s = [0u8; 64];
+                s[..32].copy_from_slice(&special[(seed as usize / 3) % 3]);
+                (p, s, msg.to_vec())
+            }
+            // R that is not a point.
+            _ => {
+                let mut s = sig;
+                s[..32].copy_from_slice(&special[3]);
+                (pk, s, msg.to_vec())
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn batch_verification_agrees_with_single_verification(
+            specs in prop::collection::vec((any::<u8>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..40)), 1..12),
+            warm in any::<bool>(),
+        ) {
+            let items: Vec<Item> = specs.iter().map(|(k, s, m)| item(*k, *s, m)).collect();
+            if warm {
+                for (pk, ..) in &items {
+                    let _ = check_public_key(pk);
+                }
+            }
+            let singly = items.iter().all(|(k, s, m)| verify_one(k, s, m));
+            let batch = verify_batch(items.iter().map(|(k, s, m)| (k, s, m.as_slice())));
+            prop_assert_eq!(batch, singly);
+        }
+    }
+
+    #[test]
+    fn small_order_key_and_r_with_zero_s_verify_as_zip215_says() {
+        let special = special_points();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&special[1]);
+        assert!(verify_one(&special[0], &sig, b"m"));
+        assert!(verify_batch([(&special[2], &sig, &b"m"[..])].into_iter()));
+    }
 }

@@ -309,3 +309,40 @@ fn abci_requests_missing_their_fields_get_exceptions_not_panics() {
     }
     let _ = Bytes::new();
 }
+
+#[test]
+fn bad_txs_anywhere_in_a_large_block_fail_alone_and_change_nothing() {
+    // Large enough that FinalizeBlock checks signatures in chunks while it executes earlier txs.
+    const TXS: usize = 1_500;
+    let mut with_bad = Chain::new(300);
+    let mut good_only = Chain::new(300);
+    let mut nonces = vec![0u64; 300];
+    let (mut all, mut good, mut expected) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..TXS {
+        let from = i % 300;
+        let to = addr(&with_bad.keys[(i * 7 + 1) % 300]);
+        let tx =
+            lode_state::tx::sign_send(CHAIN_ID, &with_bad.keys[from], nonces[from], FEE, &to, 1);
+        if i % 97 == 5 {
+            let mut bad = tx;
+            let n = bad.len();
+            bad[n - 20] ^= 0x01;
+            all.push(bad);
+            expected.push(5);
+        } else if i % 211 == 7 {
+            all.push(vec![0xff; 40]);
+            expected.push(2);
+        } else {
+            nonces[from] += 1;
+            all.push(tx.clone());
+            good.push(tx);
+            expected.push(0);
+        }
+    }
+    let (results, hash) = with_bad.block(all);
+    let codes: Vec<u32> = results.iter().map(|r| r.code).collect();
+    assert_eq!(codes, expected);
+    let (good_results, good_hash) = good_only.block(good);
+    assert!(good_results.iter().all(|r| r.code == 0));
+    assert_eq!(hash, good_hash);
+}
