@@ -103,7 +103,8 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             node_key.signing_key()?.to_bytes(),
             mempool.clone(),
         )
-        .wrap_err("cannot start mempool gossip")?;
+        .wrap_err("cannot start mempool gossip")?
+        .peers;
         let listener = grpc::bind(config.grpc.listen)
             .await
             .wrap_err_with(|| format!("cannot listen on {}", config.grpc.listen))?;

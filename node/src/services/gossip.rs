@@ -42,12 +42,22 @@ fn multiaddr(a: SocketAddr) -> Multiaddr {
     m
 }
 
-/// Starts the swarm on the current tokio runtime. Returns the connected-peer list it keeps up to date.
+/// A running gossip swarm.
+#[derive(Debug, Clone)]
+pub struct Gossip {
+    /// Connected peers, kept up to date.
+    pub peers: PeerList,
+    /// Publishes raw bytes on the tx topic. The mempool sends the txs it admits locally here; tests use it to
+    /// play a misbehaving peer.
+    pub outbox: mpsc::Sender<Bytes>,
+}
+
+/// Starts the swarm on the current tokio runtime.
 pub fn spawn(
     config: GossipConfig,
     node_key_seed: [u8; 32],
     mempool: Arc<Mempool>,
-) -> eyre::Result<PeerList> {
+) -> eyre::Result<Gossip> {
     let keypair = Keypair::ed25519_from_bytes(node_key_seed)?;
     let max = config.max_message_bytes;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -77,7 +87,7 @@ pub fn spawn(
     swarm.listen_on(multiaddr(config.listen))?;
 
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUTBOX_LEN);
-    mempool.set_gossip(out_tx);
+    mempool.set_gossip(out_tx.clone());
     let peers: PeerList = Arc::new(RwLock::new(Vec::new()));
     let peers_out = peers.clone();
     let wanted: Vec<Multiaddr> = config.peers.iter().map(|a| multiaddr(*a)).collect();
@@ -110,6 +120,7 @@ pub fn spawn(
                         match res {
                             Ok(Ok(_)) | Ok(Err(AddError::Duplicate)) => {}
                             Ok(Err(e)) => debug!(peer = %propagation_source, error = %e, "dropped gossiped tx"),
+                            // A panic in CheckTx would be a bug; the swarm keeps running either way.
                             Err(e) => warn!(error = %e, "gossip CheckTx task failed"),
                         }
                     }
@@ -131,7 +142,10 @@ pub fn spawn(
             }
         }
     });
-    Ok(peers_out)
+    Ok(Gossip {
+        peers: peers_out,
+        outbox: out_tx,
+    })
 }
 
 fn update_peers(peers: &PeerList, swarm: &libp2p::Swarm<gossipsub::Behaviour>) {
