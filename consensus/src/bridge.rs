@@ -143,6 +143,37 @@ fn validator_update(v: &Validator) -> ValidatorUpdate {
     }
 }
 
+/// FinalizeBlock's `decided_last_commit`: each validator of `set` (in set order) with its power, and whether
+/// it signed `certificate`.
+fn last_commit_info(
+    set: &ValidatorSet,
+    certificate: &CommitCertificate<LodeContext>,
+) -> CommitInfo {
+    let signed: std::collections::BTreeSet<Address> = certificate
+        .commit_signatures
+        .iter()
+        .map(|s| s.address)
+        .collect();
+    CommitInfo {
+        round: i32::try_from(certificate.round.as_i64()).unwrap_or(0),
+        votes: set
+            .validators()
+            .iter()
+            .map(|v| VoteInfo {
+                validator: Some(tendermint_proto::v0_38::abci::Validator {
+                    address: Bytes::copy_from_slice(&v.address.0),
+                    power: i64::try_from(v.voting_power).unwrap_or(i64::MAX),
+                }),
+                block_id_flag: if signed.contains(&v.address) {
+                    BlockIdFlag::Commit as i32
+                } else {
+                    BlockIdFlag::Absent as i32
+                },
+            })
+            .collect(),
+    }
+}
+
 fn stream_id(height: Height, round: Round, proposer: &Address) -> StreamId {
     let mut b = Vec::with_capacity(8 + 8 + 20);
     b.extend_from_slice(&height.0.to_be_bytes());
@@ -738,28 +769,17 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             .validators
             .clone()
             .ok_or_else(|| ConsensusError::Engine("validator set unknown".into()))?;
-        // The last commit: who signed the previous block (powers from the current set).
+        // The last commit, as CometBFT reports it: every validator of the previous height with its power
+        // there, flagged Commit if its signature is in that height's certificate and Absent otherwise.
         let decided_last_commit = match height.0.checked_sub(1).filter(|h| *h > 0) {
             Some(prev) => match self.store.get_decided(Height(prev))? {
-                Some(d) => CommitInfo {
-                    round: i32::try_from(d.certificate.round.as_i64()).unwrap_or(0),
-                    votes: d
-                        .certificate
-                        .commit_signatures
-                        .iter()
-                        .map(|s| VoteInfo {
-                            validator: Some(tendermint_proto::v0_38::abci::Validator {
-                                address: Bytes::copy_from_slice(&s.address.0),
-                                power: hv
-                                    .current
-                                    .get_by_address(&s.address)
-                                    .map(|v| i64::try_from(v.voting_power).unwrap_or(0))
-                                    .unwrap_or(0),
-                            }),
-                            block_id_flag: BlockIdFlag::Commit as i32,
-                        })
-                        .collect(),
-                },
+                Some(d) => {
+                    let set = match self.store.get_validators(Height(prev))? {
+                        Some(v) => v.current,
+                        None => hv.current.clone(),
+                    };
+                    last_commit_info(&set, &d.certificate)
+                }
                 None => CommitInfo::default(),
             },
             None => CommitInfo::default(),
@@ -821,5 +841,59 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
 impl Height {
     fn increment_by_one(self) -> Height {
         Height(self.0.saturating_add(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{PrivateKey, Signature};
+    use malachitebft_app_channel::app::types::core::CommitSignature;
+
+    #[test]
+    fn last_commit_lists_every_validator_with_its_power_and_flags_the_absent() {
+        let vals: Vec<Validator> = (1..=3u8)
+            .map(|i| {
+                Validator::new(
+                    PrivateKey::from_seed([i; 32]).public_key(),
+                    u64::from(i) * 10,
+                )
+            })
+            .collect();
+        let set = ValidatorSet::new(vals.clone());
+        let certificate = CommitCertificate {
+            height: Height(4),
+            round: Round::new(1),
+            value_id: BlockId([7; 32]),
+            commit_signatures: vals[..2]
+                .iter()
+                .map(|v| CommitSignature::new(v.address, Signature([0; 64])))
+                .collect(),
+        };
+        let info = last_commit_info(&set, &certificate);
+        assert_eq!(info.round, 1);
+        assert_eq!(info.votes.len(), 3);
+        for v in &vals {
+            let vote = info
+                .votes
+                .iter()
+                .find(|x| {
+                    x.validator
+                        .as_ref()
+                        .is_some_and(|y| y.address == v.address.0[..])
+                })
+                .expect("every validator listed");
+            let validator = vote.validator.as_ref().expect("validator");
+            assert_eq!(
+                validator.power,
+                i64::try_from(v.voting_power).expect("power")
+            );
+            let want = if v.address == vals[2].address {
+                BlockIdFlag::Absent
+            } else {
+                BlockIdFlag::Commit
+            };
+            assert_eq!(vote.block_id_flag, want as i32);
+        }
     }
 }
