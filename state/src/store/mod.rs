@@ -231,6 +231,9 @@ impl Store {
         }
         let record = borsh::to_vec(&batch.record).map_err(|e| StoreError::Jmt(e.to_string()))?;
         wb.put_cf(self.cf(CF_META)?, META_COMMIT, record);
+        // The batch holds a copy of everything now; free the block's many allocations on another core
+        // while this one waits for the synced write.
+        rayon::spawn(move || drop(batch));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo)?;

@@ -12,7 +12,10 @@ use crate::{
 
 /// The module account that collects fees until they are distributed.
 pub fn fee_collector() -> Address {
-    Address::module("fee_collector")
+    // Every tx pays into it: hash the name once.
+    static ADDR: std::sync::LazyLock<Address> =
+        std::sync::LazyLock::new(|| Address::module("fee_collector"));
+    *ADDR
 }
 
 /// An account record. Stored as 24 bytes: balance (u128 LE) ‖ nonce (u64 LE).

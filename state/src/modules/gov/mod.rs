@@ -42,7 +42,10 @@ pub fn deposits_account() -> Address {
 
 /// The treasury: funded by a share of fees, spent only by proposal.
 pub fn treasury() -> Address {
-    Address::module("treasury")
+    // Every tx's fee pays its share: hash the name once.
+    static ADDR: std::sync::LazyLock<Address> =
+        std::sync::LazyLock::new(|| Address::module("treasury"));
+    *ADDR
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
