@@ -29,10 +29,12 @@
 //! verify / compute ≈ s·T·R_g / (R_h·m·n)
 //! ```
 //!
-//! On the reference CPU (SHA-NI ≈ 1.2 GB/s per stream, VNNI GEMM ≈ 0.35–0.47 TOPS per
-//! core) a sample of a 2048³ job costs ≈ 25–30 µs against 37–58 ms of compute, so the
-//! 1/1000 budget allows `s·T ≈ 8`. The defaults are [`verify::DEFAULT_TILE`] `T = 4`
-//! and [`verify::DEFAULT_SAMPLES`] `s = 2`, measured at 1/842–1/1016 (README.md).
+//! On the reference CPU (leaves hashed sixteen at a time with AVX-512 ≈ 2.4 GB/s, node
+//! pairs on SHA-NI, VNNI GEMM ≈ 0.3–0.47 TOPS per core) a sample of a 2048³ job costs
+//! ≈ 11–16 µs against 46–67 ms of compute. The defaults are [`verify::DEFAULT_TILE`]
+//! `T = 4` and [`verify::DEFAULT_SAMPLES`] `s = 2`, measured at 1/1917–1/2265 (wall
+//! clock) and 1/1468–1/1726 (thread CPU time) under load, against the 1/1000 target
+//! (README.md).
 //! `T = 2, s = 2` detects the same fraction of tiles more cheaply for validators but
 //! quadruples the tiles (three times the provider's commitment cost); `s = 1` catches
 //! only `f` per job.
