@@ -1,6 +1,7 @@
 //! Mempool gossip: a libp2p gossipsub swarm (the libp2p version Malachite uses) on its own port and topic.
-//! Txs admitted locally are published; txs received from peers go through CheckTx like any other, and
-//! malformed or invalid ones are dropped and logged.
+//! Txs admitted locally are published in batches (`lode.node.v1.TxBatch`: everything queued when the swarm
+//! gets to publish, up to the message size limit); txs received from peers go through CheckTx like any
+//! other, and malformed batches or invalid txs are dropped and logged.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -15,6 +16,9 @@ use libp2p::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use prost::Message;
+
+use super::grpc::pb::TxBatch;
 use super::mempool::{AddError, Mempool};
 
 /// The gossipsub topic of mempool txs.
@@ -31,6 +35,38 @@ pub struct GossipConfig {
     pub peers: Vec<SocketAddr>,
     /// Largest message accepted (a tx's maximum size plus framing).
     pub max_message_bytes: usize,
+}
+
+/// Bytes a `TxBatch` adds around its txs, at most (field tags and length prefixes are under 16 bytes per
+/// tx; this bound leaves room for the gossipsub envelope too).
+const BATCH_OVERHEAD: usize = 1024;
+/// Most txs in one batch.
+const MAX_BATCH_TXS: usize = 1024;
+
+/// `first` plus whatever is already queued, up to `max_bytes` of txs (at least `first`) and
+/// [`MAX_BATCH_TXS`], encoded as a `TxBatch`; and the queued tx that did not fit, which opens the next batch.
+fn next_batch(
+    first: Bytes,
+    queue: &mut mpsc::Receiver<Bytes>,
+    max_bytes: usize,
+) -> (Vec<u8>, Option<Bytes>) {
+    let mut size = first.len() + 16;
+    let mut txs = vec![first.to_vec()];
+    let mut rest = None;
+    while txs.len() < MAX_BATCH_TXS {
+        match queue.try_recv() {
+            Ok(tx) if size + tx.len() + 16 <= max_bytes => {
+                size += tx.len() + 16;
+                txs.push(tx.to_vec());
+            }
+            Ok(tx) => {
+                rest = Some(tx);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    (TxBatch { txs }.encode_to_vec(), rest)
 }
 
 /// Connected peers, shared with the gRPC status.
@@ -108,18 +144,39 @@ pub fn spawn(
                     }
                 }
                 Some(tx) = out_rx.recv() => {
-                    if let Err(e) = swarm.behaviour_mut().publish(topic.clone(), tx) {
-                        debug!(error = %e, "gossip publish failed");
+                    let mut next = Some(tx);
+                    while let Some(first) = next.take() {
+                        let (batch, rest) =
+                            next_batch(first, &mut out_rx, max.saturating_sub(BATCH_OVERHEAD));
+                        if let Err(e) = swarm.behaviour_mut().publish(topic.clone(), batch) {
+                            debug!(error = %e, "gossip publish failed");
+                        }
+                        next = rest;
                     }
                 }
                 event = swarm.select_next_some() => match event {
                     SwarmEvent::Behaviour(gossipsub::Event::Message { propagation_source, message, .. }) => {
+                        let Ok(batch) = TxBatch::decode(message.data.as_slice()) else {
+                            warn!(peer = %propagation_source, bytes = message.data.len(), "dropped malformed gossip message");
+                            continue;
+                        };
                         let mempool = mempool.clone();
-                        let tx = Bytes::from(message.data);
-                        let res = tokio::task::spawn_blocking(move || mempool.add(tx)).await;
+                        let res = tokio::task::spawn_blocking(move || {
+                            batch
+                                .txs
+                                .into_iter()
+                                .map(|tx| mempool.add(Bytes::from(tx)))
+                                .filter_map(Result::err)
+                                .filter(|e| !matches!(e, AddError::Duplicate))
+                                .collect::<Vec<_>>()
+                        })
+                        .await;
                         match res {
-                            Ok(Ok(_)) | Ok(Err(AddError::Duplicate)) => {}
-                            Ok(Err(e)) => debug!(peer = %propagation_source, error = %e, "dropped gossiped tx"),
+                            Ok(errors) => {
+                                for e in errors {
+                                    debug!(peer = %propagation_source, error = %e, "dropped gossiped tx");
+                                }
+                            }
                             // A panic in CheckTx would be a bug; the swarm keeps running either way.
                             Err(e) => warn!(error = %e, "gossip CheckTx task failed"),
                         }
@@ -151,4 +208,54 @@ pub fn spawn(
 fn update_peers(peers: &PeerList, swarm: &libp2p::Swarm<gossipsub::Behaviour>) {
     let list: Vec<String> = swarm.connected_peers().map(|p| p.to_string()).collect();
     *peers.write().unwrap_or_else(|e| e.into_inner()) = list;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(txs: &[usize]) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(64);
+        for (i, len) in txs.iter().enumerate() {
+            tx.try_send(Bytes::from(vec![i as u8; *len]))
+                .expect("queue");
+        }
+        rx
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_queued_in_order_up_to_the_size_limit() {
+        let mut rx = queue(&[100, 100, 500, 10]);
+        let (batch, rest) = next_batch(Bytes::from(vec![9u8; 50]), &mut rx, 400);
+        let batch = TxBatch::decode(batch.as_slice()).expect("decodes");
+        assert_eq!(
+            batch
+                .txs
+                .iter()
+                .map(|t| (t[0], t.len()))
+                .collect::<Vec<_>>(),
+            [(9, 50), (0, 100), (1, 100)]
+        );
+        // The 500-byte tx did not fit: it opens the next batch, alone (it is over the limit by itself).
+        let rest = rest.expect("leftover");
+        assert_eq!(rest.len(), 500);
+        let (batch, rest) = next_batch(rest, &mut rx, 400);
+        let batch = TxBatch::decode(batch.as_slice()).expect("decodes");
+        assert_eq!(batch.txs.iter().map(Vec::len).collect::<Vec<_>>(), [500]);
+        let (batch, none) = next_batch(rest.expect("the 10-byte tx"), &mut rx, 400);
+        assert!(none.is_none());
+        let batch = TxBatch::decode(batch.as_slice()).expect("decodes");
+        assert_eq!(batch.txs.iter().map(Vec::len).collect::<Vec<_>>(), [10]);
+    }
+
+    #[test]
+    fn an_empty_queue_gives_a_batch_of_one() {
+        let mut rx = queue(&[]);
+        let (batch, rest) = next_batch(Bytes::from_static(b"tx"), &mut rx, 10);
+        assert!(rest.is_none());
+        assert_eq!(
+            TxBatch::decode(batch.as_slice()).expect("decodes").txs,
+            [b"tx".to_vec()]
+        );
+    }
 }
