@@ -117,6 +117,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             peers,
             chain_id: genesis.chain_id.clone(),
             moniker: config.moniker.clone(),
+            results_cache: Default::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(grpc::serve(api, listener, async move {

@@ -240,6 +240,12 @@ pub(super) struct BenchArgs {
     /// Consensus propose timeout in milliseconds.
     #[arg(long, default_value_t = 300)]
     timeout_propose_ms: u64,
+    /// Keep the devnet directory (with each validator's `node.log`) instead of deleting it.
+    #[arg(long)]
+    keep: bool,
+    /// Log filter for the validators (their `node.log`).
+    #[arg(long, default_value = "warn")]
+    node_log: String,
 }
 
 /// `lode bench`: a fresh devnet in a temporary directory, signed transfers from many accounts over gRPC
@@ -273,7 +279,7 @@ pub(super) fn bench(args: &BenchArgs) -> eyre::Result<()> {
             Command::new(&exe)
                 .args(["start", "--home"])
                 .arg(&n.home)
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", &args.node_log)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -300,7 +306,11 @@ pub(super) fn bench(args: &BenchArgs) -> eyre::Result<()> {
         spec.chain_id.clone(),
     ));
     stop_children(&mut children);
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.keep {
+        println!("devnet kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 

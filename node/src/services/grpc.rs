@@ -45,6 +45,9 @@ use pb::{
 /// How long `BroadcastAndWait` waits when the request names no timeout.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
+/// The last decoded block results: (height, results).
+pub type ResultsCache = Arc<std::sync::Mutex<Option<(u64, Arc<ResponseFinalizeBlock>)>>>;
+
 /// Everything the services read.
 #[derive(Debug, Clone)]
 pub struct NodeApi {
@@ -62,6 +65,8 @@ pub struct NodeApi {
     pub chain_id: String,
     /// Node name.
     pub moniker: String,
+    /// The results of the last block a `BroadcastAndWait` looked at, decoded once for all its waiters.
+    pub results_cache: ResultsCache,
 }
 
 fn check_result(r: &ResponseCheckTx) -> pb::TxResult {
@@ -141,6 +146,28 @@ impl NodeApi {
         }
     }
 
+    /// A committed block's results. Every waiter of a block asks for the same one, so the last is kept decoded.
+    fn block_results(&self, height: u64) -> Result<Arc<ResponseFinalizeBlock>, Status> {
+        let mut cache = self.results_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((h, r)) = cache.as_ref() {
+            if *h == height {
+                return Ok(r.clone());
+            }
+        }
+        let block = self
+            .app
+            .store()
+            .block(height)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| Status::internal(format!("block {height} missing")))?;
+        let results = Arc::new(
+            ResponseFinalizeBlock::decode(block.results.as_slice())
+                .map_err(|e| Status::internal(format!("block {height} results: {e}")))?,
+        );
+        *cache = Some((height, results.clone()));
+        Ok(results)
+    }
+
     /// The committed result of a tx, if it is committed.
     fn committed_result(&self, hash: &[u8; 32]) -> Result<Option<(u64, pb::TxResult)>, Status> {
         let store = self.app.store();
@@ -150,12 +177,7 @@ impl NodeApi {
         else {
             return Ok(None);
         };
-        let block = store
-            .block(height)
-            .map_err(|e| Status::internal(e.to_string()))?
-            .ok_or_else(|| Status::internal(format!("block {height} missing")))?;
-        let results = ResponseFinalizeBlock::decode(block.results.as_slice())
-            .map_err(|e| Status::internal(format!("block {height} results: {e}")))?;
+        let results = self.block_results(height)?;
         let r = results
             .tx_results
             .get(index as usize)
