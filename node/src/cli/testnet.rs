@@ -235,7 +235,7 @@ pub(super) struct BenchArgs {
     #[arg(long, default_value_t = 20_000)]
     txs: usize,
     /// Transfers each account keeps in flight (broadcast, not yet committed), with consecutive nonces.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     window: usize,
     /// Consensus propose timeout in milliseconds.
     #[arg(long, default_value_t = 300)]

@@ -225,6 +225,16 @@ impl TxService for NodeApi {
         let hash = tx_hash(&tx);
         let mut decided = self.decided.clone();
         decided.mark_changed();
+        // Idempotent: a tx committed already (e.g. broadcast earlier, then waited for) answers at once, and
+        // its CheckTx, which would now fail on the used nonce, is not run.
+        if let Some((height, result)) = self.committed_result(&hash)? {
+            return Ok(Response::new(pb::BroadcastAndWaitResponse {
+                tx_hash: hash.to_vec(),
+                check: None,
+                height,
+                result: Some(result),
+            }));
+        }
         let (check, ok) = match NodeApi::broadcast(self, tx).await {
             Ok(r) => r,
             // Already pending (e.g. a retry): wait for it like a fresh one.
@@ -232,6 +242,15 @@ impl TxService for NodeApi {
             Err(s) => return Err(s),
         };
         if !ok {
+            // Committed between the lookup above and CheckTx: report the commit, not the nonce error.
+            if let Some((height, result)) = self.committed_result(&hash)? {
+                return Ok(Response::new(pb::BroadcastAndWaitResponse {
+                    tx_hash: hash.to_vec(),
+                    check: None,
+                    height,
+                    result: Some(result),
+                }));
+            }
             return Ok(Response::new(pb::BroadcastAndWaitResponse {
                 tx_hash: hash.to_vec(),
                 check: Some(check),

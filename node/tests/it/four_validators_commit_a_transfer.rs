@@ -6,7 +6,9 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use lode_node::keys::KeyFile;
-use lode_node::services::grpc::pb::{self, query_service_client::QueryServiceClient};
+use lode_node::services::grpc::pb::{
+    self, query_service_client::QueryServiceClient, tx_service_client::TxServiceClient,
+};
 use lode_state::LodeApp;
 use lode_tests::ports::PortBlock;
 
@@ -260,6 +262,36 @@ async fn four_validators_commit_a_transfer_and_agree_on_the_app_hash() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    // BroadcastAndWait is idempotent: the same tx again reports its commit instead of a nonce error.
+    let chain_id = status(&net.grpc[1]).await.expect("status").chain_id;
+    let dev1 = KeyFile::load(&net.homes[0].join("keys/dev1.json")).expect("dev1");
+    let to_addr: lode_state::Address = to.parse().expect("address");
+    let tx = lode_state::tx::sign_send(
+        &chain_id,
+        &dev1.signing_key().expect("key"),
+        0,
+        10_000,
+        &to_addr,
+        1,
+    );
+    let mut client = TxServiceClient::connect(net.grpc[1].clone())
+        .await
+        .expect("connect");
+    let mut heights = Vec::new();
+    for _ in 0..2 {
+        let r = client
+            .broadcast_and_wait(pb::BroadcastAndWaitRequest {
+                tx: tx.clone(),
+                timeout_ms: 60_000,
+            })
+            .await
+            .expect("broadcast and wait")
+            .into_inner();
+        assert_eq!(r.result.as_ref().map(|r| r.code), Some(0), "{r:?}");
+        heights.push(r.height);
+    }
+    assert_eq!(heights[0], heights[1], "one commit, reported twice");
 
     net.stop_all();
     let (h, hashes) = app_hashes_at_common_height(&net.homes);
