@@ -162,10 +162,9 @@ pub fn spawn(
                         };
                         let mempool = mempool.clone();
                         let res = tokio::task::spawn_blocking(move || {
-                            batch
-                                .txs
+                            mempool
+                                .add_batch(batch.txs.into_iter().map(Bytes::from).collect())
                                 .into_iter()
-                                .map(|tx| mempool.add(Bytes::from(tx)))
                                 .filter_map(Result::err)
                                 .filter(|e| !matches!(e, AddError::Duplicate))
                                 .collect::<Vec<_>>()

@@ -121,6 +121,24 @@ impl Mempool {
         Ok(resp)
     }
 
+    /// Adds a peer's batch of txs in order: their signatures are verified together first (one batch instead
+    /// of one verification per CheckTx), then each tx is added as by [`Mempool::add`].
+    pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
+        let fresh: Vec<Bytes> = {
+            let g = self.lock();
+            txs.iter()
+                .filter(|t| {
+                    t.len() <= self.limits.max_tx_bytes && !g.by_hash.contains_key(&tx_hash(t))
+                })
+                .cloned()
+                .collect()
+        };
+        if fresh.len() > 1 {
+            self.app.preverify(&fresh);
+        }
+        txs.into_iter().map(|tx| self.add(tx)).collect()
+    }
+
     /// Adds a tx (from a client or a peer) if it is new, fits and passes CheckTx.
     pub fn add(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
         if tx.len() > self.limits.max_tx_bytes {
@@ -335,6 +353,24 @@ mod tests {
             Err(AddError::Rejected(_))
         ));
         assert_eq!(pool.size().0, 0);
+    }
+
+    #[test]
+    fn a_peer_batch_is_added_in_order_with_each_txs_own_verdict() {
+        let (_d, _app, key, pool) = setup(limits());
+        let (a, b) = (send(&key, 0, 1), send(&key, 1, 1));
+        let mut forged = send(&key, 2, 1).to_vec();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let results = pool.add_batch(vec![a.clone(), b.clone(), Bytes::from(forged), a.clone()]);
+        assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+        assert!(
+            matches!(&results[2], Err(AddError::Rejected(r)) if r.code == 5),
+            "{:?}",
+            results[2]
+        );
+        assert!(matches!(results[3], Err(AddError::Duplicate)));
+        assert_eq!(pool.reap_txs(u64::MAX), vec![a, b]);
     }
 
     #[test]
