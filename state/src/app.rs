@@ -37,7 +37,9 @@ use crate::{
     genesis::AppState,
     modules::bank,
     params::{self, Params},
-    store::{BlockRecord, CommitBatch, CommitRecord, Overlay, StateRead, Store, Writes},
+    store::{
+        BlockRecord, CommitBatch, CommitRecord, Overlay, Prefetched, StateRead, Store, Writes,
+    },
     tx::{check_public_key, verify_signatures, Tx},
 };
 
@@ -55,6 +57,28 @@ pub mod query_code {
     pub const NOT_INITIALIZED: u32 = 32;
     pub const INVALID_REQUEST: u32 = 33;
     pub const NOT_FOUND: u32 = 34;
+}
+
+/// What [`LodeApp::check_pipelined`] calls with each checked chunk, on its helper thread.
+type ChunkHook<'a> = dyn Fn(&[Result<Tx, TxError>]) + Sync + 'a;
+
+/// The account keys a chunk of txs will read first: each signer's and every transfer recipient's.
+fn accounts_read(checked: &[Result<Tx, TxError>]) -> Vec<Vec<u8>> {
+    use crate::modules::bank::state_key::account;
+    let mut keys = Vec::with_capacity(checked.len() * 2);
+    for tx in checked.iter().flatten() {
+        keys.push(account(&tx.auth.signer));
+        for m in &tx.body.msgs {
+            match m {
+                crate::tx::Msg::Send { to, .. } => keys.push(account(to)),
+                crate::tx::Msg::MultiSend { outputs, .. } => {
+                    keys.extend(outputs.iter().map(|(to, _)| account(to)));
+                }
+                _ => {}
+            }
+        }
+    }
+    keys
 }
 
 /// Txs per chunk when FinalizeBlock pipelines signature checks with execution: small enough that
@@ -388,13 +412,15 @@ impl LodeApp {
     /// [`Self::check_many`] in chunks of `chunk` txs on a helper thread, handing each tx's verdict to `each`
     /// in block order as soon as its chunk is checked, so that signature verification of later txs overlaps
     /// the execution of earlier ones. Verdicts do not depend on the chunking: a batch that fails is re-checked
-    /// one signature at a time. Stops at the first error `each` returns.
+    /// one signature at a time. Stops at the first error `each` returns. `ahead` sees each checked chunk on
+    /// the helper thread before it is handed over (FinalizeBlock fetches the chunk's accounts there).
     fn check_pipelined<E>(
         &self,
         txs: &[Bytes],
         chain_id: &str,
         params: &Params,
         chunk: usize,
+        ahead: &ChunkHook<'_>,
         mut each: impl FnMut(Result<Tx, TxError>) -> Result<(), E>,
     ) -> Result<(), E> {
         if txs.len() <= chunk {
@@ -408,8 +434,10 @@ impl LodeApp {
             let (send, recv) = std::sync::mpsc::sync_channel(2);
             s.spawn(move || {
                 for part in txs.chunks(chunk.max(1)) {
+                    let checked = self.check_many(part, chain_id, params);
+                    ahead(&checked);
                     // A closed channel means the consumer stopped on an error.
-                    if send.send(self.check_many(part, chain_id, params)).is_err() {
+                    if send.send(checked).is_err() {
                         break;
                     }
                 }
@@ -552,30 +580,39 @@ impl LodeApp {
             height,
             params: &c.params,
         };
-        let mut block = Overlay::new(&self.inner.store);
+        let base = Prefetched::new(&self.inner.store);
+        let mut block = Overlay::new(&base);
         let mut tx_results = Vec::with_capacity(req.txs.len());
         let mut tx_hashes: Vec<[u8; 32]> = Vec::with_capacity(req.txs.len());
         let chunk = pipeline_chunk(req.txs.len());
-        self.check_pipelined(&req.txs, &record.chain_id, &c.params, chunk, |checked| {
-            tx_hashes.push(match &checked {
-                Ok(tx) => tx.hash,
-                Err(_) => crate::tx::tx_hash(&req.txs[tx_hashes.len()]),
-            });
-            let result = match checked {
-                Err(e) => exec_result(Err((&e, 0))),
-                Ok(tx) => match execute_tx(&mut block, &tx, ctx) {
-                    Ok(out) => exec_result(Ok((out.events, out.gas_used))),
-                    Err(f) => {
-                        if let TxError::Internal(msg) = f.error {
-                            return Err(StateError::Store(StoreError::Jmt(msg)));
+        let ahead = |checked: &[Result<Tx, TxError>]| base.fetch(accounts_read(checked));
+        self.check_pipelined(
+            &req.txs,
+            &record.chain_id,
+            &c.params,
+            chunk,
+            &ahead,
+            |checked| {
+                tx_hashes.push(match &checked {
+                    Ok(tx) => tx.hash,
+                    Err(_) => crate::tx::tx_hash(&req.txs[tx_hashes.len()]),
+                });
+                let result = match checked {
+                    Err(e) => exec_result(Err((&e, 0))),
+                    Ok(tx) => match execute_tx(&mut block, &tx, ctx) {
+                        Ok(out) => exec_result(Ok((out.events, out.gas_used))),
+                        Err(f) => {
+                            if let TxError::Internal(msg) = f.error {
+                                return Err(StateError::Store(StoreError::Jmt(msg)));
+                            }
+                            exec_result(Err((&f.error, f.gas_used)))
                         }
-                        exec_result(Err((&f.error, f.gas_used)))
-                    }
-                },
-            };
-            tx_results.push(result);
-            Ok(())
-        })?;
+                    },
+                };
+                tx_results.push(result);
+                Ok(())
+            },
+        )?;
         let end_events = end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?;
         let writes = block.into_writes();
         let version = record

@@ -387,6 +387,74 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Several state values at the last commit in one RocksDB `MultiGet`, in `keys` order.
+    pub fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let cf = self.cf(CF_STATE)?;
+        self.db
+            .multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())))
+            .into_iter()
+            .map(|r| r.map_err(StoreError::from))
+            .collect()
+    }
+}
+
+/// The last commit, read through values fetched ahead of need (FinalizeBlock fetches the accounts of the next
+/// chunk of txs on its verifier thread while it executes the current one). Nothing writes the store while a
+/// block executes, so a value fetched ahead is exactly what a read would return; the map is only looked up,
+/// never iterated.
+#[derive(Debug)]
+pub struct Prefetched<'a> {
+    store: &'a Store,
+    ahead: std::sync::RwLock<std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl<'a> Prefetched<'a> {
+    /// Reads of `store`, with nothing fetched yet.
+    pub fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            ahead: Default::default(),
+        }
+    }
+
+    /// Fetches `keys` (in one MultiGet) so later reads find them in memory. A failed fetch is ignored: the
+    /// read then goes to the store and reports the error itself.
+    pub fn fetch(&self, keys: Vec<Vec<u8>>) {
+        let keys: Vec<Vec<u8>> = {
+            let ahead = self.ahead.read().unwrap_or_else(|e| e.into_inner());
+            keys.into_iter()
+                .filter(|k| !ahead.contains_key(k))
+                .collect()
+        };
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(values) = self.store.get_many(&keys) {
+            let mut ahead = self.ahead.write().unwrap_or_else(|e| e.into_inner());
+            ahead.extend(keys.into_iter().zip(values));
+        }
+    }
+}
+
+impl StateRead for Prefetched<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self
+            .ahead
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return Ok(v.clone());
+        }
+        self.store.get(key)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.store.scan_prefix(prefix)
+    }
+}
+
 impl StateRead for Store {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)

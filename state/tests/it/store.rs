@@ -56,3 +56,27 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Reads through values fetched ahead equal reads of the store, for fetched, unfetched, present and
+    /// absent keys alike.
+    #[test]
+    fn prefetched_reads_equal_store_reads(
+        state in prop::collection::btree_map(0u16..200, prop::collection::vec(any::<u8>(), 1..16), 0..50),
+        fetched in prop::collection::vec(0u16..300, 0..80),
+    ) {
+        use lode_state::store::{Prefetched, StateRead};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let key = |k: u16| format!("k/{k}").into_bytes();
+        let writes: Writes = state.iter().map(|(k, v)| (key(*k), Some(v.clone()))).collect();
+        commit(&store, writes, 0, true);
+        let ahead = Prefetched::new(&store);
+        ahead.fetch(fetched.iter().map(|k| key(*k)).collect());
+        for k in 0u16..300 {
+            prop_assert_eq!(ahead.get(&key(k)).expect("read"), store.get(&key(k)).expect("read"));
+        }
+    }
+}
