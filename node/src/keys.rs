@@ -102,17 +102,7 @@ impl KeyFile {
 
     /// Writes the key to `path`, which must not exist yet, readable and writable by the owner only.
     pub fn save_new(&self, path: &Path) -> eyre::Result<()> {
-        let mut json = serde_json::to_string_pretty(self)?;
-        json.push('\n');
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .wrap_err_with(|| format!("cannot create key file {}", path.display()))?;
-        file.write_all(json.as_bytes())?;
-        file.sync_all()?;
-        Ok(())
+        write_new_json(path, self, 0o600, "key file")
     }
 }
 
@@ -182,18 +172,29 @@ impl MultisigFile {
 
     /// Writes the file to `path`, which must not exist yet.
     pub fn save_new(&self, path: &Path) -> eyre::Result<()> {
-        let mut json = serde_json::to_string_pretty(self)?;
-        json.push('\n');
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(path)
-            .wrap_err_with(|| format!("cannot create multisig file {}", path.display()))?;
-        file.write_all(json.as_bytes())?;
-        file.sync_all()?;
-        Ok(())
+        write_new_json(path, self, 0o644, "multisig file")
     }
+}
+
+/// Writes `value` as pretty JSON to `path`, which must not exist yet, with file `mode`, and syncs it.
+/// `what` names the file in the error.
+pub fn write_new_json(
+    path: &Path,
+    value: &impl Serialize,
+    mode: u32,
+    what: &str,
+) -> eyre::Result<()> {
+    let mut json = serde_json::to_string_pretty(value)?;
+    json.push('\n');
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .wrap_err_with(|| format!("cannot create {what} {}", path.display()))?;
+    file.write_all(json.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// A key name is 1 to 64 characters of `[A-Za-z0-9_-]`, so it is always a plain file name.

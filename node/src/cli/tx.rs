@@ -710,7 +710,7 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
                     multisig::assemble(&doc).map_err(|e| eyre!("cannot size the fee: {e}"))
                 })?;
                 let doc = unsigned(fee);
-                write_new(out, &doc)?;
+                crate::keys::write_new_json(out, &doc, 0o644, "unsigned tx file")?;
                 println!(
                     "unsigned tx for {} (nonce {}) written to {}; needs {} of {} signatures",
                     m.address,
@@ -755,19 +755,6 @@ fn fee_for(
         .min_fee(params)
         .map_err(|e| eyre!("cannot size the fee: {e}"))?;
     Ok(min)
-}
-
-fn write_new(path: &Path, doc: &MultisigTx) -> eyre::Result<()> {
-    use std::io::Write;
-    let mut json = serde_json::to_string_pretty(doc)?;
-    json.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .wrap_err_with(|| format!("cannot create {}", path.display()))?;
-    f.write_all(json.as_bytes())?;
-    Ok(())
 }
 
 fn read_doc(path: &Path) -> eyre::Result<MultisigTx> {

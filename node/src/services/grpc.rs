@@ -195,6 +195,22 @@ impl NodeApi {
     }
 }
 
+/// A `BroadcastAndWait` answer: the CheckTx result (none when the tx was found committed without one), and
+/// the commit height and result once committed.
+fn waited(
+    hash: &[u8; 32],
+    check: Option<pb::TxResult>,
+    committed: Option<(u64, pb::TxResult)>,
+) -> Response<pb::BroadcastAndWaitResponse> {
+    let (height, result) = committed.map_or((0, None), |(h, r)| (h, Some(r)));
+    Response::new(pb::BroadcastAndWaitResponse {
+        tx_hash: hash.to_vec(),
+        check,
+        height,
+        result,
+    })
+}
+
 #[tonic::async_trait]
 impl TxService for NodeApi {
     #[instrument(skip_all)]
@@ -227,13 +243,8 @@ impl TxService for NodeApi {
         decided.mark_changed();
         // Idempotent: a tx committed already (e.g. broadcast earlier, then waited for) answers at once, and
         // its CheckTx, which would now fail on the used nonce, is not run.
-        if let Some((height, result)) = self.committed_result(&hash)? {
-            return Ok(Response::new(pb::BroadcastAndWaitResponse {
-                tx_hash: hash.to_vec(),
-                check: None,
-                height,
-                result: Some(result),
-            }));
+        if let Some(done) = self.committed_result(&hash)? {
+            return Ok(waited(&hash, None, Some(done)));
         }
         let (check, ok) = match NodeApi::broadcast(self, tx).await {
             Ok(r) => r,
@@ -243,30 +254,14 @@ impl TxService for NodeApi {
         };
         if !ok {
             // Committed between the lookup above and CheckTx: report the commit, not the nonce error.
-            if let Some((height, result)) = self.committed_result(&hash)? {
-                return Ok(Response::new(pb::BroadcastAndWaitResponse {
-                    tx_hash: hash.to_vec(),
-                    check: None,
-                    height,
-                    result: Some(result),
-                }));
-            }
-            return Ok(Response::new(pb::BroadcastAndWaitResponse {
-                tx_hash: hash.to_vec(),
-                check: Some(check),
-                height: 0,
-                result: None,
-            }));
+            let done = self.committed_result(&hash)?;
+            let check = if done.is_some() { None } else { Some(check) };
+            return Ok(waited(&hash, check, done));
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some((height, result)) = self.committed_result(&hash)? {
-                return Ok(Response::new(pb::BroadcastAndWaitResponse {
-                    tx_hash: hash.to_vec(),
-                    check: Some(check),
-                    height,
-                    result: Some(result),
-                }));
+            if let Some(done) = self.committed_result(&hash)? {
+                return Ok(waited(&hash, Some(check), Some(done)));
             }
             match tokio::time::timeout_at(deadline, decided.changed()).await {
                 Ok(Ok(())) => {}
@@ -397,24 +392,19 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<TxServiceServer<NodeApi>>()
-        .await;
-    health_reporter
-        .set_serving::<QueryServiceServer<NodeApi>>()
-        .await;
-    health_reporter
-        .set_serving::<GovQueryServiceServer<NodeApi>>()
-        .await;
-    health_reporter
-        .set_serving::<NftQueryServiceServer<NodeApi>>()
-        .await;
-    health_reporter
-        .set_serving::<StakingQueryServiceServer<NodeApi>>()
-        .await;
-    health_reporter
-        .set_serving::<ParamsServiceServer<NodeApi>>()
-        .await;
+    use tonic::server::NamedService;
+    for name in [
+        <TxServiceServer<NodeApi> as NamedService>::NAME,
+        <QueryServiceServer<NodeApi> as NamedService>::NAME,
+        <GovQueryServiceServer<NodeApi> as NamedService>::NAME,
+        <NftQueryServiceServer<NodeApi> as NamedService>::NAME,
+        <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
+        <ParamsServiceServer<NodeApi> as NamedService>::NAME,
+    ] {
+        health_reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
         .add_service(health)

@@ -58,6 +58,19 @@ struct Inner {
     next_seq: u64,
 }
 
+impl Inner {
+    /// Forgets the txs with these hashes (those a block committed); unknown hashes are skipped.
+    fn drop_committed(&mut self, hashes: &[[u8; 32]]) {
+        for h in hashes {
+            if let Some(seq) = self.by_hash.remove(h) {
+                if let Some((_, tx)) = self.order.remove(&seq) {
+                    self.bytes -= tx.len() as u64;
+                }
+            }
+        }
+    }
+}
+
 /// The node's mempool. Shared behind an `Arc`.
 #[derive(Debug)]
 pub struct Mempool {
@@ -205,13 +218,7 @@ impl Mempool {
     }
 
     fn update_locked(&self, g: &mut Inner, committed: &[[u8; 32]]) {
-        for h in committed {
-            if let Some(seq) = g.by_hash.remove(h) {
-                if let Some((_, tx)) = g.order.remove(&seq) {
-                    g.bytes -= tx.len() as u64;
-                }
-            }
-        }
+        g.drop_committed(committed);
         let pending: Vec<(u64, [u8; 32], Bytes)> = g
             .order
             .iter()
@@ -246,14 +253,7 @@ impl lode_consensus::Mempool for Mempool {
     /// The node commits through [`Mempool::commit_and_update`] (see `AppAbci`), which already dropped these
     /// txs and rechecked the rest; only what is still here (nothing, normally) is dropped.
     fn on_committed(&self, tx_hashes: &[[u8; 32]]) {
-        let mut g = self.lock();
-        for h in tx_hashes {
-            if let Some(seq) = g.by_hash.remove(h) {
-                if let Some((_, tx)) = g.order.remove(&seq) {
-                    g.bytes -= tx.len() as u64;
-                }
-            }
-        }
+        self.lock().drop_committed(tx_hashes);
     }
 
     fn pending(&self) -> usize {
