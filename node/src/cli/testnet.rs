@@ -246,6 +246,19 @@ pub(super) struct BenchArgs {
     /// Log filter for the validators (their `node.log`).
     #[arg(long, default_value = "warn")]
     node_log: String,
+    /// How each account sends: `stream` (one `BroadcastStream` per account) or `unary` (`Broadcast`, then
+    /// `BroadcastAndWait`, two calls per tx).
+    #[arg(long, value_enum, default_value_t = BenchApi::Stream)]
+    api: BenchApi,
+}
+
+/// The client API `lode bench` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum BenchApi {
+    /// `TxService.BroadcastStream`.
+    Stream,
+    /// `TxService.Broadcast` + `TxService.BroadcastAndWait`.
+    Unary,
 }
 
 /// `lode bench`: a fresh devnet in a temporary directory, signed transfers from many accounts over gRPC
@@ -287,10 +300,12 @@ pub(super) fn bench(args: &BenchArgs) -> eyre::Result<()> {
         );
     }
     println!(
-        "bench: {} validators, {} accounts, {} transfers (devnet in {})",
+        "bench: {} validators, {} accounts, {} transfers, window {}, {:?} api (devnet in {})",
         args.validators,
         args.accounts,
         args.txs,
+        args.window,
+        args.api,
         dir.display()
     );
     let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.grpc)).collect();
@@ -303,6 +318,7 @@ pub(super) fn bench(args: &BenchArgs) -> eyre::Result<()> {
         keys,
         args.txs,
         args.window,
+        args.api,
         spec.chain_id.clone(),
     ));
     stop_children(&mut children);
@@ -319,9 +335,9 @@ async fn run_bench(
     keys: Vec<crate::keys::KeyFile>,
     total: usize,
     window: usize,
+    api: BenchApi,
     chain_id: String,
 ) -> eyre::Result<()> {
-    use crate::services::grpc::pb::tx_service_client::TxServiceClient;
     // Wait until every node serves gRPC and the chain has started.
     let deadline = Instant::now() + Duration::from_secs(60);
     for url in &urls {
@@ -351,50 +367,16 @@ async fn run_bench(
         let n = per.min(total.saturating_sub(k * per));
         tasks.push(tokio::spawn(async move {
             let signing = key.signing_key()?;
+            let sign = |nonce: u64| {
+                lode_state::tx::sign_send(&chain_id, &signing, nonce, 10_000, &recipient, 1)
+            };
             let channel = tonic::transport::Channel::from_shared(url)?
                 .connect()
                 .await?;
-            let mut client = TxServiceClient::new(channel.clone());
-            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(window));
-            let mut waiters = tokio::task::JoinSet::new();
-            let mut failed = 0usize;
-            for nonce in 0..n as u64 {
-                let permit = slots.clone().acquire_owned().await?;
-                let tx =
-                    lode_state::tx::sign_send(&chain_id, &signing, nonce, 10_000, &recipient, 1);
-                let t = Instant::now();
-                // CheckTx in nonce order; a refusal means every later nonce fails too.
-                let admitted = client
-                    .broadcast(pb::BroadcastRequest { tx: tx.clone() })
-                    .await
-                    .is_ok_and(|r| r.get_ref().check.as_ref().is_some_and(|c| c.code == 0));
-                if !admitted {
-                    failed += n - nonce as usize;
-                    break;
-                }
-                let mut waiter = TxServiceClient::new(channel.clone());
-                waiters.spawn(async move {
-                    let _slot = permit;
-                    // Already in the mempool: the server waits for its commit.
-                    let r = waiter
-                        .broadcast_and_wait(pb::BroadcastAndWaitRequest {
-                            tx,
-                            timeout_ms: 60_000,
-                        })
-                        .await;
-                    r.ok()
-                        .filter(|r| r.get_ref().result.as_ref().is_some_and(|r| r.code == 0))
-                        .map(|_| t.elapsed())
-                });
+            match api {
+                BenchApi::Stream => bench_stream(channel, n, window, sign).await,
+                BenchApi::Unary => bench_unary(channel, n, window, sign).await,
             }
-            let mut lat = Vec::with_capacity(n);
-            while let Some(r) = waiters.join_next().await {
-                match r? {
-                    Some(l) => lat.push(l),
-                    None => failed += 1,
-                }
-            }
-            eyre::Ok((lat, failed))
         }));
     }
     let mut latencies = Vec::new();
@@ -433,6 +415,109 @@ async fn run_bench(
         pct(99).as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// One account over `BroadcastStream`: up to `window` txs sent and not yet committed; a tx's latency runs
+/// from its send to its `committed` event. Returns the latencies of the committed txs and the count of the
+/// others.
+async fn bench_stream(
+    channel: tonic::transport::Channel,
+    n: usize,
+    window: usize,
+    sign: impl Fn(u64) -> Vec<u8>,
+) -> eyre::Result<(Vec<Duration>, usize)> {
+    use crate::services::grpc::pb::{
+        broadcast_stream_event::Event, tx_service_client::TxServiceClient,
+    };
+    use futures::SinkExt;
+    let (mut requests, outgoing) = futures::channel::mpsc::channel(window.max(1));
+    let mut events = TxServiceClient::new(channel)
+        .broadcast_stream(outgoing)
+        .await?
+        .into_inner();
+    let mut sent_at = Vec::with_capacity(n);
+    let (mut lat, mut failed, mut in_flight) = (Vec::with_capacity(n), 0usize, 0usize);
+    while lat.len() + failed < n {
+        while in_flight < window && sent_at.len() < n {
+            let nonce = sent_at.len() as u64;
+            let tx = sign(nonce);
+            sent_at.push(Instant::now());
+            requests
+                .send(pb::BroadcastStreamRequest {
+                    tx,
+                    id: nonce,
+                    timeout_ms: 60_000,
+                })
+                .await?;
+            in_flight += 1;
+        }
+        let Some(ev) = events.message().await? else {
+            eyre::bail!("the node ended the stream early");
+        };
+        match ev.event {
+            Some(Event::Checked(c)) if c.code == 0 => continue,
+            Some(Event::Committed(c)) if c.result.as_ref().is_some_and(|r| r.code == 0) => {
+                let t = sent_at
+                    .get(ev.id as usize)
+                    .ok_or_else(|| eyre::eyre!("event for unknown tx {}", ev.id))?;
+                lat.push(t.elapsed());
+            }
+            _ => failed += 1,
+        }
+        in_flight -= 1;
+    }
+    Ok((lat, failed))
+}
+
+/// One account over unary calls: each tx is admitted with `Broadcast` in nonce order, then waited for with
+/// `BroadcastAndWait`; up to `window` are in flight.
+async fn bench_unary(
+    channel: tonic::transport::Channel,
+    n: usize,
+    window: usize,
+    sign: impl Fn(u64) -> Vec<u8>,
+) -> eyre::Result<(Vec<Duration>, usize)> {
+    use crate::services::grpc::pb::tx_service_client::TxServiceClient;
+    let mut client = TxServiceClient::new(channel.clone());
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(window));
+    let mut waiters = tokio::task::JoinSet::new();
+    let mut failed = 0usize;
+    for nonce in 0..n as u64 {
+        let permit = slots.clone().acquire_owned().await?;
+        let tx = sign(nonce);
+        let t = Instant::now();
+        // CheckTx in nonce order; a refusal means every later nonce fails too.
+        let admitted = client
+            .broadcast(pb::BroadcastRequest { tx: tx.clone() })
+            .await
+            .is_ok_and(|r| r.get_ref().check.as_ref().is_some_and(|c| c.code == 0));
+        if !admitted {
+            failed += n - nonce as usize;
+            break;
+        }
+        let mut waiter = TxServiceClient::new(channel.clone());
+        waiters.spawn(async move {
+            let _slot = permit;
+            // Already in the mempool: the server waits for its commit.
+            let r = waiter
+                .broadcast_and_wait(pb::BroadcastAndWaitRequest {
+                    tx,
+                    timeout_ms: 60_000,
+                })
+                .await;
+            r.ok()
+                .filter(|r| r.get_ref().result.as_ref().is_some_and(|r| r.code == 0))
+                .map(|_| t.elapsed())
+        });
+    }
+    let mut lat = Vec::with_capacity(n);
+    while let Some(r) = waiters.join_next().await {
+        match r? {
+            Some(l) => lat.push(l),
+            None => failed += 1,
+        }
+    }
+    Ok((lat, failed))
 }
 
 async fn height_of(url: &str) -> u64 {

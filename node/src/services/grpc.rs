@@ -11,7 +11,7 @@ use lode_consensus::{BlockStore, Height};
 use lode_state::LodeApp;
 use prost::Message;
 use tendermint_proto::v0_38::abci::{
-    RequestInfo, RequestQuery, ResponseCheckTx, ResponseFinalizeBlock,
+    ExecTxResult, RequestInfo, RequestQuery, ResponseCheckTx, ResponseFinalizeBlock,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -45,8 +45,22 @@ use pb::{
 /// How long `BroadcastAndWait` waits when the request names no timeout.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
-/// The last decoded block results: (height, results).
-pub type ResultsCache = Arc<std::sync::Mutex<Option<(u64, Arc<ResponseFinalizeBlock>)>>>;
+/// A committed block as waiters see it: its txs' hashes and its results, in block order.
+#[derive(Debug)]
+pub struct BlockOutcome {
+    /// The block's height.
+    pub height: u64,
+    /// SHA-256 of each tx.
+    pub hashes: Vec<[u8; 32]>,
+    /// FinalizeBlock's response (one result per tx).
+    pub results: ResponseFinalizeBlock,
+}
+
+/// How many decoded blocks [`ResultsCache`] keeps.
+const OUTCOME_CACHE: usize = 4;
+
+/// The last few decoded blocks, oldest first.
+pub type ResultsCache = Arc<std::sync::Mutex<std::collections::VecDeque<Arc<BlockOutcome>>>>;
 
 /// Everything the services read.
 #[derive(Debug, Clone)]
@@ -65,11 +79,11 @@ pub struct NodeApi {
     pub chain_id: String,
     /// Node name.
     pub moniker: String,
-    /// The results of the last block a `BroadcastAndWait` looked at, decoded once for all its waiters.
+    /// The last blocks waiters looked at, decoded once for all of them.
     pub results_cache: ResultsCache,
 }
 
-fn check_result(r: &ResponseCheckTx) -> pb::TxResult {
+pub(crate) fn check_result(r: &ResponseCheckTx) -> pb::TxResult {
     pb::TxResult {
         code: r.code,
         log: r.log.clone(),
@@ -79,7 +93,18 @@ fn check_result(r: &ResponseCheckTx) -> pb::TxResult {
     }
 }
 
-fn add_error_status(e: AddError) -> Status {
+/// A committed tx's result as the API reports it.
+pub(crate) fn exec_result(r: &ExecTxResult) -> pb::TxResult {
+    pb::TxResult {
+        code: r.code,
+        log: r.log.clone(),
+        codespace: r.codespace.clone(),
+        gas_wanted: r.gas_wanted,
+        gas_used: r.gas_used,
+    }
+}
+
+pub(crate) fn add_error_status(e: AddError) -> Status {
     match e {
         AddError::Full { .. } => Status::resource_exhausted(e.to_string()),
         AddError::Duplicate => Status::already_exists(e.to_string()),
@@ -146,13 +171,12 @@ impl NodeApi {
         }
     }
 
-    /// A committed block's results. Every waiter of a block asks for the same one, so the last is kept decoded.
-    fn block_results(&self, height: u64) -> Result<Arc<ResponseFinalizeBlock>, Status> {
+    /// A committed block's tx hashes and results. Every waiter of a block asks for the same few, so the
+    /// last [`OUTCOME_CACHE`] are kept decoded.
+    pub(crate) fn block_outcome(&self, height: u64) -> Result<Arc<BlockOutcome>, Status> {
         let mut cache = self.results_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((h, r)) = cache.as_ref() {
-            if *h == height {
-                return Ok(r.clone());
-            }
+        if let Some(o) = cache.iter().find(|o| o.height == height) {
+            return Ok(o.clone());
         }
         let block = self
             .app
@@ -160,16 +184,25 @@ impl NodeApi {
             .block(height)
             .map_err(|e| Status::internal(e.to_string()))?
             .ok_or_else(|| Status::internal(format!("block {height} missing")))?;
-        let results = Arc::new(
-            ResponseFinalizeBlock::decode(block.results.as_slice())
-                .map_err(|e| Status::internal(format!("block {height} results: {e}")))?,
-        );
-        *cache = Some((height, results.clone()));
-        Ok(results)
+        let results = ResponseFinalizeBlock::decode(block.results.as_slice())
+            .map_err(|e| Status::internal(format!("block {height} results: {e}")))?;
+        let outcome = Arc::new(BlockOutcome {
+            height,
+            hashes: block.txs.iter().map(|t| tx_hash(t)).collect(),
+            results,
+        });
+        if cache.len() >= OUTCOME_CACHE {
+            cache.pop_front();
+        }
+        cache.push_back(outcome.clone());
+        Ok(outcome)
     }
 
     /// The committed result of a tx, if it is committed.
-    fn committed_result(&self, hash: &[u8; 32]) -> Result<Option<(u64, pb::TxResult)>, Status> {
+    pub(crate) fn committed_result(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<(u64, pb::TxResult)>, Status> {
         let store = self.app.store();
         let Some((height, index)) = store
             .tx_location(hash)
@@ -177,21 +210,13 @@ impl NodeApi {
         else {
             return Ok(None);
         };
-        let results = self.block_results(height)?;
-        let r = results
+        let outcome = self.block_outcome(height)?;
+        let r = outcome
+            .results
             .tx_results
             .get(index as usize)
             .ok_or_else(|| Status::internal(format!("block {height} has no result {index}")))?;
-        Ok(Some((
-            height,
-            pb::TxResult {
-                code: r.code,
-                log: r.log.clone(),
-                codespace: r.codespace.clone(),
-                gas_wanted: r.gas_wanted,
-                gas_used: r.gas_used,
-            },
-        )))
+        Ok(Some((height, exec_result(r))))
     }
 }
 
@@ -213,6 +238,19 @@ fn waited(
 
 #[tonic::async_trait]
 impl TxService for NodeApi {
+    type BroadcastStreamStream = super::stream::EventStream;
+
+    #[instrument(skip_all)]
+    async fn broadcast_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::BroadcastStreamRequest>>,
+    ) -> Result<Response<Self::BroadcastStreamStream>, Status> {
+        Ok(Response::new(super::stream::serve(
+            self.clone(),
+            request.into_inner(),
+        )))
+    }
+
     #[instrument(skip_all)]
     async fn broadcast(
         &self,

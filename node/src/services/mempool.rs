@@ -121,17 +121,31 @@ impl Mempool {
     /// Adds a tx from a client: CheckTx, then gossip. Returns the successful CheckTx response.
     pub fn add_local(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
         let resp = self.add(tx.clone())?;
-        if let Some(g) = self
-            .gossip
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
+        self.gossip(std::iter::once(tx));
+        Ok(resp)
+    }
+
+    /// Adds a client's txs in order as [`Mempool::add_batch`] does (one signature batch), then gossips
+    /// those admitted.
+    pub fn add_local_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
+        let results = self.add_batch(txs.clone());
+        self.gossip(
+            txs.into_iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_ok())
+                .map(|(t, _)| t),
+        );
+        results
+    }
+
+    fn gossip(&self, txs: impl Iterator<Item = Bytes>) {
+        let guard = self.gossip.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(g) = guard.as_ref() else { return };
+        for tx in txs {
             if g.try_send(tx).is_err() {
                 warn!("gossip queue full; tx kept but not gossiped");
             }
         }
-        Ok(resp)
     }
 
     /// Adds a peer's batch of txs in order: their signatures are verified together first (one batch instead

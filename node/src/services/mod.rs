@@ -6,3 +6,4 @@ pub mod block_store;
 pub mod gossip;
 pub mod grpc;
 pub mod mempool;
+pub mod stream;

@@ -1,0 +1,240 @@
+//! `TxService.BroadcastStream`: many txs over one gRPC stream.
+//!
+//! One task per stream reads the client's txs, admits whatever has arrived together as one batch (one
+//! hand-off to a blocking thread, one signature batch), answers each with `checked`, and remembers the
+//! admitted ones by hash. The same task follows the committed height and, for each new block, answers the
+//! remembered txs that block committed. Admission and block reports run in that one task, so a tx is always
+//! remembered before the block that commits it is looked at: a tx admitted while height H is the latest
+//! commit can only be committed at H + 1 or later, and the task has reported at most H.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{channel::mpsc, FutureExt, SinkExt, Stream, StreamExt};
+use tokio::time::Instant;
+use tonic::{Status, Streaming};
+use tracing::debug;
+
+use super::grpc::{add_error_status, check_result, exec_result, pb, NodeApi, DEFAULT_WAIT};
+use super::mempool::{tx_hash, AddError};
+use pb::broadcast_stream_event::Event;
+
+/// The response stream.
+pub type EventStream =
+    Pin<Box<dyn Stream<Item = Result<pb::BroadcastStreamEvent, Status>> + Send + 'static>>;
+
+/// Most txs admitted as one batch.
+const MAX_BATCH: usize = 256;
+/// Events buffered for a slow reader before the task waits for it (and stops reading txs).
+const EVENT_BUFFER: usize = 1024;
+/// How often expired txs are looked for.
+const EXPIRY_TICK: Duration = Duration::from_millis(250);
+/// Most admitted txs one stream may be waiting on; past it, txs are refused (RESOURCE_EXHAUSTED) until
+/// some are committed or expire.
+const MAX_PENDING: usize = 65_536;
+
+/// An admitted tx waiting for its block.
+struct Waiting {
+    id: u64,
+    deadline: Instant,
+}
+
+type Out = mpsc::Sender<Result<pb::BroadcastStreamEvent, Status>>;
+
+/// The client went away: stop.
+struct Gone;
+
+/// Starts serving one stream.
+pub(crate) fn serve(api: NodeApi, inbound: Streaming<pb::BroadcastStreamRequest>) -> EventStream {
+    let (out, events) = mpsc::channel(EVENT_BUFFER);
+    tokio::spawn(async move {
+        let _ = run(api, inbound, out).await;
+    });
+    Box::pin(events)
+}
+
+fn event(id: u64, hash: &[u8; 32], e: Event) -> Result<pb::BroadcastStreamEvent, Status> {
+    Ok(pb::BroadcastStreamEvent {
+        id,
+        tx_hash: hash.to_vec(),
+        event: Some(e),
+    })
+}
+
+async fn run(
+    api: NodeApi,
+    mut inbound: Streaming<pb::BroadcastStreamRequest>,
+    mut out: Out,
+) -> Result<(), Gone> {
+    let mut decided = api.decided.clone();
+    let mut reported = decided.borrow_and_update().0;
+    let mut waiting: HashMap<[u8; 32], Waiting> = HashMap::new();
+    let mut open = true;
+    let mut tick = tokio::time::interval(EXPIRY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while open || !waiting.is_empty() {
+        tokio::select! {
+            first = inbound.next(), if open => {
+                let mut batch = Vec::new();
+                let mut next = first;
+                loop {
+                    match next {
+                        Some(Ok(r)) => batch.push(r),
+                        Some(Err(status)) => {
+                            debug!(%status, "broadcast stream: client stream failed");
+                            return Err(Gone);
+                        }
+                        None => {
+                            open = false;
+                            break;
+                        }
+                    }
+                    if batch.len() >= MAX_BATCH {
+                        break;
+                    }
+                    match inbound.next().now_or_never() {
+                        Some(n) => next = n,
+                        None => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    admit(&api, batch, &mut waiting, &mut out).await?;
+                }
+            }
+            changed = decided.changed() => {
+                if changed.is_err() {
+                    let _ = out.send(Err(Status::unavailable("consensus stopped"))).await;
+                    return Err(Gone);
+                }
+                let latest = decided.borrow_and_update().0;
+                while reported < latest {
+                    reported += 1;
+                    if !waiting.is_empty() {
+                        report_block(&api, reported, &mut waiting, &mut out).await?;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let expired: Vec<[u8; 32]> = waiting
+                    .iter()
+                    .filter(|(_, w)| w.deadline <= now)
+                    .map(|(h, _)| *h)
+                    .collect();
+                for h in expired {
+                    if let Some(w) = waiting.remove(&h) {
+                        out.send(event(w.id, &h, Event::Expired(pb::StreamExpired {})))
+                            .await
+                            .map_err(|_| Gone)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Admits a batch in order and answers each tx.
+async fn admit(
+    api: &NodeApi,
+    batch: Vec<pb::BroadcastStreamRequest>,
+    waiting: &mut HashMap<[u8; 32], Waiting>,
+    out: &mut Out,
+) -> Result<(), Gone> {
+    let mut reqs = Vec::with_capacity(batch.len());
+    let mut txs = Vec::with_capacity(batch.len());
+    for r in batch {
+        let tx = Bytes::from(r.tx);
+        reqs.push((r.id, r.timeout_ms, tx_hash(&tx)));
+        txs.push(tx);
+    }
+    // Over the stream's own limit: refused without being checked.
+    let room = MAX_PENDING.saturating_sub(waiting.len());
+    let refused = txs.split_off(txs.len().min(room));
+    let mempool = api.mempool.clone();
+    let results = match tokio::task::spawn_blocking(move || mempool.add_local_batch(txs)).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = out.send(Err(Status::internal(e.to_string()))).await;
+            return Err(Gone);
+        }
+    };
+    let outcomes = results
+        .into_iter()
+        .map(Some)
+        .chain(refused.iter().map(|_| None));
+    for ((id, timeout_ms, hash), result) in reqs.into_iter().zip(outcomes) {
+        let wait = match timeout_ms {
+            0 => DEFAULT_WAIT,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let e = match result {
+            None => Event::Refused(pb::StreamRefused {
+                grpc_code: tonic::Code::ResourceExhausted as u32,
+                message: format!("this stream already waits on {MAX_PENDING} txs"),
+            }),
+            // Already pending (sent before, here or to a peer): wait for it like a fresh one.
+            Some(Ok(_)) | Some(Err(AddError::Duplicate)) => {
+                let check = match &result {
+                    Some(Ok(r)) => check_result(r),
+                    _ => pb::TxResult::default(),
+                };
+                waiting.insert(
+                    hash,
+                    Waiting {
+                        id,
+                        deadline: Instant::now() + wait,
+                    },
+                );
+                Event::Checked(check)
+            }
+            Some(Err(AddError::Rejected(r))) => {
+                // A tx committed already fails CheckTx on its used nonce: report the commit instead.
+                match api.committed_result(&hash) {
+                    Ok(Some((height, result))) => Event::Committed(pb::StreamCommitted {
+                        height,
+                        result: Some(result),
+                    }),
+                    _ => Event::Checked(check_result(&r)),
+                }
+            }
+            Some(Err(e)) => {
+                let status = add_error_status(e);
+                Event::Refused(pb::StreamRefused {
+                    grpc_code: status.code() as u32,
+                    message: status.message().to_owned(),
+                })
+            }
+        };
+        out.send(event(id, &hash, e)).await.map_err(|_| Gone)?;
+    }
+    Ok(())
+}
+
+/// Answers the waiting txs that block `height` committed.
+async fn report_block(
+    api: &NodeApi,
+    height: u64,
+    waiting: &mut HashMap<[u8; 32], Waiting>,
+    out: &mut Out,
+) -> Result<(), Gone> {
+    let outcome = match api.block_outcome(height) {
+        Ok(o) => o,
+        Err(status) => {
+            let _ = out.send(Err(status)).await;
+            return Err(Gone);
+        }
+    };
+    for (hash, result) in outcome.hashes.iter().zip(&outcome.results.tx_results) {
+        if let Some(w) = waiting.remove(hash) {
+            let e = Event::Committed(pb::StreamCommitted {
+                height,
+                result: Some(exec_result(result)),
+            });
+            out.send(event(w.id, hash, e)).await.map_err(|_| Gone)?;
+        }
+    }
+    Ok(())
+}
