@@ -151,6 +151,52 @@ impl FromStr for Address {
     type Err = AddressError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(a) = Address::parse_canonical(s.as_bytes()) {
+            return Ok(a);
+        }
+        Address::parse_general(s)
+    }
+}
+
+impl Address {
+    /// The inverse of [`Address::bech32m`]: `lode1`, 38 lower-case characters of the alphabet and a valid
+    /// bech32m checksum, or None. Every tx names addresses, and each node parses a tx several times, so the
+    /// common case skips the `bech32` crate's general decoder; anything this does not accept goes to
+    /// [`Address::parse_general`], which gives the error (the tests hold the two equal).
+    fn parse_canonical(s: &[u8]) -> Option<Address> {
+        const PREFIX: &[u8] = b"lode1";
+        if s.len() != 43 || !s.starts_with(PREFIX) {
+            return None;
+        }
+        let mut chk = 1u32;
+        for b in HRP.bytes() {
+            chk = polymod_step(chk, b >> 5);
+        }
+        chk = polymod_step(chk, 0);
+        for b in HRP.bytes() {
+            chk = polymod_step(chk, b & 0x1f);
+        }
+        let mut out = [0u8; 20];
+        let (mut acc, mut bits, mut pos) = (0u64, 0u32, 0usize);
+        for (i, &c) in s[PREFIX.len()..].iter().enumerate() {
+            let v = CHARSET.iter().position(|&x| x == c)? as u8;
+            chk = polymod_step(chk, v);
+            // The first 32 characters are the payload; the last 6 the checksum.
+            if i < 32 {
+                acc = (acc << 5) | v as u64;
+                bits += 5;
+                if bits >= 8 {
+                    bits -= 8;
+                    out[pos] = (acc >> bits) as u8;
+                    pos += 1;
+                }
+            }
+        }
+        (chk == BECH32M_CONST && pos == 20).then_some(Address(out))
+    }
+
+    /// Any string the `bech32` crate decodes, held to Lode's rules, with the reason it is not an address.
+    fn parse_general(s: &str) -> Result<Self, AddressError> {
         let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(s)
             .map_err(|e| AddressError::Encoding(e.to_string()))?;
         if checked.hrp().as_str() != HRP {
@@ -220,6 +266,24 @@ mod tests {
         #[test]
         fn parsing_arbitrary_strings_never_panics(s in ".{0,120}") {
             let _ = s.parse::<Address>();
+        }
+
+        #[test]
+        fn the_fast_parser_agrees_with_the_bech32_crate(
+            bytes in any::<[u8; 20]>(),
+            edits in proptest::collection::vec((0usize..43, any::<u8>()), 0..3),
+        ) {
+            let mut s = Address(bytes).to_string().into_bytes();
+            for (i, c) in edits {
+                // Mostly characters of the alphabet (a checksum failure), sometimes anything ASCII.
+                s[i] = if c % 4 == 0 { c % 128 } else { CHARSET[c as usize % 32] };
+            }
+            let Ok(s) = String::from_utf8(s) else { return Ok(()) };
+            let general = Address::parse_general(&s);
+            prop_assert_eq!(s.parse::<Address>(), general.clone());
+            if let Some(fast) = Address::parse_canonical(s.as_bytes()) {
+                prop_assert_eq!(Ok(fast), general);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! sees a half-updated view.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     path::Path,
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
@@ -60,10 +60,10 @@ pub mod query_code {
 }
 
 /// What [`LodeApp::check_pipelined`] calls with each checked chunk, on its helper thread.
-type ChunkHook<'a> = dyn Fn(&[Result<Tx, TxError>]) + Sync + 'a;
+type ChunkHook<'a> = dyn Fn(&[Result<Arc<Tx>, TxError>]) + Sync + 'a;
 
 /// The account keys a chunk of txs will read first: each signer's and every transfer recipient's.
-fn accounts_read(checked: &[Result<Tx, TxError>]) -> Vec<Vec<u8>> {
+fn accounts_read(checked: &[Result<Arc<Tx>, TxError>]) -> Vec<Vec<u8>> {
     use crate::modules::bank::state_key::account;
     let mut keys = Vec::with_capacity(checked.len() * 2);
     for tx in checked.iter().flatten() {
@@ -89,6 +89,8 @@ fn pipeline_chunk(txs: usize) -> usize {
 
 /// How many verified tx hashes the signature cache remembers.
 const SIG_CACHE_CAP: usize = 200_000;
+/// Decoded txs kept per generation of [`DecodedCache`] (two generations are kept).
+const DECODED_CACHE_GEN: usize = 16_384;
 
 /// The Lode application. Cheap to clone; every clone shares the same state.
 #[derive(Clone, Debug)]
@@ -103,6 +105,7 @@ struct Inner {
     mempool: Mutex<Writes>,
     committed: RwLock<Committed>,
     sig_cache: Mutex<SigCache>,
+    decoded: Mutex<DecodedCache>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -146,6 +149,38 @@ impl SigCache {
     }
 }
 
+/// Txs this node already decoded, by hash of their bytes, so that a tx met by CheckTx, recheck,
+/// PrepareProposal, ProcessProposal and FinalizeBlock is decoded (and its addresses parsed) once. Only
+/// successful decodes are kept. It memoises a pure function of the bytes, the chain id and the parameters,
+/// and is emptied when a Commit changes the parameters, so it cannot change a verdict. Two generations: when
+/// the current one is full it becomes the previous one and the older is dropped.
+#[derive(Debug, Default)]
+struct DecodedCache {
+    current: HashMap<[u8; 32], Arc<Tx>>,
+    previous: HashMap<[u8; 32], Arc<Tx>>,
+}
+
+impl DecodedCache {
+    fn get(&self, h: &[u8; 32]) -> Option<Arc<Tx>> {
+        self.current
+            .get(h)
+            .or_else(|| self.previous.get(h))
+            .cloned()
+    }
+
+    fn insert(&mut self, tx: Arc<Tx>) {
+        if self.current.len() >= DECODED_CACHE_GEN {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(tx.hash, tx);
+    }
+
+    fn clear(&mut self) {
+        self.current.clear();
+        self.previous.clear();
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock would be a bug; the data under it stays consistent because every
     // mutation is committed only after it fully succeeds, so recovering the guard is safe.
@@ -171,6 +206,7 @@ impl LodeApp {
                 mempool: Mutex::new(Writes::new()),
                 committed: RwLock::new(Committed { record, params }),
                 sig_cache: Mutex::new(SigCache::default()),
+                decoded: Mutex::new(DecodedCache::default()),
             }),
         })
     }
@@ -345,9 +381,19 @@ impl LodeApp {
         })
     }
 
-    /// Decodes and checks a tx statelessly, then verifies its signature unless already verified here.
-    fn check_one(&self, raw: &[u8], chain_id: &str, params: &Params) -> Result<Tx, TxError> {
-        let tx = Tx::check_stateless(raw, chain_id, params)?;
+    /// Decodes and checks a tx statelessly (or finds it decoded already), then verifies its signature unless
+    /// already verified here.
+    fn check_one(&self, raw: &[u8], chain_id: &str, params: &Params) -> Result<Arc<Tx>, TxError> {
+        let hash = crate::tx::tx_hash(raw);
+        let known = lock(&self.inner.decoded).get(&hash);
+        let tx = match known {
+            Some(tx) => tx,
+            None => {
+                let tx = Arc::new(Tx::check_stateless_hashed(raw, hash, chain_id, params)?);
+                lock(&self.inner.decoded).insert(tx.clone());
+                tx
+            }
+        };
         if !lock(&self.inner.sig_cache).contains(&tx.hash) {
             if !verify_signatures(&[&tx])[0] {
                 return Err(TxError::BadSignature);
@@ -372,12 +418,31 @@ impl LodeApp {
         txs: &[Bytes],
         chain_id: &str,
         params: &Params,
-    ) -> Vec<Result<Tx, TxError>> {
-        let mut checked: Vec<Result<Tx, TxError>> = txs
+    ) -> Vec<Result<Arc<Tx>, TxError>> {
+        let hashes: Vec<[u8; 32]> = txs.iter().map(|raw| crate::tx::tx_hash(raw)).collect();
+        let known: Vec<Option<Arc<Tx>>> = {
+            let cache = lock(&self.inner.decoded);
+            hashes.iter().map(|h| cache.get(h)).collect()
+        };
+        let mut checked: Vec<Result<Arc<Tx>, TxError>> = txs
             .par_iter()
-            .map(|raw| Tx::check_stateless(raw, chain_id, params))
+            .zip(hashes)
+            .zip(known)
+            .map(|((raw, hash), known)| match known {
+                Some(tx) => Ok(tx),
+                None => Tx::check_stateless_hashed(raw, hash, chain_id, params).map(Arc::new),
+            })
             .collect();
-        let to_verify: Vec<(usize, &Tx)> = {
+        {
+            let mut cache = lock(&self.inner.decoded);
+            for tx in checked.iter().flatten() {
+                if Arc::strong_count(tx) == 1 {
+                    // Decoded just now (a cached one is also held by the cache).
+                    cache.insert(tx.clone());
+                }
+            }
+        }
+        let to_verify: Vec<(usize, &Arc<Tx>)> = {
             let cache = lock(&self.inner.sig_cache);
             checked
                 .iter()
@@ -390,7 +455,7 @@ impl LodeApp {
                 })
                 .collect()
         };
-        let refs: Vec<&Tx> = to_verify.iter().map(|(_, t)| *t).collect();
+        let refs: Vec<&Tx> = to_verify.iter().map(|(_, t)| t.as_ref()).collect();
         let verdicts = verify_signatures(&refs);
         let mut bad = Vec::new();
         {
@@ -421,7 +486,7 @@ impl LodeApp {
         params: &Params,
         chunk: usize,
         ahead: &ChunkHook<'_>,
-        mut each: impl FnMut(Result<Tx, TxError>) -> Result<(), E>,
+        mut each: impl FnMut(Result<Arc<Tx>, TxError>) -> Result<(), E>,
     ) -> Result<(), E> {
         if txs.len() <= chunk {
             for r in self.check_many(txs, chain_id, params) {
@@ -585,7 +650,7 @@ impl LodeApp {
         let mut tx_results = Vec::with_capacity(req.txs.len());
         let mut tx_hashes: Vec<[u8; 32]> = Vec::with_capacity(req.txs.len());
         let chunk = pipeline_chunk(req.txs.len());
-        let ahead = |checked: &[Result<Tx, TxError>]| base.fetch(accounts_read(checked));
+        let ahead = |checked: &[Result<Arc<Tx>, TxError>]| base.fetch(accounts_read(checked));
         self.check_pipelined(
             &req.txs,
             &record.chain_id,
@@ -664,14 +729,20 @@ impl LodeApp {
         let mut mempool = lock(&self.inner.mempool);
         self.inner.store.commit(pending.batch)?;
         let params = params::load(&self.inner.store)?;
-        *self
+        let mut committed = self
             .inner
             .committed
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Committed {
+            .unwrap_or_else(|e| e.into_inner());
+        if committed.params != params {
+            // Decoding depends on the parameters (size and multisig limits).
+            lock(&self.inner.decoded).clear();
+        }
+        *committed = Committed {
             record: Some(record.clone()),
             params,
         };
+        drop(committed);
         mempool.clear();
         debug!(height = record.height, app_hash = %hex::encode(record.app_hash), "committed");
         Ok(ResponseCommit { retain_height: 0 })

@@ -121,6 +121,16 @@ impl Tx {
     /// Decodes `raw` and runs every check that needs no state: size, encoding, chain id, key validity,
     /// signature count, message well-formedness. Signatures are verified separately, in batches.
     pub fn check_stateless(raw: &[u8], chain_id: &str, params: &Params) -> Result<Tx, TxError> {
+        Self::check_stateless_hashed(raw, tx_hash(raw), chain_id, params)
+    }
+
+    /// [`Tx::check_stateless`] for a caller that already hashed `raw` (`hash` must be `tx_hash(raw)`).
+    pub fn check_stateless_hashed(
+        raw: &[u8],
+        hash: [u8; 32],
+        chain_id: &str,
+        params: &Params,
+    ) -> Result<Tx, TxError> {
         if raw.len() as u64 > params.max_tx_bytes {
             return Err(TxError::TooLarge {
                 size: raw.len(),
@@ -239,7 +249,7 @@ impl Tx {
             auth,
             signatures,
             sign_bytes,
-            hash: tx_hash(raw),
+            hash,
             len: raw.len(),
         })
     }
