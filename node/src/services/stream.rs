@@ -41,6 +41,9 @@ struct Waiting {
     deadline: Instant,
 }
 
+/// Admitted txs by hash (the same tx sent twice waits twice, under each id).
+type Waiters = HashMap<[u8; 32], Vec<Waiting>>;
+
 type Out = mpsc::Sender<Result<pb::BroadcastStreamEvent, Status>>;
 
 /// The client went away: stop.
@@ -70,7 +73,7 @@ async fn run(
 ) -> Result<(), Gone> {
     let mut decided = api.decided.clone();
     let mut reported = decided.borrow_and_update().0;
-    let mut waiting: HashMap<[u8; 32], Waiting> = HashMap::new();
+    let mut waiting: Waiters = HashMap::new();
     let mut open = true;
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,17 +121,21 @@ async fn run(
             }
             _ = tick.tick() => {
                 let now = Instant::now();
-                let expired: Vec<[u8; 32]> = waiting
-                    .iter()
-                    .filter(|(_, w)| w.deadline <= now)
-                    .map(|(h, _)| *h)
-                    .collect();
-                for h in expired {
-                    if let Some(w) = waiting.remove(&h) {
-                        out.send(event(w.id, &h, Event::Expired(pb::StreamExpired {})))
-                            .await
-                            .map_err(|_| Gone)?;
-                    }
+                let mut expired = Vec::new();
+                waiting.retain(|h, ws| {
+                    ws.retain(|w| {
+                        let keep = w.deadline > now;
+                        if !keep {
+                            expired.push((w.id, *h));
+                        }
+                        keep
+                    });
+                    !ws.is_empty()
+                });
+                for (id, h) in expired {
+                    out.send(event(id, &h, Event::Expired(pb::StreamExpired {})))
+                        .await
+                        .map_err(|_| Gone)?;
                 }
             }
         }
@@ -140,7 +147,7 @@ async fn run(
 async fn admit(
     api: &NodeApi,
     batch: Vec<pb::BroadcastStreamRequest>,
-    waiting: &mut HashMap<[u8; 32], Waiting>,
+    waiting: &mut Waiters,
     out: &mut Out,
 ) -> Result<(), Gone> {
     let mut reqs = Vec::with_capacity(batch.len());
@@ -151,7 +158,7 @@ async fn admit(
         txs.push(tx);
     }
     // Over the stream's own limit: refused without being checked.
-    let room = MAX_PENDING.saturating_sub(waiting.len());
+    let room = MAX_PENDING.saturating_sub(waiting.values().map(Vec::len).sum());
     let refused = txs.split_off(txs.len().min(room));
     let mempool = api.mempool.clone();
     let results = match tokio::task::spawn_blocking(move || mempool.add_local_batch(txs)).await {
@@ -181,13 +188,10 @@ async fn admit(
                     Some(Ok(r)) => check_result(r),
                     _ => pb::TxResult::default(),
                 };
-                waiting.insert(
-                    hash,
-                    Waiting {
-                        id,
-                        deadline: Instant::now() + wait,
-                    },
-                );
+                waiting.entry(hash).or_default().push(Waiting {
+                    id,
+                    deadline: Instant::now() + wait,
+                });
                 Event::Checked(check)
             }
             Some(Err(AddError::Rejected(r))) => {
@@ -217,7 +221,7 @@ async fn admit(
 async fn report_block(
     api: &NodeApi,
     height: u64,
-    waiting: &mut HashMap<[u8; 32], Waiting>,
+    waiting: &mut Waiters,
     out: &mut Out,
 ) -> Result<(), Gone> {
     let outcome = match api.block_outcome(height) {
@@ -228,7 +232,7 @@ async fn report_block(
         }
     };
     for (hash, result) in outcome.hashes.iter().zip(&outcome.results.tx_results) {
-        if let Some(w) = waiting.remove(hash) {
+        for w in waiting.remove(hash).unwrap_or_default() {
             let e = Event::Committed(pb::StreamCommitted {
                 height,
                 result: Some(exec_result(result)),

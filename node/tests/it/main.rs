@@ -2,6 +2,7 @@
 
 mod a_killed_validator_catches_up;
 mod abci_socket;
+mod broadcast_stream;
 mod byzantine_proposer;
 mod cli;
 mod four_validators_commit_a_transfer;

@@ -425,3 +425,31 @@ fn an_underfunded_proposal_expires_after_its_deposit_period() {
     assert_eq!(chain.balance(&proposer), before + 10);
     chain.check_invariants();
 }
+
+/// A tx checked (and so decoded and remembered) under one `max_tx_bytes` is refused once a proposal lowers
+/// the limit below its size: the node's decoded-tx cache does not outlive the parameters it decoded under.
+#[test]
+fn a_lowered_tx_size_limit_applies_to_txs_checked_before_the_change() {
+    let mut params = module_params();
+    params.gov.voting_period_blocks = 5;
+    let mut chain = staked_chain(6, params);
+    let outputs = (0..6).map(|i| (chain.addr(i), 1u128)).collect();
+    let from = chain.addr(5);
+    let big = chain.sign(5, Msg::MultiSend { from, outputs });
+    assert!(big.len() > 300, "{} bytes", big.len());
+    assert_eq!(chain.check(&big).0, 0, "admitted under the genesis limit");
+
+    let id = submit(&mut chain, 0, param_change("max_tx_bytes", "300"), 1_000);
+    vote(&mut chain, 0, id, VoteOption::Yes);
+    vote(&mut chain, 1, id, VoteOption::Yes);
+    let end = proposal(&chain, id).voting_end_height;
+    chain.advance_to(end);
+    assert_eq!(proposal(&chain, id).status, ProposalStatus::Passed);
+
+    let (code, log) = chain.check(&big);
+    assert_eq!(code, 3, "{log}");
+    assert!(
+        !chain.process(vec![big]),
+        "a block holding it is rejected too"
+    );
+}
