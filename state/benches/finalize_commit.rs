@@ -5,6 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+/// The allocator `lode` runs with, so the figure is the node's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ed25519_consensus::SigningKey;

@@ -149,6 +149,14 @@ impl SigCache {
     }
 }
 
+/// Whether [`LodeApp::check_many`] keeps what it decodes in the [`DecodedCache`]: yes where the same txs
+/// come back (CheckTx, proposals), no in FinalizeBlock, after which they are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remember {
+    Yes,
+    No,
+}
+
 /// Txs this node already decoded, by hash of their bytes, so that a tx met by CheckTx, recheck,
 /// PrepareProposal, ProcessProposal and FinalizeBlock is decoded (and its addresses parsed) once. Only
 /// successful decodes are kept. It memoises a pure function of the bytes, the chain id and the parameters,
@@ -409,7 +417,7 @@ impl LodeApp {
     pub fn preverify(&self, txs: &[Bytes]) {
         let c = self.committed();
         let Some(record) = c.record else { return };
-        let _ = self.check_many(txs, &record.chain_id, &c.params);
+        let _ = self.check_many(txs, &record.chain_id, &c.params, Remember::Yes);
     }
 
     /// Stateless checks and signature verification of many txs, in parallel.
@@ -418,6 +426,7 @@ impl LodeApp {
         txs: &[Bytes],
         chain_id: &str,
         params: &Params,
+        remember: Remember,
     ) -> Vec<Result<Arc<Tx>, TxError>> {
         let hashes: Vec<[u8; 32]> = txs.iter().map(|raw| crate::tx::tx_hash(raw)).collect();
         let known: Vec<Option<Arc<Tx>>> = {
@@ -433,7 +442,7 @@ impl LodeApp {
                 None => Tx::check_stateless_hashed(raw, hash, chain_id, params).map(Arc::new),
             })
             .collect();
-        {
+        if remember == Remember::Yes {
             let mut cache = lock(&self.inner.decoded);
             for tx in checked.iter().flatten() {
                 if Arc::strong_count(tx) == 1 {
@@ -489,7 +498,7 @@ impl LodeApp {
         mut each: impl FnMut(Result<Arc<Tx>, TxError>) -> Result<(), E>,
     ) -> Result<(), E> {
         if txs.len() <= chunk {
-            for r in self.check_many(txs, chain_id, params) {
+            for r in self.check_many(txs, chain_id, params, Remember::No) {
                 each(r)?;
             }
             return Ok(());
@@ -499,7 +508,7 @@ impl LodeApp {
             let (send, recv) = std::sync::mpsc::sync_channel(2);
             s.spawn(move || {
                 for part in txs.chunks(chunk.max(1)) {
-                    let checked = self.check_many(part, chain_id, params);
+                    let checked = self.check_many(part, chain_id, params, Remember::No);
                     ahead(&checked);
                     // A closed channel means the consumer stopped on an error.
                     if send.send(checked).is_err() {
@@ -558,7 +567,7 @@ impl LodeApp {
             return ResponsePrepareProposal { txs: Vec::new() };
         };
         let limit = (req.max_tx_bytes.max(0) as u64).min(c.params.max_block_bytes);
-        let checked = self.check_many(&req.txs, &record.chain_id, &c.params);
+        let checked = self.check_many(&req.txs, &record.chain_id, &c.params, Remember::Yes);
         let mut view = Overlay::new(&self.inner.store);
         let ctx = BlockCtx {
             height: u64::try_from(req.height).unwrap_or(record.height + 1),
@@ -605,7 +614,7 @@ impl LodeApp {
             ));
         }
         for (i, r) in self
-            .check_many(&req.txs, &record.chain_id, &c.params)
+            .check_many(&req.txs, &record.chain_id, &c.params, Remember::Yes)
             .iter()
             .enumerate()
         {
