@@ -231,8 +231,8 @@ pub(super) struct BenchArgs {
     /// Sending accounts (funded in genesis), spread over the validators' gRPC endpoints.
     #[arg(long, default_value_t = 64)]
     accounts: usize,
-    /// Total transfers to send.
-    #[arg(long, default_value_t = 20_000)]
+    /// Total transfers to send (long enough that filling and draining the window at the ends weigh little).
+    #[arg(long, default_value_t = 40_000)]
     txs: usize,
     /// Transfers each account keeps in flight (broadcast, not yet committed), with consecutive nonces.
     #[arg(long, default_value_t = 64)]
