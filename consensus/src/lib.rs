@@ -25,7 +25,8 @@ pub use abci::{Abci, AbciExt, Mempool};
 pub use codec::{DecidedBlock, LodeCodec};
 pub use context::LodeContext;
 pub use error::{AbciError, CodecError, ConsensusError, StoreError};
-pub use service::{run, ConsensusConfig, Handle, Timeouts};
+pub use malachitebft_app_channel::app::types::codec::{Codec, HasEncodedLen};
+pub use service::{run, run_with_network_codec, ConsensusConfig, Handle, Timeouts};
 pub use signing::{LodeSigner, LodeVerifier};
 pub use store::{BlockStore, HeightValidators, InMemoryBlockStore, UndecidedProposal};
 pub use types::{

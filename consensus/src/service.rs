@@ -9,7 +9,7 @@ use bytes::Bytes;
 use malachitebft_app_channel::app::config::{
     ConsensusConfig as MalachiteConsensus, NodeConfig, ValueSyncConfig,
 };
-use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::codec::{Codec, ConsensusCodec, SyncCodec};
 use malachitebft_app_channel::app::types::core::LinearTimeouts;
 use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_app_channel::{
@@ -181,6 +181,25 @@ pub async fn run<A: Abci, S: BlockStore, M: Mempool>(
     store: Arc<S>,
     mempool: Arc<M>,
 ) -> Result<Handle, ConsensusError> {
+    run_with_network_codec(config, abci, store, mempool, LodeCodec).await
+}
+
+/// [`run`] with `codec` for what goes over the network (consensus gossip and sync); the WAL and the
+/// validator proof stay on [`LodeCodec`]. Nodes use [`run`]; tests pass a codec that garbles what it sends, to
+/// play a peer whose messages are malformed.
+pub async fn run_with_network_codec<A, S, M, C>(
+    config: ConsensusConfig,
+    abci: Arc<A>,
+    store: Arc<S>,
+    mempool: Arc<M>,
+    codec: C,
+) -> Result<Handle, ConsensusError>
+where
+    A: Abci,
+    S: BlockStore,
+    M: Mempool,
+    C: Clone + ConsensusCodec<LodeContext> + SyncCodec<LodeContext>,
+{
     let signer = LodeSigner::new(config.signing_key.clone(), config.chain_id.clone());
     let address = signer.address();
 
@@ -233,7 +252,7 @@ pub async fn run<A: Abci, S: BlockStore, M: Mempool>(
         LodeContext,
         engine_cfg,
         WalContext::new(config.wal_dir.join("consensus.wal"), LodeCodec),
-        NetworkContext::new(identity, LodeCodec),
+        NetworkContext::new(identity, codec),
         ConsensusContext::new_validator(
             address,
             Box::new(LodeVerifier::new(config.chain_id.clone())),

@@ -76,6 +76,18 @@ impl fmt::Display for Address {
 
 /// The bech32 alphabet.
 const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+/// Marks a byte outside [`CHARSET`] in [`CHARSET_REV`].
+const INVALID: u8 = 0xff;
+/// Each ASCII byte's value in [`CHARSET`], or [`INVALID`].
+const CHARSET_REV: [u8; 128] = {
+    let mut t = [INVALID; 128];
+    let mut i = 0;
+    while i < CHARSET.len() {
+        t[CHARSET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 /// The constant a bech32m checksum is xored with (BIP-350).
 const BECH32M_CONST: u32 = 0x2bc8_30a3;
 
@@ -179,7 +191,10 @@ impl Address {
         let mut out = [0u8; 20];
         let (mut acc, mut bits, mut pos) = (0u64, 0u32, 0usize);
         for (i, &c) in s[PREFIX.len()..].iter().enumerate() {
-            let v = CHARSET.iter().position(|&x| x == c)? as u8;
+            let v = *CHARSET_REV.get(c as usize)?;
+            if v == INVALID {
+                return None;
+            }
             chk = polymod_step(chk, v);
             // The first 32 characters are the payload; the last 6 the checksum.
             if i < 32 {

@@ -60,6 +60,66 @@ fn balance(app: &LodeApp, address: &str) -> String {
     acct.balance
 }
 
+/// Validator `i` of an in-process network on `addrs` (every other address a persistent peer), with short
+/// timeouts, a fixed genesis time and its WAL under `dir`.
+pub fn validator_config(
+    dir: &std::path::Path,
+    chain: &str,
+    i: usize,
+    addrs: &[std::net::SocketAddr],
+    key: &PrivateKey,
+    genesis: &[(lode_consensus::PublicKey, u64)],
+    app_state_bytes: &Bytes,
+) -> ConsensusConfig {
+    ConsensusConfig {
+        moniker: format!("node-{i}"),
+        chain_id: chain.into(),
+        listen_addr: addrs[i],
+        persistent_peers: addrs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, a)| *a)
+            .collect(),
+        timeouts: Timeouts {
+            propose: Duration::from_millis(1000),
+            prevote: Duration::from_millis(500),
+            precommit: Duration::from_millis(500),
+            delta: Duration::from_millis(250),
+        },
+        wal_dir: dir.join(format!("wal-{i}")),
+        signing_key: key.clone(),
+        genesis_validators: genesis.to_vec(),
+        genesis_time: BlockTime {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        },
+        app_state_bytes: app_state_bytes.clone(),
+        max_block_tx_bytes: 1 << 20,
+        max_clock_drift: Duration::from_secs(10),
+        value_sync: true,
+        empty_block_interval: Duration::from_millis(100),
+    }
+}
+
+/// A node's application, mempool and block store, opened under `dir`.
+pub fn node_parts(
+    dir: &std::path::Path,
+    i: usize,
+) -> (LodeApp, Arc<Mempool>, Arc<RocksBlockStore>) {
+    let app = LodeApp::open(&dir.join(format!("data-{i}"))).expect("open");
+    let mempool = Arc::new(Mempool::new(
+        app.clone(),
+        MempoolLimits {
+            max_txs: 100,
+            max_bytes: 1 << 20,
+            max_tx_bytes: 1 << 16,
+        },
+    ));
+    let store = Arc::new(RocksBlockStore::new(app.clone()));
+    (app, mempool, store)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byzantine_proposers_badly_signed_block_is_rejected_and_heights_complete() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -88,45 +148,16 @@ async fn a_byzantine_proposers_badly_signed_block_is_rejected_and_heights_comple
         .collect();
     let mut nodes = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let app = LodeApp::open(&dir.path().join(format!("data-{i}"))).expect("open");
-        let mempool = Arc::new(Mempool::new(
-            app.clone(),
-            MempoolLimits {
-                max_txs: 100,
-                max_bytes: 1 << 20,
-                max_tx_bytes: 1 << 16,
-            },
-        ));
-        let store = Arc::new(RocksBlockStore::new(app.clone()));
-        let config = ConsensusConfig {
-            moniker: format!("node-{i}"),
-            chain_id: CHAIN.into(),
-            listen_addr: addrs[i],
-            persistent_peers: addrs
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| *a)
-                .collect(),
-            timeouts: Timeouts {
-                propose: Duration::from_millis(1000),
-                prevote: Duration::from_millis(500),
-                precommit: Duration::from_millis(500),
-                delta: Duration::from_millis(250),
-            },
-            wal_dir: dir.path().join(format!("wal-{i}")),
-            signing_key: key.clone(),
-            genesis_validators: genesis.clone(),
-            genesis_time: BlockTime {
-                seconds: 1_700_000_000,
-                nanos: 0,
-            },
-            app_state_bytes: app_state_bytes.clone(),
-            max_block_tx_bytes: 1 << 20,
-            max_clock_drift: Duration::from_secs(10),
-            value_sync: true,
-            empty_block_interval: Duration::from_millis(100),
-        };
+        let (app, mempool, store) = node_parts(dir.path(), i);
+        let config = validator_config(
+            dir.path(),
+            CHAIN,
+            i,
+            &addrs,
+            key,
+            &genesis,
+            &app_state_bytes,
+        );
         let honest = AppAbci::new(app.clone(), mempool.clone());
         let handle = if i == 0 {
             let abci = Byzantine {
