@@ -152,7 +152,7 @@ async fn honest_validators_drop_a_peers_malformed_messages_and_keep_deciding() {
                 "honest nodes disagree at height {height}"
             );
         }
-        committed |= decided[0].block.txs().iter().any(|t| *t == tx);
+        committed |= decided[0].block.txs().contains(&tx);
         // Its proposal parts never arrive intact, so the garbling validator's block is never decided; the
         // heights it leads complete in a later round.
         assert_ne!(
