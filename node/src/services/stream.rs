@@ -224,10 +224,16 @@ async fn report_block(
     waiting: &mut Waiters,
     out: &mut Out,
 ) -> Result<(), Gone> {
-    let outcome = match api.block_outcome(height) {
-        Ok(o) => o,
-        Err(status) => {
+    // A block's results are read and decoded once for every waiter (and every stream), off the async workers.
+    let reader = api.clone();
+    let outcome = match tokio::task::spawn_blocking(move || reader.block_outcome(height)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(status)) => {
             let _ = out.send(Err(status)).await;
+            return Err(Gone);
+        }
+        Err(e) => {
+            let _ = out.send(Err(Status::internal(e.to_string()))).await;
             return Err(Gone);
         }
     };
