@@ -110,6 +110,20 @@ fn polymod_step(chk: u32, value: u8) -> u32 {
     chk
 }
 
+/// The checksum state after the prefix: a bech32m checksum covers the prefix's high bits, a zero, its low
+/// bits, then the data and six zeros.
+fn prefix_checksum() -> u32 {
+    let mut chk = 1u32;
+    for b in HRP.bytes() {
+        chk = polymod_step(chk, b >> 5);
+    }
+    chk = polymod_step(chk, 0);
+    for b in HRP.bytes() {
+        chk = polymod_step(chk, b & 0x1f);
+    }
+    chk
+}
+
 impl Address {
     /// The bech32m string `lode1…` (4 + 1 + 32 data + 6 checksum characters) as bytes. Events name
     /// addresses several times per tx, so this specialises the `bech32` crate's general encoder to the
@@ -118,15 +132,7 @@ impl Address {
         let mut out = [0u8; 43];
         out[..HRP.len()].copy_from_slice(HRP.as_bytes());
         out[HRP.len()] = b'1';
-        // The checksum covers the prefix's high bits, a zero, its low bits, the data and six zeros.
-        let mut chk = 1u32;
-        for b in HRP.bytes() {
-            chk = polymod_step(chk, b >> 5);
-        }
-        chk = polymod_step(chk, 0);
-        for b in HRP.bytes() {
-            chk = polymod_step(chk, b & 0x1f);
-        }
+        let mut chk = prefix_checksum();
         // 20 bytes are exactly 32 groups of five bits, most significant first.
         let mut acc = 0u64;
         let mut bits = 0u32;
@@ -180,14 +186,7 @@ impl Address {
         if s.len() != 43 || !s.starts_with(PREFIX) {
             return None;
         }
-        let mut chk = 1u32;
-        for b in HRP.bytes() {
-            chk = polymod_step(chk, b >> 5);
-        }
-        chk = polymod_step(chk, 0);
-        for b in HRP.bytes() {
-            chk = polymod_step(chk, b & 0x1f);
-        }
+        let mut chk = prefix_checksum();
         let mut out = [0u8; 20];
         let (mut acc, mut bits, mut pos) = (0u64, 0u32, 0usize);
         for (i, &c) in s[PREFIX.len()..].iter().enumerate() {

@@ -83,26 +83,32 @@ pub struct NodeApi {
     pub results_cache: ResultsCache,
 }
 
-pub(crate) fn check_result(r: &ResponseCheckTx) -> pb::TxResult {
-    pb::TxResult {
-        code: r.code,
-        log: r.log.clone(),
-        codespace: r.codespace.clone(),
-        gas_wanted: r.gas_wanted,
-        gas_used: r.gas_used,
-    }
+/// The API's `TxResult` from an ABCI result type; CheckTx's and FinalizeBlock's share these fields.
+macro_rules! tx_result_from {
+    ($(#[$doc:meta])* $name:ident, $t:ty) => {
+        $(#[$doc])*
+        pub(crate) fn $name(r: &$t) -> pb::TxResult {
+            pb::TxResult {
+                code: r.code,
+                log: r.log.clone(),
+                codespace: r.codespace.clone(),
+                gas_wanted: r.gas_wanted,
+                gas_used: r.gas_used,
+            }
+        }
+    };
 }
 
-/// A committed tx's result as the API reports it.
-pub(crate) fn exec_result(r: &ExecTxResult) -> pb::TxResult {
-    pb::TxResult {
-        code: r.code,
-        log: r.log.clone(),
-        codespace: r.codespace.clone(),
-        gas_wanted: r.gas_wanted,
-        gas_used: r.gas_used,
-    }
-}
+tx_result_from!(
+    /// A CheckTx result as the API reports it.
+    check_result,
+    ResponseCheckTx
+);
+tx_result_from!(
+    /// A committed tx's result as the API reports it.
+    exec_result,
+    ExecTxResult
+);
 
 pub(crate) fn add_error_status(e: AddError) -> Status {
     match e {

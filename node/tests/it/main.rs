@@ -7,6 +7,7 @@ mod byzantine_proposer;
 mod cli;
 mod four_validators_commit_a_transfer;
 mod governance_on_a_devnet;
+mod in_process;
 mod malformed_consensus;
 mod malformed_gossip;
 mod nft_and_multisig_cli;

@@ -7,17 +7,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use ed25519_consensus::SigningKey;
-use lode_consensus::{BlockStore, Codec, HasEncodedLen, Height, LodeCodec, PrivateKey};
+use lode_consensus::{BlockStore, Codec, HasEncodedLen, Height, LodeCodec};
 use lode_node::services::app::AppAbci;
-use lode_state::genesis::{AppState, GenesisBalance};
 use lode_state::tx::{address_of, sign_send};
-use lode_tests::ports::PortBlock;
 
-use crate::byzantine_proposer::{node_parts, validator_config};
+use crate::in_process::{four_validators, wait_decided};
 
 const CHAIN: &str = "lode-garbled-1";
 
@@ -74,38 +71,15 @@ where
 async fn honest_validators_drop_a_peers_malformed_messages_and_keep_deciding() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sender = SigningKey::from([5u8; 32]);
-    let app_state = AppState {
-        balances: vec![GenesisBalance {
-            address: address_of(&sender).to_string(),
-            amount: "1000000000".into(),
-        }],
-        ..AppState::default()
-    };
-    let app_state_bytes = Bytes::from(serde_json::to_vec(&app_state).expect("json"));
     let recipient = address_of(&SigningKey::from([6u8; 32]));
     let tx = Bytes::from(sign_send(CHAIN, &sender, 0, 10_000, &recipient, 4242));
 
-    let keys: Vec<PrivateKey> = (0..4u8)
-        .map(|i| PrivateKey::from_seed([i + 80; 32]))
-        .collect();
-    let genesis: Vec<_> = keys.iter().map(|k| (k.public_key(), 10u64)).collect();
-    let ports = PortBlock::reserve();
-    let addrs: Vec<std::net::SocketAddr> = (0..4)
-        .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], ports.port(i))))
-        .collect();
+    let (_ports, validators) = four_validators(dir.path(), CHAIN, 80, &sender);
+    let garbler = lode_consensus::Address::from_public_key(&validators[0].key.public_key());
     let garbling = Garbling::default();
     let mut nodes = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let (app, mempool, store) = node_parts(dir.path(), i);
-        let config = validator_config(
-            dir.path(),
-            CHAIN,
-            i,
-            &addrs,
-            key,
-            &genesis,
-            &app_state_bytes,
-        );
+    for (i, v) in validators.into_iter().enumerate() {
+        let (config, app, mempool, store) = (v.config, v.app, v.mempool, v.store);
         let abci = Arc::new(AppAbci::new(app.clone(), mempool.clone()));
         let handle = if i == 0 {
             lode_consensus::run_with_network_codec(
@@ -122,15 +96,12 @@ async fn honest_validators_drop_a_peers_malformed_messages_and_keep_deciding() {
         .expect("start consensus");
         nodes.push((app, mempool, store, handle));
     }
+    wait_decided(&nodes[1].3, Height(1), "node 1").await;
     nodes[1].1.add(tx.clone()).expect("valid tx admitted");
 
     let target = Height(6);
     for (i, (.., handle)) in nodes.iter().enumerate().skip(1) {
-        let mut rx = handle.decided();
-        tokio::time::timeout(Duration::from_secs(120), rx.wait_for(|d| *d >= target))
-            .await
-            .unwrap_or_else(|_| panic!("honest node {i} did not reach height {target}"))
-            .expect("decided channel");
+        wait_decided(handle, target, &format!("honest node {i}")).await;
     }
     assert!(
         garbling.sent.load(Ordering::Relaxed) > 10,
@@ -157,7 +128,7 @@ async fn honest_validators_drop_a_peers_malformed_messages_and_keep_deciding() {
         // heights it leads complete in a later round.
         assert_ne!(
             decided[0].block.header().proposer,
-            lode_consensus::Address::from_public_key(&keys[0].public_key()),
+            garbler,
             "a block proposed by the garbling validator was decided at height {height}"
         );
         if decided[0].certificate.round.as_i64() > 0 {
