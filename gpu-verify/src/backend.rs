@@ -176,6 +176,10 @@ pub(crate) fn cpu_small_product(cpu: &CpuGemm, p: &SmallProduct<'_>) -> Result<V
     Ok(out)
 }
 
+/// Operand bytes of one batched launch of tile recomputations at most (one item more
+/// when a single item is larger).
+const BATCH_STAGING_BYTES: usize = 256 << 20;
+
 fn cuda_small_products(g: &CudaGemm, items: &[SmallProduct<'_>]) -> Result<Vec<Vec<i32>>> {
     use std::collections::BTreeMap;
     // Group by shape (BTreeMap: deterministic order); each group is one batched launch.
@@ -189,22 +193,35 @@ fn cuda_small_products(g: &CudaGemm, items: &[SmallProduct<'_>]) -> Result<Vec<V
         groups.entry((p.h, p.w, p.k)).or_default().push(i);
     }
     let mut out = vec![Vec::new(); items.len()];
-    for ((h, w, k), idx) in groups {
+    for ((h, w, k), all) in groups {
+        use rayon::prelude::*;
         let kp = k.next_multiple_of(4);
-        let mut a = vec![0i8; idx.len() * h * kp];
-        let mut bt = vec![0i8; idx.len() * w * kp];
-        for (slot, &i) in idx.iter().enumerate() {
-            let p = &items[i];
-            for (r, row) in p.rows.iter().enumerate() {
-                a[(slot * h + r) * kp..(slot * h + r) * kp + k].copy_from_slice(row);
+        // Launches are cut so that each one's operands fit the pinned staging memory.
+        let per_item = (h + w) * kp;
+        for idx in all.chunks((BATCH_STAGING_BYTES / per_item).max(1)) {
+            // Operands are gathered straight into the pinned staging buffers, in parallel.
+            let fill = |a: &mut [i8], bt: &mut [i8]| {
+                a.par_chunks_mut(h * kp)
+                    .zip(bt.par_chunks_mut(w * kp))
+                    .zip(idx.par_iter())
+                    .for_each(|((a, bt), &i)| {
+                        let p = &items[i];
+                        for (dst, row) in a.chunks_mut(kp).zip(&p.rows) {
+                            dst[..k].copy_from_slice(row);
+                            dst[k..].fill(0);
+                        }
+                        for (dst, col) in bt.chunks_mut(kp).zip(&p.cols) {
+                            dst[..k].copy_from_slice(col);
+                            dst[k..].fill(0);
+                        }
+                    });
+            };
+            let results = g.batched_with(h, w, kp, idx.len(), fill, |c: &[i32]| {
+                c.chunks(h * w).map(<[i32]>::to_vec).collect::<Vec<_>>()
+            })?;
+            for (&i, r) in idx.iter().zip(results) {
+                out[i] = r;
             }
-            for (c, col) in p.cols.iter().enumerate() {
-                bt[(slot * w + c) * kp..(slot * w + c) * kp + k].copy_from_slice(col);
-            }
-        }
-        let res = g.batched(&a, &bt, h, w, kp, idx.len())?;
-        for (slot, &i) in idx.iter().enumerate() {
-            out[i] = res[slot * h * w..(slot + 1) * h * w].to_vec();
         }
     }
     Ok(out)

@@ -8,6 +8,6 @@
 # Usage: scripts/gpu/bench.sh [sizes...]     e.g. scripts/gpu/bench.sh 4096 8192
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/lode-gpu-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
 cargo build --release -p lode-gpu-verify --example gpu_bench
 "$CARGO_TARGET_DIR/release/examples/gpu_bench" "$@"

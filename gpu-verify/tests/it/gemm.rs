@@ -146,7 +146,7 @@ fn mismatched_inner_dimensions_and_zero_threads_are_errors() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn every_cpu_path_matches_the_i64_reference_on_random_shapes(
@@ -159,19 +159,52 @@ proptest! {
     fn the_cuda_backend_equals_the_cpu_backend_bit_for_bit(
         m in 1usize..130, k in 1usize..300, n in 1usize..130, seed in any::<u64>()
     ) {
-        let engine = match Engine::new(Backend::Cuda) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("skipping CUDA comparison: {e}");
-                return Ok(());
-            }
+        let Some(engine) = cuda_engine() else {
+            return Ok(());
         };
         let a = random_matrix(m, k, seed);
         let b = random_matrix(k, n, seed ^ 1);
         let cpu = CpuGemm::new().gemm(&a, &b).expect("cpu");
         prop_assert_eq!(engine.gemm(&a, &b).expect("cuda cublas"), cpu.clone());
         let dev = engine.cuda_gemm().expect("cuda engine has a device");
+        // Outputs up to SMALL_KERNEL_MAX_OUTPUTS go to the warp-per-element kernel, the
+        // rest to the tiled one; the shapes above reach both.
         prop_assert_eq!(dev.gemm_dp4a(&a, &b).expect("cuda dp4a"), cpu);
+    }
+}
+
+/// One CUDA engine for all GPU tests of this binary (context creation and the NVRTC
+/// compile happen once), or `None` with the reason printed when there is no GPU.
+fn cuda_engine() -> Option<&'static Engine> {
+    static ENGINE: std::sync::OnceLock<Option<Engine>> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| match Engine::new(Backend::Cuda) {
+            Ok(e) => {
+                eprintln!("CUDA tests run on {}", e.describe());
+                Some(e)
+            }
+            Err(e) => {
+                eprintln!("skipping CUDA comparison: {e}");
+                None
+            }
+        })
+        .as_ref()
+}
+
+#[test]
+fn the_cuda_paths_are_exact_at_the_largest_k_with_extreme_values() {
+    let Some(engine) = cuda_engine() else {
+        return;
+    };
+    let dev = engine.cuda_gemm().expect("cuda engine has a device");
+    // Every product is (−128)·(−128) = 16384, so each element is 16384·MAX_K, the
+    // largest sum that fits in i32; one shape per dp4a kernel.
+    for (m, n) in [(2, 3), (17, 65)] {
+        let a = MatrixI8::from_fn(m, MAX_K, |_, _| -128).expect("a");
+        let b = MatrixI8::from_fn(MAX_K, n, |_, _| -128).expect("b");
+        let want = vec![16384 * MAX_K as i32; m * n];
+        assert_eq!(engine.gemm(&a, &b).expect("cublas").data(), &want[..]);
+        assert_eq!(dev.gemm_dp4a(&a, &b).expect("dp4a").data(), &want[..]);
     }
 }
 

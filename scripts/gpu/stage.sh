@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the gpu-verify test binaries and the GPU benchmark here and stages them, stripped,
+# in .gpu/ (git-ignored), for a GPU machine that has the NVIDIA driver and CUDA libraries
+# but no Rust toolchain. Then, on that machine, from a copy of the repo with .gpu/ in it:
+#
+#   scripts/gpu/check.sh          # CUDA == CPU tests, memcheck, benchmark
+#
+# The binaries load libcuda, libcublas and libnvrtc at run time (cudarc dynamic loading),
+# so nothing CUDA is needed to build them.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
+mkdir -p .gpu
+stage() { strip -o ".gpu/$2" "$1"; echo "staged .gpu/$2 ($(du -h ".gpu/$2" | cut -f1))"; }
+json=$(cargo test -p lode-gpu-verify --release --no-run --message-format=json)
+for exe in $(jq -r 'select(.executable != null and .target.kind[0] != "example") | .target.name + "=" + .executable' <<<"$json"); do
+    case "${exe%%=*}" in
+        it) stage "${exe#*=}" it ;;
+        lode_gpu_verify) stage "${exe#*=}" unit ;;
+    esac
+done
+cargo build -p lode-gpu-verify --release --example gpu_bench
+stage "$CARGO_TARGET_DIR/release/examples/gpu_bench" gpu_bench
