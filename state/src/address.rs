@@ -181,7 +181,7 @@ impl Address {
     /// bech32m checksum, or None. Every tx names addresses, and each node parses a tx several times, so the
     /// common case skips the `bech32` crate's general decoder; anything this does not accept goes to
     /// [`Address::parse_general`], which gives the error (the tests hold the two equal).
-    fn parse_canonical(s: &[u8]) -> Option<Address> {
+    pub(crate) fn parse_canonical(s: &[u8]) -> Option<Address> {
         const PREFIX: &[u8] = b"lode1";
         if s.len() != 43 || !s.starts_with(PREFIX) {
             return None;

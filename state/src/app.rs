@@ -38,7 +38,7 @@ use crate::{
     modules::bank,
     params::{self, Params},
     store::{
-        BlockRecord, CommitBatch, CommitRecord, Overlay, Prefetched, StateRead, Store, Writes,
+        encode_block, CommitBatch, CommitRecord, Overlay, Prefetched, StateRead, Store, Writes,
     },
     tx::{check_public_key, verify_signatures, Tx},
 };
@@ -699,17 +699,14 @@ impl LodeApp {
             consensus_param_updates: None,
             app_hash: Bytes::new(),
         };
-        // The tree update runs on one core; encode the results for the block record on the other.
-        let (root, (mut results, txs)) = rayon::join(
+        // The tree update runs on one core; encode the block record on the other.
+        let (root, block_record) = rayon::join(
             || self.inner.store.compute_root(&writes, version),
-            || {
-                let txs: Vec<Vec<u8>> = req.txs.iter().map(|t| t.to_vec()).collect();
-                (response.encode_to_vec(), txs)
-            },
+            || encode_block(&req.txs, &response),
         );
         let (root, tree) = root?;
         response.app_hash = Bytes::copy_from_slice(&root.0);
-        append_app_hash(&mut results, &response.app_hash);
+        let block_record = block_record?.finish(&response.app_hash)?;
         consensus.pending = Some(PendingBlock {
             batch: CommitBatch {
                 record: CommitRecord {
@@ -719,7 +716,7 @@ impl LodeApp {
                 },
                 writes,
                 tree,
-                block: Some(BlockRecord { txs, results }),
+                block: Some(block_record),
                 tx_hashes,
             },
         });
@@ -916,14 +913,6 @@ fn exception(msg: &str) -> response::Value {
     })
 }
 
-/// Completes the encoding of a `ResponseFinalizeBlock` whose `app_hash` was empty when it was encoded:
-/// `app_hash` is its last field (tag 5), so the full encoding is that one with the field appended.
-fn append_app_hash(encoded: &mut Vec<u8>, app_hash: &Bytes) {
-    if !app_hash.is_empty() {
-        prost::encoding::bytes::encode(5, app_hash, encoded);
-    }
-}
-
 /// An event as ABCI carries it, moving the attribute values.
 fn abci_event(e: Event) -> AbciEvent {
     AbciEvent {
@@ -1012,32 +1001,5 @@ impl tendermint_abci::Application for LodeApp {
             warn!(error = %e, "FinalizeBlock failed");
             ResponseFinalizeBlock::default()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tendermint_proto::v0_38::abci::ValidatorUpdate;
-
-    #[test]
-    fn appending_the_app_hash_gives_the_full_encoding() {
-        let mut response = ResponseFinalizeBlock {
-            events: vec![abci_event(Event::new("e").attr("k", "v"))],
-            tx_results: vec![
-                exec_result(Ok((vec![Event::new("t").attr("a", "b")], 7))),
-                exec_result(Err((&TxError::EmptyMsgs, 3))),
-            ],
-            validator_updates: vec![ValidatorUpdate {
-                pub_key: None,
-                power: 3,
-            }],
-            consensus_param_updates: Some(Default::default()),
-            app_hash: Bytes::new(),
-        };
-        let mut encoded = response.encode_to_vec();
-        response.app_hash = Bytes::from(vec![9u8; 32]);
-        append_app_hash(&mut encoded, &response.app_hash);
-        assert_eq!(encoded, response.encode_to_vec());
     }
 }

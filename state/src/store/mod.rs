@@ -5,9 +5,11 @@
 //! (state changes, JMT nodes, results, tx index, and the new last height and app hash) in one synced
 //! `WriteBatch`, so after a crash the store holds each block either entirely or not at all.
 
+pub mod block;
 mod jmt_store;
 mod overlay;
 
+pub use block::{encode_block, BlockRecord, EncodedBlock};
 pub use overlay::{KeyValue, Overlay, StateRead, StateWrite, Writes};
 
 use std::path::Path;
@@ -73,21 +75,14 @@ impl CommitRecord {
     }
 }
 
-/// A stored block: its txs and the encoded ABCI `ResponseFinalizeBlock`.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct BlockRecord {
-    pub txs: Vec<Vec<u8>>,
-    pub results: Vec<u8>,
-}
-
 /// Everything a block commits.
 #[derive(Debug)]
 pub struct CommitBatch {
     pub record: CommitRecord,
     pub writes: Writes,
     pub tree: TreeUpdateBatch,
-    /// None for genesis.
-    pub block: Option<BlockRecord>,
+    /// The encoded block record ([`block::encode_block`]); None for genesis.
+    pub block: Option<Vec<u8>>,
     pub tx_hashes: Vec<[u8; 32]>,
 }
 
@@ -215,11 +210,10 @@ impl Store {
         }
         jmt_store::write_tree_batch(self, &mut wb, &batch.tree)?;
         if let Some(block) = &batch.block {
-            let bytes = borsh::to_vec(block).map_err(|e| StoreError::Jmt(e.to_string()))?;
             wb.put_cf(
                 self.cf(CF_BLOCKS)?,
                 batch.record.height.to_be_bytes(),
-                bytes,
+                block,
             );
         }
         let index = self.cf(CF_TX_INDEX)?;
@@ -240,11 +234,14 @@ impl Store {
         Ok(())
     }
 
-    /// A stored block.
+    /// A stored block, its results as the protobuf `ResponseFinalizeBlock` whichever form they are stored in.
     pub fn block(&self, height: u64) -> Result<Option<BlockRecord>, StoreError> {
-        match self.db.get_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())?
+        {
             None => Ok(None),
-            Some(b) => BlockRecord::try_from_slice(&b)
+            Some(b) => block::decode_record(&b)
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt {
                     key: format!("blocks/{height}"),

@@ -321,3 +321,29 @@ fn checktx_admits_sequential_nonces_and_resets_at_commit() {
     assert_eq!(chain.check(&t1).0, 0);
     assert_eq!(chain.nonce(0), 1);
 }
+
+#[test]
+fn a_committed_block_reads_back_as_finalize_block_answered_it() {
+    let chain = Chain::new(3);
+    let b = addr(&chain.keys[1]);
+    let txs = vec![
+        sign_send(CHAIN_ID, &chain.keys[0], 0, FEE, &b, 42),
+        // A skipped nonce: a failed result with a log and a codespace.
+        sign_send(CHAIN_ID, &chain.keys[2], 5, FEE, &b, 1),
+        vec![0xde, 0xad],
+    ];
+    let resp = chain
+        .app
+        .try_finalize_block(RequestFinalizeBlock {
+            txs: txs.iter().cloned().map(Bytes::from).collect(),
+            height: 1,
+            ..Default::default()
+        })
+        .expect("finalize");
+    chain.app.try_commit().expect("commit");
+    assert_eq!(resp.tx_results[0].code, 0);
+    assert_ne!(resp.tx_results[1].code, 0);
+    let stored = chain.app.store().block(1).expect("read").expect("stored");
+    assert_eq!(stored.txs, txs);
+    assert_eq!(stored.results, resp.encode_to_vec());
+}
