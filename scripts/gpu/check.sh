@@ -6,7 +6,12 @@
 # Uses the binaries staged in .gpu/ by scripts/gpu/stage.sh when present (GPU machines
 # without Rust); otherwise builds them with cargo first.
 #
-# Usage: scripts/gpu/check.sh [sizes...]     (benchmark sizes, default 4096 8192)
+# With CPU_BENCH=1 it then runs the CPU int8 GEMM criterion bench (1 and 2 threads) and ONNX
+# Runtime's MatMulInteger on the same shapes, when python3 there has onnxruntime: GPU
+# machines are large and quiet, so their 2-thread figures show scaling that a busy 2-core
+# machine cannot.
+#
+# Usage: [CPU_BENCH=1] scripts/gpu/check.sh [sizes...]   (GPU bench sizes, default 4096 8192)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -x .gpu/it ] || bash scripts/gpu/stage.sh || exit 1
@@ -28,4 +33,11 @@ if command -v compute-sanitizer >/dev/null; then
 fi
 echo "== benchmark"
 .gpu/gpu_bench "$@" || status=1
+if [ "${CPU_BENCH:-0}" = 1 ]; then
+    echo "== CPU int8 GEMM: ours (criterion medians) and ONNX Runtime MatMulInteger"
+    lscpu | grep -E "Model name|^CPU\(s\)"
+    echo "int8 dot-product extensions: $(grep -owE 'avx512_vnni|avx_vnni|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+    .gpu/gemm --bench 2>&1 | grep -E "^gemm_i8|time:|thrpt:" || status=1
+    python3 scripts/bench/onnx_matmulinteger.py --sizes 512,1024,2048 --threads 1,2 || status=1
+fi
 exit $status

@@ -21,3 +21,6 @@ for exe in $(jq -r 'select(.executable != null and .target.kind[0] != "example")
 done
 cargo build -p lode-gpu-verify --release --example gpu_bench
 stage "$CARGO_TARGET_DIR/release/examples/gpu_bench" gpu_bench
+# The CPU GEMM criterion bench, for CPU_BENCH=1 scripts/gpu/check.sh on a quiet machine.
+json=$(cargo bench -p lode-gpu-verify --bench gemm --no-run --message-format=json)
+stage "$(jq -r 'select(.executable != null and .target.name == "gemm") | .executable' <<<"$json")" gemm

@@ -1,6 +1,12 @@
 //! Exact int8 GEMM on the CPU: `C (m×n, i32) = A (m×k, i8) × B (k×n, i8)`.
 //!
-//! Three micro-kernels share one cache-blocked, multithreaded driver:
+//! Four kernels, chosen at run time (fastest supported first):
+//!
+//! * [`CpuKernel::AmxInt8`]: Intel AMX `tdpbssd` on tile registers (s8×s8 → i32, exact), with
+//!   its own packing and blocking in `amx.rs` because the tiles want whole 64-byte rows of A
+//!   and B in quad-interleaved ("VNNI") order. Needs the OS to grant the tile state.
+//!
+//! The other three share one cache-blocked, multithreaded driver:
 //!
 //! * [`CpuKernel::Avx512Vnni`]: `vpdpbusd` (u8×s8, 64 MACs per instruction). B is shifted
 //!   to unsigned (`B + 128`) while packing, and the exact correction `128 · rowsum(A)` is
@@ -21,6 +27,8 @@
 //! of C, so the result does not depend on scheduling, and a helper thread that is slow to
 //! start never stalls the product (its unstarted jobs run on the other worker).
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -42,6 +50,8 @@ const KC: usize = 512;
 /// A CPU micro-kernel choice. Every variant computes the same exact result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CpuKernel {
+    /// Intel AMX (`tdpbssd` on 16 × 16 tiles of 64 k values: s8×s8 → i32).
+    AmxInt8,
     /// AVX-512 VNNI (`vpdpbusd` on zmm registers).
     Avx512Vnni,
     /// AVX2 (`vpmaddwd` on i16-widened operands).
@@ -52,17 +62,24 @@ pub enum CpuKernel {
 
 impl CpuKernel {
     /// All kernels, fastest first.
-    pub const ALL: [CpuKernel; 3] = [CpuKernel::Avx512Vnni, CpuKernel::Avx2, CpuKernel::Portable];
+    pub const ALL: [CpuKernel; 4] = [
+        CpuKernel::AmxInt8,
+        CpuKernel::Avx512Vnni,
+        CpuKernel::Avx2,
+        CpuKernel::Portable,
+    ];
 
     /// Whether this CPU can run the kernel (run-time detection).
     pub fn is_supported(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
+            CpuKernel::AmxInt8 => amx::has_amx(),
+            #[cfg(target_arch = "x86_64")]
             CpuKernel::Avx512Vnni => x86::has_vnni(),
             #[cfg(target_arch = "x86_64")]
             CpuKernel::Avx2 => x86::has_avx2(),
             #[cfg(not(target_arch = "x86_64"))]
-            CpuKernel::Avx512Vnni | CpuKernel::Avx2 => false,
+            CpuKernel::AmxInt8 | CpuKernel::Avx512Vnni | CpuKernel::Avx2 => false,
             CpuKernel::Portable => true,
         }
     }
@@ -83,6 +100,7 @@ impl CpuKernel {
     /// Short name for logs and benchmark labels.
     pub fn name(self) -> &'static str {
         match self {
+            CpuKernel::AmxInt8 => "amx-int8",
             CpuKernel::Avx512Vnni => "avx512-vnni",
             CpuKernel::Avx2 => "avx2",
             CpuKernel::Portable => "portable",
@@ -225,6 +243,8 @@ impl CpuGemm {
             return Err(Error::KernelUnsupported(self.kernel.name()));
         }
         match self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::AmxInt8 => amx::run(a, b, out, self.threads),
             #[cfg(target_arch = "x86_64")]
             CpuKernel::Avx512Vnni => run::<x86::Vnni>(a, b, out, self.threads),
             #[cfg(target_arch = "x86_64")]
