@@ -8,7 +8,7 @@
 #   python3 -m venv /root/.cache/ortvenv && /root/.cache/ortvenv/bin/pip install onnxruntime onnx numpy).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/lode-gpu-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
 LOG="${1:-/tmp/lode-gpu-bench.log}"
 ORT_PY="${ORT_PY:-/root/.cache/ortvenv/bin/python}"
 : >"$LOG"
