@@ -217,10 +217,20 @@ impl Store {
             );
         }
         let index = self.cf(CF_TX_INDEX)?;
-        for (i, h) in batch.tx_hashes.iter().enumerate() {
+        // In key order: RocksDB inserts a batch into each memtable in batch order, and an insert next to the
+        // previous one is much cheaper than one at a random place. A stable sort keeps a repeated tx's
+        // last location last, so it still wins.
+        let mut locations: Vec<(&[u8; 32], u32)> = batch
+            .tx_hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h, i as u32))
+            .collect();
+        locations.sort_by_key(|&(h, _)| h);
+        for (h, i) in locations {
             let mut loc = [0u8; 12];
             loc[..8].copy_from_slice(&batch.record.height.to_be_bytes());
-            loc[8..].copy_from_slice(&(i as u32).to_be_bytes());
+            loc[8..].copy_from_slice(&i.to_be_bytes());
             wb.put_cf(index, h, loc);
         }
         let record = borsh::to_vec(&batch.record).map_err(|e| StoreError::Jmt(e.to_string()))?;
