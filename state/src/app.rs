@@ -487,7 +487,8 @@ impl LodeApp {
     /// in block order as soon as its chunk is checked, so that signature verification of later txs overlaps
     /// the execution of earlier ones. Verdicts do not depend on the chunking: a batch that fails is re-checked
     /// one signature at a time. Stops at the first error `each` returns. `ahead` sees each checked chunk on
-    /// the helper thread before it is handed over (FinalizeBlock fetches the chunk's accounts there).
+    /// a second helper thread before it is handed over (FinalizeBlock fetches the chunk's accounts there), so
+    /// that it overlaps the checks of the next chunk instead of delaying them.
     fn check_pipelined<E>(
         &self,
         txs: &[Bytes],
@@ -504,13 +505,21 @@ impl LodeApp {
             return Ok(());
         }
         std::thread::scope(|s| {
-            // Two chunks in flight: enough to keep the verifier busy while one is executed.
+            // Two chunks in flight per stage: enough to keep the verifier busy while one is executed.
+            let (send_checked, recv_checked) = std::sync::mpsc::sync_channel(2);
             let (send, recv) = std::sync::mpsc::sync_channel(2);
             s.spawn(move || {
                 for part in txs.chunks(chunk.max(1)) {
                     let checked = self.check_many(part, chain_id, params, Remember::No);
-                    ahead(&checked);
                     // A closed channel means the consumer stopped on an error.
+                    if send_checked.send(checked).is_err() {
+                        break;
+                    }
+                }
+            });
+            s.spawn(move || {
+                for checked in recv_checked {
+                    ahead(&checked);
                     if send.send(checked).is_err() {
                         break;
                     }
