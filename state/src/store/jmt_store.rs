@@ -31,6 +31,15 @@ fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
 
 impl TreeReader for JmtReader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        if let Some(node) = self
+            .store
+            .last_nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_node(node_key)
+        {
+            return Ok(Some(node.clone()));
+        }
         let key = borsh::to_vec(node_key)?;
         let cf = self.store.cf(CF_JMT_NODES)?;
         match self.store.db.get_pinned_cf(cf, key)? {

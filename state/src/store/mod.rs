@@ -12,11 +12,13 @@ mod overlay;
 pub use block::{encode_block, BlockRecord, EncodedBlock};
 pub use overlay::{KeyValue, Overlay, StateRead, StateWrite, Writes};
 
-use std::path::Path;
+use std::{path::Path, sync::RwLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::{
-    proof::SparseMerkleProof, storage::TreeUpdateBatch, JellyfishMerkleTree, KeyHash, RootHash,
+    proof::SparseMerkleProof,
+    storage::{NodeBatch, TreeUpdateBatch},
+    JellyfishMerkleTree, KeyHash, RootHash,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB,
@@ -90,6 +92,11 @@ pub struct CommitBatch {
 #[derive(Debug)]
 pub struct Store {
     db: DB,
+    /// The JMT nodes the last commit wrote, which the next block's tree update reads first (it rewrites
+    /// the paths to every key it changes). A node is never changed or deleted under its key (the key holds
+    /// its version), so a copy kept in memory reads exactly as the stored one. Filled only after a
+    /// successful commit.
+    last_nodes: RwLock<NodeBatch>,
 }
 
 impl Store {
@@ -108,7 +115,10 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            last_nodes: RwLock::default(),
+        })
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -199,7 +209,7 @@ impl Store {
     }
 
     /// Writes a block's whole effect in one synced batch.
-    pub fn commit(&self, batch: CommitBatch) -> Result<(), StoreError> {
+    pub fn commit(&self, mut batch: CommitBatch) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
         let state = self.cf(CF_STATE)?;
         for (k, v) in &batch.writes {
@@ -237,10 +247,16 @@ impl Store {
         wb.put_cf(self.cf(CF_META)?, META_COMMIT, record);
         // The batch holds a copy of everything now; free the block's many allocations on another core
         // while this one waits for the synced write.
+        let nodes = std::mem::take(&mut batch.tree.node_batch);
         rayon::spawn(move || drop(batch));
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo)?;
+        let old = std::mem::replace(
+            &mut *self.last_nodes.write().unwrap_or_else(|e| e.into_inner()),
+            nodes,
+        );
+        rayon::spawn(move || drop(old));
         Ok(())
     }
 

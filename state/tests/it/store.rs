@@ -80,3 +80,47 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// The tree update after some commits is the same whether the last commit's nodes are still in memory
+    /// or the store was just reopened (every node read from disk), and proofs agree.
+    #[test]
+    fn tree_updates_and_proofs_do_not_depend_on_the_in_memory_nodes(
+        versions in prop::collection::vec(
+            prop::collection::btree_map(0u16..300, prop::option::weighted(0.9, prop::collection::vec(any::<u8>(), 1..24)), 1..60),
+            2..6,
+        )
+    ) {
+        let dir = tempfile::tempdir().expect("dir");
+        let (last, earlier) = versions.split_last().expect("two or more");
+        let to_writes = |set: &std::collections::BTreeMap<u16, Option<Vec<u8>>>| -> Writes {
+            set.iter().map(|(k, v)| (k.to_be_bytes().to_vec(), v.clone())).collect()
+        };
+        let next = earlier.len() as u64;
+        let (warm, warm_proofs) = {
+            let store = Store::open(dir.path()).expect("open");
+            for (version, set) in earlier.iter().enumerate() {
+                commit(&store, to_writes(set), version as u64, true);
+            }
+            let update = store.compute_root(&to_writes(last), next).expect("root");
+            let proofs: Vec<_> = (0u16..300).step_by(7)
+                .map(|k| store.get_with_proof(&k.to_be_bytes(), next - 1).expect("proof"))
+                .collect();
+            (update, proofs)
+        };
+        let store = Store::open(dir.path()).expect("reopen");
+        let cold = store.compute_root(&to_writes(last), next).expect("root");
+        prop_assert_eq!(&warm.0, &cold.0);
+        prop_assert_eq!(&warm.1, &cold.1);
+        for (i, k) in (0u16..300).step_by(7).enumerate() {
+            let (v, p) = store.get_with_proof(&k.to_be_bytes(), next - 1).expect("proof");
+            prop_assert_eq!(&warm_proofs[i].0, &v);
+            prop_assert_eq!(
+                borsh::to_vec(&warm_proofs[i].1).expect("borsh"),
+                borsh::to_vec(&p).expect("borsh")
+            );
+        }
+    }
+}
