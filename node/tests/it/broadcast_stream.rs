@@ -126,7 +126,10 @@ async fn a_stream_commits_consecutive_nonces_and_answers_every_tx() {
     assert_eq!(done.height, heights[19]);
     assert_eq!(done.result.as_ref().map(|r| r.code), Some(0));
 
-    // A committed tx sent again (here to another node) reports its commit, not a nonce error.
+    // A committed tx sent again (here to another node) reports its commit, not a nonce error. Node 1 reported
+    // the commit as soon as it had committed the block; node 2 may still be finishing that height, and until
+    // it has, the tx is rightly still pending there (checked, then committed). So wait for every node first.
+    wait_height(&net, heights[3]).await;
     let again = exchange(&net.grpc[2], vec![req(send(3), 7)]).await;
     match again[&7].as_slice() {
         [Event::Committed(c)] => assert_eq!(c.height, heights[3]),
