@@ -206,13 +206,9 @@ fn cuda_small_products(g: &CudaGemm, items: &[SmallProduct<'_>]) -> Result<Vec<V
                     .zip(idx.par_iter())
                     .for_each(|((a, bt), &i)| {
                         let p = &items[i];
-                        for (dst, row) in a.chunks_mut(kp).zip(&p.rows) {
-                            dst[..k].copy_from_slice(row);
-                            dst[k..].fill(0);
-                        }
-                        for (dst, col) in bt.chunks_mut(kp).zip(&p.cols) {
-                            dst[..k].copy_from_slice(col);
-                            dst[k..].fill(0);
+                        let rows = a.chunks_mut(kp).zip(&p.rows);
+                        for (dst, src) in rows.chain(bt.chunks_mut(kp).zip(&p.cols)) {
+                            crate::cuda::copy_padded(dst, src);
                         }
                     });
             };
