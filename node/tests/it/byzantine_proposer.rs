@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ed25519_consensus::SigningKey;
-use lode_consensus::{Abci, AbciError, BlockStore, Height};
+use lode_consensus::{Abci, AbciError, Height};
 use lode_node::services::app::AppAbci;
 use lode_state::tx::{address_of, sign_send};
 use lode_state::LodeApp;
@@ -16,7 +16,7 @@ use tendermint_proto::v0_38::abci::{
     request, response, Request, RequestQuery, Response, ResponsePrepareProposal,
 };
 
-use crate::in_process::{four_validators, wait_decided};
+use crate::in_process::{agreed_decision, four_validators, wait_decided};
 
 const CHAIN: &str = "lode-byzantine-1";
 
@@ -93,21 +93,8 @@ async fn a_byzantine_proposers_badly_signed_block_is_rejected_and_heights_comple
 
     let mut later_rounds = 0;
     for height in 1..=target.0 {
-        let decided: Vec<_> = nodes
-            .iter()
-            .map(|(_, _, s, _)| {
-                s.get_decided(Height(height))
-                    .expect("store")
-                    .expect("decided block")
-            })
-            .collect();
-        for d in &decided[1..] {
-            assert_eq!(
-                d.block, decided[0].block,
-                "nodes disagree at height {height}"
-            );
-        }
-        let block = &decided[0].block;
+        let decided = agreed_decision(nodes.iter().map(|(_, _, s, _)| s), height);
+        let block = &decided.block;
         assert!(
             block.txs().iter().all(|t| t.as_ref() != bad_tx.as_slice()),
             "the badly signed tx was decided at height {height}"
@@ -117,7 +104,7 @@ async fn a_byzantine_proposers_badly_signed_block_is_rejected_and_heights_comple
             lode_consensus::Address::from_public_key(&byzantine),
             "the byzantine proposer's block was decided at height {height}"
         );
-        if decided[0].certificate.round.as_i64() > 0 {
+        if decided.certificate.round.as_i64() > 0 {
             later_rounds += 1;
         }
     }

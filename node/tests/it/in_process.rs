@@ -121,3 +121,26 @@ pub async fn wait_decided(
         .unwrap_or_else(|_| panic!("{who} did not reach height {height}"))
         .expect("decided channel");
 }
+
+/// The block every one of `stores` decided at `height`, after checking that they all decided the same one.
+pub fn agreed_decision<'a>(
+    stores: impl IntoIterator<Item = &'a Arc<RocksBlockStore>>,
+    height: u64,
+) -> lode_consensus::DecidedBlock {
+    use lode_consensus::BlockStore;
+    let decided: Vec<_> = stores
+        .into_iter()
+        .map(|s| {
+            s.get_decided(lode_consensus::Height(height))
+                .expect("store")
+                .expect("decided block")
+        })
+        .collect();
+    for d in &decided[1..] {
+        assert_eq!(
+            d.block, decided[0].block,
+            "nodes disagree at height {height}"
+        );
+    }
+    decided.into_iter().next().expect("at least one store")
+}
