@@ -374,6 +374,7 @@ fn block<U: TileUnit>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::lcg;
     use super::*;
 
     /// Scalar model of `tile_2x2`: the same packed inputs, the same C addressing.
@@ -420,13 +421,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn lcg(seed: &mut u64) -> i8 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*seed >> 56) as i8
     }
 
     /// The packing, blocking and edge handling, checked through the scalar model on any

@@ -629,7 +629,8 @@ fn block<K: MicroKernel>(
 mod tests {
     use super::*;
 
-    fn lcg(seed: &mut u64) -> i8 {
+    /// A deterministic i8 stream for the kernel tests (also used by `amx`'s).
+    pub(super) fn lcg(seed: &mut u64) -> i8 {
         *seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
