@@ -4,26 +4,67 @@
 //! highest priority (ties: the smaller address) as proposer and subtracts the total power from it. Over `T`
 //! increments each validator proposes about `T * power / total` times. A height's set is stored before
 //! that height's increment: the proposer of round `r` is the validator chosen by the `(r + 1)`-th increment
-//! of a copy (CometBFT's height set incremented once, then `r` more times). Between heights the bridge
+//! of a copy (CometBFT's height set incremented once, then `r` more times). From round [`WALKED_ROUNDS`] on,
+//! a power-weighted draw keyed by the round replaces the walk, so any round costs O(validators). Between heights the bridge
 //! increments once and applies validator updates ([`next_height_set`]).
 //! Everything is integer arithmetic over a set sorted by address, so every node computes the same proposer.
 
 use malachitebft_core_types::Round;
+use sha2::{Digest, Sha256};
 
 use crate::types::{Validator, ValidatorSet};
 
 /// CometBFT's bound on the spread of priorities, as a multiple of the total power.
 const PRIORITY_WINDOW_SIZE_FACTOR: i64 = 2;
 
+/// Rounds below this are chosen by walking the increments (Tendermint's rule, unchanged); later rounds by
+/// [`weighted_pick`], in O(validators) whatever the round.
+///
+/// Why a limit: rounds come from peers (a sync certificate, a signed stream) up to `u32::MAX`, and Malachite
+/// asks for their proposer before it checks a signature, so a walk of `round + 1` increments would let one
+/// message stall the consensus actor for minutes. A live network reaches round 128 only after hours without
+/// a decision (each round's timeouts grow by the delta), so every round a healthy chain uses keeps its
+/// proposer; all nodes switch rule at the same round, so they still agree.
+pub const WALKED_ROUNDS: u32 = 128;
+
 /// The proposer of `round` for a height whose set is `set`.
 ///
 /// # Panics
 /// On an empty set, which the bridge never hands to Malachite (it refuses to start without validators).
 pub fn select(set: &ValidatorSet, round: Round) -> &Validator {
-    let rounds = round.as_u32().unwrap_or(0).saturating_add(1);
-    let mut copy = set.clone();
-    let idx = copy.increment_proposer_priority(rounds);
+    let round = round.as_u32().unwrap_or(0);
+    let idx = if round < WALKED_ROUNDS {
+        let mut copy = set.clone();
+        copy.increment_proposer_priority(round.saturating_add(1))
+    } else {
+        weighted_pick(set, round)
+    };
     &set.validators[idx]
+}
+
+/// A validator drawn in proportion to voting power by a hash of the round: the point
+/// `SHA-256("lode/proposer" ‖ round) mod total` on the validators' cumulative power, in address order.
+/// O(validators); 0 for an empty set.
+fn weighted_pick(set: &ValidatorSet, round: u32) -> usize {
+    let total = u128::from(set.total_power());
+    if total == 0 {
+        return 0;
+    }
+    let digest = Sha256::new()
+        .chain_update(b"lode/proposer")
+        .chain_update(round.to_be_bytes())
+        .finalize();
+    let mut wide = [0u8; 16];
+    wide.copy_from_slice(&digest[..16]);
+    let mut point = u128::from_be_bytes(wide) % total;
+    for (i, v) in set.validators.iter().enumerate() {
+        let power = u128::from(v.voting_power);
+        if point < power {
+            return i;
+        }
+        point -= power;
+    }
+    0
 }
 
 fn max_priority_index(set: &ValidatorSet) -> usize {
@@ -39,7 +80,8 @@ fn max_priority_index(set: &ValidatorSet) -> usize {
 
 impl ValidatorSet {
     /// Runs `times` proposer increments (see the module docs) and returns the index of the validator the
-    /// last one chose (0 for an empty set or `times == 0`).
+    /// last one chose (0 for an empty set or `times == 0`). Costs `times × validators` steps: callers pass
+    /// small counts (see [`WALKED_ROUNDS`]).
     pub fn increment_proposer_priority(&mut self, times: u32) -> usize {
         let mut chosen = 0;
         if self.validators.is_empty() {

@@ -94,3 +94,71 @@ fn a_new_validator_does_not_propose_immediately() {
     let p = LodeContext.select_proposer(&next, Height(2), Round::new(0));
     assert_ne!(p.address, newcomer.address);
 }
+
+/// The proposer the original algorithm picks: walk `round + 1` increments of a copy of the set.
+fn walked(vs: &ValidatorSet, round: u32) -> Address {
+    let mut copy = vs.clone();
+    let i = copy.increment_proposer_priority(round + 1);
+    vs.validators()[i].address
+}
+
+#[test]
+fn a_round_of_u32_max_picks_a_proposer_without_walking_every_round() {
+    // A sync certificate or a signed stream may carry any round up to u32::MAX, and Malachite asks for its
+    // proposer before it verifies anything. Walking u32::MAX increments would stall the consensus actor.
+    let vs = set(&[3, 1, 4, 1, 5, 9, 2, 6]);
+    let a = LodeContext
+        .select_proposer(&vs, Height(1), Round::new(u32::MAX))
+        .address;
+    let b = LodeContext
+        .select_proposer(&vs, Height(1), Round::new(u32::MAX))
+        .address;
+    assert_eq!(a, b, "selection is deterministic");
+    assert!(vs.validators().iter().any(|v| v.address == a));
+}
+
+#[test]
+fn selection_agrees_with_walking_the_rounds_for_every_round_below_the_walk_limit() {
+    for powers in [
+        &[1u64, 2, 3, 4][..],
+        &[10, 30, 60],
+        &[5, 5, 5, 5],
+        &[7],
+        &[1, 1_000_000, 3],
+    ] {
+        let mut vs = set(powers);
+        for height in 1..=5u64 {
+            for r in 0..lode_consensus::proposer::WALKED_ROUNDS {
+                let got = LodeContext
+                    .select_proposer(&vs, Height(height), Round::new(r))
+                    .address;
+                assert_eq!(
+                    got,
+                    walked(&vs, r),
+                    "powers {powers:?} height {height} round {r}"
+                );
+            }
+            let members = vs.validators().to_vec();
+            vs = next_height_set(&vs, &members);
+        }
+    }
+}
+
+#[test]
+fn proposers_of_huge_rounds_are_still_chosen_in_proportion_to_voting_power() {
+    let vs = set(&[10, 30, 60]);
+    let mut counts: BTreeMap<Address, u64> = BTreeMap::new();
+    for r in (u32::MAX - 9_999)..=u32::MAX {
+        let p = LodeContext.select_proposer(&vs, Height(1), Round::new(r));
+        *counts.entry(p.address).or_insert(0) += 1;
+    }
+    for v in vs.validators() {
+        let expected = v.voting_power * 100;
+        let got = counts.get(&v.address).copied().unwrap_or(0);
+        assert!(
+            got.abs_diff(expected) <= expected / 10,
+            "power {} got {got} of 10000, expected about {expected}",
+            v.voting_power
+        );
+    }
+}
