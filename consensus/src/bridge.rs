@@ -1,13 +1,12 @@
 //! The bridge: Malachite's application messages ([`AppMsg`]) answered with ABCI calls on the application and
 //! with the block store. See DESIGN.md, "The Malachite ↔ ABCI bridge".
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
-use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamMessage};
 use malachitebft_app_channel::app::types::core::{
     CommitCertificate, Context, HeightParams, LinearTimeouts, Round, ValidatorSet as _, Validity,
 };
@@ -27,21 +26,31 @@ use tracing::{debug, error, info, warn};
 use crate::abci::{Abci, AbciExt, Mempool};
 use crate::codec::{extend_certificate, DecidedBlock};
 use crate::context::LodeContext;
+use crate::error::BlockFault;
 use crate::error::ConsensusError;
 use crate::proposer::next_height_set;
 use crate::signing::{parts_hash, LodeSigner, LodeVerifier};
 use crate::store::{BlockStore, HeightValidators, UndecidedProposal};
+use crate::streams::{
+    parse_stream_id, peer_id_of, stream_id, Complete, Pushed, StreamBuffer, StreamHeader,
+    StreamLimits, CHUNK_SIZE,
+};
 use crate::types::{
     Address, Block, BlockHeader, BlockId, BlockTime, Height, PartInit, ProposalPart, PublicKey,
     Validator, ValidatorSet,
 };
+use crate::validity::{self, BlockLimits, Door, Expected};
 
-/// Size of the data chunks a block is streamed in.
-const CHUNK_SIZE: usize = 64 * 1024;
-/// At most this many incomplete or early proposal streams are buffered; the oldest is dropped beyond it.
-const MAX_STREAMS: usize = 64;
+/// At most this many complete streams for the next height wait for it; beyond it the oldest is dropped.
+const MAX_EARLY: usize = 16;
+/// At most this many complete streams per proposer wait for the next height.
+const MAX_EARLY_PER_PROPOSER: usize = 2;
 /// At most this many decided values are served per sync request.
 const MAX_SYNC_BATCH: u64 = 50;
+/// At most this many bytes of encoded blocks are served per sync request (at least one block is, so a
+/// block of any size within the limits can be synced). Malachite's response limit is above it (see
+/// [`crate::service`]).
+pub const SYNC_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What the bridge needs besides the application, the store and the mempool.
 #[derive(Clone, Debug)]
@@ -62,12 +71,6 @@ pub struct BridgeParams {
     pub max_clock_drift: Duration,
     /// How long after the previous block a proposer with an empty mempool waits for a transaction.
     pub empty_block_interval: Duration,
-}
-
-#[derive(Debug, Default)]
-struct Stream {
-    parts: BTreeMap<u64, StreamContent<ProposalPart>>,
-    fin_seq: Option<u64>,
 }
 
 /// A fully received and signature-checked stream, waiting for its height.
@@ -94,7 +97,8 @@ pub struct Bridge<A, S, M> {
     last_decided_ok: bool,
     /// When the last block was committed here (or the bridge started); paces empty blocks.
     last_block_at: Instant,
-    streams: BTreeMap<(PeerId, Bytes), Stream>,
+    limits: BlockLimits,
+    streams: StreamBuffer,
     early: Vec<Received>,
     decided_tx: watch::Sender<Height>,
     network: mpsc::Sender<NetworkMsg<LodeContext>>,
@@ -174,12 +178,95 @@ fn last_commit_info(
     }
 }
 
-fn stream_id(height: Height, round: Round, proposer: &Address) -> StreamId {
-    let mut b = Vec::with_capacity(8 + 8 + 20);
-    b.extend_from_slice(&height.0.to_be_bytes());
-    b.extend_from_slice(&round.as_i64().to_be_bytes());
-    b.extend_from_slice(&proposer.0);
-    StreamId::new(Bytes::from(b))
+/// The messages that stream `block` as `signer`'s proposal for `height` and `round`: init, chunks of the
+/// encoded block, the signed fin, the end marker.
+pub fn proposal_parts(
+    signer: &LodeSigner,
+    block: &Block,
+    height: Height,
+    round: Round,
+    valid_round: Round,
+) -> Vec<StreamMessage<ProposalPart>> {
+    let init = PartInit {
+        height,
+        round,
+        valid_round,
+        proposer: signer.address(),
+    };
+    let bytes = block.encode();
+    let chunks: Vec<Bytes> = bytes
+        .chunks(CHUNK_SIZE)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let sig = signer.sign_parts_fin(&init, parts_hash(&chunks));
+    let id = stream_id(height, round, &signer.address());
+    let mut contents = Vec::with_capacity(chunks.len().saturating_add(3));
+    contents.push(StreamContent::Data(ProposalPart::Init(init)));
+    contents.extend(
+        chunks
+            .into_iter()
+            .map(|c| StreamContent::Data(ProposalPart::Data(c))),
+    );
+    contents.push(StreamContent::Data(ProposalPart::Fin(sig)));
+    contents.push(StreamContent::Fin);
+    contents
+        .into_iter()
+        .zip(0u64..)
+        .map(|(c, seq)| StreamMessage::new(id.clone(), seq, c))
+        .collect()
+}
+
+/// Serves a sync request from the store: decided blocks from `start` up to `end` (at most
+/// [`MAX_SYNC_BATCH`]), stopping before [`SYNC_RESPONSE_BYTES`] would be passed (but always one block) and
+/// at the first height missing or failing [`validity::check_body`] (a corrupt store must not feed peers).
+/// Runs on a blocking thread, off the consensus task.
+fn serve_decided<S: BlockStore>(
+    store: &S,
+    limits: &BlockLimits,
+    start: Height,
+    end: Height,
+) -> Vec<RawDecidedValue<LodeContext>> {
+    let mut out = Vec::new();
+    let end = end
+        .0
+        .min(start.0.saturating_add(MAX_SYNC_BATCH.saturating_sub(1)));
+    let mut bytes = 0u64;
+    for h in start.0..=end {
+        let d = match store.get_decided(Height(h)) {
+            Ok(Some(d)) => d,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(height = h, error = %e, "reading a decided block to serve");
+                break;
+            }
+        };
+        let fault = if d.block.header().height != Height(h)
+            || d.certificate.height != Height(h)
+            || d.certificate.value_id != d.block.id()
+        {
+            Some(BlockFault::WrongHeight {
+                got: d.block.header().height,
+                want: Height(h),
+            })
+        } else {
+            validity::check_body(&d.block, limits).err()
+        };
+        if let Some(fault) = fault {
+            error!(height = h, code = fault.code(), error = %fault, "stored block fails its checks; not serving it");
+            break;
+        }
+        let encoded = d.block.encode();
+        let len = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
+        bytes = bytes.saturating_add(len);
+        if !out.is_empty() && bytes > SYNC_RESPONSE_BYTES {
+            break;
+        }
+        out.push(RawDecidedValue::new(
+            encoded,
+            extend_certificate(&d.certificate),
+        ));
+    }
+    out
 }
 
 impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
@@ -194,6 +281,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         decided_tx: watch::Sender<Height>,
         network: mpsc::Sender<NetworkMsg<LodeContext>>,
     ) -> Self {
+        let limits = BlockLimits {
+            max_tx_bytes: params.max_block_tx_bytes,
+        };
         Self {
             address: signer.address(),
             verifier: LodeVerifier::new(params.chain_id.clone()),
@@ -209,7 +299,10 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             last_time: BlockTime::default(),
             last_decided_ok: true,
             last_block_at: Instant::now(),
-            streams: BTreeMap::new(),
+            limits,
+            streams: StreamBuffer::new(StreamLimits {
+                max_bytes: limits.max_block_bytes(),
+            }),
             early: Vec::new(),
             decided_tx,
             network,
@@ -287,6 +380,8 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 part,
                 reply,
             } => {
+                // Gossipsub signs each message with its publisher's key, so `published_by` is the
+                // proposer's own peer; `from` is only the neighbour that relayed it.
                 let value = self
                     .received_part(published_by.unwrap_or(from), part)
                     .await?;
@@ -316,19 +411,14 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 let _ = reply.send(next);
             }
             AppMsg::GetDecidedValues { range, reply } => {
-                let mut out = Vec::new();
-                let (start, end) = (range.start().0, range.end().0);
-                let end = end.min(start.saturating_add(MAX_SYNC_BATCH - 1));
-                for h in start..=end {
-                    match self.store.get_decided(Height(h))? {
-                        Some(d) => out.push(RawDecidedValue::new(
-                            d.block.encode(),
-                            extend_certificate(&d.certificate),
-                        )),
-                        None => break,
-                    }
-                }
-                let _ = reply.send(out);
+                // Reading, checking and encoding up to a batch of blocks is store work: it runs on a
+                // blocking thread and replies from there, so a syncing peer never holds up a height.
+                let store = self.store.clone();
+                let limits = self.limits;
+                let (start, end) = (*range.start(), *range.end());
+                tokio::task::spawn_blocking(move || {
+                    let _ = reply.send(serve_decided(&*store, &limits, start, end));
+                });
             }
             AppMsg::ProcessSyncedValue {
                 height,
@@ -337,32 +427,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 value_bytes,
                 reply,
             } => {
-                let outcome = match Block::decode(&value_bytes) {
-                    Ok(block) if block.header().height == height => {
-                        let p = UndecidedProposal {
-                            height,
-                            round,
-                            valid_round: Round::Nil,
-                            block: block.clone(),
-                            valid: true,
-                        };
-                        match self.store.put_undecided(&p) {
-                            Ok(()) => SyncedValueOutcome::Verdict(ProposedValue {
-                                height,
-                                round,
-                                valid_round: Round::Nil,
-                                proposer,
-                                value: block,
-                                validity: Validity::Valid,
-                            }),
-                            Err(e) => {
-                                warn!(error = %e, "storing synced value");
-                                SyncedValueOutcome::LocalTransientError
-                            }
-                        }
-                    }
-                    _ => SyncedValueOutcome::PeerFault,
-                };
+                let outcome = self
+                    .synced_value(height, round, proposer, &value_bytes)
+                    .await?;
                 let _ = reply.send(outcome);
             }
         }
@@ -428,6 +495,25 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             // The block store may be one block ahead of the application (crash between storing and Commit).
             if let Some(next) = self.store.get_decided(self.height)? {
                 info!(height = %self.height, "replaying stored block into the application");
+                let certified = self.validators.as_ref().is_some_and(|v| {
+                    next.certificate.height == self.height
+                        && next.certificate.value_id == next.block.id()
+                        && self
+                            .verifier
+                            .verify_commit_certificate(&next.certificate, &v.current)
+                });
+                if !certified {
+                    return Err(ConsensusError::Config(format!(
+                        "stored block at {} lacks a valid commit certificate",
+                        self.height
+                    )));
+                }
+                if let Err(fault) = self.validate(&next.block, Door::Store).await? {
+                    return Err(ConsensusError::Config(format!(
+                        "stored block at {} fails its checks: {fault}",
+                        self.height
+                    )));
+                }
                 self.finalize_and_commit(next.block, next.certificate)
                     .await?;
             }
@@ -522,7 +608,12 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         };
         let abci = self.abci.clone();
         let resp = blocking(move || abci.prepare_proposal(req)).await??;
-        let txs = resp.txs;
+        let mut txs = resp.txs;
+        // The limit counts each tx's framing in the block, which the application's byte count does not:
+        // drop txs from the end until the block is within the limits every validator holds it to.
+        while validity::txs_wire_len(&txs) > self.limits.max_tx_bytes {
+            txs.pop();
+        }
         let header = BlockHeader {
             chain_id: self.params.chain_id.clone(),
             height,
@@ -545,27 +636,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
     }
 
     async fn stream_block(&self, block: &Block, height: Height, round: Round, valid_round: Round) {
-        let init = PartInit {
-            height,
-            round,
-            valid_round,
-            proposer: self.address,
-        };
-        let bytes = block.encode();
-        let chunks: Vec<Bytes> = bytes
-            .chunks(CHUNK_SIZE)
-            .map(Bytes::copy_from_slice)
-            .collect();
-        let sig = self.signer.sign_parts_fin(&init, parts_hash(&chunks));
-        let id = stream_id(height, round, &self.address);
-        let mut parts = Vec::with_capacity(chunks.len() + 2);
-        parts.push(ProposalPart::Init(init));
-        parts.extend(chunks.into_iter().map(ProposalPart::Data));
-        parts.push(ProposalPart::Fin(sig));
-        let mut seq = 0u64;
-        for p in parts {
-            let msg = StreamMessage::new(id.clone(), seq, StreamContent::Data(p));
-            seq += 1;
+        for msg in proposal_parts(&self.signer, block, height, round, valid_round) {
             if self
                 .network
                 .send(NetworkMsg::PublishProposalPart(msg))
@@ -576,95 +647,126 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 return;
             }
         }
-        let _ = self
-            .network
-            .send(NetworkMsg::PublishProposalPart(StreamMessage::new(
-                id,
-                seq,
-                StreamContent::Fin,
-            )))
-            .await;
     }
 
+    /// The proposer of `height` and `round` with its key, for the current height and the next (whose set
+    /// follows from the current one). `None` for other heights.
+    fn proposer_of(&self, height: Height, round: Round) -> Option<(Address, PublicKey)> {
+        let v = self.validators.as_ref()?;
+        let set = if height == self.height {
+            v.current.clone()
+        } else if height == self.height.increment_by_one() {
+            next_height_set(&v.current, v.next.validators())
+        } else {
+            return None;
+        };
+        let p = LodeContext.select_proposer(&set, height, round);
+        Some((p.address, p.public_key))
+    }
+
+    /// A part of a proposal stream from `peer` (its publisher). The stream is admitted on its first part,
+    /// whichever that is: its id must name the proposer of its height and round, and `peer` must be that
+    /// proposer. Then the buffer holds it to the block limits (see [`crate::streams`]). A complete stream
+    /// for the current height is validated; one for the next height waits for it.
     async fn received_part(
         &mut self,
         peer: PeerId,
         msg: StreamMessage<ProposalPart>,
     ) -> Result<Option<ProposedValue<LodeContext>>, ConsensusError> {
-        let key = (peer, msg.stream_id.to_bytes());
-        if !self.streams.contains_key(&key) && self.streams.len() >= MAX_STREAMS {
-            if let Some(oldest) = self.streams.keys().next().cloned() {
-                self.streams.remove(&oldest);
-            }
-        }
-        let stream = self.streams.entry(key.clone()).or_default();
-        if matches!(msg.content, StreamContent::Fin) {
-            stream.fin_seq = Some(msg.sequence);
-        }
-        stream.parts.insert(msg.sequence, msg.content);
-        let complete = matches!(stream.fin_seq, Some(f) if stream.parts.len() as u64 == f + 1);
-        if !complete {
+        if self.streams.is_ignored(&peer, self.height) {
             return Ok(None);
         }
-        let Some(stream) = self.streams.remove(&key) else {
+        let Some(header) = parse_stream_id(&msg.stream_id) else {
+            warn!(%peer, "proposal part with a malformed stream id");
+            self.streams.strike(peer, self.height);
             return Ok(None);
         };
-        let Some(received) = self.assemble(stream) else {
-            warn!(%peer, "dropping malformed or badly signed proposal stream");
+        let next = self.height.increment_by_one();
+        if header.height < self.height || header.height > next {
+            // Late or far ahead (we may be the one lagging): not the peer's fault, not worth buffering.
+            return Ok(None);
+        }
+        match self.proposer_of(header.height, header.round) {
+            Some((address, key))
+                if address == header.proposer && peer_id_of(&key) == Some(peer) => {}
+            _ => {
+                warn!(%peer, height = %header.height, round = %header.round, proposer = %header.proposer,
+                    "proposal stream not published by the proposer of its height and round");
+                self.streams.strike(peer, self.height);
+                return Ok(None);
+            }
+        }
+        let complete = match self.streams.push(peer, header, msg, self.height) {
+            Pushed::Pending | Pushed::Ignored => return Ok(None),
+            Pushed::Invalid(why) => {
+                warn!(%peer, height = %header.height, round = %header.round, reason = why, "dropping invalid proposal stream");
+                return Ok(None);
+            }
+            Pushed::Complete(c) => c,
+        };
+        let Some(received) = self.assemble(header, *complete) else {
             return Ok(None);
         };
-        if received.init.height < self.height {
-            return Ok(None);
+        if received.init.height == self.height {
+            return self.accept_stream(received).await;
         }
-        if received.init.height > self.height {
-            if self.early.len() >= MAX_STREAMS {
-                self.early.remove(0);
+        let proposer = received.init.proposer;
+        if self
+            .early
+            .iter()
+            .filter(|r| r.init.proposer == proposer)
+            .count()
+            >= MAX_EARLY_PER_PROPOSER
+        {
+            if let Some(i) = self.early.iter().position(|r| r.init.proposer == proposer) {
+                self.early.remove(i);
             }
-            self.early.push(received);
-            return Ok(None);
         }
-        self.accept_stream(received).await
+        if self.early.len() >= MAX_EARLY {
+            self.early.remove(0);
+        }
+        self.early.push(received);
+        Ok(None)
     }
 
-    /// Checks a complete stream's shape and the proposer's signature over it, and decodes the block.
-    fn assemble(&self, stream: Stream) -> Option<Received> {
-        let mut parts = stream.parts.into_values();
-        let init = match parts.next()? {
-            StreamContent::Data(ProposalPart::Init(i)) => i,
-            _ => return None,
-        };
-        let mut chunks = Vec::new();
-        let mut sig = None;
-        for p in parts {
-            match p {
-                StreamContent::Data(ProposalPart::Data(d)) if sig.is_none() => chunks.push(d),
-                StreamContent::Data(ProposalPart::Fin(s)) if sig.is_none() => sig = Some(s),
-                StreamContent::Fin => {}
-                _ => return None,
-            }
-        }
-        let sig = sig?;
-        // Only the current and next heights' sets are known; the signature of a later stream is checked
-        // when its height starts (the stream is kept until then).
-        let v = self.validators.as_ref()?;
-        let pk = v
-            .current
-            .get_by_address(&init.proposer)
-            .or_else(|| v.next.get_by_address(&init.proposer))?
-            .public_key;
-        if !self
-            .verifier
-            .verify_parts_fin(&init, parts_hash(&chunks), &sig, &pk)
-        {
+    /// Checks a complete stream's signature (by the proposer its id names) and decodes the block within the
+    /// limits. A failure strikes the publisher.
+    fn assemble(&mut self, header: StreamHeader, c: Complete) -> Option<Received> {
+        let key = self
+            .proposer_of(header.height, header.round)
+            .map(|(_, k)| k);
+        let signed = key.is_some_and(|pk| {
+            self.verifier
+                .verify_parts_fin(&c.init, parts_hash(&c.chunks), &c.signature, &pk)
+        });
+        if !signed {
+            warn!(peer = %c.peer, height = %header.height, round = %header.round, "proposal stream with a bad signature");
+            self.streams.strike(c.peer, self.height);
             return None;
         }
-        let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        let block = Block::decode(&bytes).ok()?;
-        Some(Received { init, block })
+        let total = c
+            .chunks
+            .iter()
+            .fold(0usize, |a, ch| a.saturating_add(ch.len()));
+        let mut bytes = Vec::with_capacity(total);
+        for ch in &c.chunks {
+            bytes.extend_from_slice(ch);
+        }
+        match validity::decode_bounded(&bytes, &self.limits) {
+            Ok(block) => Some(Received {
+                init: c.init,
+                block,
+            }),
+            Err(e) => {
+                warn!(peer = %c.peer, code = e.code(), error = %e, "signed proposal stream does not hold a block");
+                self.streams.strike(c.peer, self.height);
+                None
+            }
+        }
     }
 
-    /// A signed stream for the current height: validate the block (header checks, then ProcessProposal) and
-    /// store it with its verdict.
+    /// A signed stream for the current height: validate the block (the one check of every door) and store
+    /// it with its verdict.
     async fn accept_stream(
         &mut self,
         r: Received,
@@ -673,12 +775,18 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             warn!(proposer = %r.init.proposer, round = %r.init.round, "stream from a non-proposer");
             return Ok(None);
         }
-        let valid = self
-            .validate(&r.block, r.init.valid_round.is_defined())
-            .await?;
-        if !valid {
-            warn!(height = %r.init.height, round = %r.init.round, id = %r.block.id(), "rejecting invalid proposal");
-        }
+        let door = Door::Proposal {
+            reproposal: r.init.valid_round.is_defined(),
+            now: BlockTime::now(),
+            max_drift: self.params.max_clock_drift,
+        };
+        let valid = match self.validate(&r.block, door).await? {
+            Ok(()) => true,
+            Err(fault) => {
+                warn!(height = %r.init.height, round = %r.init.round, id = %r.block.id(), code = fault.code(), error = %fault, "rejecting invalid proposal");
+                false
+            }
+        };
         let p = UndecidedProposal {
             height: r.init.height,
             round: r.init.round,
@@ -697,27 +805,94 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         }))
     }
 
-    async fn validate(&self, block: &Block, reproposal: bool) -> Result<bool, ConsensusError> {
-        let h = block.header();
-        let v = match self.validators.as_ref() {
-            Some(v) => v,
-            None => return Ok(false),
+    /// A value from sync, whose certificate Malachite has verified against this height's validators. It is
+    /// decoded within the limits and validated like a live proposal (minus the clock) before anything is
+    /// stored. A body that does not match its header, an oversized or undecodable value is the serving
+    /// peer's fault: Malachite then penalises it and asks another peer. A block that matches its header but
+    /// that this node finds invalid gets an `Invalid` verdict (Malachite reports the disagreement).
+    async fn synced_value(
+        &mut self,
+        height: Height,
+        round: Round,
+        proposer: Address,
+        value_bytes: &[u8],
+    ) -> Result<SyncedValueOutcome<LodeContext>, ConsensusError> {
+        let block = match validity::decode_bounded(value_bytes, &self.limits) {
+            Ok(b) => b,
+            Err(fault) => {
+                warn!(%height, code = fault.code(), error = %fault, "synced value refused");
+                return Ok(SyncedValueOutcome::PeerFault);
+            }
         };
-        let now = BlockTime::now().as_unix_nanos();
-        let drift = i128::try_from(self.params.max_clock_drift.as_nanos()).unwrap_or(i128::MAX);
-        let header_ok = h.chain_id == self.params.chain_id
-            && h.height == self.height
-            && h.last_block_id == self.last_block_id
-            && h.app_hash == self.last_app_hash
-            && block.tx_root_matches()
-            && h.time > self.last_time
-            // A re-proposed (locked) block keeps its original time, which may be older than our clock allows
-            // for a fresh one; only fresh proposals are held to the drift bound.
-            && (reproposal || h.time.as_unix_nanos() <= now.saturating_add(drift))
-            && v.current.get_by_address(&h.proposer).is_some();
-        if !header_ok {
-            return Ok(false);
+        let verdict = if block.header().height == height {
+            self.validate(&block, Door::Sync).await?
+        } else {
+            Err(BlockFault::WrongHeight {
+                got: block.header().height,
+                want: height,
+            })
+        };
+        if let Err(fault) = verdict {
+            if fault.is_peer_fault() {
+                warn!(%height, code = fault.code(), error = %fault, "synced value refused");
+                return Ok(SyncedValueOutcome::PeerFault);
+            }
+            error!(%height, id = %block.id(), code = fault.code(), error = %fault, "a block decided by the network is invalid here");
+            return Ok(SyncedValueOutcome::Verdict(ProposedValue {
+                height,
+                round,
+                valid_round: Round::Nil,
+                proposer,
+                value: block,
+                validity: Validity::Invalid,
+            }));
         }
+        let p = UndecidedProposal {
+            height,
+            round,
+            valid_round: Round::Nil,
+            block: block.clone(),
+            valid: true,
+        };
+        Ok(match self.store.put_undecided(&p) {
+            Ok(()) => SyncedValueOutcome::Verdict(ProposedValue {
+                height,
+                round,
+                valid_round: Round::Nil,
+                proposer,
+                value: block,
+                validity: Validity::Valid,
+            }),
+            Err(e) => {
+                warn!(error = %e, "storing synced value");
+                SyncedValueOutcome::LocalTransientError
+            }
+        })
+    }
+
+    /// The one validity check of a block for the current height, whichever door it came through:
+    /// [`validity::check_block`], then the application's stateless tx checks (ABCI ProcessProposal).
+    /// `Ok(Err(fault))` is an invalid block; `Err` a local failure.
+    async fn validate(
+        &self,
+        block: &Block,
+        door: Door,
+    ) -> Result<Result<(), BlockFault>, ConsensusError> {
+        let Some(v) = self.validators.as_ref() else {
+            return Err(ConsensusError::Engine("validator set unknown".into()));
+        };
+        let expected = Expected {
+            chain_id: &self.params.chain_id,
+            height: self.height,
+            last_block_id: self.last_block_id,
+            last_app_hash: &self.last_app_hash,
+            last_time: self.last_time,
+            validators: &v.current,
+        };
+        if let Err(fault) = validity::check_block(block, &self.limits, &expected, door) {
+            return Ok(Err(fault));
+        }
+        let h = block.header();
         let req = RequestProcessProposal {
             txs: block.txs().to_vec(),
             proposed_last_commit: None,
@@ -731,7 +906,11 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         let abci = self.abci.clone();
         let resp = blocking(move || abci.process_proposal(req)).await??;
         // ProposalStatus::Accept = 1.
-        Ok(resp.status == 1)
+        Ok(if resp.status == 1 {
+            Ok(())
+        } else {
+            Err(BlockFault::Rejected)
+        })
     }
 
     async fn decide(
@@ -751,6 +930,14 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             .ok_or_else(|| {
                 ConsensusError::Engine(format!("decided block {} unknown", certificate.value_id))
             })?;
+        // Read back from the store: held to the same body checks as every other door before it is kept
+        // as decided (a corrupt record must not be executed or served).
+        validity::check_body(&p.block, &self.limits).map_err(|fault| {
+            ConsensusError::Engine(format!(
+                "stored block {} at {height}: {fault}",
+                p.block.id()
+            ))
+        })?;
         self.store.put_decided(&DecidedBlock {
             block: p.block.clone(),
             certificate: certificate.clone(),
@@ -831,7 +1018,8 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         self.last_time = block.header().time;
         self.last_app_hash = fin.app_hash;
         self.height = height.increment_by_one();
-        self.streams.clear();
+        self.streams.start_height(self.height);
+        self.early.retain(|r| r.init.height >= self.height);
         self.last_block_at = Instant::now();
         let _ = self.decided_tx.send(height);
         Ok(())
@@ -897,3 +1085,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod hostile_peers;

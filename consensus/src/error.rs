@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 /// Failure to decode (or, rarely, encode) a consensus wire message.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum CodecError {
     /// The bytes are not a valid protobuf message of the expected type.
     #[error("protobuf decode: {0}")]
@@ -24,6 +24,96 @@ pub enum CodecError {
 impl CodecError {
     pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
         Self::Invalid { field, reason }
+    }
+}
+
+/// Why a block is invalid (see [`crate::validity`]). The same faults on every door: live proposal, value
+/// sync and the block store.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum BlockFault {
+    /// The bytes are not a block.
+    #[error("not a block: {0}")]
+    Malformed(CodecError),
+    /// The encoded tx list (or the encoded value) is over the block limit.
+    #[error("block of {bytes} bytes is over the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The encoded header is over [`crate::validity::MAX_HEADER_BYTES`].
+    #[error("block header of {bytes} bytes is over the limit")]
+    HeaderTooLarge {
+        /// Its size.
+        bytes: u64,
+    },
+    /// The txs do not hash to the header's tx root: the body is not the one the header (and the block id)
+    /// commits to.
+    #[error("txs do not match the header's tx root")]
+    TxRootMismatch,
+    /// Another chain's block.
+    #[error("block of another chain")]
+    WrongChain,
+    /// Not the height being decided (or not the height asked for).
+    #[error("block of height {got}, expected {want}")]
+    WrongHeight {
+        /// The block's height.
+        got: crate::types::Height,
+        /// The height expected.
+        want: crate::types::Height,
+    },
+    /// The header does not extend the last committed block.
+    #[error("block does not extend the last committed block")]
+    WrongLastBlock,
+    /// The header's app hash is not the application's hash after the last block.
+    #[error("block's app hash differs from the application's")]
+    WrongAppHash,
+    /// The block's time is not after the last block's.
+    #[error("block time not after the last block's")]
+    TimeNotAfterLast,
+    /// A fresh proposal's time is too far ahead of our clock.
+    #[error("block time too far ahead of the local clock")]
+    TimeAhead,
+    /// The proposer is not in the height's validator set.
+    #[error("block proposer is not a validator of its height")]
+    UnknownProposer,
+    /// The application's stateless tx checks (ProcessProposal) rejected it.
+    #[error("the application rejected the block's txs")]
+    Rejected,
+}
+
+impl BlockFault {
+    /// A stable name for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "block_malformed",
+            Self::TooLarge { .. } => "block_too_large",
+            Self::HeaderTooLarge { .. } => "block_header_too_large",
+            Self::TxRootMismatch => "block_tx_root_mismatch",
+            Self::WrongChain => "block_wrong_chain",
+            Self::WrongHeight { .. } => "block_wrong_height",
+            Self::WrongLastBlock => "block_wrong_last_block",
+            Self::WrongAppHash => "block_wrong_app_hash",
+            Self::TimeNotAfterLast => "block_time_not_after_last",
+            Self::TimeAhead => "block_time_ahead",
+            Self::UnknownProposer => "block_unknown_proposer",
+            Self::Rejected => "block_rejected_by_application",
+        }
+    }
+
+    /// Whether a synced value with this fault is the serving peer's doing rather than a disagreement
+    /// with the block the certificate names: the bytes are not a block, are too big, or carry another
+    /// body or height than the certified header.
+    pub fn is_peer_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed(_)
+                | Self::TooLarge { .. }
+                | Self::HeaderTooLarge { .. }
+                | Self::TxRootMismatch
+                | Self::WrongHeight { .. }
+        )
     }
 }
 

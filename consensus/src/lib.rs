@@ -6,6 +6,8 @@
 //! - [`proposer`]: Tendermint's weighted round-robin proposer selection.
 //! - [`abci`]: the traits through which consensus drives the application and the mempool.
 //! - [`store`]: the block-store trait and an in-memory implementation.
+//! - [`validity`]: the checks every block passes, whichever door it came through.
+//! - [`streams`]: reassembly of proposal streams, bounded per peer against floods.
 //! - [`bridge`] and [`service`]: Malachite's app messages turned into ABCI calls; [`run`] starts it all.
 //!
 //! Depends on `lode-proto` only; never on `lode-state`.
@@ -19,12 +21,14 @@ pub mod proposer;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod streams;
 pub mod types;
+pub mod validity;
 
 pub use abci::{Abci, AbciExt, Mempool};
 pub use codec::{DecidedBlock, LodeCodec};
 pub use context::LodeContext;
-pub use error::{AbciError, CodecError, ConsensusError, StoreError};
+pub use error::{AbciError, BlockFault, CodecError, ConsensusError, StoreError};
 pub use malachitebft_app_channel::app::types::codec::{Codec, HasEncodedLen};
 pub use service::{run, run_with_network_codec, ConsensusConfig, Handle, Timeouts};
 pub use signing::{LodeSigner, LodeVerifier};

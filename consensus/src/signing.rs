@@ -6,14 +6,17 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use malachitebft_core_types::{
-    NilOrVal, SignedExtension, SignedMessage, ValidatorProof, VoteExtensionScope, VoteType,
+    CommitCertificate, NilOrVal, SignedExtension, SignedMessage, ValidatorProof, ValidatorSet as _,
+    VoteExtensionScope, VoteType,
 };
 use malachitebft_signing::{Error as SigningError, Signer, VerificationResult, Verifier};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::context::LodeContext;
-use crate::types::{Address, BlockId, PartInit, PrivateKey, Proposal, PublicKey, Signature, Vote};
+use crate::types::{
+    Address, BlockId, PartInit, PrivateKey, Proposal, PublicKey, Signature, ValidatorSet, Vote,
+};
 use lode_proto::consensus::v1 as pb;
 
 /// Whether `sig` is a valid ZIP-215 signature of `msg` by `pk`.
@@ -216,6 +219,40 @@ impl LodeVerifier {
     /// Whether `sig` is `pk`'s signature of `proposal`.
     pub fn verify_proposal(&self, proposal: &Proposal, sig: &Signature, pk: &PublicKey) -> bool {
         verify(pk, &proposal_sign_bytes(&self.chain_id, proposal), sig)
+    }
+
+    /// Whether `certificate` holds precommits for its value, height and round from distinct validators of
+    /// `set` with more than two thirds of its voting power, every one a valid signature. Malachite checks
+    /// certificates it receives; the bridge uses this for certificates read back from its own store.
+    pub fn verify_commit_certificate(
+        &self,
+        certificate: &CommitCertificate<LodeContext>,
+        set: &ValidatorSet,
+    ) -> bool {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut power: u64 = 0;
+        for s in &certificate.commit_signatures {
+            if !seen.insert(s.address) {
+                return false;
+            }
+            let Some(v) = set.get_by_address(&s.address) else {
+                return false;
+            };
+            let vote = Vote {
+                vote_type: VoteType::Precommit,
+                height: certificate.height,
+                round: certificate.round,
+                value_id: NilOrVal::Val(certificate.value_id),
+                validator_address: s.address,
+                extension: None,
+            };
+            if !self.verify_vote(&vote, &s.signature, &v.public_key) {
+                return false;
+            }
+            power = power.saturating_add(v.voting_power);
+        }
+        // More than 2/3 of the total, in u128 so no power overflows.
+        u128::from(power).saturating_mul(3) > u128::from(set.total_power()).saturating_mul(2)
     }
 
     /// Whether `sig` is `pk`'s signature of a proposal stream's fin.

@@ -201,6 +201,11 @@ impl BlockHeader {
         }
     }
 
+    /// Size of the encoded header.
+    pub fn encoded_len(&self) -> u64 {
+        u64::try_from(self.to_proto().encoded_len()).unwrap_or(u64::MAX)
+    }
+
     /// The id of the block with this header.
     pub fn id(&self) -> BlockId {
         BlockId(Sha256::digest(self.to_proto().encode_to_vec()).into())

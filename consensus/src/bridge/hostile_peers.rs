@@ -1,0 +1,574 @@
+//! The bridge against hostile peers: swapped tx lists from sync, corrupt stored blocks, floods of proposal
+//! streams, oversized streams, huge rounds. Each test drives a real [`Bridge`] (with a small kv
+//! application and the in-memory store) through Malachite's app messages, as the engine would.
+
+use std::sync::{Arc, Mutex};
+
+use malachitebft_app_channel::app::types::core::CommitCertificate;
+use tendermint_proto::v0_38::abci::{
+    request, response, Request, Response, ResponseCommit, ResponseFinalizeBlock, ResponseInfo,
+    ResponseInitChain, ResponsePrepareProposal, ResponseProcessProposal,
+};
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::error::AbciError;
+use crate::proposer::WALKED_ROUNDS;
+use crate::store::InMemoryBlockStore;
+use crate::streams::{MAX_STREAMS, MAX_STREAMS_PER_PEER, MAX_STRIKES};
+use crate::types::PrivateKey;
+use malachitebft_app_channel::app::streaming::StreamId;
+
+const CHAIN: &str = "hostile";
+const BAD_TX: &[u8] = b"bad";
+
+/// A kv application: txs must contain `=`, and `bad` is refused by ProcessProposal.
+#[derive(Default)]
+struct Kv {
+    height: Mutex<i64>,
+}
+
+impl Abci for Kv {
+    fn call(&self, req: Request) -> Result<Response, AbciError> {
+        let mut height = self
+            .height
+            .lock()
+            .map_err(|_| AbciError::Transport("poisoned".into()))?;
+        let value = match req.value.ok_or(AbciError::UnexpectedResponse("empty"))? {
+            request::Value::Info(_) => response::Value::Info(ResponseInfo {
+                last_block_height: *height,
+                last_block_app_hash: Bytes::from_static(b"genesis-hash"),
+                ..Default::default()
+            }),
+            request::Value::InitChain(_) => response::Value::InitChain(ResponseInitChain {
+                app_hash: Bytes::from_static(b"genesis-hash"),
+                ..Default::default()
+            }),
+            request::Value::PrepareProposal(r) => {
+                response::Value::PrepareProposal(ResponsePrepareProposal { txs: r.txs })
+            }
+            request::Value::ProcessProposal(r) => {
+                let ok = r
+                    .txs
+                    .iter()
+                    .all(|t| t.as_ref() != BAD_TX && t.contains(&b'='));
+                response::Value::ProcessProposal(ResponseProcessProposal {
+                    status: if ok { 1 } else { 2 },
+                })
+            }
+            request::Value::FinalizeBlock(r) => {
+                *height = r.height;
+                response::Value::FinalizeBlock(ResponseFinalizeBlock::default())
+            }
+            request::Value::Commit(_) => response::Value::Commit(ResponseCommit::default()),
+            _ => return Err(AbciError::UnexpectedResponse("unsupported")),
+        };
+        Ok(Response { value: Some(value) })
+    }
+}
+
+struct NoTxs;
+
+impl Mempool for NoTxs {
+    fn reap(&self, _max_bytes: u64) -> Vec<Bytes> {
+        Vec::new()
+    }
+    fn on_committed(&self, _tx_hashes: &[[u8; 32]]) {}
+    fn pending(&self) -> usize {
+        0
+    }
+}
+
+type TestBridge = Bridge<Kv, InMemoryBlockStore, NoTxs>;
+
+struct Net {
+    keys: Vec<PrivateKey>,
+    bridge: TestBridge,
+    store: Arc<InMemoryBlockStore>,
+    _network: mpsc::Receiver<NetworkMsg<LodeContext>>,
+    _decided: watch::Receiver<Height>,
+}
+
+const MAX_TX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Four validators of equal power; the bridge runs as validator 0 and has started height 1.
+async fn net() -> Net {
+    let keys: Vec<PrivateKey> = (1..=4u8).map(|i| PrivateKey::from_seed([i; 32])).collect();
+    let params = BridgeParams {
+        chain_id: CHAIN.into(),
+        genesis_validators: keys.iter().map(|k| (k.public_key(), 10)).collect(),
+        genesis_time: BlockTime {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        },
+        app_state_bytes: Bytes::new(),
+        timeouts: LinearTimeouts::default(),
+        max_block_tx_bytes: MAX_TX_BYTES,
+        max_clock_drift: Duration::from_secs(10),
+        empty_block_interval: Duration::ZERO,
+    };
+    let store = Arc::new(InMemoryBlockStore::default());
+    let (network_tx, network_rx) = mpsc::channel(1024);
+    let (decided_tx, decided_rx) = watch::channel(Height(0));
+    let signer = LodeSigner::new(keys[0].clone(), CHAIN);
+    let mut bridge = Bridge::new(
+        Arc::new(Kv::default()),
+        store.clone(),
+        Arc::new(NoTxs),
+        signer,
+        params,
+        decided_tx,
+        network_tx,
+    );
+    let (reply, rx) = oneshot::channel();
+    bridge
+        .handle(AppMsg::ConsensusReady { reply })
+        .await
+        .expect("ready");
+    assert_eq!(rx.await.expect("reply").0, Height(1));
+    Net {
+        keys,
+        bridge,
+        store,
+        _network: network_rx,
+        _decided: decided_rx,
+    }
+}
+
+impl Net {
+    /// The key of the proposer of `round` at height 1.
+    fn proposer(&self, round: u32) -> PrivateKey {
+        let (address, _) = self
+            .bridge
+            .proposer_of(Height(1), Round::new(round))
+            .expect("proposer");
+        self.keys
+            .iter()
+            .find(|k| Address::from_public_key(&k.public_key()) == address)
+            .expect("a validator")
+            .clone()
+    }
+
+    /// A round of height 1 whose proposer is `key`'s validator, at or after `from` (wrapping below
+    /// [`WALKED_ROUNDS`]).
+    fn round_of(&self, key: &PrivateKey, from: u32) -> u32 {
+        let from = from % WALKED_ROUNDS;
+        (from..WALKED_ROUNDS)
+            .chain(0..from)
+            .find(|r| self.proposer(*r).public_key() == key.public_key())
+            .expect("every validator proposes some round")
+    }
+
+    fn buffered(&self) -> usize {
+        self.bridge.streams.len()
+    }
+
+    fn buffered_from(&self, p: &PeerId) -> usize {
+        self.bridge.streams.len_of(p)
+    }
+
+    fn buffered_bytes(&self) -> u64 {
+        self.bridge.streams.bytes()
+    }
+
+    fn ignored(&self, p: &PeerId) -> bool {
+        self.bridge.streams.is_ignored(p, Height(1))
+    }
+
+    /// A block for height 1 proposed by `proposer`: the header commits to `root_of`, the body is `txs`.
+    fn block(&self, proposer: &PrivateKey, txs: Vec<Bytes>, root_of: &[Bytes]) -> Block {
+        Block::new(
+            BlockHeader {
+                chain_id: CHAIN.into(),
+                height: Height(1),
+                time: BlockTime::now(),
+                proposer: Address::from_public_key(&proposer.public_key()),
+                last_block_id: None,
+                tx_root: crate::types::tx_root(root_of),
+                app_hash: Bytes::from_static(b"genesis-hash"),
+            },
+            txs,
+        )
+    }
+
+    async fn part(
+        &mut self,
+        peer: PeerId,
+        msg: StreamMessage<ProposalPart>,
+    ) -> Option<ProposedValue<LodeContext>> {
+        let (reply, rx) = oneshot::channel();
+        self.bridge
+            .handle(AppMsg::ReceivedProposalPart {
+                from: peer,
+                published_by: Some(peer),
+                part: msg,
+                reply,
+            })
+            .await
+            .expect("bridge");
+        rx.await.expect("reply")
+    }
+
+    async fn synced(
+        &mut self,
+        bytes: Bytes,
+        proposer: &PrivateKey,
+    ) -> SyncedValueOutcome<LodeContext> {
+        let (reply, rx) = oneshot::channel();
+        self.bridge
+            .handle(AppMsg::ProcessSyncedValue {
+                height: Height(1),
+                round: Round::new(0),
+                proposer: Address::from_public_key(&proposer.public_key()),
+                value_bytes: bytes,
+                reply,
+            })
+            .await
+            .expect("bridge");
+        rx.await.expect("reply")
+    }
+
+    async fn serve(&mut self, from: u64, to: u64) -> Vec<RawDecidedValue<LodeContext>> {
+        let (reply, rx) = oneshot::channel();
+        self.bridge
+            .handle(AppMsg::GetDecidedValues {
+                range: Height(from)..=Height(to),
+                reply,
+            })
+            .await
+            .expect("bridge");
+        rx.await.expect("reply")
+    }
+}
+
+fn peer(key: &PrivateKey) -> PeerId {
+    peer_id_of(&key.public_key()).expect("peer id")
+}
+
+fn parts(key: &PrivateKey, block: &Block, round: u32) -> Vec<StreamMessage<ProposalPart>> {
+    let signer = LodeSigner::new(key.clone(), CHAIN);
+    proposal_parts(&signer, block, Height(1), Round::new(round), Round::Nil)
+}
+
+fn tx(s: &str) -> Bytes {
+    Bytes::from(s.to_owned())
+}
+
+fn decided(block: &Block) -> DecidedBlock {
+    DecidedBlock {
+        block: block.clone(),
+        certificate: CommitCertificate {
+            height: block.header().height,
+            round: Round::new(0),
+            value_id: block.id(),
+            commit_signatures: Vec::new(),
+        },
+    }
+}
+
+// ---- hole 1: value sync ----
+
+#[tokio::test]
+async fn a_synced_block_with_a_genuine_header_and_a_swapped_tx_list_is_refused_and_nothing_is_stored(
+) {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1")];
+    let genuine = n.block(&proposer, txs.clone(), &txs);
+    // The genuine header with another tx list has the genuine block's id: the id hashes only the header.
+    let forged = Block::new(genuine.header().clone(), vec![tx("a=2")]);
+    assert_eq!(forged.id(), genuine.id());
+    let outcome = n.synced(forged.encode(), &proposer).await;
+    assert!(
+        matches!(outcome, SyncedValueOutcome::PeerFault),
+        "got {outcome:?}"
+    );
+    assert!(n
+        .store
+        .undecided(Height(1), Round::new(0))
+        .expect("store")
+        .is_empty());
+    assert!(n
+        .store
+        .undecided_by_id(Height(1), forged.id())
+        .expect("store")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_synced_block_that_fails_the_stateless_checks_is_invalid_and_not_stored() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![Bytes::from_static(BAD_TX)];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    let outcome = n.synced(block.encode(), &proposer).await;
+    match outcome {
+        SyncedValueOutcome::Verdict(v) => assert_eq!(v.validity, Validity::Invalid),
+        other => panic!("expected an invalid verdict, got {other:?}"),
+    }
+    assert!(n
+        .store
+        .undecided_by_id(Height(1), block.id())
+        .expect("store")
+        .is_none());
+}
+
+#[tokio::test]
+async fn an_honest_synced_block_is_valid_and_stored() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1"), tx("b=2")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    match n.synced(block.encode(), &proposer).await {
+        SyncedValueOutcome::Verdict(v) => {
+            assert_eq!(v.validity, Validity::Valid);
+            assert_eq!(v.value, block);
+        }
+        other => panic!("expected a valid verdict, got {other:?}"),
+    }
+    assert!(n
+        .store
+        .undecided_by_id(Height(1), block.id())
+        .expect("store")
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_synced_value_over_the_block_limit_is_refused_before_it_is_decoded() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let big = vec![Bytes::from(vec![
+        b'=';
+        usize::try_from(MAX_TX_BYTES).unwrap_or(0)
+            + 4096
+    ])];
+    let block = n.block(&proposer, big.clone(), &big);
+    let outcome = n.synced(block.encode(), &proposer).await;
+    assert!(
+        matches!(outcome, SyncedValueOutcome::PeerFault),
+        "got {outcome:?}"
+    );
+    assert!(n
+        .store
+        .undecided_by_id(Height(1), block.id())
+        .expect("store")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_block_is_not_served_to_syncing_peers() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let one = vec![tx("a=1")];
+    let honest = n.block(&proposer, one.clone(), &one);
+    let mut header = honest.header().clone();
+    header.height = Height(2);
+    header.last_block_id = Some(honest.id());
+    let swapped = Block::new(header, vec![tx("a=666")]);
+    n.store.put_decided(&decided(&honest)).expect("store");
+    n.store.put_decided(&decided(&swapped)).expect("store");
+    let served = n.serve(1, 2).await;
+    assert_eq!(served.len(), 1, "only the intact block is served");
+    assert_eq!(served[0].value_bytes, honest.encode());
+}
+
+#[tokio::test]
+async fn serving_sync_stops_at_the_byte_budget_but_always_sends_one_block() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let mut last = None;
+    for h in 1..=5u64 {
+        let txs = vec![Bytes::from(vec![b'='; 3 * 1024 * 1024])];
+        let mut b = n.block(&proposer, txs.clone(), &txs);
+        let mut header = b.header().clone();
+        header.height = Height(h);
+        header.last_block_id = last;
+        b = Block::new(header, txs);
+        last = Some(b.id());
+        n.store.put_decided(&decided(&b)).expect("store");
+    }
+    let served = n.serve(1, 5).await;
+    let bytes: usize = served.iter().map(|v| v.value_bytes.len()).sum();
+    assert_eq!(
+        served.len(),
+        2,
+        "two 3 MiB blocks fit in the budget, a third does not"
+    );
+    assert!(u64::try_from(bytes).unwrap_or(u64::MAX) <= SYNC_RESPONSE_BYTES);
+    assert_eq!(n.serve(3, 3).await.len(), 1);
+}
+
+// ---- hole 2: proposal streams ----
+
+#[tokio::test]
+async fn a_peer_flooding_proposal_streams_does_not_evict_the_honest_proposers_stream() {
+    let mut n = net().await;
+    let honest = n.proposer(0);
+    let honest_peer = peer(&honest);
+    // A peer outside the validator set that sorts after the proposer (the old buffer evicted the smallest
+    // key), and a byzantine validator that floods streams for the rounds it does propose.
+    let outsider = (100..=255u8)
+        .map(|i| PrivateKey::from_seed([i; 32]))
+        .find(|k| peer(k) > honest_peer)
+        .expect("a larger peer id");
+    let byzantine = n
+        .keys
+        .iter()
+        .find(|k| k.public_key() != honest.public_key() && k.public_key() != n.keys[0].public_key())
+        .expect("another validator")
+        .clone();
+    let txs = vec![tx("a=1"), tx("b=2")];
+    let block = n.block(&honest, txs.clone(), &txs);
+    let honest_parts = parts(&honest, &block, 0);
+    let mut value = None;
+    let mut round = 0u32;
+    for (i, p) in honest_parts.into_iter().enumerate() {
+        // Between every two honest parts: 100 fresh streams from each attacker, never finished.
+        for k in 0..100usize {
+            let fake = StreamMessage::new(
+                StreamId::new(Bytes::from(format!("junk-{i}-{k}"))),
+                1,
+                StreamContent::Data(ProposalPart::Data(Bytes::from(vec![0u8; 1024]))),
+            );
+            assert!(n.part(peer(&outsider), fake).await.is_none());
+            round = n.round_of(&byzantine, round + 1);
+            let b = n.block(&byzantine, txs.clone(), &txs);
+            let first = parts(&byzantine, &b, round).remove(0);
+            assert!(n.part(peer(&byzantine), first).await.is_none());
+        }
+        value = n.part(honest_peer, p).await;
+        assert!(n.buffered() <= MAX_STREAMS);
+        assert!(n.buffered_from(&peer(&byzantine)) <= MAX_STREAMS_PER_PEER);
+        assert_eq!(n.buffered_from(&peer(&outsider)), 0);
+    }
+    let value = value.expect("the honest stream completed");
+    assert_eq!(value.validity, Validity::Valid);
+    assert_eq!(value.value, block);
+}
+
+#[tokio::test]
+async fn a_stream_over_the_block_limit_is_dropped_before_it_is_buffered_whole() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    // A signed block whose txs are over the limit: the old bridge buffered it whole and accepted it.
+    let txs: Vec<Bytes> = (0..80)
+        .map(|i| {
+            let mut t = vec![b'x'; 64 * 1024];
+            t[0] = b'=';
+            t[1] = i;
+            Bytes::from(t)
+        })
+        .collect();
+    let block = n.block(&proposer, txs.clone(), &txs);
+    assert!(block.encode().len() > usize::try_from(MAX_TX_BYTES).unwrap_or(0));
+    let mut last = None;
+    for p in parts(&proposer, &block, 0) {
+        last = n.part(peer(&proposer), p).await;
+        assert!(
+            n.buffered_bytes()
+                <= BlockLimits {
+                    max_tx_bytes: MAX_TX_BYTES
+                }
+                .max_block_bytes()
+        );
+    }
+    assert!(
+        last.is_none(),
+        "an oversized block is never proposed to consensus"
+    );
+    assert!(n
+        .store
+        .undecided_by_id(Height(1), block.id())
+        .expect("store")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_validator_that_sends_badly_signed_streams_is_ignored_for_a_while() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let forger = n
+        .keys
+        .iter()
+        .find(|k| k.public_key() != proposer.public_key())
+        .expect("another validator")
+        .clone();
+    let txs = vec![tx("a=1")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    // The forger publishes under its own peer id, for its own rounds, streams whose signatures fail.
+    let mut round = 0;
+    for _ in 0..MAX_STRIKES {
+        round = n.round_of(&forger, round + 1);
+        let b = n.block(&forger, txs.clone(), &txs);
+        let mut ps = parts(&forger, &b, round);
+        let sig_at = ps.len() - 2;
+        ps[sig_at] = StreamMessage::new(
+            ps[sig_at].stream_id.clone(),
+            ps[sig_at].sequence,
+            StreamContent::Data(ProposalPart::Fin(crate::types::Signature([7; 64]))),
+        );
+        for p in ps {
+            assert!(n.part(peer(&forger), p).await.is_none());
+        }
+    }
+    assert!(n.ignored(&peer(&forger)));
+    // Its well-formed stream for one of its own rounds is now ignored…
+    round = n.round_of(&forger, round + 1);
+    let b = n.block(&forger, txs.clone(), &txs);
+    for p in parts(&forger, &b, round) {
+        assert!(n.part(peer(&forger), p).await.is_none());
+    }
+    // …while the honest proposer's stream still completes.
+    let mut value = None;
+    for p in parts(&proposer, &block, 0) {
+        value = n.part(peer(&proposer), p).await;
+    }
+    assert_eq!(value.expect("honest stream").validity, Validity::Valid);
+}
+
+#[tokio::test]
+async fn a_stream_published_by_anyone_but_its_proposer_is_dropped_at_its_first_part() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let other = n
+        .keys
+        .iter()
+        .find(|k| k.public_key() != proposer.public_key())
+        .expect("another validator")
+        .clone();
+    let txs = vec![tx("a=1")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    // A relay that replays the proposer's genuine, signed parts as its own publication.
+    for p in parts(&proposer, &block, 0) {
+        assert!(n.part(peer(&other), p).await.is_none());
+        assert_eq!(n.buffered(), 0);
+    }
+}
+
+// ---- hole 3: huge rounds ----
+
+#[tokio::test]
+async fn a_signed_stream_for_round_u32_max_is_answered_without_walking_the_rounds() {
+    let mut n = net().await;
+    let (address, key) = n
+        .bridge
+        .proposer_of(Height(1), Round::new(u32::MAX))
+        .expect("a proposer");
+    let key = n
+        .keys
+        .iter()
+        .find(|k| k.public_key() == key)
+        .expect("a validator")
+        .clone();
+    let txs = vec![tx("a=1")];
+    let block = n.block(&key, txs.clone(), &txs);
+    assert_eq!(block.header().proposer, address);
+    let mut value = None;
+    for p in parts(&key, &block, u32::MAX) {
+        value = n.part(peer(&key), p).await;
+    }
+    let value = value.expect("the round's proposer is heard");
+    assert_eq!(value.round, Round::new(u32::MAX));
+    assert_eq!(value.validity, Validity::Valid);
+    assert_eq!(value.value, block);
+}
