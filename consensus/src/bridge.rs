@@ -24,13 +24,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::abci::{Abci, AbciExt, Mempool};
-use crate::codec::{extend_certificate, DecidedBlock};
 use crate::context::LodeContext;
+use crate::convert::extend_certificate;
 use crate::error::BlockFault;
 use crate::error::ConsensusError;
 use crate::proposer::next_height_set;
 use crate::signing::{parts_hash, LodeSigner, LodeVerifier};
-use crate::store::{BlockStore, HeightValidators, UndecidedProposal};
+use crate::store::{BlockStore, DecidedBlock, HeightValidators, UndecidedProposal};
 use crate::streams::{
     parse_stream_id, peer_id_of, stream_id, Complete, Pushed, StreamBuffer, StreamHeader,
     StreamLimits, CHUNK_SIZE,

@@ -2,10 +2,11 @@
 //!
 //! - [`context`] and [`types`]: Malachite's `Context` for Lode (block = value, ed25519 votes and proposals).
 //! - [`signing`]: sign bytes, signer and verifier (ZIP-215).
-//! - [`codec`]: the wire codec for gossip, WAL and value sync, on `lode.consensus.v1` protos.
+//! - [`convert`]: conversions between these types and their `lode.consensus.v1` protobuf forms.
+//! - [`codec`]: Malachite's codecs for gossip, WAL and value sync, built on [`convert`].
 //! - [`proposer`]: Tendermint's weighted round-robin proposer selection.
 //! - [`abci`]: the traits through which consensus drives the application and the mempool.
-//! - [`store`]: the block-store trait and an in-memory implementation.
+//! - [`store`]: the block-store trait, its records (encoded with [`convert`]) and an in-memory implementation.
 //! - [`validity`]: the checks every block passes, whichever door it came through.
 //! - [`streams`]: reassembly of proposal streams, bounded per peer against floods.
 //! - [`bridge`] and [`service`]: Malachite's app messages turned into ABCI calls; [`run`] starts it all.
@@ -16,6 +17,7 @@ pub mod abci;
 pub mod bridge;
 pub mod codec;
 pub mod context;
+pub mod convert;
 pub mod error;
 pub mod proposer;
 pub mod service;
@@ -26,13 +28,15 @@ pub mod types;
 pub mod validity;
 
 pub use abci::{Abci, AbciExt, Mempool};
-pub use codec::{DecidedBlock, LodeCodec};
+pub use codec::LodeCodec;
 pub use context::LodeContext;
 pub use error::{AbciError, BlockFault, CodecError, ConsensusError, StoreError};
 pub use malachitebft_app_channel::app::types::codec::{Codec, HasEncodedLen};
 pub use service::{run, run_with_network_codec, ConsensusConfig, Handle, Timeouts};
 pub use signing::{LodeSigner, LodeVerifier};
-pub use store::{BlockStore, HeightValidators, InMemoryBlockStore, UndecidedProposal};
+pub use store::{
+    BlockStore, DecidedBlock, HeightValidators, InMemoryBlockStore, UndecidedProposal,
+};
 pub use types::{
     Address, Block, BlockHeader, BlockId, BlockTime, Height, PrivateKey, PublicKey, Signature,
     Validator, ValidatorSet,

@@ -7,9 +7,18 @@ use std::sync::Mutex;
 
 use malachitebft_core_types::Round;
 
-use crate::codec::DecidedBlock;
-use crate::error::StoreError;
+use bytes::Bytes;
+use prost::Message;
+
+use crate::context::LodeContext;
+use crate::convert::{
+    commit_cert_from_proto, commit_cert_to_proto, decode_pb, round_from_i64,
+    validator_set_from_proto, validator_set_to_proto,
+};
+use crate::error::{CodecError, StoreError};
 use crate::types::{Block, BlockId, Height, ValidatorSet};
+use lode_proto::consensus::v1 as pb;
+use malachitebft_core_types::CommitCertificate;
 
 /// A proposal seen (built or received) but not yet decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +77,97 @@ pub trait BlockStore: Send + Sync + 'static {
     fn put_validators(&self, v: &HeightValidators) -> Result<(), StoreError>;
     /// The validator sets stored for `height`.
     fn get_validators(&self, height: Height) -> Result<Option<HeightValidators>, StoreError>;
+}
+
+// ---- records: what a persistent store keeps, as protobuf bytes ----
+
+/// A decided block and the certificate that decided it: what the block store keeps per height.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecidedBlock {
+    /// The block.
+    pub block: Block,
+    /// Its commit certificate.
+    pub certificate: CommitCertificate<LodeContext>,
+}
+
+impl DecidedBlock {
+    /// Encoded bytes (for a persistent store).
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(
+            pb::DecidedBlock {
+                block: Some(self.block.to_proto()),
+                certificate: Some(commit_cert_to_proto(&self.certificate)),
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// From encoded bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let d: pb::DecidedBlock = decode_pb(bytes)?;
+        Ok(Self {
+            block: Block::from_proto(d.block.ok_or(CodecError::Missing("decided.block"))?)?,
+            certificate: commit_cert_from_proto(
+                d.certificate
+                    .ok_or(CodecError::Missing("decided.certificate"))?,
+            )?,
+        })
+    }
+}
+
+impl UndecidedProposal {
+    /// Encoded bytes (for a persistent store).
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(
+            pb::ProposedValue {
+                height: self.height.0,
+                round: self.round.as_i64(),
+                valid_round: self.valid_round.as_i64(),
+                proposer: self.block.header().proposer.0.to_vec(),
+                value: Some(self.block.to_proto()),
+                valid: self.valid,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// From encoded bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let v: pb::ProposedValue = decode_pb(bytes)?;
+        Ok(Self {
+            height: Height(v.height),
+            round: round_from_i64("undecided.round", v.round)?,
+            valid_round: round_from_i64("undecided.valid_round", v.valid_round)?,
+            block: Block::from_proto(v.value.ok_or(CodecError::Missing("undecided.value"))?)?,
+            valid: v.valid,
+        })
+    }
+}
+
+impl HeightValidators {
+    /// Encoded bytes (for a persistent store).
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(
+            pb::HeightValidators {
+                height: self.height.0,
+                current: Some(validator_set_to_proto(&self.current)),
+                next: Some(validator_set_to_proto(&self.next)),
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// From encoded bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let v: pb::HeightValidators = decode_pb(bytes)?;
+        Ok(Self {
+            height: Height(v.height),
+            current: validator_set_from_proto(
+                v.current.ok_or(CodecError::Missing("validators.current"))?,
+            )?,
+            next: validator_set_from_proto(v.next.ok_or(CodecError::Missing("validators.next"))?)?,
+        })
+    }
 }
 
 #[derive(Debug, Default)]

@@ -7,11 +7,9 @@ use bytes::Bytes;
 use malachitebft_core_types::{
     self as mc, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
 };
-use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::context::LodeContext;
-use lode_proto::consensus::v1 as pb;
 
 /// Block height. Heights start at 1.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -188,27 +186,14 @@ pub struct BlockHeader {
 }
 
 impl BlockHeader {
-    pub(crate) fn to_proto(&self) -> pb::BlockHeader {
-        pb::BlockHeader {
-            chain_id: self.chain_id.clone(),
-            height: self.height.0,
-            time_seconds: self.time.seconds,
-            time_nanos: self.time.nanos,
-            proposer: self.proposer.0.to_vec(),
-            last_block_id: self.last_block_id.map(|b| b.0.to_vec()).unwrap_or_default(),
-            tx_root: self.tx_root.to_vec(),
-            app_hash: self.app_hash.to_vec(),
-        }
-    }
-
     /// Size of the encoded header.
     pub fn encoded_len(&self) -> u64 {
-        u64::try_from(self.to_proto().encoded_len()).unwrap_or(u64::MAX)
+        u64::try_from(prost::Message::encoded_len(&self.to_proto())).unwrap_or(u64::MAX)
     }
 
     /// The id of the block with this header.
     pub fn id(&self) -> BlockId {
-        BlockId(Sha256::digest(self.to_proto().encode_to_vec()).into())
+        BlockId(Sha256::digest(prost::Message::encode_to_vec(&self.to_proto())).into())
     }
 }
 
