@@ -482,7 +482,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             self.last_time = self.params.genesis_time;
             self.last_block_id = None;
         } else {
-            self.height = Height(last + 1);
+            self.height = Height(last.saturating_add(1));
             self.last_app_hash = info.last_block_app_hash;
             let prev = self.store.get_decided(Height(last))?.ok_or_else(|| {
                 ConsensusError::Config(format!("block {last} missing from the store"))
@@ -518,7 +518,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                     .await?;
             }
         }
-        let _ = self.decided_tx.send(Height(self.height.0 - 1));
+        let _ = self
+            .decided_tx
+            .send(Height(self.height.0.saturating_sub(1)));
         Ok(())
     }
 
@@ -568,7 +570,11 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         if interval.is_zero() || round.as_i64() != 0 {
             return;
         }
-        let deadline = (self.last_block_at + interval).min(Instant::now() + propose_timeout / 2);
+        let now = Instant::now();
+        let deadline = self.last_block_at.checked_add(interval).unwrap_or(now).min(
+            now.checked_add(propose_timeout.checked_div(2).unwrap_or_default())
+                .unwrap_or(now),
+        );
         while self.mempool.pending() == 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -594,7 +600,8 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         let mempool = self.mempool.clone();
         let txs = blocking(move || mempool.reap(max)).await?;
         let now = BlockTime::now();
-        let min_time = BlockTime::from_unix_nanos(self.last_time.as_unix_nanos() + 1_000_000);
+        let min_time =
+            BlockTime::from_unix_nanos(self.last_time.as_unix_nanos().saturating_add(1_000_000));
         let time = now.max(min_time);
         let req = RequestPrepareProposal {
             max_tx_bytes: i64::try_from(max).unwrap_or(i64::MAX),

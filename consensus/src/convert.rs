@@ -526,7 +526,10 @@ pub fn validator_set_from_proto(vs: pb::ValidatorSet) -> Result<ValidatorSet, Co
         ));
         prios.push(v.proposer_priority);
     }
-    if !vals.windows(2).all(|w| w[0].address < w[1].address) {
+    if !vals
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.address < b.address))
+    {
         return Err(CodecError::invalid(
             "validators",
             "must be sorted by address, unique",

@@ -39,6 +39,11 @@ pub fn select(set: &ValidatorSet, round: Round) -> &Validator {
     } else {
         weighted_pick(set, round)
     };
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "idx comes from the set itself, and Malachite's API needs a validator: an empty set is \
+                  refused where sets are built (see # Panics)"
+    )]
     &set.validators[idx]
 }
 
@@ -54,28 +59,29 @@ fn weighted_pick(set: &ValidatorSet, round: u32) -> usize {
         .chain_update(b"lode/proposer")
         .chain_update(round.to_be_bytes())
         .finalize();
-    let mut wide = [0u8; 16];
-    wide.copy_from_slice(&digest[..16]);
-    let mut point = u128::from_be_bytes(wide) % total;
+    let Some(wide) = digest.as_slice().first_chunk::<16>() else {
+        return 0;
+    };
+    let mut point = u128::from_be_bytes(*wide).checked_rem(total).unwrap_or(0);
     for (i, v) in set.validators.iter().enumerate() {
         let power = u128::from(v.voting_power);
         if point < power {
             return i;
         }
-        point -= power;
+        point = point.saturating_sub(power);
     }
     0
 }
 
 fn max_priority_index(set: &ValidatorSet) -> usize {
-    let mut best = 0usize;
+    let mut best: Option<(usize, i64)> = None;
     for (i, p) in set.priorities.iter().enumerate() {
         // Strictly greater: on a tie the earlier (smaller) address wins.
-        if *p > set.priorities[best] {
-            best = i;
+        if best.is_none_or(|(_, b)| *p > b) {
+            best = Some((i, *p));
         }
     }
-    best
+    best.map_or(0, |(i, _)| i)
 }
 
 impl ValidatorSet {
@@ -95,12 +101,19 @@ impl ValidatorSet {
                 *p = p.saturating_add(i64::try_from(v.voting_power).unwrap_or(i64::MAX));
             }
             let i = max_priority_index(self);
-            self.priorities[i] = self.priorities[i].saturating_sub(total);
+            if let Some(p) = self.priorities.get_mut(i) {
+                *p = p.saturating_sub(total);
+            }
             chosen = i;
         }
         chosen
     }
 
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "i64 priorities widened to i128: their difference and the rounded-up ratio cannot \
+                  overflow, and the divisor is positive"
+    )]
     fn rescale_priorities(&mut self, diff_max: i64) {
         if diff_max <= 0 {
             return;
@@ -117,6 +130,11 @@ impl ValidatorSet {
         }
     }
 
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "a sum of i64 priorities fits in i128 for any set that fits in memory, the divisor is \
+                  at least 1 and an i64 minus their average fits in i128"
+    )]
     fn shift_by_avg_priority(&mut self) {
         let n = i128::try_from(self.priorities.len()).unwrap_or(1).max(1);
         let sum: i128 = self.priorities.iter().map(|p| i128::from(*p)).sum();
@@ -138,7 +156,11 @@ impl ValidatorSet {
                     vals.remove(i);
                     prios.remove(i);
                 }
-                Some(i) => vals[i] = u.clone(),
+                Some(i) => {
+                    if let Some(v) = vals.get_mut(i) {
+                        *v = u.clone();
+                    }
+                }
                 None if u.voting_power > 0 => {
                     fresh.retain(|f| f.address != u.address);
                     fresh.push(u.clone());
@@ -151,7 +173,7 @@ impl ValidatorSet {
             .chain(&fresh)
             .fold(0u64, |a, v| a.saturating_add(v.voting_power));
         let total = i64::try_from(total).unwrap_or(i64::MAX);
-        let start = -(total.saturating_add(total >> 3));
+        let start = total.saturating_add(total / 8).saturating_neg();
         for f in fresh {
             vals.push(f);
             prios.push(start);

@@ -62,7 +62,10 @@ impl Timeouts {
             prevote_delta: self.delta,
             precommit: self.precommit,
             precommit_delta: self.delta,
-            rebroadcast: self.propose + self.prevote + self.precommit,
+            rebroadcast: self
+                .propose
+                .saturating_add(self.prevote)
+                .saturating_add(self.precommit),
             ..LinearTimeouts::default()
         }
     }

@@ -316,7 +316,8 @@ impl StreamBuffer {
         while self.streams.len() >= MAX_STREAMS {
             let mut per_peer: BTreeMap<PeerId, usize> = BTreeMap::new();
             for (p, _) in self.streams.keys() {
-                *per_peer.entry(*p).or_default() += 1;
+                let n = per_peer.entry(*p).or_default();
+                *n = n.saturating_add(1);
             }
             let Some(busiest) = per_peer.into_iter().max_by_key(|(_, n)| *n).map(|(p, _)| p) else {
                 break;

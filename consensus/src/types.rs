@@ -52,9 +52,11 @@ pub struct Address(pub [u8; 20]);
 impl Address {
     /// The address of a public key.
     pub fn from_public_key(pk: &PublicKey) -> Self {
-        let digest = Sha256::digest(pk.0);
+        let digest: [u8; 32] = Sha256::digest(pk.0).into();
         let mut out = [0u8; 20];
-        out.copy_from_slice(&digest[..20]);
+        for (o, d) in out.iter_mut().zip(digest) {
+            *o = d;
+        }
         Address(out)
     }
 }
@@ -139,6 +141,10 @@ pub struct BlockTime {
 
 impl BlockTime {
     /// Nanoseconds since the epoch (saturating).
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "an i64 of seconds times 10^9 plus a u32 is far inside i128"
+    )]
     pub fn as_unix_nanos(self) -> i128 {
         i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos)
     }

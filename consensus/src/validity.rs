@@ -206,7 +206,7 @@ mod tests {
             &[],
         );
         let framed = txs_wire_len(b.txs());
-        let header = u64::try_from(b.header().encoded_len()).unwrap_or(0);
+        let header = b.header().encoded_len();
         // The block is the header (tag + length + bytes) followed by the framed txs.
         assert_eq!(
             u64::try_from(b.encode().len()).unwrap_or(0),
