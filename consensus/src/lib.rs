@@ -6,7 +6,7 @@
 //! - [`codec`]: Malachite's codecs for gossip, WAL and value sync, built on [`convert`].
 //! - [`proposer`]: Tendermint's weighted round-robin proposer selection.
 //! - [`abci`]: the traits through which consensus drives the application and the mempool.
-//! - [`store`]: the block-store trait, its records (encoded with [`convert`]) and an in-memory implementation.
+//! - [`store`]: the block-store trait, its records (encoded with [`convert`]) and an in-memory store.
 //! - [`validity`]: the checks every block passes, whichever door it came through.
 //! - [`streams`]: reassembly of proposal streams, bounded per peer against floods.
 //! - [`bridge`] and [`service`]: Malachite's app messages turned into ABCI calls; [`run`] starts it all.

@@ -4,9 +4,9 @@
 //! highest priority (ties: the smaller address) as proposer and subtracts the total power from it. Over `T`
 //! increments each validator proposes about `T * power / total` times. A height's set is stored before
 //! that height's increment: the proposer of round `r` is the validator chosen by the `(r + 1)`-th increment
-//! of a copy (CometBFT's height set incremented once, then `r` more times). From round [`WALKED_ROUNDS`] on,
-//! a power-weighted draw keyed by the round replaces the walk, so any round costs O(validators). Between heights the bridge
-//! increments once and applies validator updates ([`next_height_set`]).
+//! of a copy (CometBFT's height set incremented once, then `r` more times). From round [`WALKED_ROUNDS`]
+//! on, a power-weighted draw keyed by the round replaces the walk, so any round costs O(validators).
+//! Between heights the bridge increments once and applies validator updates ([`next_height_set`]).
 //! Everything is integer arithmetic over a set sorted by address, so every node computes the same proposer.
 
 use malachitebft_core_types::Round;
