@@ -4,6 +4,8 @@ mod bad_input;
 mod common;
 mod determinism;
 mod determinism_modules;
+mod error_codes_are_stable;
+mod golden_app_hashes_are_unchanged;
 mod gov;
 mod lifecycle;
 mod multisig;
