@@ -6,10 +6,12 @@
 pub mod address;
 pub mod amount;
 pub mod app;
+pub mod codec;
 pub mod error;
 pub mod event;
 pub mod exec;
 pub mod genesis;
+pub mod module;
 pub mod modules;
 pub mod params;
 pub mod query;
