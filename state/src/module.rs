@@ -83,13 +83,16 @@ pub struct Side {
     pub value: u128,
 }
 
+/// Computes an invariant's two sides from state.
+pub type SidesFn = fn(&dyn StateRead) -> Result<(Side, Side), StoreError>;
+
 /// An accounting invariant: two sums that must be equal after every block.
 #[derive(Debug, Clone, Copy)]
 pub struct Invariant {
     /// `module/name`, e.g. `bank/supply`.
     pub name: &'static str,
     /// Computes both sides from state.
-    pub sides: fn(&dyn StateRead) -> Result<(Side, Side), StoreError>,
+    pub sides: SidesFn,
 }
 
 /// A broken invariant: which one, at which height, and the two sides that differ.

@@ -665,7 +665,7 @@ fn golden_run() -> Vec<String> {
     // Empty blocks through the last unbonding completion and tally, with a few transfers between.
     while r.chain.height < 20 {
         let h = r.chain.height;
-        let txs = if h % 2 == 0 {
+        let txs = if h.is_multiple_of(2) {
             vec![r.one(0, send(&c(&r, 0), &c(&r, 2), &(h + 1).to_string()))]
         } else {
             vec![]

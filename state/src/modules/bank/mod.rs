@@ -35,10 +35,7 @@ impl Module for Bank {
     type Msg = BankMsg;
 
     fn decode(sum: Sum) -> Decoded<BankMsg> {
-        match msg::decode(sum) {
-            Ok(r) => Decoded::Mine(r),
-            Err(other) => Decoded::NotMine(other),
-        }
+        msg::decode(sum)
     }
 
     fn encode(m: &BankMsg) -> Sum {

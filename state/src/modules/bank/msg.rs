@@ -8,6 +8,7 @@ use crate::{
     amount::parse_positive,
     error::TxError,
     event::Event,
+    module::Decoded,
     params::Params,
     store::StateWrite,
 };
@@ -44,12 +45,12 @@ impl BankMsg {
     }
 }
 
-/// Converts bank's arms of the tx oneof; `Err` hands any other arm back.
-pub(super) fn decode(sum: Sum) -> Result<Result<BankMsg, TxError>, Sum> {
+/// Converts bank's arms of the tx oneof and hands any other arm back.
+pub(super) fn decode(sum: Sum) -> Decoded<BankMsg> {
     match sum {
-        Sum::Send(s) => Ok(send(s)),
-        Sum::MultiSend(s) => Ok(multi_send(s)),
-        other => Err(other),
+        Sum::Send(s) => Decoded::Mine(send(s)),
+        Sum::MultiSend(s) => Decoded::Mine(multi_send(s)),
+        other => Decoded::NotMine(other),
     }
 }
 
