@@ -24,6 +24,28 @@ pub struct Config {
     pub mempool: MempoolConfig,
     /// Consensus timeouts and block limits.
     pub consensus: ConsensusConfig,
+    /// The state machine.
+    pub app: AppConfig,
+}
+
+/// State-machine settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Check every module's invariants (supply, bonded pool, gov deposits) at the end of every block and
+    /// halt with a report instead of committing a block that breaks one. Costs a scan of all accounts,
+    /// bonds and deposits per block. Default: false (`lode init`); `lode devnet` and `lode testnet init`
+    /// write true.
+    pub check_invariants: bool,
+}
+
+impl AppConfig {
+    /// The application options this section selects.
+    pub fn options(&self) -> lode_state::app::AppOptions {
+        lode_state::app::AppOptions {
+            check_invariants: self.check_invariants,
+        }
+    }
 }
 
 /// Peer-to-peer settings.
@@ -155,6 +177,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             mempool: MempoolConfig::default(),
             consensus: ConsensusConfig::default(),
+            app: AppConfig::default(),
         }
     }
 }
@@ -210,6 +233,14 @@ mod tests {
     fn the_defaults_round_trip_through_toml() {
         let text = toml::to_string_pretty(&Config::default()).expect("toml");
         assert_eq!(Config::from_toml(&text).ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn the_invariant_check_is_off_by_default_and_an_app_section_turns_it_on() {
+        assert!(!Config::default().app.check_invariants);
+        let c = Config::from_toml("[app]\ncheck_invariants = true\n").expect("parse");
+        assert!(c.app.options().check_invariants);
+        assert!(Config::from_toml("[app]\ncheck_invariant = true\n").is_err());
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
         config.consensus.timeout_prevote_ms = propose.div_ceil(2);
         config.consensus.timeout_precommit_ms = propose.div_ceil(2);
         config.consensus.timeout_delta_ms = propose.div_ceil(3);
+        // Local networks halt on a broken invariant rather than carry it forward.
+        config.app.check_invariants = true;
         config.save(&home.config_path())?;
         nodes.push(TestnetNode {
             home: home.root().to_path_buf(),

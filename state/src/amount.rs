@@ -21,6 +21,17 @@ pub fn parse_amount(s: &str) -> Result<u128, TxError> {
         .map_err(|_| TxError::Overflow("amount exceeds u128"))
 }
 
+/// Parses a canonical decimal u128 that must be greater than zero (transfer amounts, bonds, prices).
+pub fn parse_positive(s: &str) -> Result<u128, TxError> {
+    match parse_amount(s)? {
+        0 => Err(TxError::InvalidAmount {
+            amount: s.into(),
+            reason: "must be greater than zero",
+        }),
+        v => Ok(v),
+    }
+}
+
 /// Serde for u128 amounts as canonical decimal strings (JSON numbers lose precision in most clients).
 pub mod serde_str {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -7,15 +7,11 @@
 //! sees a half-updated view.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
     path::Path,
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
 use bytes::Bytes;
-use lode_proto::query::v1 as querypb;
-use prost::Message;
-use rayon::prelude::*;
 use tendermint_proto::v0_38::{
     abci::{
         request, response, response_process_proposal::ProposalStatus, Event as AbciEvent,
@@ -27,20 +23,23 @@ use tendermint_proto::v0_38::{
     },
     crypto::{public_key, ProofOp, ProofOps},
 };
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 use crate::{
-    address::Address,
+    address::check_public_key,
     error::{StateError, StoreError, TxError, CODESPACE},
     event::Event,
-    exec::{end_block, execute_tx, BlockCtx},
-    genesis::AppState,
-    modules::bank,
+    exec::execute_tx,
+    genesis,
+    module::{BlockCtx, BlockTime},
+    modules,
     params::{self, Params},
-    store::{
-        encode_block, CommitBatch, CommitRecord, Overlay, Prefetched, StateRead, Store, Writes,
+    query::{self, ProvenQuery},
+    store::{encode_block, CommitBatch, CommitRecord, Overlay, Prefetched, Store, Writes},
+    tx::{
+        checker::{accounts_read, pipeline_chunk, Remember, TxChecker},
+        Tx,
     },
-    tx::{check_public_key, verify_signatures, Tx},
 };
 
 /// Application name and version reported by Info.
@@ -48,49 +47,16 @@ pub const APP_NAME: &str = "lode";
 pub const APP_VERSION: u64 = 1;
 
 /// Query error codes (tx error codes are in [`TxError::code`]).
-pub mod query_code {
-    pub const OK: u32 = 0;
-    pub const INTERNAL: u32 = 1;
-    pub const INVALID_ADDRESS: u32 = 13;
-    pub const UNKNOWN_PATH: u32 = 30;
-    pub const HEIGHT_UNAVAILABLE: u32 = 31;
-    pub const NOT_INITIALIZED: u32 = 32;
-    pub const INVALID_REQUEST: u32 = 33;
-    pub const NOT_FOUND: u32 = 34;
+pub use crate::query::code as query_code;
+
+/// How the application runs, beyond what consensus decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppOptions {
+    /// Check every module's invariants at the end of every block, and halt (refuse to finalize) with a
+    /// report if one is broken. Costs a scan of the accounts, bonds and deposits per block: meant for
+    /// devnets and testnets.
+    pub check_invariants: bool,
 }
-
-/// What [`LodeApp::check_pipelined`] calls with each checked chunk, on its helper thread.
-type ChunkHook<'a> = dyn Fn(&[Result<Arc<Tx>, TxError>]) + Sync + 'a;
-
-/// The account keys a chunk of txs will read first: each signer's and every transfer recipient's.
-fn accounts_read(checked: &[Result<Arc<Tx>, TxError>]) -> Vec<Vec<u8>> {
-    use crate::modules::bank::state_key::account;
-    let mut keys = Vec::with_capacity(checked.len() * 2);
-    for tx in checked.iter().flatten() {
-        keys.push(account(&tx.auth.signer));
-        for m in &tx.body.msgs {
-            match m {
-                crate::tx::Msg::Send { to, .. } => keys.push(account(to)),
-                crate::tx::Msg::MultiSend { outputs, .. } => {
-                    keys.extend(outputs.iter().map(|(to, _)| account(to)));
-                }
-                _ => {}
-            }
-        }
-    }
-    keys
-}
-
-/// Txs per chunk when FinalizeBlock pipelines signature checks with execution: small enough that
-/// execution starts early, large enough for efficient batch verification.
-fn pipeline_chunk(txs: usize) -> usize {
-    txs.div_ceil(8).clamp(128, 1024)
-}
-
-/// How many verified tx hashes the signature cache remembers.
-const SIG_CACHE_CAP: usize = 200_000;
-/// Decoded txs kept per generation of [`DecodedCache`] (two generations are kept).
-const DECODED_CACHE_GEN: usize = 16_384;
 
 /// The Lode application. Cheap to clone; every clone shares the same state.
 #[derive(Clone, Debug)]
@@ -101,11 +67,14 @@ pub struct LodeApp {
 #[derive(Debug)]
 struct Inner {
     store: Store,
+    options: AppOptions,
     consensus: Mutex<ConsensusState>,
     mempool: Mutex<Writes>,
     committed: RwLock<Committed>,
-    sig_cache: Mutex<SigCache>,
-    decoded: Mutex<DecodedCache>,
+    checker: TxChecker,
+    /// Test-only writes applied at the start of the next FinalizeBlock (to break an invariant on purpose).
+    #[cfg(any(test, feature = "test-utils"))]
+    injected: Mutex<Writes>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -125,70 +94,6 @@ struct PendingBlock {
     batch: CommitBatch,
 }
 
-/// Hashes of txs whose signatures already verified on this node, so each signature is checked once.
-#[derive(Debug, Default)]
-struct SigCache {
-    set: HashSet<[u8; 32]>,
-    order: VecDeque<[u8; 32]>,
-}
-
-impl SigCache {
-    fn contains(&self, h: &[u8; 32]) -> bool {
-        self.set.contains(h)
-    }
-
-    fn insert(&mut self, h: [u8; 32]) {
-        if self.set.insert(h) {
-            self.order.push_back(h);
-            while self.order.len() > SIG_CACHE_CAP {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
-}
-
-/// Whether [`LodeApp::check_many`] keeps what it decodes in the [`DecodedCache`]: yes where the same txs
-/// come back (CheckTx, proposals), no in FinalizeBlock, after which they are done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Remember {
-    Yes,
-    No,
-}
-
-/// Txs this node already decoded, by hash of their bytes, so that a tx met by CheckTx, recheck,
-/// PrepareProposal, ProcessProposal and FinalizeBlock is decoded (and its addresses parsed) once. Only
-/// successful decodes are kept. It memoises a pure function of the bytes, the chain id and the parameters,
-/// and is emptied when a Commit changes the parameters, so it cannot change a verdict. Two generations: when
-/// the current one is full it becomes the previous one and the older is dropped.
-#[derive(Debug, Default)]
-struct DecodedCache {
-    current: HashMap<[u8; 32], Arc<Tx>>,
-    previous: HashMap<[u8; 32], Arc<Tx>>,
-}
-
-impl DecodedCache {
-    fn get(&self, h: &[u8; 32]) -> Option<Arc<Tx>> {
-        self.current
-            .get(h)
-            .or_else(|| self.previous.get(h))
-            .cloned()
-    }
-
-    fn insert(&mut self, tx: Arc<Tx>) {
-        if self.current.len() >= DECODED_CACHE_GEN {
-            self.previous = std::mem::take(&mut self.current);
-        }
-        self.current.insert(tx.hash, tx);
-    }
-
-    fn clear(&mut self) {
-        self.current.clear();
-        self.previous.clear();
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock would be a bug; the data under it stays consistent because every
     // mutation is committed only after it fully succeeds, so recovering the guard is safe.
@@ -196,8 +101,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LodeApp {
-    /// Opens the application's database at `path`, creating it if needed.
+    /// Opens the application's database at `path`, creating it if needed, with default options.
     pub fn open(path: &Path) -> Result<LodeApp, StateError> {
+        Self::open_with(path, AppOptions::default())
+    }
+
+    /// Opens the application's database at `path` with `options`.
+    pub fn open_with(path: &Path, options: AppOptions) -> Result<LodeApp, StateError> {
         let store = Store::open(path)?;
         let record = store.commit_record()?;
         let params = match &record {
@@ -210,13 +120,27 @@ impl LodeApp {
         Ok(LodeApp {
             inner: Arc::new(Inner {
                 store,
+                options,
                 consensus: Mutex::new(ConsensusState::default()),
                 mempool: Mutex::new(Writes::new()),
                 committed: RwLock::new(Committed { record, params }),
-                sig_cache: Mutex::new(SigCache::default()),
-                decoded: Mutex::new(DecodedCache::default()),
+                checker: TxChecker::default(),
+                #[cfg(any(test, feature = "test-utils"))]
+                injected: Mutex::new(Writes::new()),
             }),
         })
+    }
+
+    /// The options the application runs with.
+    pub fn options(&self) -> AppOptions {
+        self.inner.options
+    }
+
+    /// Test-only: writes applied to state at the start of the next FinalizeBlock, as if a module had made
+    /// them (tests break invariants with it on purpose).
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn inject_into_next_block(&self, writes: Writes) {
+        lock(&self.inner.injected).extend(writes);
     }
 
     /// The underlying store (read-only use: queries, tests, tools).
@@ -307,40 +231,11 @@ impl LodeApp {
         if req.chain_id.is_empty() {
             return Err(StateError::Genesis("chain_id is empty".into()));
         }
-        let app_state: AppState = serde_json::from_slice(&req.app_state_bytes)
-            .map_err(|e| StateError::Genesis(format!("app_state: {e}")))?;
-        let balances = app_state.parsed_balances().map_err(|issues| {
-            StateError::Genesis(
-                issues
-                    .iter()
-                    .map(|i| format!("app_state.{}: {}", i.path, i.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let app_state = genesis::parse(&req.app_state_bytes)?;
         let initial_height = u64::try_from(req.initial_height.max(1))
             .map_err(|_| StateError::Genesis("initial_height".into()))?;
         let validators = parse_validators(&req.validators)?;
-
-        let mut writes = Overlay::new(&EmptyState);
-        let mut supply: u128 = 0;
-        for (addr, amount) in &balances {
-            bank::put_account(
-                &mut writes,
-                addr,
-                &bank::Account {
-                    balance: *amount,
-                    nonce: 0,
-                },
-            );
-            supply = supply
-                .checked_add(*amount)
-                .ok_or_else(|| StateError::Genesis("supply overflows".into()))?;
-        }
-        bank::put_supply(&mut writes, supply);
-        params::store(&mut writes, &app_state.params);
-        crate::validators::store(&mut writes, &validators);
-        let writes = writes.into_writes();
+        let writes = genesis::build(&app_state, &validators)?;
         let (root, tree) = self.inner.store.compute_root(&writes, 0)?;
 
         let record = CommitRecord {
@@ -379,7 +274,7 @@ impl LodeApp {
                     record: Some(record.clone()),
                     params: app_state.params.clone(),
                 };
-                info!(accounts = balances.len(), validators = validators.len(), app_hash = %hex::encode(root.0), "genesis committed");
+                info!(accounts = app_state.balances.len(), validators = validators.len(), app_hash = %hex::encode(root.0), "genesis committed");
             }
         }
         Ok(ResponseInitChain {
@@ -389,149 +284,16 @@ impl LodeApp {
         })
     }
 
-    /// Decodes and checks a tx statelessly (or finds it decoded already), then verifies its signature unless
-    /// already verified here.
-    fn check_one(&self, raw: &[u8], chain_id: &str, params: &Params) -> Result<Arc<Tx>, TxError> {
-        let hash = crate::tx::tx_hash(raw);
-        let known = lock(&self.inner.decoded).get(&hash);
-        let tx = match known {
-            Some(tx) => tx,
-            None => {
-                let tx = Arc::new(Tx::check_stateless_hashed(raw, hash, chain_id, params)?);
-                lock(&self.inner.decoded).insert(tx.clone());
-                tx
-            }
-        };
-        if !lock(&self.inner.sig_cache).contains(&tx.hash) {
-            if !verify_signatures(&[&tx])[0] {
-                return Err(TxError::BadSignature);
-            }
-            lock(&self.inner.sig_cache).insert(tx.hash);
-        }
-        Ok(tx)
-    }
-
     /// Verifies the signatures of txs about to be checked one by one (a batch gossiped by a peer) as one batch,
     /// so each following CheckTx finds its verdict in the signature cache instead of verifying alone. Changes
     /// no state and decides nothing: a tx that fails here is checked, and refused, by its own CheckTx.
     pub fn preverify(&self, txs: &[Bytes]) {
         let c = self.committed();
         let Some(record) = c.record else { return };
-        let _ = self.check_many(txs, &record.chain_id, &c.params, Remember::Yes);
-    }
-
-    /// Stateless checks and signature verification of many txs, in parallel.
-    fn check_many(
-        &self,
-        txs: &[Bytes],
-        chain_id: &str,
-        params: &Params,
-        remember: Remember,
-    ) -> Vec<Result<Arc<Tx>, TxError>> {
-        let hashes: Vec<[u8; 32]> = txs.iter().map(|raw| crate::tx::tx_hash(raw)).collect();
-        let known: Vec<Option<Arc<Tx>>> = {
-            let cache = lock(&self.inner.decoded);
-            hashes.iter().map(|h| cache.get(h)).collect()
-        };
-        let mut checked: Vec<Result<Arc<Tx>, TxError>> = txs
-            .par_iter()
-            .zip(hashes)
-            .zip(known)
-            .map(|((raw, hash), known)| match known {
-                Some(tx) => Ok(tx),
-                None => Tx::check_stateless_hashed(raw, hash, chain_id, params).map(Arc::new),
-            })
-            .collect();
-        if remember == Remember::Yes {
-            let mut cache = lock(&self.inner.decoded);
-            for tx in checked.iter().flatten() {
-                if Arc::strong_count(tx) == 1 {
-                    // Decoded just now (a cached one is also held by the cache).
-                    cache.insert(tx.clone());
-                }
-            }
-        }
-        let to_verify: Vec<(usize, &Arc<Tx>)> = {
-            let cache = lock(&self.inner.sig_cache);
-            checked
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| {
-                    r.as_ref()
-                        .ok()
-                        .filter(|t| !cache.contains(&t.hash))
-                        .map(|t| (i, t))
-                })
-                .collect()
-        };
-        let refs: Vec<&Tx> = to_verify.iter().map(|(_, t)| t.as_ref()).collect();
-        let verdicts = verify_signatures(&refs);
-        let mut bad = Vec::new();
-        {
-            let mut cache = lock(&self.inner.sig_cache);
-            for ((i, t), ok) in to_verify.iter().zip(verdicts) {
-                if ok {
-                    cache.insert(t.hash);
-                } else {
-                    bad.push(*i);
-                }
-            }
-        }
-        for i in bad {
-            checked[i] = Err(TxError::BadSignature);
-        }
-        checked
-    }
-
-    /// [`Self::check_many`] in chunks of `chunk` txs on a helper thread, handing each tx's verdict to `each`
-    /// in block order as soon as its chunk is checked, so that signature verification of later txs overlaps
-    /// the execution of earlier ones. Verdicts do not depend on the chunking: a batch that fails is re-checked
-    /// one signature at a time. Stops at the first error `each` returns. `ahead` sees each checked chunk on
-    /// a second helper thread before it is handed over (FinalizeBlock fetches the chunk's accounts there), so
-    /// that it overlaps the checks of the next chunk instead of delaying them.
-    fn check_pipelined<E>(
-        &self,
-        txs: &[Bytes],
-        chain_id: &str,
-        params: &Params,
-        chunk: usize,
-        ahead: &ChunkHook<'_>,
-        mut each: impl FnMut(Result<Arc<Tx>, TxError>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        if txs.len() <= chunk {
-            for r in self.check_many(txs, chain_id, params, Remember::No) {
-                each(r)?;
-            }
-            return Ok(());
-        }
-        std::thread::scope(|s| {
-            // Two chunks in flight per stage: enough to keep the verifier busy while one is executed.
-            let (send_checked, recv_checked) = std::sync::mpsc::sync_channel(2);
-            let (send, recv) = std::sync::mpsc::sync_channel(2);
-            s.spawn(move || {
-                for part in txs.chunks(chunk.max(1)) {
-                    let checked = self.check_many(part, chain_id, params, Remember::No);
-                    // A closed channel means the consumer stopped on an error.
-                    if send_checked.send(checked).is_err() {
-                        break;
-                    }
-                }
-            });
-            s.spawn(move || {
-                for checked in recv_checked {
-                    ahead(&checked);
-                    if send.send(checked).is_err() {
-                        break;
-                    }
-                }
-            });
-            for checked in recv {
-                for r in checked {
-                    each(r)?;
-                }
-            }
-            Ok(())
-        })
+        let _ = self
+            .inner
+            .checker
+            .check_many(txs, &record.chain_id, &c.params, Remember::Yes);
     }
 
     /// ABCI CheckTx (new and recheck): the whole tx runs against the mempool's view of state, which
@@ -542,17 +304,18 @@ impl LodeApp {
         let Some(record) = c.record else {
             return check_response(Err(TxError::Internal("chain not initialised".into())), 0);
         };
-        let tx = match self.check_one(&req.tx, &record.chain_id, &c.params) {
+        let tx = match self
+            .inner
+            .checker
+            .check_one(&req.tx, &record.chain_id, &c.params)
+        {
             Ok(tx) => tx,
             Err(e) => return check_response(Err(e), 0),
         };
         let mut mempool = lock(&self.inner.mempool);
         let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
         let mut scratch = Overlay::new(&view);
-        let ctx = BlockCtx {
-            height: record.height + 1,
-            params: &c.params,
-        };
+        let ctx = BlockCtx::pending(record.height + 1, &c.params);
         let result = execute_tx(&mut scratch, &tx, ctx);
         let result = match result {
             Ok(out) => {
@@ -576,11 +339,17 @@ impl LodeApp {
             return ResponsePrepareProposal { txs: Vec::new() };
         };
         let limit = (req.max_tx_bytes.max(0) as u64).min(c.params.max_block_bytes);
-        let checked = self.check_many(&req.txs, &record.chain_id, &c.params, Remember::Yes);
+        let checked =
+            self.inner
+                .checker
+                .check_many(&req.txs, &record.chain_id, &c.params, Remember::Yes);
         let mut view = Overlay::new(&self.inner.store);
         let ctx = BlockCtx {
-            height: u64::try_from(req.height).unwrap_or(record.height + 1),
-            params: &c.params,
+            time: req.time.as_ref().map(block_time).unwrap_or_default(),
+            ..BlockCtx::pending(
+                u64::try_from(req.height).unwrap_or(record.height + 1),
+                &c.params,
+            )
         };
         let mut out = Vec::new();
         let mut total: u64 = 0;
@@ -623,6 +392,8 @@ impl LodeApp {
             ));
         }
         for (i, r) in self
+            .inner
+            .checker
             .check_many(&req.txs, &record.chain_id, &c.params, Remember::Yes)
             .iter()
             .enumerate()
@@ -659,17 +430,25 @@ impl LodeApp {
         // A second FinalizeBlock for the same height (the engine retrying) replaces the first.
         consensus.pending = None;
 
+        let mut hash = [0u8; 32];
+        if req.hash.len() == 32 {
+            hash.copy_from_slice(&req.hash);
+        }
         let ctx = BlockCtx {
             height,
+            time: req.time.as_ref().map(block_time).unwrap_or_default(),
+            hash,
             params: &c.params,
         };
         let base = Prefetched::new(&self.inner.store);
         let mut block = Overlay::new(&base);
+        #[cfg(any(test, feature = "test-utils"))]
+        block.merge(std::mem::take(&mut *lock(&self.inner.injected)));
         let mut tx_results = Vec::with_capacity(req.txs.len());
         let mut tx_hashes: Vec<[u8; 32]> = Vec::with_capacity(req.txs.len());
         let chunk = pipeline_chunk(req.txs.len());
         let ahead = |checked: &[Result<Arc<Tx>, TxError>]| base.fetch(accounts_read(checked));
-        self.check_pipelined(
+        self.inner.checker.check_pipelined(
             &req.txs,
             &record.chain_id,
             &c.params,
@@ -696,7 +475,14 @@ impl LodeApp {
                 Ok(())
             },
         )?;
-        let end_events = end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?;
+        let end_events =
+            modules::end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?;
+        if self.inner.options.check_invariants {
+            if let Err(e) = modules::check_invariants(&block, height) {
+                error!(error = %e, "invariant check failed: not finalizing this block");
+                return Err(e);
+            }
+        }
         let writes = block.into_writes();
         let version = record
             .version_of(height)
@@ -751,7 +537,7 @@ impl LodeApp {
             .unwrap_or_else(|e| e.into_inner());
         if committed.params != params {
             // Decoding depends on the parameters (size and multisig limits).
-            lock(&self.inner.decoded).clear();
+            self.inner.checker.parameters_changed();
         }
         *committed = Committed {
             record: Some(record.clone()),
@@ -777,7 +563,7 @@ impl LodeApp {
         let Some(record) = self.committed().record else {
             return fail(query_code::NOT_INITIALIZED, "chain not initialised".into());
         };
-        if let Some(result) = crate::query::handle(&self.inner.store, &req.path, &req.data) {
+        if let Some(result) = query::handle(&self.inner.store, &req.path, &req.data) {
             if req.height > 0 && req.height as u64 != record.height {
                 return fail(
                     query_code::HEIGHT_UNAVAILABLE,
@@ -798,79 +584,33 @@ impl LodeApp {
                 Err((code, log)) => fail(code, log),
             };
         }
-        match req.path.as_str() {
-            "/account" => {}
-            other => {
-                return fail(
-                    query_code::UNKNOWN_PATH,
-                    format!("unknown query path {other:?}"),
-                )
-            }
-        }
-        let addr: Address = match std::str::from_utf8(&req.data)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                s.parse()
-                    .map_err(|e: crate::address::AddressError| e.to_string())
-            }) {
-            Ok(a) => a,
-            Err(e) => return fail(query_code::INVALID_ADDRESS, format!("invalid address: {e}")),
+        let proven = ProvenQuery {
+            data: &req.data,
+            height: req.height,
+            prove: req.prove,
+            last: &record,
         };
-        let height = if req.height <= 0 {
-            record.height
-        } else {
-            req.height as u64
-        };
-        if height > record.height {
-            return fail(
-                query_code::HEIGHT_UNAVAILABLE,
-                format!("height {height} is above the last commit {}", record.height),
-            );
-        }
-        let key = crate::modules::bank::state_key::account(&addr);
-        let (raw, proof_ops) = if req.prove || height != record.height {
-            let Some(version) = record.version_of(height) else {
-                return fail(
-                    query_code::HEIGHT_UNAVAILABLE,
-                    format!("height {height} is before genesis"),
-                );
-            };
-            match self.inner.store.get_with_proof(&key, version) {
-                Ok((v, proof)) => {
-                    let ops = req.prove.then(|| ProofOps {
-                        ops: vec![ProofOp {
-                            r#type: "jmt:sha256".into(),
-                            key: key.clone(),
-                            data: borsh::to_vec(&proof).unwrap_or_default(),
-                        }],
-                    });
-                    (v, ops)
-                }
-                Err(e) => return fail(query_code::INTERNAL, e.to_string()),
-            }
-        } else {
-            match self.inner.store.get(&key) {
-                Ok(v) => (v, None),
-                Err(e) => return fail(query_code::INTERNAL, e.to_string()),
-            }
-        };
-        let acct = match raw.as_deref().map(bank::Account::decode).transpose() {
-            Ok(a) => a.unwrap_or_default(),
-            Err(e) => return fail(query_code::INTERNAL, e.to_string()),
-        };
-        let value = querypb::Account {
-            address: addr.to_string(),
-            balance: acct.balance.to_string(),
-            nonce: acct.nonce,
-        };
-        ResponseQuery {
-            code: query_code::OK,
-            key: Bytes::from(key),
-            value: Bytes::from(value.encode_to_vec()),
-            proof_ops,
-            height: height as i64,
-            codespace: CODESPACE.into(),
-            ..Default::default()
+        match query::handle_proven(&self.inner.store, &req.path, &proven) {
+            None => fail(
+                query_code::UNKNOWN_PATH,
+                format!("unknown query path {:?}", req.path),
+            ),
+            Some(Err((code, log))) => fail(code, log),
+            Some(Ok(answer)) => ResponseQuery {
+                code: query_code::OK,
+                proof_ops: answer.proof.map(|data| ProofOps {
+                    ops: vec![ProofOp {
+                        r#type: "jmt:sha256".into(),
+                        key: answer.key.clone(),
+                        data,
+                    }],
+                }),
+                key: Bytes::from(answer.key),
+                value: Bytes::from(answer.value),
+                height: answer.height as i64,
+                codespace: CODESPACE.into(),
+                ..Default::default()
+            },
         }
     }
 }
@@ -903,16 +643,11 @@ fn parse_validators(v: &[ValidatorUpdate]) -> Result<Vec<([u8; 32], u64)>, State
     Ok(out)
 }
 
-/// State with nothing in it: the base of genesis.
-struct EmptyState;
-
-impl StateRead for EmptyState {
-    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(None)
-    }
-
-    fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<crate::store::KeyValue>, StoreError> {
-        Ok(Vec::new())
+/// A block time as ABCI carries it (negative nanoseconds, which no valid timestamp has, count as zero).
+fn block_time(t: &tendermint_proto::google::protobuf::Timestamp) -> BlockTime {
+    BlockTime {
+        seconds: t.seconds,
+        nanos: u32::try_from(t.nanos).unwrap_or(0),
     }
 }
 

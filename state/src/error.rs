@@ -1,10 +1,72 @@
 //! Errors of the state machine. Every transaction error carries a stable numeric [`TxError::code`] that ABCI
-//! results (and later gRPC statuses) use; codes are public API and never renumbered.
+//! results (and later gRPC statuses) use; codes are public API and never renumbered. The shared errors are
+//! here ([`CORE_CODES`]); each module has its own enum in its `error.rs` with its own [`CodeRange`].
 
 use thiserror::Error;
 
 /// The ABCI codespace of every error below.
 pub const CODESPACE: &str = "lode";
+
+/// A block of error codes owned by one part of the state machine. Ranges never overlap and a code, once
+/// given out, keeps its number (`tests/golden/error_codes.txt` holds the list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeRange {
+    /// The owner: `tx` for the shared codes, else the module's name.
+    pub module: &'static str,
+    pub first: u32,
+    pub last: u32,
+}
+
+impl CodeRange {
+    pub const fn contains(&self, code: u32) -> bool {
+        self.first <= code && code <= self.last
+    }
+
+    pub const fn overlaps(&self, other: &CodeRange) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+}
+
+/// The shared codes: decoding, signatures, the ante steps, and the amount, address and field errors every
+/// module uses (1..=29), and the query codes (30..=39, see `crate::query::code`).
+pub const CORE_CODES: CodeRange = CodeRange {
+    module: "tx",
+    first: 1,
+    last: 39,
+};
+
+/// A module's error enum: each variant has a stable code inside the module's [`CodeRange`] and a stable
+/// `ERR_*` name. Converting it into a [`TxError`] keeps both.
+pub trait ModuleError: std::error::Error + Sized {
+    /// The module's range.
+    const CODES: CodeRange;
+    /// The stable code.
+    fn code(&self) -> u32;
+    /// The stable name.
+    fn name(&self) -> &'static str;
+    /// One value of every variant (for the catalogue and its tests).
+    fn examples() -> Vec<Self>;
+}
+
+/// A module error as a [`TxError`] carries it: the module, the code, the name and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleFailure {
+    pub module: &'static str,
+    pub code: u32,
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl<E: ModuleError> From<E> for TxError {
+    fn from(e: E) -> Self {
+        TxError::Module(ModuleFailure {
+            module: E::CODES.module,
+            code: e.code(),
+            name: e.name(),
+            message: e.to_string(),
+        })
+    }
+}
 
 /// Why a transaction was rejected. Each variant has its own stable code.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -54,55 +116,9 @@ pub enum TxError {
     InvalidMultisig(&'static str),
     #[error("multisig has {got} valid signature slot(s) filled, threshold is {threshold}")]
     MultisigThreshold { got: usize, threshold: u32 },
-    // staking
-    #[error("validator {0} already exists")]
-    ValidatorExists(String),
-    #[error("unknown validator {0}")]
-    UnknownValidator(String),
-    #[error("bonded {bonded} to this validator, cannot undelegate {needed}")]
-    InsufficientBond { bonded: u128, needed: u128 },
-    // gov
-    #[error("unknown proposal {0}")]
-    UnknownProposal(u64),
-    #[error("proposal {0} is not in its deposit period")]
-    NotInDepositPeriod(u64),
-    #[error("proposal {0} is not in its voting period")]
-    NotInVotingPeriod(u64),
-    #[error("invalid parameter change {path:?}: {reason}")]
-    InvalidParamChange { path: String, reason: String },
-    #[error("invalid vote: {0}")]
-    InvalidVote(&'static str),
-    #[error("deposit overflows the proposal's total deposit")]
-    DepositOverflow,
-    #[error("invalid proposal: {0}")]
-    InvalidProposal(String),
-    // nft
-    #[error("collection {0:?} already exists")]
-    CollectionExists(String),
-    #[error("unknown collection {0:?}")]
-    UnknownCollection(String),
-    #[error("token {token:?} already exists in collection {collection:?}")]
-    TokenExists { collection: String, token: String },
-    #[error("unknown token {token:?} in collection {collection:?}")]
-    UnknownToken { collection: String, token: String },
-    #[error("royalty {bps} bps is above the cap of {cap} bps")]
-    RoyaltyAboveCap { bps: u32, cap: u32 },
-    #[error("collection {0:?} reached its max supply")]
-    MaxSupplyReached(String),
-    #[error("{0} may not mint into this collection")]
-    NotMinter(String),
-    #[error("{0} is neither the owner, the approved address nor an operator")]
-    NotAuthorized(String),
-    #[error("approval expired at height {expiry}, block height is {height}")]
-    ApprovalExpired { expiry: u64, height: u64 },
-    #[error("{0} does not own this token")]
-    NotOwner(String),
-    #[error("token is not listed")]
-    NotListed,
-    #[error("listed at {listed}, buyer expected {expected}")]
-    PriceMismatch { listed: u128, expected: u128 },
-    #[error("the seller cannot buy their own listing")]
-    SelfPurchase,
+    /// A module's own refusal (its code is in the module's range: see [`ModuleError`]).
+    #[error("{}", .0.message)]
+    Module(ModuleFailure),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -132,29 +148,7 @@ impl TxError {
             TxError::InvalidField { .. } => 20,
             TxError::InvalidMultisig(_) => 21,
             TxError::MultisigThreshold { .. } => 22,
-            TxError::ValidatorExists(_) => 40,
-            TxError::UnknownValidator(_) => 41,
-            TxError::InsufficientBond { .. } => 42,
-            TxError::UnknownProposal(_) => 50,
-            TxError::NotInDepositPeriod(_) => 51,
-            TxError::NotInVotingPeriod(_) => 52,
-            TxError::InvalidParamChange { .. } => 53,
-            TxError::InvalidVote(_) => 54,
-            TxError::DepositOverflow => 55,
-            TxError::InvalidProposal(_) => 56,
-            TxError::CollectionExists(_) => 70,
-            TxError::UnknownCollection(_) => 71,
-            TxError::TokenExists { .. } => 72,
-            TxError::UnknownToken { .. } => 73,
-            TxError::RoyaltyAboveCap { .. } => 74,
-            TxError::MaxSupplyReached(_) => 75,
-            TxError::NotMinter(_) => 76,
-            TxError::NotAuthorized(_) => 77,
-            TxError::ApprovalExpired { .. } => 78,
-            TxError::NotOwner(_) => 79,
-            TxError::NotListed => 80,
-            TxError::PriceMismatch { .. } => 81,
-            TxError::SelfPurchase => 82,
+            TxError::Module(m) => m.code,
             TxError::Internal(_) => 1,
         }
     }
@@ -183,38 +177,68 @@ impl TxError {
             TxError::InvalidField { .. } => "ERR_INVALID_FIELD",
             TxError::InvalidMultisig(_) => "ERR_INVALID_MULTISIG",
             TxError::MultisigThreshold { .. } => "ERR_MULTISIG_THRESHOLD",
-            TxError::ValidatorExists(_) => "ERR_VALIDATOR_EXISTS",
-            TxError::UnknownValidator(_) => "ERR_UNKNOWN_VALIDATOR",
-            TxError::InsufficientBond { .. } => "ERR_INSUFFICIENT_BOND",
-            TxError::UnknownProposal(_) => "ERR_UNKNOWN_PROPOSAL",
-            TxError::NotInDepositPeriod(_) => "ERR_NOT_IN_DEPOSIT_PERIOD",
-            TxError::NotInVotingPeriod(_) => "ERR_NOT_IN_VOTING_PERIOD",
-            TxError::InvalidParamChange { .. } => "ERR_INVALID_PARAM_CHANGE",
-            TxError::InvalidVote(_) => "ERR_INVALID_VOTE",
-            TxError::DepositOverflow => "ERR_DEPOSIT_OVERFLOW",
-            TxError::InvalidProposal(_) => "ERR_INVALID_PROPOSAL",
-            TxError::CollectionExists(_) => "ERR_COLLECTION_EXISTS",
-            TxError::UnknownCollection(_) => "ERR_UNKNOWN_COLLECTION",
-            TxError::TokenExists { .. } => "ERR_TOKEN_EXISTS",
-            TxError::UnknownToken { .. } => "ERR_UNKNOWN_TOKEN",
-            TxError::RoyaltyAboveCap { .. } => "ERR_ROYALTY_ABOVE_CAP",
-            TxError::MaxSupplyReached(_) => "ERR_MAX_SUPPLY_REACHED",
-            TxError::NotMinter(_) => "ERR_NOT_MINTER",
-            TxError::NotAuthorized(_) => "ERR_NOT_AUTHORIZED",
-            TxError::ApprovalExpired { .. } => "ERR_APPROVAL_EXPIRED",
-            TxError::NotOwner(_) => "ERR_NOT_OWNER",
-            TxError::NotListed => "ERR_NOT_LISTED",
-            TxError::PriceMismatch { .. } => "ERR_PRICE_MISMATCH",
-            TxError::SelfPurchase => "ERR_SELF_PURCHASE",
+            TxError::Module(m) => m.name,
             TxError::Internal(_) => "ERR_INTERNAL",
         }
     }
 
-    /// Every code in use, for uniqueness tests and documentation.
-    pub const ALL_CODES: &'static [u32] = &[
-        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 40, 41, 42,
-        50, 51, 52, 53, 54, 55, 56, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82,
-    ];
+    /// One value of every shared (non-module) error, for the code catalogue
+    /// ([`crate::modules::error_codes`]) and its tests.
+    pub fn examples() -> Vec<TxError> {
+        let s = String::new;
+        vec![
+            TxError::Internal(s()),
+            TxError::Decode(s()),
+            TxError::TooLarge { size: 0, max: 0 },
+            TxError::WrongChainId {
+                got: s(),
+                want: s(),
+            },
+            TxError::BadSignature,
+            TxError::InvalidPublicKey(""),
+            TxError::NonceReplayed { got: 0, want: 0 },
+            TxError::NonceGap { got: 0, want: 0 },
+            TxError::InsufficientFee {
+                got: 0,
+                min: 0,
+                gas: 0,
+            },
+            TxError::InsufficientFunds {
+                balance: 0,
+                needed: 0,
+            },
+            TxError::Overflow(""),
+            TxError::EmptyMsgs,
+            TxError::InvalidAddress {
+                addr: s(),
+                reason: s(),
+            },
+            TxError::InvalidAmount {
+                amount: s(),
+                reason: "",
+            },
+            TxError::SignerMismatch {
+                sender: s(),
+                signer: s(),
+            },
+            TxError::TimedOut {
+                timeout_height: 0,
+                height: 0,
+            },
+            TxError::SignatureCount { got: 0, want: 0 },
+            TxError::MemoTooLong { len: 0, max: 0 },
+            TxError::TooManyMsgs { got: 0, max: 0 },
+            TxError::InvalidField {
+                field: "",
+                reason: s(),
+            },
+            TxError::InvalidMultisig(""),
+            TxError::MultisigThreshold {
+                got: 0,
+                threshold: 0,
+            },
+        ]
+    }
 
     /// The log line an ABCI result carries: `ERR_NAME: message`.
     pub fn log(&self) -> String {
@@ -250,6 +274,9 @@ pub enum StateError {
     Protocol(String),
     #[error("end of block failed: {0}")]
     EndBlock(String),
+    /// A module's accounting invariant does not hold after a block: the node must halt, not commit.
+    #[error("halting: {0}")]
+    Invariant(Box<crate::module::InvariantReport>),
 }
 
 #[cfg(test)]
@@ -257,23 +284,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_unique_and_listed() {
-        let mut seen = std::collections::BTreeSet::new();
-        for c in TxError::ALL_CODES {
-            assert!(seen.insert(*c), "code {c} listed twice");
-        }
-        for e in [
-            TxError::UnknownProposal(1),
-            TxError::NotInVotingPeriod(1),
-            TxError::DepositOverflow,
-            TxError::RoyaltyAboveCap { bps: 1, cap: 0 },
-            TxError::MultisigThreshold {
-                got: 1,
-                threshold: 2,
-            },
-            TxError::SelfPurchase,
-        ] {
-            assert!(TxError::ALL_CODES.contains(&e.code()), "{}", e.name());
+    fn every_shared_code_is_inside_the_core_range() {
+        for e in TxError::examples() {
+            assert!(CORE_CODES.contains(e.code()), "{} = {}", e.name(), e.code());
         }
     }
 }

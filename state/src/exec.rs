@@ -5,25 +5,17 @@
 //! and the nonce consumed, so a block cannot be filled with failing txs for free. CheckTx runs the whole tx
 //! and admits it only if everything succeeds, so such a tx never reaches an honest proposer's block.
 
+pub use crate::module::BlockCtx;
+pub use crate::modules::end_block;
+
 use crate::{
     amount::mul_div_floor,
     error::TxError,
     event::Event,
-    modules::{
-        bank::{self, fee_collector},
-        gov, nft, staking,
-    },
-    params::Params,
+    modules::ante::{self as bank, fee_collector, treasury},
     store::{Overlay, StateWrite},
-    tx::{Msg, Tx},
+    tx::Tx,
 };
-
-/// Block-level inputs to execution.
-#[derive(Debug, Clone, Copy)]
-pub struct BlockCtx<'a> {
-    pub height: u64,
-    pub params: &'a Params,
-}
 
 /// What a tx did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,10 +87,7 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
     let to_collector = tx.auth.fee - to_treasury;
     bank::put_account(state, &signer, &acct);
     // Fees can never overflow a module account: its balance is part of a supply that fits in u128.
-    for (pool, amount) in [
-        (fee_collector(), to_collector),
-        (gov::treasury(), to_treasury),
-    ] {
+    for (pool, amount) in [(fee_collector(), to_collector), (treasury(), to_treasury)] {
         if amount == 0 {
             continue;
         }
@@ -118,10 +107,11 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
     let msg_writes = {
         let mut scratch = Overlay::new(&*state);
         for m in &tx.body.msgs {
-            execute_msg(&mut scratch, m, ctx, &mut events).map_err(|error| TxFailure {
-                error,
-                gas_used: gas,
-            })?;
+            m.execute(&mut scratch, ctx, &mut events)
+                .map_err(|error| TxFailure {
+                    error,
+                    gas_used: gas,
+                })?;
         }
         scratch.into_writes()
     };
@@ -135,32 +125,4 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
         gas_used: gas,
         events,
     })
-}
-
-/// Dispatches one message to its module.
-pub fn execute_msg<S: StateWrite + ?Sized>(
-    state: &mut S,
-    msg: &Msg,
-    ctx: BlockCtx<'_>,
-    events: &mut Vec<Event>,
-) -> Result<(), TxError> {
-    match msg {
-        Msg::Send { .. } | Msg::MultiSend { .. } => bank::msg::execute(state, msg, events),
-        Msg::Staking(m) => staking::msg::execute(state, m, ctx, events),
-        Msg::Gov(m) => gov::msg::execute(state, m, ctx, events),
-        Msg::Nft(m) => nft::msg::execute(state, m, ctx, events),
-    }
-}
-
-/// End-of-block logic, after the block's txs and before the app hash: unbonding completions, then
-/// governance (deposit-period expiry, tallies and execution of passed proposals). Deterministic: it
-/// depends only on state and the height. An error here is a broken invariant, never a client's fault.
-pub fn end_block<S: StateWrite + ?Sized>(
-    state: &mut S,
-    ctx: BlockCtx<'_>,
-) -> Result<Vec<Event>, TxError> {
-    let mut events = Vec::new();
-    staking::end_block(state, ctx.height, &mut events)?;
-    gov::end_block(state, ctx, &mut events)?;
-    Ok(events)
 }

@@ -1,11 +1,69 @@
-//! The application's part of genesis (`app_state`): initial balances and parameters. The whole genesis file
-//! (chain id, time, validators) is the `lode-genesis` crate's; InitChain hands this part over as JSON bytes.
+//! The application's part of genesis (`app_state`): initial balances and parameters, and the genesis state
+//! built from it (InitChain) or exported from state. The whole genesis file (chain id, time, validators) is
+//! the `lode-genesis` crate's; InitChain hands this part over as JSON bytes.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{address::Address, amount::parse_amount, params::Params};
+use crate::{
+    address::Address,
+    amount::parse_amount,
+    error::{StateError, StoreError},
+    modules, params,
+    params::Params,
+    store::{KeyValue, Overlay, StateRead, Writes},
+};
+
+/// Parses and validates `app_state` as InitChain carries it (JSON bytes).
+pub fn parse(app_state_bytes: &[u8]) -> Result<AppState, StateError> {
+    let app_state: AppState = serde_json::from_slice(app_state_bytes)
+        .map_err(|e| StateError::Genesis(format!("app_state: {e}")))?;
+    let issues = app_state.validate();
+    if !issues.is_empty() {
+        return Err(StateError::Genesis(
+            issues
+                .iter()
+                .map(|i| format!("app_state.{}: {}", i.path, i.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    Ok(app_state)
+}
+
+/// The writes of the genesis state: the parameters, the consensus validator set (ed25519 key, power) and
+/// every module's genesis, in registry order.
+pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Writes, StateError> {
+    let mut writes = Overlay::new(&EmptyState);
+    modules::init_genesis(&mut writes, app_state)?;
+    params::store(&mut writes, &app_state.params);
+    crate::validators::store(&mut writes, validators);
+    Ok(writes.into_writes())
+}
+
+/// The `app_state` that would recreate `state`'s parameters and every module's exported part (balances).
+pub fn export<S: StateRead + ?Sized>(state: &S) -> Result<AppState, StoreError> {
+    let mut app_state = AppState {
+        balances: Vec::new(),
+        params: params::load(state)?,
+    };
+    modules::export_genesis(state, &mut app_state)?;
+    Ok(app_state)
+}
+
+/// State with nothing in it: the base of genesis.
+struct EmptyState;
+
+impl StateRead for EmptyState {
+    fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        Ok(Vec::new())
+    }
+}
 
 /// `app_state` of the genesis file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::TxError,
-    modules::{gov::params::GovParams, nft::params::NftParams, staking::params::StakingParams},
+    modules::{
+        gov::{params::GovParams, GovError},
+        nft::params::NftParams,
+        staking::params::StakingParams,
+    },
 };
 
 /// The application's parameters. JSON field names are public API (genesis files use them).
@@ -124,9 +128,11 @@ pub fn load<S: crate::store::StateRead + ?Sized>(
 /// `base` and validates the result. Used both when a proposal is submitted (so a malformed change is
 /// refused up front) and when it executes (against the parameters in force then).
 pub fn apply_changes(base: &Params, changes: &[(String, String)]) -> Result<Params, TxError> {
-    let bad = |path: &str, reason: String| TxError::InvalidParamChange {
-        path: path.chars().take(100).collect(),
-        reason,
+    let bad = |path: &str, reason: String| {
+        TxError::from(GovError::InvalidParamChange {
+            path: path.chars().take(100).collect(),
+            reason,
+        })
     };
     let mut doc = serde_json::to_value(base).map_err(|e| TxError::Internal(e.to_string()))?;
     for (path, value) in changes {

@@ -1,11 +1,11 @@
 //! Integration tests for lode-gpu-verify (one binary; modules by topic).
 
-mod challenge;
+mod challenge_indices_are_deterministic_and_uniform;
+mod cheating_is_caught_at_the_predicted_rate;
 mod common;
-mod detection;
-mod format;
-mod fraud;
-mod freivalds;
-mod gemm;
-mod merkle;
-mod verify;
+mod every_gemm_path_is_exact;
+mod fraud_proofs_convict_only_wrong_elements;
+mod freivalds_accepts_the_true_product_and_locates_a_wrong_element;
+mod matrix_files_round_trip_and_malformed_ones_are_refused;
+mod merkle_proofs_agree_with_an_independent_implementation;
+mod sampled_verification_passes_honest_reveals_and_catches_wrong_tiles;

@@ -24,7 +24,7 @@ pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> 
     let listen = args.listen.unwrap_or(config.abci.listen);
 
     let data = home.data_dir();
-    let app = LodeApp::open(&data)
+    let app = LodeApp::open_with(&data, config.app.options())
         .wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

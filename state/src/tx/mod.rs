@@ -2,23 +2,22 @@
 //!
 //! Everything here needs no state, so a block's txs are checked in parallel before execution.
 
+pub mod checker;
 pub mod multisig;
 mod verify;
 
+pub use crate::address::check_public_key;
+pub use crate::modules::Msg;
 pub use multisig::MultisigKey;
-pub use verify::{check_public_key, verify_signatures};
+pub use verify::verify_signatures;
 
 use ed25519_consensus::SigningKey;
-use lode_proto::{bank::v1 as bankpb, tx::v1 as pb};
+use lode_proto::tx::v1 as pb;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    address::Address,
-    amount::parse_amount,
-    error::TxError,
-    modules::{gov::GovMsg, nft::NftMsg, staking::msg::StakingMsg},
-    params::Params,
+    address::Address, amount::parse_amount, error::TxError, modules::bank::BankMsg, params::Params,
 };
 
 /// A decoded, statelessly checked transaction (signature not yet verified: see [`verify_signatures`]).
@@ -66,48 +65,6 @@ impl SignerKey {
         match self {
             SignerKey::Single(k) => Address::from_public_key(k),
             SignerKey::Multi(m) => m.address(),
-        }
-    }
-}
-
-/// A state transition request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Msg {
-    Send {
-        from: Address,
-        to: Address,
-        amount: u128,
-    },
-    MultiSend {
-        from: Address,
-        outputs: Vec<(Address, u128)>,
-    },
-    Staking(StakingMsg),
-    Gov(GovMsg),
-    Nft(NftMsg),
-}
-
-impl Msg {
-    /// The account that must sign for this message.
-    pub fn sender(&self) -> &Address {
-        match self {
-            Msg::Send { from, .. } | Msg::MultiSend { from, .. } => from,
-            Msg::Staking(m) => m.sender(),
-            Msg::Gov(m) => m.sender(),
-            Msg::Nft(m) => m.sender(),
-        }
-    }
-
-    fn gas(&self, p: &Params) -> Option<u64> {
-        match self {
-            Msg::Send { .. } => Some(p.gas_per_send),
-            Msg::MultiSend { outputs, .. } => p
-                .gas_per_multi_send_output
-                .checked_mul(outputs.len() as u64)?
-                .checked_add(p.gas_per_multi_send),
-            Msg::Staking(m) => Some(m.gas(p)),
-            Msg::Gov(m) => Some(m.gas(p)),
-            Msg::Nft(m) => Some(m.gas(p)),
         }
     }
 }
@@ -235,7 +192,11 @@ impl Tx {
         let msgs = body_pb
             .msgs
             .into_iter()
-            .map(|m| Msg::try_from(m).and_then(|m| check_sender(m, &signer)))
+            .map(|m| {
+                let m = Msg::try_from(m)?;
+                m.check_stateless(params)?;
+                check_sender(m, &signer)
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let sign_bytes = sign_doc_bytes(chain_id, &wire.body_bytes, &wire.auth_info_bytes);
@@ -293,96 +254,6 @@ fn check_sender(m: Msg, signer: &Address) -> Result<Msg, TxError> {
         });
     }
     Ok(m)
-}
-
-pub(crate) fn parse_address(s: &str) -> Result<Address, TxError> {
-    s.parse()
-        .map_err(|e: crate::address::AddressError| TxError::InvalidAddress {
-            addr: s.chars().take(100).collect(),
-            reason: e.to_string(),
-        })
-}
-
-pub(crate) fn parse_positive(s: &str) -> Result<u128, TxError> {
-    match parse_amount(s)? {
-        0 => Err(TxError::InvalidAmount {
-            amount: s.into(),
-            reason: "must be greater than zero",
-        }),
-        v => Ok(v),
-    }
-}
-
-impl TryFrom<pb::Msg> for Msg {
-    type Error = TxError;
-
-    fn try_from(m: pb::Msg) -> Result<Self, Self::Error> {
-        match m.sum {
-            Some(pb::msg::Sum::Send(s)) => Ok(Msg::Send {
-                from: parse_address(&s.from)?,
-                to: parse_address(&s.to)?,
-                amount: parse_positive(&s.amount)?,
-            }),
-            Some(pb::msg::Sum::MultiSend(s)) => {
-                if s.outputs.is_empty() {
-                    return Err(TxError::EmptyMsgs);
-                }
-                let outputs = s
-                    .outputs
-                    .iter()
-                    .map(|o| Ok((parse_address(&o.to)?, parse_positive(&o.amount)?)))
-                    .collect::<Result<Vec<_>, TxError>>()?;
-                Ok(Msg::MultiSend {
-                    from: parse_address(&s.from)?,
-                    outputs,
-                })
-            }
-            Some(pb::msg::Sum::CreateValidator(m)) => Ok(Msg::Staking(m.try_into()?)),
-            Some(pb::msg::Sum::Delegate(m)) => Ok(Msg::Staking(m.try_into()?)),
-            Some(pb::msg::Sum::Undelegate(m)) => Ok(Msg::Staking(m.try_into()?)),
-            Some(pb::msg::Sum::SubmitProposal(m)) => Ok(Msg::Gov(m.try_into()?)),
-            Some(pb::msg::Sum::GovDeposit(m)) => Ok(Msg::Gov(m.try_into()?)),
-            Some(pb::msg::Sum::Vote(m)) => Ok(Msg::Gov(m.try_into()?)),
-            Some(
-                sum @ (pb::msg::Sum::NftCreateCollection(_)
-                | pb::msg::Sum::NftMint(_)
-                | pb::msg::Sum::NftTransfer(_)
-                | pb::msg::Sum::NftApprove(_)
-                | pb::msg::Sum::NftSetOperator(_)
-                | pb::msg::Sum::NftBurn(_)
-                | pb::msg::Sum::NftList(_)
-                | pb::msg::Sum::NftCancelListing(_)
-                | pb::msg::Sum::NftBuy(_)),
-            ) => Ok(Msg::Nft(sum.try_into()?)),
-            None => Err(TxError::Decode("message with no content".into())),
-        }
-    }
-}
-
-impl From<&Msg> for pb::Msg {
-    fn from(m: &Msg) -> Self {
-        let sum = match m {
-            Msg::Send { from, to, amount } => pb::msg::Sum::Send(bankpb::MsgSend {
-                from: from.to_string(),
-                to: to.to_string(),
-                amount: amount.to_string(),
-            }),
-            Msg::MultiSend { from, outputs } => pb::msg::Sum::MultiSend(bankpb::MsgMultiSend {
-                from: from.to_string(),
-                outputs: outputs
-                    .iter()
-                    .map(|(to, a)| bankpb::Output {
-                        to: to.to_string(),
-                        amount: a.to_string(),
-                    })
-                    .collect(),
-            }),
-            Msg::Staking(m) => m.into(),
-            Msg::Gov(m) => m.into(),
-            Msg::Nft(m) => m.into(),
-        };
-        pb::Msg { sum: Some(sum) }
-    }
 }
 
 /// The bytes a signer signs: an encoded `SignDoc` binding chain id, body and auth info.
@@ -454,11 +325,11 @@ pub fn sign_send(
         key,
         nonce,
         fee,
-        &[Msg::Send {
+        &[Msg::Bank(BankMsg::Send {
             from,
             to: *to,
             amount,
-        }],
+        })],
         "",
     )
 }
@@ -468,7 +339,8 @@ pub fn address_of(key: &SigningKey) -> Address {
     Address::from_public_key(&key.verification_key().to_bytes())
 }
 
-/// Builds and signs a tx with one staking, governance or NFT message (any [`Msg`] works).
+/// Builds and signs a tx with one message of any module (a test helper: feature `test-utils`).
+#[cfg(any(test, feature = "test-utils"))]
 pub fn sign_msg(chain_id: &str, key: &SigningKey, nonce: u64, fee: u128, msg: Msg) -> Vec<u8> {
     sign_msgs(chain_id, key, nonce, fee, &[msg], "")
 }

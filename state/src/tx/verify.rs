@@ -1,10 +1,5 @@
-//! Signature and key checks. One rule everywhere: ZIP-215 (`ed25519-consensus`), so batch and single
+//! Signature checks (key checks are [`crate::address::check_public_key`]). One rule everywhere: ZIP-215 (`ed25519-consensus`), so batch and single
 //! verification accept exactly the same signatures.
-
-use std::{
-    collections::HashMap,
-    sync::{LazyLock, RwLock},
-};
 
 use curve25519_dalek::{
     constants::ED25519_BASEPOINT_POINT,
@@ -18,7 +13,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha512};
 
 use super::Tx;
-use crate::error::TxError;
+use crate::address::known_key;
 
 /// Largest batch: the multiscalar multiplication's cost per signature keeps falling up to about a thousand.
 const MAX_BATCH: usize = 1024;
@@ -30,44 +25,6 @@ fn batch_size(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads().max(1))
         .clamp(MIN_BATCH, MAX_BATCH)
 }
-
-/// Rejects keys that ZIP-215 would accept for verification but that no honest wallet produces: encodings
-/// that are not canonical, points that do not decompress, and small-order points (for which forged
-/// signatures are trivial).
-pub fn check_public_key(pk: &[u8; 32]) -> Result<(), TxError> {
-    if known_key(pk).is_some() {
-        return Ok(());
-    }
-    let point = CompressedEdwardsY(*pk)
-        .decompress()
-        .ok_or(TxError::InvalidPublicKey("not a curve point"))?;
-    if point.compress().to_bytes() != *pk {
-        return Err(TxError::InvalidPublicKey("non-canonical encoding"));
-    }
-    if point.is_small_order() {
-        return Err(TxError::InvalidPublicKey("small-order point"));
-    }
-    if let Ok(mut keys) = VALID_KEYS.write() {
-        if keys.len() >= VALID_KEYS_CAP {
-            keys.clear();
-        }
-        keys.insert(*pk, point);
-    }
-    Ok(())
-}
-
-/// The decompressed point of a key that already passed [`check_public_key`].
-fn known_key(pk: &[u8; 32]) -> Option<EdwardsPoint> {
-    VALID_KEYS.read().ok()?.get(pk).copied()
-}
-
-/// Keys that already passed [`check_public_key`], with their decompressed points. Point decompression
-/// dominates both a tx's stateless check and, per signature, batch verification, and most txs come from
-/// keys seen before. The memo only skips work whose answer is known (decompression is a pure function of
-/// the key's bytes), so it cannot change a verdict. Only looked up, never iterated; cleared when full.
-static VALID_KEYS: LazyLock<RwLock<HashMap<[u8; 32], EdwardsPoint>>> =
-    LazyLock::new(Default::default);
-const VALID_KEYS_CAP: usize = 1 << 17;
 
 /// Verifies every tx's signatures (every slot of a multisig), in parallel batches; returns one verdict per
 /// tx, in order: true when all of its signatures verify.
@@ -113,7 +70,7 @@ pub fn verify_signatures(txs: &[&Tx]) -> Vec<bool> {
 /// `[8](Σ z_i·R_i + Σ (z_i·k_i)·A_i − (Σ z_i·s_i)·B)` is the identity, with `k_i = H(R_i ‖ A_i ‖ M_i)`.
 /// That is the equation `ed25519-consensus` checks (same decompression of `A` and `R`, non-canonical
 /// encodings accepted; `s` must be canonical), computed with `curve25519-dalek` so that known keys'
-/// points come from [`VALID_KEYS`] instead of being decompressed again. It accepts exactly when every
+/// points come from the key memo of `crate::address` instead of being decompressed again. It accepts exactly when every
 /// signature verifies singly (up to a 2^-128 chance); on false the caller re-checks each signature with
 /// `ed25519-consensus`, so a verdict never rests on this function alone.
 fn verify_batch<'a>(
@@ -173,6 +130,7 @@ fn verify_one(k: &[u8; 32], s: &[u8; 64], msg: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::address::check_public_key;
     use ed25519_consensus::SigningKey;
     use proptest::prelude::*;
 

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use ed25519_consensus::SigningKey;
 use lode_state::{
+    app::AppOptions,
     genesis::{AppState, GenesisBalance},
     modules::bank,
     store::StateRead,
@@ -15,6 +16,8 @@ use tendermint_proto::v0_38::{
     },
     crypto::{public_key::Sum, PublicKey},
 };
+
+pub use lode_state::modules::bank::BankMsg;
 
 pub const CHAIN_ID: &str = "lode-test-1";
 pub const START_BALANCE: u128 = 1_000_000_000;
@@ -71,8 +74,12 @@ impl Chain {
     }
 
     pub fn with_params(accounts: u64, params: Params) -> Chain {
+        Chain::with_options(accounts, params, AppOptions::default())
+    }
+
+    pub fn with_options(accounts: u64, params: Params, options: AppOptions) -> Chain {
         let dir = tempfile::tempdir().expect("tempdir");
-        let app = LodeApp::open(dir.path()).expect("open");
+        let app = LodeApp::open_with(dir.path(), options).expect("open");
         let keys: Vec<SigningKey> = (0..accounts).map(key).collect();
         app.try_init_chain(init_request(&keys, &params))
             .expect("init chain");

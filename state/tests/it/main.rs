@@ -1,11 +1,15 @@
 //! lode-state integration tests: the application driven through its ABCI methods on a real RocksDB.
 
-mod bad_input;
+mod a_broken_invariant_halts_the_chain_with_a_report;
+mod an_exported_genesis_holds_the_balances_and_parameters_it_was_given;
+mod blocks_commit_durably_and_survive_a_crash;
 mod common;
-mod determinism;
-mod determinism_modules;
-mod gov;
-mod lifecycle;
-mod multisig;
-mod nft;
-mod store;
+mod error_codes_are_stable;
+mod every_bad_tx_gets_its_own_code_and_changes_nothing;
+mod golden_app_hashes_are_unchanged;
+mod multisig_accounts_sign_offline_and_spend;
+mod nft_sales_pay_royalties_and_every_authority_is_checked;
+mod proposals_are_deposited_voted_tallied_and_executed;
+mod random_module_workloads_agree_and_keep_every_invariant;
+mod the_jmt_batch_and_per_key_paths_agree;
+mod two_apps_fed_the_same_blocks_agree_on_every_app_hash;

@@ -1,14 +1,162 @@
-//! bank: accounts (balance and nonce), transfers and the total supply.
+//! bank: accounts (balance and nonce), transfers and the total supply. Module accounts (fee collector,
+//! treasury, bonded pool, gov deposits) are ordinary accounts whose address no key can sign for.
+//!
+//! Invariant `bank/supply`: the recorded supply equals the sum of every account's balance, module accounts
+//! included.
 
+pub mod error;
 pub mod event;
 pub mod msg;
+pub mod query;
 pub mod state_key;
+
+use lode_proto::tx::v1::msg::Sum;
+
+pub use msg::BankMsg;
 
 use crate::{
     address::Address,
-    error::{StoreError, TxError},
-    store::{StateRead, StateWrite},
+    error::{CodeRange, ModuleError, StateError, StoreError, TxError},
+    event::Event,
+    genesis::{AppState, GenesisBalance},
+    module::{BlockCtx, Decoded, Invariant, Module, Side},
+    params::Params,
+    query::{ProvenAnswer, ProvenQuery, QueryError},
+    store::{StateRead, StateWrite, Store},
 };
+
+/// The bank module.
+#[derive(Debug)]
+pub struct Bank;
+
+impl Module for Bank {
+    const NAME: &'static str = "bank";
+    const CODES: CodeRange = error::CODES;
+    type Msg = BankMsg;
+
+    fn decode(sum: Sum) -> Decoded<BankMsg> {
+        msg::decode(sum)
+    }
+
+    fn encode(m: &BankMsg) -> Sum {
+        m.into()
+    }
+
+    fn sender(m: &BankMsg) -> &Address {
+        m.sender()
+    }
+
+    fn gas(m: &BankMsg, p: &Params) -> Option<u64> {
+        m.gas(p)
+    }
+
+    fn prefetch(m: &BankMsg, keys: &mut Vec<Vec<u8>>) {
+        match m {
+            BankMsg::Send { to, .. } => keys.push(state_key::account(to)),
+            BankMsg::MultiSend { outputs, .. } => {
+                keys.extend(outputs.iter().map(|(to, _)| state_key::account(to)));
+            }
+        }
+    }
+
+    fn execute<S: StateWrite + ?Sized>(
+        s: &mut S,
+        m: &BankMsg,
+        _ctx: BlockCtx<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
+        msg::execute(s, m, events)
+    }
+
+    /// Funds the genesis accounts and records their sum as the supply.
+    fn init_genesis<S: StateWrite + ?Sized>(
+        s: &mut S,
+        genesis: &AppState,
+    ) -> Result<(), StateError> {
+        let balances = genesis
+            .parsed_balances()
+            .map_err(|_| StateError::Genesis("balances".into()))?;
+        let mut supply: u128 = 0;
+        for (addr, amount) in &balances {
+            put_account(
+                s,
+                addr,
+                &Account {
+                    balance: *amount,
+                    nonce: 0,
+                },
+            );
+            supply = supply
+                .checked_add(*amount)
+                .ok_or_else(|| StateError::Genesis("supply overflows".into()))?;
+        }
+        put_supply(s, supply);
+        Ok(())
+    }
+
+    /// Every account with a balance, in address order (nonces are not part of genesis).
+    fn export_genesis<S: StateRead + ?Sized>(
+        s: &S,
+        genesis: &mut AppState,
+    ) -> Result<(), StoreError> {
+        for (k, v) in s.scan_prefix(state_key::ACCOUNT_PREFIX)? {
+            let addr = crate::codec::address_at(&k, state_key::ACCOUNT_PREFIX.len())?;
+            let acct = Account::decode(&v)?;
+            if acct.balance > 0 {
+                genesis.balances.push(GenesisBalance {
+                    address: addr.to_string(),
+                    amount: acct.balance.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn query_proven(
+        store: &Store,
+        path: &str,
+        q: &ProvenQuery<'_>,
+    ) -> Option<Result<ProvenAnswer, QueryError>> {
+        (path == "/account").then(|| query::account(store, q))
+    }
+
+    fn invariants() -> Vec<Invariant> {
+        vec![Invariant {
+            name: "bank/supply",
+            sides: supply_sides,
+        }]
+    }
+
+    fn error_examples() -> Vec<TxError> {
+        error::BankError::examples()
+            .into_iter()
+            .map(TxError::from)
+            .collect()
+    }
+}
+
+/// `bank/supply`: the recorded supply against the sum of all balances.
+fn supply_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
+    let mut sum: u128 = 0;
+    for (_, v) in s.scan_prefix(state_key::ACCOUNT_PREFIX)? {
+        sum = sum
+            .checked_add(Account::decode(&v)?.balance)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: "bank/account".into(),
+                reason: "balances overflow u128".into(),
+            })?;
+    }
+    Ok((
+        Side {
+            what: "bank/supply",
+            value: supply(s)?,
+        },
+        Side {
+            what: "sum of account balances (module pools included)",
+            value: sum,
+        },
+    ))
+}
 
 /// The module account that collects fees until they are distributed.
 pub fn fee_collector() -> Address {

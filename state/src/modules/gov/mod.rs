@@ -5,29 +5,122 @@
 //! `gov/deposit/*`); the `treasury` module account receives `gov.treasury_fee_bps` of every fee and pays
 //! out only through a passed treasury-spend proposal. Burned deposits reduce `bank/supply`.
 
+pub mod error;
 pub mod event;
 pub mod msg;
 pub mod params;
+pub mod query;
 pub mod state_key;
 pub mod tally;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use lode_proto::tx::v1::msg::Sum;
 
 use crate::{
     address::Address,
-    error::{StoreError, TxError},
+    codec::{address_at, decode, encode, get_u128, put_u128},
+    error::{CodeRange, ModuleError, StoreError, TxError},
     event::Event,
-    exec::BlockCtx,
-    modules::{
-        bank,
-        staking::{self, address_at, decode, encode, get_u128, put_u128},
-    },
-    params as app_params,
-    store::{Overlay, StateRead, StateWrite},
+    module::{BlockCtx, Decoded, Invariant, Module, Side},
+    modules::{bank, staking},
+    params::{self as app_params, Params},
+    query::QueryError,
+    store::{Overlay, StateRead, StateWrite, Store},
 };
 use tally::{Outcome, Tally, TallyInput, Thresholds};
 
+pub use error::GovError;
 pub use msg::GovMsg;
+
+/// The governance module.
+#[derive(Debug)]
+pub struct Gov;
+
+impl Module for Gov {
+    const NAME: &'static str = "gov";
+    const CODES: CodeRange = error::CODES;
+    type Msg = GovMsg;
+
+    fn decode(sum: Sum) -> Decoded<GovMsg> {
+        match sum {
+            Sum::SubmitProposal(m) => Decoded::Mine(m.try_into()),
+            Sum::GovDeposit(m) => Decoded::Mine(m.try_into()),
+            Sum::Vote(m) => Decoded::Mine(m.try_into()),
+            other => Decoded::NotMine(other),
+        }
+    }
+
+    fn encode(m: &GovMsg) -> Sum {
+        m.into()
+    }
+
+    fn sender(m: &GovMsg) -> &Address {
+        m.sender()
+    }
+
+    fn gas(m: &GovMsg, p: &Params) -> Option<u64> {
+        Some(m.gas(p))
+    }
+
+    fn execute<S: StateWrite + ?Sized>(
+        s: &mut S,
+        m: &GovMsg,
+        ctx: BlockCtx<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
+        msg::execute(s, m, ctx, events)
+    }
+
+    /// Expires deposit periods and tallies (and executes) the proposals whose voting ends here.
+    fn end_block<S: StateWrite + ?Sized>(
+        s: &mut S,
+        ctx: BlockCtx<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
+        end_block(s, ctx, events)
+    }
+
+    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+        query::handle(store, path, data)
+    }
+
+    fn invariants() -> Vec<Invariant> {
+        vec![Invariant {
+            name: "gov/deposits",
+            sides: deposit_sides,
+        }]
+    }
+
+    fn error_examples() -> Vec<TxError> {
+        GovError::examples()
+            .into_iter()
+            .map(TxError::from)
+            .collect()
+    }
+}
+
+/// `gov/deposits`: the deposits account's balance against every open deposit.
+fn deposit_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
+    let mut open: u128 = 0;
+    for (k, v) in s.scan_prefix(state_key::DEPOSIT_PREFIX)? {
+        open = open
+            .checked_add(crate::codec::u128_value(&k, &v)?)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: "gov/deposit".into(),
+                reason: "deposits overflow u128".into(),
+            })?;
+    }
+    Ok((
+        Side {
+            what: "balance of the gov_deposits account",
+            value: bank::account(s, &deposits_account())?.balance,
+        },
+        Side {
+            what: "sum of open deposits",
+            value: open,
+        },
+    ))
+}
 
 /// A (split) vote: options with weights in parts per million.
 pub type WeightedVote = Vec<(VoteOption, u32)>;
@@ -229,10 +322,10 @@ pub(crate) fn add_deposit<S: StateWrite + ?Sized>(
     let total = p
         .total_deposit
         .checked_add(amount)
-        .ok_or(TxError::DepositOverflow)?;
+        .ok_or(TxError::from(GovError::DepositOverflow))?;
     let mine = get_u128(s, &key)?
         .checked_add(amount)
-        .ok_or(TxError::DepositOverflow)?;
+        .ok_or(TxError::from(GovError::DepositOverflow))?;
     bank::transfer(s, depositor, &deposits_account(), amount)?;
     put_u128(s, key, mine);
     p.total_deposit = total;

@@ -2,20 +2,20 @@
 
 use lode_proto::gov::v1 as pb;
 
+use super::GovError;
 use super::{
     add_deposit, event, maybe_start_voting, proposal, put_proposal, state_key, Proposal,
     ProposalContent, ProposalStatus, VoteOption, WEIGHT_SCALE,
 };
 use crate::{
-    address::Address,
-    amount::parse_amount,
+    address::{parse_address, Address},
+    amount::{parse_amount, parse_positive},
+    codec::encode,
     error::TxError,
     event::Event,
-    exec::BlockCtx,
-    modules::staking::encode,
+    module::BlockCtx,
     params,
     store::StateWrite,
-    tx::{parse_address, parse_positive},
 };
 
 /// A governance message.
@@ -70,22 +70,28 @@ impl GovMsg {
 /// Checks a (split) vote: 1 to 4 distinct options, each weight > 0, weights summing to one.
 pub fn check_options(options: &[(VoteOption, u32)]) -> Result<(), TxError> {
     if options.is_empty() || options.len() > 4 {
-        return Err(TxError::InvalidVote("a vote has 1 to 4 options"));
+        return Err(TxError::from(GovError::InvalidVote(
+            "a vote has 1 to 4 options",
+        )));
     }
     let mut seen = Vec::with_capacity(4);
     let mut sum: u64 = 0;
     for (o, w) in options {
         if seen.contains(o) {
-            return Err(TxError::InvalidVote("an option appears twice"));
+            return Err(TxError::from(GovError::InvalidVote(
+                "an option appears twice",
+            )));
         }
         seen.push(*o);
         if *w == 0 {
-            return Err(TxError::InvalidVote("a weight is zero"));
+            return Err(TxError::from(GovError::InvalidVote("a weight is zero")));
         }
         sum += *w as u64;
     }
     if sum != WEIGHT_SCALE as u64 {
-        return Err(TxError::InvalidVote("weights must sum to 1,000,000 (one)"));
+        return Err(TxError::from(GovError::InvalidVote(
+            "weights must sum to 1,000,000 (one)",
+        )));
     }
     Ok(())
 }
@@ -97,7 +103,9 @@ impl TryFrom<pb::ProposalContent> for ProposalContent {
         match c.sum {
             Some(Sum::ParamChange(pc)) => {
                 if pc.changes.is_empty() {
-                    return Err(TxError::InvalidProposal("no parameter changes".into()));
+                    return Err(TxError::from(GovError::InvalidProposal(
+                        "no parameter changes".into(),
+                    )));
                 }
                 Ok(ProposalContent::ParamChange(
                     pc.changes.into_iter().map(|c| (c.path, c.value)).collect(),
@@ -108,7 +116,9 @@ impl TryFrom<pb::ProposalContent> for ProposalContent {
                 amount: parse_positive(&t.amount)?,
             }),
             Some(Sum::Text(_)) => Ok(ProposalContent::Text),
-            None => Err(TxError::InvalidProposal("no content".into())),
+            None => Err(TxError::from(GovError::InvalidProposal(
+                "no content".into(),
+            ))),
         }
     }
 }
@@ -147,7 +157,7 @@ impl TryFrom<pb::MsgSubmitProposal> for GovMsg {
             description: m.description,
             content: m
                 .content
-                .ok_or_else(|| TxError::InvalidProposal("no content".into()))?
+                .ok_or_else(|| TxError::from(GovError::InvalidProposal("no content".into())))?
                 .try_into()?,
             initial_deposit: parse_amount(&m.initial_deposit)?,
         })
@@ -174,7 +184,7 @@ impl TryFrom<pb::MsgVote> for GovMsg {
             .map(|o| {
                 VoteOption::from_i32(o.option)
                     .map(|v| (v, o.weight_ppm))
-                    .ok_or(TxError::InvalidVote("unknown vote option"))
+                    .ok_or(TxError::from(GovError::InvalidVote("unknown vote option")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         check_options(&options)?;
@@ -269,23 +279,23 @@ pub fn execute<S: StateWrite + ?Sized>(
             initial_deposit,
         } => {
             if title.trim().is_empty() || title.len() as u64 > gp.max_title_bytes {
-                return Err(TxError::InvalidProposal(format!(
+                return Err(TxError::from(GovError::InvalidProposal(format!(
                     "title must be 1..={} bytes",
                     gp.max_title_bytes
-                )));
+                ))));
             }
             if description.len() as u64 > gp.max_description_bytes {
-                return Err(TxError::InvalidProposal(format!(
+                return Err(TxError::from(GovError::InvalidProposal(format!(
                     "description is over {} bytes",
                     gp.max_description_bytes
-                )));
+                ))));
             }
             if let ProposalContent::ParamChange(changes) = content {
                 if changes.len() as u64 > gp.max_param_changes {
-                    return Err(TxError::InvalidProposal(format!(
+                    return Err(TxError::from(GovError::InvalidProposal(format!(
                         "more than {} parameter changes",
                         gp.max_param_changes
-                    )));
+                    ))));
                 }
                 // Refuse a change that could never apply, before anyone deposits on it.
                 params::apply_changes(ctx.params, changes)?;
@@ -323,9 +333,10 @@ pub fn execute<S: StateWrite + ?Sized>(
             proposal_id,
             amount,
         } => {
-            let mut p = proposal(s, *proposal_id)?.ok_or(TxError::UnknownProposal(*proposal_id))?;
+            let mut p = proposal(s, *proposal_id)?
+                .ok_or(TxError::from(GovError::UnknownProposal(*proposal_id)))?;
             if p.status != ProposalStatus::DepositPeriod {
-                return Err(TxError::NotInDepositPeriod(*proposal_id));
+                return Err(TxError::from(GovError::NotInDepositPeriod(*proposal_id)));
             }
             add_deposit(s, &mut p, depositor, *amount, events)?;
             maybe_start_voting(s, &mut p, ctx, events)?;
@@ -336,9 +347,10 @@ pub fn execute<S: StateWrite + ?Sized>(
             proposal_id,
             options,
         } => {
-            let p = proposal(s, *proposal_id)?.ok_or(TxError::UnknownProposal(*proposal_id))?;
+            let p = proposal(s, *proposal_id)?
+                .ok_or(TxError::from(GovError::UnknownProposal(*proposal_id)))?;
             if p.status != ProposalStatus::VotingPeriod || ctx.height > p.voting_end_height {
-                return Err(TxError::NotInVotingPeriod(*proposal_id));
+                return Err(TxError::from(GovError::NotInVotingPeriod(*proposal_id)));
             }
             check_options(options)?;
             s.put(state_key::vote(*proposal_id, voter), encode(options));

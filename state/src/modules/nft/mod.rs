@@ -5,24 +5,87 @@
 //! key can sign) and mint into it with [`create_module_collection`] and [`mint_as_module`] (the marketplace
 //! will mint compute receipts this way).
 
+pub mod error;
 pub mod event;
 pub mod msg;
 pub mod params;
+pub mod query;
 pub mod state_key;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use lode_proto::tx::v1::msg::Sum;
 
 use crate::{
     address::Address,
     amount::mul_div_floor,
-    error::{StoreError, TxError},
+    codec::{decode, encode},
+    error::{CodeRange, ModuleError, StoreError, TxError},
     event::Event,
-    exec::BlockCtx,
-    modules::staking::{decode, encode},
-    store::{StateRead, StateWrite},
+    module::{BlockCtx, Decoded, Module},
+    params::Params,
+    query::QueryError,
+    store::{StateRead, StateWrite, Store},
 };
 
+pub use error::NftError;
 pub use msg::NftMsg;
+
+/// The NFT module.
+#[derive(Debug)]
+pub struct Nft;
+
+impl Module for Nft {
+    const NAME: &'static str = "nft";
+    const CODES: CodeRange = error::CODES;
+    type Msg = NftMsg;
+
+    fn decode(sum: Sum) -> Decoded<NftMsg> {
+        match sum {
+            sum @ (Sum::NftCreateCollection(_)
+            | Sum::NftMint(_)
+            | Sum::NftTransfer(_)
+            | Sum::NftApprove(_)
+            | Sum::NftSetOperator(_)
+            | Sum::NftBurn(_)
+            | Sum::NftList(_)
+            | Sum::NftCancelListing(_)
+            | Sum::NftBuy(_)) => Decoded::Mine(sum.try_into()),
+            other => Decoded::NotMine(other),
+        }
+    }
+
+    fn encode(m: &NftMsg) -> Sum {
+        m.into()
+    }
+
+    fn sender(m: &NftMsg) -> &Address {
+        m.sender()
+    }
+
+    fn gas(m: &NftMsg, p: &Params) -> Option<u64> {
+        Some(m.gas(p))
+    }
+
+    fn execute<S: StateWrite + ?Sized>(
+        s: &mut S,
+        m: &NftMsg,
+        ctx: BlockCtx<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
+        msg::execute(s, m, ctx, events)
+    }
+
+    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+        query::handle(store, path, data)
+    }
+
+    fn error_examples() -> Vec<TxError> {
+        NftError::examples()
+            .into_iter()
+            .map(TxError::from)
+            .collect()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Collection {
@@ -164,13 +227,13 @@ pub(crate) fn create<S: StateWrite + ?Sized>(
     long("symbol", symbol, p.max_symbol_bytes)?;
     long("uri", uri, p.max_uri_bytes)?;
     if royalty_bps > p.max_royalty_bps {
-        return Err(TxError::RoyaltyAboveCap {
+        return Err(TxError::from(NftError::RoyaltyAboveCap {
             bps: royalty_bps,
             cap: p.max_royalty_bps,
-        });
+        }));
     }
     if collection(s, id)?.is_some() {
-        return Err(TxError::CollectionExists(id.to_string()));
+        return Err(TxError::from(NftError::CollectionExists(id.to_string())));
     }
     put_collection(
         s,
@@ -210,18 +273,19 @@ pub(crate) fn mint<S: StateWrite + ?Sized>(
             reason: format!("over {} bytes", ctx.params.nft.max_uri_bytes),
         });
     }
-    let mut col = collection(s, c)?.ok_or_else(|| TxError::UnknownCollection(c.to_string()))?;
+    let mut col = collection(s, c)?
+        .ok_or_else(|| TxError::from(NftError::UnknownCollection(c.to_string())))?;
     if !col.open_mint && col.creator != *minter {
-        return Err(TxError::NotMinter(minter.to_string()));
+        return Err(TxError::from(NftError::NotMinter(minter.to_string())));
     }
     if token(s, c, t)?.is_some() {
-        return Err(TxError::TokenExists {
+        return Err(TxError::from(NftError::TokenExists {
             collection: c.to_string(),
             token: t.to_string(),
-        });
+        }));
     }
     if col.max_supply.is_some_and(|m| col.minted >= m) {
-        return Err(TxError::MaxSupplyReached(c.to_string()));
+        return Err(TxError::from(NftError::MaxSupplyReached(c.to_string())));
     }
     col.minted = col
         .minted

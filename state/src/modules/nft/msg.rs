@@ -2,18 +2,20 @@
 
 use lode_proto::nft::v1 as pb;
 
+use super::NftError;
 use super::{
     check_collection_id, check_token_id, collection, event, listing, move_token, operator,
     put_token, royalty, state_key, token, Listing, Token,
 };
 use crate::{
-    address::Address,
+    address::{parse_address, Address},
+    amount::parse_positive,
+    codec::encode,
     error::TxError,
     event::Event,
-    exec::BlockCtx,
-    modules::{bank, staking::encode},
+    module::BlockCtx,
+    modules::bank,
     store::StateWrite,
-    tx::{parse_address, parse_positive},
 };
 
 /// An NFT message.
@@ -347,10 +349,10 @@ impl From<&NftMsg> for lode_proto::tx::v1::msg::Sum {
 }
 
 fn unknown_token(c: &str, t: &str) -> TxError {
-    TxError::UnknownToken {
+    TxError::from(NftError::UnknownToken {
         collection: c.to_string(),
         token: t.to_string(),
-    }
+    })
 }
 
 fn owned_token<S: StateWrite + ?Sized>(
@@ -361,7 +363,7 @@ fn owned_token<S: StateWrite + ?Sized>(
 ) -> Result<Token, TxError> {
     let tok = token(s, c, t)?.ok_or_else(|| unknown_token(c, t))?;
     if tok.owner != *who {
-        return Err(TxError::NotOwner(who.to_string()));
+        return Err(TxError::from(NftError::NotOwner(who.to_string())));
     }
     Ok(tok)
 }
@@ -418,11 +420,15 @@ pub fn execute<S: StateWrite + ?Sized>(
                     .map(|(_, exp)| exp);
                 let expiry = match approved {
                     Some(exp) => exp,
-                    None => operator(s, c, &tok.owner, sender)?
-                        .ok_or_else(|| TxError::NotAuthorized(sender.to_string()))?,
+                    None => operator(s, c, &tok.owner, sender)?.ok_or_else(|| {
+                        TxError::from(NftError::NotAuthorized(sender.to_string()))
+                    })?,
                 };
                 if let Some(expiry) = expiry.filter(|e| h > *e) {
-                    return Err(TxError::ApprovalExpired { expiry, height: h });
+                    return Err(TxError::from(NftError::ApprovalExpired {
+                        expiry,
+                        height: h,
+                    }));
                 }
             }
             let from = tok.owner;
@@ -438,10 +444,10 @@ pub fn execute<S: StateWrite + ?Sized>(
         } => {
             let mut tok = owned_token(s, c, t, owner)?;
             if expiry_height.is_some_and(|e| e < h) {
-                return Err(TxError::ApprovalExpired {
+                return Err(TxError::from(NftError::ApprovalExpired {
                     expiry: expiry_height.unwrap_or(0),
                     height: h,
-                });
+                }));
             }
             tok.approval = spender.map(|a| (a, *expiry_height));
             put_token(s, c, t, &tok);
@@ -461,7 +467,7 @@ pub fn execute<S: StateWrite + ?Sized>(
             expiry_height,
         } => {
             if collection(s, c)?.is_none() {
-                return Err(TxError::UnknownCollection(c.clone()));
+                return Err(TxError::from(NftError::UnknownCollection(c.clone())));
             }
             let key = state_key::operator(c, owner, op);
             if *approved {
@@ -477,7 +483,8 @@ pub fn execute<S: StateWrite + ?Sized>(
             token_id: t,
         } => {
             owned_token(s, c, t, owner)?;
-            let mut col = collection(s, c)?.ok_or_else(|| TxError::UnknownCollection(c.clone()))?;
+            let mut col = collection(s, c)?
+                .ok_or_else(|| TxError::from(NftError::UnknownCollection(c.clone())))?;
             col.supply = col
                 .supply
                 .checked_sub(1)
@@ -514,7 +521,7 @@ pub fn execute<S: StateWrite + ?Sized>(
         } => {
             owned_token(s, c, t, seller)?;
             if listing(s, c, t)?.is_none() {
-                return Err(TxError::NotListed);
+                return Err(TxError::from(NftError::NotListed));
             }
             s.delete(state_key::listing(c, t));
             events.push(event::listing_cancelled(c, t, "cancelled"));
@@ -526,20 +533,21 @@ pub fn execute<S: StateWrite + ?Sized>(
             price,
         } => {
             let tok = token(s, c, t)?.ok_or_else(|| unknown_token(c, t))?;
-            let l = listing(s, c, t)?.ok_or(TxError::NotListed)?;
+            let l = listing(s, c, t)?.ok_or(TxError::from(NftError::NotListed))?;
             if l.seller != tok.owner {
-                return Err(TxError::NotListed);
+                return Err(TxError::from(NftError::NotListed));
             }
             if l.price != *price {
-                return Err(TxError::PriceMismatch {
+                return Err(TxError::from(NftError::PriceMismatch {
                     listed: l.price,
                     expected: *price,
-                });
+                }));
             }
             if *buyer == l.seller {
-                return Err(TxError::SelfPurchase);
+                return Err(TxError::from(NftError::SelfPurchase));
             }
-            let col = collection(s, c)?.ok_or_else(|| TxError::UnknownCollection(c.clone()))?;
+            let col = collection(s, c)?
+                .ok_or_else(|| TxError::from(NftError::UnknownCollection(c.clone())))?;
             let fee = royalty(l.price, col.royalty_bps).ok_or(TxError::Overflow("royalty"))?;
             let rest = l
                 .price

@@ -5,20 +5,152 @@
 //! Not yet here: consensus validator-set updates from stake, jailing and slashing (the consensus set is
 //! still genesis's, see `crate::validators`).
 
+pub mod error;
 pub mod event;
 pub mod msg;
 pub mod params;
+pub mod query;
 pub mod state_key;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use lode_proto::tx::v1::msg::Sum;
+
+pub use error::StakingError;
+pub use msg::StakingMsg;
 
 use crate::{
     address::Address,
-    error::{StoreError, TxError},
+    codec::{address_at, decode, encode, get_u128, put_u128},
+    error::{CodeRange, ModuleError, StoreError, TxError},
     event::Event,
+    module::{BlockCtx, Decoded, Invariant, Module, Side},
     modules::bank,
-    store::{StateRead, StateWrite},
+    params::Params,
+    query::QueryError,
+    store::{StateRead, StateWrite, Store},
 };
+
+/// The staking module.
+#[derive(Debug)]
+pub struct Staking;
+
+impl Module for Staking {
+    const NAME: &'static str = "staking";
+    const CODES: CodeRange = error::CODES;
+    type Msg = StakingMsg;
+
+    fn decode(sum: Sum) -> Decoded<StakingMsg> {
+        match sum {
+            Sum::CreateValidator(m) => Decoded::Mine(m.try_into()),
+            Sum::Delegate(m) => Decoded::Mine(m.try_into()),
+            Sum::Undelegate(m) => Decoded::Mine(m.try_into()),
+            other => Decoded::NotMine(other),
+        }
+    }
+
+    fn encode(m: &StakingMsg) -> Sum {
+        m.into()
+    }
+
+    fn sender(m: &StakingMsg) -> &Address {
+        m.sender()
+    }
+
+    fn gas(m: &StakingMsg, p: &Params) -> Option<u64> {
+        Some(m.gas(p))
+    }
+
+    fn execute<S: StateWrite + ?Sized>(
+        s: &mut S,
+        m: &StakingMsg,
+        ctx: BlockCtx<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
+        msg::execute(s, m, ctx, events)
+    }
+
+    /// Pays out the unbonding entries that complete at this height.
+    fn end_block<S: StateWrite + ?Sized>(
+        s: &mut S,
+        ctx: BlockCtx<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
+        end_block(s, ctx.height, events)
+    }
+
+    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+        query::handle(store, path, data)
+    }
+
+    fn invariants() -> Vec<Invariant> {
+        vec![
+            Invariant {
+                name: "staking/bonded-pool",
+                sides: pool_sides,
+            },
+            Invariant {
+                name: "staking/total-bonded",
+                sides: total_bonded_sides,
+            },
+        ]
+    }
+
+    fn error_examples() -> Vec<TxError> {
+        StakingError::examples()
+            .into_iter()
+            .map(TxError::from)
+            .collect()
+    }
+}
+
+/// The sum of the u128 values under `prefix`.
+fn sum_under(s: &dyn StateRead, prefix: &[u8]) -> Result<u128, StoreError> {
+    let mut sum: u128 = 0;
+    for (k, v) in s.scan_prefix(prefix)? {
+        sum = sum
+            .checked_add(crate::codec::u128_value(&k, &v)?)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(prefix).into_owned(),
+                reason: "sum overflows u128".into(),
+            })?;
+    }
+    Ok(sum)
+}
+
+/// `staking/bonded-pool`: the pool account's balance against every bond and unbonding entry.
+fn pool_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
+    let bonded = sum_under(s, state_key::DELEGATION_PREFIX)?;
+    let unbonding = sum_under(s, state_key::UNBONDING_PREFIX)?;
+    Ok((
+        Side {
+            what: "balance of the bonded_pool account",
+            value: bank::account(s, &bonded_pool())?.balance,
+        },
+        Side {
+            what: "sum of delegations + sum of unbonding entries",
+            value: bonded
+                .checked_add(unbonding)
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: "staking".into(),
+                    reason: "bonds overflow u128".into(),
+                })?,
+        },
+    ))
+}
+
+/// `staking/total-bonded`: the recorded total against the sum of delegations.
+fn total_bonded_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
+    Ok((
+        Side {
+            what: "staking/total_bonded",
+            value: total_bonded(s)?,
+        },
+        Side {
+            what: "sum of delegations",
+            value: sum_under(s, state_key::DELEGATION_PREFIX)?,
+        },
+    ))
+}
 
 /// The module account holding every bonded and unbonding token.
 pub fn bonded_pool() -> Address {
@@ -32,51 +164,6 @@ pub struct Validator {
     pub moniker: String,
     /// Everything bonded to it, self-bond included.
     pub tokens: u128,
-}
-
-pub(crate) fn decode<T: BorshDeserialize>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    T::try_from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
-}
-
-pub(crate) fn encode<T: BorshSerialize>(v: &T) -> Vec<u8> {
-    // Borsh-encoding plain structs into a Vec cannot fail.
-    borsh::to_vec(v).unwrap_or_default()
-}
-
-pub(crate) fn get_u128<S: StateRead + ?Sized>(s: &S, key: &[u8]) -> Result<u128, StoreError> {
-    match s.get(key)? {
-        None => Ok(0),
-        Some(b) => b
-            .as_slice()
-            .try_into()
-            .map(u128::from_le_bytes)
-            .map_err(|_| StoreError::Corrupt {
-                key: String::from_utf8_lossy(key).into_owned(),
-                reason: "not 16 bytes".into(),
-            }),
-    }
-}
-
-/// Writes a u128, deleting the key when it is zero.
-pub(crate) fn put_u128<S: StateWrite + ?Sized>(s: &mut S, key: Vec<u8>, v: u128) {
-    if v == 0 {
-        s.delete(key);
-    } else {
-        s.put(key, v.to_le_bytes().to_vec());
-    }
-}
-
-pub(crate) fn address_at(key: &[u8], at: usize) -> Result<Address, StoreError> {
-    key.get(at..at + 20)
-        .and_then(|b| <[u8; 20]>::try_from(b).ok())
-        .map(Address)
-        .ok_or_else(|| StoreError::Corrupt {
-            key: String::from_utf8_lossy(key).into_owned(),
-            reason: "short key".into(),
-        })
 }
 
 pub fn validator<S: StateRead + ?Sized>(
@@ -133,7 +220,8 @@ pub fn bond<S: StateWrite + ?Sized>(
     val: &Address,
     amount: u128,
 ) -> Result<(), TxError> {
-    let mut v = validator(s, val)?.ok_or_else(|| TxError::UnknownValidator(val.to_string()))?;
+    let mut v =
+        validator(s, val)?.ok_or_else(|| StakingError::UnknownValidator(val.to_string()))?;
     bank::transfer(s, del, &bonded_pool(), amount)?;
     v.tokens = v
         .tokens
@@ -160,11 +248,12 @@ pub fn unbond<S: StateWrite + ?Sized>(
     height: u64,
     unbonding_blocks: u64,
 ) -> Result<u64, TxError> {
-    let mut v = validator(s, val)?.ok_or_else(|| TxError::UnknownValidator(val.to_string()))?;
+    let mut v =
+        validator(s, val)?.ok_or_else(|| StakingError::UnknownValidator(val.to_string()))?;
     let bonded = delegation(s, del, val)?;
     let rest = bonded
         .checked_sub(amount)
-        .ok_or(TxError::InsufficientBond {
+        .ok_or(StakingError::InsufficientBond {
             bonded,
             needed: amount,
         })?;

@@ -2,14 +2,15 @@
 
 use lode_proto::staking::v1 as pb;
 
+use super::StakingError;
 use super::{event, state_key, Validator};
 use crate::{
-    address::Address,
+    address::{check_public_key, parse_address, Address},
+    amount::parse_positive,
     error::TxError,
     event::Event,
-    exec::BlockCtx,
+    module::BlockCtx,
     store::StateWrite,
-    tx::{check_public_key, parse_address, parse_positive},
 };
 
 /// A staking message.
@@ -157,14 +158,15 @@ pub fn execute<S: StateWrite + ?Sized>(
                 });
             }
             if super::validator(s, operator)?.is_some() {
-                return Err(TxError::ValidatorExists(operator.to_string()));
+                return Err(StakingError::ValidatorExists(operator.to_string()).into());
             }
             let ck = state_key::consensus_key(consensus_key);
             if s.get(&ck)?.is_some() {
-                return Err(TxError::ValidatorExists(format!(
+                return Err(StakingError::ValidatorExists(format!(
                     "with consensus key {}",
                     hex::encode(consensus_key)
-                )));
+                ))
+                .into());
             }
             s.put(ck, operator.as_bytes().to_vec());
             super::put_validator(

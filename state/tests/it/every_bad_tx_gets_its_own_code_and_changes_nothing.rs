@@ -86,10 +86,12 @@ fn an_oversized_tx_is_rejected() {
     let to = addr(&chain.keys[1]);
     let memo = "x".repeat(200);
     let msgs: Vec<Msg> = (0..3)
-        .map(|_| Msg::Send {
-            from: addr(&k),
-            to,
-            amount: 1,
+        .map(|_| {
+            Msg::Bank(BankMsg::Send {
+                from: addr(&k),
+                to,
+                amount: 1,
+            })
         })
         .collect();
     let tx = sign_msgs(CHAIN_ID, &k, 0, FEE, &msgs, &memo);
@@ -225,10 +227,10 @@ fn an_amount_that_overflows_u128_is_rejected() {
         &k,
         0,
         FEE,
-        &[Msg::MultiSend {
+        &[Msg::Bank(BankMsg::MultiSend {
             from: addr(&k),
             outputs: outs,
-        }],
+        })],
         "",
     );
     let (code, log) = chain.check(&tx);

@@ -28,11 +28,11 @@ fn doc(chain: &Chain, mk: &MultisigKey, nonce: u64) -> MultisigTx {
         mk,
         nonce,
         MODULE_FEE,
-        &[Msg::Send {
+        &[Msg::Bank(BankMsg::Send {
             from: mk.address(),
             to,
             amount: 500,
-        }],
+        })],
         "team treasury",
         0,
     )

@@ -435,7 +435,7 @@ fn a_lowered_tx_size_limit_applies_to_txs_checked_before_the_change() {
     let mut chain = staked_chain(6, params);
     let outputs = (0..6).map(|i| (chain.addr(i), 1u128)).collect();
     let from = chain.addr(5);
-    let big = chain.sign(5, Msg::MultiSend { from, outputs });
+    let big = chain.sign(5, Msg::Bank(BankMsg::MultiSend { from, outputs }));
     assert!(big.len() > 300, "{} bytes", big.len());
     assert_eq!(chain.check(&big).0, 0, "admitted under the genesis limit");
 

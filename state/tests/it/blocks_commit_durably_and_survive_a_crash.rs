@@ -49,10 +49,10 @@ fn a_multi_send_pays_every_output_or_none() {
         &chain.keys[0],
         0,
         FEE,
-        &[Msg::MultiSend {
+        &[Msg::Bank(BankMsg::MultiSend {
             from,
             outputs: outs,
-        }],
+        })],
         "hi",
     );
     let (r, _) = chain.block(vec![tx]);
@@ -72,10 +72,10 @@ fn a_multi_send_pays_every_output_or_none() {
         &chain.keys[0],
         1,
         FEE,
-        &[Msg::MultiSend {
+        &[Msg::Bank(BankMsg::MultiSend {
             from,
             outputs: outs,
-        }],
+        })],
         "",
     );
     let before_b = chain.account(&addr(&chain.keys[1])).balance;

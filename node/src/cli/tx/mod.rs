@@ -1,0 +1,226 @@
+//! `lode tx …`: build, sign and broadcast transactions of every module, and the offline multisig flow. One
+//! file per module (`bank.rs`, `staking.rs`, `gov.rs`, `nft.rs`) holds its subcommands and builds their
+//! protobuf messages; `multisig.rs` holds the co-signing flow.
+//!
+//! Every command builds its message from flags, checks it with the same conversion the chain uses
+//! (`Msg::try_from`), signs it with the `--from` key at the account's next nonce and broadcasts it over
+//! gRPC. When `--from` names a multisig account, the command instead writes the unsigned tx to `--out`;
+//! co-signers add their signatures with `lode tx multisig sign`, and `lode tx multisig broadcast` sends it
+//! once the threshold is met.
+
+mod bank;
+mod gov;
+mod multisig;
+mod nft;
+mod staking;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use eyre::{ensure, eyre, WrapErr};
+use lode_proto::tx::v1 as txpb;
+use lode_state::tx::{multisig as ms, Msg};
+
+use super::client::{connect, find_signer, report, runtime, Signer, DEFAULT_NODE};
+use super::HomeArg;
+use crate::services::grpc::pb::{
+    self, params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
+    tx_service_client::TxServiceClient,
+};
+
+/// Flags every transaction command shares.
+#[derive(Debug, Args)]
+pub(crate) struct TxOpts {
+    #[command(flatten)]
+    home: HomeArg,
+    /// Signer: a key name in `<home>/keys` (or the default devnet's node0 keys), a key file path, or a
+    /// multisig account in `<home>/keys/multisig` (then `--out` is required).
+    #[arg(long)]
+    from: String,
+    /// Fee in base units. Default: the chain's minimum for this tx (gas × `min_gas_price`).
+    #[arg(long)]
+    fee: Option<u128>,
+    /// Memo carried in the tx body.
+    #[arg(long, default_value = "")]
+    memo: String,
+    /// The node's gRPC URL.
+    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
+    node: String,
+    /// Wait until the tx is committed and print its result.
+    #[arg(long)]
+    wait: bool,
+    /// Multisig accounts only: write the unsigned tx (JSON) to this new file for the co-signers.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum TxCommand {
+    /// Transfer tokens.
+    Send(bank::SendArgs),
+    /// Governance: proposals, deposits, votes.
+    #[command(subcommand)]
+    Gov(gov::GovTx),
+    /// Staking: delegate and undelegate.
+    #[command(subcommand)]
+    Staking(staking::StakingTx),
+    /// NFTs: collections, tokens, approvals and the fixed-price market.
+    #[command(subcommand)]
+    Nft(nft::NftTx),
+    /// Multisig accounts: co-sign an unsigned tx offline, then broadcast it.
+    #[command(subcommand)]
+    Multisig(multisig::MultisigCmd),
+}
+
+/// A command that sends one message: each module's subcommands implement it.
+trait MsgCommand {
+    /// The shared flags (`--from`, `--fee`, ...).
+    fn opts(&self) -> &TxOpts;
+    /// The message, sent from `signer` (a `lode1…` address).
+    fn build(&self, signer: &str) -> eyre::Result<txpb::Msg>;
+}
+
+impl TxCommand {
+    /// The message command, or None for the multisig flow.
+    fn message(&self) -> Option<&dyn MsgCommand> {
+        match self {
+            TxCommand::Send(c) => Some(c),
+            TxCommand::Gov(c) => Some(c),
+            TxCommand::Staking(c) => Some(c),
+            TxCommand::Nft(c) => Some(c),
+            TxCommand::Multisig(_) => None,
+        }
+    }
+}
+
+fn msg(sum: txpb::msg::Sum) -> txpb::Msg {
+    txpb::Msg { sum: Some(sum) }
+}
+
+/// Runs a `lode tx` command.
+pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
+    let command = match cmd {
+        TxCommand::Multisig(m) => return multisig::run(m),
+        other => other
+            .message()
+            .ok_or_else(|| eyre!("not a message command"))?,
+    };
+    let opts = command.opts();
+    let signer = find_signer(&opts.from, &opts.home.home)?;
+    let pb_msg = command.build(signer.address())?;
+    let domain = Msg::try_from(pb_msg).map_err(|e| eyre!("invalid message: {e}"))?;
+    runtime()?.block_on(async {
+        let channel = connect(&opts.node).await?;
+        let mut q = QueryServiceClient::new(channel.clone());
+        let status = q.status(pb::StatusRequest {}).await?.into_inner();
+        let acct = q
+            .account(pb::AccountRequest {
+                address: signer.address().to_owned(),
+            })
+            .await?
+            .into_inner();
+        let chain = status.chain_id.as_str();
+        let params = match opts.fee {
+            Some(_) => None,
+            None => Some(chain_params(channel.clone()).await?),
+        };
+        let msgs = [domain];
+        match &signer {
+            Signer::Key(key) => {
+                ensure!(opts.out.is_none(), "--out is for multisig accounts only");
+                let signing = key.signing_key()?;
+                let sign = |fee| {
+                    lode_state::tx::sign_msgs(chain, &signing, acct.nonce, fee, &msgs, &opts.memo)
+                };
+                let fee = fee_for(opts.fee, params.as_ref(), chain, |f| Ok(sign(f)))?;
+                broadcast(channel, sign(fee), opts.wait).await
+            }
+            Signer::Multisig(m) => {
+                let out = opts.out.as_ref().ok_or_else(|| {
+                    eyre!(
+                        "{} is a multisig account: give --out FILE for the unsigned tx",
+                        m.name
+                    )
+                })?;
+                let key = m.key()?;
+                let unsigned =
+                    |fee| ms::unsigned_doc(chain, &key, acct.nonce, fee, &msgs, &opts.memo, 0);
+                // Size the fee for the largest tx the co-signers can produce: every slot signed.
+                let fee = fee_for(opts.fee, params.as_ref(), chain, |f| {
+                    let mut doc = unsigned(f);
+                    doc.signatures = vec![hex::encode([0u8; 64]); key.keys.len()];
+                    ms::assemble(&doc).map_err(|e| eyre!("cannot size the fee: {e}"))
+                })?;
+                let doc = unsigned(fee);
+                crate::keys::write_new_json(out, &doc, 0o644, "unsigned tx file")?;
+                println!(
+                    "unsigned tx for {} (nonce {}) written to {}; needs {} of {} signatures",
+                    m.address,
+                    acct.nonce,
+                    out.display(),
+                    m.threshold,
+                    m.public_keys.len()
+                );
+                Ok(())
+            }
+        }
+    })
+}
+
+/// The chain's parameters, from the node.
+async fn chain_params(channel: tonic::transport::Channel) -> eyre::Result<lode_state::Params> {
+    let r = ParamsServiceClient::new(channel)
+        .params(lode_proto::query::v1::ParamsRequest {
+            module: String::new(),
+        })
+        .await?
+        .into_inner();
+    serde_json::from_str(&r.json).wrap_err("the node's parameters do not parse")
+}
+
+/// `--fee`, or the minimum fee of the tx `build` makes: its gas (per message plus per byte) × the min gas
+/// price. Sized with a 20-digit placeholder fee, so the real (shorter) tx never needs more.
+fn fee_for(
+    given: Option<u128>,
+    params: Option<&lode_state::Params>,
+    chain_id: &str,
+    build: impl Fn(u128) -> eyre::Result<Vec<u8>>,
+) -> eyre::Result<u128> {
+    if let Some(fee) = given {
+        return Ok(fee);
+    }
+    let params = params.ok_or_else(|| eyre!("no chain parameters to size the fee"))?;
+    let raw = build(u128::from(u64::MAX))?;
+    let tx = lode_state::tx::Tx::check_stateless(&raw, chain_id, params)
+        .map_err(|e| eyre!("invalid tx: {e}"))?;
+    let (_, min) = tx
+        .min_fee(params)
+        .map_err(|e| eyre!("cannot size the fee: {e}"))?;
+    Ok(min)
+}
+
+/// Broadcasts an encoded tx and prints its hash and results.
+pub(super) async fn broadcast(
+    channel: tonic::transport::Channel,
+    tx: Vec<u8>,
+    wait: bool,
+) -> eyre::Result<()> {
+    let mut t = TxServiceClient::new(channel);
+    if wait {
+        let r = t
+            .broadcast_and_wait(pb::BroadcastAndWaitRequest { tx, timeout_ms: 0 })
+            .await?
+            .into_inner();
+        println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
+        report("check", r.check.as_ref())?;
+        if let Some(res) = r.result.as_ref() {
+            println!("committed at height {}", r.height);
+            report("result", Some(res))?;
+        }
+    } else {
+        let r = t.broadcast(pb::BroadcastRequest { tx }).await?.into_inner();
+        println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
+        report("check", r.check.as_ref())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The tx checker: stateless checks and signature verification of raw txs, with the caches that make each
+//! tx decoded once and each signature verified once per node, whichever door the tx comes through
+//! (CheckTx, recheck, PrepareProposal, ProcessProposal, FinalizeBlock).
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use bytes::Bytes;
+use rayon::prelude::*;
+
+use super::{tx_hash, verify_signatures, Tx};
+use crate::{error::TxError, modules::ante, params::Params};
+
+/// Decodes, checks and verifies txs, remembering what it already did. Cheap to share: `&self` methods,
+/// internally locked.
+#[derive(Debug, Default)]
+pub struct TxChecker {
+    sig_cache: Mutex<SigCache>,
+    decoded: Mutex<DecodedCache>,
+}
+
+/// What [`TxChecker::check_pipelined`] calls with each checked chunk, on its helper thread.
+pub type ChunkHook<'a> = dyn Fn(&[Result<Arc<Tx>, TxError>]) + Sync + 'a;
+
+/// The state keys a chunk of txs will read first: each signer's account and what each message's module
+/// asks to read ahead (a transfer's recipients).
+pub fn accounts_read(checked: &[Result<Arc<Tx>, TxError>]) -> Vec<Vec<u8>> {
+    let mut keys = Vec::with_capacity(checked.len() * 2);
+    for tx in checked.iter().flatten() {
+        keys.push(ante::account_key(&tx.auth.signer));
+        for m in &tx.body.msgs {
+            m.prefetch(&mut keys);
+        }
+    }
+    keys
+}
+
+/// Txs per chunk when FinalizeBlock pipelines signature checks with execution: small enough that
+/// execution starts early, large enough for efficient batch verification.
+pub fn pipeline_chunk(txs: usize) -> usize {
+    txs.div_ceil(8).clamp(128, 1024)
+}
+
+/// How many verified tx hashes the signature cache remembers.
+const SIG_CACHE_CAP: usize = 200_000;
+/// Decoded txs kept per generation of [`DecodedCache`] (two generations are kept).
+const DECODED_CACHE_GEN: usize = 16_384;
+
+/// Hashes of txs whose signatures already verified on this node, so each signature is checked once.
+#[derive(Debug, Default)]
+struct SigCache {
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl SigCache {
+    fn contains(&self, h: &[u8; 32]) -> bool {
+        self.set.contains(h)
+    }
+
+    fn insert(&mut self, h: [u8; 32]) {
+        if self.set.insert(h) {
+            self.order.push_back(h);
+            while self.order.len() > SIG_CACHE_CAP {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Whether [`TxChecker::check_many`] keeps what it decodes in the [`DecodedCache`]: yes where the same txs
+/// come back (CheckTx, proposals), no in FinalizeBlock, after which they are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remember {
+    Yes,
+    No,
+}
+
+/// Txs this node already decoded, by hash of their bytes, so that a tx met by CheckTx, recheck,
+/// PrepareProposal, ProcessProposal and FinalizeBlock is decoded (and its addresses parsed) once. Only
+/// successful decodes are kept. It memoises a pure function of the bytes, the chain id and the parameters,
+/// and is emptied when a Commit changes the parameters, so it cannot change a verdict. Two generations: when
+/// the current one is full it becomes the previous one and the older is dropped.
+#[derive(Debug, Default)]
+struct DecodedCache {
+    current: HashMap<[u8; 32], Arc<Tx>>,
+    previous: HashMap<[u8; 32], Arc<Tx>>,
+}
+
+impl DecodedCache {
+    fn get(&self, h: &[u8; 32]) -> Option<Arc<Tx>> {
+        self.current
+            .get(h)
+            .or_else(|| self.previous.get(h))
+            .cloned()
+    }
+
+    fn insert(&mut self, tx: Arc<Tx>) {
+        if self.current.len() >= DECODED_CACHE_GEN {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(tx.hash, tx);
+    }
+
+    fn clear(&mut self) {
+        self.current.clear();
+        self.previous.clear();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The caches only memoise pure functions, so a guard poisoned by a panic elsewhere is still valid.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TxChecker {
+    /// Forgets every decoded tx (decoding depends on the parameters: call this when they change).
+    pub fn parameters_changed(&self) {
+        lock(&self.decoded).clear();
+    }
+
+    /// Decodes and checks a tx statelessly (or finds it decoded already), then verifies its signature unless
+    /// already verified here.
+    pub fn check_one(
+        &self,
+        raw: &[u8],
+        chain_id: &str,
+        params: &Params,
+    ) -> Result<Arc<Tx>, TxError> {
+        let hash = tx_hash(raw);
+        let known = lock(&self.decoded).get(&hash);
+        let tx = match known {
+            Some(tx) => tx,
+            None => {
+                let tx = Arc::new(Tx::check_stateless_hashed(raw, hash, chain_id, params)?);
+                lock(&self.decoded).insert(tx.clone());
+                tx
+            }
+        };
+        if !lock(&self.sig_cache).contains(&tx.hash) {
+            if !verify_signatures(&[&tx])[0] {
+                return Err(TxError::BadSignature);
+            }
+            lock(&self.sig_cache).insert(tx.hash);
+        }
+        Ok(tx)
+    }
+
+    /// Stateless checks and signature verification of many txs, in parallel.
+    pub fn check_many(
+        &self,
+        txs: &[Bytes],
+        chain_id: &str,
+        params: &Params,
+        remember: Remember,
+    ) -> Vec<Result<Arc<Tx>, TxError>> {
+        let hashes: Vec<[u8; 32]> = txs.iter().map(|raw| tx_hash(raw)).collect();
+        let known: Vec<Option<Arc<Tx>>> = {
+            let cache = lock(&self.decoded);
+            hashes.iter().map(|h| cache.get(h)).collect()
+        };
+        let mut checked: Vec<Result<Arc<Tx>, TxError>> = txs
+            .par_iter()
+            .zip(hashes)
+            .zip(known)
+            .map(|((raw, hash), known)| match known {
+                Some(tx) => Ok(tx),
+                None => Tx::check_stateless_hashed(raw, hash, chain_id, params).map(Arc::new),
+            })
+            .collect();
+        if remember == Remember::Yes {
+            let mut cache = lock(&self.decoded);
+            for tx in checked.iter().flatten() {
+                if Arc::strong_count(tx) == 1 {
+                    // Decoded just now (a cached one is also held by the cache).
+                    cache.insert(tx.clone());
+                }
+            }
+        }
+        let to_verify: Vec<(usize, &Arc<Tx>)> = {
+            let cache = lock(&self.sig_cache);
+            checked
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    r.as_ref()
+                        .ok()
+                        .filter(|t| !cache.contains(&t.hash))
+                        .map(|t| (i, t))
+                })
+                .collect()
+        };
+        let refs: Vec<&Tx> = to_verify.iter().map(|(_, t)| t.as_ref()).collect();
+        let verdicts = verify_signatures(&refs);
+        let mut bad = Vec::new();
+        {
+            let mut cache = lock(&self.sig_cache);
+            for ((i, t), ok) in to_verify.iter().zip(verdicts) {
+                if ok {
+                    cache.insert(t.hash);
+                } else {
+                    bad.push(*i);
+                }
+            }
+        }
+        for i in bad {
+            checked[i] = Err(TxError::BadSignature);
+        }
+        checked
+    }
+
+    /// [`Self::check_many`] in chunks of `chunk` txs on a helper thread, handing each tx's verdict to `each`
+    /// in block order as soon as its chunk is checked, so that signature verification of later txs overlaps
+    /// the execution of earlier ones. Verdicts do not depend on the chunking: a batch that fails is re-checked
+    /// one signature at a time. Stops at the first error `each` returns. `ahead` sees each checked chunk on
+    /// a second helper thread before it is handed over (FinalizeBlock fetches the chunk's accounts there), so
+    /// that it overlaps the checks of the next chunk instead of delaying them.
+    pub fn check_pipelined<E>(
+        &self,
+        txs: &[Bytes],
+        chain_id: &str,
+        params: &Params,
+        chunk: usize,
+        ahead: &ChunkHook<'_>,
+        mut each: impl FnMut(Result<Arc<Tx>, TxError>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if txs.len() <= chunk {
+            for r in self.check_many(txs, chain_id, params, Remember::No) {
+                each(r)?;
+            }
+            return Ok(());
+        }
+        std::thread::scope(|s| {
+            // Two chunks in flight per stage: enough to keep the verifier busy while one is executed.
+            let (send_checked, recv_checked) = std::sync::mpsc::sync_channel(2);
+            let (send, recv) = std::sync::mpsc::sync_channel(2);
+            s.spawn(move || {
+                for part in txs.chunks(chunk.max(1)) {
+                    let checked = self.check_many(part, chain_id, params, Remember::No);
+                    // A closed channel means the consumer stopped on an error.
+                    if send_checked.send(checked).is_err() {
+                        break;
+                    }
+                }
+            });
+            s.spawn(move || {
+                for checked in recv_checked {
+                    ahead(&checked);
+                    if send.send(checked).is_err() {
+                        break;
+                    }
+                }
+            });
+            for checked in recv {
+                for r in checked {
+                    each(r)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
