@@ -84,8 +84,14 @@ pub struct AbciNode {
 impl AbciNode {
     /// Starts `lode abci` on `home` listening on a free loopback port and waits for its address line.
     pub fn start(home: &Path) -> Self {
+        Self::start_with(home, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `lode abci --home HOME ARGS…` and waits for its address line.
+    pub fn start_with(home: &Path, args: &[&str]) -> Self {
         let mut child = lode()
-            .args(["abci", "--home", path_str(home), "--listen", "127.0.0.1:0"])
+            .args(["abci", "--home", path_str(home)])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
