@@ -101,7 +101,12 @@ pub struct ApiGuards {
     inflight: Arc<Semaphore>,
     waiting: Arc<Semaphore>,
     streams: Arc<Semaphore>,
+    admission: Arc<Semaphore>,
 }
+
+/// Client admissions (CheckTx batches) run at once. Admissions take the mempool's lock one tx at a time, so
+/// more in parallel add no throughput, only contention with consensus's reap and commit.
+const ADMISSION_PARALLELISM: usize = 2;
 
 impl ApiGuards {
     /// Fresh counters for `limits`.
@@ -111,6 +116,7 @@ impl ApiGuards {
             inflight: Arc::new(Semaphore::new(limits.max_inflight_requests)),
             waiting: Arc::new(Semaphore::new(limits.max_waiting)),
             streams: Arc::new(Semaphore::new(limits.max_broadcast_streams)),
+            admission: Arc::new(Semaphore::new(ADMISSION_PARALLELISM)),
         })
     }
 
@@ -128,6 +134,11 @@ impl ApiGuards {
     /// batch: it stops reading its client meanwhile, which is the backpressure).
     pub(crate) async fn request_or_wait(&self) -> Option<OwnedSemaphorePermit> {
         self.inflight.clone().acquire_owned().await.ok()
+    }
+
+    /// One of the few admission slots (waits for it).
+    pub(crate) async fn admission(&self) -> Option<OwnedSemaphorePermit> {
+        self.admission.clone().acquire_owned().await.ok()
     }
 
     fn waiter(&self) -> Result<OwnedSemaphorePermit, Status> {
@@ -286,9 +297,11 @@ impl NodeApi {
     /// Admits a tx; a CheckTx failure is a normal response with its code, other failures are statuses.
     async fn broadcast(&self, tx: Bytes) -> Result<(pb::TxResult, bool), Status> {
         let mempool = self.mempool.clone();
+        let admission = self.guards.admission().await;
         let res = tokio::task::spawn_blocking(move || mempool.add_local(tx))
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
+        drop(admission);
         match res {
             Ok(r) => Ok((check_result(&r), true)),
             Err(AddError::Rejected(r)) => Ok((check_result(&r), false)),

@@ -14,7 +14,9 @@
 //! mempool's order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
+
+use parking_lot::{FairMutex, FairMutexGuard};
 
 use bytes::Bytes;
 use lode_state::LodeApp;
@@ -212,7 +214,9 @@ impl Inner {
 pub struct Mempool {
     app: LodeApp,
     limits: MempoolLimits,
-    inner: Mutex<Inner>,
+    /// FIFO-fair: under a flood of admissions, consensus's reap and commit wait their turn behind the
+    /// admissions already queued, never behind every admission that arrives meanwhile.
+    inner: FairMutex<Inner>,
     gossip: Mutex<Option<mpsc::Sender<Bytes>>>,
 }
 
@@ -227,7 +231,7 @@ impl Mempool {
         Self {
             app,
             limits,
-            inner: Mutex::new(Inner::default()),
+            inner: FairMutex::new(Inner::default()),
             gossip: Mutex::new(None),
         }
     }
@@ -238,9 +242,8 @@ impl Mempool {
         *self.gossip.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The inner maps are updated only after every fallible step, so a poisoned guard is consistent.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> FairMutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     /// (txs, bytes) held.

@@ -200,8 +200,9 @@ async fn admit(
     let Some(slot) = api.guards.request_or_wait().await else {
         return Err(Gone);
     };
+    let admission = api.guards.admission().await;
     let results = tokio::task::spawn_blocking(move || mempool.add_local_batch(txs)).await;
-    drop(slot);
+    drop((admission, slot));
     let results = match results {
         Ok(r) => r,
         Err(e) => {
@@ -285,4 +286,35 @@ async fn report_block(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_takes_no_events_for_the_stall_timeout_is_given_up() {
+        let (tx, rx) = mpsc::channel(1);
+        let mut out = Out {
+            tx,
+            stall: Duration::from_millis(200),
+        };
+        let ev = || event(1, &[0; 32], Event::Expired(pb::StreamExpired {}));
+        // Nobody reads: the queue fills, and the first send that finds no room gives up after the timeout.
+        let mut queued = 0;
+        let given_up = loop {
+            let started = Instant::now();
+            if out.send(ev()).await.is_err() {
+                break started.elapsed();
+            }
+            queued += 1;
+            assert!(queued < 10, "the queue never filled");
+        };
+        assert!(queued >= 1, "no event was queued at all");
+        assert!(
+            given_up >= Duration::from_millis(200) && given_up < Duration::from_secs(5),
+            "{given_up:?}"
+        );
+        drop(rx);
+    }
 }
