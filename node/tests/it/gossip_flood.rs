@@ -206,7 +206,7 @@ async fn a_flooding_gossip_peer_is_not_relayed_and_does_not_hold_up_an_honest_pe
     while Instant::now() < flood_until {
         for _ in 0..256 {
             salt += 1;
-            let j = if salt % 16 == 0 {
+            let j = if salt.is_multiple_of(16) {
                 Bytes::from(vec![0xAB; 64 + (salt % 100) as usize])
             } else {
                 forged(salt)

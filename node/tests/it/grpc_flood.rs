@@ -110,13 +110,8 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
     let flood_start = SystemTime::now();
     let mut flood = tokio::task::JoinSet::new();
     for c in 0..CLIENTS {
-        let (url, stop, served, key, to) = (
-            url.clone(),
-            stop.clone(),
-            served.clone(),
-            key.clone(),
-            to.clone(),
-        );
+        let (url, stop, served, key, to) =
+            (url.clone(), stop.clone(), served.clone(), key.clone(), to);
         let address = dev0.address.clone();
         flood.spawn(async move {
             let Some(ch) = channel(&url).await else {
@@ -156,7 +151,7 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
         });
     }
     for s in 0..STALLED_STREAMS {
-        let (url, stop, key, to) = (url.clone(), stop.clone(), key.clone(), to.clone());
+        let (url, stop, key, to) = (url.clone(), stop.clone(), key.clone(), to);
         flood.spawn(async move {
             let Some(ch) = channel(&url).await else {
                 return;
