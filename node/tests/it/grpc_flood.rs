@@ -28,7 +28,7 @@ const CLIENTS: usize = 64;
 /// Clients that open a `BroadcastStream`, push junk and never read an event.
 const STALLED_STREAMS: usize = 24;
 /// Longest gap allowed between two blocks during the flood (idle blocks come every ~150-300 ms).
-const MAX_GAP: Duration = Duration::from_millis(2_500);
+const MAX_GAP: Duration = Duration::from_millis(3_000);
 /// Transfers a wallet sends through the flood.
 const TRANSFERS: u64 = 4;
 const FEE: u128 = 10_000;
