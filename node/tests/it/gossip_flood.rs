@@ -22,7 +22,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::four_validators_commit_a_transfer::{balance, status};
-use crate::support::{init_home, lode, path_str};
+use crate::support::{init_home, lode, path_str, KillOnDrop};
 
 fn multiaddr(a: SocketAddr) -> Multiaddr {
     let mut m = Multiaddr::from(a.ip());
@@ -130,14 +130,16 @@ async fn a_flooding_gossip_peer_is_not_relayed_and_does_not_hold_up_an_honest_pe
     config.save(&path).expect("save config");
     let log_path = home.join("node.log");
     let log = std::fs::File::create(&log_path).expect("log");
-    let mut node = lode()
-        .env("RUST_LOG", "info")
-        .args(["start", "--home", path_str(&home)])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn lode start");
+    let mut node = KillOnDrop(
+        lode()
+            .env("RUST_LOG", "info")
+            .args(["start", "--home", path_str(&home)])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn lode start"),
+    );
     let url = format!("http://{}", at(2));
     let deadline = Instant::now() + Duration::from_secs(60);
     while status(&url).await.is_none_or(|s| s.latest_height < 1) {
@@ -258,10 +260,9 @@ async fn a_flooding_gossip_peer_is_not_relayed_and_does_not_hold_up_an_honest_pe
         "the node relayed junk it had not validated"
     );
     assert!(
-        node.try_wait().expect("wait").is_none(),
+        node.0.try_wait().expect("wait").is_none(),
         "the node exited under the flood"
     );
     assert_eq!(balance(&url, &recipient).await.as_deref(), Some("120"));
-    let _ = node.kill();
-    let _ = node.wait();
+    drop(node);
 }

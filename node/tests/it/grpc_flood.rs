@@ -19,7 +19,7 @@ use lode_tests::ports::PortBlock;
 use tonic::transport::Channel;
 
 use crate::four_validators_commit_a_transfer::{balance, status};
-use crate::support::{init_home, lode, path_str};
+use crate::support::{init_home, lode, path_str, KillOnDrop};
 
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_secs(12);
@@ -82,13 +82,15 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
     config.save(&path).expect("save config");
     let log_path = home.join("node.log");
     let log = std::fs::File::create(&log_path).expect("log");
-    let mut node = lode()
-        .args(["start", "--home", path_str(&home)])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn lode start");
+    let mut node = KillOnDrop(
+        lode()
+            .args(["start", "--home", path_str(&home)])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn lode start"),
+    );
     let url = format!("http://{}", at(2));
     let deadline = Instant::now() + Duration::from_secs(60);
     while status(&url).await.is_none_or(|s| s.latest_height < 2) {
@@ -230,7 +232,7 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
     .await;
     assert!(drained.is_ok(), "flood clients did not stop");
     assert!(
-        node.try_wait().expect("wait").is_none(),
+        node.0.try_wait().expect("wait").is_none(),
         "the node exited under the flood"
     );
     let last = status(&url)
@@ -250,8 +252,7 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
             .and_then(|b| b.parse::<u128>().ok()),
         Some(dev_before - want - FEE * u128::from(TRANSFERS))
     );
-    let _ = node.kill();
-    let _ = node.wait();
+    drop(node);
 
     // Block times, from the decided headers (BFT time, the proposer's clock).
     let app = LodeApp::open(&home.join("data")).expect("open db");
@@ -308,7 +309,7 @@ fn tokio_stream_from<T: Send + 'static>(
 /// the gRPC URL and the temp dir.
 async fn start_node(
     edit: impl FnOnce(&mut Config),
-) -> (std::process::Child, String, tempfile::TempDir, PortBlock) {
+) -> (KillOnDrop, String, tempfile::TempDir, PortBlock) {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
     init_home(&home);
@@ -324,13 +325,15 @@ async fn start_node(
     edit(&mut config);
     config.save(&path).expect("save config");
     let log = std::fs::File::create(home.join("node.log")).expect("log");
-    let node = lode()
-        .args(["start", "--home", path_str(&home)])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn lode start");
+    let node = KillOnDrop(
+        lode()
+            .args(["start", "--home", path_str(&home)])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn lode start"),
+    );
     let url = format!("http://{}", at(2));
     let deadline = Instant::now() + Duration::from_secs(60);
     while status(&url).await.is_none_or(|s| s.latest_height < 1) {
@@ -418,7 +421,6 @@ async fn broadcast_streams_are_bounded_and_clients_that_stop_reading_hold_no_mor
             }
         }
     }
-    assert!(node.try_wait().expect("wait").is_none(), "node exited");
-    let _ = node.kill();
-    let _ = node.wait();
+    assert!(node.0.try_wait().expect("wait").is_none(), "node exited");
+    drop(node);
 }
