@@ -71,10 +71,10 @@ impl Out {
 /// The client went away (or stopped reading): stop.
 struct Gone;
 
-/// Starts serving one stream. `slot` (one of the open-stream slots) is held by the response until the
-/// transport drops it: a client that stops reading keeps its slot, so what such clients pin (each its queued
-/// events and its HTTP/2 window) is bounded by the number of slots, and the task that serves it stops after
-/// the stall timeout, freeing the txs it waited on.
+/// Starts serving one stream. `slot` (one of the open-stream slots) is held by the task that serves it: a
+/// client that stops reading loses its stream after the stall timeout, and with it the slot and the txs the
+/// stream waited on. What such a client still pins is its queued events ([`EVENT_BUFFER`]) and its HTTP/2
+/// window, per stream, with streams bounded per connection and connections bounded.
 pub(crate) fn serve(
     api: NodeApi,
     inbound: Streaming<pb::BroadcastStreamRequest>,
@@ -86,12 +86,10 @@ pub(crate) fn serve(
         stall: api.guards.limits.stream_stall_timeout,
     };
     tokio::spawn(async move {
+        let _slot = slot;
         let _ = run(api, inbound, out).await;
     });
-    Box::pin(events.map(move |event| {
-        let _held = &slot;
-        event
-    }))
+    Box::pin(events)
 }
 
 fn event(id: u64, hash: &[u8; 32], e: Event) -> Result<pb::BroadcastStreamEvent, Status> {
