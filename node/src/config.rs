@@ -60,14 +60,48 @@ pub struct P2pConfig {
     pub gossip_listen: SocketAddr,
     /// Gossip swarm addresses of the peers to keep connected.
     pub gossip_peers: Vec<SocketAddr>,
+    /// Most inbound gossip connections at once (established and being set up); more are refused.
+    pub gossip_max_peers: u32,
 }
 
-/// gRPC settings.
+/// gRPC settings: the address and the bounds on what clients can hold (see `services::grpc::ApiLimits`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcConfig {
     /// Address to serve `lode.node.v1` on.
     pub listen: SocketAddr,
+    /// Most client connections at once; one more is accepted and closed at once.
+    pub max_connections: usize,
+    /// Most HTTP/2 streams (calls) one connection may have open at once.
+    pub max_concurrent_streams_per_connection: u32,
+    /// Most requests served at once; past it a request fails at once with RESOURCE_EXHAUSTED.
+    pub max_inflight_requests: usize,
+    /// Most `BroadcastAndWait` calls waiting for their commit at once; past it RESOURCE_EXHAUSTED.
+    pub max_waiting: usize,
+    /// Longest wait a client may ask for (`BroadcastAndWait`, `BroadcastStream` txs); longer asks are capped.
+    pub max_wait_ms: u64,
+    /// Most open `BroadcastStream`s; past it opening one fails with RESOURCE_EXHAUSTED.
+    pub max_broadcast_streams: usize,
+    /// Most admitted txs one `BroadcastStream` waits on; past it its txs are refused until some commit.
+    pub max_stream_pending: usize,
+    /// A `BroadcastStream` whose client reads no event for this long (while events wait for it) is closed.
+    pub stream_stall_timeout_ms: u64,
+}
+
+impl GrpcConfig {
+    /// The API's limits.
+    pub fn limits(&self) -> crate::services::grpc::ApiLimits {
+        crate::services::grpc::ApiLimits {
+            max_connections: self.max_connections,
+            max_concurrent_streams_per_connection: self.max_concurrent_streams_per_connection,
+            max_inflight_requests: self.max_inflight_requests,
+            max_waiting: self.max_waiting,
+            max_wait: std::time::Duration::from_millis(self.max_wait_ms),
+            max_broadcast_streams: self.max_broadcast_streams,
+            max_stream_pending: self.max_stream_pending,
+            stream_stall_timeout: std::time::Duration::from_millis(self.stream_stall_timeout_ms),
+        }
+    }
 }
 
 /// Mempool limits.
@@ -80,6 +114,9 @@ pub struct MempoolConfig {
     pub max_bytes: u64,
     /// Largest single tx.
     pub max_tx_bytes: usize,
+    /// Most pending txs of one sender; beyond it its broadcasts fail with RESOURCE_EXHAUSTED. When the pool is
+    /// full, a tx paying more per byte evicts the cheapest other sender's last pending tx.
+    pub max_txs_per_sender: usize,
 }
 
 /// Consensus settings (milliseconds).
@@ -112,14 +149,24 @@ impl Default for P2pConfig {
             persistent_peers: Vec::new(),
             gossip_listen: SocketAddr::from(([127, 0, 0, 1], 26657)),
             gossip_peers: Vec::new(),
+            gossip_max_peers: 64,
         }
     }
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
+        let l = crate::services::grpc::ApiLimits::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            max_connections: l.max_connections,
+            max_concurrent_streams_per_connection: l.max_concurrent_streams_per_connection,
+            max_inflight_requests: l.max_inflight_requests,
+            max_waiting: l.max_waiting,
+            max_wait_ms: l.max_wait.as_millis() as u64,
+            max_broadcast_streams: l.max_broadcast_streams,
+            max_stream_pending: l.max_stream_pending,
+            stream_stall_timeout_ms: l.stream_stall_timeout.as_millis() as u64,
         }
     }
 }
@@ -130,6 +177,7 @@ impl Default for MempoolConfig {
             max_txs: 10_000,
             max_bytes: 64 * 1024 * 1024,
             max_tx_bytes: 1024 * 1024,
+            max_txs_per_sender: 512,
         }
     }
 }
@@ -157,7 +205,8 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// ABCI socket server settings.
+/// ABCI socket server settings. The socket is the application's unauthenticated admin interface: `lode abci`
+/// refuses a non-loopback `listen` unless given `--allow-remote`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AbciConfig {
@@ -165,6 +214,8 @@ pub struct AbciConfig {
     pub listen: SocketAddr,
     /// Largest accepted request frame in bytes; a longer frame closes its connection.
     pub max_frame_bytes: usize,
+    /// Most connections served at once (CometBFT opens four); one more is closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -195,6 +246,7 @@ impl Default for AbciConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 26658)),
             max_frame_bytes: 64 * 1024 * 1024,
+            max_connections: 16,
         }
     }
 }
@@ -241,6 +293,12 @@ mod tests {
         let c = Config::from_toml("[app]\ncheck_invariants = true\n").expect("parse");
         assert!(c.app.options().check_invariants);
         assert!(Config::from_toml("[app]\ncheck_invariant = true\n").is_err());
+    }
+
+    #[test]
+    fn the_grpc_limits_default_to_the_apis_and_convert_back() {
+        let c = GrpcConfig::default();
+        assert_eq!(c.limits(), crate::services::grpc::ApiLimits::default());
     }
 
     #[test]

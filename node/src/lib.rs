@@ -6,7 +6,7 @@
 
 pub mod cli;
 pub mod config;
-pub mod devnet;
 pub mod home;
 pub mod keys;
 pub mod services;
+pub mod testnet;

@@ -1,4 +1,5 @@
-//! `lode abci`: serve the application over the ABCI socket until SIGINT or SIGTERM.
+//! `lode abci`: serve the application over the ABCI socket until SIGINT or SIGTERM. The socket is the
+//! application's unauthenticated admin interface: only loopback addresses unless `--allow-remote`.
 
 use std::{io::Write, net::SocketAddr};
 
@@ -8,7 +9,7 @@ use lode_state::LodeApp;
 use tracing::info;
 
 use super::HomeArg;
-use crate::services::abci::AbciServer;
+use crate::services::abci_socket::{check_listen_address, AbciLimits, AbciServer};
 
 #[derive(Debug, Args)]
 pub(super) struct AbciArgs {
@@ -17,11 +18,17 @@ pub(super) struct AbciArgs {
     /// Address to listen on (port 0 picks a free one); default from config.toml's `[abci] listen`.
     #[arg(long, env = "LODE_ABCI_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Serve on a non-loopback address. The ABCI socket is unauthenticated: whoever connects can run
+    /// InitChain, FinalizeBlock and Commit. Only for a CometBFT node on another host, behind a firewall or
+    /// on a private network.
+    #[arg(long, env = "LODE_ABCI_ALLOW_REMOTE")]
+    allow_remote: bool,
 }
 
 pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> {
     let (home, config) = args.home.load_and_init_tracing(log_level)?;
     let listen = args.listen.unwrap_or(config.abci.listen);
+    check_listen_address(listen, args.allow_remote)?;
 
     let data = home.data_dir();
     let app = LodeApp::open_with(&data, config.app.options())
@@ -31,7 +38,11 @@ pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> 
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let server = AbciServer::bind(listen, app, config.abci.max_frame_bytes)
+        let limits = AbciLimits {
+            max_frame_bytes: config.abci.max_frame_bytes,
+            max_connections: config.abci.max_connections,
+        };
+        let server = AbciServer::bind(listen, app, limits)
             .await
             .wrap_err_with(|| format!("cannot listen on {listen}"))?;
         let local = server.local_addr()?;

@@ -8,7 +8,6 @@ use lode_proto::{gov::v1 as govpb, nft::v1 as nftpb, query::v1 as qpb, staking::
 use tonic::transport::Channel;
 
 use crate::{
-    devnet,
     keys::{KeyFile, MultisigFile},
     services::grpc::pb::{
         self, gov_query_service_client::GovQueryServiceClient,
@@ -16,6 +15,7 @@ use crate::{
         params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
         staking_query_service_client::StakingQueryServiceClient,
     },
+    testnet,
 };
 
 /// Default node URL: node 0 of `lode devnet`, or a `lode init` home.
@@ -60,7 +60,7 @@ pub(super) fn find_signer(from: &str, home: &Path) -> eyre::Result<Signer> {
     }
     for dir in [
         home.join("keys"),
-        devnet::node_home(&devnet::default_dir(), 0).join("keys"),
+        testnet::node_home(&testnet::default_dir(), 0).join("keys"),
     ] {
         let p = dir.join(format!("{from}.json"));
         if p.is_file() {

@@ -1,7 +1,9 @@
 //! The `lode` command line: one module per command group.
 
 mod abci;
+mod bench;
 mod client;
+mod devnet;
 mod init;
 mod keys;
 mod start;
@@ -41,7 +43,7 @@ enum Command {
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
     /// Start a local N-validator devnet (one OS process per validator) with funded dev accounts.
-    Devnet(testnet::DevnetArgs),
+    Devnet(devnet::DevnetArgs),
     /// Build, sign and broadcast transactions.
     #[command(subcommand)]
     Tx(Box<tx::TxCommand>),
@@ -49,7 +51,7 @@ enum Command {
     #[command(subcommand)]
     Query(client::QueryCommand),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
-    Bench(testnet::BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// `--home`, shared by every command.
@@ -106,7 +108,7 @@ pub fn run() -> eyre::Result<()> {
         }
         Command::Devnet(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
-            testnet::devnet(&args)
+            devnet::run(&args)
         }
         Command::Tx(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
@@ -118,7 +120,7 @@ pub fn run() -> eyre::Result<()> {
         }
         Command::Bench(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
-            testnet::bench(&args)
+            bench::run(&args)
         }
     }
 }

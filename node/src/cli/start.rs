@@ -1,5 +1,10 @@
 //! `lode start`: run a full validator node: Malachite consensus driving the application in-process, the
 //! mempool and its gossip swarm, and the gRPC API, until SIGINT or SIGTERM.
+//!
+//! Consensus runs on a runtime of its own; the gRPC API and the gossip swarm (the doors clients and peers
+//! push load through) run on a second one whose threads, blocking pool included, run at a lower CPU priority
+//! (nice +10). However busy clients keep those threads, the consensus actors are scheduled first, so RPC
+//! load cannot delay a height.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -17,10 +22,10 @@ use crate::{
     home::{NODE_KEY, VALIDATOR_KEY},
     keys::KeyFile,
     services::{
-        app::AppAbci,
         block_store::RocksBlockStore,
         gossip::{self, GossipConfig},
-        grpc::{self, NodeApi},
+        grpc::{self, ApiGuards, NodeApi},
+        in_process::AppAbci,
         mempool::{Mempool, MempoolLimits},
     },
 };
@@ -73,32 +78,44 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     let data = home.data_dir();
     let app = LodeApp::open_with(&data, config.app.options())
         .wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let consensus_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("consensus")
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let mempool = Arc::new(Mempool::new(
-            app.clone(),
-            MempoolLimits {
-                max_txs: config.mempool.max_txs,
-                max_bytes: config.mempool.max_bytes,
-                max_tx_bytes: config.mempool.max_tx_bytes,
-            },
-        ));
-        let blocks = RocksBlockStore::new(app.clone());
-        let handle = lode_consensus::run(
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("services")
+        .max_blocking_threads(SERVICE_BLOCKING_THREADS)
+        .on_thread_start(lower_thread_priority)
+        .enable_all()
+        .build()?;
+    let mempool = Arc::new(Mempool::new(
+        app.clone(),
+        MempoolLimits {
+            max_txs: config.mempool.max_txs,
+            max_bytes: config.mempool.max_bytes,
+            max_tx_bytes: config.mempool.max_tx_bytes,
+            max_txs_per_sender: config.mempool.max_txs_per_sender,
+        },
+    ));
+    let blocks = RocksBlockStore::new(app.clone());
+    // Spawned from inside the consensus runtime, every consensus task lives there.
+    let handle = consensus_runtime
+        .block_on(lode_consensus::run(
             consensus_config,
             Arc::new(AppAbci::new(app.clone(), mempool.clone())),
             Arc::new(blocks.clone()),
             mempool.clone(),
-        )
-        .await
+        ))
         .wrap_err("cannot start consensus")?;
+    let decided = handle.decided();
+    let finished = || handle.is_finished();
+    let served = runtime.block_on(async move {
         let peers = gossip::spawn(
             GossipConfig {
                 listen: config.p2p.gossip_listen,
                 peers: config.p2p.gossip_peers.clone(),
                 max_message_bytes: config.mempool.max_tx_bytes + 1024,
+                max_peers: config.p2p.gossip_max_peers,
             },
             node_key.signing_key()?.to_bytes(),
             mempool.clone(),
@@ -113,11 +130,12 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             app: app.clone(),
             mempool,
             blocks,
-            decided: handle.decided(),
+            decided,
             peers,
             chain_id: genesis.chain_id.clone(),
             moniker: config.moniker.clone(),
             results_cache: Default::default(),
+            guards: ApiGuards::new(config.grpc.limits()),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(grpc::serve(api, listener, async move {
@@ -133,7 +151,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         let watchdog = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if handle.is_finished() {
+                if finished() {
                     break;
                 }
             }
@@ -152,11 +170,39 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             Ok(Err(e)) => error!(error = %e, "grpc server task failed"),
             _ => {}
         }
-        handle.shutdown().await;
-        ensure!(!failed, "consensus stopped; see the log above");
-        eyre::Ok(())
-    })?;
+        eyre::Ok(failed)
+    });
+    consensus_runtime.block_on(handle.shutdown());
     runtime.shutdown_timeout(Duration::from_secs(5));
+    consensus_runtime.shutdown_timeout(Duration::from_secs(5));
+    ensure!(!served?, "consensus stopped; see the log above");
     info!("lode start exited cleanly");
     Ok(())
+}
+
+/// Blocking threads of the services runtime (CheckTx of clients' and peers' txs, store reads for queries):
+/// enough for the API's in-flight bound to be served in parallel, few enough that they cannot crowd the
+/// machine's cores.
+const SERVICE_BLOCKING_THREADS: usize = 64;
+
+/// Niceness of the services runtime's threads: CFS gives a nice-10 thread about a tenth of the CPU share of a
+/// nice-0 (consensus) thread when both want to run.
+const SERVICE_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`SERVICE_NICE`]. Best effort: a failure is logged once per
+/// thread and the thread runs at normal priority.
+fn lower_thread_priority() {
+    // On Linux `setpriority(PRIO_PROCESS, tid, …)` applies to the one thread `tid`.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    {
+        // SAFETY: gettid takes no arguments and cannot fail; setpriority only reads its integer arguments.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, SERVICE_NICE)
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a service thread's priority");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Mempool gossip: a libp2p gossipsub swarm (the libp2p version Malachite uses) on its own port and topic.
 //! Txs admitted locally are published in batches (`lode.node.v1.TxBatch`: everything queued when the swarm
 //! gets to publish, up to the message size limit); txs received from peers go through CheckTx like any
-//! other, and malformed batches or invalid txs are dropped and logged.
+//! other, and malformed batches or invalid txs are dropped and logged. Nothing received is relayed before
+//! CheckTx admitted it (see [`spawn`]), and inbound connections are capped (`[p2p] gossip_max_peers`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub struct GossipConfig {
     pub peers: Vec<SocketAddr>,
     /// Largest message accepted (a tx's maximum size plus framing).
     pub max_message_bytes: usize,
+    /// Most inbound connections (established, and being set up) at once; more are refused.
+    pub max_peers: u32,
 }
 
 /// Bytes a `TxBatch` adds around its txs, at most (field tags and length prefixes are under 16 bytes per
@@ -88,7 +91,111 @@ pub struct Gossip {
     pub outbox: mpsc::Sender<Bytes>,
 }
 
+/// The gossip swarm's behaviour: gossipsub behind connection limits.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+}
+
+/// Batches from one peer waiting for (or in) CheckTx at once; more from that peer are dropped unrelayed
+/// until one is done. One flooding peer thus holds at most this many batches ahead of another peer's.
+pub const PENDING_BATCHES_PER_PEER: usize = 4;
+/// Batches from all peers waiting for CheckTx; beyond it new ones are dropped unrelayed.
+pub const CHECK_QUEUE: usize = 64;
+
+/// A received batch waiting for CheckTx.
+struct Job {
+    id: gossipsub::MessageId,
+    peer: PeerId,
+    txs: Vec<Bytes>,
+}
+
+/// What CheckTx made of a batch: whether gossipsub relays it as it came, and the txs to publish ourselves
+/// (those admitted, when the batch also held txs that were not).
+struct Verdict {
+    id: gossipsub::MessageId,
+    peer: PeerId,
+    acceptance: gossipsub::MessageAcceptance,
+    republish: Vec<Bytes>,
+}
+
+/// Judges a batch by its txs' admission: relayed as is only if every tx was admitted; a batch holding an
+/// invalid tx is rejected (gossipsub's verdict for a misbehaving sender), any other is ignored; the admitted
+/// txs of a batch that is not relayed are published anew.
+fn judge(
+    txs: Vec<Bytes>,
+    results: &[Result<(), AddError>],
+) -> (gossipsub::MessageAcceptance, Vec<Bytes>) {
+    if results.iter().all(Result::is_ok) {
+        return (gossipsub::MessageAcceptance::Accept, Vec::new());
+    }
+    let invalid = results
+        .iter()
+        .any(|r| matches!(r, Err(AddError::Rejected(_) | AddError::TooLarge(_))));
+    let admitted = txs
+        .into_iter()
+        .zip(results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(t, _)| t)
+        .collect();
+    let acceptance = if invalid {
+        gossipsub::MessageAcceptance::Reject
+    } else {
+        gossipsub::MessageAcceptance::Ignore
+    };
+    (acceptance, admitted)
+}
+
+/// Runs CheckTx on queued batches, one at a time, off the swarm's task.
+async fn check_batches(
+    mempool: Arc<Mempool>,
+    mut jobs: mpsc::Receiver<Job>,
+    verdicts: mpsc::Sender<Verdict>,
+) {
+    while let Some(Job { id, peer, txs }) = jobs.recv().await {
+        let pool = mempool.clone();
+        let batch = txs.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            pool.add_batch(batch)
+                .into_iter()
+                .map(|r| r.map(|_| ()))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let (acceptance, republish) = match results {
+            Ok(results) => {
+                for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                    if !matches!(e, AddError::Duplicate) {
+                        debug!(%peer, error = %e, "dropped gossiped tx");
+                    }
+                }
+                judge(txs, &results)
+            }
+            // A panic in CheckTx would be a bug; the swarm keeps running either way.
+            Err(e) => {
+                warn!(error = %e, "gossip CheckTx task failed");
+                (gossipsub::MessageAcceptance::Ignore, Vec::new())
+            }
+        };
+        let verdict = Verdict {
+            id,
+            peer,
+            acceptance,
+            republish,
+        };
+        if verdicts.send(verdict).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Starts the swarm on the current tokio runtime.
+///
+/// Received batches are not relayed until CheckTx has judged them (gossipsub's validation mode): the swarm's
+/// task only decodes a batch and queues it, bounded per peer ([`PENDING_BATCHES_PER_PEER`]) and overall
+/// ([`CHECK_QUEUE`]); a second task runs CheckTx and reports the verdict. So a peer's junk neither reaches
+/// other peers through this node nor holds up the swarm or another peer's batches.
 pub fn spawn(
     config: GossipConfig,
     node_key_seed: [u8; 32],
@@ -96,6 +203,7 @@ pub fn spawn(
 ) -> eyre::Result<Gossip> {
     let keypair = Keypair::ed25519_from_bytes(node_key_seed)?;
     let max = config.max_message_bytes;
+    let max_peers = config.max_peers;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -107,19 +215,26 @@ pub fn spawn(
             let cfg = gossipsub::ConfigBuilder::default()
                 .heartbeat_interval(Duration::from_millis(500))
                 .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
                 .max_transmit_size(max)
                 .build()?;
-            let b = gossipsub::Behaviour::new(
+            let gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 cfg,
             )?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(b)
+            let limits = libp2p::connection_limits::Behaviour::new(
+                libp2p::connection_limits::ConnectionLimits::default()
+                    .with_max_established_incoming(Some(max_peers))
+                    .with_max_pending_incoming(Some(max_peers))
+                    .with_max_established_per_peer(Some(2)),
+            );
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour { limits, gossipsub })
         })
         .map_err(|e| eyre::eyre!("gossip behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
     let topic = gossipsub::IdentTopic::new(TX_TOPIC);
-    swarm.behaviour_mut().subscribe(&topic)?;
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
     swarm.listen_on(multiaddr(config.listen))?;
 
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUTBOX_LEN);
@@ -127,9 +242,14 @@ pub fn spawn(
     let peers: PeerList = Arc::new(RwLock::new(Vec::new()));
     let peers_out = peers.clone();
     let wanted: Vec<Multiaddr> = config.peers.iter().map(|a| multiaddr(*a)).collect();
+    let (job_tx, job_rx) = mpsc::channel::<Job>(CHECK_QUEUE);
+    let (verdict_tx, mut verdict_rx) = mpsc::channel::<Verdict>(CHECK_QUEUE);
+    tokio::spawn(check_batches(mempool, job_rx, verdict_tx));
+    let republish = out_tx.clone();
 
     tokio::spawn(async move {
         let mut connected_addrs: HashMap<PeerId, Multiaddr> = HashMap::new();
+        let mut pending: HashMap<PeerId, usize> = HashMap::new();
         let mut redial = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
@@ -148,36 +268,54 @@ pub fn spawn(
                     while let Some(first) = next.take() {
                         let (batch, rest) =
                             next_batch(first, &mut out_rx, max.saturating_sub(BATCH_OVERHEAD));
-                        if let Err(e) = swarm.behaviour_mut().publish(topic.clone(), batch) {
+                        if let Err(e) = swarm.behaviour_mut().gossipsub.publish(topic.clone(), batch) {
                             debug!(error = %e, "gossip publish failed");
                         }
                         next = rest;
                     }
                 }
+                Some(v) = verdict_rx.recv() => {
+                    if let Some(n) = pending.get_mut(&v.peer) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            pending.remove(&v.peer);
+                        }
+                    }
+                    swarm.behaviour_mut().gossipsub.report_message_validation_result(&v.id, &v.peer, v.acceptance);
+                    for tx in v.republish {
+                        if republish.try_send(tx).is_err() {
+                            warn!("gossip queue full; tx kept but not gossiped");
+                        }
+                    }
+                }
                 event = swarm.select_next_some() => match event {
-                    SwarmEvent::Behaviour(gossipsub::Event::Message { propagation_source, message, .. }) => {
-                        let Ok(batch) = TxBatch::decode(message.data.as_slice()) else {
-                            warn!(peer = %propagation_source, bytes = message.data.len(), "dropped malformed gossip message");
-                            continue;
-                        };
-                        let mempool = mempool.clone();
-                        let res = tokio::task::spawn_blocking(move || {
-                            mempool
-                                .add_batch(batch.txs.into_iter().map(Bytes::from).collect())
-                                .into_iter()
-                                .filter_map(Result::err)
-                                .filter(|e| !matches!(e, AddError::Duplicate))
-                                .collect::<Vec<_>>()
-                        })
-                        .await;
-                        match res {
-                            Ok(errors) => {
-                                for e in errors {
-                                    debug!(peer = %propagation_source, error = %e, "dropped gossiped tx");
-                                }
+                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                        let g = &mut swarm.behaviour_mut().gossipsub;
+                        let batch = match TxBatch::decode(message.data.as_slice()) {
+                            Ok(b) if b.txs.len() <= MAX_BATCH_TXS => b,
+                            _ => {
+                                warn!(peer = %propagation_source, bytes = message.data.len(), "dropped malformed gossip message");
+                                g.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Reject);
+                                continue;
                             }
-                            // A panic in CheckTx would be a bug; the swarm keeps running either way.
-                            Err(e) => warn!(error = %e, "gossip CheckTx task failed"),
+                        };
+                        let queued = pending.get(&propagation_source).copied().unwrap_or(0);
+                        if queued >= PENDING_BATCHES_PER_PEER {
+                            debug!(peer = %propagation_source, "peer has too many batches waiting for CheckTx; dropped one unrelayed");
+                            g.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
+                            continue;
+                        }
+                        let job = Job {
+                            id: message_id.clone(),
+                            peer: propagation_source,
+                            txs: batch.txs.into_iter().map(Bytes::from).collect(),
+                        };
+                        match job_tx.try_send(job) {
+                            Ok(()) => *pending.entry(propagation_source).or_default() += 1,
+                            Err(_) => {
+                                debug!(peer = %propagation_source, "CheckTx queue full; dropped a batch unrelayed");
+                                g.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
+                            }
                         }
                     }
                     SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
@@ -204,7 +342,7 @@ pub fn spawn(
     })
 }
 
-fn update_peers(peers: &PeerList, swarm: &libp2p::Swarm<gossipsub::Behaviour>) {
+fn update_peers(peers: &PeerList, swarm: &libp2p::Swarm<Behaviour>) {
     let list: Vec<String> = swarm.connected_peers().map(|p| p.to_string()).collect();
     *peers.write().unwrap_or_else(|e| e.into_inner()) = list;
 }
@@ -245,6 +383,32 @@ mod tests {
         assert!(none.is_none());
         let batch = TxBatch::decode(batch.as_slice()).expect("decodes");
         assert_eq!(batch.txs.iter().map(Vec::len).collect::<Vec<_>>(), [10]);
+    }
+
+    #[test]
+    fn only_a_wholly_admitted_batch_is_relayed_and_the_admitted_txs_of_others_are_published_anew() {
+        use gossipsub::MessageAcceptance as A;
+        let txs = |n: u8| (0..n).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>();
+        let rejected = || Err(AddError::Rejected(Box::default()));
+        let (a, again) = judge(txs(2), &[Ok(()), Ok(())]);
+        assert!(matches!(a, A::Accept) && again.is_empty());
+        // An invalid tx: the batch is rejected (not relayed), the valid one goes out on its own.
+        let (a, again) = judge(txs(3), &[Ok(()), rejected(), Err(AddError::TooLarge(9))]);
+        assert!(matches!(a, A::Reject), "{a:?}");
+        assert_eq!(again, txs(1));
+        // Nothing invalid but not all new (already pending, or no room): ignored, the new ones re-published.
+        let (a, again) = judge(
+            txs(3),
+            &[
+                Err(AddError::Duplicate),
+                Ok(()),
+                Err(AddError::Full { txs: 1, bytes: 1 }),
+            ],
+        );
+        assert!(matches!(a, A::Ignore), "{a:?}");
+        assert_eq!(again, vec![Bytes::from(vec![1u8])]);
+        let (a, again) = judge(txs(1), &[Err(AddError::Duplicate)]);
+        assert!(matches!(a, A::Ignore) && again.is_empty());
     }
 
     #[test]

@@ -1,6 +1,15 @@
 //! The gRPC API (`lode.node.v1`): `TxService`, `QueryService` and the module query services
 //! (`GovQueryService`, `NftQueryService`, `StakingQueryService`, `ParamsService`, each RPC one ABCI query
 //! path), with server reflection and health.
+//!
+//! Every client is hostile, so every resource a client can hold has a bound ([`ApiLimits`], `[grpc]` in
+//! `config.toml`): connections (one past the limit is accepted and closed at once), HTTP/2 streams per
+//! connection, requests being served at once (past it: `RESOURCE_EXHAUSTED`, "node busy"), `BroadcastAndWait`
+//! calls waiting for a commit, open `BroadcastStream`s, and the time a client may ask to wait (longer asks are
+//! capped). Reads of the store (accounts, status, a block's results) run on blocking threads, never on the
+//! async workers and never under a lock shared by every request. `lode start` runs consensus on its own
+//! runtime, and this API on another whose threads run at a lower CPU priority, so RPC load cannot delay a
+//! height.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +22,7 @@ use prost::Message;
 use tendermint_proto::v0_38::abci::{
     ExecTxResult, RequestInfo, RequestQuery, ResponseCheckTx, ResponseFinalizeBlock,
 };
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -42,8 +51,124 @@ use pb::{
     tx_service_server::{TxService, TxServiceServer},
 };
 
-/// How long `BroadcastAndWait` waits when the request names no timeout.
+/// How long `BroadcastAndWait` waits when the request names no timeout (capped by
+/// [`ApiLimits::max_wait`]).
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// The API's bounds; `[grpc]` in `config.toml` sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Most client connections at once; one more is accepted and closed at once.
+    pub max_connections: usize,
+    /// Most HTTP/2 streams (calls) one connection may have open at once.
+    pub max_concurrent_streams_per_connection: u32,
+    /// Most requests being served at once (queries, broadcasts, the CheckTx of a `BroadcastAndWait`); past
+    /// it a request fails at once with `RESOURCE_EXHAUSTED`.
+    pub max_inflight_requests: usize,
+    /// Most `BroadcastAndWait` calls waiting for a commit at once; past it `RESOURCE_EXHAUSTED`.
+    pub max_waiting: usize,
+    /// Longest wait a client may ask for (`BroadcastAndWait`, a `BroadcastStream` tx); longer asks are capped.
+    pub max_wait: Duration,
+    /// Most `BroadcastStream`s open at once; past it opening one fails with `RESOURCE_EXHAUSTED`.
+    pub max_broadcast_streams: usize,
+    /// Most admitted txs one `BroadcastStream` waits on; past it its txs are refused until some commit.
+    pub max_stream_pending: usize,
+    /// A `BroadcastStream` whose client reads no event for this long, while events are queued for it, is
+    /// closed, and what it held is freed.
+    pub stream_stall_timeout: Duration,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_concurrent_streams_per_connection: 128,
+            max_inflight_requests: 256,
+            max_waiting: 16_384,
+            max_wait: Duration::from_secs(60),
+            max_broadcast_streams: 256,
+            max_stream_pending: 4096,
+            stream_stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The counters behind [`ApiLimits`], shared by every clone of [`NodeApi`].
+#[derive(Debug)]
+pub struct ApiGuards {
+    /// The limits.
+    pub limits: ApiLimits,
+    inflight: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
+    admission: Arc<Semaphore>,
+}
+
+/// Client admissions (CheckTx batches) run at once. Admissions take the mempool's lock one tx at a time, so
+/// more in parallel add no throughput, only contention with consensus's reap and commit.
+const ADMISSION_PARALLELISM: usize = 2;
+
+impl ApiGuards {
+    /// Fresh counters for `limits`.
+    pub fn new(limits: ApiLimits) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            inflight: Arc::new(Semaphore::new(limits.max_inflight_requests)),
+            waiting: Arc::new(Semaphore::new(limits.max_waiting)),
+            streams: Arc::new(Semaphore::new(limits.max_broadcast_streams)),
+            admission: Arc::new(Semaphore::new(ADMISSION_PARALLELISM)),
+        })
+    }
+
+    /// A slot for one request being served, or `RESOURCE_EXHAUSTED`.
+    pub(crate) fn request(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.inflight.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "node busy: {} requests in flight; retry later",
+                self.limits.max_inflight_requests
+            ))
+        })
+    }
+
+    /// A slot for one request being served, waiting for one to free up (a `BroadcastStream` admitting a
+    /// batch: it stops reading its client meanwhile, which is the backpressure).
+    pub(crate) async fn request_or_wait(&self) -> Option<OwnedSemaphorePermit> {
+        self.inflight.clone().acquire_owned().await.ok()
+    }
+
+    /// One of the few admission slots (waits for it).
+    pub(crate) async fn admission(&self) -> Option<OwnedSemaphorePermit> {
+        self.admission.clone().acquire_owned().await.ok()
+    }
+
+    fn waiter(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.waiting.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "node busy: {} BroadcastAndWait calls already waiting; retry later",
+                self.limits.max_waiting
+            ))
+        })
+    }
+
+    /// A slot for one open `BroadcastStream`, held until the stream ends.
+    pub(crate) fn stream(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} BroadcastStreams already open; retry later",
+                self.limits.max_broadcast_streams
+            ))
+        })
+    }
+
+    /// How long to wait for a request naming `timeout_ms` (0: the default), capped at the limit.
+    pub fn wait_for(&self, timeout_ms: u32) -> Duration {
+        let asked = match timeout_ms {
+            0 => DEFAULT_WAIT,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        asked.min(self.limits.max_wait)
+    }
+}
 
 /// A committed block as waiters see it: its txs' hashes and its results, in block order.
 #[derive(Debug)]
@@ -81,6 +206,8 @@ pub struct NodeApi {
     pub moniker: String,
     /// The last blocks waiters looked at, decoded once for all of them.
     pub results_cache: ResultsCache,
+    /// The API's bounds and their counters.
+    pub guards: Arc<ApiGuards>,
 }
 
 /// The API's `TxResult` from an ABCI result type; CheckTx's and FinalizeBlock's share these fields.
@@ -112,7 +239,9 @@ tx_result_from!(
 
 pub(crate) fn add_error_status(e: AddError) -> Status {
     match e {
-        AddError::Full { .. } => Status::resource_exhausted(e.to_string()),
+        AddError::Full { .. } | AddError::SenderLimit(_) => {
+            Status::resource_exhausted(e.to_string())
+        }
         AddError::Duplicate => Status::already_exists(e.to_string()),
         AddError::TooLarge(_) => Status::invalid_argument(e.to_string()),
         AddError::Rejected(_) => Status::invalid_argument(e.to_string()),
@@ -144,6 +273,7 @@ impl NodeApi {
         Req: Message,
         Resp: Message + Default,
     {
+        let _slot = self.guards.request()?;
         let app = self.app.clone();
         let data = Bytes::from(request.into_inner().encode_to_vec());
         let resp = tokio::task::spawn_blocking(move || {
@@ -167,9 +297,11 @@ impl NodeApi {
     /// Admits a tx; a CheckTx failure is a normal response with its code, other failures are statuses.
     async fn broadcast(&self, tx: Bytes) -> Result<(pb::TxResult, bool), Status> {
         let mempool = self.mempool.clone();
+        let admission = self.guards.admission().await;
         let res = tokio::task::spawn_blocking(move || mempool.add_local(tx))
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
+        drop(admission);
         match res {
             Ok(r) => Ok((check_result(&r), true)),
             Err(AddError::Rejected(r)) => Ok((check_result(&r), false)),
@@ -179,10 +311,14 @@ impl NodeApi {
 
     /// A committed block's tx hashes and results. Every waiter of a block asks for the same few, so the
     /// last [`OUTCOME_CACHE`] are kept decoded.
+    /// Blocking (a store read): call it on a blocking thread. The cache's lock is held only to look up and to
+    /// insert, never across the read and decode, so one slow read does not hold every other reader up.
     pub(crate) fn block_outcome(&self, height: u64) -> Result<Arc<BlockOutcome>, Status> {
-        let mut cache = self.results_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(o) = cache.iter().find(|o| o.height == height) {
-            return Ok(o.clone());
+        let cached = |cache: &std::collections::VecDeque<Arc<BlockOutcome>>| {
+            cache.iter().find(|o| o.height == height).cloned()
+        };
+        if let Some(o) = cached(&self.results_cache.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(o);
         }
         let block = self
             .app
@@ -197,6 +333,11 @@ impl NodeApi {
             hashes: block.txs.iter().map(|t| tx_hash(t)).collect(),
             results,
         });
+        let mut cache = self.results_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = cached(&cache) {
+            // Another reader decoded it meanwhile: keep one copy.
+            return Ok(o);
+        }
         if cache.len() >= OUTCOME_CACHE {
             cache.pop_front();
         }
@@ -204,7 +345,18 @@ impl NodeApi {
         Ok(outcome)
     }
 
-    /// The committed result of a tx, if it is committed.
+    /// [`Self::committed_result`] on a blocking thread.
+    pub(crate) async fn committed_result_blocking(
+        &self,
+        hash: [u8; 32],
+    ) -> Result<Option<(u64, pb::TxResult)>, Status> {
+        let api = self.clone();
+        tokio::task::spawn_blocking(move || api.committed_result(&hash))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+    }
+
+    /// The committed result of a tx, if it is committed. Blocking (store reads).
     pub(crate) fn committed_result(
         &self,
         hash: &[u8; 32],
@@ -251,9 +403,11 @@ impl TxService for NodeApi {
         &self,
         request: Request<tonic::Streaming<pb::BroadcastStreamRequest>>,
     ) -> Result<Response<Self::BroadcastStreamStream>, Status> {
+        let slot = self.guards.stream()?;
         Ok(Response::new(super::stream::serve(
             self.clone(),
             request.into_inner(),
+            slot,
         )))
     }
 
@@ -262,6 +416,7 @@ impl TxService for NodeApi {
         &self,
         request: Request<pb::BroadcastRequest>,
     ) -> Result<Response<pb::BroadcastResponse>, Status> {
+        let _slot = self.guards.request()?;
         let tx = Bytes::from(request.into_inner().tx);
         let hash = tx_hash(&tx);
         let (check, _) = NodeApi::broadcast(self, tx).await?;
@@ -277,17 +432,15 @@ impl TxService for NodeApi {
         request: Request<pb::BroadcastAndWaitRequest>,
     ) -> Result<Response<pb::BroadcastAndWaitResponse>, Status> {
         let req = request.into_inner();
-        let wait = match req.timeout_ms {
-            0 => DEFAULT_WAIT,
-            ms => Duration::from_millis(u64::from(ms)),
-        };
+        let wait = self.guards.wait_for(req.timeout_ms);
         let tx = Bytes::from(req.tx);
         let hash = tx_hash(&tx);
         let mut decided = self.decided.clone();
         decided.mark_changed();
+        let slot = self.guards.request()?;
         // Idempotent: a tx committed already (e.g. broadcast earlier, then waited for) answers at once, and
         // its CheckTx, which would now fail on the used nonce, is not run.
-        if let Some(done) = self.committed_result(&hash)? {
+        if let Some(done) = self.committed_result_blocking(hash).await? {
             return Ok(waited(&hash, None, Some(done)));
         }
         let (check, ok) = match NodeApi::broadcast(self, tx).await {
@@ -298,13 +451,16 @@ impl TxService for NodeApi {
         };
         if !ok {
             // Committed between the lookup above and CheckTx: report the commit, not the nonce error.
-            let done = self.committed_result(&hash)?;
+            let done = self.committed_result_blocking(hash).await?;
             let check = if done.is_some() { None } else { Some(check) };
             return Ok(waited(&hash, check, done));
         }
+        // Waiting holds a waiter's slot, not a request's: waits are long and cheap, requests short and costly.
+        let _waiting = self.guards.waiter()?;
+        drop(slot);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(done) = self.committed_result(&hash)? {
+            if let Some(done) = self.committed_result_blocking(hash).await? {
                 return Ok(waited(&hash, Some(check), Some(done)));
             }
             match tokio::time::timeout_at(deadline, decided.changed()).await {
@@ -329,13 +485,19 @@ impl QueryService for NodeApi {
         &self,
         request: Request<pb::AccountRequest>,
     ) -> Result<Response<pb::AccountResponse>, Status> {
+        let _slot = self.guards.request()?;
         let address = request.into_inner().address;
-        let resp = self.app.query(RequestQuery {
-            data: Bytes::from(address.into_bytes()),
-            path: "/account".into(),
-            height: 0,
-            prove: false,
-        });
+        let app = self.app.clone();
+        let resp = tokio::task::spawn_blocking(move || {
+            app.query(RequestQuery {
+                data: Bytes::from(address.into_bytes()),
+                path: "/account".into(),
+                height: 0,
+                prove: false,
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
         if resp.code != 0 {
             return Err(query_status(resp.code, &resp.log));
         }
@@ -354,11 +516,17 @@ impl QueryService for NodeApi {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let info = self.app.info(RequestInfo::default());
+        let _slot = self.guards.request()?;
+        let (app, blocks) = (self.app.clone(), self.blocks.clone());
+        let (info, validators) = tokio::task::spawn_blocking(move || {
+            let info = app.info(RequestInfo::default());
+            let height = u64::try_from(info.last_block_height).unwrap_or(0);
+            (info, blocks.get_validators(Height(height + 1)))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
         let height = u64::try_from(info.last_block_height).unwrap_or(0);
-        let validators = self
-            .blocks
-            .get_validators(Height(height + 1))
+        let validators = validators
             .ok()
             .flatten()
             .map(|hv| {
@@ -449,8 +617,10 @@ pub async fn serve(
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
     }
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let limits = api.guards.limits;
+    let incoming = limited_incoming(listener, limits.max_connections);
     tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams_per_connection)
         .add_service(health)
         .add_service(reflection)
         .add_service(TxServiceServer::new(api.clone()))
@@ -462,6 +632,85 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// A client connection holding one of the server's connection slots until it closes.
+#[derive(Debug)]
+pub struct LimitedConnection {
+    io: tokio::net::TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for LimitedConnection {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for LimitedConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for LimitedConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Accepted connections, at most `max` open at once: one past the limit is closed as soon as it is accepted
+/// (the client fails fast instead of waiting in the backlog). Accept errors (a peer that reset, no file
+/// descriptors left) are logged and retried after a short pause.
+fn limited_incoming(
+    listener: tokio::net::TcpListener,
+    max: usize,
+) -> impl futures::Stream<Item = Result<LimitedConnection, std::io::Error>> {
+    let slots = Arc::new(Semaphore::new(max));
+    futures::stream::unfold((listener, slots), move |(listener, slots)| async move {
+        loop {
+            match listener.accept().await {
+                Ok((io, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, limit = max, "grpc connection limit reached; closing the new connection");
+                        drop(io);
+                        continue;
+                    };
+                    let _ = io.set_nodelay(true);
+                    let conn = LimitedConnection { io, _slot: slot };
+                    return Some((Ok(conn), (listener, slots)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "grpc accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
 }
 
 /// Binds the gRPC listener (port 0 picks a free port).
@@ -492,6 +741,50 @@ mod tests {
     }
 
     #[test]
+    fn a_clients_wait_is_capped_and_zero_means_the_default() {
+        let g = ApiGuards::new(ApiLimits::default());
+        assert_eq!(g.wait_for(0), DEFAULT_WAIT);
+        assert_eq!(g.wait_for(1_500), Duration::from_millis(1_500));
+        // 49 days asked, the cap given.
+        assert_eq!(g.wait_for(u32::MAX), ApiLimits::default().max_wait);
+        let tight = ApiGuards::new(ApiLimits {
+            max_wait: Duration::from_secs(5),
+            ..ApiLimits::default()
+        });
+        assert_eq!(tight.wait_for(0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn requests_waiters_and_streams_past_their_limits_are_refused_until_one_ends() {
+        let g = ApiGuards::new(ApiLimits {
+            max_inflight_requests: 2,
+            max_waiting: 1,
+            max_broadcast_streams: 1,
+            ..ApiLimits::default()
+        });
+        let held = [g.request().expect("1"), g.request().expect("2")];
+        let busy = g.request().expect_err("a third request");
+        assert_eq!(busy.code(), tonic::Code::ResourceExhausted);
+        assert!(busy.message().contains("node busy"), "{busy:?}");
+        drop(held);
+        drop(g.request().expect("a slot came back"));
+        let w = g.waiter().expect("a waiter");
+        assert_eq!(
+            g.waiter().map(drop).map_err(|s| s.code()),
+            Err(tonic::Code::ResourceExhausted)
+        );
+        drop(w);
+        drop(g.waiter().expect("the waiter slot came back"));
+        let s = g.stream().expect("a stream");
+        assert_eq!(
+            g.stream().map(drop).map_err(|s| s.code()),
+            Err(tonic::Code::ResourceExhausted)
+        );
+        drop(s);
+        drop(g.stream().expect("the stream slot came back"));
+    }
+
+    #[test]
     fn mempool_errors_map_to_stable_grpc_codes() {
         let full = add_error_status(AddError::Full { txs: 1, bytes: 2 });
         assert_eq!(full.code(), tonic::Code::ResourceExhausted);
@@ -503,6 +796,10 @@ mod tests {
         assert_eq!(
             add_error_status(AddError::TooLarge(9)).code(),
             tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            add_error_status(AddError::SenderLimit(9)).code(),
+            tonic::Code::ResourceExhausted
         );
     }
 }

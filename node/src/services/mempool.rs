@@ -1,13 +1,22 @@
 //! The mempool: transactions admitted by CheckTx, waiting to be proposed.
 //!
-//! Bounded by count and total bytes ([`MempoolLimits`]); a full mempool rejects new txs with
-//! [`AddError::Full`] (gRPC `RESOURCE_EXHAUSTED`, "mempool full"). Txs are deduplicated by SHA-256 hash, reaped
-//! in arrival order, and after each commit the committed ones are dropped and the rest rechecked (CheckTx type
-//! Recheck) against the new state; those now invalid are evicted. Every admission and the recheck run under one
-//! lock, so the application's CheckTx view always matches the mempool's order.
+//! Bounded by count and total bytes ([`MempoolLimits`]), and per sender: one account holds at most
+//! `max_txs_per_sender` pending txs ([`AddError::SenderLimit`]), so one funded account cannot fill the pool.
+//! When the pool is full, a tx paying a higher fee per byte than the cheapest pending tx of another sender
+//! takes its place: the cheapest sender's *last* pending tx (its highest nonce, so no gap opens in its nonce
+//! chain) is evicted once the newcomer has passed CheckTx. A tx that cannot outbid anyone is refused with
+//! [`AddError::Full`] (gRPC `RESOURCE_EXHAUSTED`, "mempool full"). The application's CheckTx view keeps an
+//! evicted tx's nonce as used until the next commit, so its sender resends it after the next block.
+//!
+//! Txs are deduplicated by SHA-256 hash, reaped in arrival order, and after each commit the committed ones are
+//! dropped and the rest rechecked (CheckTx type Recheck) against the new state; those now invalid are evicted.
+//! Every admission and the recheck run under one lock, so the application's CheckTx view always matches the
+//! mempool's order.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use parking_lot::{FairMutex, FairMutexGuard};
 
 use bytes::Bytes;
 use lode_state::LodeApp;
@@ -25,6 +34,8 @@ pub struct MempoolLimits {
     pub max_bytes: u64,
     /// Largest single tx accepted.
     pub max_tx_bytes: usize,
+    /// Most pending txs of one sender (signer key or multisig key set).
+    pub max_txs_per_sender: usize,
 }
 
 /// Why a tx was not added.
@@ -44,30 +55,157 @@ pub enum AddError {
     /// The tx alone is larger than the limit.
     #[error("tx of {0} bytes exceeds the mempool's per-tx limit")]
     TooLarge(usize),
+    /// Its sender already has as many pending txs as one sender may.
+    #[error("sender already has {0} pending txs, the most one sender may have")]
+    SenderLimit(usize),
     /// CheckTx rejected it (the response carries the code and log).
     #[error("CheckTx rejected the tx (code {}): {}", .0.code, .0.log)]
     Rejected(Box<ResponseCheckTx>),
 }
 
+/// Who pays for a tx: SHA-256 of its signer's public key (or of its multisig key set), and what it pays per
+/// byte. Read from the tx's auth info before CheckTx; a tx whose auth does not decode gets its own hash as
+/// sender and priority 0 (CheckTx refuses it anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Payer {
+    sender: [u8; 32],
+    /// Fee per byte, scaled by [`PRIORITY_SCALE`].
+    priority: u128,
+}
+
+/// Fee per byte is kept in millionths of a base unit per byte, so small fees on large txs still order.
+const PRIORITY_SCALE: u128 = 1_000_000;
+
+impl Payer {
+    fn of(tx: &[u8], hash: &[u8; 32]) -> Self {
+        use lode_proto::tx::v1 as pb;
+        use prost::Message;
+        let auth = pb::Tx::decode(tx)
+            .ok()
+            .and_then(|t| pb::AuthInfo::decode(t.auth_info_bytes.as_ref()).ok());
+        let Some(auth) = auth else {
+            return Self {
+                sender: *hash,
+                priority: 0,
+            };
+        };
+        let sender: [u8; 32] = match &auth.multisig {
+            Some(m) if auth.public_key.is_empty() => Sha256::digest(m.encode_to_vec()).into(),
+            _ => Sha256::digest(&auth.public_key).into(),
+        };
+        let fee: u128 = auth
+            .fee
+            .as_ref()
+            .and_then(|f| f.amount.parse().ok())
+            .unwrap_or(0);
+        Self {
+            sender,
+            priority: fee.saturating_mul(PRIORITY_SCALE) / (tx.len().max(1) as u128),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    hash: [u8; 32],
+    tx: Bytes,
+    payer: Payer,
+}
+
+/// Eviction order of a sender's last tx: lowest priority first, and among equals the newest first.
+type TailKey = (u128, std::cmp::Reverse<u64>);
+
 #[derive(Debug, Default)]
 struct Inner {
-    /// Arrival sequence → (hash, tx).
-    order: BTreeMap<u64, ([u8; 32], Bytes)>,
+    /// Arrival sequence → tx.
+    order: BTreeMap<u64, Entry>,
     by_hash: HashMap<[u8; 32], u64>,
+    /// Each sender's pending txs by arrival sequence.
+    by_sender: HashMap<[u8; 32], BTreeSet<u64>>,
+    /// Every sender's last pending tx, cheapest first: the eviction candidates.
+    tails: BTreeSet<TailKey>,
     bytes: u64,
     next_seq: u64,
 }
 
 impl Inner {
+    fn tail_key(&self, sender: &[u8; 32]) -> Option<TailKey> {
+        let seq = *self.by_sender.get(sender)?.last()?;
+        let e = self.order.get(&seq)?;
+        Some((e.payer.priority, std::cmp::Reverse(seq)))
+    }
+
+    fn insert(&mut self, seq: u64, entry: Entry) {
+        let sender = entry.payer.sender;
+        if let Some(old) = self.tail_key(&sender) {
+            self.tails.remove(&old);
+        }
+        self.bytes += entry.tx.len() as u64;
+        self.by_hash.insert(entry.hash, seq);
+        self.order.insert(seq, entry);
+        self.by_sender.entry(sender).or_default().insert(seq);
+        if let Some(new) = self.tail_key(&sender) {
+            self.tails.insert(new);
+        }
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Entry> {
+        let sender = self.order.get(&seq)?.payer.sender;
+        if let Some(old) = self.tail_key(&sender) {
+            self.tails.remove(&old);
+        }
+        let entry = self.order.remove(&seq)?;
+        self.by_hash.remove(&entry.hash);
+        self.bytes -= entry.tx.len() as u64;
+        if let Some(seqs) = self.by_sender.get_mut(&sender) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_sender.remove(&sender);
+            }
+        }
+        if let Some(new) = self.tail_key(&sender) {
+            self.tails.insert(new);
+        }
+        Some(entry)
+    }
+
     /// Forgets the txs with these hashes (those a block committed); unknown hashes are skipped.
     fn drop_committed(&mut self, hashes: &[[u8; 32]]) {
         for h in hashes {
-            if let Some(seq) = self.by_hash.remove(h) {
-                if let Some((_, tx)) = self.order.remove(&seq) {
-                    self.bytes -= tx.len() as u64;
-                }
+            if let Some(&seq) = self.by_hash.get(h) {
+                self.remove(seq);
             }
         }
+    }
+
+    /// Whether one more tx fits next to `count` txs, with `bytes` the total including it.
+    fn fits(limits: &MempoolLimits, count: usize, bytes: u64) -> bool {
+        count < limits.max_txs && bytes <= limits.max_bytes
+    }
+
+    /// The pending txs to evict so that a tx of `len` bytes paid by `payer` fits: other senders' last txs,
+    /// cheapest first, each paying less per byte than `payer`. `None` when they cannot make room.
+    fn victims(&self, limits: &MempoolLimits, payer: &Payer, len: u64) -> Option<Vec<u64>> {
+        let (mut count, mut bytes) = (self.order.len(), self.bytes.saturating_add(len));
+        let mut out = Vec::new();
+        for &(priority, std::cmp::Reverse(seq)) in &self.tails {
+            if Self::fits(limits, count, bytes) {
+                break;
+            }
+            if priority >= payer.priority {
+                return None;
+            }
+            let Some(e) = self.order.get(&seq) else {
+                continue;
+            };
+            if e.payer.sender == payer.sender {
+                continue;
+            }
+            count -= 1;
+            bytes -= e.tx.len() as u64;
+            out.push(seq);
+        }
+        Self::fits(limits, count, bytes).then_some(out)
     }
 }
 
@@ -76,7 +214,9 @@ impl Inner {
 pub struct Mempool {
     app: LodeApp,
     limits: MempoolLimits,
-    inner: Mutex<Inner>,
+    /// FIFO-fair: under a flood of admissions, consensus's reap and commit wait their turn behind the
+    /// admissions already queued, never behind every admission that arrives meanwhile.
+    inner: FairMutex<Inner>,
     gossip: Mutex<Option<mpsc::Sender<Bytes>>>,
 }
 
@@ -91,7 +231,7 @@ impl Mempool {
         Self {
             app,
             limits,
-            inner: Mutex::new(Inner::default()),
+            inner: FairMutex::new(Inner::default()),
             gossip: Mutex::new(None),
         }
     }
@@ -102,9 +242,8 @@ impl Mempool {
         *self.gossip.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The inner maps are updated only after every fallible step, so a poisoned guard is consistent.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> FairMutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     /// (txs, bytes) held.
@@ -172,18 +311,23 @@ impl Mempool {
             return Err(AddError::TooLarge(tx.len()));
         }
         let hash = tx_hash(&tx);
+        let payer = Payer::of(&tx, &hash);
         let mut g = self.lock();
         if g.by_hash.contains_key(&hash) {
             return Err(AddError::Duplicate);
         }
-        if g.order.len() >= self.limits.max_txs
-            || g.bytes.saturating_add(tx.len() as u64) > self.limits.max_bytes
+        if g.by_sender
+            .get(&payer.sender)
+            .is_some_and(|s| s.len() >= self.limits.max_txs_per_sender)
         {
-            return Err(AddError::Full {
+            return Err(AddError::SenderLimit(self.limits.max_txs_per_sender));
+        }
+        let victims = g
+            .victims(&self.limits, &payer, tx.len() as u64)
+            .ok_or(AddError::Full {
                 txs: g.order.len(),
                 bytes: g.bytes,
-            });
-        }
+            })?;
         let resp = self.app.check_tx(RequestCheckTx {
             tx: tx.clone(),
             r#type: CheckTxType::New as i32,
@@ -191,11 +335,14 @@ impl Mempool {
         if resp.code != 0 {
             return Err(AddError::Rejected(Box::new(resp)));
         }
+        for seq in victims {
+            if let Some(e) = g.remove(seq) {
+                debug!(hash = %hex::encode(e.hash), "evicted by a tx paying more per byte");
+            }
+        }
         let seq = g.next_seq;
         g.next_seq += 1;
-        g.bytes += tx.len() as u64;
-        g.by_hash.insert(hash, seq);
-        g.order.insert(seq, (hash, tx));
+        g.insert(seq, Entry { hash, tx, payer });
         Ok(resp)
     }
 
@@ -204,7 +351,7 @@ impl Mempool {
         let g = self.lock();
         let mut out = Vec::new();
         let mut total = 0u64;
-        for (_, tx) in g.order.values() {
+        for Entry { tx, .. } in g.order.values() {
             let next = total + tx.len() as u64;
             if next > max_bytes {
                 break;
@@ -236,20 +383,17 @@ impl Mempool {
         let pending: Vec<(u64, [u8; 32], Bytes)> = g
             .order
             .iter()
-            .map(|(s, (h, t))| (*s, *h, t.clone()))
+            .map(|(s, e)| (*s, e.hash, e.tx.clone()))
             .collect();
         let mut evicted = 0usize;
         for (seq, hash, tx) in pending {
-            let len = tx.len() as u64;
             let resp = self.app.check_tx(RequestCheckTx {
                 tx,
                 r#type: CheckTxType::Recheck as i32,
             });
             if resp.code != 0 {
                 debug!(hash = %hex::encode(hash), code = resp.code, log = %resp.log, "evicted on recheck");
-                g.order.remove(&seq);
-                g.by_hash.remove(&hash);
-                g.bytes -= len;
+                g.remove(seq);
                 evicted += 1;
             }
         }
@@ -291,10 +435,13 @@ mod tests {
         let app = LodeApp::open(dir.path()).expect("open");
         let key = SigningKey::from([7u8; 32]);
         let app_state = AppState {
-            balances: vec![GenesisBalance {
-                address: address_of(&key).to_string(),
-                amount: "1000000000".into(),
-            }],
+            balances: [7u8, 10, 11, 12]
+                .iter()
+                .map(|s| GenesisBalance {
+                    address: address_of(&SigningKey::from([*s; 32])).to_string(),
+                    amount: "1000000000".into(),
+                })
+                .collect(),
             ..AppState::default()
         };
         app.try_init_chain(RequestInitChain {
@@ -324,12 +471,81 @@ mod tests {
             max_txs: 3,
             max_bytes: 1 << 20,
             max_tx_bytes: 1 << 16,
+            max_txs_per_sender: 100,
         }
     }
 
     fn send(key: &SigningKey, nonce: u64, amount: u128) -> Bytes {
+        paying(key, nonce, 10_000, amount)
+    }
+
+    fn paying(key: &SigningKey, nonce: u64, fee: u128, amount: u128) -> Bytes {
         let to = address_of(&SigningKey::from([8u8; 32]));
-        Bytes::from(sign_send(CHAIN, key, nonce, 10_000, &to, amount))
+        Bytes::from(sign_send(CHAIN, key, nonce, fee, &to, amount))
+    }
+
+    #[test]
+    fn one_funded_sender_cannot_fill_the_pool() {
+        let (_d, _app, key, pool) = setup(MempoolLimits {
+            max_txs: 10,
+            max_txs_per_sender: 2,
+            ..limits()
+        });
+        pool.add(send(&key, 0, 1)).expect("first");
+        pool.add(send(&key, 1, 1)).expect("second");
+        // Even paying more, the sender's third pending tx is refused, and nothing else changed.
+        let third = pool
+            .add(paying(&key, 2, 1_000_000, 1))
+            .expect_err("over the sender's share");
+        assert!(matches!(third, AddError::SenderLimit(2)), "{third}");
+        assert_eq!(pool.size().0, 2);
+        // Another sender still gets in.
+        pool.add(send(&SigningKey::from([10u8; 32]), 0, 1))
+            .expect("another sender");
+        assert_eq!(pool.size().0, 3);
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_cheapest_senders_last_tx_for_one_paying_more() {
+        let (_d, _app, key, pool) = setup(limits());
+        let (b, c, d) = (
+            SigningKey::from([10u8; 32]),
+            SigningKey::from([11u8; 32]),
+            SigningKey::from([12u8; 32]),
+        );
+        let a0 = paying(&key, 0, 20_000, 1);
+        let a1 = paying(&key, 1, 20_000, 1);
+        let b0 = paying(&b, 0, 10_000, 1);
+        for t in [&a0, &a1, &b0] {
+            pool.add(t.clone()).expect("fits");
+        }
+        // Paying no more than the cheapest pending tx: refused, nothing evicted.
+        let err = pool
+            .add(paying(&c, 0, 10_000, 1))
+            .expect_err("cannot outbid");
+        assert!(matches!(err, AddError::Full { txs: 3, .. }), "{err}");
+        // Outbidding but failing CheckTx (a nonce gap): refused, nothing evicted.
+        let err = pool.add(paying(&c, 5, 90_000, 1)).expect_err("invalid");
+        assert!(matches!(err, AddError::Rejected(_)), "{err}");
+        assert_eq!(
+            pool.reap_txs(u64::MAX),
+            vec![a0.clone(), a1.clone(), b0.clone()]
+        );
+        // Outbidding b0 (the cheapest): b0 goes, the newcomer comes in.
+        let c0 = paying(&c, 0, 15_000, 1);
+        pool.add(c0.clone()).expect("outbids b0");
+        assert_eq!(
+            pool.reap_txs(u64::MAX),
+            vec![a0.clone(), a1.clone(), c0.clone()]
+        );
+        // Next cheapest is c0; then a's *last* tx (a1), never a0, which would leave a nonce gap.
+        let d0 = paying(&d, 0, 30_000, 1);
+        pool.add(d0.clone()).expect("outbids c0");
+        let d1 = paying(&d, 1, 30_000, 1);
+        let err = pool.add(d1.clone());
+        // d's own txs are never its victims; a1 pays less than d1 and is a's last tx.
+        err.expect("outbids a1");
+        assert_eq!(pool.reap_txs(u64::MAX), vec![a0, d0, d1]);
     }
 
     #[test]

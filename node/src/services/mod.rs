@@ -1,9 +1,9 @@
 //! Long-running services the node exposes.
 
-pub mod abci;
-pub mod app;
+pub mod abci_socket;
 pub mod block_store;
 pub mod gossip;
 pub mod grpc;
+pub mod in_process;
 pub mod mempool;
 pub mod stream;

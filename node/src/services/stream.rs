@@ -6,6 +6,10 @@
 //! remembered txs that block committed. Admission and block reports run in that one task, so a tx is always
 //! remembered before the block that commits it is looked at: a tx admitted while height H is the latest
 //! commit can only be committed at H + 1 or later, and the task has reported at most H.
+//!
+//! Bounds (see [`super::grpc::ApiLimits`]): the number of open streams, the txs one stream waits on, the wait
+//! a tx may ask for, and the events queued for a client: a client that stops reading finds its stream closed
+//! after `stream_stall_timeout`, and everything the stream held is freed.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -17,7 +21,9 @@ use tokio::time::Instant;
 use tonic::{Status, Streaming};
 use tracing::debug;
 
-use super::grpc::{add_error_status, check_result, exec_result, pb, NodeApi, DEFAULT_WAIT};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::grpc::{add_error_status, check_result, exec_result, pb, NodeApi};
 use super::mempool::{tx_hash, AddError};
 use pb::broadcast_stream_event::Event;
 
@@ -27,13 +33,11 @@ pub type EventStream =
 
 /// Most txs admitted as one batch.
 const MAX_BATCH: usize = 256;
-/// Events buffered for a slow reader before the task waits for it (and stops reading txs).
+/// Events buffered for a slow reader before the task waits for it (and stops reading txs); if the reader takes
+/// none for `stream_stall_timeout`, the stream is closed.
 const EVENT_BUFFER: usize = 1024;
 /// How often expired txs are looked for.
 const EXPIRY_TICK: Duration = Duration::from_millis(250);
-/// Most admitted txs one stream may be waiting on; past it, txs are refused (RESOURCE_EXHAUSTED) until
-/// some are committed or expire.
-const MAX_PENDING: usize = 65_536;
 
 /// An admitted tx waiting for its block.
 struct Waiting {
@@ -44,15 +48,45 @@ struct Waiting {
 /// Admitted txs by hash (the same tx sent twice waits twice, under each id).
 type Waiters = HashMap<[u8; 32], Vec<Waiting>>;
 
-type Out = mpsc::Sender<Result<pb::BroadcastStreamEvent, Status>>;
+/// The events going to the client, and how long one may wait for room.
+struct Out {
+    tx: mpsc::Sender<Result<pb::BroadcastStreamEvent, Status>>,
+    stall: Duration,
+}
 
-/// The client went away: stop.
+impl Out {
+    /// Queues an event; a client that has not made room within the stall timeout is gone.
+    async fn send(&mut self, e: Result<pb::BroadcastStreamEvent, Status>) -> Result<(), Gone> {
+        match tokio::time::timeout(self.stall, self.tx.send(e)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Gone),
+            Err(_) => {
+                debug!(stall = ?self.stall, "broadcast stream: the client stopped reading; closing");
+                Err(Gone)
+            }
+        }
+    }
+}
+
+/// The client went away (or stopped reading): stop.
 struct Gone;
 
-/// Starts serving one stream.
-pub(crate) fn serve(api: NodeApi, inbound: Streaming<pb::BroadcastStreamRequest>) -> EventStream {
-    let (out, events) = mpsc::channel(EVENT_BUFFER);
+/// Starts serving one stream. `slot` (one of the open-stream slots) is held by the task that serves it: a
+/// client that stops reading loses its stream after the stall timeout, and with it the slot and the txs the
+/// stream waited on. What such a client still pins is its queued events ([`EVENT_BUFFER`]) and its HTTP/2
+/// window, per stream, with streams bounded per connection and connections bounded.
+pub(crate) fn serve(
+    api: NodeApi,
+    inbound: Streaming<pb::BroadcastStreamRequest>,
+    slot: OwnedSemaphorePermit,
+) -> EventStream {
+    let (tx, events) = mpsc::channel(EVENT_BUFFER);
+    let out = Out {
+        tx,
+        stall: api.guards.limits.stream_stall_timeout,
+    };
     tokio::spawn(async move {
+        let _slot = slot;
         let _ = run(api, inbound, out).await;
     });
     Box::pin(events)
@@ -133,9 +167,7 @@ async fn run(
                     !ws.is_empty()
                 });
                 for (id, h) in expired {
-                    out.send(event(id, &h, Event::Expired(pb::StreamExpired {})))
-                        .await
-                        .map_err(|_| Gone)?;
+                    out.send(event(id, &h, Event::Expired(pb::StreamExpired {}))).await?;
                 }
             }
         }
@@ -158,10 +190,18 @@ async fn admit(
         txs.push(tx);
     }
     // Over the stream's own limit: refused without being checked.
-    let room = MAX_PENDING.saturating_sub(waiting.values().map(Vec::len).sum());
+    let max_pending = api.guards.limits.max_stream_pending;
+    let room = max_pending.saturating_sub(waiting.values().map(Vec::len).sum());
     let refused = txs.split_off(txs.len().min(room));
     let mempool = api.mempool.clone();
-    let results = match tokio::task::spawn_blocking(move || mempool.add_local_batch(txs)).await {
+    // One of the API's request slots while CheckTx runs: streams share the bound on blocking work.
+    let Some(slot) = api.guards.request_or_wait().await else {
+        return Err(Gone);
+    };
+    let admission = api.guards.admission().await;
+    let results = tokio::task::spawn_blocking(move || mempool.add_local_batch(txs)).await;
+    drop((admission, slot));
+    let results = match results {
         Ok(r) => r,
         Err(e) => {
             let _ = out.send(Err(Status::internal(e.to_string()))).await;
@@ -173,14 +213,11 @@ async fn admit(
         .map(Some)
         .chain(refused.iter().map(|_| None));
     for ((id, timeout_ms, hash), result) in reqs.into_iter().zip(outcomes) {
-        let wait = match timeout_ms {
-            0 => DEFAULT_WAIT,
-            ms => Duration::from_millis(u64::from(ms)),
-        };
+        let wait = api.guards.wait_for(timeout_ms);
         let e = match result {
             None => Event::Refused(pb::StreamRefused {
                 grpc_code: tonic::Code::ResourceExhausted as u32,
-                message: format!("this stream already waits on {MAX_PENDING} txs"),
+                message: format!("this stream already waits on {max_pending} txs"),
             }),
             // Already pending (sent before, here or to a peer): wait for it like a fresh one.
             Some(Ok(_)) | Some(Err(AddError::Duplicate)) => {
@@ -196,7 +233,7 @@ async fn admit(
             }
             Some(Err(AddError::Rejected(r))) => {
                 // A tx committed already fails CheckTx on its used nonce: report the commit instead.
-                match api.committed_result(&hash) {
+                match api.committed_result_blocking(hash).await {
                     Ok(Some((height, result))) => Event::Committed(pb::StreamCommitted {
                         height,
                         result: Some(result),
@@ -212,7 +249,7 @@ async fn admit(
                 })
             }
         };
-        out.send(event(id, &hash, e)).await.map_err(|_| Gone)?;
+        out.send(event(id, &hash, e)).await?;
     }
     Ok(())
 }
@@ -243,8 +280,39 @@ async fn report_block(
                 height,
                 result: Some(exec_result(result)),
             });
-            out.send(event(w.id, hash, e)).await.map_err(|_| Gone)?;
+            out.send(event(w.id, hash, e)).await?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_takes_no_events_for_the_stall_timeout_is_given_up() {
+        let (tx, rx) = mpsc::channel(1);
+        let mut out = Out {
+            tx,
+            stall: Duration::from_millis(200),
+        };
+        let ev = || event(1, &[0; 32], Event::Expired(pb::StreamExpired {}));
+        // Nobody reads: the queue fills, and the first send that finds no room gives up after the timeout.
+        let mut queued = 0;
+        let given_up = loop {
+            let started = Instant::now();
+            if out.send(ev()).await.is_err() {
+                break started.elapsed();
+            }
+            queued += 1;
+            assert!(queued < 10, "the queue never filled");
+        };
+        assert!(queued >= 1, "no event was queued at all");
+        assert!(
+            given_up >= Duration::from_millis(200) && given_up < Duration::from_secs(5),
+            "{given_up:?}"
+        );
+        drop(rx);
+    }
 }

@@ -21,7 +21,7 @@ use tendermint_proto::{
     },
 };
 
-use crate::support::{init_home, within, AbciNode, STEP};
+use crate::support::{init_home, path_str, run_lode, within, AbciNode, STEP};
 
 const FEE: u128 = 100_000;
 
@@ -248,4 +248,94 @@ fn sigterm_and_sigint_stop_the_server_cleanly() {
         let status = node.signal_and_wait(signal);
         assert!(status.success(), "SIG{signal}: {status:?}");
     }
+}
+
+#[test]
+fn the_admin_socket_refuses_a_non_loopback_address_unless_remote_access_is_asked_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    init_home(dir.path());
+    let home = path_str(dir.path());
+    // Every interface: refused at start, before anything is opened, with the way out in the message.
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let out = run_lode(&["abci", "--home", home, "--listen", listen]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{listen} was served");
+        assert!(
+            stderr.contains("--allow-remote") && stderr.contains("unauthenticated"),
+            "{listen}: {stderr}"
+        );
+    }
+    // The same address from config.toml is refused the same way.
+    let config = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let remote = text.replace("listen = \"127.0.0.1:26658\"", "listen = \"0.0.0.0:0\"");
+    assert_ne!(text, remote, "config.toml has no [abci] listen line");
+    std::fs::write(&config, remote).expect("write config");
+    let out = run_lode(&["abci", "--home", home]);
+    assert!(!out.status.success(), "config's 0.0.0.0 was served");
+    // With the flag the operator takes responsibility, and the server starts.
+    let node = AbciNode::start_with(dir.path(), &["--allow-remote"]);
+    assert!(node.addr.ip().is_unspecified(), "{}", node.addr);
+    let addr = SocketAddr::from(([127, 0, 0, 1], node.addr.port()));
+    within("info over the remote-enabled socket", move || {
+        assert_eq!(info(&mut connect(addr)).last_block_height, 0);
+    });
+}
+
+#[test]
+fn connections_past_the_limit_are_closed_and_the_admitted_ones_keep_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    init_home(dir.path());
+    let config = dir.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text = if text.contains("max_connections = 16\n") {
+        text.replace("max_connections = 16\n", "max_connections = 2\n")
+    } else {
+        text.replace("[abci]\n", "[abci]\nmax_connections = 2\n")
+    };
+    std::fs::write(&config, text).expect("write config");
+    let node = AbciNode::start(dir.path());
+    let addr = node.addr;
+    within("connection limit", move || {
+        let mut first = connect(addr);
+        let mut second = connect(addr);
+        assert_eq!(info(&mut first).last_block_height, 0);
+        assert_eq!(info(&mut second).last_block_height, 0);
+        // A third is closed without an answer, however often it is tried.
+        for _ in 0..5 {
+            let info_frame = tendermint_proto::v0_38::abci::Request {
+                value: Some(tendermint_proto::v0_38::abci::request::Value::Info(
+                    RequestInfo::default(),
+                )),
+            }
+            .encode_length_delimited_to_vec();
+            assert_eq!(raw_exchange(addr, &info_frame), None);
+        }
+        assert_eq!(info(&mut first).last_block_height, 0);
+        // Closing one frees its slot.
+        drop(second);
+        let deadline = std::time::Instant::now() + STEP;
+        loop {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(STEP)).expect("timeout");
+            let frame = tendermint_proto::v0_38::abci::Request {
+                value: Some(tendermint_proto::v0_38::abci::request::Value::Echo(
+                    tendermint_proto::v0_38::abci::RequestEcho {
+                        message: "freed".into(),
+                    },
+                )),
+            }
+            .encode_length_delimited_to_vec();
+            s.write_all(&frame).expect("write");
+            let mut buf = [0u8; 64];
+            if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the freed slot was never reused"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ed25519_consensus::SigningKey;
 use lode_consensus::{Abci, AbciError, Height};
-use lode_node::services::app::AppAbci;
+use lode_node::services::in_process::AppAbci;
 use lode_state::tx::{address_of, sign_send};
 use lode_state::LodeApp;
 use tendermint_proto::v0_38::abci::{

@@ -64,6 +64,7 @@ pub fn four_validators(
                     max_txs: 100,
                     max_bytes: 1 << 20,
                     max_tx_bytes: 1 << 16,
+                    max_txs_per_sender: 100,
                 },
             ));
             let store = Arc::new(RocksBlockStore::new(app.clone()));

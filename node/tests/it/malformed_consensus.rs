@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ed25519_consensus::SigningKey;
 use lode_consensus::{Codec, HasEncodedLen, Height, LodeCodec};
-use lode_node::services::app::AppAbci;
+use lode_node::services::in_process::AppAbci;
 use lode_state::tx::{address_of, sign_send};
 
 use crate::in_process::{agreed_decision, four_validators, wait_decided};

@@ -57,6 +57,7 @@ async fn garbage_from_a_gossip_peer_is_dropped_and_the_node_keeps_running() {
             max_txs: 10,
             max_bytes: 1 << 20,
             max_tx_bytes: 1 << 16,
+            max_txs_per_sender: 10,
         },
     ));
     let peer = gossip::spawn(
@@ -64,6 +65,7 @@ async fn garbage_from_a_gossip_peer_is_dropped_and_the_node_keeps_running() {
             listen: at(4),
             peers: vec![at(1)],
             max_message_bytes: 1 << 17,
+            max_peers: 8,
         },
         [9; 32],
         peer_pool,

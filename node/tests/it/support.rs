@@ -84,8 +84,14 @@ pub struct AbciNode {
 impl AbciNode {
     /// Starts `lode abci` on `home` listening on a free loopback port and waits for its address line.
     pub fn start(home: &Path) -> Self {
+        Self::start_with(home, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `lode abci --home HOME ARGS…` and waits for its address line.
+    pub fn start_with(home: &Path, args: &[&str]) -> Self {
         let mut child = lode()
-            .args(["abci", "--home", path_str(home), "--listen", "127.0.0.1:0"])
+            .args(["abci", "--home", path_str(home)])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -161,5 +167,15 @@ pub fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'sta
         Ok(v) => v,
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not finish within {STEP:?}"),
         Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
+/// A child process (a `lode start`) killed and reaped when dropped, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -1,16 +1,28 @@
-//! The ABCI socket server: serves the application to a CometBFT v0.38 node over TCP.
+//! The ABCI socket server (`lode abci`): serves the application to a CometBFT v0.38 node over TCP. The
+//! in-process driver that Malachite uses instead is [`super::in_process`].
+//!
+//! **This socket is the application's unauthenticated admin interface.** Whoever can connect can call
+//! InitChain, FinalizeBlock and Commit, that is, write any state the application accepts. It is meant for a
+//! CometBFT node on the same host: [`check_listen_address`] refuses anything but a loopback address unless the
+//! operator passes `--allow-remote` (and then must restrict access by other means: a firewall, a private
+//! network).
 //!
 //! Wire format (CometBFT's socket protocol): each message is a protobuf `Request` / `Response` prefixed by its
 //! length as an unsigned varint. Requests on one connection are answered in order, one at a time; CometBFT
 //! opens several connections (consensus, mempool, query, snapshot) and the application orders calls across
 //! them.
 //!
+//! Bounds ([`AbciLimits`]): at most `max_connections` connections are served at once (one past the limit is
+//! accepted and closed at once, so it fails fast instead of waiting in the backlog), and a frame longer than
+//! `max_frame_bytes` closes its connection. A frame's buffer grows with the bytes that actually arrive, so a
+//! length prefix alone reserves nothing.
+//!
 //! Unlike `tendermint_abci`'s server, bad input never takes the server down: a request without a value is
 //! answered with an `Exception`; an oversized, truncated or undecodable frame is logged and closes only its
 //! own connection. On shutdown the server stops accepting, lets every in-flight request finish and answer,
 //! then closes the connections.
 
-use std::{future::Future, io, net::SocketAddr, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::BytesMut;
 use prost::Message;
@@ -18,7 +30,7 @@ use tendermint_proto::v0_38::abci::{response, Request, Response, ResponseExcepti
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{watch, OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
 use tracing::{debug, error, info, warn, Instrument};
@@ -28,6 +40,39 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Longest valid varint (10 bytes encode any u64).
 const MAX_VARINT_BYTES: usize = 10;
+
+/// How much of a frame is reserved before its bytes arrive.
+const INITIAL_FRAME_CAPACITY: usize = 64 * 1024;
+
+/// The server's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbciLimits {
+    /// Largest accepted request frame in bytes; a longer one closes its connection.
+    pub max_frame_bytes: usize,
+    /// Most connections served at once; one more is accepted and closed at once.
+    pub max_connections: usize,
+}
+
+/// `lode abci` was asked to listen on an address other hosts can reach without `--allow-remote`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to serve the ABCI socket on {0}: it is the application's unauthenticated admin interface \
+     (anyone who connects can run InitChain, FinalizeBlock and Commit). Listen on a loopback address \
+     (127.0.0.1 or ::1), or pass --allow-remote and restrict access to it by other means"
+)]
+pub struct RemoteListenRefused(pub SocketAddr);
+
+/// Accepts a loopback `addr` always, any other only when `allow_remote` is set.
+pub fn check_listen_address(
+    addr: SocketAddr,
+    allow_remote: bool,
+) -> Result<(), RemoteListenRefused> {
+    if addr.ip().is_loopback() || allow_remote {
+        Ok(())
+    } else {
+        Err(RemoteListenRefused(addr))
+    }
+}
 
 /// What the server needs from the application: answer one request, never panic. Implemented by
 /// [`lode_state::LodeApp`]; tests plug in small fakes.
@@ -47,17 +92,18 @@ impl Handler for lode_state::LodeApp {
 pub struct AbciServer<H> {
     listener: TcpListener,
     app: H,
-    max_frame_bytes: usize,
+    limits: AbciLimits,
 }
 
 impl<H: Handler> AbciServer<H> {
-    /// Binds `addr` (port 0 picks a free port; see [`Self::local_addr`]).
-    pub async fn bind(addr: SocketAddr, app: H, max_frame_bytes: usize) -> io::Result<Self> {
+    /// Binds `addr` (port 0 picks a free port; see [`Self::local_addr`]). The caller checks the address with
+    /// [`check_listen_address`] first.
+    pub async fn bind(addr: SocketAddr, app: H, limits: AbciLimits) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
             app,
-            max_frame_bytes,
+            limits,
         })
     }
 
@@ -71,17 +117,24 @@ impl<H: Handler> AbciServer<H> {
         let local = self.listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
+        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            warn!(%peer, limit = self.limits.max_connections, "abci connection limit reached; closing the new connection");
+                            drop(stream);
+                            continue;
+                        };
                         debug!(%peer, "abci connection opened");
                         let conn = Connection {
                             app: self.app.clone(),
-                            max_frame_bytes: self.max_frame_bytes,
+                            max_frame_bytes: self.limits.max_frame_bytes,
                             stop: stop_rx.clone(),
+                            _slot: slot,
                         };
                         connections.spawn(conn.serve(stream).instrument(tracing::info_span!("abci", %peer)));
                     }
@@ -125,6 +178,8 @@ struct Connection<H> {
     app: H,
     max_frame_bytes: usize,
     stop: watch::Receiver<bool>,
+    /// Held while the connection is served; dropping it frees the slot.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl<H: Handler> Connection<H> {
@@ -223,8 +278,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
                     format!("frame of {len} bytes exceeds the limit of {max_frame_bytes}"),
                 ));
             }
-            let mut frame = vec![0u8; len];
-            rd.read_exact(&mut frame).await?;
+            // Grow with the bytes received rather than trusting the prefix with an allocation.
+            let mut frame = Vec::with_capacity(len.min(INITIAL_FRAME_CAPACITY));
+            let got = (&mut *rd).take(len as u64).read_to_end(&mut frame).await?;
+            if got != len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("frame ended after {got} of {len} bytes"),
+                ));
+            }
             return Ok(Some(frame));
         }
     }
@@ -286,9 +348,16 @@ mod tests {
 
     #[tokio::test]
     async fn bad_frames_close_only_their_connection_and_shutdown_is_clean() {
-        let server = AbciServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Echo, 1024)
-            .await
-            .expect("bind");
+        let server = AbciServer::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Echo,
+            AbciLimits {
+                max_frame_bytes: 1024,
+                max_connections: 16,
+            },
+        )
+        .await
+        .expect("bind");
         let addr = server.local_addr().expect("addr");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -355,5 +424,81 @@ mod tests {
             .await
             .expect("in time");
         assert!(matches!(n, Ok(0) | Err(_)));
+    }
+
+    #[test]
+    fn only_loopback_addresses_are_served_without_allow_remote() {
+        for ok in ["127.0.0.1:26658", "127.9.9.9:1", "[::1]:26658"] {
+            let a: SocketAddr = ok.parse().expect("addr");
+            assert!(check_listen_address(a, false).is_ok(), "{ok}");
+        }
+        for remote in [
+            "0.0.0.0:26658",
+            "[::]:1",
+            "10.0.0.7:26658",
+            "[2001:db8::1]:9",
+        ] {
+            let a: SocketAddr = remote.parse().expect("addr");
+            let e = check_listen_address(a, false).expect_err(remote);
+            assert!(e.to_string().contains("--allow-remote"), "{e}");
+            assert!(check_listen_address(a, true).is_ok(), "{remote}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_the_limit_is_closed_and_its_slot_returns_when_one_closes() {
+        let server = AbciServer::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Echo,
+            AbciLimits {
+                max_frame_bytes: 1024,
+                max_connections: 2,
+            },
+        )
+        .await
+        .expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stop_rx.await;
+        }));
+        let t = Duration::from_secs(10);
+        let ask = |mut s: TcpStream, m: &'static str| async move {
+            let r = tokio::time::timeout(t, roundtrip(&mut s, &echo_frame(m)))
+                .await
+                .expect("in time");
+            (s, r)
+        };
+        let (a, r) = ask(TcpStream::connect(addr).await.expect("connect"), "a").await;
+        assert!(matches!(r, Ok(Some(_))), "{r:?}");
+        let (b, r) = ask(TcpStream::connect(addr).await.expect("connect"), "b").await;
+        assert!(matches!(r, Ok(Some(_))), "{r:?}");
+        for _ in 0..3 {
+            let (_, r) = ask(TcpStream::connect(addr).await.expect("connect"), "c").await;
+            assert!(
+                matches!(r, Ok(None) | Err(_)),
+                "served past the limit: {r:?}"
+            );
+        }
+        let (a, r) = ask(a, "a again").await;
+        assert!(matches!(r, Ok(Some(_))), "{r:?}");
+        drop(b);
+        let mut served = false;
+        for _ in 0..100 {
+            let (_, r) = ask(TcpStream::connect(addr).await.expect("connect"), "d").await;
+            if matches!(r, Ok(Some(_))) {
+                served = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(served, "the closed connection's slot was not reused");
+        drop(a);
+        let _ = stop_tx.send(());
+        tokio::time::timeout(t, task)
+            .await
+            .expect("stops in time")
+            .expect("join")
+            .expect("run");
     }
 }

@@ -1,5 +1,6 @@
-//! The application as consensus drives it: [`AppAbci`] adapts `LodeApp` to `lode_consensus::Abci` and ties
-//! each Commit to the mempool update.
+//! The in-process driver: the application as Malachite consensus drives it inside `lode start`. [`AppAbci`]
+//! adapts `LodeApp` to `lode_consensus::Abci` and ties each Commit to the mempool update. (CometBFT drives the
+//! same application over a socket instead: [`super::abci_socket`].)
 
 use std::sync::Arc;
 

@@ -1,0 +1,146 @@
+//! `lode devnet`: start a local N-validator network (one `lode start` process per validator, homes laid
+//! out by `lode testnet init`'s code) with funded dev accounts, and report its height until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use eyre::WrapErr;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::testnet::{print_dev_accounts, NetArgs};
+use crate::services::grpc::pb::{self, query_service_client::QueryServiceClient};
+use crate::testnet;
+
+#[derive(Debug, Args)]
+pub(super) struct DevnetArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Directory of the devnet (reused if it exists).
+    #[arg(long, default_value_os_t = testnet::default_dir())]
+    dir: PathBuf,
+    /// Delete the directory first and start from genesis.
+    #[arg(long)]
+    reset: bool,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// Sends SIGTERM to every child, waits up to 10 s each, then SIGKILLs the stragglers.
+pub(super) fn stop_children(children: &mut [Child]) {
+    for c in children.iter() {
+        if let Ok(pid) = i32::try_from(c.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for c in children.iter_mut() {
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// Starts (or restarts) the devnet under `--dir` and reports its height until SIGINT or SIGTERM.
+pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
+    if args.reset && args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir)
+            .wrap_err_with(|| format!("cannot remove {}", args.dir.display()))?;
+    }
+    let nodes = if testnet::node_home(&args.dir, 0)
+        .join("config.toml")
+        .exists()
+    {
+        println!(
+            "reusing devnet at {} (pass --reset to start over)",
+            args.dir.display()
+        );
+        testnet::load(&args.dir)?
+    } else {
+        std::fs::create_dir_all(&args.dir)?;
+        println!("creating devnet at {}", args.dir.display());
+        testnet::create(&args.dir, &args.net.spec(args.validators))?
+    };
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for n in &nodes {
+        let log = std::fs::File::create(n.home.join("node.log"))?;
+        let child = Command::new(&exe)
+            .arg("start")
+            .arg("--home")
+            .arg(&n.home)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn();
+        match child {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                stop_children(&mut children);
+                return Err(e).wrap_err("cannot start a validator");
+            }
+        }
+    }
+    println!(
+        "started {} validators (logs: <dir>/node<i>/node.log)",
+        nodes.len()
+    );
+    for n in &nodes {
+        println!("  {}  grpc http://{}", n.home.display(), n.grpc);
+    }
+    print_dev_accounts(&args.dir)?;
+    println!("try: lode tx send --from dev0 --to <lode1…> --amount 1000 --wait");
+    println!("Ctrl-C stops the devnet");
+
+    let url = format!("http://{}", nodes[0].grpc);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let mut last = u64::MAX;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = super::abci::shutdown_signal() => return eyre::Ok(()),
+                _ = tick.tick() => {}
+            }
+            for (i, c) in children.iter_mut().enumerate() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    eyre::bail!(
+                        "validator {i} exited ({status}); see {}",
+                        nodes[i].home.join("node.log").display()
+                    );
+                }
+            }
+            if let Ok(mut q) = QueryServiceClient::connect(url.clone()).await {
+                if let Ok(s) = q.status(pb::StatusRequest {}).await {
+                    let s = s.into_inner();
+                    if s.latest_height != last {
+                        last = s.latest_height;
+                        println!(
+                            "height {:>6}  app hash {}  mempool {}",
+                            s.latest_height,
+                            hex::encode_upper(&s.app_hash[..s.app_hash.len().min(8)]),
+                            s.mempool_txs
+                        );
+                    }
+                }
+            }
+        }
+    });
+    println!("stopping validators…");
+    stop_children(&mut children);
+    println!("devnet stopped; data kept in {}", args.dir.display());
+    result
+}
