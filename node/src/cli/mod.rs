@@ -1,6 +1,7 @@
 //! The `lode` command line: one module per command group.
 
 mod abci;
+mod bench_heights;
 mod client;
 mod init;
 mod keys;
@@ -50,6 +51,9 @@ enum Command {
     Query(client::QueryCommand),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
     Bench(testnet::BenchArgs),
+    /// The long-run benchmark: N heights (20,000 by default) on a fresh four-validator devnet, empty or
+    /// lightly loaded; heights/s and CPU seconds per height per node for each tenth of the run.
+    BenchHeights(bench_heights::BenchHeightsArgs),
 }
 
 /// `--home`, shared by every command.
@@ -119,6 +123,10 @@ pub fn run() -> eyre::Result<()> {
         Command::Bench(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             testnet::bench(&args)
+        }
+        Command::BenchHeights(args) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            bench_heights::run(&args)
         }
     }
 }

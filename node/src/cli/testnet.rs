@@ -112,7 +112,7 @@ fn print_dev_accounts(dir: &std::path::Path) -> eyre::Result<()> {
 }
 
 /// Sends SIGTERM to every child, waits up to 10 s each, then SIGKILLs the stragglers.
-fn stop_children(children: &mut [Child]) {
+pub(super) fn stop_children(children: &mut [Child]) {
     for c in children.iter() {
         if let Ok(pid) = i32::try_from(c.id()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);

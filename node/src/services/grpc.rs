@@ -426,11 +426,14 @@ module_queries!(ParamsService {
     params(qpb::ParamsRequest) -> qpb::ParamsResponse = "/params";
 });
 
-/// Serves the API on `listen` until `shutdown` completes. Reports the bound address through `bound`.
+/// Serves the API on `listen` until `shutdown` completes. When `halted` completes (consensus halted on a
+/// divergence or a block it could not execute), health reports every service, and the server as a whole,
+/// `NOT_SERVING`.
 pub async fn serve(
     api: NodeApi,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    halted: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> eyre::Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -448,6 +451,25 @@ pub async fn serve(
         health_reporter
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
+    }
+    {
+        let reporter = health_reporter.clone();
+        tokio::spawn(async move {
+            halted.await;
+            for name in [
+                "",
+                <TxServiceServer<NodeApi> as NamedService>::NAME,
+                <QueryServiceServer<NodeApi> as NamedService>::NAME,
+                <GovQueryServiceServer<NodeApi> as NamedService>::NAME,
+                <NftQueryServiceServer<NodeApi> as NamedService>::NAME,
+                <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
+                <ParamsServiceServer<NodeApi> as NamedService>::NAME,
+            ] {
+                reporter
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        });
     }
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()

@@ -9,3 +9,4 @@ mod lifecycle;
 mod multisig;
 mod nft;
 mod store;
+mod tx_index;
