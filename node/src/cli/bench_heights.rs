@@ -198,8 +198,8 @@ async fn measure(
     chain_id: String,
 ) -> eyre::Result<Vec<Tenth>> {
     wait_started(&urls).await?;
-    let mut status = QueryServiceClient::connect(urls[0].clone()).await?;
-    let mut height = || {
+    let status = QueryServiceClient::connect(urls[0].clone()).await?;
+    let height = || {
         let mut s = status.clone();
         async move {
             s.status(pb::StatusRequest {})
@@ -297,7 +297,8 @@ async fn send_load(
     let mut next = 0usize;
     loop {
         tick.tick().await;
-        let (key, client, nonce) = &mut senders[next % senders.len()];
+        let n = senders.len();
+        let (key, client, nonce) = &mut senders[next % n];
         next += 1;
         let tx = lode_state::tx::sign_send(&chain_id, key, *nonce, 10_000, &recipient, 1);
         let admitted = client
