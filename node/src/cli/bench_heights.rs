@@ -329,5 +329,4 @@ mod tests {
         let after = cpu_seconds(std::process::id(), ticks).expect("own stat");
         assert!(after - before >= 0.1, "{before} -> {after}");
     }
-
 }

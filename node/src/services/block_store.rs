@@ -196,7 +196,10 @@ impl BlockStore for RocksBlockStore {
     ) -> Result<(), StoreError> {
         let height = decided.block.header().height;
         let mut writes = vec![
-            ConsensusWrite::Put(height_key(DECIDED, height).to_vec(), decided.encode().to_vec()),
+            ConsensusWrite::Put(
+                height_key(DECIDED, height).to_vec(),
+                decided.encode().to_vec(),
+            ),
             ConsensusWrite::Put(
                 height_key(VALIDATORS, next.height).to_vec(),
                 next.encode().to_vec(),
@@ -268,9 +271,9 @@ mod tests {
     }
 
     fn validators() -> ValidatorSet {
-        ValidatorSet::new((1..=4u8).map(|i| {
-            Validator::new(PrivateKey::from_seed([i; 32]).public_key(), 10)
-        }))
+        ValidatorSet::new(
+            (1..=4u8).map(|i| Validator::new(PrivateKey::from_seed([i; 32]).public_key(), 10)),
+        )
     }
 
     /// What a node writes for one height: a received proposal, then the decided block, the next height's
@@ -301,9 +304,14 @@ mod tests {
         ReadCost::measure(|| {
             commit_height(store, h, set);
             let next = Height(h + 1);
-            store.put_received(&proposal(h + 1, 0, b"next")).expect("put");
+            store
+                .put_received(&proposal(h + 1, 0, b"next"))
+                .expect("put");
             assert_eq!(store.undecided(next, Round::new(0)).expect("get").len(), 1);
-            assert!(store.undecided(next, Round::new(1)).expect("get").is_empty());
+            assert!(store
+                .undecided(next, Round::new(1))
+                .expect("get")
+                .is_empty());
             assert!(store
                 .undecided_by_id(next, proposal(h + 1, 0, b"next").block.id())
                 .expect("by id")
@@ -382,7 +390,10 @@ mod tests {
             1
         );
         assert_eq!(
-            store.undecided(Height(42), Round::new(3)).expect("get").len(),
+            store
+                .undecided(Height(42), Round::new(3))
+                .expect("get")
+                .len(),
             1
         );
         commit_height(&store, 10_001, &set);

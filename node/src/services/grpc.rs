@@ -547,7 +547,11 @@ mod tests {
                     .await
                 {
                     status = r.into_inner().status;
-                    if !halt_now || status == tonic_health::pb::health_check_response::ServingStatus::NotServing as i32 {
+                    if !halt_now
+                        || status
+                            == tonic_health::pb::health_check_response::ServingStatus::NotServing
+                                as i32
+                    {
                         break;
                     }
                 }

@@ -56,7 +56,11 @@ impl Abci for Faulty {
 /// Runs the four validators with `fault` on validator 3 until it halts; returns its report, the height the
 /// transfer was committed at by the others, the others' app hash at that height and before it, validator
 /// 3's last committed height and app hash, and how often its FinalizeBlock saw the transfer's block.
-async fn run(fault: Fault, chain: &str, key_seed: u8) -> (HaltReport, u64, Vec<[u8; 32]>, u64, [u8; 32], usize) {
+async fn run(
+    fault: Fault,
+    chain: &str,
+    key_seed: u8,
+) -> (HaltReport, u64, Vec<[u8; 32]>, u64, [u8; 32], usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sender = SigningKey::from([5u8; 32]);
     let recipient = address_of(&SigningKey::from([6u8; 32]));
@@ -74,7 +78,13 @@ async fn run(fault: Fault, chain: &str, key_seed: u8) -> (HaltReport, u64, Vec<[
             };
             lode_consensus::run(v.config, Arc::new(abci), v.store.clone(), v.mempool.clone()).await
         } else {
-            lode_consensus::run(v.config, Arc::new(honest), v.store.clone(), v.mempool.clone()).await
+            lode_consensus::run(
+                v.config,
+                Arc::new(honest),
+                v.store.clone(),
+                v.mempool.clone(),
+            )
+            .await
         }
         .expect("start consensus");
         nodes.push((v.app, v.mempool, handle));
@@ -95,7 +105,10 @@ async fn run(fault: Fault, chain: &str, key_seed: u8) -> (HaltReport, u64, Vec<[
     for (i, (.., handle)) in nodes[..3].iter().enumerate() {
         wait_decided(handle, Height(now.0 + 3), &format!("node {i}")).await;
     }
-    assert!(nodes[3].2.is_finished(), "validator 3's consensus still runs");
+    assert!(
+        nodes[3].2.is_finished(),
+        "validator 3's consensus still runs"
+    );
     assert_eq!(nodes[3].0.last_commit().expect("initialised"), h3);
 
     let record = nodes[0].0.last_commit().expect("initialised");
@@ -125,20 +138,26 @@ async fn run(fault: Fault, chain: &str, key_seed: u8) -> (HaltReport, u64, Vec<[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_app_hash_diverges_from_the_decided_header_halts_with_a_report() {
-    let (report, tx_height, roots, height3, hash3, _) = run(Fault::Diverge, "lode-diverge-1", 50).await;
+    let (report, tx_height, roots, height3, hash3, _) =
+        run(Fault::Diverge, "lode-diverge-1", 50).await;
     // It committed its own version of the transfer's block, then refused the next decided block, whose
     // header carries the chain's app hash for that height.
     assert_eq!(height3, tx_height);
     assert_ne!(hash3, roots[1], "validator 3 did not diverge");
     assert_eq!(report.height, tx_height, "{report}");
-    assert_eq!(report.expected_app_hash.as_deref(), Some(&roots[1][..]), "{report}");
+    assert_eq!(
+        report.expected_app_hash.as_deref(),
+        Some(&roots[1][..]),
+        "{report}"
+    );
     assert_eq!(report.local_app_hash, hash3.to_vec(), "{report}");
     assert!(report.error.contains("app hash"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_finalize_block_fails_on_a_decided_block_halts_instead_of_retrying() {
-    let (report, tx_height, roots, height3, hash3, calls) = run(Fault::Fail, "lode-fail-1", 60).await;
+    let (report, tx_height, roots, height3, hash3, calls) =
+        run(Fault::Fail, "lode-fail-1", 60).await;
     assert_eq!(height3, tx_height - 1);
     assert_eq!(hash3, roots[0]);
     assert_eq!(report.height, tx_height, "{report}");

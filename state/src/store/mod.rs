@@ -283,7 +283,9 @@ impl Store {
             .collect();
         let mut indexed = std::collections::BTreeSet::new();
         if !failed.is_empty() {
-            let found = self.db.multi_get_cf(failed.iter().map(|h| (index, h.as_slice())));
+            let found = self
+                .db
+                .multi_get_cf(failed.iter().map(|h| (index, h.as_slice())));
             for (h, r) in failed.into_iter().zip(found) {
                 if r?.is_some() {
                     indexed.insert(h);
@@ -450,7 +452,10 @@ impl Store {
 
     /// Drops what was staged and not yet written (after a failed commit).
     pub fn discard_staged(&self) {
-        self.staged.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Writes what was staged on its own, synced when `sync` (outside a block commit: genesis, start-up

@@ -12,13 +12,19 @@ fn a_replayed_committed_tx_does_not_move_its_index_entry_to_the_failed_replay() 
     let hash = tx_hash(&tx);
     let (r, _) = chain.block(vec![tx.clone()]);
     assert_eq!(r[0].code, 0, "{}", r[0].log);
-    assert_eq!(chain.app.store().tx_location(&hash).expect("index"), Some((1, 0)));
+    assert_eq!(
+        chain.app.store().tx_location(&hash).expect("index"),
+        Some((1, 0))
+    );
 
     // A byzantine proposer includes it again (ProcessProposal does not execute, so honest validators accept
     // the block); the replay fails on its spent nonce and must not take over the index.
     let (r, _) = chain.block(vec![tx.clone()]);
     assert_ne!(r[0].code, 0, "a replay succeeded");
-    assert_eq!(chain.app.store().tx_location(&hash).expect("index"), Some((1, 0)));
+    assert_eq!(
+        chain.app.store().tx_location(&hash).expect("index"),
+        Some((1, 0))
+    );
 }
 
 #[test]
