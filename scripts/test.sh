@@ -8,9 +8,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
 # The crash-point tests need `lode` built with the test-only `failpoints` feature; they run second, on their own.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace "$@"
-  exec cargo nextest run -p lode-node --features failpoints -E 'test(commit_path)' "$@"
+  exec cargo nextest run --workspace --features lode-node/failpoints -E 'test(commit_path)' "$@"
 else
   echo "test.sh: cargo-nextest not installed; using cargo test" >&2
   cargo test --workspace "$@"
-  exec cargo test -p lode-node --features failpoints --test it commit_path "$@"
+  exec cargo test --workspace --features lode-node/failpoints commit_path "$@"
 fi

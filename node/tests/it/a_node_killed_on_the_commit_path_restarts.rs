@@ -1,7 +1,8 @@
 //! A validator killed at each step of the commit path (a crash point that aborts the process, as SIGKILL
 //! would) restarts every time at a height it has everything for (the decided block, the application's
 //! commit and the next height's validator sets), catches up, and agrees with the others on the app hash.
-//! Needs the `failpoints` feature: `cargo nextest run -p lode-node --features failpoints commit_path`.
+//! Needs the `failpoints` feature:
+//! `cargo nextest run --workspace --features lode-node/failpoints -E 'test(commit_path)'` (`scripts/test.sh` runs it).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Stdio};
