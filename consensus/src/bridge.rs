@@ -28,6 +28,7 @@ use crate::context::LodeContext;
 use crate::convert::extend_certificate;
 use crate::error::BlockFault;
 use crate::error::ConsensusError;
+use crate::failpoint;
 use crate::proposer::next_height_set;
 use crate::signing::{parts_hash, LodeSigner, LodeVerifier};
 use crate::store::{BlockStore, DecidedBlock, HeightValidators, UndecidedProposal};
@@ -390,14 +391,21 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             AppMsg::Decided {
                 certificate, reply, ..
             } => {
-                self.last_decided_ok = match self.decide(certificate).await {
+                let result = self.decide(certificate).await;
+                let _ = reply.send(());
+                self.last_decided_ok = match result {
                     Ok(()) => true,
+                    // Divergence, or a decided block the application cannot execute or commit: the same
+                    // block would fail the same way again, so stop instead of restarting the height forever.
+                    Err(e @ ConsensusError::Halted(_)) => {
+                        error!(error = %e, "halting: this node cannot follow the chain");
+                        return Err(e);
+                    }
                     Err(e) => {
                         error!(error = %e, "failed to commit decided block");
                         false
                     }
                 };
-                let _ = reply.send(());
             }
             AppMsg::Finalized {
                 certificate, reply, ..
@@ -801,7 +809,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             block: r.block.clone(),
             valid,
         };
-        self.store.put_undecided(&p)?;
+        self.store.put_received(&p)?;
         Ok(Some(ProposedValue {
             height: p.height,
             round: p.round,
@@ -945,18 +953,32 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 p.block.id()
             ))
         })?;
-        self.store.put_decided(&DecidedBlock {
-            block: p.block.clone(),
-            certificate: certificate.clone(),
-        })?;
+        // The decided header carries the app hash the chain agreed on after the previous height; a node whose
+        // own differs has diverged and must not build on it.
+        if p.block.header().app_hash != self.last_app_hash {
+            return Err(self.halt(
+                Height(height.0.saturating_sub(1)),
+                Some(p.block.header().app_hash.to_vec()),
+                "the local app hash differs from the one in the decided block's header".into(),
+            ));
+        }
         self.finalize_and_commit(p.block, certificate).await
+    }
+
+    fn halt(&self, height: Height, expected: Option<Vec<u8>>, error: String) -> ConsensusError {
+        ConsensusError::Halted(Box::new(crate::error::HaltReport {
+            height: height.0,
+            expected_app_hash: expected,
+            local_app_hash: self.last_app_hash.to_vec(),
+            error,
+        }))
     }
 
     /// FinalizeBlock then Commit; then the next height's validator sets, the mempool and observers.
     async fn finalize_and_commit(
         &mut self,
         block: Block,
-        _certificate: CommitCertificate<LodeContext>,
+        certificate: CommitCertificate<LodeContext>,
     ) -> Result<(), ConsensusError> {
         let height = block.header().height;
         let hv = self
@@ -988,28 +1010,44 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             next_validators_hash: Bytes::new(),
             proposer_address: Bytes::copy_from_slice(&block.header().proposer.0),
         };
+        // FinalizeBlock, then the next height's validator sets, then Commit, which writes the block's state
+        // together with what the block store staged (the decided block, those sets, the pruned proposals) in
+        // one synced batch: after a crash at any point the node restarts at a height it has everything for.
         let abci = self.abci.clone();
-        let (fin, _commit) = blocking(move || {
-            let fin = abci.finalize_block(req)?;
-            let commit = abci.commit()?;
-            Ok::<_, crate::error::AbciError>((fin, commit))
-        })
-        .await??;
-
-        let updates: Vec<Validator> = fin
-            .validator_updates
-            .iter()
-            .filter_map(validator_update_to_validator)
-            .collect();
-        let next_current = next_height_set(&hv.current, hv.next.validators());
-        let next_next = hv.next.with_updates(&updates);
-        let next = HeightValidators {
-            height: height.increment_by_one(),
-            current: next_current,
-            next: next_next,
+        let store = self.store.clone();
+        let decided = DecidedBlock {
+            block: block.clone(),
+            certificate,
         };
-        self.store.put_validators(&next)?;
-        self.store.prune_undecided(height)?;
+        let outcome = blocking(move || {
+            failpoint::hit("before_finalize_block");
+            let fin = abci
+                .finalize_block(req)
+                .map_err(|e| format!("FinalizeBlock failed: {e}"))?;
+            failpoint::hit("after_finalize_block");
+            let updates: Vec<Validator> = fin
+                .validator_updates
+                .iter()
+                .filter_map(validator_update_to_validator)
+                .collect();
+            let next = HeightValidators {
+                height: height.increment_by_one(),
+                current: next_height_set(&hv.current, hv.next.validators()),
+                next: hv.next.with_updates(&updates),
+            };
+            store
+                .stage_commit(&decided, &next)
+                .map_err(|e| format!("staging the decided block: {e}"))?;
+            failpoint::hit("after_stage_commit");
+            if let Err(e) = abci.commit() {
+                store.discard_staged();
+                return Err(format!("Commit failed: {e}"));
+            }
+            failpoint::hit("after_app_commit");
+            Ok::<_, String>((fin, next))
+        })
+        .await?;
+        let (fin, next) = outcome.map_err(|e| self.halt(height, None, e))?;
 
         let hashes: Vec<[u8; 32]> = block
             .txs()

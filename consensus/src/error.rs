@@ -163,4 +163,36 @@ pub enum ConsensusError {
     /// A signature could not be produced.
     #[error("signing: {0}")]
     Signing(String),
+    /// The node stopped committing: its application diverged from the chain, or could not execute or commit
+    /// a decided block. Retrying cannot help (the same block gives the same result), so the node halts.
+    #[error("{0}")]
+    Halted(Box<HaltReport>),
+}
+
+/// What an operator needs to know about a halted node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaltReport {
+    /// The height whose execution failed or whose result differs from the chain's.
+    pub height: u64,
+    /// The app hash the chain agreed on after `height` (from the next decided header), when known.
+    pub expected_app_hash: Option<Vec<u8>>,
+    /// This node's app hash after `height` (before it, when executing `height` failed).
+    pub local_app_hash: Vec<u8>,
+    /// What went wrong.
+    pub error: String,
+}
+
+impl std::fmt::Display for HaltReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "halted at height {}: {}; expected app hash {}, local app hash {}",
+            self.height,
+            self.error,
+            self.expected_app_hash
+                .as_ref()
+                .map_or_else(|| "unknown".to_string(), hex::encode),
+            hex::encode(&self.local_app_hash)
+        )
+    }
 }

@@ -24,7 +24,7 @@ use crate::abci::{Abci, Mempool};
 use crate::bridge::{Bridge, BridgeParams};
 use crate::codec::LodeCodec;
 use crate::context::LodeContext;
-use crate::error::ConsensusError;
+use crate::error::{ConsensusError, HaltReport};
 use crate::signing::{LodeSigner, LodeVerifier};
 use crate::store::BlockStore;
 use crate::types::{BlockTime, Height, PrivateKey, PublicKey};
@@ -109,6 +109,7 @@ pub struct ConsensusConfig {
 /// A running consensus service.
 pub struct Handle {
     decided: watch::Receiver<Height>,
+    halted: watch::Receiver<Option<HaltReport>>,
     bridge: JoinHandle<Result<(), ConsensusError>>,
     engine: EngineHandle,
 }
@@ -125,6 +126,12 @@ impl Handle {
     /// The last committed height (0 before the first); changes each time a block is committed.
     pub fn decided(&self) -> watch::Receiver<Height> {
         self.decided.clone()
+    }
+
+    /// Set once, with the report, if the node halted: its application diverged from the chain or could not
+    /// execute or commit a decided block. Consensus has stopped by then.
+    pub fn halted(&self) -> watch::Receiver<Option<HaltReport>> {
+        self.halted.clone()
     }
 
     /// Whether the bridge task has stopped (after a fatal error).
@@ -288,10 +295,14 @@ where
         channels.network.clone(),
     );
     let moniker = config.moniker.clone();
+    let (halted_tx, halted_rx) = watch::channel(None);
     let task = tokio::spawn(async move {
         while let Some(msg) = channels.consensus.recv().await {
             if let Err(e) = bridge.handle(msg).await {
                 error!(%moniker, error = %e, "consensus bridge stopped");
+                if let ConsensusError::Halted(report) = &e {
+                    let _ = halted_tx.send(Some((**report).clone()));
+                }
                 return Err(e);
             }
         }
@@ -300,6 +311,7 @@ where
     });
     Ok(Handle {
         decided: decided_rx,
+        halted: halted_rx,
         bridge: task,
         engine,
     })

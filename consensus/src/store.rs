@@ -59,8 +59,15 @@ pub trait BlockStore: Send + Sync + 'static {
     /// The highest decided height stored.
     fn max_height(&self) -> Result<Option<Height>, StoreError>;
 
-    /// Stores an undecided proposal (several may exist per height and round).
+    /// Stores an undecided proposal (several may exist per height and round), durably: the proposer's own
+    /// block must survive a crash, or it could propose a different one in the same round after a restart.
     fn put_undecided(&self, proposal: &UndecidedProposal) -> Result<(), StoreError>;
+    /// Stores a proposal received from a peer. It need not be durable at once (it is with the next durable
+    /// write): a node that loses it in a crash gets it again from its peers or by value sync, and an fsync
+    /// per received proposal would be a second one per height.
+    fn put_received(&self, proposal: &UndecidedProposal) -> Result<(), StoreError> {
+        self.put_undecided(proposal)
+    }
     /// Undecided proposals for `height` and `round`.
     fn undecided(&self, height: Height, round: Round)
         -> Result<Vec<UndecidedProposal>, StoreError>;
@@ -72,6 +79,21 @@ pub trait BlockStore: Send + Sync + 'static {
     ) -> Result<Option<UndecidedProposal>, StoreError>;
     /// Drops undecided proposals below `height`.
     fn prune_undecided(&self, below: Height) -> Result<(), StoreError>;
+
+    /// Stages what the height after `decided` needs to start: the decided block with its certificate, the
+    /// validator sets `next` of the next height, and the pruning of the undecided proposals up to the
+    /// decided height. The bridge calls it after FinalizeBlock and before the application's Commit; a store
+    /// that shares the application's database writes it in the same synced batch as that Commit, so a crash
+    /// leaves either the whole height or none of it. Other stores write it at once, before the Commit (the
+    /// bridge replays a stored decided block the application does not have). Work per call must not grow
+    /// with the chain's length.
+    fn stage_commit(
+        &self,
+        decided: &DecidedBlock,
+        next: &HeightValidators,
+    ) -> Result<(), StoreError>;
+    /// Drops what [`BlockStore::stage_commit`] staged and no Commit wrote (the Commit failed).
+    fn discard_staged(&self) {}
 
     /// Stores the validator sets to resume `v.height` with.
     fn put_validators(&self, v: &HeightValidators) -> Result<(), StoreError>;
@@ -253,6 +275,17 @@ impl BlockStore for InMemoryBlockStore {
         let mut g = self.lock()?;
         g.undecided = g.undecided.split_off(&(below, 0, BlockId([0; 32])));
         Ok(())
+    }
+
+    fn stage_commit(
+        &self,
+        decided: &DecidedBlock,
+        next: &HeightValidators,
+    ) -> Result<(), StoreError> {
+        let height = decided.block.header().height;
+        self.put_decided(decided)?;
+        self.put_validators(next)?;
+        self.prune_undecided(Height(height.0.saturating_add(1)))
     }
 
     fn put_validators(&self, v: &HeightValidators) -> Result<(), StoreError> {

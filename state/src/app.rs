@@ -264,6 +264,7 @@ impl LodeApp {
                     tree,
                     block: None,
                     tx_hashes: Vec::new(),
+                    tx_ok: Vec::new(),
                 })?;
                 let mut c = self
                     .inner
@@ -513,6 +514,7 @@ impl LodeApp {
                 tree,
                 block: Some(block_record),
                 tx_hashes,
+                tx_ok: response.tx_results.iter().map(|r| r.code == 0).collect(),
             },
         });
         Ok(response)

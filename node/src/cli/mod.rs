@@ -2,6 +2,7 @@
 
 mod abci;
 mod bench;
+mod bench_heights;
 mod client;
 mod devnet;
 mod init;
@@ -52,6 +53,9 @@ enum Command {
     Query(client::QueryCommand),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
     Bench(bench::BenchArgs),
+    /// The long-run benchmark: N heights (20,000 by default) on a fresh four-validator devnet, empty or
+    /// lightly loaded; heights/s and CPU seconds per height per node for each tenth of the run.
+    BenchHeights(bench_heights::BenchHeightsArgs),
 }
 
 /// `--home`, shared by every command.
@@ -121,6 +125,10 @@ pub fn run() -> eyre::Result<()> {
         Command::Bench(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             bench::run(&args)
+        }
+        Command::BenchHeights(args) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            bench_heights::run(&args)
         }
     }
 }

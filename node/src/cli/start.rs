@@ -138,9 +138,20 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             guards: ApiGuards::new(config.grpc.limits()),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(grpc::serve(api, listener, async move {
-            let _ = stop_rx.await;
-        }));
+        let mut halted = handle.halted();
+        let server = tokio::spawn(grpc::serve(
+            api,
+            listener,
+            async move {
+                let _ = stop_rx.await;
+            },
+            async move {
+                // A closed channel (consensus gone without a report) is not a halt.
+                if halted.wait_for(Option::is_some).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            },
+        ));
         info!(grpc = %local, p2p = %config.p2p.listen, home = %home.root().display(), "node started");
         {
             // Tests and scripts read the bound address from this line.
@@ -160,8 +171,22 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         tokio::select! {
             () = shutdown_signal() => {}
             () = watchdog => {
-                error!("consensus stopped");
                 failed = true;
+                let report = handle.halted().borrow().clone();
+                match report {
+                    // Halted: stay up, unhealthy, so the operator (and their monitoring) sees why.
+                    Some(r) => {
+                        error!(
+                            height = r.height,
+                            expected_app_hash = %r.expected_app_hash.as_deref().map_or_else(|| "unknown".into(), hex::encode),
+                            local_app_hash = %hex::encode(&r.local_app_hash),
+                            error = %r.error,
+                            "node halted; health is NOT_SERVING until it is stopped"
+                        );
+                        shutdown_signal().await;
+                    }
+                    None => error!("consensus stopped"),
+                }
             }
         }
         let _ = stop_tx.send(());

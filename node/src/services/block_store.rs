@@ -4,11 +4,23 @@
 //! - `d ‖ height` → [`DecidedBlock`]
 //! - `u ‖ height ‖ round ‖ block id` → [`UndecidedProposal`] (round `u32::MAX` stands for nil)
 //! - `v ‖ height` → [`HeightValidators`]
+//!
+//! What a height needs to start (the decided block before it, its validator sets) and the pruning of the
+//! decided height's proposals are staged by [`BlockStore::stage_commit`] and written by the application's
+//! Commit in its one synced batch. Pruning uses point deletes of the keys it finds from where the last prune
+//! stopped, never a range delete and never a scan from the start of the prefix: this column family is read
+//! every height, and both would make each height cost more than the last.
 
 use lode_consensus::{
     BlockId, BlockStore, DecidedBlock, Height, HeightValidators, StoreError, UndecidedProposal,
 };
-use lode_state::{store::Store, LodeApp};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use lode_state::{
+    store::{ConsensusWrite, Store},
+    LodeApp,
+};
 use malachitebft_core_types::Round;
 
 const DECIDED: u8 = b'd';
@@ -19,16 +31,41 @@ const VALIDATORS: u8 = b'v';
 #[derive(Debug, Clone)]
 pub struct RocksBlockStore {
     app: LodeApp,
+    /// Every undecided proposal below this height is deleted (0: unknown since the store opened, so the
+    /// next prune sweeps the whole prefix once).
+    pruned_below: Arc<AtomicU64>,
 }
 
 impl RocksBlockStore {
     /// The block store inside `app`'s database.
     pub fn new(app: LodeApp) -> Self {
-        Self { app }
+        Self {
+            app,
+            pruned_below: Arc::default(),
+        }
     }
 
     fn store(&self) -> &Store {
         self.app.store()
+    }
+
+    /// Point deletes of every undecided proposal below `below` not yet pruned; advances the mark.
+    fn prune_deletes(&self, below: Height) -> Result<Vec<ConsensusWrite>, StoreError> {
+        let done = self.pruned_below.load(Ordering::Acquire);
+        if done >= below.0 {
+            return Ok(Vec::new());
+        }
+        let from = if done == 0 {
+            vec![UNDECIDED]
+        } else {
+            height_key(UNDECIDED, Height(done)).to_vec()
+        };
+        let keys = self
+            .store()
+            .consensus_keys(&from, &height_key(UNDECIDED, below), usize::MAX)
+            .map_err(backend)?;
+        self.pruned_below.store(below.0, Ordering::Release);
+        Ok(keys.into_iter().map(ConsensusWrite::Delete).collect())
     }
 }
 
@@ -67,7 +104,7 @@ impl BlockStore for RocksBlockStore {
     fn put_decided(&self, decided: &DecidedBlock) -> Result<(), StoreError> {
         let key = height_key(DECIDED, decided.block.header().height);
         self.store()
-            .put_consensus(&[(&key, &decided.encode())])
+            .put_consensus(&[(&key, &decided.encode())], true)
             .map_err(backend)
     }
 
@@ -102,7 +139,15 @@ impl BlockStore for RocksBlockStore {
         let mut key = undecided_prefix(p.height, Some(p.round));
         key.extend_from_slice(&p.block.id().0);
         self.store()
-            .put_consensus(&[(&key, &p.encode())])
+            .put_consensus(&[(&key, &p.encode())], true)
+            .map_err(backend)
+    }
+
+    fn put_received(&self, p: &UndecidedProposal) -> Result<(), StoreError> {
+        let mut key = undecided_prefix(p.height, Some(p.round));
+        key.extend_from_slice(&p.block.id().0);
+        self.store()
+            .put_consensus(&[(&key, &p.encode())], false)
             .map_err(backend)
     }
 
@@ -137,15 +182,44 @@ impl BlockStore for RocksBlockStore {
     }
 
     fn prune_undecided(&self, below: Height) -> Result<(), StoreError> {
+        let deletes = self.prune_deletes(below)?;
+        // Losing a prune in a crash costs nothing (the next sweep finds the keys again): no fsync.
         self.store()
-            .delete_consensus_range(&[UNDECIDED], &height_key(UNDECIDED, below))
+            .write_consensus(deletes, false)
             .map_err(backend)
+    }
+
+    fn stage_commit(
+        &self,
+        decided: &DecidedBlock,
+        next: &HeightValidators,
+    ) -> Result<(), StoreError> {
+        let height = decided.block.header().height;
+        let mut writes = vec![
+            ConsensusWrite::Put(
+                height_key(DECIDED, height).to_vec(),
+                decided.encode().to_vec(),
+            ),
+            ConsensusWrite::Put(
+                height_key(VALIDATORS, next.height).to_vec(),
+                next.encode().to_vec(),
+            ),
+        ];
+        writes.extend(self.prune_deletes(Height(height.0.saturating_add(1)))?);
+        self.store().stage_consensus(writes);
+        Ok(())
+    }
+
+    fn discard_staged(&self) {
+        self.store().discard_staged();
+        // The staged deletes are gone: sweep again next time.
+        self.pruned_below.store(0, Ordering::Release);
     }
 
     fn put_validators(&self, v: &HeightValidators) -> Result<(), StoreError> {
         let key = height_key(VALIDATORS, v.height);
         self.store()
-            .put_consensus(&[(&key, &v.encode())])
+            .put_consensus(&[(&key, &v.encode())], true)
             .map_err(backend)
     }
 
@@ -168,6 +242,7 @@ mod tests {
     use lode_consensus::{
         Address, Block, BlockHeader, BlockTime, PrivateKey, Validator, ValidatorSet,
     };
+    use lode_state::store::ReadCost;
 
     fn block(height: u64, tx: &'static [u8]) -> Block {
         let txs = vec![Bytes::from_static(tx)];
@@ -193,6 +268,143 @@ mod tests {
             block: block(height, tx),
             valid: true,
         }
+    }
+
+    fn validators() -> ValidatorSet {
+        ValidatorSet::new(
+            (1..=4u8).map(|i| Validator::new(PrivateKey::from_seed([i; 32]).public_key(), 10)),
+        )
+    }
+
+    /// What a node writes for one height: a received proposal, then the decided block, the next height's
+    /// sets and the pruning, staged and written as the application's Commit writes them.
+    fn commit_height(store: &RocksBlockStore, h: u64, set: &ValidatorSet) {
+        let p = proposal(h, 0, b"tx");
+        store.put_received(&p).expect("put");
+        let decided = DecidedBlock {
+            certificate: malachitebft_core_types::CommitCertificate {
+                height: Height(h),
+                round: Round::new(0),
+                value_id: p.block.id(),
+                commit_signatures: Vec::new(),
+            },
+            block: p.block,
+        };
+        let next = HeightValidators {
+            height: Height(h + 1),
+            current: set.clone(),
+            next: set.clone(),
+        };
+        store.stage_commit(&decided, &next).expect("stage");
+        store.store().write_staged(false).expect("write");
+    }
+
+    /// The reads a node makes every height, and one height's writes, counted by RocksDB's perf context.
+    fn per_height_cost(store: &RocksBlockStore, h: u64, set: &ValidatorSet) -> ReadCost {
+        ReadCost::measure(|| {
+            commit_height(store, h, set);
+            let next = Height(h + 1);
+            store
+                .put_received(&proposal(h + 1, 0, b"next"))
+                .expect("put");
+            assert_eq!(store.undecided(next, Round::new(0)).expect("get").len(), 1);
+            assert!(store
+                .undecided(next, Round::new(1))
+                .expect("get")
+                .is_empty());
+            assert!(store
+                .undecided_by_id(next, proposal(h + 1, 0, b"next").block.id())
+                .expect("by id")
+                .is_some());
+            assert!(store.get_decided(Height(h)).expect("get").is_some());
+            assert!(store.get_validators(next).expect("get").is_some());
+            assert_eq!(store.max_height().expect("max"), Some(Height(h)));
+            assert_eq!(store.min_height().expect("min"), Some(Height(1)));
+        })
+        .1
+    }
+
+    #[test]
+    fn pruning_ten_thousand_heights_does_not_make_a_height_cost_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let set = validators();
+        let store = RocksBlockStore::new(LodeApp::open(dir.path()).expect("open"));
+        for h in 1..1_000 {
+            commit_height(&store, h, &set);
+        }
+        let early = per_height_cost(&store, 1_000, &set);
+        for h in 1_001..10_000 {
+            commit_height(&store, h, &set);
+        }
+        let late = per_height_cost(&store, 10_000, &set);
+        println!("per-height cost after 1,000 heights {early:?}, after 10,000 {late:?}");
+        // Every pruned proposal is still a tombstone in the memtable here (nothing was flushed): the reads
+        // must not step over them, and opening an iterator must not sort them. What may grow is a seek's
+        // depth in the skip list, with the log of the entries.
+        assert_eq!(late.deletes_skipped, 0, "{late:?}");
+        assert!(
+            late.key_comparisons <= 2 * early.key_comparisons,
+            "per-height key comparisons grew from {} to {}",
+            early.key_comparisons,
+            late.key_comparisons
+        );
+
+        // Pruning deleted every proposal up to the last decided height, and nothing else.
+        for h in [1, 500, 9_999, 10_000] {
+            assert!(store
+                .undecided(Height(h), Round::new(0))
+                .expect("get")
+                .is_empty());
+            assert!(store.get_decided(Height(h)).expect("get").is_some());
+            assert!(store.get_validators(Height(h + 1)).expect("get").is_some());
+        }
+        assert_eq!(
+            store
+                .undecided(Height(10_001), Round::new(0))
+                .expect("get")
+                .len(),
+            1
+        );
+        // A proposal left behind by a crash (written, never pruned) at an old height.
+        store.put_received(&proposal(42, 3, b"stray")).expect("put");
+        drop(store);
+
+        // Restarted: everything the next height needs is there, and the first prune sweeps the stray.
+        let store = RocksBlockStore::new(LodeApp::open(dir.path()).expect("reopen"));
+        assert_eq!(store.max_height().expect("max"), Some(Height(10_000)));
+        assert_eq!(store.min_height().expect("min"), Some(Height(1)));
+        assert!(store.get_decided(Height(10_000)).expect("get").is_some());
+        assert_eq!(
+            store.get_validators(Height(10_001)).expect("get"),
+            Some(HeightValidators {
+                height: Height(10_001),
+                current: set.clone(),
+                next: set.clone(),
+            })
+        );
+        assert_eq!(
+            store
+                .undecided(Height(10_001), Round::new(0))
+                .expect("get")
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .undecided(Height(42), Round::new(3))
+                .expect("get")
+                .len(),
+            1
+        );
+        commit_height(&store, 10_001, &set);
+        assert!(store
+            .undecided(Height(42), Round::new(3))
+            .expect("get")
+            .is_empty());
+        assert!(store
+            .undecided(Height(10_001), Round::new(0))
+            .expect("get")
+            .is_empty());
     }
 
     #[test]

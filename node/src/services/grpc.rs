@@ -594,11 +594,14 @@ module_queries!(ParamsService {
     params(qpb::ParamsRequest) -> qpb::ParamsResponse = "/params";
 });
 
-/// Serves the API on `listen` until `shutdown` completes. Reports the bound address through `bound`.
+/// Serves the API on `listen` until `shutdown` completes. When `halted` completes (consensus halted on a
+/// divergence or a block it could not execute), health reports every service, and the server as a whole,
+/// `NOT_SERVING`.
 pub async fn serve(
     api: NodeApi,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    halted: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> eyre::Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -616,6 +619,25 @@ pub async fn serve(
         health_reporter
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
+    }
+    {
+        let reporter = health_reporter.clone();
+        tokio::spawn(async move {
+            halted.await;
+            for name in [
+                "",
+                <TxServiceServer<NodeApi> as NamedService>::NAME,
+                <QueryServiceServer<NodeApi> as NamedService>::NAME,
+                <GovQueryServiceServer<NodeApi> as NamedService>::NAME,
+                <NftQueryServiceServer<NodeApi> as NamedService>::NAME,
+                <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
+                <ParamsServiceServer<NodeApi> as NamedService>::NAME,
+            ] {
+                reporter
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        });
     }
     let limits = api.guards.limits;
     let incoming = limited_incoming(listener, limits.max_connections);
@@ -721,6 +743,81 @@ pub async fn bind(addr: SocketAddr) -> eyre::Result<tokio::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn health_after(halt_now: bool) -> i32 {
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = LodeApp::open(dir.path()).expect("open");
+        let api = NodeApi {
+            mempool: Arc::new(Mempool::new(
+                app.clone(),
+                crate::services::mempool::MempoolLimits {
+                    max_txs: 1,
+                    max_bytes: 1 << 10,
+                    max_tx_bytes: 1 << 10,
+                },
+            )),
+            blocks: RocksBlockStore::new(app.clone()),
+            app,
+            decided: watch::channel(Height(0)).1,
+            peers: Default::default(),
+            chain_id: "c".into(),
+            moniker: "m".into(),
+            results_cache: Default::default(),
+        };
+        let listener = bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (halt, halted) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            api,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+            async move {
+                let _ = halted.await;
+            },
+        ));
+        if halt_now {
+            let _ = halt.send(());
+        }
+        let mut status = 0;
+        for _ in 0..100 {
+            let channel = tonic::transport::Channel::from_shared(url.clone()).expect("url");
+            if let Ok(mut c) = channel.connect().await.map(HealthClient::new) {
+                if let Ok(r) = c
+                    .check(HealthCheckRequest {
+                        service: <QueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME
+                            .into(),
+                    })
+                    .await
+                {
+                    status = r.into_inner().status;
+                    if !halt_now
+                        || status
+                            == tonic_health::pb::health_check_response::ServingStatus::NotServing
+                                as i32
+                    {
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = stop.send(());
+        let _ = server.await;
+        status
+    }
+
+    #[tokio::test]
+    async fn health_goes_not_serving_when_consensus_halts() {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        assert_eq!(health_after(false).await, ServingStatus::Serving as i32);
+        assert_eq!(health_after(true).await, ServingStatus::NotServing as i32);
+    }
 
     #[test]
     fn query_codes_map_to_stable_grpc_codes() {

@@ -12,7 +12,10 @@ mod overlay;
 pub use block::{encode_block, BlockRecord, EncodedBlock};
 pub use overlay::{KeyValue, Overlay, StateRead, StateWrite, Writes};
 
-use std::{path::Path, sync::RwLock};
+use std::{
+    path::Path,
+    sync::{Mutex, RwLock},
+};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::{
@@ -85,7 +88,12 @@ pub struct CommitBatch {
     pub tree: TreeUpdateBatch,
     /// The encoded block record ([`block::encode_block`]); None for genesis.
     pub block: Option<Vec<u8>>,
+    /// The hash of each tx of the block, in block order.
     pub tx_hashes: Vec<[u8; 32]>,
+    /// Whether each tx (same order) executed successfully. The tx index keeps a tx's first successful
+    /// inclusion: a failed one is indexed only while the tx has no entry yet, so a byzantine proposer that
+    /// replays a committed tx cannot point the index at the replay's failure.
+    pub tx_ok: Vec<bool>,
 }
 
 /// The node's RocksDB.
@@ -97,6 +105,8 @@ pub struct Store {
     /// its version), so a copy kept in memory reads exactly as the stored one. Filled only after a
     /// successful commit.
     last_nodes: RwLock<NodeBatch>,
+    /// Consensus writes waiting for the next commit ([`Store::stage_consensus`]).
+    staged: Mutex<Vec<ConsensusWrite>>,
 }
 
 impl Store {
@@ -118,6 +128,7 @@ impl Store {
         Ok(Store {
             db,
             last_nodes: RwLock::default(),
+            staged: Mutex::default(),
         })
     }
 
@@ -226,25 +237,12 @@ impl Store {
                 block,
             );
         }
-        let index = self.cf(CF_TX_INDEX)?;
-        // In key order: RocksDB inserts a batch into each memtable in batch order, and an insert next to the
-        // previous one is much cheaper than one at a random place. A stable sort keeps a repeated tx's
-        // last location last, so it still wins.
-        let mut locations: Vec<(&[u8; 32], u32)> = batch
-            .tx_hashes
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h, i as u32))
-            .collect();
-        locations.sort_by_key(|&(h, _)| h);
-        for (h, i) in locations {
-            let mut loc = [0u8; 12];
-            loc[..8].copy_from_slice(&batch.record.height.to_be_bytes());
-            loc[8..].copy_from_slice(&i.to_be_bytes());
-            wb.put_cf(index, h, loc);
-        }
+        self.index_txs(&mut wb, &batch)?;
         let record = borsh::to_vec(&batch.record).map_err(|e| StoreError::Jmt(e.to_string()))?;
         wb.put_cf(self.cf(CF_META)?, META_COMMIT, record);
+        // What the node's block store staged for this height (the decided block, the next validator sets,
+        // pruned proposals) lands in the same synced batch as the block's state.
+        self.take_staged(&mut wb)?;
         // The batch holds a copy of everything now; free the block's many allocations on another core
         // while this one waits for the synced write.
         let nodes = std::mem::take(&mut batch.tree.node_batch);
@@ -257,6 +255,52 @@ impl Store {
             nodes,
         );
         rayon::spawn(move || drop(old));
+        Ok(())
+    }
+
+    /// The tx index entries of a block: each tx's (height, index), in key order (RocksDB inserts a batch into
+    /// each memtable in batch order, and an insert next to the previous one is much cheaper than one at a
+    /// random place). A tx keeps its first successful inclusion; a failed inclusion is written only where
+    /// the tx has no entry yet (not in the store, not earlier in this block).
+    fn index_txs(&self, wb: &mut WriteBatch, batch: &CommitBatch) -> Result<(), StoreError> {
+        let index = self.cf(CF_TX_INDEX)?;
+        let ok = |i: usize| batch.tx_ok.get(i).copied().unwrap_or(true);
+        let mut locations: Vec<(&[u8; 32], u32)> = batch
+            .tx_hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h, i as u32))
+            .collect();
+        // Per hash: a successful inclusion first, then by position in the block.
+        locations.sort_by_key(|&(h, i)| (h, !ok(i as usize), i));
+        locations.dedup_by_key(|&mut (h, _)| h);
+        // Only failed inclusions need to know whether the tx is already indexed (a tx's bytes can succeed
+        // only once: its nonce is spent), so the common block reads nothing.
+        let failed: Vec<&[u8; 32]> = locations
+            .iter()
+            .filter(|&&(_, i)| !ok(i as usize))
+            .map(|&(h, _)| h)
+            .collect();
+        let mut indexed = std::collections::BTreeSet::new();
+        if !failed.is_empty() {
+            let found = self
+                .db
+                .multi_get_cf(failed.iter().map(|h| (index, h.as_slice())));
+            for (h, r) in failed.into_iter().zip(found) {
+                if r?.is_some() {
+                    indexed.insert(h);
+                }
+            }
+        }
+        for (h, i) in locations {
+            if !ok(i as usize) && indexed.contains(h) {
+                continue;
+            }
+            let mut loc = [0u8; 12];
+            loc[..8].copy_from_slice(&batch.record.height.to_be_bytes());
+            loc[8..].copy_from_slice(&i.to_be_bytes());
+            wb.put_cf(index, h, loc);
+        }
         Ok(())
     }
 
@@ -345,18 +389,95 @@ impl Store {
     }
 }
 
-/// The `consensus` column family: opaque keys and values for the node's block store. Writes are synced.
+/// One write to the `consensus` column family, staged for the next commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsensusWrite {
+    /// Put the value under the key.
+    Put(Vec<u8>, Vec<u8>),
+    /// Delete the key (a point delete: never a range delete, see [`Store::stage_consensus`]).
+    Delete(Vec<u8>),
+}
+
+/// The `consensus` column family: opaque keys and values for the node's block store.
+///
+/// What a height needs to start (its decided predecessor, its validator sets) is *staged* and written with
+/// the application's [`Store::commit`] of that block, in the same synced `WriteBatch`, so a crash leaves
+/// either all of it or none of it. Deletes are point deletes: this column family is iterated every height,
+/// and every iterator re-fragments every range tombstone still in the memtable, so a range delete per
+/// height makes each height slower than the last.
 impl Store {
-    /// Writes `puts` in one synced batch.
-    pub fn put_consensus(&self, puts: &[(&[u8], &[u8])]) -> Result<(), StoreError> {
+    /// Writes `puts` in one batch, synced (fsync) when `sync`. Unsynced writes still survive a killed process
+    /// (they are in the OS's page cache) and become durable with the next synced write, which RocksDB's
+    /// single write-ahead log orders after them.
+    pub fn put_consensus(&self, puts: &[(&[u8], &[u8])], sync: bool) -> Result<(), StoreError> {
         let cf = self.cf(CF_CONSENSUS)?;
         let mut wb = WriteBatch::default();
         for (k, v) in puts {
             wb.put_cf(cf, k, v);
         }
         let mut wo = WriteOptions::default();
-        wo.set_sync(true);
+        wo.set_sync(sync);
         self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    /// Writes `writes` in one batch now, synced when `sync` (see [`Store::put_consensus`]).
+    pub fn write_consensus(
+        &self,
+        writes: Vec<ConsensusWrite>,
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_CONSENSUS)?;
+        let mut wb = WriteBatch::default();
+        for w in writes {
+            match w {
+                ConsensusWrite::Put(k, v) => wb.put_cf(cf, k, v),
+                ConsensusWrite::Delete(k) => wb.delete_cf(cf, k),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    /// Stages `writes` for the next [`Store::commit`] (or [`Store::write_staged`]), which applies them in its
+    /// one batch after the block's own writes.
+    pub fn stage_consensus(&self, writes: Vec<ConsensusWrite>) {
+        self.staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(writes);
+    }
+
+    /// Drops what was staged and not yet written (after a failed commit).
+    pub fn discard_staged(&self) {
+        self.staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Writes what was staged on its own, synced when `sync` (outside a block commit: genesis, start-up
+    /// repairs, tools).
+    pub fn write_staged(&self, sync: bool) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        self.take_staged(&mut wb)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    fn take_staged(&self, wb: &mut WriteBatch) -> Result<(), StoreError> {
+        let cf = self.cf(CF_CONSENSUS)?;
+        let staged = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in staged {
+            match w {
+                ConsensusWrite::Put(k, v) => wb.put_cf(cf, k, v),
+                ConsensusWrite::Delete(k) => wb.delete_cf(cf, k),
+            }
+        }
         Ok(())
     }
 
@@ -365,19 +486,31 @@ impl Store {
         Ok(self.db.get_cf(self.cf(CF_CONSENSUS)?, key)?)
     }
 
-    /// Deletes every key in `[from, to)` (synced).
-    pub fn delete_consensus_range(&self, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
-        let mut wb = WriteBatch::default();
-        wb.delete_range_cf(self.cf(CF_CONSENSUS)?, from, to);
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(wb, &wo)?;
-        Ok(())
-    }
-
     /// Every (key, value) whose key starts with `prefix`, in key order.
     pub fn scan_consensus(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.scan_cf(CF_CONSENSUS, prefix)
+    }
+
+    /// Every key in `[from, to)`, in order, at most `limit` of them.
+    pub fn consensus_keys(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CONSENSUS)?,
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item?;
+            if k.as_ref() >= to || out.len() == limit {
+                break;
+            }
+            out.push(k.to_vec());
+        }
+        Ok(out)
     }
 
     /// The first key (in order) starting with `prefix`, or the last one when `last`.
@@ -407,6 +540,36 @@ impl Store {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// What RocksDB did on the calling thread while a closure ran, from its perf context: the measure of a
+/// read's cost that does not depend on the machine's speed or load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadCost {
+    /// User-key comparisons (seeks, and the sort that fragments range tombstones when an iterator opens).
+    pub key_comparisons: u64,
+    /// Deleted entries an iterator stepped over.
+    pub deletes_skipped: u64,
+    /// Entries an iterator stepped over for any reason (deletes, older versions).
+    pub keys_skipped: u64,
+}
+
+impl ReadCost {
+    /// Runs `f` and counts its reads (perf counting is switched on for the calling thread while it runs).
+    pub fn measure<T>(f: impl FnOnce() -> T) -> (T, ReadCost) {
+        use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
+        set_perf_stats(PerfStatsLevel::EnableCount);
+        let mut ctx = PerfContext::default();
+        ctx.reset();
+        let out = f();
+        let cost = ReadCost {
+            key_comparisons: ctx.metric(PerfMetric::UserKeyComparisonCount),
+            deletes_skipped: ctx.metric(PerfMetric::InternalDeleteSkippedCount),
+            keys_skipped: ctx.metric(PerfMetric::InternalKeySkippedCount),
+        };
+        set_perf_stats(PerfStatsLevel::Disable);
+        (out, cost)
     }
 }
 

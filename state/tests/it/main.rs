@@ -13,3 +13,4 @@ mod proposals_are_deposited_voted_tallied_and_executed;
 mod random_module_workloads_agree_and_keep_every_invariant;
 mod the_jmt_batch_and_per_key_paths_agree;
 mod two_apps_fed_the_same_blocks_agree_on_every_app_hash;
+mod tx_index;

@@ -23,6 +23,7 @@ fn commit(store: &Store, writes: Writes, version: u64, batch_path: bool) -> [u8;
             tree,
             block: None,
             tx_hashes: Vec::new(),
+            tx_ok: Vec::new(),
         })
         .expect("commit");
     root.0
