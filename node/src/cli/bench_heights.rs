@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use eyre::WrapErr;
 
-use crate::devnet::{self, TestnetSpec};
 use crate::services::grpc::pb::{self, query_service_client::QueryServiceClient};
+use crate::testnet::{self, TestnetSpec};
 
 #[derive(Debug, Args)]
 pub(super) struct BenchHeightsArgs {
@@ -63,7 +63,7 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
         base_port: 0,
         timeout_propose_ms: args.timeout_propose_ms,
     };
-    let nodes = devnet::create(&dir, &spec)?;
+    let nodes = testnet::create(&dir, &spec)?;
     for n in &nodes {
         let path = n.home.join("config.toml");
         let mut config = crate::config::Config::load(&path)?;
@@ -73,7 +73,7 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
         config.consensus.timeout_precommit_ms = args.timeout_propose_ms * 2 / 3;
         config.save(&path)?;
     }
-    let keys = devnet::dev_keys(&dir)?;
+    let keys = testnet::dev_keys(&dir)?;
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     for n in &nodes {

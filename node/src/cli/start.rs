@@ -109,6 +109,8 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         .wrap_err("cannot start consensus")?;
     let decided = handle.decided();
     let finished = || handle.is_finished();
+    let mut halted = handle.halted();
+    let halt_report = handle.halted();
     let served = runtime.block_on(async move {
         let peers = gossip::spawn(
             GossipConfig {
@@ -138,7 +140,6 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             guards: ApiGuards::new(config.grpc.limits()),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut halted = handle.halted();
         let server = tokio::spawn(grpc::serve(
             api,
             listener,
@@ -172,7 +173,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             () = shutdown_signal() => {}
             () = watchdog => {
                 failed = true;
-                let report = handle.halted().borrow().clone();
+                let report = halt_report.borrow().clone();
                 match report {
                     // Halted: stay up, unhealthy, so the operator (and their monitoring) sees why.
                     Some(r) => {

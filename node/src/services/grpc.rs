@@ -755,6 +755,7 @@ mod tests {
                     max_txs: 1,
                     max_bytes: 1 << 10,
                     max_tx_bytes: 1 << 10,
+                    max_txs_per_sender: 1,
                 },
             )),
             blocks: RocksBlockStore::new(app.clone()),
@@ -764,6 +765,7 @@ mod tests {
             chain_id: "c".into(),
             moniker: "m".into(),
             results_cache: Default::default(),
+            guards: ApiGuards::new(ApiLimits::default()),
         };
         let listener = bind("127.0.0.1:0".parse().expect("addr"))
             .await

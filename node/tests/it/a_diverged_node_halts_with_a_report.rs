@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ed25519_consensus::SigningKey;
 use lode_consensus::{Abci, AbciError, HaltReport, Height};
-use lode_node::services::app::AppAbci;
+use lode_node::services::in_process::AppAbci;
 use lode_state::tx::{address_of, sign_send};
 use tendermint_proto::v0_38::abci::{request, response, Request, Response, ResponseException};
 

@@ -11,18 +11,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use libp2p::{gossipsub, identity::Keypair, noise, swarm::SwarmEvent, tcp, yamux, Multiaddr};
-use lode_node::config::Config;
 use lode_node::keys::KeyFile;
 use lode_node::services::gossip::{self, GossipConfig, TX_TOPIC};
 use lode_node::services::grpc::pb::TxBatch;
 use lode_node::services::mempool::{Mempool, MempoolLimits};
 use lode_state::LodeApp;
-use lode_tests::ports::PortBlock;
 use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::four_validators_commit_a_transfer::{balance, status};
-use crate::support::{init_home, lode, path_str, KillOnDrop};
+use crate::support::{lode, path_str, single_validator_home, KillOnDrop};
 
 fn multiaddr(a: SocketAddr) -> Multiaddr {
     let mut m = Multiaddr::from(a.ip());
@@ -117,17 +115,8 @@ fn peer(
 async fn a_flooding_gossip_peer_is_not_relayed_and_does_not_hold_up_an_honest_peers_tx() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    init_home(&home);
-    let ports = PortBlock::reserve();
+    let ports = single_validator_home(&home, |_| {});
     let at = |i| SocketAddr::from(([127, 0, 0, 1], ports.port(i)));
-    let path = home.join("config.toml");
-    let mut config = Config::load(&path).expect("config");
-    config.p2p.listen = at(0);
-    config.p2p.gossip_listen = at(1);
-    config.grpc.listen = at(2);
-    config.abci.listen = at(3);
-    config.consensus.timeout_propose_ms = 300;
-    config.save(&path).expect("save config");
     let log_path = home.join("node.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let mut node = KillOnDrop(

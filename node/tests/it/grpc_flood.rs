@@ -19,7 +19,7 @@ use lode_tests::ports::PortBlock;
 use tonic::transport::Channel;
 
 use crate::four_validators_commit_a_transfer::{balance, status};
-use crate::support::{init_home, lode, path_str, KillOnDrop};
+use crate::support::{lode, path_str, single_validator_home, KillOnDrop};
 
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_secs(12);
@@ -69,17 +69,8 @@ async fn channel(url: &str) -> Option<Channel> {
 async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_transfer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    init_home(&home);
-    let ports = PortBlock::reserve();
+    let ports = single_validator_home(&home, |_| {});
     let at = |i| SocketAddr::from(([127, 0, 0, 1], ports.port(i)));
-    let path = home.join("config.toml");
-    let mut config = Config::load(&path).expect("config");
-    config.p2p.listen = at(0);
-    config.p2p.gossip_listen = at(1);
-    config.grpc.listen = at(2);
-    config.abci.listen = at(3);
-    config.consensus.timeout_propose_ms = 300;
-    config.save(&path).expect("save config");
     let log_path = home.join("node.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let mut node = KillOnDrop(
@@ -312,18 +303,8 @@ async fn start_node(
 ) -> (KillOnDrop, String, tempfile::TempDir, PortBlock) {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    init_home(&home);
-    let ports = PortBlock::reserve();
+    let ports = single_validator_home(&home, edit);
     let at = |i| SocketAddr::from(([127, 0, 0, 1], ports.port(i)));
-    let path = home.join("config.toml");
-    let mut config = Config::load(&path).expect("config");
-    config.p2p.listen = at(0);
-    config.p2p.gossip_listen = at(1);
-    config.grpc.listen = at(2);
-    config.abci.listen = at(3);
-    config.consensus.timeout_propose_ms = 300;
-    edit(&mut config);
-    config.save(&path).expect("save config");
     let log = std::fs::File::create(home.join("node.log")).expect("log");
     let node = KillOnDrop(
         lode()

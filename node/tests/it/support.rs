@@ -1,5 +1,7 @@
 //! Running `lode` as a child process with every wait bounded.
 
+use lode_node::config::Config;
+use lode_tests::ports::PortBlock;
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
@@ -69,6 +71,25 @@ pub fn init_home(home: &Path) {
         "--chain-id",
         "lode-test-1",
     ]);
+}
+
+/// `lode init` on a fresh home whose one validator listens on a reserved block of loopback ports (p2p, gossip,
+/// gRPC and ABCI on ports 0 to 3 of the block) with a 300 ms propose timeout, then `edit` applied. Keep the
+/// block alive while the node runs.
+pub fn single_validator_home(home: &Path, edit: impl FnOnce(&mut Config)) -> PortBlock {
+    init_home(home);
+    let ports = PortBlock::reserve();
+    let at = |i| SocketAddr::from(([127, 0, 0, 1], ports.port(i)));
+    let path = home.join("config.toml");
+    let mut config = Config::load(&path).expect("config");
+    config.p2p.listen = at(0);
+    config.p2p.gossip_listen = at(1);
+    config.grpc.listen = at(2);
+    config.abci.listen = at(3);
+    config.consensus.timeout_propose_ms = 300;
+    edit(&mut config);
+    config.save(&path).expect("save config");
+    ports
 }
 
 pub fn path_str(p: &Path) -> &str {
