@@ -329,22 +329,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let set = validators();
         let store = RocksBlockStore::new(LodeApp::open(dir.path()).expect("open"));
-        for h in 1..1_000 {
+        // A seek's comparisons in the memtable's skip list vary from one seek to the next (random node heights)
+        // and grow with the log of its entries: compare medians over eleven heights, with room for that log.
+        let median_cost = |heights: std::ops::RangeInclusive<u64>| {
+            let mut costs: Vec<ReadCost> =
+                heights.map(|h| per_height_cost(&store, h, &set)).collect();
+            costs.sort_by_key(|c| c.key_comparisons);
+            costs[costs.len() / 2]
+        };
+        for h in 1..990 {
             commit_height(&store, h, &set);
         }
-        let early = per_height_cost(&store, 1_000, &set);
-        for h in 1_001..10_000 {
+        let early = median_cost(990..=1_000);
+        for h in 1_001..9_990 {
             commit_height(&store, h, &set);
         }
-        let late = per_height_cost(&store, 10_000, &set);
-        println!("per-height cost after 1,000 heights {early:?}, after 10,000 {late:?}");
+        let late = median_cost(9_990..=10_000);
+        println!("median per-height cost after 1,000 heights {early:?}, after 10,000 {late:?}");
         // Every pruned proposal is still a tombstone in the memtable here (nothing was flushed): the reads
-        // must not step over them, and opening an iterator must not sort them. What may grow is a seek's
-        // depth in the skip list, with the log of the entries.
+        // must not step over them, and opening an iterator must not sort them. With a range delete per height
+        // the count grew about fourteenfold over these heights; a skip list's depth adds a few levels.
         assert_eq!(late.deletes_skipped, 0, "{late:?}");
         assert!(
-            late.key_comparisons <= 2 * early.key_comparisons,
-            "per-height key comparisons grew from {} to {}",
+            late.key_comparisons <= 3 * early.key_comparisons,
+            "median per-height key comparisons grew from {} to {}",
             early.key_comparisons,
             late.key_comparisons
         );
