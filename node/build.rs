@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     let mut builder = tonic_prost_build::configure();
-    for module in ["gov", "nft", "query", "staking"] {
+    for module in ["gov", "market", "nft", "query", "staking"] {
         builder = builder.extern_path(
             format!(".lode.{module}.v1"),
             format!("::lode_proto::{module}::v1"),

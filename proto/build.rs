@@ -12,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/lode/gov/v1/query.proto",
         "proto/lode/nft/v1/nft.proto",
         "proto/lode/nft/v1/query.proto",
+        "proto/lode/market/v1/market.proto",
+        "proto/lode/market/v1/query.proto",
+        "proto/lode/compute/v1/compute.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
@@ -25,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".lode.staking.v1",
         ".lode.gov.v1",
         ".lode.nft.v1",
+        ".lode.market.v1",
     ] {
         config.type_attribute(package, "#[derive(serde::Serialize)]");
     }
@@ -33,6 +37,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".lode.staking.v1.MsgCreateValidator.consensus_key",
         ".lode.query.v1.PageRequest.key",
         ".lode.query.v1.PageResponse.next_key",
+        ".lode.market.v1.Job.id",
+        ".lode.market.v1.Job.a_root",
+        ".lode.market.v1.Job.b_root",
+        ".lode.market.v1.Job.output_root",
+        ".lode.market.v1.Job.seed",
+        ".lode.market.v1.MsgPostJob.a_root",
+        ".lode.market.v1.MsgPostJob.b_root",
+        ".lode.market.v1.MsgCancelJob.job_id",
+        ".lode.market.v1.MsgAcceptJob.job_id",
+        ".lode.market.v1.MsgDeclineJob.job_id",
+        ".lode.market.v1.JobRequest.job_id",
     ] {
         config.field_attribute(field, "#[serde(serialize_with = \"crate::json::hex\")]");
     }
@@ -47,6 +62,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.field_attribute(
         ".lode.gov.v1.WeightedVoteOption.option",
         "#[serde(serialize_with = \"crate::json::vote_option\")]",
+    );
+    config.field_attribute(
+        ".lode.market.v1.ProviderResponse.recent_jobs",
+        "#[serde(serialize_with = \"crate::json::hex_list\")]",
+    );
+    config.field_attribute(
+        ".lode.market.v1.Job.on_failure",
+        "#[serde(serialize_with = \"crate::json::on_failure\")]",
     );
     config.compile_fds(descriptors)?;
     Ok(())

@@ -343,9 +343,22 @@ fn check_structure<'a>(
     seed: &Hash,
     reveal: &'a Reveal,
 ) -> std::result::Result<Checked<'a>, Rejection> {
+    let expected = job
+        .challenge(seed)
+        .map_err(|e| Rejection::InvalidJob(e.to_string()))?;
+    check_against(job, &expected, true, reveal)
+}
+
+/// Checks `reveal` against an explicit set of tiles: every revealed tile must be in `expected`, none twice;
+/// with `require_all`, every tile of `expected` must be there.
+fn check_against<'a>(
+    job: &Job,
+    expected: &[u64],
+    require_all: bool,
+    reveal: &'a Reveal,
+) -> std::result::Result<Checked<'a>, Rejection> {
     let bad_job = |e: Error| Rejection::InvalidJob(e.to_string());
     let grid = job.grid().map_err(bad_job)?;
-    let expected = job.challenge(seed).map_err(bad_job)?;
     // Set checks (BTreeMap/BTreeSet: deterministic, no hash iteration).
     let expected_set: std::collections::BTreeSet<u64> = expected.iter().copied().collect();
     let mut by_index = std::collections::BTreeMap::new();
@@ -357,7 +370,10 @@ fn check_structure<'a>(
             return Err(Rejection::DuplicateTile { index: t.index });
         }
     }
-    if let Some(&index) = expected.iter().find(|i| !by_index.contains_key(i)) {
+    if let Some(&index) = expected
+        .iter()
+        .find(|i| require_all && !by_index.contains_key(i))
+    {
         return Err(Rejection::MissingSample { index });
     }
     let tiles: Vec<&TileReveal> = by_index.into_values().collect();
@@ -651,6 +667,17 @@ pub struct BatchItem<'a> {
     pub reveal: &'a Reveal,
 }
 
+/// One partial answer to verify in a batch (see [`BatchVerifier::verify_parts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PartItem<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// The tiles that were asked for.
+    pub tiles: &'a [u64],
+    /// The tiles answered now (a subset of `tiles`).
+    pub reveal: &'a Reveal,
+}
+
 impl BatchVerifier {
     /// A verifier computing on `engine`.
     pub fn new(engine: Engine) -> Self {
@@ -669,12 +696,36 @@ impl BatchVerifier {
             .par_iter()
             .map(|it| check_structure(it.job, it.seed, it.reveal))
             .collect();
+        let jobs: Vec<&Job> = items.iter().map(|it| it.job).collect();
+        self.recompute(&jobs, checked)
+    }
+
+    /// Like [`verify`](Self::verify) for answers that may cover only part of a set of tiles: each item's
+    /// reveal must hold only tiles of its `tiles` (ascending or not), none twice, but may leave some out.
+    /// A chain that lets a provider answer a large challenge over several transactions, or answer a
+    /// consumer's request for chosen tiles, checks each part with this; which tiles are still owed is
+    /// the caller's bookkeeping.
+    pub fn verify_parts(&self, items: &[PartItem<'_>]) -> Result<Vec<Verdict>> {
+        let checked: Vec<std::result::Result<Checked<'_>, Rejection>> = items
+            .par_iter()
+            .map(|it| check_against(it.job, it.tiles, false, it.reveal))
+            .collect();
+        let jobs: Vec<&Job> = items.iter().map(|it| it.job).collect();
+        self.recompute(&jobs, checked)
+    }
+
+    /// Recomputes the tiles that passed their checks on the engine and compares them.
+    fn recompute(
+        &self,
+        jobs: &[&Job],
+        checked: Vec<std::result::Result<Checked<'_>, Rejection>>,
+    ) -> Result<Vec<Verdict>> {
         let mut all = Vec::new();
-        let mut spans = Vec::with_capacity(items.len());
-        for (it, c) in items.iter().zip(&checked) {
+        let mut spans = Vec::with_capacity(jobs.len());
+        for (job, c) in jobs.iter().zip(&checked) {
             let start = all.len();
-            if let (Ok(c), Ok(grid)) = (c, it.job.grid()) {
-                if let Ok(ps) = products(it.job, &grid, c) {
+            if let (Ok(c), Ok(grid)) = (c, job.grid()) {
+                if let Ok(ps) = products(job, &grid, c) {
                     all.extend(ps);
                 }
             }
@@ -687,13 +738,13 @@ impl BatchVerifier {
             }
             Err(e) => return Err(e),
         };
-        Ok(items
+        Ok(jobs
             .iter()
             .zip(checked)
             .zip(spans)
-            .map(|((it, c), span)| match c {
+            .map(|((job, c), span)| match c {
                 Err(r) => Err(r),
-                Ok(c) => finish(it.job, &c, &computed[span]),
+                Ok(c) => finish(job, &c, &computed[span]),
             })
             .collect())
     }

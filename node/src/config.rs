@@ -26,6 +26,48 @@ pub struct Config {
     pub consensus: ConsensusConfig,
     /// The state machine.
     pub app: AppConfig,
+    /// Verification of marketplace jobs.
+    pub compute: ComputeConfig,
+}
+
+/// Where this node recomputes revealed tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeBackend {
+    /// The CPU (the default on validators): always available.
+    #[default]
+    Cpu,
+    /// CUDA; the node falls back to the CPU (and logs why) when no usable GPU is found.
+    Cuda,
+    /// CUDA when a usable GPU is found, else the CPU.
+    Auto,
+}
+
+/// `[compute]`: verification of revealed tiles. Verdicts are identical on every backend (exact integer
+/// products); the choice changes speed only, and a GPU failure falls back to the CPU, never to a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    pub backend: ComputeBackend,
+}
+
+impl ComputeConfig {
+    /// Selects this process's verification backend; returns a line for the log.
+    pub fn apply(&self) -> String {
+        use lode_gpu_verify::Backend;
+        let b = match self.backend {
+            ComputeBackend::Cpu => Backend::Cpu,
+            ComputeBackend::Cuda => Backend::Cuda,
+            ComputeBackend::Auto => Backend::Auto,
+        };
+        match lode_state::modules::compute::verdict::set_backend(b) {
+            Ok(d) => format!("verification backend: {d}"),
+            Err(e) => format!(
+                "verification backend {:?} unavailable ({e}); using the CPU",
+                self.backend
+            ),
+        }
+    }
 }
 
 /// State-machine settings.
@@ -229,6 +271,7 @@ impl Default for Config {
             mempool: MempoolConfig::default(),
             consensus: ConsensusConfig::default(),
             app: AppConfig::default(),
+            compute: ComputeConfig::default(),
         }
     }
 }

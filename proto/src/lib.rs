@@ -52,6 +52,20 @@ pub mod nft {
     }
 }
 
+/// `lode.market.v1`: providers, jobs, matching (messages and queries).
+pub mod market {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.market.v1.rs"));
+    }
+}
+
+/// `lode.compute.v1`: result commitments, reveals, availability challenges, fraud proofs.
+pub mod compute {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/lode.compute.v1.rs"));
+    }
+}
+
 /// JSON forms of proto fields for the CLI: bytes as hex, enum numbers as their names.
 pub mod json {
     use serde::Serializer;
@@ -59,6 +73,19 @@ pub mod json {
     /// Bytes as lowercase hex.
     pub fn hex<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&::hex::encode(bytes))
+    }
+
+    /// A list of byte strings, each as lowercase hex.
+    pub fn hex_list<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(list.iter().map(::hex::encode))
+    }
+
+    /// A `lode.market.v1.OnFailure` by name (an unknown number stays a number).
+    pub fn on_failure<S: Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+        match crate::market::v1::OnFailure::try_from(*v) {
+            Ok(o) => s.serialize_str(o.as_str_name()),
+            Err(_) => s.serialize_i32(*v),
+        }
     }
 
     /// A `lode.gov.v1.ProposalStatus` by name (an unknown number stays a number).

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::TxError,
     modules::{
+        compute::params::{tile_overhead_bytes, ComputeParams},
         gov::{params::GovParams, GovError},
+        market::params::MarketParams,
         nft::params::NftParams,
         staking::params::StakingParams,
     },
@@ -42,6 +44,8 @@ pub struct Params {
     pub staking: StakingParams,
     pub gov: GovParams,
     pub nft: NftParams,
+    pub market: MarketParams,
+    pub compute: ComputeParams,
 }
 
 impl Default for Params {
@@ -61,6 +65,8 @@ impl Default for Params {
             staking: StakingParams::default(),
             gov: GovParams::default(),
             nft: NftParams::default(),
+            market: MarketParams::default(),
+            compute: ComputeParams::default(),
         }
     }
 }
@@ -90,6 +96,35 @@ impl Params {
         issues.extend(self.staking.validate());
         issues.extend(self.gov.validate());
         issues.extend(self.nft.validate());
+        issues.extend(self.market.validate());
+        issues.extend(self.compute.validate());
+        let tile = u64::from(self.compute.max_tile);
+        let one_tile = tile
+            .saturating_mul(2)
+            .saturating_mul(self.compute.max_k)
+            .saturating_add(tile_overhead_bytes(tile))
+            .saturating_add(1_024);
+        if one_tile > self.max_tx_bytes {
+            issues.push((
+                "compute.max_k",
+                format!(
+                    "one tile's reveal at max_tile and max_k takes {one_tile} bytes, over max_tx_bytes"
+                ),
+            ));
+        }
+        if self.market.unbonding_blocks
+            <= self
+                .compute
+                .fraud_window_blocks
+                .saturating_add(self.compute.reveal_blocks)
+        {
+            issues.push((
+                "market.unbonding_blocks",
+                "must be longer than compute.fraud_window_blocks + reveal_blocks, so a bond stays \
+                 slashable while any of its jobs can still be proven bad"
+                    .to_string(),
+            ));
+        }
         if self.staking.unbonding_blocks <= self.gov.voting_period_blocks {
             issues.push((
                 "staking.unbonding_blocks",

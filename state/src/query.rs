@@ -137,6 +137,8 @@ fn params_q(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
         "gov" => serde_json::to_string(&p.gov),
         "staking" => serde_json::to_string(&p.staking),
         "nft" => serde_json::to_string(&p.nft),
+        "market" => serde_json::to_string(&p.market),
+        "compute" => serde_json::to_string(&p.compute),
         other => return Err((code::INVALID_REQUEST, format!("unknown module {other:?}"))),
     }
     .map_err(|e| (code::INTERNAL, e.to_string()))?;

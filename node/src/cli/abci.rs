@@ -31,6 +31,7 @@ pub(super) fn run(args: &AbciArgs, log_level: Option<&str>) -> eyre::Result<()> 
     check_listen_address(listen, args.allow_remote)?;
 
     let data = home.data_dir();
+    tracing::info!("{}", config.compute.apply());
     let app = LodeApp::open_with(&data, config.app.options())
         .wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
 

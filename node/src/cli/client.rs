@@ -4,13 +4,16 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use eyre::{bail, eyre, WrapErr};
-use lode_proto::{gov::v1 as govpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb};
+use lode_proto::{
+    gov::v1 as govpb, market::v1 as mpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb,
+};
 use tonic::transport::Channel;
 
 use crate::{
     keys::{KeyFile, MultisigFile},
     services::grpc::pb::{
         self, gov_query_service_client::GovQueryServiceClient,
+        market_query_service_client::MarketQueryServiceClient,
         nft_query_service_client::NftQueryServiceClient,
         params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
         staking_query_service_client::StakingQueryServiceClient,
@@ -143,7 +146,7 @@ pub(super) enum QueryCommand {
         #[command(flatten)]
         node: NodeArg,
     },
-    /// Chain parameters (JSON), all or one module's (`gov`, `staking`, `nft`).
+    /// Chain parameters (JSON), all or one module's (`gov`, `staking`, `nft`, `market`, `compute`).
     Params {
         #[arg(default_value = "")]
         module: String,
@@ -159,6 +162,53 @@ pub(super) enum QueryCommand {
     /// Staking: validators and delegations.
     #[command(subcommand)]
     Staking(StakingQuery),
+    /// The GPU marketplace: providers, jobs, supply and demand.
+    #[command(subcommand)]
+    Market(MarketQuery),
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum MarketQuery {
+    /// Providers, optionally of one status (active, unbonding).
+    Providers {
+        #[arg(long, default_value = "")]
+        status: String,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// One provider with its reputation and recent jobs.
+    Provider {
+        address: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Jobs of a consumer, of a provider, or in a status (open, matched, accepted, committed, revealing,
+    /// settled, final, refunded, cancelled, fraud_proven, withheld).
+    Jobs {
+        #[arg(long, default_value = "")]
+        consumer: String,
+        #[arg(long, default_value = "")]
+        provider: String,
+        #[arg(long, default_value = "")]
+        status: String,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// One job (hex id) with its whole history.
+    Job {
+        id: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Open jobs and CU, free devices by model, the lowest asks, the last clearing prices.
+    Stats {
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -336,6 +386,7 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
             QueryCommand::Gov(g) => gov_query(g).await?,
             QueryCommand::Nft(n) => nft_query(n).await?,
             QueryCommand::Staking(s) => staking_query(s).await?,
+            QueryCommand::Market(m) => market_query(m).await?,
         }
         eyre::Ok(())
     })
@@ -445,6 +496,68 @@ async fn nft_query(n: &NftQuery) -> eyre::Result<()> {
             .await
             .map_err(status_err)?
             .into_inner(),
+        ),
+    }
+}
+
+async fn market_query(m: &MarketQuery) -> eyre::Result<()> {
+    let node = match m {
+        MarketQuery::Providers { node, .. }
+        | MarketQuery::Provider { node, .. }
+        | MarketQuery::Jobs { node, .. }
+        | MarketQuery::Job { node, .. }
+        | MarketQuery::Stats { node } => node,
+    };
+    let mut q = MarketQueryServiceClient::new(connect(&node.node).await?);
+    match m {
+        MarketQuery::Providers { status, page, .. } => print_json(
+            &q.providers(mpb::ProvidersRequest {
+                status: status.clone(),
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        MarketQuery::Provider { address, .. } => print_json(
+            &q.provider(mpb::ProviderRequest {
+                address: address.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        MarketQuery::Jobs {
+            consumer,
+            provider,
+            status,
+            page,
+            ..
+        } => print_json(
+            &q.jobs(mpb::JobsRequest {
+                consumer: consumer.clone(),
+                provider: provider.clone(),
+                status: status.clone(),
+                pagination: page.request()?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        MarketQuery::Job { id, .. } => print_json(
+            &q.job(mpb::JobRequest {
+                job_id: hex::decode(id.trim_start_matches("0x"))
+                    .map_err(|e| eyre!("job id is not hex: {e}"))?,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        MarketQuery::Stats { .. } => print_json(
+            &q.stats(mpb::StatsRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner(),
         ),
     }
 }

@@ -76,6 +76,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     };
 
     let data = home.data_dir();
+    tracing::info!("{}", config.compute.apply());
     let app = LodeApp::open_with(&data, config.app.options())
         .wrap_err_with(|| format!("cannot open the state database at {}", data.display()))?;
     let consensus_runtime = tokio::runtime::Builder::new_multi_thread()

@@ -40,10 +40,13 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/lode_node_descriptor.bin"));
 }
 
-use lode_proto::{gov::v1 as govpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb};
+use lode_proto::{
+    gov::v1 as govpb, market::v1 as mpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb,
+};
 use lode_state::app::query_code;
 use pb::{
     gov_query_service_server::{GovQueryService, GovQueryServiceServer},
+    market_query_service_server::{MarketQueryService, MarketQueryServiceServer},
     nft_query_service_server::{NftQueryService, NftQueryServiceServer},
     params_service_server::{ParamsService, ParamsServiceServer},
     query_service_server::{QueryService, QueryServiceServer},
@@ -585,6 +588,14 @@ module_queries!(NftQueryService {
     listings(nftpb::ListingsRequest) -> nftpb::ListingsResponse = "/nft/listings";
 });
 
+module_queries!(MarketQueryService {
+    providers(mpb::ProvidersRequest) -> mpb::ProvidersResponse = "/market/providers";
+    provider(mpb::ProviderRequest) -> mpb::ProviderResponse = "/market/provider";
+    jobs(mpb::JobsRequest) -> mpb::JobsResponse = "/market/jobs";
+    job(mpb::JobRequest) -> mpb::JobResponse = "/market/job";
+    stats(mpb::StatsRequest) -> mpb::StatsResponse = "/market/stats";
+});
+
 module_queries!(StakingQueryService {
     validators(stpb::ValidatorsRequest) -> stpb::ValidatorsResponse = "/staking/validators";
     delegations(stpb::DelegationsRequest) -> stpb::DelegationsResponse = "/staking/delegations";
@@ -613,6 +624,7 @@ pub async fn serve(
         <QueryServiceServer<NodeApi> as NamedService>::NAME,
         <GovQueryServiceServer<NodeApi> as NamedService>::NAME,
         <NftQueryServiceServer<NodeApi> as NamedService>::NAME,
+        <MarketQueryServiceServer<NodeApi> as NamedService>::NAME,
         <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
         <ParamsServiceServer<NodeApi> as NamedService>::NAME,
     ] {
@@ -630,6 +642,7 @@ pub async fn serve(
                 <QueryServiceServer<NodeApi> as NamedService>::NAME,
                 <GovQueryServiceServer<NodeApi> as NamedService>::NAME,
                 <NftQueryServiceServer<NodeApi> as NamedService>::NAME,
+                <MarketQueryServiceServer<NodeApi> as NamedService>::NAME,
                 <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
                 <ParamsServiceServer<NodeApi> as NamedService>::NAME,
             ] {
@@ -649,6 +662,7 @@ pub async fn serve(
         .add_service(QueryServiceServer::new(api.clone()))
         .add_service(GovQueryServiceServer::new(api.clone()))
         .add_service(NftQueryServiceServer::new(api.clone()))
+        .add_service(MarketQueryServiceServer::new(api.clone()))
         .add_service(StakingQueryServiceServer::new(api.clone()))
         .add_service(ParamsServiceServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -10,7 +10,9 @@
 //! `module`) and on other modules' public functions.
 
 pub mod bank;
+pub mod compute;
 pub mod gov;
+pub mod market;
 pub mod nft;
 pub mod staking;
 
@@ -203,6 +205,8 @@ registry! {
     Staking => staking::Staking,
     Gov => gov::Gov,
     Nft => nft::Nft,
+    Market => market::Market,
+    Compute => compute::Compute,
 }
 
 /// Every code in use with its stable name, sorted by code.

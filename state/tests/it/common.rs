@@ -68,6 +68,12 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
     }
 }
 
+/// The block hash tests give block `height` (the compute module seeds its challenges with it).
+pub fn block_hash(height: u64) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(height.to_le_bytes()).into()
+}
+
 impl Chain {
     pub fn new(accounts: u64) -> Chain {
         Chain::with_params(accounts, Params::default())
@@ -99,6 +105,7 @@ impl Chain {
             .try_finalize_block(RequestFinalizeBlock {
                 txs: txs.into_iter().map(Bytes::from).collect(),
                 height: self.height as i64,
+                hash: Bytes::copy_from_slice(&block_hash(self.height)),
                 ..Default::default()
             })
             .expect("finalize");

@@ -10,6 +10,7 @@
 
 mod bank;
 mod gov;
+mod market;
 mod multisig;
 mod nft;
 mod staking;
@@ -67,6 +68,12 @@ pub(super) enum TxCommand {
     /// NFTs: collections, tokens, approvals and the fixed-price market.
     #[command(subcommand)]
     Nft(nft::NftTx),
+    /// The GPU marketplace: providers and jobs.
+    #[command(subcommand)]
+    Market(market::MarketTx),
+    /// Verification of jobs: commit, reveal, availability challenge, fraud proof.
+    #[command(subcommand)]
+    Compute(market::ComputeTx),
     /// Multisig accounts: co-sign an unsigned tx offline, then broadcast it.
     #[command(subcommand)]
     Multisig(multisig::MultisigCmd),
@@ -88,6 +95,8 @@ impl TxCommand {
             TxCommand::Gov(c) => Some(c),
             TxCommand::Staking(c) => Some(c),
             TxCommand::Nft(c) => Some(c),
+            TxCommand::Market(c) => Some(c),
+            TxCommand::Compute(c) => Some(c),
             TxCommand::Multisig(_) => None,
         }
     }

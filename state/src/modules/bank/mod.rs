@@ -260,3 +260,29 @@ pub fn transfer<S: StateWrite + ?Sized>(
     put_account(s, to, &dst);
     Ok(())
 }
+
+/// Destroys `amount` held by `from` (the market burns its protocol fee this way): the balance and the
+/// recorded supply both fall, so `bank/supply` still holds.
+pub fn burn<S: StateWrite + ?Sized>(
+    s: &mut S,
+    from: &Address,
+    amount: u128,
+) -> Result<(), TxError> {
+    if amount == 0 {
+        return Ok(());
+    }
+    let mut src = account(s, from)?;
+    src.balance = src
+        .balance
+        .checked_sub(amount)
+        .ok_or(TxError::InsufficientFunds {
+            balance: src.balance,
+            needed: amount,
+        })?;
+    put_account(s, from, &src);
+    let total = supply(s)?
+        .checked_sub(amount)
+        .ok_or(TxError::Overflow("supply below burn"))?;
+    put_supply(s, total);
+    Ok(())
+}
