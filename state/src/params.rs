@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::TxError,
     modules::{
-        compute::params::{tile_overhead_bytes, ComputeParams},
+        compute::params::ComputeParams,
         gov::{params::GovParams, GovError},
         market::params::MarketParams,
         nft::params::NftParams,
@@ -98,20 +98,6 @@ impl Params {
         issues.extend(self.nft.validate());
         issues.extend(self.market.validate());
         issues.extend(self.compute.validate());
-        let tile = u64::from(self.compute.max_tile);
-        let one_tile = tile
-            .saturating_mul(2)
-            .saturating_mul(self.compute.max_k)
-            .saturating_add(tile_overhead_bytes(tile))
-            .saturating_add(1_024);
-        if one_tile > self.max_tx_bytes {
-            issues.push((
-                "compute.max_k",
-                format!(
-                    "one tile's reveal at max_tile and max_k takes {one_tile} bytes, over max_tx_bytes"
-                ),
-            ));
-        }
         if self.market.unbonding_blocks
             <= self
                 .compute

@@ -320,13 +320,19 @@ mod tests {
         let ticks = ticks_per_second();
         assert!(ticks >= 1.0);
         let before = cpu_seconds(std::process::id(), ticks).expect("own stat");
+        // Spin until the process has used 0.1 s of CPU. A fixed wall-clock spin failed on a loaded machine
+        // (two cores shared with compilers got this thread < 0.1 s of CPU in 300 ms); the wall clock only
+        // bounds the loop.
         let t = Instant::now();
         let mut x = 0u64;
-        while t.elapsed() < Duration::from_millis(300) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let mut after = before;
+        while after - before < 0.1 && t.elapsed() < Duration::from_secs(30) {
+            for _ in 0..1_000_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            after = cpu_seconds(std::process::id(), ticks).expect("own stat");
         }
         std::hint::black_box(x);
-        let after = cpu_seconds(std::process::id(), ticks).expect("own stat");
         assert!(after - before >= 0.1, "{before} -> {after}");
     }
 }

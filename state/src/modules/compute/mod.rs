@@ -10,8 +10,8 @@
 //!
 //! One tile's reveal carries 2·T·k bytes of inputs plus proofs: at the defaults (T = 4, k ≤ 4096, m ≤ 65536)
 //! about 37.5 KB, under the 64 KiB tx limit, so a provider sends one tile per tx at the largest k and packs
-//! several when k is small (16 tiles of a 256-deep job take about 40 KB). `Params::validate` refuses
-//! parameters under which one tile at `max_k` and `max_tile` would not fit in `max_tx_bytes`.
+//! several when k is small (16 tiles of a 256-deep job take about 40 KB). a job whose single
+//! tile's reveal would not fit in `max_tx_bytes` is refused when posted (code 111).
 //!
 //! # Detection
 //!

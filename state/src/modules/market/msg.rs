@@ -366,6 +366,17 @@ pub fn check_job(spec: &JobSpec, p: &Params) -> Result<u64, TxError> {
             cp.min_samples, cp.max_samples
         )));
     }
+    // One tile's reveal must fit in a tx: 2·T·k input bytes plus proofs.
+    let one_tile = t
+        .saturating_mul(2)
+        .saturating_mul(spec.k)
+        .saturating_add(crate::modules::compute::params::tile_overhead_bytes(t));
+    if one_tile > p.max_tx_bytes {
+        return Err(out(format!(
+            "one tile's reveal ({one_tile} bytes at T = {t}, k = {}) would not fit in max_tx_bytes = {}",
+            spec.k, p.max_tx_bytes
+        )));
+    }
     let cu = compute_units(spec.m, spec.k, spec.n).ok_or(TxError::Overflow("compute units"))?;
     if cu > cp.max_job_cu {
         return Err(out(format!("{cu} CU is over the cap of {}", cp.max_job_cu)));
