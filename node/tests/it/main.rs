@@ -1,6 +1,7 @@
 //! Integration tests of the `lode` binary: real processes, loopback sockets, temp dirs.
 
 mod a_diverged_node_halts_with_a_report;
+mod a_job_runs_through_the_market_cli;
 mod a_killed_validator_catches_up;
 #[cfg(feature = "failpoints")]
 mod a_node_killed_on_the_commit_path_restarts;

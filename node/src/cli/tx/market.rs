@@ -25,13 +25,16 @@ fn device(s: &str) -> Result<mpb::Device, String> {
     })
 }
 
-/// A 32-byte id or root in hex.
-fn hex32(s: &str) -> Result<Vec<u8>, String> {
+/// A 32-byte id or root, given in hex.
+#[derive(Debug, Clone)]
+pub(crate) struct Hex32(Vec<u8>);
+
+fn hex32(s: &str) -> Result<Hex32, String> {
     let b = hex::decode(s.trim_start_matches("0x")).map_err(|e| format!("{s:?}: {e}"))?;
     if b.len() != 32 {
         return Err(format!("{s:?}: expected 32 bytes of hex, got {}", b.len()));
     }
-    Ok(b)
+    Ok(Hex32(b))
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,21 +91,21 @@ pub(crate) enum MarketTx {
         #[command(flatten)]
         opts: TxOpts,
         #[arg(long, value_parser = hex32)]
-        job: Vec<u8>,
+        job: Hex32,
     },
     /// Accept a job matched to the signer.
     AcceptJob {
         #[command(flatten)]
         opts: TxOpts,
         #[arg(long, value_parser = hex32)]
-        job: Vec<u8>,
+        job: Hex32,
     },
     /// Decline a job matched to the signer (not slashed).
     DeclineJob {
         #[command(flatten)]
         opts: TxOpts,
         #[arg(long, value_parser = hex32)]
-        job: Vec<u8>,
+        job: Hex32,
         #[arg(long, default_value = "")]
         reason: String,
     },
@@ -124,9 +127,9 @@ pub(crate) struct JobArgs {
     #[arg(long)]
     n: Option<u64>,
     #[arg(long, value_parser = hex32)]
-    a_root: Option<Vec<u8>>,
+    a_root: Option<Hex32>,
     #[arg(long, value_parser = hex32)]
-    b_root: Option<Vec<u8>>,
+    b_root: Option<Hex32>,
     /// Tile side T of C's commitment (divides m and n).
     #[arg(long, default_value_t = 4)]
     tile: u32,
@@ -169,8 +172,8 @@ fn read<T: lode_gpu_verify::matrix::Element>(path: &Path) -> eyre::Result<Matrix
 impl JobArgs {
     fn to_msg(&self, consumer: String) -> eyre::Result<mpb::MsgPostJob> {
         let (mut m, mut k, mut n) = (self.m, self.k, self.n);
-        let mut a_root = self.a_root.clone();
-        let mut b_root = self.b_root.clone();
+        let mut a_root = self.a_root.clone().map(|h| h.0);
+        let mut b_root = self.b_root.clone().map(|h| h.0);
         if let Some(p) = &self.a {
             let a = read_i8(p)?;
             m = Some(a.rows() as u64);
@@ -263,15 +266,15 @@ impl MsgCommand for MarketTx {
             MarketTx::PostJob { job, .. } => Sum::MarketPostJob(job.to_msg(s)?),
             MarketTx::CancelJob { job, .. } => Sum::MarketCancelJob(mpb::MsgCancelJob {
                 consumer: s,
-                job_id: job.clone(),
+                job_id: job.0.clone(),
             }),
             MarketTx::AcceptJob { job, .. } => Sum::MarketAcceptJob(mpb::MsgAcceptJob {
                 provider: s,
-                job_id: job.clone(),
+                job_id: job.0.clone(),
             }),
             MarketTx::DeclineJob { job, reason, .. } => Sum::MarketDeclineJob(mpb::MsgDeclineJob {
                 provider: s,
-                job_id: job.clone(),
+                job_id: job.0.clone(),
                 reason: reason.clone(),
             }),
         }))
@@ -316,9 +319,9 @@ pub(crate) enum ComputeTx {
         #[command(flatten)]
         opts: TxOpts,
         #[arg(long, value_parser = hex32)]
-        job: Vec<u8>,
+        job: Hex32,
         #[arg(long, value_parser = hex32)]
-        output_root: Option<Vec<u8>>,
+        output_root: Option<Hex32>,
         #[command(flatten)]
         matrices: Option<Matrices>,
     },
@@ -327,7 +330,7 @@ pub(crate) enum ComputeTx {
         #[command(flatten)]
         opts: TxOpts,
         #[arg(long, value_parser = hex32)]
-        job: Vec<u8>,
+        job: Hex32,
         /// Tile indices, comma-separated (see `lode query market job`).
         #[arg(long, value_delimiter = ',', required = true)]
         tiles: Vec<u64>,
@@ -339,7 +342,7 @@ pub(crate) enum ComputeTx {
         #[command(flatten)]
         opts: TxOpts,
         #[arg(long, value_parser = hex32)]
-        job: Vec<u8>,
+        job: Hex32,
         #[arg(long, value_delimiter = ',', required = true)]
         tiles: Vec<u64>,
     },
@@ -348,7 +351,7 @@ pub(crate) enum ComputeTx {
         #[command(flatten)]
         opts: TxOpts,
         #[arg(long, value_parser = hex32)]
-        job: Vec<u8>,
+        job: Hex32,
         #[arg(long)]
         row: usize,
         #[arg(long)]
@@ -359,8 +362,10 @@ pub(crate) enum ComputeTx {
     },
 }
 
-fn job32(v: &[u8]) -> eyre::Result<[u8; 32]> {
-    v.try_into().map_err(|_| eyre!("job id must be 32 bytes"))
+fn job32(v: &Hex32) -> eyre::Result<[u8; 32]> {
+    v.0.as_slice()
+        .try_into()
+        .map_err(|_| eyre!("job id must be 32 bytes"))
 }
 
 impl MsgCommand for ComputeTx {
@@ -386,13 +391,13 @@ impl MsgCommand for ComputeTx {
                 ..
             } => {
                 let root = match (output_root, matrices) {
-                    (Some(r), _) => r.clone(),
+                    (Some(r), _) => r.0.clone(),
                     (None, Some(mx)) => mx.prover()?.c_tree().root().to_vec(),
                     (None, None) => return Err(eyre!("give --output-root or --a/--b/--c")),
                 };
                 return Ok(msg(Sum::ComputeCommitResult(cpb::MsgCommitResult {
                     provider: s,
-                    job_id: job.clone(),
+                    job_id: job.0.clone(),
                     output_root: root,
                 })));
             }
@@ -405,7 +410,7 @@ impl MsgCommand for ComputeTx {
             ComputeTx::ChallengeOutput { job, tiles, .. } => {
                 return Ok(msg(Sum::ComputeChallengeOutput(cpb::MsgChallengeOutput {
                     consumer: s,
-                    job_id: job.clone(),
+                    job_id: job.0.clone(),
                     tiles: tiles.clone(),
                 })));
             }
