@@ -90,6 +90,7 @@ pub(crate) enum MarketTx {
     CancelJob {
         #[command(flatten)]
         opts: TxOpts,
+        /// The job id (hex, from `lode query market jobs`).
         #[arg(long, value_parser = hex32)]
         job: Hex32,
     },
@@ -97,6 +98,7 @@ pub(crate) enum MarketTx {
     AcceptJob {
         #[command(flatten)]
         opts: TxOpts,
+        /// The job id (hex, from `lode query market jobs`).
         #[arg(long, value_parser = hex32)]
         job: Hex32,
     },
@@ -104,6 +106,7 @@ pub(crate) enum MarketTx {
     DeclineJob {
         #[command(flatten)]
         opts: TxOpts,
+        /// The job id (hex, from `lode query market jobs`).
         #[arg(long, value_parser = hex32)]
         job: Hex32,
         #[arg(long, default_value = "")]
@@ -126,8 +129,10 @@ pub(crate) struct JobArgs {
     k: Option<u64>,
     #[arg(long)]
     n: Option<u64>,
+    /// A's row root (hex), instead of `--a`.
     #[arg(long, value_parser = hex32)]
     a_root: Option<Hex32>,
+    /// B's column root (hex), instead of `--b`.
     #[arg(long, value_parser = hex32)]
     b_root: Option<Hex32>,
     /// Tile side T of C's commitment (divides m and n).
@@ -284,8 +289,10 @@ impl MsgCommand for MarketTx {
 /// The three matrices of a job, for the provider's and the consumer's compute commands.
 #[derive(Debug, Args)]
 pub(crate) struct Matrices {
+    /// A (m×k, int8), `.npy` or gpu-verify's format.
     #[arg(long)]
     a: PathBuf,
+    /// B (k×n, int8).
     #[arg(long)]
     b: PathBuf,
     /// C (m×n, int32); computed on the CPU from A and B when omitted.
@@ -318,8 +325,10 @@ pub(crate) enum ComputeTx {
     Commit {
         #[command(flatten)]
         opts: TxOpts,
+        /// The job id (hex, from `lode query market jobs`).
         #[arg(long, value_parser = hex32)]
         job: Hex32,
+        /// The root of C's tile tree (hex); computed from the matrices when omitted.
         #[arg(long, value_parser = hex32)]
         output_root: Option<Hex32>,
         #[command(flatten)]
@@ -329,6 +338,7 @@ pub(crate) enum ComputeTx {
     Reveal {
         #[command(flatten)]
         opts: TxOpts,
+        /// The job id (hex, from `lode query market jobs`).
         #[arg(long, value_parser = hex32)]
         job: Hex32,
         /// Tile indices, comma-separated (see `lode query market job`).
@@ -341,6 +351,7 @@ pub(crate) enum ComputeTx {
     ChallengeOutput {
         #[command(flatten)]
         opts: TxOpts,
+        /// The job id (hex, from `lode query market jobs`).
         #[arg(long, value_parser = hex32)]
         job: Hex32,
         #[arg(long, value_delimiter = ',', required = true)]
@@ -350,6 +361,7 @@ pub(crate) enum ComputeTx {
     FraudProof {
         #[command(flatten)]
         opts: TxOpts,
+        /// The job id (hex, from `lode query market jobs`).
         #[arg(long, value_parser = hex32)]
         job: Hex32,
         #[arg(long)]
