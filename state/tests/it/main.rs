@@ -1,6 +1,7 @@
 //! lode-state integration tests: the application driven through its ABCI methods on a real RocksDB.
 
 mod a_broken_invariant_halts_the_chain_with_a_report;
+mod a_tx_re_encoded_under_another_hash_is_refused_at_every_door;
 mod an_exported_genesis_holds_the_balances_and_parameters_it_was_given;
 mod blocks_commit_durably_and_survive_a_crash;
 mod common;
