@@ -297,6 +297,26 @@ impl LodeApp {
             .check_many(txs, &record.chain_id, &c.params, Remember::Yes);
     }
 
+    /// The stateless half of CheckTx: decodes the tx, runs its stateless checks (size, canonical encoding,
+    /// fields) and verifies its signature, remembering both, so the [`LodeApp::check_tx`] that follows finds
+    /// them cached. Reads no state and takes no lock of the mempool's view: a mempool runs it before taking
+    /// its own lock, so signature checks of concurrent admissions run in parallel and a flood of badly
+    /// signed txs never holds the lock. `Err` is the CheckTx answer refusing the tx.
+    pub fn check_tx_stateless(&self, tx: &[u8]) -> Result<(), Box<ResponseCheckTx>> {
+        let c = self.committed();
+        let Some(record) = c.record else {
+            return Err(Box::new(check_response(
+                Err(TxError::Internal("chain not initialised".into())),
+                0,
+            )));
+        };
+        self.inner
+            .checker
+            .check_one(tx, &record.chain_id, &c.params)
+            .map(|_| ())
+            .map_err(|e| Box::new(check_response(Err(e), 0)))
+    }
+
     /// ABCI CheckTx (new and recheck): the whole tx runs against the mempool's view of state, which
     /// starts from the last commit and accumulates admitted txs until the next Commit resets it.
     #[instrument(skip_all)]

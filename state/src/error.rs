@@ -116,6 +116,10 @@ pub enum TxError {
     InvalidMultisig(&'static str),
     #[error("multisig has {got} valid signature slot(s) filled, threshold is {threshold}")]
     MultisigThreshold { got: usize, threshold: u32 },
+    /// The bytes decode, but are not the canonical encoding of what they decode to (an unknown field, a
+    /// repeated field, a non-minimal varint, an explicit default value): the same tx under another hash.
+    #[error("{0} is not canonically encoded (re-encoding what it decodes to gives other bytes)")]
+    NonCanonical(&'static str),
     /// A module's own refusal (its code is in the module's range: see [`ModuleError`]).
     #[error("{}", .0.message)]
     Module(ModuleFailure),
@@ -148,6 +152,7 @@ impl TxError {
             TxError::InvalidField { .. } => 20,
             TxError::InvalidMultisig(_) => 21,
             TxError::MultisigThreshold { .. } => 22,
+            TxError::NonCanonical(_) => 23,
             TxError::Module(m) => m.code,
             TxError::Internal(_) => 1,
         }
@@ -177,6 +182,7 @@ impl TxError {
             TxError::InvalidField { .. } => "ERR_INVALID_FIELD",
             TxError::InvalidMultisig(_) => "ERR_INVALID_MULTISIG",
             TxError::MultisigThreshold { .. } => "ERR_MULTISIG_THRESHOLD",
+            TxError::NonCanonical(_) => "ERR_NON_CANONICAL_ENCODING",
             TxError::Module(m) => m.name,
             TxError::Internal(_) => "ERR_INTERNAL",
         }
@@ -237,6 +243,7 @@ impl TxError {
                 got: 0,
                 threshold: 0,
             },
+            TxError::NonCanonical(""),
         ]
     }
 

@@ -76,6 +76,20 @@ pub enum Decoded<M> {
     NotMine(Sum),
 }
 
+/// A change of one delegation, as staking reports it to every module ([`Module::on_delegation_changed`])
+/// after a bond or an unbond, in the same overlay (so a refused tx drops what the hooks wrote too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelegationChange {
+    pub delegator: Address,
+    pub validator: Address,
+    /// The delegation before and after.
+    pub before: u128,
+    pub after: u128,
+    /// The validator's total tokens (everything bonded to it) before and after.
+    pub tokens_before: u128,
+    pub tokens_after: u128,
+}
+
 /// One side of an invariant's equation: what it sums, and the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Side {
@@ -152,6 +166,15 @@ pub trait Module {
         _s: &mut S,
         _ctx: BlockCtx<'_>,
         _events: &mut Vec<Event>,
+    ) -> Result<(), TxError> {
+        Ok(())
+    }
+
+    /// Called after staking changes a delegation (gov keeps its running tallies with it). An error refuses
+    /// the message that bonded or unbonded.
+    fn on_delegation_changed<S: StateWrite + ?Sized>(
+        _s: &mut S,
+        _change: &DelegationChange,
     ) -> Result<(), TxError> {
         Ok(())
     }

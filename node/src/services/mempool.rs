@@ -11,7 +11,9 @@
 //! Txs are deduplicated by SHA-256 hash, reaped in arrival order, and after each commit the committed ones are
 //! dropped and the rest rechecked (CheckTx type Recheck) against the new state; those now invalid are evicted.
 //! Every admission and the recheck run under one lock, so the application's CheckTx view always matches the
-//! mempool's order.
+//! mempool's order. An admission's stateless checks and signature verification run before it takes the lock
+//! ([`LodeApp::check_tx_stateless`], cached for the CheckTx under the lock), so a flood of badly signed txs
+//! costs CPU but never holds the lock that honest admissions, the proposer's reap and the commit wait for.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -310,6 +312,12 @@ impl Mempool {
         if tx.len() > self.limits.max_tx_bytes {
             return Err(AddError::TooLarge(tx.len()));
         }
+        // Decoding and the signature check, the costly part of CheckTx, run before the lock: concurrent
+        // admissions verify in parallel, a tx that fails them never waits for or holds the lock, and the
+        // CheckTx under the lock finds the verdict cached.
+        self.app
+            .check_tx_stateless(&tx)
+            .map_err(AddError::Rejected)?;
         let hash = tx_hash(&tx);
         let payer = Payer::of(&tx, &hash);
         let mut g = self.lock();
@@ -582,6 +590,38 @@ mod tests {
             pool.add(send(&key, 5, 1)),
             Err(AddError::Rejected(_))
         ));
+        assert_eq!(pool.size().0, 0);
+    }
+
+    #[test]
+    fn a_badly_signed_tx_is_refused_without_waiting_for_the_mempool_lock() {
+        let (_d, _app, key, pool) = setup(limits());
+        let mut forged = send(&key, 0, 1).to_vec();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let forged = Bytes::from(forged);
+        // While the lock is held (here by a commit), a client's badly signed tx is still answered: its
+        // signature is checked before the lock. Before, the admission queued behind the lock (a deadlock
+        // here, caught by the bounded wait).
+        let pool = std::sync::Arc::new(pool);
+        let verdict = pool.commit_and_update(&[], || {
+            let (done, answered) = std::sync::mpsc::channel();
+            let (client, tx) = (pool.clone(), forged.clone());
+            // Not joined: a stuck admission finishes once the lock is released, after the test failed.
+            std::thread::spawn(move || {
+                let _ = done.send(client.add(tx));
+            });
+            answered
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .ok()
+        });
+        let Some(verdict) = verdict else {
+            panic!("the admission waited for the mempool lock");
+        };
+        assert!(
+            matches!(&verdict, Err(AddError::Rejected(r)) if r.code == 5),
+            "{verdict:?}"
+        );
         assert_eq!(pool.size().0, 0);
     }
 

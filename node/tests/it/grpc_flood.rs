@@ -175,10 +175,13 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
     // A wallet sends its transfers through the flood, retrying what the node refuses for load.
     let mut wallet = TxServiceClient::new(channel(&url).await.expect("wallet connects"));
     let mut committed_heights = Vec::new();
+    // How long each transfer took from its first broadcast to its committed answer (reported, not asserted).
+    let mut latencies_ms = Vec::new();
     for nonce in 0..TRANSFERS {
         let tx =
             lode_state::tx::sign_send("lode-test-1", &key, nonce, FEE, &to, u128::from(nonce) + 1);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let sent = Instant::now();
+        let deadline = sent + Duration::from_secs(60);
         loop {
             let r = wallet
                 .broadcast_and_wait(pb::BroadcastAndWaitRequest {
@@ -192,6 +195,7 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
                     let result = r.result.expect("committed result");
                     assert_eq!(result.code, 0, "transfer {nonce} failed: {}", result.log);
                     committed_heights.push(r.height);
+                    latencies_ms.push(sent.elapsed().as_millis());
                     break;
                 }
                 Err(s) => {
@@ -271,6 +275,12 @@ async fn a_grpc_flood_from_many_clients_keeps_block_times_bounded_and_loses_no_t
         .map(|w| ((w[1] - w[0]) * 1e3) as u64)
         .collect();
     eprintln!("gaps between blocks during the flood (ms): {gaps:?}");
+    let mut sorted = latencies_ms.clone();
+    sorted.sort_unstable();
+    eprintln!(
+        "wallet transfers through the flood (ms, broadcast to commit): {latencies_ms:?}, median {}",
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+    );
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     let tail: String = text.lines().rev().take(40).collect::<Vec<_>>().join("\n");
     eprintln!(

@@ -23,7 +23,7 @@ use crate::{
     error::{CodeRange, StateError, StoreError, TxError, CORE_CODES},
     event::Event,
     genesis::AppState,
-    module::{BlockCtx, Decoded, Invariant, InvariantReport, Module},
+    module::{BlockCtx, Decoded, DelegationChange, Invariant, InvariantReport, Module},
     params::Params,
     query::{ProvenAnswer, ProvenQuery, QueryError},
     store::{StateRead, StateWrite, Store},
@@ -136,6 +136,15 @@ macro_rules! registry {
             let mut events = Vec::new();
             $(<$module as Module>::end_block(s, ctx, &mut events)?;)+
             Ok(events)
+        }
+
+        /// Tells every module, in registry order, that a delegation changed (staking calls it).
+        pub fn delegation_changed<S: StateWrite + ?Sized>(
+            s: &mut S,
+            change: &DelegationChange,
+        ) -> Result<(), TxError> {
+            $(<$module as Module>::on_delegation_changed(s, change)?;)+
+            Ok(())
         }
 
         /// Every module's part of genesis, in registry order.

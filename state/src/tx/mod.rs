@@ -99,6 +99,11 @@ impl Tx {
             .map_err(|e| TxError::Decode(format!("tx body: {e}")))?;
         let auth_pb = pb::AuthInfo::decode(wire.auth_info_bytes.as_slice())
             .map_err(|e| TxError::Decode(format!("auth info: {e}")))?;
+        // The tx's hash covers its raw bytes but the signature covers only the body and auth bytes: were
+        // several encodings of one tx accepted, anyone could re-broadcast a pending tx under another hash.
+        check_canonical(raw, &wire, "tx")?;
+        check_canonical(&wire.body_bytes, &body_pb, "tx body")?;
+        check_canonical(&wire.auth_info_bytes, &auth_pb, "auth info")?;
 
         if body_pb.chain_id != chain_id {
             return Err(TxError::WrongChainId {
@@ -243,6 +248,23 @@ impl Tx {
             .checked_mul(p.min_gas_price as u128)
             .ok_or(TxError::Overflow("fee"))?;
         Ok((gas, min))
+    }
+}
+
+/// Refuses `bytes` unless they are exactly the encoding of what was decoded from them: prost skips unknown
+/// fields, keeps the last of repeated scalar fields, merges repeated message fields, and accepts non-minimal
+/// varints, unpacked repeated scalars and explicitly encoded default values, each of which gives the same tx
+/// other bytes (another hash). Prost's encoding (fields in tag order, defaults omitted, minimal varints) is
+/// the one canonical form; clients that encode with prost, as `lode` does, produce it.
+fn check_canonical<M: Message>(
+    bytes: &[u8],
+    decoded: &M,
+    what: &'static str,
+) -> Result<(), TxError> {
+    if decoded.encoded_len() == bytes.len() && decoded.encode_to_vec() == bytes {
+        Ok(())
+    } else {
+        Err(TxError::NonCanonical(what))
     }
 }
 

@@ -143,6 +143,69 @@ fn a_deposit_record_without_tokens_breaks_the_deposits_invariant() {
 }
 
 #[test]
+fn an_unbonding_index_entry_without_its_entry_breaks_the_unbonding_index_invariant() {
+    let mut chain = checked_chain();
+    let op = chain.addr(0);
+    chain.ok(
+        0,
+        Msg::Staking(StakingMsg::CreateValidator {
+            operator: op,
+            consensus_key: key(502).verification_key().to_bytes(),
+            moniker: "v".into(),
+            self_bond: 2_000,
+        }),
+    );
+    chain.ok(
+        0,
+        Msg::Staking(StakingMsg::Undelegate {
+            delegator: op,
+            validator: op,
+            amount: 5,
+        }),
+    );
+    // One real entry and its twin, plus a twin with no entry.
+    let ghost = chain.addr(2);
+    let report = halt_with(
+        &mut chain,
+        Writes::from([(
+            staking::state_key::unbonding_of(&ghost, 100, &op),
+            Some(u128_bytes(5)),
+        )]),
+    );
+    assert_eq!(report.invariant, "staking/unbonding-index");
+    assert_eq!((report.left.value, report.right.value), (2, 3));
+}
+
+#[test]
+fn a_running_tally_that_disagrees_with_a_recount_breaks_the_running_tallies_invariant() {
+    let mut chain = checked_chain();
+    let who = chain.addr(1);
+    chain.ok(
+        1,
+        Msg::Gov(gov::GovMsg::SubmitProposal {
+            proposer: who,
+            title: "t".into(),
+            description: String::new(),
+            content: gov::ProposalContent::Text,
+            initial_deposit: 1_000,
+        }),
+    );
+    let forged = gov::tally::Counts {
+        yes: 1,
+        ..Default::default()
+    };
+    let report = halt_with(
+        &mut chain,
+        Writes::from([(
+            gov::state_key::running_tally(1),
+            Some(lode_state::codec::encode(&forged)),
+        )]),
+    );
+    assert_eq!(report.invariant, "gov/running-tallies");
+    assert_eq!((report.left.value, report.right.value), (0, 1));
+}
+
+#[test]
 fn the_abci_answer_to_a_halted_block_names_the_invariant_height_and_both_sides() {
     let mut chain = checked_chain();
     chain.block(vec![]);

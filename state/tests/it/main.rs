@@ -1,6 +1,8 @@
 //! lode-state integration tests: the application driven through its ABCI methods on a real RocksDB.
 
 mod a_broken_invariant_halts_the_chain_with_a_report;
+mod a_delegations_or_proposal_query_costs_the_same_however_long_the_chain;
+mod a_tx_re_encoded_under_another_hash_is_refused_at_every_door;
 mod an_exported_genesis_holds_the_balances_and_parameters_it_was_given;
 mod blocks_commit_durably_and_survive_a_crash;
 mod common;
@@ -8,6 +10,7 @@ mod error_codes_are_stable;
 mod every_bad_tx_gets_its_own_code_and_changes_nothing;
 mod golden_app_hashes_are_unchanged;
 mod market_jobs_are_matched_verified_and_settled;
+mod indexed_queries_and_running_tallies_equal_a_full_recount;
 mod multisig_accounts_sign_offline_and_spend;
 mod nft_sales_pay_royalties_and_every_authority_is_checked;
 mod proposals_are_deposited_voted_tallied_and_executed;

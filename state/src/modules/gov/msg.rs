@@ -353,6 +353,8 @@ pub fn execute<S: StateWrite + ?Sized>(
                 return Err(TxError::from(GovError::NotInVotingPeriod(*proposal_id)));
             }
             check_options(options)?;
+            let old = super::vote_of(s, *proposal_id, voter)?;
+            super::running::on_vote(s, *proposal_id, voter, old.as_ref(), options)?;
             s.put(state_key::vote(*proposal_id, voter), encode(options));
             let desc = options
                 .iter()

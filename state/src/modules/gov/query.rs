@@ -6,8 +6,9 @@ use prost::Message;
 use crate::query::{code, internal, page, req, QueryError};
 use crate::{
     codec::{address_at, decode},
+    error::StoreError,
     modules::bank,
-    store::Store,
+    store::{StateRead, Store},
 };
 
 use super::{self as gov, msg::options_pb, state_key as gk, Proposal, StoredTally};
@@ -93,20 +94,33 @@ fn proposals(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
 
 fn proposal(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: govpb::ProposalRequest = req(data)?;
-    let p = load_proposal(store, r.id)?;
+    proposal_response(store, r.id)
+        .map_err(internal)?
+        .ok_or((code::NOT_FOUND, format!("unknown proposal {}", r.id)))
+        .map(|resp| resp.encode_to_vec())
+}
+
+/// The answer to `/gov/proposal`: the proposal with its final tally, or its running tally while it is in
+/// its voting period; None for an unknown id.
+pub fn proposal_response<S: StateRead + ?Sized>(
+    s: &S,
+    id: u64,
+) -> Result<Option<govpb::ProposalResponse>, StoreError> {
+    let Some(p) = gov::proposal(s, id)? else {
+        return Ok(None);
+    };
     let tally = match &p.final_tally {
         Some(t) => Some(tally_pb(t)),
         None if p.status == gov::ProposalStatus::VotingPeriod => {
-            let t = gov::current_tally(store, p.id).map_err(internal)?;
+            let t = gov::current_tally(s, p.id)?;
             Some(tally_pb(&StoredTally::new(&t, "")))
         }
         None => None,
     };
-    Ok(govpb::ProposalResponse {
+    Ok(Some(govpb::ProposalResponse {
         proposal: Some(proposal_pb(&p)),
         tally,
-    }
-    .encode_to_vec())
+    }))
 }
 
 fn votes(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {

@@ -8,6 +8,8 @@
 
 use std::{cmp::Ordering, collections::BTreeMap};
 
+use borsh::{BorshDeserialize, BorshSerialize};
+
 use super::{VoteOption, WEIGHT_SCALE};
 use crate::{address::Address, amount::mul_div_floor};
 
@@ -62,18 +64,86 @@ pub struct TallyInput {
     pub total_bonded: u128,
 }
 
-impl Tally {
-    fn add(&mut self, amount: u128, options: &[(VoteOption, u32)]) {
+/// Stake per option, without the quorum's denominator: what one vote adds to a tally ([`Counts::of`]) and,
+/// summed, a proposal's running tally (`gov::running`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, BorshSerialize, BorshDeserialize)]
+pub struct Counts {
+    pub yes: u128,
+    pub abstain: u128,
+    pub no: u128,
+    pub no_with_veto: u128,
+}
+
+impl Counts {
+    /// What `amount` of stake voting `options` adds to each option: per option, `amount × weight / scale`
+    /// rounded down. The tally is the sum of these, one per delegation of a voter and one per voting
+    /// validator's remaining stake; because each is rounded on its own, a running tally adds and removes
+    /// exactly these parts to stay equal to a recount.
+    pub fn of(amount: u128, options: &[(VoteOption, u32)]) -> Counts {
+        let mut c = Counts::default();
         for (opt, w) in options {
             let part = mul_div_floor(amount, *w as u128, WEIGHT_SCALE as u128).unwrap_or(0);
             let bucket = match opt {
-                VoteOption::Yes => &mut self.yes,
-                VoteOption::Abstain => &mut self.abstain,
-                VoteOption::No => &mut self.no,
-                VoteOption::NoWithVeto => &mut self.no_with_veto,
+                VoteOption::Yes => &mut c.yes,
+                VoteOption::Abstain => &mut c.abstain,
+                VoteOption::No => &mut c.no,
+                VoteOption::NoWithVeto => &mut c.no_with_veto,
             };
-            // Parts of bonded stake: their sum is at most the total bonded, which fits in u128.
+            // Parts of `amount`: their sum is at most `amount`.
             *bucket = bucket.saturating_add(part);
+        }
+        c
+    }
+
+    /// The option-wise sum (None on overflow).
+    pub fn checked_add(self, o: Counts) -> Option<Counts> {
+        Some(Counts {
+            yes: self.yes.checked_add(o.yes)?,
+            abstain: self.abstain.checked_add(o.abstain)?,
+            no: self.no.checked_add(o.no)?,
+            no_with_veto: self.no_with_veto.checked_add(o.no_with_veto)?,
+        })
+    }
+
+    /// The option-wise difference (None if any option would go below zero).
+    pub fn checked_sub(self, o: Counts) -> Option<Counts> {
+        Some(Counts {
+            yes: self.yes.checked_sub(o.yes)?,
+            abstain: self.abstain.checked_sub(o.abstain)?,
+            no: self.no.checked_sub(o.no)?,
+            no_with_veto: self.no_with_veto.checked_sub(o.no_with_veto)?,
+        })
+    }
+
+    /// These counts as a tally against `total_bonded`.
+    pub fn with_total(self, total_bonded: u128) -> Tally {
+        Tally {
+            yes: self.yes,
+            abstain: self.abstain,
+            no: self.no,
+            no_with_veto: self.no_with_veto,
+            total_bonded,
+        }
+    }
+}
+
+impl Tally {
+    fn add(&mut self, amount: u128, options: &[(VoteOption, u32)]) {
+        let c = Counts::of(amount, options);
+        // Parts of bonded stake: their sum is at most the total bonded, which fits in u128.
+        self.yes = self.yes.saturating_add(c.yes);
+        self.abstain = self.abstain.saturating_add(c.abstain);
+        self.no = self.no.saturating_add(c.no);
+        self.no_with_veto = self.no_with_veto.saturating_add(c.no_with_veto);
+    }
+
+    /// The counts without the total.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            yes: self.yes,
+            abstain: self.abstain,
+            no: self.no,
+            no_with_veto: self.no_with_veto,
         }
     }
 
@@ -88,6 +158,12 @@ impl Tally {
 
 /// Counts the votes.
 pub fn tally(input: &TallyInput) -> Tally {
+    tally_with_deductions(input).0
+}
+
+/// Counts the votes, and returns with the tally how much of each validator's stake was delegated by voters
+/// (and so counted with their own votes, not the validator's).
+pub fn tally_with_deductions(input: &TallyInput) -> (Tally, BTreeMap<Address, u128>) {
     let mut t = Tally {
         total_bonded: input.total_bonded,
         ..Tally::default()
@@ -106,7 +182,7 @@ pub fn tally(input: &TallyInput) -> Tally {
             t.add(rest, options);
         }
     }
-    t
+    (t, deductions)
 }
 
 /// a × b compared with c × d, exactly (256-bit products).

@@ -20,11 +20,11 @@ pub use msg::StakingMsg;
 
 use crate::{
     address::Address,
-    codec::{address_at, decode, encode, get_u128, put_u128},
+    codec::{address_at, decode, encode, get_u128, put_u128, u64_at},
     error::{CodeRange, ModuleError, StoreError, TxError},
     event::Event,
-    module::{BlockCtx, Decoded, Invariant, Module, Side},
-    modules::bank,
+    module::{BlockCtx, Decoded, DelegationChange, Invariant, Module, Side},
+    modules::{self, bank},
     params::Params,
     query::QueryError,
     store::{StateRead, StateWrite, Store},
@@ -92,6 +92,10 @@ impl Module for Staking {
                 name: "staking/total-bonded",
                 sides: total_bonded_sides,
             },
+            Invariant {
+                name: "staking/unbonding-index",
+                sides: unbonding_index_sides,
+            },
         ]
     }
 
@@ -148,6 +152,30 @@ fn total_bonded_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
         Side {
             what: "sum of delegations",
             value: sum_under(s, state_key::DELEGATION_PREFIX)?,
+        },
+    ))
+}
+
+/// `staking/unbonding-index`: the by-delegator index holds exactly the unbonding entries. Counted as
+/// `2 × (entries whose index twin holds the same amount)` against `entries + index entries`, which are
+/// equal only when every entry has its twin and the index holds nothing else.
+fn unbonding_index_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
+    let entries = unbonding_entries(s)?;
+    let index = s.scan_prefix(state_key::UNBONDING_BY_DELEGATOR_PREFIX)?;
+    let mut matched: u128 = 0;
+    for (h, d, v, a) in &entries {
+        if s.get(&state_key::unbonding_of(d, *h, v))? == Some(a.to_le_bytes().to_vec()) {
+            matched += 1;
+        }
+    }
+    Ok((
+        Side {
+            what: "2 x unbonding entries with their by-delegator index entry",
+            value: matched * 2,
+        },
+        Side {
+            what: "unbonding entries + by-delegator index entries",
+            value: (entries.len() + index.len()) as u128,
         },
     ))
 }
@@ -223,12 +251,14 @@ pub fn bond<S: StateWrite + ?Sized>(
     let mut v =
         validator(s, val)?.ok_or_else(|| StakingError::UnknownValidator(val.to_string()))?;
     bank::transfer(s, del, &bonded_pool(), amount)?;
+    let tokens_before = v.tokens;
     v.tokens = v
         .tokens
         .checked_add(amount)
         .ok_or(TxError::Overflow("validator tokens"))?;
     put_validator(s, val, &v);
-    let d = delegation(s, del, val)?
+    let before = delegation(s, del, val)?;
+    let d = before
         .checked_add(amount)
         .ok_or(TxError::Overflow("delegation"))?;
     put_u128(s, state_key::delegation(del, val), d);
@@ -236,7 +266,17 @@ pub fn bond<S: StateWrite + ?Sized>(
         .checked_add(amount)
         .ok_or(TxError::Overflow("total bonded"))?;
     put_u128(s, state_key::TOTAL_BONDED.to_vec(), t);
-    Ok(())
+    modules::delegation_changed(
+        s,
+        &DelegationChange {
+            delegator: *del,
+            validator: *val,
+            before,
+            after: d,
+            tokens_before,
+            tokens_after: v.tokens,
+        },
+    )
 }
 
 /// Unbonds `amount`; the tokens stay in the pool until `completion_height`. Returns that height.
@@ -258,6 +298,7 @@ pub fn unbond<S: StateWrite + ?Sized>(
             needed: amount,
         })?;
     put_u128(s, state_key::delegation(del, val), rest);
+    let tokens_before = v.tokens;
     v.tokens = v
         .tokens
         .checked_sub(amount)
@@ -275,6 +316,18 @@ pub fn unbond<S: StateWrite + ?Sized>(
         .checked_add(amount)
         .ok_or(TxError::Overflow("unbonding"))?;
     put_u128(s, key, queued);
+    put_u128(s, state_key::unbonding_of(del, done, val), queued);
+    modules::delegation_changed(
+        s,
+        &DelegationChange {
+            delegator: *del,
+            validator: *val,
+            before: bonded,
+            after: rest,
+            tokens_before,
+            tokens_after: v.tokens,
+        },
+    )?;
     Ok(done)
 }
 
@@ -291,12 +344,35 @@ pub fn end_block<S: StateWrite + ?Sized>(
         let amount = get_u128(s, &k)?;
         bank::transfer(s, &bonded_pool(), &del, amount)?;
         s.delete(k);
+        s.delete(state_key::unbonding_of(&del, height, &val));
         events.push(event::unbonding_complete(&del, &val, amount));
     }
     Ok(())
 }
 
-/// Every unbonding entry: (completion height, delegator, validator, amount).
+/// One delegator's unbonding entries: (completion height, delegator, validator, amount), by completion
+/// height then validator. Reads only that delegator's entries (the by-delegator index).
+pub fn unbonding_entries_of<S: StateRead + ?Sized>(
+    s: &S,
+    del: &Address,
+) -> Result<Vec<(u64, Address, Address, u128)>, StoreError> {
+    let prefix = state_key::unbondings_of(del);
+    let p = prefix.len();
+    s.scan_prefix(&prefix)?
+        .into_iter()
+        .map(|(k, v)| {
+            Ok((
+                u64_at(&k, p)?,
+                *del,
+                address_at(&k, p + 8)?,
+                crate::codec::u128_value(&k, &v)?,
+            ))
+        })
+        .collect()
+}
+
+/// Every unbonding entry: (completion height, delegator, validator, amount). A scan of all of them: for
+/// invariants and tests, not for queries.
 pub fn unbonding_entries<S: StateRead + ?Sized>(
     s: &S,
 ) -> Result<Vec<(u64, Address, Address, u128)>, StoreError> {

@@ -5,8 +5,10 @@ use prost::Message;
 
 use crate::query::{addr, internal, page, req, QueryError};
 use crate::{
+    address::Address,
     codec::{address_at, decode},
-    store::Store,
+    error::StoreError,
+    store::{StateRead, Store},
 };
 
 use super::{self as staking, state_key as sk};
@@ -45,8 +47,18 @@ fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
 fn delegations(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::DelegationsRequest = req(data)?;
     let del = addr(&r.delegator)?;
-    let delegations = staking::delegations_of(store, &del)
+    Ok(delegations_response(store, &del)
         .map_err(internal)?
+        .encode_to_vec())
+}
+
+/// The answer to `/staking/delegations`: a delegator's bonds and its unbonding entries (by completion
+/// height, then validator).
+pub fn delegations_response<S: StateRead + ?Sized>(
+    s: &S,
+    del: &Address,
+) -> Result<stpb::DelegationsResponse, StoreError> {
+    let delegations = staking::delegations_of(s, del)?
         .into_iter()
         .map(|(v, a)| stpb::Delegation {
             delegator: del.to_string(),
@@ -54,10 +66,8 @@ fn delegations(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
             amount: a.to_string(),
         })
         .collect();
-    let unbonding = staking::unbonding_entries(store)
-        .map_err(internal)?
+    let unbonding = staking::unbonding_entries_of(s, del)?
         .into_iter()
-        .filter(|(_, d, _, _)| *d == del)
         .map(|(h, d, v, a)| stpb::UnbondingEntry {
             delegator: d.to_string(),
             validator: v.to_string(),
@@ -68,6 +78,5 @@ fn delegations(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     Ok(stpb::DelegationsResponse {
         delegations,
         unbonding,
-    }
-    .encode_to_vec())
+    })
 }

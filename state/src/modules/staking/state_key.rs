@@ -6,6 +6,8 @@ pub const VALIDATOR_PREFIX: &[u8] = b"staking/validator/";
 pub const CONSENSUS_KEY_PREFIX: &[u8] = b"staking/consensus_key/";
 pub const DELEGATION_PREFIX: &[u8] = b"staking/delegation/";
 pub const UNBONDING_PREFIX: &[u8] = b"staking/unbonding/";
+/// The unbonding entries again, by delegator (not under [`UNBONDING_PREFIX`]: `_` is not `/`).
+pub const UNBONDING_BY_DELEGATOR_PREFIX: &[u8] = b"staking/unbonding_of/";
 /// Sum of every delegation (u128 LE).
 pub const TOTAL_BONDED: &[u8] = b"staking/total_bonded";
 
@@ -50,4 +52,20 @@ pub fn unbonding(height: u64, delegator: &Address, validator: &Address) -> Vec<u
 /// Prefix of the unbonding entries that complete at `height`.
 pub fn unbonding_at(height: u64) -> Vec<u8> {
     cat(&[UNBONDING_PREFIX, &height.to_be_bytes()])
+}
+
+/// `staking/unbonding_of/` ‖ delegator ‖ completion height (u64 BE) ‖ validator → u128 LE: the same entry as
+/// [`unbonding`], indexed by delegator so `/staking/delegations` reads only the delegator's own entries.
+pub fn unbonding_of(delegator: &Address, height: u64, validator: &Address) -> Vec<u8> {
+    cat(&[
+        UNBONDING_BY_DELEGATOR_PREFIX,
+        delegator.as_bytes(),
+        &height.to_be_bytes(),
+        validator.as_bytes(),
+    ])
+}
+
+/// Prefix of one delegator's unbonding entries (by completion height, then validator).
+pub fn unbondings_of(delegator: &Address) -> Vec<u8> {
+    cat(&[UNBONDING_BY_DELEGATOR_PREFIX, delegator.as_bytes()])
 }
