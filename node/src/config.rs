@@ -84,8 +84,13 @@ pub struct GrpcConfig {
     pub max_broadcast_streams: usize,
     /// Most admitted txs one `BroadcastStream` waits on; past it its txs are refused until some commit.
     pub max_stream_pending: usize,
-    /// A `BroadcastStream` whose client reads no event for this long (while events wait for it) is closed.
+    /// A `BroadcastStream` whose client reads no event for this long (while events wait for it) is closed;
+    /// an `EventService` subscription whose queue stays full this long is ended (RESOURCE_EXHAUSTED).
     pub stream_stall_timeout_ms: u64,
+    /// Most open `EventService` subscriptions; past it subscribing fails with RESOURCE_EXHAUSTED.
+    pub max_subscriptions: usize,
+    /// Events (one per height) queued for one subscriber before it counts as stalled.
+    pub subscription_buffer: usize,
 }
 
 impl GrpcConfig {
@@ -100,6 +105,8 @@ impl GrpcConfig {
             max_broadcast_streams: self.max_broadcast_streams,
             max_stream_pending: self.max_stream_pending,
             stream_stall_timeout: std::time::Duration::from_millis(self.stream_stall_timeout_ms),
+            max_subscriptions: self.max_subscriptions,
+            subscription_buffer: self.subscription_buffer,
         }
     }
 }
@@ -167,6 +174,8 @@ impl Default for GrpcConfig {
             max_broadcast_streams: l.max_broadcast_streams,
             max_stream_pending: l.max_stream_pending,
             stream_stall_timeout_ms: l.stream_stall_timeout.as_millis() as u64,
+            max_subscriptions: l.max_subscriptions,
+            subscription_buffer: l.subscription_buffer,
         }
     }
 }

@@ -138,6 +138,13 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             moniker: config.moniker.clone(),
             results_cache: Default::default(),
             guards: ApiGuards::new(config.grpc.limits()),
+            node_id: libp2p::identity::Keypair::ed25519_from_bytes(
+                node_key.signing_key()?.to_bytes(),
+            )?
+            .public()
+            .to_peer_id()
+            .to_string(),
+            last_block_time: Default::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(grpc::serve(

@@ -246,6 +246,11 @@ impl Mempool {
         self.inner.lock()
     }
 
+    /// The largest tx this mempool admits (bytes).
+    pub fn max_tx_bytes(&self) -> usize {
+        self.limits.max_tx_bytes
+    }
+
     /// (txs, bytes) held.
     pub fn size(&self) -> (usize, u64) {
         let g = self.lock();

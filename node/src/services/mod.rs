@@ -2,6 +2,8 @@
 
 pub mod abci_socket;
 pub mod block_store;
+pub mod chain;
+pub mod events;
 pub mod gossip;
 pub mod grpc;
 pub mod in_process;

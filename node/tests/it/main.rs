@@ -16,4 +16,7 @@ mod in_process;
 mod malformed_consensus;
 mod malformed_gossip;
 mod nft_and_multisig_cli;
+mod reflection_and_status;
+mod subscribers_get_every_block_once;
 mod support;
+mod txs_and_blocks_are_found_by_id;

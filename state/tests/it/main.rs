@@ -11,6 +11,7 @@ mod multisig_accounts_sign_offline_and_spend;
 mod nft_sales_pay_royalties_and_every_authority_is_checked;
 mod proposals_are_deposited_voted_tallied_and_executed;
 mod random_module_workloads_agree_and_keep_every_invariant;
+mod simulate_runs_a_tx_and_changes_nothing;
 mod the_jmt_batch_and_per_key_paths_agree;
 mod two_apps_fed_the_same_blocks_agree_on_every_app_hash;
 mod tx_index;
