@@ -20,6 +20,8 @@ pub struct Config {
     pub p2p: P2pConfig,
     /// The gRPC API (`lode start`).
     pub grpc: GrpcConfig,
+    /// Prometheus metrics (`lode start`).
+    pub metrics: MetricsConfig,
     /// Mempool limits.
     pub mempool: MempoolConfig,
     /// Consensus timeouts and block limits.
@@ -62,6 +64,14 @@ pub struct P2pConfig {
     pub gossip_peers: Vec<SocketAddr>,
     /// Most inbound gossip connections at once (established and being set up); more are refused.
     pub gossip_max_peers: u32,
+}
+
+/// Prometheus metrics (`GET /metrics`, see `services::metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve `/metrics` on; unset: no metrics server. `lode testnet init` and `lode devnet` set it.
+    pub listen: Option<SocketAddr>,
 }
 
 /// gRPC settings: the address and the bounds on what clients can hold (see `services::grpc::ApiLimits`).
@@ -235,6 +245,7 @@ impl Default for Config {
             abci: AbciConfig::default(),
             p2p: P2pConfig::default(),
             grpc: GrpcConfig::default(),
+            metrics: MetricsConfig::default(),
             mempool: MempoolConfig::default(),
             consensus: ConsensusConfig::default(),
             app: AppConfig::default(),

@@ -27,6 +27,7 @@ use crate::{
         grpc::{self, ApiGuards, NodeApi},
         in_process::AppAbci,
         mempool::{Mempool, MempoolLimits},
+        metrics,
     },
 };
 
@@ -111,6 +112,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     let finished = || handle.is_finished();
     let mut halted = handle.halted();
     let halt_report = handle.halted();
+    let metrics_mempool = mempool.clone();
     let served = runtime.block_on(async move {
         let peers = gossip::spawn(
             GossipConfig {
@@ -160,11 +162,36 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
                 }
             },
         ));
+        let metrics_at = match config.metrics.listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .wrap_err_with(|| format!("metrics cannot listen on {addr}"))?;
+                let at = listener.local_addr()?;
+                let (app, mempool) = (app.clone(), metrics_mempool.clone());
+                tokio::spawn(metrics::serve(
+                    listener,
+                    Arc::new(move || {
+                        let m = metrics::metrics();
+                        let height = app.last_commit().map_or(0, |r| r.height);
+                        m.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+                        let (txs, bytes) = mempool.size();
+                        m.mempool_txs.set(i64::try_from(txs).unwrap_or(i64::MAX));
+                        m.mempool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                    }),
+                ));
+                Some(at)
+            }
+            None => None,
+        };
         info!(grpc = %local, p2p = %config.p2p.listen, home = %home.root().display(), "node started");
         {
             // Tests and scripts read the bound address from this line.
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "grpc listening on {local}")?;
+            if let Some(at) = metrics_at {
+                writeln!(stdout, "metrics listening on http://{at}/metrics")?;
+            }
             stdout.flush()?;
         }
         let watchdog = async {

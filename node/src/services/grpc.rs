@@ -755,6 +755,7 @@ pub async fn serve(
     let incoming = limited_incoming(listener, limits.max_connections);
     tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams_per_connection)
+        .layer(super::metrics::GrpcMetricsLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

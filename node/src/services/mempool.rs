@@ -333,10 +333,14 @@ impl Mempool {
                 txs: g.order.len(),
                 bytes: g.bytes,
             })?;
+        let started = std::time::Instant::now();
         let resp = self.app.check_tx(RequestCheckTx {
             tx: tx.clone(),
             r#type: CheckTxType::New as i32,
         });
+        super::metrics::metrics()
+            .check_tx_seconds
+            .observe(started.elapsed().as_secs_f64());
         if resp.code != 0 {
             return Err(AddError::Rejected(Box::new(resp)));
         }

@@ -8,4 +8,5 @@ pub mod gossip;
 pub mod grpc;
 pub mod in_process;
 pub mod mempool;
+pub mod metrics;
 pub mod stream;

@@ -15,6 +15,7 @@ mod grpc_flood;
 mod in_process;
 mod malformed_consensus;
 mod malformed_gossip;
+mod metrics_endpoint;
 mod nft_and_multisig_cli;
 mod reflection_and_status;
 mod subscribers_get_every_block_once;
