@@ -1,16 +1,16 @@
 //! The gRPC API (`lode.node.v1`): `TxService`, `QueryService`, `BlockService` (in `chain.rs`), `EventService`
-//! (in `events.rs`) and the module
-//! query services (`GovQueryService`, `NftQueryService`, `StakingQueryService`, `ParamsService`, each RPC one
-//! ABCI query path), with server reflection and health.
+//! (in `events.rs`) and the module query services (`GovQueryService`, `NftQueryService`,
+//! `StakingQueryService`, `ParamsService`, each RPC one ABCI query path), with server reflection (v1 and
+//! v1alpha), health and per-call metrics (`metrics.rs`).
 //!
 //! Every client is hostile, so every resource a client can hold has a bound ([`ApiLimits`], `[grpc]` in
 //! `config.toml`): connections (one past the limit is accepted and closed at once), HTTP/2 streams per
 //! connection, requests being served at once (past it: `RESOURCE_EXHAUSTED`, "node busy"), `BroadcastAndWait`
 //! calls waiting for a commit, open `BroadcastStream`s, and the time a client may ask to wait (longer asks are
-//! capped), open `EventService` subscriptions and the events queued for each. Reads of the store (accounts, status, a block's results) run on blocking threads, never on the
-//! async workers and never under a lock shared by every request. `lode start` runs consensus on its own
-//! runtime, and this API on another whose threads run at a lower CPU priority, so RPC load cannot delay a
-//! height.
+//! capped), open `EventService` subscriptions and the events queued for each. Reads of the store (accounts,
+//! status, blocks, txs) run on blocking threads, never on the async workers and never under a lock shared by
+//! every request. `lode start` runs consensus on its own runtime, and this API on another whose threads run at
+//! a lower CPU priority, so RPC load cannot delay a height.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use lode_node::services::grpc::pb::{
     self, block_service_client::BlockServiceClient, query_service_client::QueryServiceClient,
     tx_service_client::TxServiceClient,
 };
-use lode_state::tx::{sign_msg, sign_send, tx_hash, Msg};
+use lode_state::tx::{sign_msgs, sign_send, tx_hash, Msg};
 use tonic::Code;
 
 use crate::support::{path_str, run_lode, SingleNode};
@@ -50,21 +50,24 @@ async fn committed_txs_and_blocks_are_found_by_hash_and_height_and_simulate_chan
 
     // A transfer and an NFT collection, committed; a stale nonce and a forged signature, refused.
     let send = sign_send(CHAIN, &key, 0, FEE, &to, 500);
-    let create = sign_msg(
+    let create = sign_msgs(
         CHAIN,
         &key,
         1,
         FEE,
-        Msg::Nft(lode_state::modules::nft::NftMsg::CreateCollection {
-            creator: dev0.address.parse().expect("address"),
-            id: "art".into(),
-            name: "Art".into(),
-            symbol: "ART".into(),
-            uri: String::new(),
-            royalty_bps: 0,
-            max_supply: None,
-            open_mint: false,
-        }),
+        &[Msg::Nft(
+            lode_state::modules::nft::NftMsg::CreateCollection {
+                creator: dev0.address.parse().expect("address"),
+                id: "art".into(),
+                name: "Art".into(),
+                symbol: "ART".into(),
+                uri: String::new(),
+                royalty_bps: 0,
+                max_supply: None,
+                open_mint: false,
+            },
+        )],
+        "",
     );
     let mut committed = Vec::new();
     for tx in [&send, &create] {
