@@ -977,6 +977,7 @@ mod tests {
             max_inflight_requests: 2,
             max_waiting: 1,
             max_broadcast_streams: 1,
+            max_subscriptions: 1,
             ..ApiLimits::default()
         });
         let held = [g.request().expect("1"), g.request().expect("2")];
@@ -999,6 +1000,13 @@ mod tests {
         );
         drop(s);
         drop(g.stream().expect("the stream slot came back"));
+        let sub = g.subscription().expect("a subscription");
+        assert_eq!(
+            g.subscription().map(drop).map_err(|s| s.code()),
+            Err(tonic::Code::ResourceExhausted)
+        );
+        drop(sub);
+        drop(g.subscription().expect("the subscription slot came back"));
     }
 
     #[test]
