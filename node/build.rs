@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/lode/node/v1/node.proto",
         "proto/lode/node/v1/modules.proto",
+        "proto/lode/node/v1/chain.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

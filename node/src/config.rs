@@ -20,6 +20,8 @@ pub struct Config {
     pub p2p: P2pConfig,
     /// The gRPC API (`lode start`).
     pub grpc: GrpcConfig,
+    /// Prometheus metrics (`lode start`).
+    pub metrics: MetricsConfig,
     /// Mempool limits.
     pub mempool: MempoolConfig,
     /// Consensus timeouts and block limits.
@@ -106,6 +108,14 @@ pub struct P2pConfig {
     pub gossip_max_peers: u32,
 }
 
+/// Prometheus metrics (`GET /metrics`, see `services::metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve `/metrics` on; unset: no metrics server. `lode testnet init` and `lode devnet` set it.
+    pub listen: Option<SocketAddr>,
+}
+
 /// gRPC settings: the address and the bounds on what clients can hold (see `services::grpc::ApiLimits`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -126,8 +136,13 @@ pub struct GrpcConfig {
     pub max_broadcast_streams: usize,
     /// Most admitted txs one `BroadcastStream` waits on; past it its txs are refused until some commit.
     pub max_stream_pending: usize,
-    /// A `BroadcastStream` whose client reads no event for this long (while events wait for it) is closed.
+    /// A `BroadcastStream` whose client reads no event for this long (while events wait for it) is closed;
+    /// an `EventService` subscription whose queue stays full this long is ended (RESOURCE_EXHAUSTED).
     pub stream_stall_timeout_ms: u64,
+    /// Most open `EventService` subscriptions; past it subscribing fails with RESOURCE_EXHAUSTED.
+    pub max_subscriptions: usize,
+    /// Events (one per height) queued for one subscriber before it counts as stalled.
+    pub subscription_buffer: usize,
 }
 
 impl GrpcConfig {
@@ -142,6 +157,8 @@ impl GrpcConfig {
             max_broadcast_streams: self.max_broadcast_streams,
             max_stream_pending: self.max_stream_pending,
             stream_stall_timeout: std::time::Duration::from_millis(self.stream_stall_timeout_ms),
+            max_subscriptions: self.max_subscriptions,
+            subscription_buffer: self.subscription_buffer,
         }
     }
 }
@@ -209,6 +226,8 @@ impl Default for GrpcConfig {
             max_broadcast_streams: l.max_broadcast_streams,
             max_stream_pending: l.max_stream_pending,
             stream_stall_timeout_ms: l.stream_stall_timeout.as_millis() as u64,
+            max_subscriptions: l.max_subscriptions,
+            subscription_buffer: l.subscription_buffer,
         }
     }
 }
@@ -268,6 +287,7 @@ impl Default for Config {
             abci: AbciConfig::default(),
             p2p: P2pConfig::default(),
             grpc: GrpcConfig::default(),
+            metrics: MetricsConfig::default(),
             mempool: MempoolConfig::default(),
             consensus: ConsensusConfig::default(),
             app: AppConfig::default(),

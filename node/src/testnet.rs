@@ -33,7 +33,8 @@ pub struct TestnetSpec {
     pub validators: usize,
     /// Number of funded dev accounts.
     pub dev_accounts: usize,
-    /// First port; node i uses `base + 10i` (consensus), `+1` (gossip), `+3` (abci) and gRPC `base + 10i + 2`.
+    /// First port; node i uses `base + 10i` (consensus), `+1` (gossip), `+2` (gRPC), `+3` (abci) and `+4`
+    /// (Prometheus metrics).
     /// 0 picks free ports from the operating system.
     pub base_port: u16,
     /// Consensus propose timeout in ms (the other timeouts follow from it).
@@ -54,30 +55,33 @@ pub fn node_home(dir: &Path, i: usize) -> PathBuf {
     dir.join(format!("node{i}"))
 }
 
-fn ports(spec: &TestnetSpec) -> eyre::Result<Vec<[SocketAddr; 4]>> {
+fn ports(spec: &TestnetSpec) -> eyre::Result<Vec<[SocketAddr; 5]>> {
     let lo = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     if spec.base_port != 0 {
         return (0..spec.validators)
             .map(|i| {
                 let b = u16::try_from(usize::from(spec.base_port) + 10 * i)
                     .ok()
-                    .filter(|b| *b <= u16::MAX - 4)
+                    .filter(|b| *b <= u16::MAX - 5)
                     .ok_or_else(|| {
                         eyre::eyre!("--base-port too high for {} nodes", spec.validators)
                     })?;
-                Ok([lo(b), lo(b + 1), lo(b + 2), lo(b + 3)])
+                Ok([lo(b), lo(b + 1), lo(b + 2), lo(b + 3), lo(b + 4)])
             })
             .collect();
     }
     // Hold every listener until all are bound, so no two ports collide.
-    let listeners: Vec<TcpListener> = (0..spec.validators * 4)
+    let listeners: Vec<TcpListener> = (0..spec.validators * 5)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
     let addrs: Vec<SocketAddr> = listeners
         .iter()
         .map(|l| l.local_addr())
         .collect::<Result<_, _>>()?;
-    Ok(addrs.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
+    Ok(addrs
+        .chunks(5)
+        .map(|c| [c[0], c[1], c[2], c[3], c[4]])
+        .collect())
 }
 
 /// Creates `spec.validators` homes under `dir` (which must not contain a `node0` yet) sharing one genesis.
@@ -148,6 +152,8 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
         config.p2p.gossip_listen = ports[i][1];
         config.grpc.listen = ports[i][2];
         config.abci.listen = ports[i][3];
+        // Local networks serve Prometheus metrics by default.
+        config.metrics.listen = Some(ports[i][4]);
         for (j, p) in ports.iter().enumerate() {
             if j != i {
                 config.p2p.persistent_peers.push(p[0]);

@@ -58,6 +58,19 @@ pub struct AppOptions {
     pub check_invariants: bool,
 }
 
+/// What [`LodeApp::simulate`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// The committed height the tx ran against (0 before genesis).
+    pub height: u64,
+    /// The tx's result, as FinalizeBlock would report it (code, log, gas, events).
+    pub result: ExecTxResult,
+    /// The tx's gas (0 when it does not decode).
+    pub gas: u64,
+    /// Its minimum fee at the current gas price (0 when it does not decode).
+    pub min_fee: u128,
+}
+
 /// The Lode application. Cheap to clone; every clone shares the same state.
 #[derive(Clone, Debug)]
 pub struct LodeApp {
@@ -349,6 +362,60 @@ impl LodeApp {
         *mempool = view.into_writes();
         let gas = tx.gas(&c.params).unwrap_or(0);
         check_response(result, gas)
+    }
+
+    /// Runs a tx against the last committed state in a throwaway overlay, as CheckTx would run it on a fresh
+    /// mempool view: decoding, stateless checks, signatures, then execution. Writes nothing and remembers
+    /// nothing (neither the state changes nor the tx in the decode or signature caches), so balances, nonces
+    /// and the mempool's view are as they were. Holds the mempool lock while it executes, which Commit also
+    /// holds while it writes, so the tx sees one committed height, never a half-written one.
+    #[instrument(skip_all)]
+    pub fn simulate(&self, raw: &[u8]) -> Simulation {
+        let c = self.committed();
+        let Some(record) = c.record else {
+            return Simulation {
+                height: 0,
+                result: exec_result(Err((&TxError::Internal("chain not initialised".into()), 0))),
+                gas: 0,
+                min_fee: 0,
+            };
+        };
+        let fail = |e: &TxError, gas: u64, min_fee: u128| Simulation {
+            height: record.height,
+            result: exec_result(Err((e, 0))),
+            gas,
+            min_fee,
+        };
+        let tx = match Tx::check_stateless_hashed(
+            raw,
+            crate::tx::tx_hash(raw),
+            &record.chain_id,
+            &c.params,
+        ) {
+            Ok(tx) => tx,
+            Err(e) => return fail(&e, 0, 0),
+        };
+        let (gas, min_fee) = match tx.min_fee(&c.params) {
+            Ok(g) => g,
+            Err(e) => return fail(&e, 0, 0),
+        };
+        if !crate::tx::verify_signatures(&[&tx])[0] {
+            return fail(&TxError::BadSignature, gas, min_fee);
+        }
+        let ctx = BlockCtx::pending(record.height + 1, &c.params);
+        let _mempool = lock(&self.inner.mempool);
+        let mut scratch = Overlay::new(&self.inner.store);
+        let result = match execute_tx(&mut scratch, &tx, ctx) {
+            Ok(out) => exec_result(Ok((out.events, out.gas_used))),
+            Err(f) => exec_result(Err((&f.error, f.gas_used))),
+        };
+        // `scratch` is dropped here: nothing it wrote reaches the store.
+        Simulation {
+            height: record.height,
+            result,
+            gas,
+            min_fee,
+        }
     }
 
     /// ABCI PrepareProposal: keeps the mempool's txs that are valid in order on top of the last commit,

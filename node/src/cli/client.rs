@@ -12,11 +12,13 @@ use tonic::transport::Channel;
 use crate::{
     keys::{KeyFile, MultisigFile},
     services::grpc::pb::{
-        self, gov_query_service_client::GovQueryServiceClient,
+        self, block_service_client::BlockServiceClient,
+        gov_query_service_client::GovQueryServiceClient,
         market_query_service_client::MarketQueryServiceClient,
         nft_query_service_client::NftQueryServiceClient,
         params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
         staking_query_service_client::StakingQueryServiceClient,
+        tx_service_client::TxServiceClient,
     },
     testnet,
 };
@@ -108,7 +110,7 @@ pub(super) fn report(what: &str, r: Option<&pb::TxResult>) -> eyre::Result<()> {
 pub(super) struct NodeArg {
     /// The node's gRPC URL.
     #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
-    node: String,
+    pub(super) node: String,
 }
 
 /// Pagination of list queries.
@@ -143,6 +145,20 @@ pub(super) enum QueryCommand {
     },
     /// The node's status: height, app hash, validators, peers.
     Status {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A committed tx by hash (hex): height, index, result, events and the raw tx (JSON).
+    Tx {
+        /// SHA-256 of the tx bytes, hex (as `lode tx` prints it).
+        hash: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A committed block (JSON): header, id, txs with results and events, block events, commit signers.
+    Block {
+        /// Height; default: the latest.
+        height: Option<u64>,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -362,7 +378,11 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                     .into_inner();
                 println!("chain id:   {}", r.chain_id);
                 println!("moniker:    {}", r.moniker);
+                println!("node id:    {}", r.node_id);
+                println!("version:    {}", r.version);
                 println!("height:     {}", r.latest_height);
+                println!("block time: {}", rfc3339(r.latest_block_time.as_ref()));
+                println!("catching up: {}", r.catching_up);
                 println!("app hash:   {}", hex::encode_upper(&r.app_hash));
                 println!("validators: {}", r.validators.len());
                 println!("peers:      {}", r.peers.len());
@@ -382,6 +402,31 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                     .into_inner();
                 let v: serde_json::Value = serde_json::from_str(&r.json)?;
                 print_json(&v)?;
+            }
+            QueryCommand::Tx { hash, node } => {
+                let hash = parse_hash(hash)?;
+                let mut q = TxServiceClient::new(connect(&node.node).await?)
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
+                let r = q
+                    .get_tx(pb::GetTxRequest { hash })
+                    .await
+                    .map_err(status_err)?
+                    .into_inner();
+                print_json(&tx_json(&r))?;
+            }
+            QueryCommand::Block { height, node } => {
+                let mut q = BlockServiceClient::new(connect(&node.node).await?)
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
+                let at = match height {
+                    Some(h) => pb::get_block_request::At::Height(*h),
+                    None => pb::get_block_request::At::Latest(true),
+                };
+                let r = q
+                    .get_block(pb::GetBlockRequest { at: Some(at) })
+                    .await
+                    .map_err(status_err)?
+                    .into_inner();
+                print_json(&block_json(&r))?;
             }
             QueryCommand::Gov(g) => gov_query(g).await?,
             QueryCommand::Nft(n) => nft_query(n).await?,
@@ -585,4 +630,107 @@ async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
             .into_inner(),
         ),
     }
+}
+
+/// The largest response the CLI accepts (a block of the maximum size with its results).
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// A tx hash from hex (`0x` prefix and either case accepted).
+fn parse_hash(hash: &str) -> eyre::Result<Vec<u8>> {
+    let h = hash.strip_prefix("0x").unwrap_or(hash);
+    hex::decode(h).map_err(|e| eyre!("tx hash {hash:?} is not hex: {e}"))
+}
+
+/// A timestamp as RFC 3339 UTC (empty when absent or out of range).
+pub(super) fn rfc3339(t: Option<&prost_types::Timestamp>) -> String {
+    let Some(t) = t else { return String::new() };
+    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Events as JSON: `[{"type": …, "attributes": [{"key": …, "value": …}]}]`.
+pub(super) fn events_json(events: &[pb::Event]) -> serde_json::Value {
+    events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "type": e.r#type,
+                "attributes": e.attributes.iter().map(|a| serde_json::json!({"key": a.key, "value": a.value})).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// A tx result as JSON fields (code, log, codespace, gas).
+fn result_json(r: Option<&pb::TxResult>) -> serde_json::Value {
+    let r = r.cloned().unwrap_or_default();
+    serde_json::json!({
+        "code": r.code,
+        "log": r.log,
+        "codespace": r.codespace,
+        "gas_wanted": r.gas_wanted,
+        "gas_used": r.gas_used,
+    })
+}
+
+fn tx_json(r: &pb::GetTxResponse) -> serde_json::Value {
+    serde_json::json!({
+        "tx_hash": hex::encode_upper(&r.tx_hash),
+        "height": r.height,
+        "index": r.index,
+        "result": result_json(r.result.as_ref()),
+        "events": events_json(&r.events),
+        "tx": hex::encode(&r.tx),
+    })
+}
+
+/// A block header as JSON (hashes and addresses as hex, time as RFC 3339).
+pub(super) fn header_json(h: Option<&pb::BlockHeader>) -> serde_json::Value {
+    let h = h.cloned().unwrap_or_default();
+    serde_json::json!({
+        "chain_id": h.chain_id,
+        "height": h.height,
+        "time": rfc3339(h.time.as_ref()),
+        "proposer": hex::encode_upper(&h.proposer),
+        "last_block_id": hex::encode_upper(&h.last_block_id),
+        "tx_root": hex::encode_upper(&h.tx_root),
+        "app_hash": hex::encode_upper(&h.app_hash),
+    })
+}
+
+/// A tx of a block as JSON.
+pub(super) fn block_tx_json(t: &pb::BlockTx) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "tx_hash": hex::encode_upper(&t.tx_hash),
+        "index": t.index,
+        "result": result_json(t.result.as_ref()),
+        "events": events_json(&t.events),
+    });
+    if !t.tx.is_empty() {
+        v["tx"] = serde_json::Value::String(hex::encode(&t.tx));
+    }
+    v
+}
+
+fn block_json(r: &pb::GetBlockResponse) -> serde_json::Value {
+    serde_json::json!({
+        "block_id": hex::encode_upper(&r.block_id),
+        "header": header_json(r.header.as_ref()),
+        "txs": r.txs.iter().map(block_tx_json).collect::<Vec<_>>(),
+        "events": events_json(&r.events),
+        "result_app_hash": hex::encode_upper(&r.result_app_hash),
+        "commit": {
+            "round": r.commit_round,
+            "signers": r.signers.iter().map(|s| serde_json::json!({
+                "address": hex::encode_upper(&s.address),
+                "signature": hex::encode_upper(&s.signature),
+            })).collect::<Vec<_>>(),
+        },
+    })
 }

@@ -5,6 +5,7 @@ mod bench;
 mod bench_heights;
 mod client;
 mod devnet;
+mod events;
 mod init;
 mod keys;
 mod start;
@@ -51,6 +52,8 @@ enum Command {
     /// Query a node.
     #[command(subcommand)]
     Query(client::QueryCommand),
+    /// Follow committed blocks and tx results (one JSON line per height), from a past height or live.
+    Events(events::EventsArgs),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
     Bench(bench::BenchArgs),
     /// The long-run benchmark: N heights (20,000 by default) on a fresh four-validator devnet, empty or
@@ -121,6 +124,10 @@ pub fn run() -> eyre::Result<()> {
         Command::Query(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             client::query(&cmd)
+        }
+        Command::Events(args) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            events::run(&args)
         }
         Command::Bench(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));

@@ -27,6 +27,7 @@ use crate::{
         grpc::{self, ApiGuards, NodeApi},
         in_process::AppAbci,
         mempool::{Mempool, MempoolLimits},
+        metrics,
     },
 };
 
@@ -112,6 +113,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     let finished = || handle.is_finished();
     let mut halted = handle.halted();
     let halt_report = handle.halted();
+    let metrics_mempool = mempool.clone();
     let served = runtime.block_on(async move {
         let peers = gossip::spawn(
             GossipConfig {
@@ -139,6 +141,13 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             moniker: config.moniker.clone(),
             results_cache: Default::default(),
             guards: ApiGuards::new(config.grpc.limits()),
+            node_id: libp2p::identity::Keypair::ed25519_from_bytes(
+                node_key.signing_key()?.to_bytes(),
+            )?
+            .public()
+            .to_peer_id()
+            .to_string(),
+            last_block_time: Default::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(grpc::serve(
@@ -154,11 +163,36 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
                 }
             },
         ));
+        let metrics_at = match config.metrics.listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .wrap_err_with(|| format!("metrics cannot listen on {addr}"))?;
+                let at = listener.local_addr()?;
+                let (app, mempool) = (app.clone(), metrics_mempool.clone());
+                tokio::spawn(metrics::serve(
+                    listener,
+                    Arc::new(move || {
+                        let m = metrics::metrics();
+                        let height = app.last_commit().map_or(0, |r| r.height);
+                        m.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+                        let (txs, bytes) = mempool.size();
+                        m.mempool_txs.set(i64::try_from(txs).unwrap_or(i64::MAX));
+                        m.mempool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                    }),
+                ));
+                Some(at)
+            }
+            None => None,
+        };
         info!(grpc = %local, p2p = %config.p2p.listen, home = %home.root().display(), "node started");
         {
             // Tests and scripts read the bound address from this line.
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "grpc listening on {local}")?;
+            if let Some(at) = metrics_at {
+                writeln!(stdout, "metrics listening on http://{at}/metrics")?;
+            }
             stdout.flush()?;
         }
         let watchdog = async {

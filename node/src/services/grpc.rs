@@ -1,15 +1,16 @@
-//! The gRPC API (`lode.node.v1`): `TxService`, `QueryService` and the module query services
-//! (`GovQueryService`, `NftQueryService`, `StakingQueryService`, `ParamsService`, each RPC one ABCI query
-//! path), with server reflection and health.
+//! The gRPC API (`lode.node.v1`): `TxService`, `QueryService`, `BlockService` (in `chain.rs`), `EventService`
+//! (in `events.rs`) and the module query services (`GovQueryService`, `NftQueryService`,
+//! `StakingQueryService`, `ParamsService`, each RPC one ABCI query path), with server reflection (v1 and
+//! v1alpha), health and per-call metrics (`metrics.rs`).
 //!
 //! Every client is hostile, so every resource a client can hold has a bound ([`ApiLimits`], `[grpc]` in
 //! `config.toml`): connections (one past the limit is accepted and closed at once), HTTP/2 streams per
 //! connection, requests being served at once (past it: `RESOURCE_EXHAUSTED`, "node busy"), `BroadcastAndWait`
 //! calls waiting for a commit, open `BroadcastStream`s, and the time a client may ask to wait (longer asks are
-//! capped). Reads of the store (accounts, status, a block's results) run on blocking threads, never on the
-//! async workers and never under a lock shared by every request. `lode start` runs consensus on its own
-//! runtime, and this API on another whose threads run at a lower CPU priority, so RPC load cannot delay a
-//! height.
+//! capped), open `EventService` subscriptions and the events queued for each. Reads of the store (accounts,
+//! status, blocks, txs) run on blocking threads, never on the async workers and never under a lock shared by
+//! every request. `lode start` runs consensus on its own runtime, and this API on another whose threads run at
+//! a lower CPU priority, so RPC load cannot delay a height.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ use lode_proto::{
 };
 use lode_state::app::query_code;
 use pb::{
+    block_service_server::BlockServiceServer,
+    event_service_server::EventServiceServer,
     gov_query_service_server::{GovQueryService, GovQueryServiceServer},
     market_query_service_server::{MarketQueryService, MarketQueryServiceServer},
     nft_query_service_server::{NftQueryService, NftQueryServiceServer},
@@ -77,8 +80,13 @@ pub struct ApiLimits {
     /// Most admitted txs one `BroadcastStream` waits on; past it its txs are refused until some commit.
     pub max_stream_pending: usize,
     /// A `BroadcastStream` whose client reads no event for this long, while events are queued for it, is
-    /// closed, and what it held is freed.
+    /// closed, and what it held is freed. An `EventService` subscription whose queue stays full this long is
+    /// ended with `RESOURCE_EXHAUSTED`.
     pub stream_stall_timeout: Duration,
+    /// Most `EventService` subscriptions open at once; past it subscribing fails with `RESOURCE_EXHAUSTED`.
+    pub max_subscriptions: usize,
+    /// Events (one per height) queued for one subscriber before it counts as stalled.
+    pub subscription_buffer: usize,
 }
 
 impl Default for ApiLimits {
@@ -92,6 +100,8 @@ impl Default for ApiLimits {
             max_broadcast_streams: 256,
             max_stream_pending: 4096,
             stream_stall_timeout: Duration::from_secs(10),
+            max_subscriptions: 256,
+            subscription_buffer: 256,
         }
     }
 }
@@ -105,6 +115,7 @@ pub struct ApiGuards {
     waiting: Arc<Semaphore>,
     streams: Arc<Semaphore>,
     admission: Arc<Semaphore>,
+    subscriptions: Arc<Semaphore>,
 }
 
 /// Client admissions (CheckTx batches) run at once. Admissions take the mempool's lock one tx at a time, so
@@ -120,6 +131,7 @@ impl ApiGuards {
             waiting: Arc::new(Semaphore::new(limits.max_waiting)),
             streams: Arc::new(Semaphore::new(limits.max_broadcast_streams)),
             admission: Arc::new(Semaphore::new(ADMISSION_PARALLELISM)),
+            subscriptions: Arc::new(Semaphore::new(limits.max_subscriptions)),
         })
     }
 
@@ -159,6 +171,16 @@ impl ApiGuards {
             Status::resource_exhausted(format!(
                 "{} BroadcastStreams already open; retry later",
                 self.limits.max_broadcast_streams
+            ))
+        })
+    }
+
+    /// A slot for one open `EventService` subscription, held until it ends.
+    pub(crate) fn subscription(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.subscriptions.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} subscriptions already open; retry later",
+                self.limits.max_subscriptions
             ))
         })
     }
@@ -211,7 +233,17 @@ pub struct NodeApi {
     pub results_cache: ResultsCache,
     /// The API's bounds and their counters.
     pub guards: Arc<ApiGuards>,
+    /// The node's p2p identity (libp2p peer id of its node key), for `Status`.
+    pub node_id: String,
+    /// The last committed block's height and time, read once per height for `Status`.
+    pub last_block_time: LastBlockTime,
 }
+
+/// The last committed block's (height, BFT time), cached so `Status` reads the block once per height.
+pub type LastBlockTime = Arc<std::sync::Mutex<Option<(u64, prost_types::Timestamp)>>>;
+
+/// `Status` reports `catching_up` while the last block is older than this.
+pub const CATCHING_UP_AFTER: Duration = Duration::from_secs(30);
 
 /// The API's `TxResult` from an ABCI result type; CheckTx's and FinalizeBlock's share these fields.
 macro_rules! tx_result_from {
@@ -348,6 +380,45 @@ impl NodeApi {
         Ok(outcome)
     }
 
+    /// The BFT time of the block at `height` (None at height 0 or when it is not stored), read from the
+    /// store once per height.
+    async fn block_time_blocking(
+        &self,
+        height: u64,
+    ) -> Result<Option<prost_types::Timestamp>, Status> {
+        if height == 0 {
+            return Ok(None);
+        }
+        let cached = *self
+            .last_block_time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((h, t)) = cached {
+            if h == height {
+                return Ok(Some(t));
+            }
+        }
+        let blocks = self.blocks.clone();
+        let decided = tokio::task::spawn_blocking(move || blocks.get_decided(Height(height)))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let Some(d) = decided else { return Ok(None) };
+        let t = d.block.header().time;
+        let ts = prost_types::Timestamp {
+            seconds: t.seconds,
+            nanos: i32::try_from(t.nanos).unwrap_or(0),
+        };
+        let mut cache = self
+            .last_block_time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.is_none_or(|(h, _)| h < height) {
+            *cache = Some((height, ts));
+        }
+        Ok(Some(ts))
+    }
+
     /// [`Self::committed_result`] on a blocking thread.
     pub(crate) async fn committed_result_blocking(
         &self,
@@ -400,6 +471,26 @@ fn waited(
 #[tonic::async_trait]
 impl TxService for NodeApi {
     type BroadcastStreamStream = super::stream::EventStream;
+
+    #[instrument(skip_all)]
+    async fn simulate(
+        &self,
+        request: Request<pb::SimulateRequest>,
+    ) -> Result<Response<pb::SimulateResponse>, Status> {
+        NodeApi::simulate(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    #[instrument(skip_all)]
+    async fn get_tx(
+        &self,
+        request: Request<pb::GetTxRequest>,
+    ) -> Result<Response<pb::GetTxResponse>, Status> {
+        NodeApi::get_tx(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
 
     #[instrument(skip_all)]
     async fn broadcast_stream(
@@ -544,7 +635,19 @@ impl QueryService for NodeApi {
             })
             .unwrap_or_default();
         let (txs, bytes) = self.mempool.size();
+        let latest_block_time = self.block_time_blocking(height).await?;
+        let catching_up = latest_block_time.as_ref().is_none_or(|t| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            i128::from(now.as_secs()) - i128::from(t.seconds)
+                > i128::from(CATCHING_UP_AFTER.as_secs())
+        });
         Ok(Response::new(pb::StatusResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            catching_up,
+            latest_block_time,
+            node_id: self.node_id.clone(),
             chain_id: self.chain_id.clone(),
             moniker: self.moniker.clone(),
             latest_height: height,
@@ -614,9 +717,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     halted: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> eyre::Result<()> {
+    // Reflection as both `grpc.reflection.v1` and `v1alpha`: many clients (Python's grpcio-reflection,
+    // Postman, older grpcurl) speak only the latter.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     use tonic::server::NamedService;
     for name in [
@@ -627,6 +735,8 @@ pub async fn serve(
         <MarketQueryServiceServer<NodeApi> as NamedService>::NAME,
         <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
         <ParamsServiceServer<NodeApi> as NamedService>::NAME,
+        <BlockServiceServer<NodeApi> as NamedService>::NAME,
+        <EventServiceServer<NodeApi> as NamedService>::NAME,
     ] {
         health_reporter
             .set_service_status(name, tonic_health::ServingStatus::Serving)
@@ -645,6 +755,8 @@ pub async fn serve(
                 <MarketQueryServiceServer<NodeApi> as NamedService>::NAME,
                 <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
                 <ParamsServiceServer<NodeApi> as NamedService>::NAME,
+                <BlockServiceServer<NodeApi> as NamedService>::NAME,
+                <EventServiceServer<NodeApi> as NamedService>::NAME,
             ] {
                 reporter
                     .set_service_status(name, tonic_health::ServingStatus::NotServing)
@@ -656,14 +768,18 @@ pub async fn serve(
     let incoming = limited_incoming(listener, limits.max_connections);
     tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams_per_connection)
+        .layer(super::metrics::GrpcMetricsLayer)
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(TxServiceServer::new(api.clone()))
         .add_service(QueryServiceServer::new(api.clone()))
         .add_service(GovQueryServiceServer::new(api.clone()))
         .add_service(NftQueryServiceServer::new(api.clone()))
         .add_service(MarketQueryServiceServer::new(api.clone()))
         .add_service(StakingQueryServiceServer::new(api.clone()))
+        .add_service(BlockServiceServer::new(api.clone()))
+        .add_service(EventServiceServer::new(api.clone()))
         .add_service(ParamsServiceServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
@@ -780,6 +896,8 @@ mod tests {
             moniker: "m".into(),
             results_cache: Default::default(),
             guards: ApiGuards::new(ApiLimits::default()),
+            node_id: "node".into(),
+            last_block_time: Default::default(),
         };
         let listener = bind("127.0.0.1:0".parse().expect("addr"))
             .await
@@ -873,6 +991,7 @@ mod tests {
             max_inflight_requests: 2,
             max_waiting: 1,
             max_broadcast_streams: 1,
+            max_subscriptions: 1,
             ..ApiLimits::default()
         });
         let held = [g.request().expect("1"), g.request().expect("2")];
@@ -895,6 +1014,13 @@ mod tests {
         );
         drop(s);
         drop(g.stream().expect("the stream slot came back"));
+        let sub = g.subscription().expect("a subscription");
+        assert_eq!(
+            g.subscription().map(drop).map_err(|s| s.code()),
+            Err(tonic::Code::ResourceExhausted)
+        );
+        drop(sub);
+        drop(g.subscription().expect("the subscription slot came back"));
     }
 
     #[test]

@@ -41,7 +41,15 @@ impl Abci for AppAbci {
         match &req.value {
             Some(Value::FinalizeBlock(f)) => {
                 *self.finalized() = f.txs.iter().map(|t| tx_hash(t)).collect();
-                Ok(self.app.handle(req))
+                let (txs, bytes) = (f.txs.len(), f.txs.iter().map(|t| t.len() as u64).sum());
+                let time = f
+                    .time
+                    .as_ref()
+                    .map(|t| i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
+                let started = std::time::Instant::now();
+                let resp = self.app.handle(req);
+                super::metrics::metrics().finalized(started.elapsed(), txs, bytes, time);
+                Ok(resp)
             }
             Some(Value::Commit(_)) => {
                 let committed = std::mem::take(&mut *self.finalized());

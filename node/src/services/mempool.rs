@@ -248,6 +248,11 @@ impl Mempool {
         self.inner.lock()
     }
 
+    /// The largest tx this mempool admits (bytes).
+    pub fn max_tx_bytes(&self) -> usize {
+        self.limits.max_tx_bytes
+    }
+
     /// (txs, bytes) held.
     pub fn size(&self) -> (usize, u64) {
         let g = self.lock();
@@ -336,10 +341,14 @@ impl Mempool {
                 txs: g.order.len(),
                 bytes: g.bytes,
             })?;
+        let started = std::time::Instant::now();
         let resp = self.app.check_tx(RequestCheckTx {
             tx: tx.clone(),
             r#type: CheckTxType::New as i32,
         });
+        super::metrics::metrics()
+            .check_tx_seconds
+            .observe(started.elapsed().as_secs_f64());
         if resp.code != 0 {
             return Err(AddError::Rejected(Box::new(resp)));
         }

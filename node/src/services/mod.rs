@@ -2,8 +2,11 @@
 
 pub mod abci_socket;
 pub mod block_store;
+pub mod chain;
+pub mod events;
 pub mod gossip;
 pub mod grpc;
 pub mod in_process;
 pub mod mempool;
+pub mod metrics;
 pub mod stream;

@@ -200,3 +200,87 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A running one-validator `lode start` on a fresh home (see [`single_validator_home`]): the child (killed when
+/// dropped), its gRPC URL, the home, and what must outlive it (temp dir, port block).
+pub struct SingleNode {
+    _child: KillOnDrop,
+    pub url: String,
+    pub home: std::path::PathBuf,
+    _ports: PortBlock,
+    _dir: tempfile::TempDir,
+}
+
+impl SingleNode {
+    /// Starts the node with `edit` applied to its config, and waits (bounded by [`STEP`]) until it has
+    /// committed height 1. Its log goes to `<home>/node.log`.
+    pub async fn start(edit: impl FnOnce(&mut Config)) -> SingleNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        let ports = single_validator_home(&home, edit);
+        let log = std::fs::File::create(home.join("node.log")).expect("log");
+        let child = KillOnDrop(
+            lode()
+                .args(["start", "--home", path_str(&home)])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn lode start"),
+        );
+        let url = format!("http://127.0.0.1:{}", ports.port(2));
+        let node = SingleNode {
+            _child: child,
+            url,
+            home,
+            _ports: ports,
+            _dir: dir,
+        };
+        node.wait_height(1).await;
+        node
+    }
+
+    /// The last committed height, or None while the node does not answer.
+    pub async fn height(&self) -> Option<u64> {
+        use lode_node::services::grpc::pb;
+        let mut q = pb::query_service_client::QueryServiceClient::connect(self.url.clone())
+            .await
+            .ok()?;
+        Some(
+            q.status(pb::StatusRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .latest_height,
+        )
+    }
+
+    /// Waits (bounded by [`STEP`]) until the node has committed `height`.
+    pub async fn wait_height(&self, height: u64) {
+        let deadline = Instant::now() + STEP;
+        while self.height().await.is_none_or(|h| h < height) {
+            assert!(
+                Instant::now() < deadline,
+                "node did not reach height {height} within {STEP:?}: {}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The last lines of the node's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.home.join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// A gRPC channel to the node.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+}

@@ -50,6 +50,10 @@ pub(crate) struct TxOpts {
     /// Wait until the tx is committed and print its result.
     #[arg(long)]
     wait: bool,
+    /// Simulate the signed tx against the node's last commit and print its gas, fee, result and events;
+    /// send nothing (no broadcast, no nonce used).
+    #[arg(long, conflicts_with = "wait")]
+    dry_run: bool,
     /// Multisig accounts only: write the unsigned tx (JSON) to this new file for the co-signers.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -142,9 +146,16 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
                     lode_state::tx::sign_msgs(chain, &signing, acct.nonce, fee, &msgs, &opts.memo)
                 };
                 let fee = fee_for(opts.fee, params.as_ref(), chain, |f| Ok(sign(f)))?;
+                if opts.dry_run {
+                    return dry_run(channel, sign(fee), &fee.to_string()).await;
+                }
                 broadcast(channel, sign(fee), opts.wait).await
             }
             Signer::Multisig(m) => {
+                ensure!(
+                    !opts.dry_run,
+                    "--dry-run needs a signing key: simulate a multisig tx with `lode tx multisig broadcast --dry-run` once it is signed"
+                );
                 let out = opts.out.as_ref().ok_or_else(|| {
                     eyre!(
                         "{} is a multisig account: give --out FILE for the unsigned tx",
@@ -206,6 +217,33 @@ fn fee_for(
         .min_fee(params)
         .map_err(|e| eyre!("cannot size the fee: {e}"))?;
     Ok(min)
+}
+
+/// Simulates an encoded tx (`TxService.Simulate`) and prints its gas, fee, result and events; sends nothing.
+/// Fails, after printing, when the tx would fail.
+pub(super) async fn dry_run(
+    channel: tonic::transport::Channel,
+    tx: Vec<u8>,
+    fee: &str,
+) -> eyre::Result<()> {
+    let r = TxServiceClient::new(channel)
+        .simulate(pb::SimulateRequest { tx })
+        .await
+        .map_err(|s| eyre!("simulate: {:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    println!("dry run against height {} (nothing sent)", r.height);
+    println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
+    println!("gas:     {}", r.gas);
+    println!("fee:     {fee} (minimum {})", r.min_fee);
+    for e in &r.events {
+        let attrs: Vec<String> = e
+            .attributes
+            .iter()
+            .map(|a| format!("{}={}", a.key, a.value))
+            .collect();
+        println!("event:   {} {}", e.r#type, attrs.join(" "));
+    }
+    report("result", r.result.as_ref())
 }
 
 /// Broadcasts an encoded tx and prints its hash and results.

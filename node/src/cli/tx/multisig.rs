@@ -29,6 +29,9 @@ pub(crate) enum MultisigCmd {
         node: String,
         #[arg(long)]
         wait: bool,
+        /// Simulate it instead (gas, fee, result, events); send nothing.
+        #[arg(long, conflicts_with = "wait")]
+        dry_run: bool,
     },
 }
 
@@ -69,10 +72,29 @@ pub(super) fn run(cmd: &MultisigCmd) -> eyre::Result<()> {
             );
             Ok(())
         }
-        MultisigCmd::Broadcast { file, node, wait } => {
+        MultisigCmd::Broadcast {
+            file,
+            node,
+            wait,
+            dry_run,
+        } => {
             let doc = read_doc(file)?;
             let tx = multisig::assemble(&doc).map_err(|e| eyre!("cannot assemble: {e}"))?;
-            runtime()?.block_on(async { broadcast(connect(node).await?, tx, *wait).await })
+            runtime()?.block_on(async {
+                let channel = connect(node).await?;
+                if *dry_run {
+                    let fee = <lode_proto::tx::v1::AuthInfo as prost::Message>::decode(
+                        doc.auth_info_bytes.as_slice(),
+                    )
+                    .ok()
+                    .and_then(|a| a.fee)
+                    .map(|f| f.amount)
+                    .unwrap_or_default();
+                    super::dry_run(channel, tx, &fee).await
+                } else {
+                    broadcast(channel, tx, *wait).await
+                }
+            })
         }
     }
 }

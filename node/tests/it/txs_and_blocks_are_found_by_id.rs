@@ -1,0 +1,356 @@
+//! `TxService.GetTx`, `BlockService.GetBlock` and `TxService.Simulate` on a running node after a mix of txs
+//! (transfers, a module message, txs CheckTx refused), and the CLI commands over them.
+
+use lode_node::keys::KeyFile;
+use lode_node::services::grpc::pb::{
+    self, block_service_client::BlockServiceClient, query_service_client::QueryServiceClient,
+    tx_service_client::TxServiceClient,
+};
+use lode_state::tx::{sign_msgs, sign_send, tx_hash, Msg};
+use tonic::Code;
+
+use crate::support::{path_str, run_lode, SingleNode};
+
+const CHAIN: &str = "lode-test-1";
+const FEE: u128 = 50_000;
+
+async fn account(q: &mut QueryServiceClient<tonic::transport::Channel>, a: &str) -> (String, u64) {
+    let r = q
+        .account(pb::AccountRequest {
+            address: a.to_owned(),
+        })
+        .await
+        .expect("account")
+        .into_inner();
+    (r.balance, r.nonce)
+}
+
+fn attr<'a>(events: &'a [pb::Event], ty: &str, key: &str) -> Option<&'a str> {
+    events
+        .iter()
+        .filter(|e| e.r#type == ty)
+        .flat_map(|e| &e.attributes)
+        .find(|a| a.key == key)
+        .map(|a| a.value.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_txs_and_blocks_are_found_by_hash_and_height_and_simulate_changes_nothing() {
+    let node = SingleNode::start(|_| {}).await;
+    let ch = node.channel().await;
+    let (mut txs, mut blocks, mut q) = (
+        TxServiceClient::new(ch.clone()),
+        BlockServiceClient::new(ch.clone()),
+        QueryServiceClient::new(ch),
+    );
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let key = dev0.signing_key().expect("key");
+    let bob = KeyFile::generate("bob").expect("key").address;
+    let to: lode_state::Address = bob.parse().expect("address");
+
+    // A transfer and an NFT collection, committed; a stale nonce and a forged signature, refused.
+    let send = sign_send(CHAIN, &key, 0, FEE, &to, 500);
+    let create = sign_msgs(
+        CHAIN,
+        &key,
+        1,
+        FEE,
+        &[Msg::Nft(
+            lode_state::modules::nft::NftMsg::CreateCollection {
+                creator: dev0.address.parse().expect("address"),
+                id: "art".into(),
+                name: "Art".into(),
+                symbol: "ART".into(),
+                uri: String::new(),
+                royalty_bps: 0,
+                max_supply: None,
+                open_mint: false,
+            },
+        )],
+        "",
+    );
+    let mut committed = Vec::new();
+    for tx in [&send, &create] {
+        let r = txs
+            .broadcast_and_wait(pb::BroadcastAndWaitRequest {
+                tx: tx.clone(),
+                timeout_ms: 30_000,
+            })
+            .await
+            .expect("broadcast")
+            .into_inner();
+        assert_eq!(r.result.as_ref().map(|r| r.code), Some(0), "{r:?}");
+        committed.push((tx_hash(tx), r.height));
+    }
+    let stale = sign_send(CHAIN, &key, 0, FEE, &to, 7);
+    let mut forged = sign_send(CHAIN, &key, 2, FEE, &to, 7);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    for tx in [&stale, &forged] {
+        let r = txs
+            .broadcast(pb::BroadcastRequest { tx: tx.clone() })
+            .await
+            .expect("broadcast")
+            .into_inner();
+        assert_ne!(
+            r.check.as_ref().map(|c| c.code),
+            Some(0),
+            "admitted a bad tx"
+        );
+    }
+
+    // GetTx: where each committed tx is, its result, events and bytes.
+    let (send_hash, send_height) = committed[0];
+    let got = txs
+        .get_tx(pb::GetTxRequest {
+            hash: send_hash.to_vec(),
+        })
+        .await
+        .expect("get tx")
+        .into_inner();
+    assert_eq!(got.height, send_height);
+    assert_eq!(got.tx, send);
+    assert_eq!(got.tx_hash, send_hash.to_vec());
+    assert_eq!(got.result.as_ref().map(|r| r.code), Some(0));
+    assert!(got.result.as_ref().is_some_and(|r| r.gas_used > 0));
+    assert_eq!(
+        attr(&got.events, "transfer", "amount"),
+        Some("500"),
+        "{:?}",
+        got.events
+    );
+    assert_eq!(
+        attr(&got.events, "transfer", "recipient"),
+        Some(bob.as_str())
+    );
+    let (create_hash, create_height) = committed[1];
+    let got_create = txs
+        .get_tx(pb::GetTxRequest {
+            hash: create_hash.to_vec(),
+        })
+        .await
+        .expect("get tx")
+        .into_inner();
+    assert_eq!(got_create.height, create_height);
+    assert!(got_create
+        .events
+        .iter()
+        .any(|e| e.r#type == "nft_collection_created"));
+    // Refused txs were never committed; an unknown hash is NOT_FOUND, a malformed one INVALID_ARGUMENT.
+    for hash in [tx_hash(&stale), tx_hash(&forged), [7u8; 32]] {
+        let e = txs
+            .get_tx(pb::GetTxRequest {
+                hash: hash.to_vec(),
+            })
+            .await
+            .expect_err("found a tx never committed");
+        assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    }
+    for hash in [vec![], vec![1u8; 31], vec![1u8; 33]] {
+        let e = txs
+            .get_tx(pb::GetTxRequest { hash })
+            .await
+            .expect_err("malformed hash");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
+
+    // GetBlock: the block holding the transfer, linked to the next one, certified by the one validator.
+    let block = blocks
+        .get_block(pb::GetBlockRequest {
+            at: Some(pb::get_block_request::At::Height(send_height)),
+        })
+        .await
+        .expect("get block")
+        .into_inner();
+    let header = block.header.clone().expect("header");
+    assert_eq!(header.height, send_height);
+    assert_eq!(header.chain_id, CHAIN);
+    assert!(header.time.is_some_and(|t| t.seconds > 1_600_000_000));
+    let i = got.index as usize;
+    assert_eq!(block.txs[i].tx_hash, send_hash.to_vec());
+    assert_eq!(block.txs[i].tx, send);
+    assert_eq!(block.txs[i].result, got.result);
+    assert_eq!(block.txs[i].events, got.events);
+    assert_eq!(block.signers.len(), 1, "{:?}", block.signers);
+    assert_eq!(block.signers[0].signature.len(), 64);
+    assert_eq!(block.result_app_hash.len(), 32);
+    node.wait_height(send_height + 1).await;
+    let next = blocks
+        .get_block(pb::GetBlockRequest {
+            at: Some(pb::get_block_request::At::Height(send_height + 1)),
+        })
+        .await
+        .expect("next block")
+        .into_inner();
+    let next_header = next.header.expect("header");
+    assert_eq!(next_header.last_block_id, block.block_id);
+    // The app hash a header carries is the one the block before it produced.
+    assert_eq!(next_header.app_hash, block.result_app_hash);
+    let latest = blocks
+        .get_block(pb::GetBlockRequest {
+            at: Some(pb::get_block_request::At::Latest(true)),
+        })
+        .await
+        .expect("latest")
+        .into_inner();
+    assert!(latest.header.expect("header").height > send_height);
+    let e = blocks
+        .get_block(pb::GetBlockRequest {
+            at: Some(pb::get_block_request::At::Height(1_000_000_000)),
+        })
+        .await
+        .expect_err("a block from the future");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    // Simulate: a transfer at the next nonce reports gas, fee and events, and moves no balance and no nonce.
+    let before = account(&mut q, &dev0.address).await;
+    let bob_before = account(&mut q, &bob).await;
+    assert_eq!(before.1, 2);
+    let next_send = sign_send(CHAIN, &key, 2, FEE, &to, 1_234);
+    let sim = txs
+        .simulate(pb::SimulateRequest {
+            tx: next_send.clone(),
+        })
+        .await
+        .expect("simulate")
+        .into_inner();
+    assert_eq!(sim.result.as_ref().map(|r| r.code), Some(0), "{sim:?}");
+    assert!(sim.gas > 0);
+    assert_eq!(
+        sim.result.as_ref().map(|r| r.gas_used),
+        Some(sim.gas as i64)
+    );
+    let min_fee: u128 = sim.min_fee.parse().expect("decimal");
+    assert!(min_fee > 0 && min_fee <= FEE);
+    assert_eq!(attr(&sim.events, "transfer", "amount"), Some("1234"));
+    // A failing tx reports its code; a module message simulates too.
+    let sim_stale = txs
+        .simulate(pb::SimulateRequest { tx: stale.clone() })
+        .await
+        .expect("simulate")
+        .into_inner();
+    assert_ne!(sim_stale.result.as_ref().map(|r| r.code), Some(0));
+    let e = txs
+        .simulate(pb::SimulateRequest { tx: vec![] })
+        .await
+        .expect_err("empty tx");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    node.wait_height(latest_height(&node).await + 2).await;
+    assert_eq!(
+        account(&mut q, &dev0.address).await,
+        before,
+        "simulate moved dev0"
+    );
+    assert_eq!(
+        account(&mut q, &bob).await,
+        bob_before,
+        "simulate moved bob"
+    );
+    // The simulated tx was not sent and its nonce not used: it commits now, with the simulated result.
+    let r = txs
+        .broadcast_and_wait(pb::BroadcastAndWaitRequest {
+            tx: next_send.clone(),
+            timeout_ms: 30_000,
+        })
+        .await
+        .expect("broadcast")
+        .into_inner();
+    let result = r.result.expect("committed");
+    assert_eq!(result.code, 0);
+    assert_eq!(result.gas_used, sim.gas as i64);
+
+    // The CLI: `lode query tx`, `lode query block`, `lode tx send --dry-run`.
+    let out = run_lode(&[
+        "query",
+        "tx",
+        &hex::encode_upper(send_hash),
+        "--node",
+        &node.url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["height"], send_height);
+    assert_eq!(v["result"]["code"], 0);
+    assert_eq!(v["tx"], hex::encode(&send));
+    let out = run_lode(&["query", "tx", "00ff", "--node", &node.url]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidArgument"));
+    let out = run_lode(&["query", "tx", &hex::encode([9u8; 32]), "--node", &node.url]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+    let out = run_lode(&[
+        "query",
+        "block",
+        &send_height.to_string(),
+        "--node",
+        &node.url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["header"]["height"], send_height);
+    assert_eq!(v["txs"][i]["tx_hash"], hex::encode_upper(send_hash));
+    assert_eq!(v["commit"]["signers"].as_array().map(Vec::len), Some(1));
+    let out = run_lode(&["query", "block", "--node", &node.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let before = account(&mut q, &dev0.address).await;
+    let out = run_lode(&[
+        "tx",
+        "send",
+        "--from",
+        "dev0",
+        "--to",
+        &bob,
+        "--amount",
+        "99",
+        "--home",
+        path_str(&node.home),
+        "--node",
+        &node.url,
+        "--dry-run",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("nothing sent"), "{stdout}");
+    assert!(stdout.contains("gas:"), "{stdout}");
+    assert!(stdout.contains("result: ok"), "{stdout}");
+    let hash = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tx hash: "))
+        .expect("hash line")
+        .trim()
+        .to_owned();
+    node.wait_height(latest_height(&node).await + 2).await;
+    assert_eq!(
+        account(&mut q, &dev0.address).await,
+        before,
+        "--dry-run sent the tx"
+    );
+    let e = txs
+        .get_tx(pb::GetTxRequest {
+            hash: hex::decode(&hash).expect("hex"),
+        })
+        .await
+        .expect_err("a dry run was committed");
+    assert_eq!(e.code(), Code::NotFound);
+}
+
+async fn latest_height(node: &SingleNode) -> u64 {
+    node.height().await.expect("status")
+}
