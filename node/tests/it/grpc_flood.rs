@@ -57,6 +57,20 @@ fn forged(key: &ed25519_consensus::SigningKey, to: &lode_state::Address, salt: u
     tx
 }
 
+/// A connection whose HTTP/2 windows are small (16 KiB per stream): a client on it that reads nothing makes the
+/// server's sends block after a few hundred events, however fast or slow the node produces them. With the
+/// default windows (megabytes) the server had to answer tens of thousands of txs first, which took longer
+/// than the test's deadline on a loaded machine.
+async fn small_window_channel(url: &str) -> Option<Channel> {
+    Channel::from_shared(url.to_owned())
+        .ok()?
+        .initial_stream_window_size(16 * 1024)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .ok()
+}
+
 async fn channel(url: &str) -> Option<Channel> {
     Channel::from_shared(url.to_owned())
         .ok()?
@@ -345,7 +359,7 @@ async fn broadcast_streams_are_bounded_and_a_client_that_stops_reading_loses_its
     // never read an answer.
     let mut stalled = Vec::new();
     for s in 0..2u64 {
-        let ch = channel(&url).await.expect("connect");
+        let ch = small_window_channel(&url).await.expect("connect");
         let (sender, outgoing) = tokio::sync::mpsc::channel(16);
         let events = TxServiceClient::new(ch)
             .broadcast_stream(tokio_stream_from(outgoing))
