@@ -72,3 +72,17 @@ pub fn u64_at(key: &[u8], at: usize) -> Result<u64, StoreError> {
             reason: "short key".into(),
         })
 }
+
+/// The sum of the u128 values under `prefix` (the invariants' pool totals); corruption if it overflows.
+pub fn sum_u128_under(s: &dyn StateRead, prefix: &[u8]) -> Result<u128, StoreError> {
+    let mut sum: u128 = 0;
+    for (k, v) in s.scan_prefix(prefix)? {
+        sum = sum
+            .checked_add(u128_value(&k, &v)?)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(prefix).into_owned(),
+                reason: "sum overflows u128".into(),
+            })?;
+    }
+    Ok(sum)
+}

@@ -1058,16 +1058,6 @@ fn end_block<S: StateWrite + ?Sized>(
     Ok(())
 }
 
-fn sum_u128_under(s: &dyn StateRead, prefix: &[u8]) -> Result<u128, StoreError> {
-    let mut sum: u128 = 0;
-    for (k, v) in s.scan_prefix(prefix)? {
-        sum = sum
-            .checked_add(crate::codec::u128_value(&k, &v)?)
-            .ok_or_else(|| corrupt("market", "sum overflows u128"))?;
-    }
-    Ok(sum)
-}
-
 /// `market/escrow-pool`: the escrow account against every job's escrow entry.
 fn escrow_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
     Ok((
@@ -1077,7 +1067,7 @@ fn escrow_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
         },
         Side {
             what: "sum of job escrows",
-            value: sum_u128_under(s, state_key::ESCROW_PREFIX)?,
+            value: crate::codec::sum_u128_under(s, state_key::ESCROW_PREFIX)?,
         },
     ))
 }
@@ -1091,7 +1081,7 @@ fn holdback_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
         },
         Side {
             what: "sum of held-back payments",
-            value: sum_u128_under(s, state_key::HOLDBACK_PREFIX)?,
+            value: crate::codec::sum_u128_under(s, state_key::HOLDBACK_PREFIX)?,
         },
     ))
 }

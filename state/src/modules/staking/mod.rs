@@ -107,24 +107,10 @@ impl Module for Staking {
     }
 }
 
-/// The sum of the u128 values under `prefix`.
-fn sum_under(s: &dyn StateRead, prefix: &[u8]) -> Result<u128, StoreError> {
-    let mut sum: u128 = 0;
-    for (k, v) in s.scan_prefix(prefix)? {
-        sum = sum
-            .checked_add(crate::codec::u128_value(&k, &v)?)
-            .ok_or_else(|| StoreError::Corrupt {
-                key: String::from_utf8_lossy(prefix).into_owned(),
-                reason: "sum overflows u128".into(),
-            })?;
-    }
-    Ok(sum)
-}
-
 /// `staking/bonded-pool`: the pool account's balance against every bond and unbonding entry.
 fn pool_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
-    let bonded = sum_under(s, state_key::DELEGATION_PREFIX)?;
-    let unbonding = sum_under(s, state_key::UNBONDING_PREFIX)?;
+    let bonded = crate::codec::sum_u128_under(s, state_key::DELEGATION_PREFIX)?;
+    let unbonding = crate::codec::sum_u128_under(s, state_key::UNBONDING_PREFIX)?;
     Ok((
         Side {
             what: "balance of the bonded_pool account",
@@ -151,7 +137,7 @@ fn total_bonded_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
         },
         Side {
             what: "sum of delegations",
-            value: sum_under(s, state_key::DELEGATION_PREFIX)?,
+            value: crate::codec::sum_u128_under(s, state_key::DELEGATION_PREFIX)?,
         },
     ))
 }
