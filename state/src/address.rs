@@ -38,10 +38,7 @@ pub enum AddressError {
 impl Address {
     /// The address of an ed25519 public key.
     pub fn from_public_key(pk: &[u8; 32]) -> Address {
-        let digest = Sha256::digest(pk);
-        let mut out = [0u8; 20];
-        out.copy_from_slice(&digest[..20]);
-        Address(out)
+        Address::from_digest(Sha256::digest(pk).into())
     }
 
     /// The address of a module account (no key can sign for it): SHA-256("lode/module/" || name)[..20].
@@ -49,10 +46,7 @@ impl Address {
         let mut h = Sha256::new();
         h.update(b"lode/module/");
         h.update(name.as_bytes());
-        let digest = h.finalize();
-        let mut out = [0u8; 20];
-        out.copy_from_slice(&digest[..20]);
-        Address(out)
+        Address::from_digest(h.finalize().into())
     }
 
     /// The address of a k-of-n multisig account: SHA-256("lode/multisig/" ‖ threshold (u32 BE) ‖ n (u32 BE)
@@ -65,9 +59,15 @@ impl Address {
         for k in keys {
             h.update(k);
         }
-        let digest = h.finalize();
+        Address::from_digest(h.finalize().into())
+    }
+
+    /// The first 20 bytes of a SHA-256 digest.
+    fn from_digest(digest: [u8; 32]) -> Address {
         let mut out = [0u8; 20];
-        out.copy_from_slice(&digest[..20]);
+        for (o, d) in out.iter_mut().zip(digest) {
+            *o = d;
+        }
         Address(out)
     }
 
@@ -136,6 +136,8 @@ const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 /// Marks a byte outside [`CHARSET`] in [`CHARSET_REV`].
 const INVALID: u8 = 0xff;
 /// Each ASCII byte's value in [`CHARSET`], or [`INVALID`].
+// Evaluated by the compiler: an index out of bounds here fails the build, it cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
 const CHARSET_REV: [u8; 128] = {
     let mut t = [INVALID; 128];
     let mut i = 0;
@@ -147,6 +149,13 @@ const CHARSET_REV: [u8; 128] = {
 };
 /// The constant a bech32m checksum is xored with (BIP-350).
 const BECH32M_CONST: u32 = 0x2bc8_30a3;
+
+/// The alphabet's character for a five-bit group (the high bits of `v` are ignored).
+// In bounds: `v & 0x1f` < 32 = CHARSET.len().
+#[allow(clippy::indexing_slicing)]
+fn charset(v: u8) -> u8 {
+    CHARSET[usize::from(v & 0x1f)]
+}
 
 /// One step of the BIP-173 checksum's polynomial division.
 fn polymod_step(chk: u32, value: u8) -> u32 {
@@ -186,31 +195,31 @@ impl Address {
     /// addresses several times per tx, so this specialises the `bech32` crate's general encoder to the
     /// one prefix and payload size Lode uses (the tests hold the two equal).
     fn bech32m(&self) -> [u8; 43] {
-        let mut out = [0u8; 43];
-        out[..HRP.len()].copy_from_slice(HRP.as_bytes());
-        out[HRP.len()] = b'1';
-        let mut chk = prefix_checksum();
-        // 20 bytes are exactly 32 groups of five bits, most significant first.
-        let mut acc = 0u64;
-        let mut bits = 0u32;
-        let mut pos = HRP.len() + 1;
-        for byte in self.0 {
-            acc = (acc << 8) | byte as u64;
-            bits += 8;
-            while bits >= 5 {
-                bits -= 5;
-                let v = ((acc >> bits) & 0x1f) as u8;
-                chk = polymod_step(chk, v);
-                out[pos] = CHARSET[v as usize];
-                pos += 1;
+        // 20 bytes are exactly 32 groups of five bits, most significant first: four runs of 5 bytes, 8
+        // groups each.
+        let mut groups = [0u8; 32];
+        for (bytes, run) in self.0.chunks_exact(5).zip(groups.chunks_exact_mut(8)) {
+            let acc = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            for (g, shift) in run.iter_mut().zip((0..=35).rev().step_by(5)) {
+                *g = ((acc >> shift) & 0x1f) as u8;
             }
+        }
+        let mut chk = prefix_checksum();
+        for &v in &groups {
+            chk = polymod_step(chk, v);
         }
         for _ in 0..6 {
             chk = polymod_step(chk, 0);
         }
         chk ^= BECH32M_CONST;
-        for i in 0..6 {
-            out[pos + i] = CHARSET[((chk >> (5 * (5 - i))) & 0x1f) as usize];
+        let checksum = (0..=25).rev().step_by(5).map(|shift| (chk >> shift) as u8);
+        let chars = HRP
+            .bytes()
+            .chain([b'1'])
+            .chain(groups.into_iter().chain(checksum).map(charset));
+        let mut out = [0u8; 43];
+        for (o, c) in out.iter_mut().zip(chars) {
+            *o = c;
         }
         out
     }
@@ -244,26 +253,23 @@ impl Address {
             return None;
         }
         let mut chk = prefix_checksum();
-        let mut out = [0u8; 20];
-        let (mut acc, mut bits, mut pos) = (0u64, 0u32, 0usize);
-        for (i, &c) in s[PREFIX.len()..].iter().enumerate() {
-            let v = *CHARSET_REV.get(c as usize)?;
-            if v == INVALID {
+        let mut values = [0u8; 38];
+        for (v, &c) in values.iter_mut().zip(s.strip_prefix(PREFIX)?) {
+            *v = *CHARSET_REV.get(usize::from(c))?;
+            if *v == INVALID {
                 return None;
             }
-            chk = polymod_step(chk, v);
-            // The first 32 characters are the payload; the last 6 the checksum.
-            if i < 32 {
-                acc = (acc << 5) | v as u64;
-                bits += 5;
-                if bits >= 8 {
-                    bits -= 8;
-                    out[pos] = (acc >> bits) as u8;
-                    pos += 1;
-                }
+            chk = polymod_step(chk, *v);
+        }
+        // The first 32 characters are the payload (four runs of 8 groups = 5 bytes); the last 6 the checksum.
+        let mut out = [0u8; 20];
+        for (run, bytes) in values.chunks_exact(8).zip(out.chunks_exact_mut(5)) {
+            let acc = run.iter().fold(0u64, |acc, &v| (acc << 5) | u64::from(v));
+            for (b, shift) in bytes.iter_mut().zip((0..=32).rev().step_by(8)) {
+                *b = (acc >> shift) as u8;
             }
         }
-        (chk == BECH32M_CONST && pos == 20).then_some(Address(out))
+        (chk == BECH32M_CONST).then_some(Address(out))
     }
 
     /// Any string the `bech32` crate decodes, held to Lode's rules, with the reason it is not an address.

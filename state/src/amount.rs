@@ -52,9 +52,10 @@ pub fn mul_div_floor(a: u128, num: u128, den: u128) -> Option<u128> {
         return None;
     }
     // a = q·den + r, so a·num/den = q·num + r·num/den, and r·num < den² fits when den < 2^64.
-    let q = a / den;
-    let r = a % den;
-    q.checked_mul(num)?.checked_add(r.checked_mul(num)? / den)
+    let q = a.checked_div(den)?;
+    let r = a.checked_rem(den)?;
+    q.checked_mul(num)?
+        .checked_add(r.checked_mul(num)?.checked_div(den)?)
 }
 
 fn truncate(s: &str) -> String {

@@ -254,7 +254,8 @@ impl LodeApp {
         let record = CommitRecord {
             chain_id: req.chain_id.clone(),
             initial_height,
-            height: initial_height - 1,
+            // initial_height >= 1.
+            height: initial_height.saturating_sub(1),
             app_hash: root.0,
         };
         let existing = self.committed().record;
@@ -349,7 +350,7 @@ impl LodeApp {
         let mut mempool = lock(&self.inner.mempool);
         let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
         let mut scratch = Overlay::new(&view);
-        let ctx = BlockCtx::pending(record.height + 1, &c.params);
+        let ctx = BlockCtx::pending(record.next_height(), &c.params);
         let result = execute_tx(&mut scratch, &tx, ctx);
         let result = match result {
             Ok(out) => {
@@ -399,10 +400,10 @@ impl LodeApp {
             Ok(g) => g,
             Err(e) => return fail(&e, 0, 0),
         };
-        if !crate::tx::verify_signatures(&[&tx])[0] {
+        if !crate::tx::signatures_verify(&tx) {
             return fail(&TxError::BadSignature, gas, min_fee);
         }
-        let ctx = BlockCtx::pending(record.height + 1, &c.params);
+        let ctx = BlockCtx::pending(record.next_height(), &c.params);
         let _mempool = lock(&self.inner.mempool);
         let mut scratch = Overlay::new(&self.inner.store);
         let result = match execute_tx(&mut scratch, &tx, ctx) {
@@ -435,7 +436,7 @@ impl LodeApp {
         let ctx = BlockCtx {
             time: req.time.as_ref().map(block_time).unwrap_or_default(),
             ..BlockCtx::pending(
-                u64::try_from(req.height).unwrap_or(record.height + 1),
+                u64::try_from(req.height).unwrap_or(record.next_height()),
                 &c.params,
             )
         };
@@ -443,14 +444,14 @@ impl LodeApp {
         let mut total: u64 = 0;
         for (raw, checked) in req.txs.into_iter().zip(checked) {
             let Ok(tx) = checked else { continue };
-            if total + raw.len() as u64 > limit {
+            let Some(with_tx) = total.checked_add(raw.len() as u64).filter(|&t| t <= limit) else {
                 continue;
-            }
+            };
             let mut scratch = Overlay::new(&view);
             if execute_tx(&mut scratch, &tx, ctx).is_ok() {
                 let w = scratch.into_writes();
                 view.merge(w);
-                total += raw.len() as u64;
+                total = with_tx;
                 out.push(raw);
             }
         }
@@ -509,10 +510,10 @@ impl LodeApp {
             .ok_or_else(|| StateError::Protocol("FinalizeBlock before InitChain".into()))?;
         let height = u64::try_from(req.height)
             .map_err(|_| StateError::Protocol("negative height".into()))?;
-        if height != record.height + 1 {
+        if record.height.checked_add(1) != Some(height) {
             return Err(StateError::Protocol(format!(
                 "FinalizeBlock for height {height}, expected {}",
-                record.height + 1
+                record.next_height()
             )));
         }
         // A second FinalizeBlock for the same height (the engine retrying) replaces the first.
@@ -542,10 +543,10 @@ impl LodeApp {
             &c.params,
             chunk,
             &ahead,
-            |checked| {
+            |raw, checked| {
                 tx_hashes.push(match &checked {
                     Ok(tx) => tx.hash,
-                    Err(_) => crate::tx::tx_hash(&req.txs[tx_hashes.len()]),
+                    Err(_) => crate::tx::tx_hash(raw),
                 });
                 let result = match checked {
                     Err(e) => exec_result(Err((&e, 0))),

@@ -84,7 +84,13 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
     let to_treasury = mul_div_floor(tx.auth.fee, ctx.params.gov.treasury_fee_bps as u128, 10_000)
         .ok_or(TxError::Overflow("treasury share"))
         .map_err(ante_fail)?;
-    let to_collector = tx.auth.fee - to_treasury;
+    // Never short: the treasury's share is at most the fee (bps <= 10 000, or mul_div_floor refuses).
+    let to_collector = tx
+        .auth
+        .fee
+        .checked_sub(to_treasury)
+        .ok_or(TxError::Overflow("treasury share"))
+        .map_err(ante_fail)?;
     bank::put_account(state, &signer, &acct);
     // Fees can never overflow a module account: its balance is part of a supply that fits in u128.
     for (pool, amount) in [(fee_collector(), to_collector), (treasury(), to_treasury)] {

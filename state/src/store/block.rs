@@ -63,9 +63,13 @@ impl EncodedBlock {
     /// The stored record, with `app_hash` as the results' app hash.
     pub fn finish(mut self, app_hash: &[u8]) -> Result<Vec<u8>, StoreError> {
         put_bytes(&mut self.bytes, app_hash);
-        let len = u32::try_from(self.bytes.len() - self.results_at - 4)
-            .map_err(|_| too_large("results"))?;
-        self.bytes[self.results_at..self.results_at + 4].copy_from_slice(&len.to_le_bytes());
+        let (prefix, results) = self
+            .bytes
+            .get_mut(self.results_at..)
+            .and_then(<[u8]>::split_first_chunk_mut::<4>)
+            .ok_or_else(|| StoreError::Jmt("block record: no results length prefix".into()))?;
+        let len = u32::try_from(results.len()).map_err(|_| too_large("results"))?;
+        *prefix = len.to_le_bytes();
         Ok(self.bytes)
     }
 }
@@ -80,8 +84,12 @@ pub fn encode_block(
     txs: &[Bytes],
     response: &ResponseFinalizeBlock,
 ) -> Result<EncodedBlock, StoreError> {
-    let tx_bytes: usize = txs.iter().map(|t| t.len() + 4).sum();
-    let mut bytes = Vec::with_capacity(tx_bytes + 64 * response.tx_results.len() + 64);
+    // A capacity hint: each tx with its length prefix, about 64 bytes per result, the rest.
+    let tx_bytes = txs
+        .iter()
+        .fold(0usize, |n, t| n.saturating_add(t.len()).saturating_add(4));
+    let results = response.tx_results.len().saturating_mul(64);
+    let mut bytes = Vec::with_capacity(tx_bytes.saturating_add(results).saturating_add(64));
     let count = u32::try_from(txs.len()).map_err(|_| too_large("tx count"))?;
     bytes.extend_from_slice(&count.to_le_bytes());
     for tx in txs {
@@ -98,7 +106,14 @@ pub fn encode_block(
 /// The compact form of `response` without its app hash (the last field).
 fn encode_results_body(response: &ResponseFinalizeBlock) -> Vec<u8> {
     let mut table = Table::default();
-    let mut body = Vec::with_capacity(48 * response.tx_results.len() + 64);
+    // A capacity hint: about 48 bytes per result.
+    let mut body = Vec::with_capacity(
+        response
+            .tx_results
+            .len()
+            .saturating_mul(48)
+            .saturating_add(64),
+    );
     put_events(&mut body, &mut table, &response.events);
     put_varint(&mut body, response.tx_results.len() as u128);
     for r in &response.tx_results {
@@ -118,10 +133,16 @@ fn encode_results_body(response: &ResponseFinalizeBlock) -> Vec<u8> {
     }
     .encode_to_vec();
     put_bytes(&mut body, &rest);
-    let mut out = Vec::with_capacity(table.bytes.len() + body.len() + 16);
+    let mut out = Vec::with_capacity(
+        table
+            .bytes
+            .len()
+            .saturating_add(body.len())
+            .saturating_add(16),
+    );
     out.push(COMPACT);
     out.push(VERSION);
-    put_varint(&mut out, table.len as u128);
+    put_varint(&mut out, table.index.len() as u128);
     out.extend_from_slice(&table.bytes);
     out.extend_from_slice(&body);
     out
@@ -134,11 +155,11 @@ pub fn encode_results(response: &ResponseFinalizeBlock) -> Vec<u8> {
     out
 }
 
-/// The strings of a block, each kept once, in order of first use.
+/// The strings of a block, each kept once, in order of first use: a string's index is the number of
+/// strings before it.
 #[derive(Default)]
 struct Table<'a> {
-    index: HashMap<&'a str, u32>,
-    len: u32,
+    index: HashMap<&'a str, usize>,
     bytes: Vec<u8>,
 }
 
@@ -157,9 +178,8 @@ impl<'a> Table<'a> {
             self.bytes.push(TAG_STRING);
             put_bytes(&mut self.bytes, s.as_bytes());
         }
-        let i = self.len;
+        let i = self.index.len();
         self.index.insert(s, i);
-        self.len += 1;
         i as u128
     }
 }
@@ -170,7 +190,7 @@ fn canonical_decimal(s: &str) -> Option<u128> {
     if b.is_empty()
         || b.len() > 39
         || !b.iter().all(u8::is_ascii_digit)
-        || (b[0] == b'0' && b.len() > 1)
+        || matches!(b, [b'0', _, ..])
     {
         return None;
     }
@@ -234,13 +254,12 @@ fn decode_compact(bytes: &[u8]) -> Result<ResponseFinalizeBlock, String> {
         let s = match r.byte()? {
             TAG_STRING => String::from_utf8(r.bytes()?.to_vec())
                 .map_err(|_| format!("string at byte {} is not UTF-8", r.pos))?,
-            TAG_ADDRESS => {
-                let mut a = [0u8; 20];
-                a.copy_from_slice(r.take(20)?);
-                Address(a).to_string()
-            }
+            TAG_ADDRESS => Address(r.array()?).to_string(),
             TAG_DECIMAL => r.varint()?.to_string(),
-            tag => return Err(format!("unknown table tag {tag} at byte {}", r.pos - 1)),
+            tag => {
+                let at = r.pos.saturating_sub(1);
+                return Err(format!("unknown table tag {tag} at byte {at}"));
+            }
         };
         table.push(s);
     }
@@ -271,7 +290,8 @@ fn decode_compact(bytes: &[u8]) -> Result<ResponseFinalizeBlock, String> {
         ResponseFinalizeBlock::decode(r.bytes()?).map_err(|e| format!("protobuf rest: {e}"))?;
     let app_hash = Bytes::copy_from_slice(r.bytes()?);
     if r.pos != bytes.len() {
-        return Err(format!("{} bytes after the results", bytes.len() - r.pos));
+        let after = bytes.len().saturating_sub(r.pos);
+        return Err(format!("{after} bytes after the results"));
     }
     Ok(ResponseFinalizeBlock {
         events,
@@ -289,18 +309,25 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
+        let (out, end) = self
             .pos
             .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
+            .and_then(|end| Some((self.bytes.get(self.pos..end)?, end)))
             .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
-        let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)
     }
 
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let at = self.pos;
+        self.take(N)?
+            .try_into()
+            .map_err(|_| format!("truncated at byte {at}"))
+    }
+
     fn byte(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
+        let [b] = self.array()?;
+        Ok(b)
     }
 
     fn varint(&mut self) -> Result<u128, String> {
@@ -330,7 +357,7 @@ impl<'a> Reader<'a> {
         let n = self.varint()?;
         usize::try_from(n)
             .ok()
-            .filter(|&n| n <= self.bytes.len() - self.pos)
+            .filter(|&n| n <= self.bytes.len().saturating_sub(self.pos))
             .ok_or_else(|| format!("count {n} over the bytes left at byte {}", self.pos))
     }
 
@@ -339,17 +366,16 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn index(&mut self, v: u128, table: &[String]) -> Result<usize, String> {
+    fn entry<'t>(&self, v: u128, table: &'t [String]) -> Result<&'t String, String> {
         usize::try_from(v)
             .ok()
-            .filter(|&i| i < table.len())
+            .and_then(|i| table.get(i))
             .ok_or_else(|| format!("table index {v} out of range before byte {}", self.pos))
     }
 
     fn string(&mut self, table: &[String]) -> Result<String, String> {
         let v = self.varint()?;
-        let i = self.index(v, table)?;
-        Ok(table[i].clone())
+        self.entry(v, table).cloned()
     }
 
     fn events(&mut self, table: &[String]) -> Result<Vec<Event>, String> {
@@ -361,9 +387,8 @@ impl<'a> Reader<'a> {
             let mut attributes = Vec::with_capacity(m);
             for _ in 0..m {
                 let k = self.varint()?;
-                let key = self.index(k >> 1, table)?;
                 attributes.push(EventAttribute {
-                    key: table[key].clone(),
+                    key: self.entry(k >> 1, table)?.clone(),
                     index: k & 1 == 1,
                     value: self.string(table)?,
                 });

@@ -58,15 +58,17 @@ impl TreeReader for JmtReader<'_> {
         iter.seek_for_prev(value_key(&key_hash, max_version));
         iter.status()?;
         match (iter.key(), iter.value()) {
-            (Some(k), Some(v)) if k.len() == 40 && k[..32] == key_hash.0 => match v.split_first() {
-                Some((0, _)) => Ok(None),
-                Some((1, rest)) => Ok(Some(rest.to_vec())),
-                _ => Err(StoreError::Corrupt {
-                    key: hex::encode(k),
-                    reason: "bad value tag".into(),
+            (Some(k), Some(v)) if k.len() == 40 && k.starts_with(&key_hash.0) => {
+                match v.split_first() {
+                    Some((0, _)) => Ok(None),
+                    Some((1, rest)) => Ok(Some(rest.to_vec())),
+                    _ => Err(StoreError::Corrupt {
+                        key: hex::encode(k),
+                        reason: "bad value tag".into(),
+                    }
+                    .into()),
                 }
-                .into()),
-            },
+            }
             _ => Ok(None),
         }
     }

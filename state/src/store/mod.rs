@@ -78,6 +78,12 @@ impl CommitRecord {
     pub fn version_of(&self, height: u64) -> Option<u64> {
         height.checked_add(1)?.checked_sub(self.initial_height)
     }
+
+    /// The height of the next block, for checks against a block not yet decided (CheckTx, simulation,
+    /// proposals). Saturates at `u64::MAX`, which FinalizeBlock then refuses.
+    pub fn next_height(&self) -> u64 {
+        self.height.saturating_add(1)
+    }
 }
 
 /// Everything a block commits.
@@ -324,17 +330,15 @@ impl Store {
     pub fn tx_location(&self, hash: &[u8; 32]) -> Result<Option<(u64, u32)>, StoreError> {
         match self.db.get_cf(self.cf(CF_TX_INDEX)?, hash)? {
             None => Ok(None),
-            Some(b) if b.len() == 12 => {
-                let mut h = [0u8; 8];
-                h.copy_from_slice(&b[..8]);
-                let mut i = [0u8; 4];
-                i.copy_from_slice(&b[8..]);
-                Ok(Some((u64::from_be_bytes(h), u32::from_be_bytes(i))))
-            }
-            Some(_) => Err(StoreError::Corrupt {
-                key: format!("tx_index/{}", hex::encode(hash)),
-                reason: "length".into(),
-            }),
+            // height (8 bytes) ‖ index (4 bytes), big-endian.
+            Some(b) => b
+                .split_first_chunk::<8>()
+                .and_then(|(h, i)| Some((*h, <[u8; 4]>::try_from(i).ok()?)))
+                .map(|(h, i)| Some((u64::from_be_bytes(h), u32::from_be_bytes(i))))
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: format!("tx_index/{}", hex::encode(hash)),
+                    reason: "length".into(),
+                }),
         }
     }
 
@@ -355,11 +359,11 @@ impl Store {
         );
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(prefix) {
+            let Some(suffix) = k.strip_prefix(prefix) else {
                 break;
-            }
+            };
             if out.len() == limit {
-                return Ok((out, Some(k[prefix.len()..].to_vec())));
+                return Ok((out, Some(suffix.to_vec())));
             }
             out.push((k.to_vec(), v.to_vec()));
         }

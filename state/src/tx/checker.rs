@@ -10,7 +10,7 @@ use std::{
 use bytes::Bytes;
 use rayon::prelude::*;
 
-use super::{tx_hash, verify_signatures, Tx};
+use super::{signatures_verify, tx_hash, verify_signatures, Tx};
 use crate::{error::TxError, modules::ante, params::Params};
 
 /// Decodes, checks and verifies txs, remembering what it already did. Cheap to share: `&self` methods,
@@ -27,7 +27,8 @@ pub type ChunkHook<'a> = dyn Fn(&[Result<Arc<Tx>, TxError>]) + Sync + 'a;
 /// The state keys a chunk of txs will read first: each signer's account and what each message's module
 /// asks to read ahead (a transfer's recipients).
 pub fn accounts_read(checked: &[Result<Arc<Tx>, TxError>]) -> Vec<Vec<u8>> {
-    let mut keys = Vec::with_capacity(checked.len() * 2);
+    // A capacity hint: an account and about one read-ahead key per tx.
+    let mut keys = Vec::with_capacity(checked.len().saturating_mul(2));
     for tx in checked.iter().flatten() {
         keys.push(ante::account_key(&tx.auth.signer));
         for m in &tx.body.msgs {
@@ -142,7 +143,7 @@ impl TxChecker {
             }
         };
         if !lock(&self.sig_cache).contains(&tx.hash) {
-            if !verify_signatures(&[&tx])[0] {
+            if !signatures_verify(&tx) {
                 return Err(TxError::BadSignature);
             }
             lock(&self.sig_cache).insert(tx.hash);
@@ -208,17 +209,19 @@ impl TxChecker {
             }
         }
         for i in bad {
-            checked[i] = Err(TxError::BadSignature);
+            if let Some(verdict) = checked.get_mut(i) {
+                *verdict = Err(TxError::BadSignature);
+            }
         }
         checked
     }
 
-    /// [`Self::check_many`] in chunks of `chunk` txs on a helper thread, handing each tx's verdict to `each`
-    /// in block order as soon as its chunk is checked, so that signature verification of later txs overlaps
-    /// the execution of earlier ones. Verdicts do not depend on the chunking: a batch that fails is re-checked
-    /// one signature at a time. Stops at the first error `each` returns. `ahead` sees each checked chunk on
-    /// a second helper thread before it is handed over (FinalizeBlock fetches the chunk's accounts there), so
-    /// that it overlaps the checks of the next chunk instead of delaying them.
+    /// [`Self::check_many`] in chunks of `chunk` txs on a helper thread, handing each raw tx and its
+    /// verdict to `each` in block order as soon as its chunk is checked, so that signature verification of
+    /// later txs overlaps the execution of earlier ones. Verdicts do not depend on the chunking: a batch
+    /// that fails is re-checked one signature at a time. Stops at the first error `each` returns. `ahead`
+    /// sees each checked chunk on a second helper thread before it is handed over (FinalizeBlock fetches the
+    /// chunk's accounts there), so that it overlaps the checks of the next chunk instead of delaying them.
     pub fn check_pipelined<E>(
         &self,
         txs: &[Bytes],
@@ -226,11 +229,14 @@ impl TxChecker {
         params: &Params,
         chunk: usize,
         ahead: &ChunkHook<'_>,
-        mut each: impl FnMut(Result<Arc<Tx>, TxError>) -> Result<(), E>,
+        mut each: impl FnMut(&Bytes, Result<Arc<Tx>, TxError>) -> Result<(), E>,
     ) -> Result<(), E> {
         if txs.len() <= chunk {
-            for r in self.check_many(txs, chain_id, params, Remember::No) {
-                each(r)?;
+            for (raw, r) in txs
+                .iter()
+                .zip(self.check_many(txs, chain_id, params, Remember::No))
+            {
+                each(raw, r)?;
             }
             return Ok(());
         }
@@ -255,9 +261,11 @@ impl TxChecker {
                     }
                 }
             });
+            // Chunks arrive in order and hold one verdict per tx of their part.
+            let mut raws = txs.iter();
             for checked in recv {
-                for r in checked {
-                    each(r)?;
+                for (r, raw) in checked.into_iter().zip(&mut raws) {
+                    each(raw, r)?;
                 }
             }
             Ok(())

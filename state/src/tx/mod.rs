@@ -9,7 +9,7 @@ mod verify;
 pub use crate::address::check_public_key;
 pub use crate::modules::Msg;
 pub use multisig::MultisigKey;
-pub use verify::verify_signatures;
+pub use verify::{signatures_verify, verify_signatures};
 
 use ed25519_consensus::SigningKey;
 use lode_proto::tx::v1 as pb;
@@ -123,13 +123,13 @@ impl Tx {
                     .try_into()
                     .map_err(|_| TxError::InvalidPublicKey("public key must be 32 bytes"))?;
                 check_public_key(&public_key)?;
-                if wire.signatures.len() != 1 {
+                let [signature] = wire.signatures.as_slice() else {
                     return Err(TxError::SignatureCount {
                         got: wire.signatures.len(),
                         want: 1,
                     });
-                }
-                let signature: [u8; 64] = wire.signatures[0]
+                };
+                let signature: [u8; 64] = signature
                     .as_slice()
                     .try_into()
                     .map_err(|_| TxError::Decode("signature must be 64 bytes".into()))?;

@@ -38,7 +38,7 @@ impl MultisigKey {
                 "threshold must be in 1..=number of keys",
             ));
         }
-        if keys.windows(2).any(|w| w[0] >= w[1]) {
+        if !keys.is_sorted_by(|a, b| a < b) {
             return Err(TxError::InvalidMultisig(
                 "keys must be strictly ascending (sorted, no duplicates)",
             ));
@@ -177,7 +177,10 @@ pub fn add_signature(
     if doc.signatures.len() != key.keys.len() {
         doc.signatures.resize(key.keys.len(), String::new());
     }
-    doc.signatures[slot] = hex::encode(signature);
+    if let Some(entry) = doc.signatures.get_mut(slot) {
+        // Always there: `slot` < keys.len() = signatures.len().
+        *entry = hex::encode(signature);
+    }
     Ok(())
 }
 

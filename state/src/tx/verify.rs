@@ -59,11 +59,16 @@ pub fn verify_signatures(txs: &[&Tx]) -> Vec<bool> {
         .collect();
     let mut out: Vec<bool> = txs.iter().map(|t| !t.signatures.is_empty()).collect();
     for ((i, ..), ok) in items.iter().zip(verdicts) {
-        if !ok {
-            out[*i] = false;
+        if let (false, Some(verdict)) = (ok, out.get_mut(*i)) {
+            *verdict = false;
         }
     }
     out
+}
+
+/// [`verify_signatures`] for one tx: true when all of its signatures verify.
+pub fn signatures_verify(tx: &Tx) -> bool {
+    verify_signatures(&[tx]) == [true]
 }
 
 /// ZIP-215 batch verification: true when, for 128-bit random `z_i`,
@@ -77,14 +82,19 @@ fn verify_batch<'a>(
     items: impl ExactSizeIterator<Item = (&'a [u8; 32], &'a [u8; 64], &'a [u8])>,
 ) -> bool {
     let n = items.len();
-    let mut randomness = vec![0u8; 16 * n];
-    if rand_core::OsRng.try_fill_bytes(&mut randomness).is_err() {
+    let mut randomness = vec![[0u8; 16]; n];
+    if rand_core::OsRng
+        .try_fill_bytes(randomness.as_flattened_mut())
+        .is_err()
+    {
         return false;
     }
-    let mut scalars = Vec::with_capacity(2 * n + 1);
-    let mut points = Vec::with_capacity(2 * n + 1);
+    // Two terms per signature and the basepoint's (a capacity hint: n <= MAX_BATCH).
+    let terms = n.saturating_mul(2).saturating_add(1);
+    let mut scalars = Vec::with_capacity(terms);
+    let mut points = Vec::with_capacity(terms);
     let mut b_coeff = Scalar::ZERO;
-    for ((k, sig, msg), z) in items.zip(randomness.chunks_exact(16)) {
+    for ((k, sig, msg), z) in items.zip(&randomness) {
         let Some(a) = known_key(k).or_else(|| CompressedEdwardsY(*k).decompress()) else {
             return false;
         };

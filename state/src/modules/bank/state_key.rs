@@ -7,8 +7,5 @@ pub const SUPPLY: &[u8] = b"bank/supply";
 
 /// `bank/account/` ‖ 20 address bytes.
 pub fn account(a: &Address) -> Vec<u8> {
-    let mut k = Vec::with_capacity(ACCOUNT_PREFIX.len() + 20);
-    k.extend_from_slice(ACCOUNT_PREFIX);
-    k.extend_from_slice(a.as_bytes());
-    k
+    [ACCOUNT_PREFIX, a.as_bytes()].concat()
 }

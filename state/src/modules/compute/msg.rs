@@ -283,6 +283,8 @@ pub fn reveal_msg(
 pub fn check_stateless(m: &ComputeMsg, p: &Params) -> Result<(), TxError> {
     let c = &p.compute;
     let max_t = c.max_tile as usize;
+    // Values in a T×T tile (u32 × u32 fits a 64-bit usize; saturation only on smaller targets).
+    let max_tile_len = max_t.saturating_mul(max_t);
     let max_k = usize::try_from(c.max_k).unwrap_or(usize::MAX);
     match m {
         ComputeMsg::RevealSamples { reveal, .. } => {
@@ -293,7 +295,7 @@ pub fn check_stateless(m: &ComputeMsg, p: &Params) -> Result<(), TxError> {
                 )));
             }
             for t in &reveal.tiles {
-                if t.tile.len() > max_t * max_t
+                if t.tile.len() > max_tile_len
                     || t.a_rows.len() > max_t
                     || t.b_cols.len() > max_t
                     || t.a_rows
@@ -319,7 +321,7 @@ pub fn check_stateless(m: &ComputeMsg, p: &Params) -> Result<(), TxError> {
             Ok(())
         }
         ComputeMsg::FraudProof { proof, .. } => {
-            if proof.tile.len() > max_t * max_t
+            if proof.tile.len() > max_tile_len
                 || proof.a_row.data.len() > max_k
                 || proof.b_col.data.len() > max_k
             {

@@ -75,9 +75,12 @@ impl Default for ComputeParams {
 
 /// Bytes a reveal of one tile can take beyond its 2·T·k input bytes: the tile's values (at most 5 bytes
 /// each as sint32), its proof and 2·T input proofs (17 + 64·32 bytes each at most), protobuf framing.
+/// Saturates: callers compare it with `max_tx_bytes`, which a saturated size is over.
 pub fn tile_overhead_bytes(tile: u64) -> u64 {
-    let proof = 17 + 64 * 32 + 8;
-    tile * tile * 5 + proof * (1 + 2 * tile) + 64
+    const PROOF: u64 = 17 + 64 * 32 + 8;
+    let values = tile.saturating_mul(tile).saturating_mul(5);
+    let proofs = PROOF.saturating_mul(tile.saturating_mul(2).saturating_add(1));
+    values.saturating_add(proofs).saturating_add(64)
 }
 
 impl ComputeParams {

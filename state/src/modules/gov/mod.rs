@@ -146,7 +146,7 @@ fn running_tally_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
     let mut votes_in_voting: usize = 0;
     for (k, _) in s.scan_prefix(&prefix)? {
         let id = id_at(&k, prefix.len())?;
-        voting += 1;
+        voting = voting.saturating_add(1);
         let (recount, deductions) = recount_tally_with_deductions(s, id)?;
         let stored_prefix = state_key::voted_stakes_of(id);
         let mut stored = std::collections::BTreeMap::new();
@@ -163,9 +163,9 @@ fn running_tally_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
         for (voter, _) in &voters {
             indexed &= s.get(&state_key::active_vote(voter, id))?.is_some();
         }
-        votes_in_voting += voters.len();
+        votes_in_voting = votes_in_voting.saturating_add(voters.len());
         if running::counts(s, id)? == recount.counts() && stored == deductions && indexed {
-            exact += 1;
+            exact = exact.saturating_add(1);
         }
     }
     let index_len = s.scan_prefix(state_key::ACTIVE_VOTE_PREFIX)?.len();
@@ -178,7 +178,7 @@ fn running_tally_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> {
         },
         Side {
             what: "proposals in voting (+ stale active-vote entries)",
-            value: voting + stale,
+            value: voting.saturating_add(stale),
         },
     ))
 }
@@ -584,9 +584,9 @@ pub fn end_block<S: StateWrite + ?Sized>(
 }
 
 fn id_at(key: &[u8], at: usize) -> Result<u64, StoreError> {
-    key.get(at..at + 8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_be_bytes)
+    key.get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map(|b| u64::from_be_bytes(*b))
         .ok_or_else(|| StoreError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: "short key".into(),

@@ -86,7 +86,8 @@ pub fn check_options(options: &[(VoteOption, u32)]) -> Result<(), TxError> {
         if *w == 0 {
             return Err(TxError::from(GovError::InvalidVote("a weight is zero")));
         }
-        sum += *w as u64;
+        // At most a few u32 weights: saturation cannot happen, and would fail the check below anyway.
+        sum = sum.saturating_add(u64::from(*w));
     }
     if sum != WEIGHT_SCALE as u64 {
         return Err(TxError::from(GovError::InvalidVote(

@@ -62,10 +62,8 @@ fn load_proposal(store: &Store, id: u64) -> Result<Proposal, QueryError> {
 }
 
 fn id_suffix(k: &[u8]) -> Result<u64, QueryError> {
-    k.len()
-        .checked_sub(8)
-        .and_then(|at| <[u8; 8]>::try_from(&k[at..]).ok())
-        .map(u64::from_be_bytes)
+    k.last_chunk::<8>()
+        .map(|b| u64::from_be_bytes(*b))
         .ok_or((code::INTERNAL, "corrupt proposal key".into()))
 }
 

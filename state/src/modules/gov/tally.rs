@@ -191,6 +191,9 @@ pub fn cmp_products(a: u128, b: u128, c: u128, d: u128) -> Ordering {
 }
 
 /// The full 256-bit product as (high, low).
+// Schoolbook multiplication in 64-bit limbs, which cannot overflow: each limb product is at most
+// (2^64 − 1)^2 < 2^128, `mid` is at most 3·(2^64 − 1), and `hi` is the top half of a product < 2^256.
+#[allow(clippy::arithmetic_side_effects)]
 fn mul_wide(a: u128, b: u128) -> (u128, u128) {
     const MASK: u128 = u64::MAX as u128;
     let (a1, a0) = (a >> 64, a & MASK);

@@ -68,19 +68,22 @@ pub(super) fn run<S: StateWrite + ?Sized>(
     let mut touched = Vec::new();
     let plen = state_key::OPEN_PREFIX.len();
     for (key, value) in &open {
-        let price_inv: [u8; 16] = key
-            .get(plen..plen + 16)
-            .and_then(|b| b.try_into().ok())
+        // prefix ‖ (u128::MAX − max price) ‖ posted height (8 bytes) ‖ job id (see `state_key::open`).
+        let (price_inv, id) = key
+            .get(plen..)
+            .and_then(<[u8]>::split_first_chunk::<16>)
+            .and_then(|(price_inv, rest)| Some((price_inv, rest.get(8..)?.first_chunk::<32>()?)))
             .ok_or_else(|| corrupt("short key"))?;
-        let max_price = u128::MAX - u128::from_be_bytes(price_inv);
-        let id: [u8; 32] = key
-            .get(plen + 24..plen + 56)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| corrupt("short key"))?;
+        // The complement of the complement.
+        let max_price = !u128::from_be_bytes(*price_inv);
+        let id = *id;
         let entry: OpenEntry = decode(key, value)?;
-        while cands.get(first_free).is_some_and(|c| c.free == 0) {
-            first_free += 1;
-        }
+        first_free = cands
+            .iter()
+            .enumerate()
+            .skip(first_free)
+            .find(|(_, c)| c.free != 0)
+            .map_or(cands.len(), |(i, _)| i);
         let mut chosen = None;
         for (i, c) in cands.iter().enumerate().skip(first_free) {
             if c.record.ask_per_cu > max_price {
@@ -103,7 +106,11 @@ pub(super) fn run<S: StateWrite + ?Sized>(
         let Some(c) = cands.get_mut(i) else {
             continue;
         };
-        c.free -= 1;
+        // Chosen only with a free device.
+        let Some(free) = c.free.checked_sub(1) else {
+            continue;
+        };
+        c.free = free;
         c.record.jobs_in_flight = c.record.jobs_in_flight.saturating_add(1);
         if !touched.contains(&i) {
             touched.push(i);

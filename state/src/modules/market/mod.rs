@@ -31,6 +31,8 @@ pub mod params;
 pub mod query;
 pub mod state_key;
 
+use std::num::NonZeroU64;
+
 use borsh::{BorshDeserialize, BorshSerialize};
 use lode_proto::tx::v1::msg::Sum;
 use sha2::{Digest, Sha256};
@@ -331,7 +333,7 @@ impl Job {
 
     /// Tiles of the output: (m / T) · (n / T).
     pub fn tile_count(&self) -> u64 {
-        let t = u64::from(self.tile.max(1));
+        let t = NonZeroU64::new(u64::from(self.tile)).unwrap_or(NonZeroU64::MIN);
         (self.m / t).saturating_mul(self.n / t)
     }
 }
@@ -721,7 +723,9 @@ pub fn settle<S: StateWrite + ?Sized>(
         .checked_sub(pay)
         .and_then(|r| r.checked_sub(j.fee))
         .ok_or_else(|| TxError::Internal("escrow below payment and fee".into()))?;
-    bank::transfer(s, &escrow_pool(), &p, pay - held)?;
+    // Never short: the holdback is at most the payment (bps <= 10 000, or mul_div_floor refuses).
+    let paid = pay.checked_sub(held).ok_or(TxError::Overflow("holdback"))?;
+    bank::transfer(s, &escrow_pool(), &p, paid)?;
     if held > 0 {
         bank::transfer(s, &escrow_pool(), &holdback_pool(), held)?;
         put_u128(s, state_key::holdback(id), held);
@@ -738,8 +742,7 @@ pub fn settle<S: StateWrite + ?Sized>(
         ctx.height,
         "settled",
         format!(
-            "paid {} now, {held} held back, {} fee burned, {rest} refunded",
-            pay - held,
+            "paid {paid} now, {held} held back, {} fee burned, {rest} refunded",
             j.fee
         ),
     );
@@ -747,7 +750,7 @@ pub fn settle<S: StateWrite + ?Sized>(
     events.push(
         event::job("market_job_settled", id)
             .attr("provider", p.to_string())
-            .attr("paid", (pay - held).to_string())
+            .attr("paid", paid.to_string())
             .attr("holdback", held.to_string())
             .attr("fee_burned", j.fee.to_string())
             .attr("refunded", rest.to_string())
@@ -818,13 +821,20 @@ fn slash<S: StateWrite + ?Sized>(
         mul_div_floor(prov.bond, u128::from(bps), 10_000).ok_or(TxError::Overflow("slash"))?;
     let to_other = mul_div_floor(amount, u128::from(to_other_bps), 10_000)
         .ok_or(TxError::Overflow("slash share"))?;
-    prov.bond -= amount;
+    // Both never short: a share in bps is at most its whole (bps <= 10 000, or mul_div_floor refuses).
+    prov.bond = prov
+        .bond
+        .checked_sub(amount)
+        .ok_or(TxError::Overflow("slash"))?;
+    let to_treasury = amount
+        .checked_sub(to_other)
+        .ok_or(TxError::Overflow("slash share"))?;
     put_provider(s, p, &prov)?;
     if to_other > 0 {
         bank::transfer(s, &bond_pool(), other, to_other)?;
     }
-    if amount > to_other {
-        bank::transfer(s, &bond_pool(), &gov::treasury(), amount - to_other)?;
+    if to_treasury > 0 {
+        bank::transfer(s, &bond_pool(), &gov::treasury(), to_treasury)?;
     }
     events.push(
         event::job("market_provider_slashed", id)
@@ -967,7 +977,8 @@ pub fn finalize<S: StateWrite + ?Sized>(
         bank::transfer(s, &holdback_pool(), &p, held)?;
     }
     s.delete(state_key::holdback(id));
-    let epoch = ctx.height / ctx.params.compute.epoch_blocks.max(1);
+    let epoch =
+        ctx.height / NonZeroU64::new(ctx.params.compute.epoch_blocks).unwrap_or(NonZeroU64::MIN);
     let key = state_key::verified_cu(&p, epoch);
     let before = match s.get(&key)? {
         None => 0u64,

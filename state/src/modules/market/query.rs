@@ -245,9 +245,8 @@ fn stats(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
         // Devices are taken in list order; the free ones are the last `free`.
         let mut busy = u64::from(p.jobs_in_flight);
         for d in &p.devices {
-            let taken = busy.min(u64::from(d.count));
-            busy -= taken;
-            let f = u64::from(d.count) - taken;
+            let f = u64::from(d.count).saturating_sub(busy);
+            busy = busy.saturating_sub(u64::from(d.count));
             if f > 0 {
                 let e = by_model.entry(d.model.clone()).or_insert((0, None));
                 e.0 = e.0.saturating_add(f);

@@ -42,7 +42,8 @@ pub fn job(id: &[u8; 32]) -> Vec<u8> {
 pub fn open(max_price: u128, posted: u64, id: &[u8; 32]) -> Vec<u8> {
     cat(&[
         OPEN_PREFIX,
-        &(u128::MAX - max_price).to_be_bytes(),
+        // u128::MAX − max_price, which is the bitwise complement.
+        &(!max_price).to_be_bytes(),
         &posted.to_be_bytes(),
         id,
     ])

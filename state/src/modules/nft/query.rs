@@ -55,6 +55,12 @@ fn listing_pb(c: &str, id: &str, l: &nft::Listing) -> nftpb::Listing {
     }
 }
 
+/// A paged key without its prefix (paging by a prefix only returns keys that start with it).
+fn key_suffix<'k>(k: &'k [u8], prefix: &[u8]) -> Result<&'k [u8], QueryError> {
+    k.strip_prefix(prefix)
+        .ok_or((code::INTERNAL, "corrupt key: outside its prefix".into()))
+}
+
 /// Splits a `collection/token` key suffix.
 fn split_ids(suffix: &[u8]) -> Result<(String, String), QueryError> {
     let s = std::str::from_utf8(suffix).map_err(|e| (code::INTERNAL, e.to_string()))?;
@@ -68,7 +74,7 @@ fn collections(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let (items, pagination) = page(store, nk::COLLECTION_PREFIX, r.pagination)?;
     let mut out = Vec::new();
     for (k, v) in items {
-        let id = String::from_utf8_lossy(&k[nk::COLLECTION_PREFIX.len()..]).into_owned();
+        let id = String::from_utf8_lossy(key_suffix(&k, nk::COLLECTION_PREFIX)?).into_owned();
         let c: nft::Collection = decode(&k, &v).map_err(internal)?;
         out.push(collection_pb(&id, &c));
     }
@@ -97,7 +103,7 @@ fn tokens_by_owner(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let (items, pagination) = page(store, &prefix, r.pagination)?;
     let mut out = Vec::new();
     for (k, _) in items {
-        let (c, t) = split_ids(&k[prefix.len()..])?;
+        let (c, t) = split_ids(key_suffix(&k, &prefix)?)?;
         if let Some(tok) = nft::token(store, &c, &t).map_err(internal)? {
             out.push(token_pb(&c, &t, &tok));
         }
@@ -137,7 +143,7 @@ fn listings(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let (items, pagination) = page(store, &prefix, r.pagination)?;
     let mut out = Vec::new();
     for (k, v) in items {
-        let (c, t) = split_ids(&k[nk::LISTING_PREFIX.len()..])?;
+        let (c, t) = split_ids(key_suffix(&k, nk::LISTING_PREFIX)?)?;
         let l: nft::Listing = decode(&k, &v).map_err(internal)?;
         out.push(listing_pb(&c, &t, &l));
     }

@@ -151,17 +151,17 @@ fn unbonding_index_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> 
     let mut matched: u128 = 0;
     for (h, d, v, a) in &entries {
         if s.get(&state_key::unbonding_of(d, *h, v))? == Some(a.to_le_bytes().to_vec()) {
-            matched += 1;
+            matched = matched.saturating_add(1);
         }
     }
     Ok((
         Side {
             what: "2 x unbonding entries with their by-delegator index entry",
-            value: matched * 2,
+            value: matched.saturating_mul(2),
         },
         Side {
             what: "unbonding entries + by-delegator index entries",
-            value: (entries.len() + index.len()) as u128,
+            value: (entries.len() as u128).saturating_add(index.len() as u128),
         },
     ))
 }
@@ -326,7 +326,7 @@ pub fn end_block<S: StateWrite + ?Sized>(
     let prefix = state_key::unbonding_at(height);
     for (k, _) in s.scan_prefix(&prefix)? {
         let del = address_at(&k, prefix.len())?;
-        let val = address_at(&k, prefix.len() + 20)?;
+        let val = address_at(&k, prefix.len().saturating_add(20))?;
         let amount = get_u128(s, &k)?;
         bank::transfer(s, &bonded_pool(), &del, amount)?;
         s.delete(k);
@@ -350,7 +350,7 @@ pub fn unbonding_entries_of<S: StateRead + ?Sized>(
             Ok((
                 u64_at(&k, p)?,
                 *del,
-                address_at(&k, p + 8)?,
+                address_at(&k, p.saturating_add(8))?,
                 crate::codec::u128_value(&k, &v)?,
             ))
         })
@@ -367,9 +367,9 @@ pub fn unbonding_entries<S: StateRead + ?Sized>(
         .into_iter()
         .map(|(k, v)| {
             let h = k
-                .get(p..p + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
+                .get(p..)
+                .and_then(<[u8]>::first_chunk::<8>)
+                .map(|b| u64::from_be_bytes(*b))
                 .ok_or_else(|| StoreError::Corrupt {
                     key: "staking/unbonding".into(),
                     reason: "short key".into(),
@@ -382,7 +382,8 @@ pub fn unbonding_entries<S: StateRead + ?Sized>(
                     key: "staking/unbonding".into(),
                     reason: "not 16 bytes".into(),
                 })?;
-            Ok((h, address_at(&k, p + 8)?, address_at(&k, p + 28)?, amt))
+            let (del, val) = (p.saturating_add(8), p.saturating_add(28));
+            Ok((h, address_at(&k, del)?, address_at(&k, val)?, amt))
         })
         .collect()
 }
