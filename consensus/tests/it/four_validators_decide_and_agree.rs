@@ -13,7 +13,7 @@ use lode_consensus::{
     Abci, AbciError, BlockStore, BlockTime, ConsensusConfig, Height, InMemoryBlockStore, Mempool,
     PrivateKey, Timeouts,
 };
-use lode_tests::ports::PortBlock;
+use lode_test_ports::PortBlock;
 use sha2::{Digest, Sha256};
 use tendermint_proto::v0_38::abci::{
     request, response, Request, Response, ResponseCommit, ResponseFinalizeBlock, ResponseInfo,
@@ -120,7 +120,7 @@ impl Mempool for TestMempool {
     }
 }
 
-/// `n` loopback addresses from a block reserved for the test's lifetime (see `lode_tests::ports`).
+/// `n` loopback addresses from a block reserved for the test's lifetime (see `lode_test_ports`).
 fn reserved_ports(block: &PortBlock, n: u16) -> Vec<SocketAddr> {
     (0..n)
         .map(|i| SocketAddr::from(([127, 0, 0, 1], block.port(i))))

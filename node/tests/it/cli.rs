@@ -141,7 +141,7 @@ fn start_refuses_to_run_when_its_consensus_port_is_taken() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
     init_home(&home);
-    let ports = lode_tests::ports::PortBlock::reserve();
+    let ports = lode_test_ports::PortBlock::reserve();
     let path = home.join("config.toml");
     let mut config = Config::load(&path).expect("config");
     let at = |i| std::net::SocketAddr::from(([127, 0, 0, 1], ports.port(i)));

@@ -10,7 +10,7 @@ use lode_node::services::grpc::pb::{
     self, query_service_client::QueryServiceClient, tx_service_client::TxServiceClient,
 };
 use lode_state::LodeApp;
-use lode_tests::ports::PortBlock;
+use lode_test_ports::PortBlock;
 
 use crate::support::{lode, lode_ok, path_str};
 
@@ -23,7 +23,7 @@ pub struct Net {
     pub grpc: Vec<String>,
     pub children: Vec<Option<Child>>,
     /// The loopback ports of every node, reserved for the whole test so a node restarted after a kill finds
-    /// its ports free (see `lode_tests::ports`).
+    /// its ports free (see `lode_test_ports`).
     _ports: PortBlock,
 }
 
@@ -57,7 +57,7 @@ impl Net {
     ) -> Net {
         let ports = PortBlock::reserve();
         assert!(
-            10 * n <= usize::from(lode_tests::ports::BLOCK),
+            10 * n <= usize::from(lode_test_ports::BLOCK),
             "too many nodes for one port block"
         );
         let out = lode_ok(&[

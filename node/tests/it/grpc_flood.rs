@@ -15,7 +15,7 @@ use lode_node::services::grpc::pb::{
     self, query_service_client::QueryServiceClient, tx_service_client::TxServiceClient,
 };
 use lode_state::LodeApp;
-use lode_tests::ports::PortBlock;
+use lode_test_ports::PortBlock;
 use tonic::transport::Channel;
 
 use crate::four_validators_commit_a_transfer::{balance, status};

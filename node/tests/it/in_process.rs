@@ -17,7 +17,7 @@ use lode_node::services::{
 use lode_state::genesis::{AppState, GenesisBalance};
 use lode_state::tx::address_of;
 use lode_state::LodeApp;
-use lode_tests::ports::PortBlock;
+use lode_test_ports::PortBlock;
 
 /// One validator, not started yet.
 pub struct Validator {

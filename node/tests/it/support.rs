@@ -1,7 +1,7 @@
 //! Running `lode` as a child process with every wait bounded.
 
 use lode_node::config::Config;
-use lode_tests::ports::PortBlock;
+use lode_test_ports::PortBlock;
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,

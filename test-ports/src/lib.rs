@@ -1,4 +1,5 @@
-//! Loopback port blocks that no other test and no outgoing connection can take.
+//! Loopback port blocks that no other test and no outgoing connection can take: the port allocator of the
+//! whole-system tests of every crate (`node/tests/it`, `consensus/tests/it`). A dev-dependency only.
 //!
 //! Asking the OS for a free port (`bind :0`, read the port, close) hands out a port from the ephemeral range
 //! (`/proc/sys/net/ipv4/ip_local_port_range`, 32768–60999 by default). That is fine for a node that binds it at
