@@ -2,7 +2,8 @@
 //! golden list in `tests/golden/error_codes.txt` (recorded before the module restructure); no two errors
 //! share a code, and every module's codes stay inside its declared range.
 //!
-//! To re-record after deliberately adding an error: `LODE_BLESS=1 cargo nextest run -p lode-state error_codes`.
+//! To re-record after deliberately adding an error (existing lines never change): `LODE_BLESS=1 cargo nextest
+//! run --workspace -E 'package(lode-state) and (test(error_codes) or test(golden))'`.
 
 use lode_state::{
     error::CORE_CODES,

@@ -6,8 +6,9 @@
 //! The txs are built from wire types (`lode_proto`) and signed with [`lode_state::tx::sign_raw`], so this
 //! test depends on no state-machine type that a restructure may move.
 //!
-//! To re-record after a deliberate change of behaviour: `LODE_BLESS=1 cargo nextest run -p lode-state golden`
-//! (and say why in the commit).
+//! To re-record after a deliberate change of behaviour, and only then (`state/README.md`, "How to add a
+//! module", says when): `LODE_BLESS=1 cargo nextest run --workspace -E 'package(lode-state) and
+//! (test(error_codes) or test(golden))'`, and say why in the commit.
 
 use bytes::Bytes;
 use ed25519_consensus::SigningKey;
