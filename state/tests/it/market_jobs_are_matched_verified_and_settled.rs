@@ -550,6 +550,51 @@ fn matching_does_not_depend_on_tx_order_and_follows_price_then_ask() {
 }
 
 #[test]
+fn matching_stops_at_max_matches_per_block_and_goes_on_next_block_best_price_first() {
+    let mut p = params();
+    p.market.max_matches_per_block = 2;
+    let mut chain = Chain::with_params(8, p);
+    chain.register(1, 100, 8);
+    let w = work(8, 8, 8, 9);
+    // Five jobs, all above the ask; posted in one block so they meet the provider in one matching.
+    let prices = [(3usize, 500u128), (4, 900), (5, 700), (6, 300), (7, 800)];
+    let txs = prices
+        .iter()
+        .map(|&(i, price)| {
+            lode_state::tx::sign_msg(
+                CHAIN_ID,
+                &chain.keys[i],
+                chain.nonce(i),
+                BIG_FEE,
+                Msg::Market(MarketMsg::PostJob {
+                    consumer: chain.addr(i),
+                    spec: spec_for(&w, price),
+                }),
+            )
+        })
+        .collect();
+    let (results, _) = chain.block(txs);
+    assert!(results.iter().all(|r| r.code == 0), "{results:?}");
+    let matched = |chain: &Chain| -> Vec<usize> {
+        prices
+            .iter()
+            .filter(|&&(i, _)| {
+                chain.job(&market::job_id(&chain.addr(i), 0)).status != JobStatus::Open
+            })
+            .map(|&(i, _)| i)
+            .collect()
+    };
+    // The two best-paying jobs (900, 800) in the first block, the next two (700, 500) in the next, then
+    // the last one, with no new tx in between.
+    assert_eq!(matched(&chain), vec![4, 7]);
+    chain.block(Vec::new());
+    assert_eq!(matched(&chain), vec![3, 4, 5, 7]);
+    chain.block(Vec::new());
+    assert_eq!(matched(&chain), vec![3, 4, 5, 6, 7]);
+    chain.check_market_invariants();
+}
+
+#[test]
 fn capacity_cancel_and_same_block_ask_changes_follow_the_rules() {
     let mut chain = Chain::with_params(6, params());
     chain.register(P1, 300, 1);

@@ -1,6 +1,9 @@
 //! Matching at the end of a block (see the module docs for the order and the eligibility rules).
 
-use super::{assign, provider, put_provider, state_key, Clearing, OpenEntry, Provider};
+use super::{
+    assign, open_totals, provider, put_open_totals, put_provider, state_key, Assignee, Clearing,
+    OpenEntry, Provider,
+};
 use crate::{
     address::Address,
     codec::{decode, encode},
@@ -13,6 +16,8 @@ use crate::{
 /// A provider with free devices, as matching sees it.
 struct Candidate {
     addr: Address,
+    /// `addr` rendered once, for the events and history of its matches.
+    addr_str: String,
     record: Provider,
     free: u64,
     bond_ok: bool,
@@ -54,6 +59,7 @@ pub(super) fn run<S: StateWrite + ?Sized>(
         if free > 0 && bond_ok {
             cands.push(Candidate {
                 addr,
+                addr_str: addr.to_string(),
                 record,
                 free,
                 bond_ok,
@@ -65,9 +71,17 @@ pub(super) fn run<S: StateWrite + ?Sized>(
     }
     let mut first_free = 0usize;
     let mut prices = Vec::new();
-    let mut touched = Vec::new();
+    let mut touched = vec![false; cands.len()];
+    let totals_before = open_totals(s)?;
+    let mut totals = totals_before;
     let plen = state_key::OPEN_PREFIX.len();
+    let cap = usize::try_from(ctx.params.market.max_matches_per_block).unwrap_or(usize::MAX);
+    let mut capped = false;
     for (key, value) in &open {
+        if prices.len() >= cap {
+            capped = true;
+            break;
+        }
         // prefix ‖ (u128::MAX − max price) ‖ posted height (8 bytes) ‖ job id (see `state_key::open`).
         let (price_inv, id) = key
             .get(plen..)
@@ -112,22 +126,31 @@ pub(super) fn run<S: StateWrite + ?Sized>(
         };
         c.free = free;
         c.record.jobs_in_flight = c.record.jobs_in_flight.saturating_add(1);
-        if !touched.contains(&i) {
-            touched.push(i);
+        if let Some(t) = touched.get_mut(i) {
+            *t = true;
         }
-        let (addr, price) = (c.addr, c.record.ask_per_cu);
-        prices.push(price);
-        assign(s, ctx, &id, &addr, price, events)?;
+        prices.push(c.record.ask_per_cu);
+        let who = Assignee {
+            addr: &c.addr,
+            addr_str: &c.addr_str,
+            price: c.record.ask_per_cu,
+        };
+        assign(s, ctx, &id, &who, &mut totals, events)?;
     }
-    touched.sort_unstable();
-    for i in touched {
-        if let Some(c) = cands.get(i) {
-            put_provider(s, &c.addr, &c.record)?;
-        }
+    if totals != totals_before {
+        put_open_totals(s, totals);
     }
-    // Putting a provider that still has free devices marks the market dirty, but nothing it could match
-    // is left unmatched now; clear the flag so an idle market costs nothing next block.
-    s.delete(state_key::MATCH_DIRTY.to_vec());
+    for (c, _) in cands.iter().zip(&touched).filter(|(_, t)| **t) {
+        put_provider(s, &c.addr, &c.record)?;
+    }
+    if capped {
+        // Open jobs were left for the next block: match again there.
+        s.put(state_key::MATCH_DIRTY.to_vec(), Vec::new());
+    } else {
+        // Putting a provider that still has free devices marks the market dirty, but nothing it could
+        // match is left unmatched now; clear the flag so an idle market costs nothing next block.
+        s.delete(state_key::MATCH_DIRTY.to_vec());
+    }
     if !prices.is_empty() {
         prices.sort_unstable();
         let clearing = Clearing {

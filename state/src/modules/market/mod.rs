@@ -442,20 +442,36 @@ pub fn put_job<S: StateWrite + ?Sized>(
     j: &Job,
 ) -> Result<(), StoreError> {
     let old = job(s, id)?;
-    let old_status = old.as_ref().map(|o| o.status);
+    let before = open_totals(s)?;
+    let mut totals = before;
+    write_job(s, id, old.as_ref(), j, &mut totals);
+    if totals != before {
+        put_open_totals(s, totals);
+    }
+    Ok(())
+}
+
+/// Writes a job whose stored record the caller already holds (`old`), keeping the status and open-job
+/// indexes in step; the open-job totals are adjusted in `totals`, which the caller writes (matching writes
+/// them once per block instead of once per match).
+fn write_job<S: StateWrite + ?Sized>(
+    s: &mut S,
+    id: &[u8; 32],
+    old: Option<&Job>,
+    j: &Job,
+    totals: &mut (u64, u64),
+) {
+    let old_status = old.map(|o| o.status);
     if old_status != Some(j.status) {
         if let Some(o) = old_status {
             s.delete(state_key::by_status(o as u8, id));
         }
         s.put(state_key::by_status(j.status as u8, id), Vec::new());
     }
-    let (mut count, mut cu) = open_totals(s)?;
-    if old_status == Some(JobStatus::Open) {
-        if let Some(o) = &old {
-            s.delete(state_key::open(o.max_price_per_cu, o.posted_height, id));
-        }
-        count = count.saturating_sub(1);
-        cu = cu.saturating_sub(old.as_ref().map_or(0, |o| o.cu));
+    if let Some(o) = old.filter(|o| o.status == JobStatus::Open) {
+        s.delete(state_key::open(o.max_price_per_cu, o.posted_height, id));
+        totals.0 = totals.0.saturating_sub(1);
+        totals.1 = totals.1.saturating_sub(o.cu);
     }
     if j.status == JobStatus::Open {
         s.put(
@@ -467,17 +483,16 @@ pub fn put_job<S: StateWrite + ?Sized>(
             }),
         );
         s.put(state_key::MATCH_DIRTY.to_vec(), Vec::new());
-        count = count.saturating_add(1);
-        cu = cu.saturating_add(j.cu);
-    }
-    if old_status == Some(JobStatus::Open) || j.status == JobStatus::Open {
-        s.put(state_key::OPEN_TOTALS.to_vec(), encode(&(count, cu)));
+        totals.0 = totals.0.saturating_add(1);
+        totals.1 = totals.1.saturating_add(j.cu);
     }
     s.put(state_key::job(id), encode(j));
-    Ok(())
 }
 
-/// Open jobs and their CU.
+fn put_open_totals<S: StateWrite + ?Sized>(s: &mut S, totals: (u64, u64)) {
+    s.put(state_key::OPEN_TOTALS.to_vec(), encode(&totals));
+}
+
 pub fn open_totals<S: StateRead + ?Sized>(s: &S) -> Result<(u64, u64), StoreError> {
     match s.get(state_key::OPEN_TOTALS)? {
         None => Ok((0, 0)),
@@ -598,36 +613,48 @@ fn assign<S: StateWrite + ?Sized>(
     s: &mut S,
     ctx: BlockCtx<'_>,
     id: &[u8; 32],
-    provider_addr: &Address,
-    price: u128,
+    provider: &Assignee<'_>,
+    totals: &mut (u64, u64),
     events: &mut Vec<Event>,
 ) -> Result<(), TxError> {
-    let mut j = existing_job(s, id)?;
+    let old = existing_job(s, id)?;
+    let mut j = old.clone();
     j.status = JobStatus::Matched;
-    j.provider = Some(*provider_addr);
-    j.price_per_cu = price;
+    j.provider = Some(*provider.addr);
+    j.price_per_cu = provider.price;
     j.matched_height = ctx.height;
     j.deadline = ctx.height.saturating_add(ctx.params.market.accept_blocks);
     j.record(
         ctx.height,
         "matched",
-        format!("provider {provider_addr} at {price} per CU"),
+        format!(
+            "provider {} at {} per CU",
+            provider.addr_str, provider.price
+        ),
     );
-    put_job(s, id, &j)?;
+    write_job(s, id, Some(&old), &j, totals);
     s.put(
-        state_key::by_provider(provider_addr, ctx.height, id),
+        state_key::by_provider(provider.addr, ctx.height, id),
         Vec::new(),
     );
     schedule(s, j.deadline, Due::Accept, id);
     events.push(
         event::job("market_job_matched", id)
-            .attr("provider", provider_addr.to_string())
+            .attr("provider", provider.addr_str)
             .attr("consumer", j.consumer.to_string())
-            .attr("price_per_cu", price.to_string())
+            .attr("price_per_cu", provider.price.to_string())
             .attr("cu", j.cu.to_string())
             .attr("accept_deadline", j.deadline.to_string()),
     );
     Ok(())
+}
+
+/// The provider a job is matched to, with its address already rendered (matching renders each
+/// candidate's once, not once per match).
+struct Assignee<'a> {
+    addr: &'a Address,
+    addr_str: &'a str,
+    price: u128,
 }
 
 /// Accepts a matched job (the provider checked its inputs). The commit deadline counts from the match.

@@ -28,6 +28,9 @@ pub struct MarketParams {
     pub max_attempts: u32,
     /// Open (unmatched) jobs the market holds at most; `PostJob` is refused beyond it.
     pub max_open_jobs: u64,
+    /// Matches made in one end of block at most (the best-paying open jobs first); the rest wait for the
+    /// next block. Bounds the block's matching work however many jobs and providers there are.
+    pub max_matches_per_block: u64,
     /// Reputation of a new provider, and its steps (0..=10000).
     pub initial_reputation: u32,
     pub reputation_gain: u32,
@@ -57,6 +60,7 @@ impl Default for MarketParams {
             max_deadline_blocks: 10_000,
             max_attempts: 3,
             max_open_jobs: 100_000,
+            max_matches_per_block: 1_000,
             initial_reputation: 5_000,
             reputation_gain: 10,
             reputation_fail_loss: 1_000,
@@ -105,6 +109,12 @@ impl MarketParams {
         }
         if self.max_open_jobs == 0 || self.max_open_jobs > 1_000_000 {
             issues.push(("market.max_open_jobs", "must be in 1..=1000000".to_string()));
+        }
+        if self.max_matches_per_block == 0 || self.max_matches_per_block > 100_000 {
+            issues.push((
+                "market.max_matches_per_block",
+                "must be in 1..=100000".to_string(),
+            ));
         }
         if self.max_device_entries == 0 || self.max_device_entries > 64 {
             issues.push(("market.max_device_entries", "must be in 1..=64".to_string()));
