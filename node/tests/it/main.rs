@@ -21,4 +21,5 @@ mod nft_and_multisig_cli;
 mod reflection_and_status;
 mod subscribers_get_every_block_once;
 mod support;
+mod the_consumers_check_costs_a_fraction_of_the_product;
 mod txs_and_blocks_are_found_by_id;
