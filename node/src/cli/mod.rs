@@ -3,6 +3,7 @@
 mod abci;
 mod bench;
 mod bench_heights;
+mod blob;
 mod client;
 mod devnet;
 mod events;
@@ -52,6 +53,9 @@ enum Command {
     /// Query a node.
     #[command(subcommand)]
     Query(client::QueryCommand),
+    /// Job data: put, get and stat blobs (job matrices addressed by their Merkle roots).
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
     /// Follow committed blocks and tx results (one JSON line per height), from a past height or live.
     Events(events::EventsArgs),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
@@ -124,6 +128,10 @@ pub fn run() -> eyre::Result<()> {
         Command::Query(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             client::query(&cmd)
+        }
+        Command::Blob(cmd) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            blob::run(&cmd)
         }
         Command::Events(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
