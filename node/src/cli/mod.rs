@@ -8,6 +8,7 @@ mod devnet;
 mod events;
 mod init;
 mod keys;
+mod provider;
 mod start;
 mod testnet;
 mod tx;
@@ -52,6 +53,9 @@ enum Command {
     /// Query a node.
     #[command(subcommand)]
     Query(client::QueryCommand),
+    /// GPU providers: list and benchmark this machine's devices, run the provider daemon.
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
     /// Follow committed blocks and tx results (one JSON line per height), from a past height or live.
     Events(events::EventsArgs),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
@@ -125,6 +129,7 @@ pub fn run() -> eyre::Result<()> {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             client::query(&cmd)
         }
+        Command::Provider(cmd) => provider::run(cmd, cli.log_level.as_deref()),
         Command::Events(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             events::run(&args)
