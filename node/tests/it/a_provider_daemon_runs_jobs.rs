@@ -245,56 +245,62 @@ async fn a_provider_daemon_takes_posted_jobs_to_settlement_and_resumes_after_a_s
     net.stop_all();
 }
 
+/// Tests that need the `provider-faults` feature; `scripts/test.sh` runs every test with `provider_faults` in
+/// its path in its second pass, with the feature on.
 #[cfg(feature = "provider-faults")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_killed_after_accepting_restarts_and_still_commits_and_reveals_in_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut net, cli) = devnet(dir.path()).await;
-    let dev1 = cli.address("dev1").await;
-    let state = dir.path().join("provider");
-    let mut p = ProviderDaemon::start(
-        &net.homes[0],
-        "dev1",
-        &net.grpc[0],
-        &state,
-        &[
-            "--ask",
-            "5",
-            "--bond",
-            "1000000",
-            "--device",
-            "cpu:1024:1",
-            "--stall-after-accept",
-        ],
-    );
-    p.wait_line(&["ready at height"], STEP).await;
-    let id = post_job(&net, &cli, dir.path(), 3).await;
-    p.wait_line(&["job", &id, "stalled after accepting"], STEP)
-        .await;
-    let job = wait_status(&cli, &id, "accepted", &p).await;
-    let deadline = job["job"]["deadline_height"].as_u64().expect("deadline");
-    p.kill();
-    // Whatever moment the kill hit, the table on disk is whole.
-    lode_node::provider::table::JobTable::load(&state, &dev1).expect("the job table loads");
-    assert!(
-        !p.output().contains(&format!("job {id} committed")),
-        "{}",
-        p.report()
-    );
+mod provider_faults {
+    use super::*;
 
-    p.restart_without(&["--stall-after-accept"]);
-    p.wait_line(&["job", &id, "committed at height"], STEP)
-        .await;
-    p.wait_line(&["job", &id, "revealed tiles"], STEP).await;
-    let job = wait_status(&cli, &id, "settled", &p).await;
-    assert!(
-        job["job"]["commit_height"].as_u64().expect("commit height") <= deadline,
-        "{job}"
-    );
-    check_output(&net, &job, 3).await;
-    let prov = cli.query(&["market", "provider", &dev1]).await;
-    assert_eq!(prov["provider"]["jobs_settled"], 1, "{prov}");
-    assert_eq!(prov["provider"]["jobs_failed"], 0, "{prov}");
-    assert!(p.terminate(), "clean exit\n{}", p.report());
-    net.stop_all();
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provider_killed_after_accepting_restarts_and_still_commits_and_reveals_in_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut net, cli) = devnet(dir.path()).await;
+        let dev1 = cli.address("dev1").await;
+        let state = dir.path().join("provider");
+        let mut p = ProviderDaemon::start(
+            &net.homes[0],
+            "dev1",
+            &net.grpc[0],
+            &state,
+            &[
+                "--ask",
+                "5",
+                "--bond",
+                "1000000",
+                "--device",
+                "cpu:1024:1",
+                "--stall-after-accept",
+            ],
+        );
+        p.wait_line(&["ready at height"], STEP).await;
+        let id = post_job(&net, &cli, dir.path(), 3).await;
+        p.wait_line(&["job", &id, "stalled after accepting"], STEP)
+            .await;
+        let job = wait_status(&cli, &id, "accepted", &p).await;
+        let deadline = job["job"]["deadline_height"].as_u64().expect("deadline");
+        p.kill();
+        // Whatever moment the kill hit, the table on disk is whole.
+        lode_node::provider::table::JobTable::load(&state, &dev1).expect("the job table loads");
+        assert!(
+            !p.output().contains(&format!("job {id} committed")),
+            "{}",
+            p.report()
+        );
+
+        p.restart_without(&["--stall-after-accept"]);
+        p.wait_line(&["job", &id, "committed at height"], STEP)
+            .await;
+        p.wait_line(&["job", &id, "revealed tiles"], STEP).await;
+        let job = wait_status(&cli, &id, "settled", &p).await;
+        assert!(
+            job["job"]["commit_height"].as_u64().expect("commit height") <= deadline,
+            "{job}"
+        );
+        check_output(&net, &job, 3).await;
+        let prov = cli.query(&["market", "provider", &dev1]).await;
+        assert_eq!(prov["provider"]["jobs_settled"], 1, "{prov}");
+        assert_eq!(prov["provider"]["jobs_failed"], 0, "{prov}");
+        assert!(p.terminate(), "clean exit\n{}", p.report());
+        net.stop_all();
+    }
 }
