@@ -3,6 +3,7 @@
 mod abci;
 mod bench;
 mod bench_heights;
+mod blob;
 mod client;
 mod devnet;
 mod events;
@@ -56,6 +57,9 @@ enum Command {
     /// GPU providers: list and benchmark this machine's devices, run the provider daemon.
     #[command(subcommand)]
     Provider(provider::ProviderCommand),
+    /// Job data: put, get and stat blobs (job matrices addressed by their Merkle roots).
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
     /// Follow committed blocks and tx results (one JSON line per height), from a past height or live.
     Events(events::EventsArgs),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
@@ -130,6 +134,10 @@ pub fn run() -> eyre::Result<()> {
             client::query(&cmd)
         }
         Command::Provider(cmd) => provider::run(cmd, cli.log_level.as_deref()),
+        Command::Blob(cmd) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            blob::run(&cmd)
+        }
         Command::Events(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             events::run(&args)

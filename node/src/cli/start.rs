@@ -19,6 +19,7 @@ use tracing::{error, info};
 
 use super::{abci::shutdown_signal, HomeArg};
 use crate::{
+    blobs::{service::Blobs, store::BlobStore},
     home::{NODE_KEY, VALIDATOR_KEY},
     keys::KeyFile,
     services::{
@@ -127,6 +128,13 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         )
         .wrap_err("cannot start mempool gossip")?
         .peers;
+        let blobs = if config.blobs.enable {
+            let store = BlobStore::open(&data, app.clone(), config.blobs)
+                .wrap_err("cannot open the blob store")?;
+            Some(Blobs::new(store, genesis.chain_id.clone()))
+        } else {
+            None
+        };
         let listener = grpc::bind(config.grpc.listen)
             .await
             .wrap_err_with(|| format!("cannot listen on {}", config.grpc.listen))?;
@@ -148,6 +156,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             .to_peer_id()
             .to_string(),
             last_block_time: Default::default(),
+            blobs,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(grpc::serve(
