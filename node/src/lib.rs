@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod home;
 pub mod keys;
+pub mod provider;
 pub mod services;
 pub mod testnet;

@@ -9,6 +9,7 @@ mod devnet;
 mod events;
 mod init;
 mod keys;
+mod provider;
 mod start;
 mod testnet;
 mod tx;
@@ -53,6 +54,9 @@ enum Command {
     /// Query a node.
     #[command(subcommand)]
     Query(client::QueryCommand),
+    /// GPU providers: list and benchmark this machine's devices, run the provider daemon.
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
     /// Job data: put, get and stat blobs (job matrices addressed by their Merkle roots).
     #[command(subcommand)]
     Blob(blob::BlobCommand),
@@ -129,6 +133,7 @@ pub fn run() -> eyre::Result<()> {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             client::query(&cmd)
         }
+        Command::Provider(cmd) => provider::run(cmd, cli.log_level.as_deref()),
         Command::Blob(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             blob::run(&cmd)

@@ -5,6 +5,7 @@ mod a_job_runs_through_the_market_cli;
 mod a_killed_validator_catches_up;
 #[cfg(feature = "failpoints")]
 mod a_node_killed_on_the_commit_path_restarts;
+mod a_provider_daemon_runs_jobs;
 mod abci_socket;
 mod broadcast_stream;
 mod byzantine_proposer;
@@ -18,6 +19,7 @@ mod malformed_consensus;
 mod malformed_gossip;
 mod metrics_endpoint;
 mod nft_and_multisig_cli;
+mod provider_daemon;
 mod reflection_and_status;
 mod subscribers_get_every_block_once;
 mod support;
