@@ -15,6 +15,7 @@ mod gossip_flood;
 mod governance_on_a_devnet;
 mod grpc_flood;
 mod in_process;
+mod jobs_end_to_end;
 mod malformed_consensus;
 mod malformed_gossip;
 mod metrics_endpoint;
