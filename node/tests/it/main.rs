@@ -6,6 +6,7 @@ mod a_killed_validator_catches_up;
 #[cfg(feature = "failpoints")]
 mod a_node_killed_on_the_commit_path_restarts;
 mod abci_socket;
+mod blob_service;
 mod broadcast_stream;
 mod byzantine_proposer;
 mod cli;
