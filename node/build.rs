@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/lode/node/v1/modules.proto",
         "proto/lode/node/v1/chain.proto",
         "proto/lode/node/v1/blobs.proto",
+        "proto/lode/node/v1/blobs_p2p.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -30,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for path in [
         ".lode.node.v1.PutRequest.chunk",
         ".lode.node.v1.GetResponse.chunk",
+        ".lode.node.v1.PeerBlobResponse.chunk",
     ] {
         builder = builder.bytes(path);
     }

@@ -5,12 +5,14 @@
 //!   checks a root as the bytes arrive;
 //! - [`client`]: [`client::BlobClient`], the gRPC client (`lode blob`, the provider, `lode job`);
 //! - [`store`]: files under `data/blobs/` indexed in RocksDB, quotas;
-//! - [`service`]: the gRPC `BlobService`.
+//! - [`service`]: the gRPC `BlobService`;
+//! - [`gc`]: garbage collection after the jobs referencing a blob are over.
 //!
 //! The wire header ([`pb::BlobHeader`]) is converted at the edge into [`layout::BlobHeader`]; a `Put` is
 //! signed by the uploading account over [`put_sign_bytes`].
 
 pub mod client;
+pub mod gc;
 pub mod layout;
 pub mod service;
 pub mod store;

@@ -49,16 +49,23 @@ pub struct Blobs {
     /// Chain id (what `Put` signatures cover).
     pub chain_id: String,
     transfers: Arc<Semaphore>,
+    /// Fetches from peers; `None`: this node asks no peer.
+    pub fetcher: Option<crate::services::blob_exchange::Fetcher>,
 }
 
 impl Blobs {
     /// The service over `store`.
-    pub fn new(store: Arc<BlobStore>, chain_id: String) -> Self {
+    pub fn new(
+        store: Arc<BlobStore>,
+        chain_id: String,
+        fetcher: Option<crate::services::blob_exchange::Fetcher>,
+    ) -> Self {
         let n = store.config().max_concurrent_transfers.max(1) as usize;
         Self {
             store,
             chain_id,
             transfers: Arc::new(Semaphore::new(n)),
+            fetcher,
         }
     }
 
@@ -344,12 +351,15 @@ impl BlobService for NodeApi {
         let root = root_from_bytes(&req.root).map_err(invalid)?;
         let header = match blobs.stored(&root)? {
             Some((h, _)) => h,
-            None => {
-                return Err(Status::not_found(format!(
-                    "blob {} is not stored here",
-                    hex::encode(root)
-                )))
-            }
+            None => match &blobs.fetcher {
+                Some(f) => f.fetch(blobs, root).await?,
+                None => {
+                    return Err(Status::not_found(format!(
+                        "blob {} is not stored here",
+                        hex::encode(root)
+                    )))
+                }
+            },
         };
         let (start, end) = header
             .leaf_range(req.first_leaf, req.leaf_count)

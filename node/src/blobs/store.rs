@@ -46,6 +46,9 @@ pub struct Entry {
     pub stored_unix: u64,
     /// The peer it was fetched from, empty when uploaded here.
     pub fetched_from: String,
+    /// Whether garbage collection has seen a job referencing it.
+    #[serde(default)]
+    pub referenced: bool,
     /// Unix seconds when garbage collection first saw every job referencing it final (0: not yet).
     #[serde(default)]
     pub final_since_unix: u64,
@@ -349,6 +352,7 @@ impl BlobStore {
             uploader: uploader.to_owned(),
             stored_unix: super::client::unix_now(),
             fetched_from: fetched_from.to_owned(),
+            referenced: false,
             final_since_unix: 0,
         };
         let mut writes = vec![ConsensusWrite::Put(
@@ -369,11 +373,17 @@ impl BlobStore {
         Ok(true)
     }
 
-    /// Rewrites an entry's GC mark.
-    pub fn set_final_since(&self, root: &[u8; 32], unix: u64) -> eyre::Result<()> {
+    /// Rewrites an entry's garbage-collection marks.
+    pub fn set_marks(
+        &self,
+        root: &[u8; 32],
+        referenced: bool,
+        final_since: u64,
+    ) -> eyre::Result<()> {
         let _g = self.index_lock.lock();
         if let Some(mut e) = self.entry(root)? {
-            e.final_since_unix = unix;
+            e.referenced = referenced;
+            e.final_since_unix = final_since;
             self.db().write_blob_index(
                 vec![ConsensusWrite::Put(
                     entry_key(root),

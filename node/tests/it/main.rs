@@ -7,6 +7,7 @@ mod a_killed_validator_catches_up;
 mod a_node_killed_on_the_commit_path_restarts;
 mod a_provider_daemon_runs_jobs;
 mod abci_socket;
+mod blob_service;
 mod broadcast_stream;
 mod byzantine_proposer;
 mod cli;
