@@ -468,10 +468,10 @@ impl Daemon {
             .chain(ev.events.iter());
         for e in events {
             let Some(job) = attr(e, "job") else { continue };
-            if attr(e, "provider") == Some(me.as_str()) || self.table.jobs.contains_key(job) {
-                if parse32(job).is_ok() {
-                    ids.insert(job.to_owned());
-                }
+            if (attr(e, "provider") == Some(me.as_str()) || self.table.jobs.contains_key(job))
+                && parse32(job).is_ok()
+            {
+                ids.insert(job.to_owned());
             }
         }
         for id in ids {
@@ -550,10 +550,8 @@ impl Daemon {
                     })
                     .map(|h| h.detail.clone())
                     .unwrap_or_default();
-                self.out().job(
-                    id,
-                    &format!("failed (now {status}) {why}").trim_end().to_owned(),
-                );
+                self.out()
+                    .job(id, format!("failed (now {status}) {why}").trim_end());
                 metrics().step("failed");
             }
         }
