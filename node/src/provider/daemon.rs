@@ -535,10 +535,11 @@ impl Daemon {
         if changed && (ours || before.is_some()) {
             self.statuses.insert(id.to_owned(), status.clone());
             if ours {
-                self.out().job(id, &format!("now {status}"));
+                // Counted before the line is printed, so whoever reads the line finds the count.
                 if status == "settled" {
                     metrics().step("settled");
                 }
+                self.out().job(id, &format!("now {status}"));
             } else if before.is_some() && !self.declined.contains(id) {
                 let why = job
                     .as_ref()
@@ -550,9 +551,9 @@ impl Daemon {
                     })
                     .map(|h| h.detail.clone())
                     .unwrap_or_default();
+                metrics().step("failed");
                 self.out()
                     .job(id, format!("failed (now {status}) {why}").trim_end());
-                metrics().step("failed");
             }
         }
         if ours && matches!(status.as_str(), "fraud_proven" | "withheld") {
