@@ -468,10 +468,10 @@ impl Daemon {
             .chain(ev.events.iter());
         for e in events {
             let Some(job) = attr(e, "job") else { continue };
-            if attr(e, "provider") == Some(me.as_str()) || self.table.jobs.contains_key(job) {
-                if parse32(job).is_ok() {
-                    ids.insert(job.to_owned());
-                }
+            if (attr(e, "provider") == Some(me.as_str()) || self.table.jobs.contains_key(job))
+                && parse32(job).is_ok()
+            {
+                ids.insert(job.to_owned());
             }
         }
         for id in ids {
@@ -535,10 +535,11 @@ impl Daemon {
         if changed && (ours || before.is_some()) {
             self.statuses.insert(id.to_owned(), status.clone());
             if ours {
-                self.out().job(id, &format!("now {status}"));
+                // Counted before the line is printed, so whoever reads the line finds the count.
                 if status == "settled" {
                     metrics().step("settled");
                 }
+                self.out().job(id, &format!("now {status}"));
             } else if before.is_some() && !self.declined.contains(id) {
                 let why = job
                     .as_ref()
@@ -550,11 +551,9 @@ impl Daemon {
                     })
                     .map(|h| h.detail.clone())
                     .unwrap_or_default();
-                self.out().job(
-                    id,
-                    &format!("failed (now {status}) {why}").trim_end().to_owned(),
-                );
                 metrics().step("failed");
+                self.out()
+                    .job(id, format!("failed (now {status}) {why}").trim_end());
             }
         }
         if ours && matches!(status.as_str(), "fraud_proven" | "withheld") {

@@ -247,8 +247,9 @@ pub async fn work(
         });
         match ctx.chain.send("accept", &[msg]).await {
             Ok(h) => {
-                ctx.out.job(&id_hex, &format!("accepted at height {h}"));
+                // Counted before the line is printed, so whoever reads the line finds the count.
                 super::metrics::metrics().step("accepted");
+                ctx.out.job(&id_hex, &format!("accepted at height {h}"));
                 #[cfg(feature = "provider-faults")]
                 if ctx.stall_after_accept {
                     ctx.out.job(&id_hex, "stalled after accepting (test fault)");
@@ -298,11 +299,11 @@ pub async fn work(
     });
     match ctx.chain.send("commit", &[msg]).await {
         Ok(h) => {
+            super::metrics::metrics().step("committed");
             ctx.out.job(
                 &id_hex,
                 &format!("committed at height {h} output root {}", hex::encode(root)),
             );
-            super::metrics::metrics().step("committed");
         }
         Err(err) if refused_with(&err, WRONG_JOB_STATUS) => {
             let job = ctx.chain.job(&id).await?;
@@ -357,8 +358,8 @@ async fn decline(
         reason: reason.clone(),
     });
     ctx.chain.send("decline", &[msg]).await?;
-    ctx.out.job(id_hex, &format!("declined: {reason}"));
     super::metrics::metrics().step("declined");
+    ctx.out.job(id_hex, &format!("declined: {reason}"));
     Ok(WorkOutcome::Declined(reason))
 }
 
@@ -502,6 +503,19 @@ pub async fn reveal(
     } else {
         "reveal"
     };
+    let step = if challenge {
+        "challenge_answered"
+    } else {
+        "revealed"
+    };
+    // Counted once per job, at its first tile taken and before any line is printed about it.
+    let mut counted = false;
+    let mut count = || {
+        if !counted {
+            counted = true;
+            super::metrics::metrics().step(step);
+        }
+    };
     let msgs = reveal_batches(
         &ctx.chain.chain_id,
         &ctx.chain.params,
@@ -515,6 +529,7 @@ pub async fn reveal(
         let batch = tiles_of(&m);
         match ctx.chain.send(what, &[Msg::Compute(m)]).await {
             Ok(h) => {
+                count();
                 done.extend(&batch);
                 ctx.out.job(
                     &id_hex,
@@ -533,7 +548,10 @@ pub async fn reveal(
                 for t in batch {
                     let one = reveal_msg(ctx.me, id, &prover, &[t])?;
                     match ctx.chain.send(what, &[Msg::Compute(one)]).await {
-                        Ok(_) => done.push(t),
+                        Ok(_) => {
+                            count();
+                            done.push(t);
+                        }
                         Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => done.push(t),
                         Err(err) => return Err(err),
                     }
@@ -542,12 +560,6 @@ pub async fn reveal(
             Err(err) => return Err(err),
         }
     }
-    let step = if challenge {
-        "challenge_answered"
-    } else {
-        "revealed"
-    };
-    super::metrics::metrics().step(step);
     Ok(done)
 }
 
