@@ -589,7 +589,6 @@ async fn a_job_end_to_end_breakdown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the blob service's fetch between nodes (libp2p), not in the blobs branch yet: the provider on node 1 never gets A and B"]
 async fn inputs_uploaded_to_one_node_reach_a_provider_attached_to_another() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut net, cli) = devnet(dir.path(), 2).await;
