@@ -508,7 +508,9 @@ fn print_escape_table(m: u64, n: u64, tile: u32, samples: u32) {
 
 fn percent(p: f64) -> String {
     let pc = p * 100.0;
-    if pc >= 1.0 {
+    if pc >= 99.95 {
+        format!("{pc:.3}%")
+    } else if pc >= 1.0 {
         format!("{pc:.1}%")
     } else {
         format!("{pc:.2e}%")
@@ -1124,6 +1126,7 @@ mod tests {
     #[test]
     fn percentages_stay_readable_when_tiny() {
         assert_eq!(percent(0.5), "50.0%");
+        assert_eq!(percent(0.99976), "99.976%");
         assert_eq!(percent(1e-5), "1.00e-3%");
     }
 }

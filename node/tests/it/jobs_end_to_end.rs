@@ -556,7 +556,7 @@ async fn a_job_end_to_end_breakdown() {
     println!("fetch + check + accept    {:>8.3}", accepted - matched);
     println!("compute (provider)        {:>8.3}", compute_s);
     println!(
-        "commit hashing + tx       {:>8.3}",
+        "hashing, store C, commit  {:>8.3}",
         committed - accepted - compute_s
     );
     println!("seed block                {:>8.3}", challenged - committed);
