@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/lode/node/v1/node.proto",
         "proto/lode/node/v1/modules.proto",
         "proto/lode/node/v1/chain.proto",
+        "proto/lode/node/v1/blobs.proto",
+        "proto/lode/node/v1/blobs_p2p.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -24,6 +26,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!(".lode.{module}.v1"),
             format!("::lode_proto::{module}::v1"),
         );
+    }
+    // Blob chunks are `bytes::Bytes`, so a chunk is sliced out of the received buffer, never copied.
+    for path in [
+        ".lode.node.v1.PutRequest.chunk",
+        ".lode.node.v1.GetResponse.chunk",
+        ".lode.node.v1.PeerBlobResponse.chunk",
+    ] {
+        builder = builder.bytes(path);
     }
     builder.compile_fds(descriptors)?;
     Ok(())

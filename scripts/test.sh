@@ -5,12 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/ensure-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
-# The crash-point tests need `lode` built with the test-only `failpoints` feature; they run second, on their own.
+# The crash-point tests need `lode` built with the test-only `failpoints` feature, and the tests of a faulty
+# provider daemon (every test with `provider_faults` in its path, and the unit tests of `provider::faults`) the test-only `provider-faults` feature; they
+# run second, on their own.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace "$@"
-  exec cargo nextest run --workspace --features lode-node/failpoints -E 'test(commit_path)' "$@"
+  exec cargo nextest run --workspace --features lode-node/failpoints,lode-node/provider-faults \
+    -E 'test(commit_path) | test(provider_faults) | test(/provider::faults::/)' "$@"
 else
   echo "test.sh: cargo-nextest not installed; using cargo test" >&2
   cargo test --workspace "$@"
-  exec cargo test --workspace --features lode-node/failpoints commit_path "$@"
+  cargo test --workspace --features lode-node/failpoints,lode-node/provider-faults provider_faults "$@"
+  cargo test --workspace --features lode-node/failpoints,lode-node/provider-faults provider::faults "$@"
+  exec cargo test --workspace --features lode-node/failpoints,lode-node/provider-faults commit_path "$@"
 fi

@@ -48,6 +48,21 @@ pub fn probe() -> std::result::Result<usize, String> {
     }
 }
 
+/// Name and total memory (bytes) of CUDA device `ordinal`, after [`probe`] succeeded; cheaper than
+/// [`CudaGemm::new`] (no cuBLAS handle, no kernel compile), for listing devices.
+pub fn device_info(ordinal: usize) -> Result<(String, usize)> {
+    let count = probe().map_err(Error::CudaUnavailable)?;
+    if ordinal >= count {
+        return Err(Error::CudaUnavailable(format!(
+            "device {ordinal} requested, {count} present"
+        )));
+    }
+    let ctx = CudaContext::new(ordinal).map_err(cu("create context"))?;
+    let name = ctx.name().map_err(cu("device name"))?;
+    let bytes = ctx.total_mem().map_err(cu("total memory"))?;
+    Ok((name, bytes))
+}
+
 const KERNEL_SRC: &str = r#"
 // C (m x n, row-major) = A (m x kw words) * Bt (n x kw words)^T; each word packs 4 int8.
 // Rows of A and columns of B are zero padded to a multiple of 4 bytes. blockIdx.z selects

@@ -30,6 +30,45 @@ pub struct Config {
     pub app: AppConfig,
     /// Verification of marketplace jobs.
     pub compute: ComputeConfig,
+    /// The blob service (job data).
+    pub blobs: BlobsConfig,
+}
+
+/// `[blobs]`: the blob service (job inputs and outputs, `lode blob`, `BlobService`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobsConfig {
+    /// Serve `BlobService` and the blob exchange with peers. Off: every blob RPC answers `UNAVAILABLE`.
+    pub enable: bool,
+    /// Largest blob accepted (`Put`) or fetched from a peer, in bytes. Default 1 GiB.
+    pub max_blob_bytes: u64,
+    /// Most bytes of stored blobs one uploading account may hold at once. Default 4 GiB.
+    pub quota_bytes_per_account: u64,
+    /// A blob is deleted this many seconds after every job referencing it is final. Default one day.
+    pub retention_s: u64,
+    /// A blob no job references is deleted this many seconds after it was stored. Default one hour.
+    pub unreferenced_grace_s: u64,
+    /// Farthest in the future a `Put` signature's expiry may be, in seconds. Default 600.
+    pub max_signature_age_s: u64,
+    /// Seconds between garbage-collection passes. Default 60.
+    pub gc_interval_s: u64,
+    /// Most `Put`s and peer fetches in progress at once; past it `RESOURCE_EXHAUSTED`. Default 16.
+    pub max_concurrent_transfers: u32,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            max_blob_bytes: 1 << 30,
+            quota_bytes_per_account: 4 << 30,
+            retention_s: 24 * 3600,
+            unreferenced_grace_s: 3600,
+            max_signature_age_s: 600,
+            gc_interval_s: 60,
+            max_concurrent_transfers: 16,
+        }
+    }
 }
 
 /// Where this node recomputes revealed tiles.
@@ -292,6 +331,7 @@ impl Default for Config {
             consensus: ConsensusConfig::default(),
             app: AppConfig::default(),
             compute: ComputeConfig::default(),
+            blobs: BlobsConfig::default(),
         }
     }
 }

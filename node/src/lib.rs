@@ -4,9 +4,11 @@
 //! This is the only crate that owns tokio runtimes, reads config files and the environment, and installs a
 //! tracing subscriber.
 
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod home;
 pub mod keys;
+pub mod provider;
 pub mod services;
 pub mod testnet;

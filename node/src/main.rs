@@ -10,9 +10,15 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     match lode_node::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:?}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<lode_node::cli::Exit>() {
+            Some(exit) => {
+                eprintln!("error: {}", exit.message);
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {e:?}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -125,7 +125,7 @@ pub(super) struct PageArgs {
 }
 
 impl PageArgs {
-    fn request(&self) -> eyre::Result<Option<qpb::PageRequest>> {
+    pub(super) fn request(&self) -> eyre::Result<Option<qpb::PageRequest>> {
         let key = hex::decode(&self.page_key).map_err(|e| eyre!("--page-key is not hex: {e}"))?;
         Ok(Some(qpb::PageRequest {
             key,

@@ -3,11 +3,14 @@
 mod abci;
 mod bench;
 mod bench_heights;
+mod blob;
 mod client;
 mod devnet;
 mod events;
 mod init;
+mod job;
 mod keys;
+mod provider;
 mod start;
 mod testnet;
 mod tx;
@@ -52,6 +55,16 @@ enum Command {
     /// Query a node.
     #[command(subcommand)]
     Query(client::QueryCommand),
+    /// GPU providers: list and benchmark this machine's devices, run the provider daemon.
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
+    /// Job data: put, get and stat blobs (job matrices addressed by their Merkle roots).
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
+    /// Consumers' GPU jobs: submit (upload, post, follow), check the result in full, get, list, cancel,
+    /// validate.
+    #[command(subcommand)]
+    Job(job::JobCommand),
     /// Follow committed blocks and tx results (one JSON line per height), from a past height or live.
     Events(events::EventsArgs),
     /// Load-test a fresh local devnet: signed transfers over gRPC, finalized tx/s and commit latency.
@@ -59,6 +72,24 @@ enum Command {
     /// The long-run benchmark: N heights (20,000 by default) on a fresh four-validator devnet, empty or
     /// lightly loaded; heights/s and CPU seconds per height per node for each tenth of the run.
     BenchHeights(bench_heights::BenchHeightsArgs),
+}
+
+/// A command's failure with its own exit status (`lode job` documents its statuses); `main` exits with
+/// `code` after printing `message`. Other errors exit with 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Exit {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// `--home`, shared by every command.
@@ -124,6 +155,15 @@ pub fn run() -> eyre::Result<()> {
         Command::Query(cmd) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             client::query(&cmd)
+        }
+        Command::Provider(cmd) => provider::run(cmd, cli.log_level.as_deref()),
+        Command::Blob(cmd) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            blob::run(&cmd)
+        }
+        Command::Job(cmd) => {
+            init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
+            job::run(&cmd)
         }
         Command::Events(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));

@@ -19,6 +19,7 @@ use tracing::{error, info};
 
 use super::{abci::shutdown_signal, HomeArg};
 use crate::{
+    blobs::{service::Blobs, store::BlobStore},
     home::{NODE_KEY, VALIDATOR_KEY},
     keys::KeyFile,
     services::{
@@ -115,7 +116,15 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     let halt_report = handle.halted();
     let metrics_mempool = mempool.clone();
     let served = runtime.block_on(async move {
-        let peers = gossip::spawn(
+        let store = if config.blobs.enable {
+            let store = BlobStore::open(&data, app.clone(), config.blobs)
+                .wrap_err("cannot open the blob store")?;
+            crate::blobs::gc::spawn(store.clone());
+            Some(store)
+        } else {
+            None
+        };
+        let gossip = gossip::spawn_with_blobs(
             GossipConfig {
                 listen: config.p2p.gossip_listen,
                 peers: config.p2p.gossip_peers.clone(),
@@ -124,9 +133,11 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             },
             node_key.signing_key()?.to_bytes(),
             mempool.clone(),
+            store.clone(),
         )
-        .wrap_err("cannot start mempool gossip")?
-        .peers;
+        .wrap_err("cannot start mempool gossip")?;
+        let peers = gossip.peers;
+        let blobs = store.map(|s| Blobs::new(s, genesis.chain_id.clone(), Some(gossip.blob_fetcher)));
         let listener = grpc::bind(config.grpc.listen)
             .await
             .wrap_err_with(|| format!("cannot listen on {}", config.grpc.listen))?;
@@ -148,6 +159,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             .to_peer_id()
             .to_string(),
             last_block_time: Default::default(),
+            blobs,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(grpc::serve(

@@ -19,8 +19,11 @@ use tracing::{debug, info, warn};
 
 use prost::Message;
 
-use super::grpc::pb::TxBatch;
+use super::blob_exchange::{self, BlobCodec, Command, Fetcher};
+use super::grpc::pb::{PeerBlobResponse, TxBatch};
 use super::mempool::{AddError, Mempool};
+use crate::blobs::store::BlobStore;
+use libp2p::request_response;
 
 /// The gossipsub topic of mempool txs.
 pub const TX_TOPIC: &str = "/lode/mempool/tx/1";
@@ -89,6 +92,8 @@ pub struct Gossip {
     /// Publishes raw bytes on the tx topic. The mempool sends the txs it admits locally here; tests use it to
     /// play a misbehaving peer.
     pub outbox: mpsc::Sender<Bytes>,
+    /// Fetches blobs from the connected peers.
+    pub blob_fetcher: Fetcher,
 }
 
 /// The gossip swarm's behaviour: gossipsub behind connection limits.
@@ -96,6 +101,7 @@ pub struct Gossip {
 struct Behaviour {
     limits: libp2p::connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
+    blobs: request_response::Behaviour<BlobCodec>,
 }
 
 /// Batches from one peer waiting for (or in) CheckTx at once; more from that peer are dropped unrelayed
@@ -201,6 +207,16 @@ pub fn spawn(
     node_key_seed: [u8; 32],
     mempool: Arc<Mempool>,
 ) -> eyre::Result<Gossip> {
+    spawn_with_blobs(config, node_key_seed, mempool, None)
+}
+
+/// [`spawn`], serving the blobs of `blobs` to peers (none: peers' blob requests are refused).
+pub fn spawn_with_blobs(
+    config: GossipConfig,
+    node_key_seed: [u8; 32],
+    mempool: Arc<Mempool>,
+    blobs: Option<Arc<BlobStore>>,
+) -> eyre::Result<Gossip> {
     let keypair = Keypair::ed25519_from_bytes(node_key_seed)?;
     let max = config.max_message_bytes;
     let max_peers = config.max_peers;
@@ -228,7 +244,11 @@ pub fn spawn(
                     .with_max_pending_incoming(Some(max_peers))
                     .with_max_established_per_peer(Some(2)),
             );
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour { limits, gossipsub })
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour {
+                limits,
+                gossipsub,
+                blobs: blob_exchange::behaviour(),
+            })
         })
         .map_err(|e| eyre::eyre!("gossip behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -246,10 +266,21 @@ pub fn spawn(
     let (verdict_tx, mut verdict_rx) = mpsc::channel::<Verdict>(CHECK_QUEUE);
     tokio::spawn(check_batches(mempool, job_rx, verdict_tx));
     let republish = out_tx.clone();
+    let (command_tx, mut command_rx) = mpsc::channel::<Command>(blob_exchange::COMMAND_QUEUE);
+    let (answered_tx, mut answered_rx) = mpsc::channel::<(
+        request_response::ResponseChannel<PeerBlobResponse>,
+        PeerBlobResponse,
+    )>(blob_exchange::MAX_SERVING);
+    let server = blob_exchange::Server::new(blobs, answered_tx);
 
     tokio::spawn(async move {
         let mut connected_addrs: HashMap<PeerId, Multiaddr> = HashMap::new();
         let mut pending: HashMap<PeerId, usize> = HashMap::new();
+        // Outbound blob requests waiting for their answer; each is removed by its response or failure.
+        let mut waiting: HashMap<
+            request_response::OutboundRequestId,
+            tokio::sync::oneshot::Sender<Result<PeerBlobResponse, String>>,
+        > = HashMap::new();
         let mut redial = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
@@ -272,6 +303,20 @@ pub fn spawn(
                             debug!(error = %e, "gossip publish failed");
                         }
                         next = rest;
+                    }
+                }
+                Some(cmd) = command_rx.recv() => match cmd {
+                    Command::Peers(reply) => {
+                        let _ = reply.send(swarm.connected_peers().copied().collect());
+                    }
+                    Command::Request { peer, request, reply } => {
+                        let id = swarm.behaviour_mut().blobs.send_request(&peer, request);
+                        waiting.insert(id, reply);
+                    }
+                },
+                Some((channel, response)) = answered_rx.recv() => {
+                    if swarm.behaviour_mut().blobs.send_response(channel, response).is_err() {
+                        debug!("a peer went away before its blob answer");
                     }
                 }
                 Some(v) = verdict_rx.recv() => {
@@ -318,6 +363,28 @@ pub fn spawn(
                             }
                         }
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Blobs(ev)) => match ev {
+                        request_response::Event::Message { message: request_response::Message::Request { request, channel, .. }, .. } => {
+                            if let Some((channel, busy)) = server.handle(request, channel) {
+                                let _ = swarm.behaviour_mut().blobs.send_response(channel, busy);
+                            }
+                        }
+                        request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. } => {
+                            if let Some(reply) = waiting.remove(&request_id) {
+                                let _ = reply.send(Ok(response));
+                            }
+                        }
+                        request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                            debug!(%peer, %error, "blob request failed");
+                            if let Some(reply) = waiting.remove(&request_id) {
+                                let _ = reply.send(Err(error.to_string()));
+                            }
+                        }
+                        request_response::Event::InboundFailure { peer, error, .. } => {
+                            debug!(%peer, %error, "blob request from a peer failed");
+                        }
+                        request_response::Event::ResponseSent { .. } => {}
+                    },
                     SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                         if endpoint.is_dialer() {
                             connected_addrs.insert(peer_id, endpoint.get_remote_address().clone());
@@ -339,6 +406,7 @@ pub fn spawn(
     Ok(Gossip {
         peers: peers_out,
         outbox: out_tx,
+        blob_fetcher: Fetcher::new(command_tx),
     })
 }
 

@@ -1,5 +1,5 @@
 //! The gRPC API (`lode.node.v1`): `TxService`, `QueryService`, `BlockService` (in `chain.rs`), `EventService`
-//! (in `events.rs`) and the module query services (`GovQueryService`, `NftQueryService`,
+//! (in `events.rs`), `BlobService` (in `crate::blobs::service`) and the module query services (`GovQueryService`, `NftQueryService`,
 //! `StakingQueryService`, `ParamsService`, each RPC one ABCI query path), with server reflection (v1 and
 //! v1alpha), health and per-call metrics (`metrics.rs`).
 //!
@@ -46,6 +46,7 @@ use lode_proto::{
 };
 use lode_state::app::query_code;
 use pb::{
+    blob_service_server::BlobServiceServer,
     block_service_server::BlockServiceServer,
     event_service_server::EventServiceServer,
     gov_query_service_server::{GovQueryService, GovQueryServiceServer},
@@ -237,6 +238,8 @@ pub struct NodeApi {
     pub node_id: String,
     /// The last committed block's height and time, read once per height for `Status`.
     pub last_block_time: LastBlockTime,
+    /// The blob service (`None`: `[blobs] enable = false`, every blob RPC answers `UNAVAILABLE`).
+    pub blobs: Option<crate::blobs::service::Blobs>,
 }
 
 /// The last committed block's (height, BFT time), cached so `Status` reads the block once per height.
@@ -737,6 +740,7 @@ pub async fn serve(
         <ParamsServiceServer<NodeApi> as NamedService>::NAME,
         <BlockServiceServer<NodeApi> as NamedService>::NAME,
         <EventServiceServer<NodeApi> as NamedService>::NAME,
+        <BlobServiceServer<NodeApi> as NamedService>::NAME,
     ] {
         health_reporter
             .set_service_status(name, tonic_health::ServingStatus::Serving)
@@ -757,6 +761,7 @@ pub async fn serve(
                 <ParamsServiceServer<NodeApi> as NamedService>::NAME,
                 <BlockServiceServer<NodeApi> as NamedService>::NAME,
                 <EventServiceServer<NodeApi> as NamedService>::NAME,
+                <BlobServiceServer<NodeApi> as NamedService>::NAME,
             ] {
                 reporter
                     .set_service_status(name, tonic_health::ServingStatus::NotServing)
@@ -780,6 +785,11 @@ pub async fn serve(
         .add_service(StakingQueryServiceServer::new(api.clone()))
         .add_service(BlockServiceServer::new(api.clone()))
         .add_service(EventServiceServer::new(api.clone()))
+        .add_service(
+            BlobServiceServer::new(api.clone())
+                .max_decoding_message_size(crate::blobs::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::blobs::MAX_MESSAGE_BYTES),
+        )
         .add_service(ParamsServiceServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
@@ -898,6 +908,7 @@ mod tests {
             guards: ApiGuards::new(ApiLimits::default()),
             node_id: "node".into(),
             last_block_time: Default::default(),
+            blobs: None,
         };
         let listener = bind("127.0.0.1:0".parse().expect("addr"))
             .await

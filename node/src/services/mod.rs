@@ -1,6 +1,7 @@
 //! Long-running services the node exposes.
 
 pub mod abci_socket;
+pub mod blob_exchange;
 pub mod block_store;
 pub mod chain;
 pub mod events;

@@ -29,6 +29,11 @@ pub fn lode() -> Command {
 
 /// Runs `lode ARGS…` to completion (bounded by [`STEP`]) and returns its output.
 pub fn run_lode(args: &[&str]) -> Output {
+    run_lode_within(args, STEP)
+}
+
+/// Runs `lode ARGS…` to completion, SIGKILLing it and panicking after `within`, and returns its output.
+pub fn run_lode_within(args: &[&str], within: Duration) -> Output {
     let child = lode()
         .args(args)
         .stdin(Stdio::null())
@@ -41,11 +46,11 @@ pub fn run_lode(args: &[&str]) -> Output {
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(STEP) {
+    match rx.recv_timeout(within) {
         Ok(out) => out.expect("wait for lode"),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("lode {args:?} did not finish within {STEP:?}");
+            panic!("lode {args:?} did not finish within {within:?}");
         }
     }
 }

@@ -46,8 +46,13 @@ pub const CF_META: &str = "meta";
 /// The consensus engine's block store (decided blocks, undecided proposals, validator sets); its key
 /// layout belongs to the node, this crate only stores bytes.
 pub const CF_CONSENSUS: &str = "consensus";
+/// The node's blob index (job data stored under `data/blobs`); its key layout belongs to the node. Its own
+/// column family, not a prefix of `consensus`: that one is iterated every height and written in the
+/// synced commit batch, and blob uploads and garbage collection (puts and point deletes at the pace of
+/// clients) must add nothing to either.
+pub const CF_BLOBS: &str = "blobs";
 
-const ALL_CFS: [&str; 7] = [
+const ALL_CFS: [&str; 8] = [
     CF_STATE,
     CF_JMT_NODES,
     CF_JMT_VALUES,
@@ -55,6 +60,7 @@ const ALL_CFS: [&str; 7] = [
     CF_TX_INDEX,
     CF_META,
     CF_CONSENSUS,
+    CF_BLOBS,
 ];
 const META_COMMIT: &[u8] = b"commit";
 
@@ -393,7 +399,41 @@ impl Store {
     }
 }
 
-/// One write to the `consensus` column family, staged for the next commit.
+/// The `blobs` column family: opaque keys and values of the node's blob index, written outside block
+/// commits (never part of the app hash).
+impl Store {
+    /// Applies `writes` in one batch, synced when `sync`.
+    pub fn write_blob_index(
+        &self,
+        writes: Vec<ConsensusWrite>,
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_BLOBS)?;
+        let mut wb = WriteBatch::default();
+        for w in writes {
+            match w {
+                ConsensusWrite::Put(k, v) => wb.put_cf(cf, k, v),
+                ConsensusWrite::Delete(k) => wb.delete_cf(cf, k),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    /// The value under `key`.
+    pub fn get_blob_index(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_BLOBS)?, key)?)
+    }
+
+    /// Every (key, value) whose key starts with `prefix`, in key order.
+    pub fn scan_blob_index(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_cf(CF_BLOBS, prefix)
+    }
+}
+
+/// One write to the `consensus` (or `blobs`) column family, staged for the next commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsensusWrite {
     /// Put the value under the key.

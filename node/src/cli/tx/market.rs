@@ -27,9 +27,9 @@ fn device(s: &str) -> Result<mpb::Device, String> {
 
 /// A 32-byte id or root, given in hex.
 #[derive(Debug, Clone)]
-pub(crate) struct Hex32(Vec<u8>);
+pub(crate) struct Hex32(pub(crate) Vec<u8>);
 
-fn hex32(s: &str) -> Result<Hex32, String> {
+pub(crate) fn hex32(s: &str) -> Result<Hex32, String> {
     let b = hex::decode(s.trim_start_matches("0x")).map_err(|e| format!("{s:?}: {e}"))?;
     if b.len() != 32 {
         return Err(format!("{s:?}: expected 32 bytes of hex, got {}", b.len()));
@@ -135,23 +135,78 @@ pub(crate) struct JobArgs {
     /// B's column root (hex), instead of `--b`.
     #[arg(long, value_parser = hex32)]
     b_root: Option<Hex32>,
-    /// Tile side T of C's commitment (divides m and n).
+    #[command(flatten)]
+    terms: JobTerms,
+}
+
+/// A job's terms: shared by `lode tx market post-job` and `lode job submit`.
+#[derive(Debug, Args)]
+pub(crate) struct JobTerms {
+    /// Tile side T of C's commitment (divides m and n; at most compute.max_tile).
     #[arg(long, default_value_t = 4)]
-    tile: u32,
+    pub(crate) tile: u32,
     /// Tiles sampled and recomputed by validators.
     #[arg(long, default_value_t = 16)]
-    samples: u32,
+    pub(crate) samples: u32,
     /// Highest price per CU the job pays, in base units.
     #[arg(long)]
-    max_price: u128,
+    pub(crate) max_price: u128,
     /// Blocks from the match to the commit deadline.
-    #[arg(long, default_value_t = 100)]
-    deadline_blocks: u64,
+    #[arg(long, visible_alias = "deadline", default_value_t = 100)]
+    pub(crate) deadline_blocks: u64,
+    /// Lowest provider reputation the job accepts (0..=10000).
     #[arg(long, default_value_t = 0)]
-    min_reputation: u32,
+    pub(crate) min_reputation: u32,
     /// On a provider failure, refund instead of re-queueing.
+    #[arg(long, visible_alias = "refund", conflicts_with = "requeue")]
+    pub(crate) refund_on_failure: bool,
+    /// On a provider failure, re-queue the job for another provider (the default).
     #[arg(long)]
-    refund_on_failure: bool,
+    pub(crate) requeue: bool,
+}
+
+impl JobTerms {
+    /// The `MsgPostJob` for a C = A·B of m×k×n with these terms.
+    pub(crate) fn to_msg(
+        &self,
+        consumer: String,
+        (m, k, n): (u64, u64, u64),
+        a_root: Vec<u8>,
+        b_root: Vec<u8>,
+    ) -> mpb::MsgPostJob {
+        mpb::MsgPostJob {
+            consumer,
+            m,
+            k,
+            n,
+            a_root,
+            b_root,
+            tile: self.tile,
+            samples: self.samples,
+            max_price_per_cu: self.max_price.to_string(),
+            deadline_blocks: self.deadline_blocks,
+            min_reputation: self.min_reputation,
+            on_failure: if self.refund_on_failure {
+                mpb::OnFailure::Refund as i32
+            } else {
+                mpb::OnFailure::Requeue as i32
+            },
+        }
+    }
+}
+
+/// The roots a job commits A (by rows) and B (by columns) to; an error when B's rows are not A's columns.
+pub(crate) fn input_roots(a: &MatrixI8, b: &MatrixI8) -> eyre::Result<([u8; 32], [u8; 32])> {
+    eyre::ensure!(
+        b.rows() == a.cols(),
+        "B has {} rows, A has {} columns: C = A·B needs them equal",
+        b.rows(),
+        a.cols()
+    );
+    Ok((
+        lode_gpu_verify::commit::commit_a(a)?.root(),
+        lode_gpu_verify::commit::commit_b(b)?.root(),
+    ))
 }
 
 /// Reads an int8 matrix (`.npy` or gpu-verify's format).
@@ -197,24 +252,16 @@ impl JobArgs {
             }
             b_root = Some(lode_gpu_verify::commit::commit_b(&b)?.root().to_vec());
         }
-        Ok(mpb::MsgPostJob {
+        Ok(self.terms.to_msg(
             consumer,
-            m: m.ok_or_else(|| eyre!("give --a or --m"))?,
-            k: k.ok_or_else(|| eyre!("give --a or --k"))?,
-            n: n.ok_or_else(|| eyre!("give --b or --n"))?,
-            a_root: a_root.ok_or_else(|| eyre!("give --a or --a-root"))?,
-            b_root: b_root.ok_or_else(|| eyre!("give --b or --b-root"))?,
-            tile: self.tile,
-            samples: self.samples,
-            max_price_per_cu: self.max_price.to_string(),
-            deadline_blocks: self.deadline_blocks,
-            min_reputation: self.min_reputation,
-            on_failure: if self.refund_on_failure {
-                mpb::OnFailure::Refund as i32
-            } else {
-                mpb::OnFailure::Requeue as i32
-            },
-        })
+            (
+                m.ok_or_else(|| eyre!("give --a or --m"))?,
+                k.ok_or_else(|| eyre!("give --a or --k"))?,
+                n.ok_or_else(|| eyre!("give --b or --n"))?,
+            ),
+            a_root.ok_or_else(|| eyre!("give --a or --a-root"))?,
+            b_root.ok_or_else(|| eyre!("give --b or --b-root"))?,
+        ))
     }
 }
 

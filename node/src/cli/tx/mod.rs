@@ -10,7 +10,7 @@
 
 mod bank;
 mod gov;
-mod market;
+pub(crate) mod market;
 mod multisig;
 mod nft;
 mod staking;
@@ -124,32 +124,15 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
     let domain = Msg::try_from(pb_msg).map_err(|e| eyre!("invalid message: {e}"))?;
     runtime()?.block_on(async {
         let channel = connect(&opts.node).await?;
-        let mut q = QueryServiceClient::new(channel.clone());
-        let status = q.status(pb::StatusRequest {}).await?.into_inner();
-        let acct = q
-            .account(pb::AccountRequest {
-                address: signer.address().to_owned(),
-            })
-            .await?
-            .into_inner();
-        let chain = status.chain_id.as_str();
-        let params = match opts.fee {
-            Some(_) => None,
-            None => Some(chain_params(channel.clone()).await?),
-        };
         let msgs = [domain];
         match &signer {
             Signer::Key(key) => {
                 ensure!(opts.out.is_none(), "--out is for multisig accounts only");
-                let signing = key.signing_key()?;
-                let sign = |fee| {
-                    lode_state::tx::sign_msgs(chain, &signing, acct.nonce, fee, &msgs, &opts.memo)
-                };
-                let fee = fee_for(opts.fee, params.as_ref(), chain, |f| Ok(sign(f)))?;
+                let tx = sign_with_key(channel.clone(), key, &msgs, opts.fee, &opts.memo).await?;
                 if opts.dry_run {
-                    return dry_run(channel, sign(fee), &fee.to_string()).await;
+                    return dry_run(channel, tx.bytes, &tx.fee.to_string()).await;
                 }
-                broadcast(channel, sign(fee), opts.wait).await
+                broadcast(channel, tx.bytes, opts.wait).await
             }
             Signer::Multisig(m) => {
                 ensure!(
@@ -162,6 +145,19 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
                         m.name
                     )
                 })?;
+                let mut q = QueryServiceClient::new(channel.clone());
+                let status = q.status(pb::StatusRequest {}).await?.into_inner();
+                let acct = q
+                    .account(pb::AccountRequest {
+                        address: signer.address().to_owned(),
+                    })
+                    .await?
+                    .into_inner();
+                let chain = status.chain_id.as_str();
+                let params = match opts.fee {
+                    Some(_) => None,
+                    None => Some(chain_params(channel.clone()).await?),
+                };
                 let key = m.key()?;
                 let unsigned =
                     |fee| ms::unsigned_doc(chain, &key, acct.nonce, fee, &msgs, &opts.memo, 0);
@@ -187,8 +183,95 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
     })
 }
 
+/// A tx signed by one key, ready to send.
+pub(crate) struct SignedTx {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fee: u128,
+}
+
+/// Signs `msgs` with `key` at the account's next nonce for the chain the node serves, with `fee` or, when
+/// None, the chain's minimum fee for the tx. The shared path of `lode tx` and `lode job`.
+pub(crate) async fn sign_with_key(
+    channel: tonic::transport::Channel,
+    key: &crate::keys::KeyFile,
+    msgs: &[Msg],
+    fee: Option<u128>,
+    memo: &str,
+) -> eyre::Result<SignedTx> {
+    let mut q = QueryServiceClient::new(channel.clone());
+    let status = q.status(pb::StatusRequest {}).await?.into_inner();
+    let acct = q
+        .account(pb::AccountRequest {
+            address: key.address.clone(),
+        })
+        .await?
+        .into_inner();
+    let chain = status.chain_id.as_str();
+    let params = match fee {
+        Some(_) => None,
+        None => Some(chain_params(channel).await?),
+    };
+    let signing = key.signing_key()?;
+    let sign = |fee| lode_state::tx::sign_msgs(chain, &signing, acct.nonce, fee, msgs, memo);
+    let fee = fee_for(fee, params.as_ref(), chain, |f| Ok(sign(f)))?;
+    Ok(SignedTx {
+        bytes: sign(fee),
+        fee,
+    })
+}
+
+/// A committed tx: its hash, height and events.
+pub(crate) struct Committed {
+    pub(crate) hash: Vec<u8>,
+    pub(crate) height: u64,
+    pub(crate) events: Vec<pb::Event>,
+}
+
+/// Broadcasts an encoded tx and waits for its commit; an error (with the chain's code and log) when CheckTx
+/// refuses it or it fails in its block.
+pub(crate) async fn send_and_wait(
+    channel: tonic::transport::Channel,
+    tx: Vec<u8>,
+) -> eyre::Result<Committed> {
+    let r = TxServiceClient::new(channel.clone())
+        .broadcast_and_wait(pb::BroadcastAndWaitRequest { tx, timeout_ms: 0 })
+        .await
+        .map_err(|s| eyre!("broadcast: {:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    for (what, res) in [("check", r.check.as_ref()), ("result", r.result.as_ref())] {
+        if let Some(res) = res.filter(|res| res.code != 0) {
+            eyre::bail!(
+                "tx {} {what} failed: code {} ({}) {}",
+                hex::encode_upper(&r.tx_hash),
+                res.code,
+                res.codespace,
+                res.log
+            );
+        }
+    }
+    eyre::ensure!(
+        r.height > 0,
+        "tx {} was not committed in time",
+        hex::encode_upper(&r.tx_hash)
+    );
+    let tx = TxServiceClient::new(channel)
+        .get_tx(pb::GetTxRequest {
+            hash: r.tx_hash.clone(),
+        })
+        .await
+        .map_err(|s| eyre!("get tx: {:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    Ok(Committed {
+        hash: r.tx_hash,
+        height: r.height,
+        events: tx.events,
+    })
+}
+
 /// The chain's parameters, from the node.
-async fn chain_params(channel: tonic::transport::Channel) -> eyre::Result<lode_state::Params> {
+pub(crate) async fn chain_params(
+    channel: tonic::transport::Channel,
+) -> eyre::Result<lode_state::Params> {
     let r = ParamsServiceClient::new(channel)
         .params(lode_proto::query::v1::ParamsRequest {
             module: String::new(),

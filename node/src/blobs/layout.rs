@@ -1,0 +1,715 @@
+//! A blob's bytes: the Merkle leaves of one job matrix, in leaf order, back to back, exactly as
+//! `lode-gpu-verify` hashes them, so a blob's root is the root the chain records for that matrix.
+//!
+//! - A (m×k int8, committed by rows, [`commit::commit_a`]): m rows of k bytes;
+//! - B (k×n int8, committed by columns, [`commit::commit_b`]): n columns of k bytes (B transposed);
+//! - C (m×n int32, committed by T×T tiles, [`commit::commit_c`]): the tiles in index order, each row-major
+//!   inside the tile, every element 4 bytes little-endian. Edge tiles (when T does not divide m or n) are
+//!   clipped to the matrix, as in `commit::TileGrid`.
+//!
+//! [`LeafVerifier`] hashes a blob as its bytes arrive, in any chunking, and keeps only the compact range of
+//! the tree (one hash per level) and at most one partial leaf, so checking a blob's root costs one pass of
+//! SHA-256 and O(log n) memory whatever its size.
+
+use lode_gpu_verify::{
+    commit::{self, TileGrid},
+    merkle::{self, Domain, Hash},
+    MatrixI32, MatrixI8, MAX_K,
+};
+
+/// The largest tile side a C blob may have: a tile (one leaf) is then at most 4 MiB, one chunk.
+pub const MAX_TILE: u32 = 1024;
+
+/// The largest leaf, in bytes (an A row or B column of `MAX_K` bytes, or a `MAX_TILE`² tile of i32).
+pub const MAX_LEAF_BYTES: u64 = 4 * (MAX_TILE as u64) * (MAX_TILE as u64);
+
+/// Which matrix a blob holds, and so how its bytes are laid out and hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlobKind {
+    /// A, by rows.
+    A,
+    /// B, by columns.
+    B,
+    /// C, by tiles.
+    C,
+}
+
+impl BlobKind {
+    /// The Merkle domain of this kind's leaves.
+    pub fn domain(self) -> Domain {
+        match self {
+            Self::A => Domain::ARow,
+            Self::B => Domain::BCol,
+            Self::C => Domain::CTile,
+        }
+    }
+
+    /// `a`, `b` or `c`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::A => "a",
+            Self::B => "b",
+            Self::C => "c",
+        }
+    }
+}
+
+impl std::str::FromStr for BlobKind {
+    type Err = LayoutError;
+
+    fn from_str(s: &str) -> Result<Self, LayoutError> {
+        match s {
+            "a" | "A" => Ok(Self::A),
+            "b" | "B" => Ok(Self::B),
+            "c" | "C" => Ok(Self::C),
+            _ => Err(LayoutError::Header(format!(
+                "unknown blob kind {s:?} (a, b or c)"
+            ))),
+        }
+    }
+}
+
+/// Why a header or a blob's bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// The header is malformed (kind, dimensions, tile, root).
+    #[error("bad blob header: {0}")]
+    Header(String),
+    /// More bytes than the header announces.
+    #[error("overlong blob: more than the header's {expected} bytes")]
+    Overlong {
+        /// The header's size.
+        expected: u64,
+    },
+    /// Fewer bytes than the header announces.
+    #[error("truncated blob: {actual} of {expected} bytes")]
+    Truncated {
+        /// The header's size.
+        expected: u64,
+        /// Bytes received.
+        actual: u64,
+    },
+    /// The bytes hash to another root.
+    #[error("wrong root: the data hashes to {actual}, the header claims {claimed}")]
+    WrongRoot {
+        /// The header's root, hex.
+        claimed: String,
+        /// The data's root, hex.
+        actual: String,
+    },
+    /// A leaf range outside the blob.
+    #[error("leaf range {first}+{count} is past the blob's {leaves} leaves")]
+    OutOfRange {
+        /// First leaf asked for.
+        first: u64,
+        /// Leaves asked for.
+        count: u64,
+        /// Leaves in the blob.
+        leaves: u64,
+    },
+    /// Bytes that do not make the matrix the header describes.
+    #[error("{0}")]
+    Matrix(String),
+}
+
+/// What a blob is: its kind, the matrix's shape, C's tile side and the Merkle root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlobHeader {
+    /// The matrix.
+    pub kind: BlobKind,
+    /// The matrix's rows (A: m, B: k, C: m).
+    pub rows: u64,
+    /// The matrix's columns (A: k, B: n, C: n).
+    pub cols: u64,
+    /// C's tile side; 0 for A and B.
+    pub tile: u32,
+    /// The Merkle root.
+    pub root: Hash,
+}
+
+impl BlobHeader {
+    /// Checks the kind, dimensions and tile: non-zero sides of at most `u32::MAX`, a leaf of at most
+    /// [`MAX_LEAF_BYTES`] (`k <= MAX_K` for A and B, `1 <= tile <= MAX_TILE` for C, 0 for A and B).
+    pub fn validate(&self) -> Result<(), LayoutError> {
+        let bad = |m: String| Err(LayoutError::Header(m));
+        if self.rows == 0 || self.cols == 0 {
+            return bad(format!("zero dimension {}x{}", self.rows, self.cols));
+        }
+        if self.rows > u64::from(u32::MAX) || self.cols > u64::from(u32::MAX) {
+            return bad(format!("dimension too large {}x{}", self.rows, self.cols));
+        }
+        match self.kind {
+            BlobKind::A | BlobKind::B => {
+                let k = if self.kind == BlobKind::A {
+                    self.cols
+                } else {
+                    self.rows
+                };
+                if k > MAX_K as u64 {
+                    return bad(format!("k = {k} exceeds {MAX_K}"));
+                }
+                if self.tile != 0 {
+                    return bad("tile must be 0 for A and B".into());
+                }
+            }
+            BlobKind::C => {
+                if self.tile == 0 || self.tile > MAX_TILE {
+                    return bad(format!("tile {} not in 1..={MAX_TILE}", self.tile));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of leaves: A rows, B columns or C tiles.
+    pub fn leaf_count(&self) -> u64 {
+        match self.kind {
+            BlobKind::A => self.rows,
+            BlobKind::B => self.cols,
+            BlobKind::C => {
+                let t = u64::from(self.tile.max(1));
+                self.rows.div_ceil(t) * self.cols.div_ceil(t)
+            }
+        }
+    }
+
+    /// Size of the whole blob in bytes (dimensions are at most `u32::MAX`, so this cannot overflow).
+    pub fn size_bytes(&self) -> u64 {
+        let elem = if self.kind == BlobKind::C { 4 } else { 1 };
+        self.rows * self.cols * elem
+    }
+
+    /// Byte offset of leaf `index` (`index == leaf_count()` gives the size).
+    pub fn leaf_offset(&self, index: u64) -> u64 {
+        match self.kind {
+            BlobKind::A | BlobKind::B => {
+                let k = if self.kind == BlobKind::A {
+                    self.cols
+                } else {
+                    self.rows
+                };
+                index.min(self.leaf_count()) * k
+            }
+            BlobKind::C => {
+                if index >= self.leaf_count() {
+                    return self.size_bytes();
+                }
+                let t = u64::from(self.tile.max(1));
+                let tn = self.cols.div_ceil(t);
+                let (r, c) = (index / tn, index % tn);
+                // Every tile row above covers T full rows of C; every tile left of this one in its row is T wide.
+                let h = t.min(self.rows - r * t);
+                4 * (r * t * self.cols + c * h * t)
+            }
+        }
+    }
+
+    /// Length in bytes of leaf `index` (0 past the end).
+    pub fn leaf_len(&self, index: u64) -> u64 {
+        if index >= self.leaf_count() {
+            return 0;
+        }
+        self.leaf_offset(index + 1) - self.leaf_offset(index)
+    }
+
+    /// The byte range of leaves `[first, first + count)`; `count == 0` means to the end.
+    pub fn leaf_range(&self, first: u64, count: u64) -> Result<(u64, u64), LayoutError> {
+        let leaves = self.leaf_count();
+        let end = if count == 0 {
+            leaves
+        } else {
+            first.saturating_add(count)
+        };
+        if first >= leaves || end > leaves {
+            return Err(LayoutError::OutOfRange {
+                first,
+                count,
+                leaves,
+            });
+        }
+        Ok((self.leaf_offset(first), self.leaf_offset(end)))
+    }
+}
+
+fn gv(e: lode_gpu_verify::Error) -> LayoutError {
+    LayoutError::Matrix(e.to_string())
+}
+
+fn i8_as_bytes(v: &[i8]) -> Vec<u8> {
+    v.iter().map(|&x| x as u8).collect()
+}
+
+fn bytes_as_i8(v: &[u8]) -> Vec<i8> {
+    v.iter().map(|&x| x as i8).collect()
+}
+
+/// A's blob bytes: its rows, back to back (row-major).
+pub fn a_bytes(a: &MatrixI8) -> Vec<u8> {
+    i8_as_bytes(a.data())
+}
+
+/// B's blob bytes: its columns, back to back (column-major, i.e. Bᵀ row-major).
+pub fn b_bytes(b: &MatrixI8) -> Vec<u8> {
+    i8_as_bytes(b.transpose().data())
+}
+
+/// C's blob bytes: its T×T tiles in index order, each row-major, i32 little-endian.
+pub fn c_bytes(c: &MatrixI32, tile: usize) -> Result<Vec<u8>, LayoutError> {
+    let grid = TileGrid::new(c.rows(), c.cols(), tile).map_err(gv)?;
+    let mut out = Vec::with_capacity(c.data().len() * 4);
+    let n = c.cols();
+    for i in 0..grid.count() {
+        let r = grid.rect(i).map_err(gv)?;
+        for row in r.row0..r.row0 + r.rows {
+            commit::encode_tile(
+                &c.data()[row * n + r.col0..row * n + r.col0 + r.cols],
+                &mut out,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn check_len(what: &str, expected: u64, bytes: &[u8]) -> Result<(), LayoutError> {
+    let actual = bytes.len() as u64;
+    if actual < expected {
+        return Err(LayoutError::Truncated { expected, actual });
+    }
+    if actual > expected {
+        return Err(LayoutError::Overlong { expected });
+    }
+    let _ = what;
+    Ok(())
+}
+
+fn dims(rows: usize, cols: usize, elem: u64) -> Result<u64, LayoutError> {
+    if rows == 0 || cols == 0 || rows > u32::MAX as usize || cols > u32::MAX as usize {
+        return Err(LayoutError::Matrix(format!("bad shape {rows}x{cols}")));
+    }
+    Ok(rows as u64 * cols as u64 * elem)
+}
+
+/// A (rows×cols) from its blob bytes.
+pub fn a_from_bytes(rows: usize, cols: usize, bytes: &[u8]) -> Result<MatrixI8, LayoutError> {
+    check_len("A", dims(rows, cols, 1)?, bytes)?;
+    MatrixI8::new(rows, cols, bytes_as_i8(bytes)).map_err(gv)
+}
+
+/// B (rows = k, cols = n, normal orientation) from its blob bytes (its n columns of k bytes).
+pub fn b_from_bytes(rows: usize, cols: usize, bytes: &[u8]) -> Result<MatrixI8, LayoutError> {
+    check_len("B", dims(rows, cols, 1)?, bytes)?;
+    Ok(MatrixI8::new(cols, rows, bytes_as_i8(bytes))
+        .map_err(gv)?
+        .transpose())
+}
+
+/// C (rows×cols, tile side `tile`) from its blob bytes.
+pub fn c_from_bytes(
+    rows: usize,
+    cols: usize,
+    tile: usize,
+    bytes: &[u8],
+) -> Result<MatrixI32, LayoutError> {
+    check_len("C", dims(rows, cols, 4)?, bytes)?;
+    let grid = TileGrid::new(rows, cols, tile).map_err(gv)?;
+    let mut data = vec![0i32; rows * cols];
+    let mut words = bytes
+        .chunks_exact(4)
+        .map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    for i in 0..grid.count() {
+        let r = grid.rect(i).map_err(gv)?;
+        for row in r.row0..r.row0 + r.rows {
+            for dst in &mut data[row * cols + r.col0..row * cols + r.col0 + r.cols] {
+                *dst = words
+                    .next()
+                    .ok_or_else(|| LayoutError::Matrix("C bytes end early".into()))?;
+            }
+        }
+    }
+    MatrixI32::new(rows, cols, data).map_err(gv)
+}
+
+/// Tiles `[first, first + count)` of a C blob from the bytes of that leaf range (each row-major in the tile).
+pub fn c_tiles_from_bytes(
+    header: &BlobHeader,
+    first: u64,
+    count: u64,
+    bytes: &[u8],
+) -> Result<Vec<Vec<i32>>, LayoutError> {
+    if header.kind != BlobKind::C {
+        return Err(LayoutError::Header("not a C blob".into()));
+    }
+    let (start, end) = header.leaf_range(first, count)?;
+    check_len("C tiles", end - start, bytes)?;
+    let last = if count == 0 {
+        header.leaf_count()
+    } else {
+        first + count
+    };
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for i in first..last {
+        let len = usize::try_from(header.leaf_len(i))
+            .map_err(|_| LayoutError::Matrix("tile too large".into()))?;
+        let tile = bytes[at..at + len]
+            .chunks_exact(4)
+            .map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        out.push(tile);
+        at += len;
+    }
+    Ok(out)
+}
+
+fn usize_of(v: usize) -> Result<u64, LayoutError> {
+    u64::try_from(v).map_err(|_| LayoutError::Matrix("dimension too large".into()))
+}
+
+/// A's header: its shape and row root ([`commit::commit_a`]).
+pub fn a_header(a: &MatrixI8) -> Result<BlobHeader, LayoutError> {
+    Ok(BlobHeader {
+        kind: BlobKind::A,
+        rows: usize_of(a.rows())?,
+        cols: usize_of(a.cols())?,
+        tile: 0,
+        root: commit::commit_a(a).map_err(gv)?.root(),
+    })
+}
+
+/// B's header: its shape (k×n) and column root ([`commit::commit_b`]).
+pub fn b_header(b: &MatrixI8) -> Result<BlobHeader, LayoutError> {
+    Ok(BlobHeader {
+        kind: BlobKind::B,
+        rows: usize_of(b.rows())?,
+        cols: usize_of(b.cols())?,
+        tile: 0,
+        root: commit::commit_b(b).map_err(gv)?.root(),
+    })
+}
+
+/// C's header: its shape, tile side and tile root ([`commit::commit_c`]).
+pub fn c_header(c: &MatrixI32, tile: usize) -> Result<BlobHeader, LayoutError> {
+    let t = u32::try_from(tile).map_err(|_| LayoutError::Header("tile too large".into()))?;
+    Ok(BlobHeader {
+        kind: BlobKind::C,
+        rows: usize_of(c.rows())?,
+        cols: usize_of(c.cols())?,
+        tile: t,
+        root: commit::commit_c(c, tile).map_err(gv)?.root(),
+    })
+}
+
+/// Leaves hashed per batch: equal-length leaves go through the multi-lane SHA-256 path together.
+const HASH_BATCH: usize = 64;
+
+/// Checks a blob's bytes against its header as they arrive: leaves are hashed as soon as they are whole,
+/// the tree is kept as its compact range (one subtree root per set bit of the leaf count), and
+/// [`LeafVerifier::finish`] refuses truncated or overlong data and a root other than the header's.
+#[derive(Debug, Clone)]
+pub struct LeafVerifier {
+    header: BlobHeader,
+    /// Complete leaves hashed so far.
+    leaves_done: u64,
+    /// Bytes received so far.
+    received: u64,
+    /// The start of the next leaf, when a chunk ended inside it (at most one leaf, [`MAX_LEAF_BYTES`]).
+    partial: Vec<u8>,
+    /// Perfect subtrees (height, root), heights strictly decreasing.
+    stack: Vec<(u32, Hash)>,
+    /// Set once overlong data arrived; every later call fails.
+    overlong: bool,
+}
+
+impl LeafVerifier {
+    /// A verifier for `header`, after [`BlobHeader::validate`].
+    pub fn new(header: &BlobHeader) -> Result<Self, LayoutError> {
+        header.validate()?;
+        Ok(Self {
+            header: *header,
+            leaves_done: 0,
+            received: 0,
+            partial: Vec::new(),
+            stack: Vec::with_capacity(64),
+            overlong: false,
+        })
+    }
+
+    /// The header being checked.
+    pub fn header(&self) -> &BlobHeader {
+        &self.header
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    fn push_leaf_hash(&mut self, h: Hash) {
+        let mut node = (0u32, h);
+        while let Some(&(height, left)) = self.stack.last() {
+            if height != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (height + 1, merkle::node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+        self.leaves_done += 1;
+    }
+
+    fn hash_leaves(&mut self, leaves: &[&[u8]]) {
+        let domain = self.header.kind.domain();
+        let batch: Vec<(Domain, &[u8])> = leaves.iter().map(|l| (domain, *l)).collect();
+        for h in merkle::leaf_hashes(&batch) {
+            self.push_leaf_hash(h);
+        }
+    }
+
+    /// Takes the next bytes of the blob. Fails (and keeps failing) once more bytes than the header's size
+    /// have arrived.
+    pub fn push(&mut self, mut data: &[u8]) -> Result<(), LayoutError> {
+        let size = self.header.size_bytes();
+        if self.overlong || (data.len() as u64) > size - self.received {
+            self.overlong = true;
+            return Err(LayoutError::Overlong { expected: size });
+        }
+        self.received += data.len() as u64;
+        // Complete a partial leaf first.
+        if !self.partial.is_empty() {
+            let need = (self.header.leaf_len(self.leaves_done) as usize) - self.partial.len();
+            let take = need.min(data.len());
+            self.partial.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.partial.len() as u64 == self.header.leaf_len(self.leaves_done) {
+                let leaf = std::mem::take(&mut self.partial);
+                self.hash_leaves(&[&leaf]);
+            } else {
+                return Ok(());
+            }
+        }
+        // Whole leaves straight from `data`, in batches.
+        let mut batch: Vec<&[u8]> = Vec::with_capacity(HASH_BATCH);
+        let mut next = self.leaves_done;
+        loop {
+            let len = self.header.leaf_len(next) as usize;
+            if len == 0 || data.len() < len {
+                break;
+            }
+            let (leaf, rest) = data.split_at(len);
+            batch.push(leaf);
+            data = rest;
+            next += 1;
+            if batch.len() == HASH_BATCH {
+                self.hash_leaves(&batch);
+                batch.clear();
+            }
+        }
+        self.hash_leaves(&batch);
+        self.partial.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The root of what arrived, after checking it is exactly the header's size and the header's root.
+    pub fn finish(self) -> Result<Hash, LayoutError> {
+        let size = self.header.size_bytes();
+        if self.overlong {
+            return Err(LayoutError::Overlong { expected: size });
+        }
+        if self.received != size || self.leaves_done != self.header.leaf_count() {
+            return Err(LayoutError::Truncated {
+                expected: size,
+                actual: self.received,
+            });
+        }
+        let mut it = self.stack.iter().rev();
+        let mut acc = it.next().map(|&(_, h)| h).unwrap_or_default();
+        for (_, left) in it {
+            acc = merkle::node_hash(left, &acc);
+        }
+        if acc != self.header.root {
+            return Err(LayoutError::WrongRoot {
+                claimed: hex::encode(self.header.root),
+                actual: hex::encode(acc),
+            });
+        }
+        Ok(acc)
+    }
+}
+
+/// Checks whole-blob `bytes` against `header` (one [`LeafVerifier`] pass).
+pub fn verify(header: &BlobHeader, bytes: &[u8]) -> Result<Hash, LayoutError> {
+    let mut v = LeafVerifier::new(header)?;
+    v.push(bytes)?;
+    v.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(m: usize, k: usize) -> MatrixI8 {
+        MatrixI8::from_fn(m, k, |r, c| ((r * 31 + c * 7) % 251) as i8).expect("a")
+    }
+
+    fn c(m: usize, n: usize) -> MatrixI32 {
+        MatrixI32::from_fn(m, n, |r, c| (r as i32 * 1000 - c as i32 * 77) ^ 0x5a5a).expect("c")
+    }
+
+    /// Pushes `bytes` in chunks of `step`.
+    fn verify_chunked(h: &BlobHeader, bytes: &[u8], step: usize) -> Result<Hash, LayoutError> {
+        let mut v = LeafVerifier::new(h)?;
+        for ch in bytes.chunks(step) {
+            v.push(ch)?;
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn roots_equal_gpu_verify_commitments_for_every_leaf_count_and_chunking() {
+        for m in [1usize, 2, 3, 5, 8, 13, 33] {
+            let mat = a(m, 7);
+            let h = a_header(&mat).expect("h");
+            assert_eq!(h.root, commit::commit_a(&mat).expect("c").root());
+            let bytes = a_bytes(&mat);
+            for step in [1, 3, 7, 8, 50, 4096] {
+                assert_eq!(verify_chunked(&h, &bytes, step).expect("ok"), h.root);
+            }
+            assert_eq!(a_from_bytes(m, 7, &bytes).expect("back"), mat);
+
+            let b = a(7, m);
+            let hb = b_header(&b).expect("h");
+            assert_eq!(hb.root, commit::commit_b(&b).expect("c").root());
+            let bb = b_bytes(&b);
+            assert_eq!(bb[..7], i8_as_bytes(&b.column(0).expect("col"))[..]);
+            for step in [1, 5, 64] {
+                assert_eq!(verify_chunked(&hb, &bb, step).expect("ok"), hb.root);
+            }
+            assert_eq!(b_from_bytes(7, m, &bb).expect("back"), b);
+        }
+    }
+
+    #[test]
+    fn c_tiles_with_clipped_edges_hash_and_decode_like_gpu_verify() {
+        for (m, n, t) in [(5, 7, 3), (8, 8, 4), (1, 1, 1), (9, 4, 4), (4, 9, 16)] {
+            let mat = c(m, n);
+            let h = c_header(&mat, t).expect("h");
+            assert_eq!(h.root, commit::commit_c(&mat, t).expect("c").root());
+            let bytes = c_bytes(&mat, t).expect("bytes");
+            assert_eq!(bytes.len() as u64, h.size_bytes());
+            assert_eq!(h.leaf_offset(h.leaf_count()), h.size_bytes());
+            for step in [1, 4, 13, 1000] {
+                assert_eq!(verify_chunked(&h, &bytes, step).expect("ok"), h.root);
+            }
+            assert_eq!(c_from_bytes(m, n, t, &bytes).expect("back"), mat);
+            // Every tile range decodes to gpu-verify's extracted tile.
+            let grid = TileGrid::new(m, n, t).expect("grid");
+            for i in 0..grid.count() {
+                let (s, e) = h.leaf_range(i, 1).expect("range");
+                let tiles =
+                    c_tiles_from_bytes(&h, i, 1, &bytes[s as usize..e as usize]).expect("tile");
+                assert_eq!(
+                    tiles,
+                    vec![commit::extract_tile(&mat, &grid, i).expect("t")]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_overlong_and_altered_data_are_refused() {
+        let mat = a(9, 5);
+        let h = a_header(&mat).expect("h");
+        let bytes = a_bytes(&mat);
+        assert!(matches!(
+            verify(&h, &bytes[..bytes.len() - 1]),
+            Err(LayoutError::Truncated { .. })
+        ));
+        assert!(matches!(
+            verify(&h, &bytes[..40]),
+            Err(LayoutError::Truncated { .. })
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(
+            verify(&h, &long),
+            Err(LayoutError::Overlong { .. })
+        ));
+        let mut v = LeafVerifier::new(&h).expect("v");
+        v.push(&bytes).expect("all");
+        assert!(v.push(&[1]).is_err());
+        assert!(matches!(v.finish(), Err(LayoutError::Overlong { .. })));
+        let mut bad = bytes.clone();
+        bad[17] ^= 1;
+        assert!(matches!(
+            verify(&h, &bad),
+            Err(LayoutError::WrongRoot { .. })
+        ));
+        // The same bytes as another kind hash to another root (domain separation).
+        let as_b = BlobHeader {
+            kind: BlobKind::B,
+            rows: 5,
+            cols: 9,
+            ..h
+        };
+        assert!(matches!(
+            verify(&as_b, &bytes),
+            Err(LayoutError::WrongRoot { .. })
+        ));
+    }
+
+    #[test]
+    fn headers_outside_the_limits_are_refused() {
+        let ok = BlobHeader {
+            kind: BlobKind::C,
+            rows: 8,
+            cols: 8,
+            tile: 4,
+            root: [0; 32],
+        };
+        assert!(ok.validate().is_ok());
+        for bad in [
+            BlobHeader { rows: 0, ..ok },
+            BlobHeader { cols: 0, ..ok },
+            BlobHeader {
+                rows: u64::from(u32::MAX) + 1,
+                ..ok
+            },
+            BlobHeader { tile: 0, ..ok },
+            BlobHeader {
+                tile: MAX_TILE + 1,
+                ..ok
+            },
+            BlobHeader {
+                kind: BlobKind::A,
+                ..ok
+            },
+            BlobHeader {
+                kind: BlobKind::A,
+                tile: 0,
+                cols: MAX_K as u64 + 1,
+                ..ok
+            },
+            BlobHeader {
+                kind: BlobKind::B,
+                tile: 0,
+                rows: MAX_K as u64 + 1,
+                ..ok
+            },
+        ] {
+            assert!(LeafVerifier::new(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn leaf_ranges_past_the_end_are_refused() {
+        let h = c_header(&c(5, 7), 3).expect("h");
+        assert_eq!(h.leaf_count(), 6);
+        assert_eq!(h.leaf_range(0, 0).expect("all"), (0, h.size_bytes()));
+        assert!(h.leaf_range(5, 1).is_ok());
+        assert!(h.leaf_range(6, 0).is_err());
+        assert!(h.leaf_range(5, 2).is_err());
+        assert!(h.leaf_range(u64::MAX, u64::MAX).is_err());
+        assert!(a_from_bytes(2, 2, &[0; 3]).is_err());
+        assert!(c_from_bytes(2, 2, 1, &[0; 17]).is_err());
+    }
+}

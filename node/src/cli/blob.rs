@@ -1,0 +1,208 @@
+//! `lode blob`: put, get and stat job data (blobs) on a node's `BlobService`.
+//!
+//! Files are `.npy` (int8 for A and B, int32 for C, C order) or, for any other extension, `lode-gpu-verify`'s
+//! own matrix format. `get` writes the matrix in normal orientation (B as k×n) after checking its root.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use eyre::{bail, eyre, WrapErr};
+use lode_gpu_verify::{format, Matrix};
+
+use super::client::{connect, find_signer, runtime, Signer, DEFAULT_NODE};
+use super::HomeArg;
+use crate::blobs::{
+    client::BlobClient,
+    layout::{self, BlobKind},
+    root_from_bytes,
+};
+use crate::services::grpc::pb::{self, query_service_client::QueryServiceClient};
+
+/// `lode blob …`.
+#[derive(Debug, Subcommand)]
+pub(super) enum BlobCommand {
+    /// Upload a matrix file as a blob (signed by `--from`); prints its root.
+    Put(PutArgs),
+    /// Download a blob by root, check it against the root, and write it to a file.
+    Get(GetArgs),
+    /// Show a stored blob's header, size and uploader (exit 1 when the node does not store it).
+    Stat(StatArgs),
+}
+
+/// The matrix kind, as `--kind` spells it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum KindArg {
+    /// A (m×k int8), committed by rows.
+    A,
+    /// B (k×n int8), committed by columns.
+    B,
+    /// C (m×n int32), committed by tiles.
+    C,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct PutArgs {
+    /// The matrix file (`.npy`, else gpu-verify's format).
+    file: PathBuf,
+    /// Which matrix of a job this is.
+    #[arg(long, value_enum)]
+    kind: KindArg,
+    /// C only: the tile side T.
+    #[arg(long)]
+    tile: Option<usize>,
+    /// The uploading account: a key name in `<home>/keys` (or the devnet's) or a key file path.
+    #[arg(long)]
+    from: String,
+    #[command(flatten)]
+    home: HomeArg,
+    /// The node's gRPC URL.
+    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
+    node: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct GetArgs {
+    /// The blob's root (64 hex digits).
+    root: String,
+    /// Where to write the matrix (`.npy`, else gpu-verify's format); must not exist.
+    #[arg(long)]
+    out: PathBuf,
+    /// The node's gRPC URL.
+    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
+    node: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct StatArgs {
+    /// The blob's root (64 hex digits).
+    root: String,
+    /// The node's gRPC URL.
+    #[arg(long, env = "LODE_NODE", default_value = DEFAULT_NODE)]
+    node: String,
+}
+
+fn is_npy(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+fn read_matrix<T: lode_gpu_verify::matrix::Element>(path: &Path) -> eyre::Result<Matrix<T>> {
+    let m = if is_npy(path) {
+        format::read_npy(path)
+    } else {
+        format::read_file(path)
+    };
+    m.wrap_err_with(|| format!("cannot read matrix {}", path.display()))
+}
+
+fn write_matrix<T: lode_gpu_verify::matrix::Element>(
+    path: &Path,
+    m: &Matrix<T>,
+) -> eyre::Result<()> {
+    let bytes = if is_npy(path) {
+        format::encode_npy(m)
+    } else {
+        format::encode(m)
+    };
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .wrap_err_with(|| format!("cannot create {}", path.display()))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .wrap_err_with(|| format!("cannot write {}", path.display()))
+}
+
+fn parse_root(s: &str) -> eyre::Result<[u8; 32]> {
+    let b = hex::decode(s).map_err(|e| eyre!("root {s:?} is not hex: {e}"))?;
+    Ok(root_from_bytes(&b)?)
+}
+
+pub(super) fn run(cmd: &BlobCommand) -> eyre::Result<()> {
+    runtime()?.block_on(async {
+        match cmd {
+            BlobCommand::Put(a) => {
+                let Signer::Key(key) = find_signer(&a.from, &a.home.home)? else {
+                    bail!("--from must be a single key, not a multisig account");
+                };
+                let channel = connect(&a.node).await?;
+                let chain_id = QueryServiceClient::new(channel.clone())
+                    .status(pb::StatusRequest {})
+                    .await
+                    .wrap_err("cannot read the node's status")?
+                    .into_inner()
+                    .chain_id;
+                let mut c = BlobClient::new(channel);
+                let root = match a.kind {
+                    KindArg::A => {
+                        c.put_a(&key, &chain_id, &read_matrix::<i8>(&a.file)?)
+                            .await?
+                    }
+                    KindArg::B => {
+                        c.put_b(&key, &chain_id, &read_matrix::<i8>(&a.file)?)
+                            .await?
+                    }
+                    KindArg::C => {
+                        let tile = a.tile.ok_or_else(|| eyre!("--kind c needs --tile"))?;
+                        c.put_c(&key, &chain_id, &read_matrix::<i32>(&a.file)?, tile)
+                            .await?
+                    }
+                };
+                println!("{}", hex::encode(root));
+            }
+            BlobCommand::Get(a) => {
+                let root = parse_root(&a.root)?;
+                let mut c = BlobClient::new(connect(&a.node).await?);
+                let (h, bytes) = c.get_blob(&root).await?;
+                let (r, k, t) = (dim(h.rows)?, dim(h.cols)?, dim(u64::from(h.tile))?);
+                match h.kind {
+                    BlobKind::A => write_matrix(&a.out, &layout::a_from_bytes(r, k, &bytes)?)?,
+                    BlobKind::B => write_matrix(&a.out, &layout::b_from_bytes(r, k, &bytes)?)?,
+                    BlobKind::C => write_matrix(&a.out, &layout::c_from_bytes(r, k, t, &bytes)?)?,
+                }
+                eprintln!(
+                    "wrote {} ({}, {}x{}, root verified)",
+                    a.out.display(),
+                    h.kind.name(),
+                    h.rows,
+                    h.cols
+                );
+            }
+            BlobCommand::Stat(a) => {
+                let root = parse_root(&a.root)?;
+                let mut c = BlobClient::new(connect(&a.node).await?);
+                let Some(s) = c.stat(&root).await? else {
+                    bail!("blob {} is not stored on {}", a.root, a.node);
+                };
+                let h = s
+                    .blob
+                    .as_ref()
+                    .map(crate::blobs::layout::BlobHeader::try_from)
+                    .transpose()?
+                    .ok_or_else(|| eyre!("the node's stat has no header"))?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "root": hex::encode(h.root),
+                        "kind": h.kind.name(),
+                        "rows": h.rows,
+                        "cols": h.cols,
+                        "tile": h.tile,
+                        "leaves": h.leaf_count(),
+                        "size_bytes": s.size_bytes,
+                        "uploader": s.uploader,
+                        "stored_unix": s.stored_unix,
+                        "fetched_from": s.fetched_from,
+                    })
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+fn dim(v: u64) -> eyre::Result<usize> {
+    usize::try_from(v).map_err(|_| eyre!("dimension {v} too large"))
+}

@@ -1,0 +1,440 @@
+//! The blob service on real `lode start` processes: puts, gets and stats of A, B and C whose roots are
+//! gpu-verify's commitments; every bad input refused with its own gRPC code and nothing stored; a blob put
+//! on one node fetched over the peer-to-peer exchange by a `Get` on another.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lode_gpu_verify::commit::{self, TileGrid};
+use lode_gpu_verify::{format, MatrixI32, MatrixI8};
+use lode_node::blobs::client::BlobClient;
+use lode_node::blobs::layout::{self, BlobHeader};
+use lode_node::blobs::put_sign_bytes;
+use lode_node::keys::KeyFile;
+use lode_node::services::grpc::pb::{
+    self, blob_service_client::BlobServiceClient, put_request, GetRequest, PutRequest,
+};
+use tonic::Code;
+
+use crate::four_validators_commit_a_transfer::{wait_height, Net};
+use crate::support::{lode_ok, path_str, run_lode, SingleNode};
+
+const CHAIN: &str = "lode-test-1";
+
+fn a_matrix(m: usize, k: usize, salt: usize) -> MatrixI8 {
+    MatrixI8::from_fn(m, k, |i, j| ((i * 31 + j * 7 + salt) % 251) as i8).expect("matrix")
+}
+
+fn c_matrix(m: usize, n: usize) -> MatrixI32 {
+    MatrixI32::from_fn(m, n, |i, j| (i as i32 * 100_003) ^ (j as i32 * -7919)).expect("matrix")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A signed put: the header message, then `data` in chunks of `chunk` bytes.
+fn put_stream(
+    key: &KeyFile,
+    header: &BlobHeader,
+    data: &[u8],
+    chunk: usize,
+    edit: impl FnOnce(&mut pb::PutHeader),
+) -> Vec<PutRequest> {
+    let sk = key.signing_key().expect("key");
+    let expires_unix = unix_now() + 60;
+    let mut h = pb::PutHeader {
+        blob: Some(pb::BlobHeader::from(header)),
+        uploader: key.address.clone(),
+        public_key: sk.verification_key().to_bytes().to_vec(),
+        expires_unix,
+        signature: sk
+            .sign(&put_sign_bytes(CHAIN, header, expires_unix))
+            .to_bytes()
+            .to_vec(),
+    };
+    edit(&mut h);
+    let mut out = vec![PutRequest {
+        part: Some(put_request::Part::Header(h)),
+    }];
+    out.extend(data.chunks(chunk).map(|c| PutRequest {
+        part: Some(put_request::Part::Chunk(bytes::Bytes::copy_from_slice(c))),
+    }));
+    out
+}
+
+async fn put_raw(
+    raw: &mut BlobServiceClient<tonic::transport::Channel>,
+    msgs: Vec<PutRequest>,
+) -> Result<pb::PutResponse, tonic::Status> {
+    raw.put(futures::stream::iter(msgs))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn blob_files(home: &Path) -> (Vec<String>, usize) {
+    let dir = home.join("data/blobs");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("blobs dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let temps = std::fs::read_dir(dir.join("tmp")).expect("tmp").count();
+    (files, temps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_b_and_c_round_trip_under_gpu_verifys_roots() {
+    let node = SingleNode::start(|_| {}).await;
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let mut c = BlobClient::new(node.channel().await);
+
+    // Shapes whose leaves are not a power of two, and C tiles clipped at the edges.
+    let a = a_matrix(37, 50, 1);
+    let b = a_matrix(50, 23, 2);
+    let prod = c_matrix(37, 23);
+    let ra = c.put_a(&dev0, CHAIN, &a).await.expect("put a");
+    let rb = c.put_b(&dev0, CHAIN, &b).await.expect("put b");
+    let rc = c.put_c(&dev0, CHAIN, &prod, 8).await.expect("put c");
+    assert_eq!(ra, commit::commit_a(&a).expect("commit").root());
+    assert_eq!(rb, commit::commit_b(&b).expect("commit").root());
+    assert_eq!(rc, commit::commit_c(&prod, 8).expect("commit").root());
+
+    assert_eq!(c.get_a(&ra).await.expect("get a"), a);
+    assert_eq!(c.get_b(&rb).await.expect("get b"), b);
+    assert_eq!(c.get_c(&rc).await.expect("get c"), prod);
+    // The wrong kind for a root is refused by the client.
+    assert!(c.get_b(&ra).await.is_err());
+    let grid = TileGrid::new(37, 23, 8).expect("grid");
+    let tiles = c.get_c_tiles(&rc, 4, 3).await.expect("tiles");
+    let want: Vec<Vec<i32>> = (4..7)
+        .map(|i| commit::extract_tile(&prod, &grid, i).expect("tile"))
+        .collect();
+    assert_eq!(tiles, want);
+
+    let s = c.stat(&rb).await.expect("stat").expect("stored");
+    assert_eq!(
+        (s.size_bytes, s.uploader.as_str()),
+        (50 * 23, dev0.address.as_str())
+    );
+    assert!(s.fetched_from.is_empty());
+    let h = BlobHeader::try_from(&s.blob.expect("header")).expect("valid");
+    assert_eq!((h.rows, h.cols, h.root), (50, 23, rb));
+
+    // Putting a stored blob again succeeds and says so.
+    let mut raw = BlobServiceClient::new(node.channel().await);
+    let again = put_raw(
+        &mut raw,
+        put_stream(
+            &dev0,
+            &layout::a_header(&a).expect("h"),
+            &layout::a_bytes(&a),
+            1000,
+            |_| {},
+        ),
+    )
+    .await
+    .expect("put again");
+    assert!(again.already_stored);
+
+    // The CLI: `.npy` in, gpu-verify's format out (and `.npy` out), roots as the library computes them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let npy = dir.path().join("c.npy");
+    format::write_npy(&npy, &prod).expect("write");
+    let home = path_str(&node.home);
+    let root = lode_ok(&[
+        "blob",
+        "put",
+        path_str(&npy),
+        "--kind",
+        "c",
+        "--tile",
+        "8",
+        "--from",
+        "dev0",
+        "--home",
+        home,
+        "--node",
+        &node.url,
+    ]);
+    assert_eq!(root.trim(), hex::encode(rc));
+    let lmat = dir.path().join("b.lmat");
+    lode_ok(&[
+        "blob",
+        "get",
+        &hex::encode(rb),
+        "--out",
+        path_str(&lmat),
+        "--node",
+        &node.url,
+    ]);
+    assert_eq!(format::read_file::<i8>(&lmat).expect("read"), b);
+    let back = dir.path().join("c2.npy");
+    lode_ok(&[
+        "blob",
+        "get",
+        &hex::encode(rc),
+        "--out",
+        path_str(&back),
+        "--node",
+        &node.url,
+    ]);
+    assert_eq!(format::read_npy::<i32>(&back).expect("read"), prod);
+    let stat = lode_ok(&["blob", "stat", &hex::encode(ra), "--node", &node.url]);
+    let j: serde_json::Value = serde_json::from_str(&stat).expect("json");
+    assert_eq!(
+        (j["kind"].as_str(), j["rows"].as_u64(), j["leaves"].as_u64()),
+        (Some("a"), Some(37), Some(37))
+    );
+    let missing = run_lode(&["blob", "stat", &hex::encode([7u8; 32]), "--node", &node.url]);
+    assert!(!missing.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_puts_and_gets_each_get_their_own_code_and_store_nothing() {
+    let node = SingleNode::start(|c| {
+        c.blobs.max_blob_bytes = 64 << 10;
+        c.blobs.quota_bytes_per_account = 100 << 10;
+    })
+    .await;
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let mut raw = BlobServiceClient::new(node.channel().await);
+    let a = a_matrix(250, 240, 3); // 60,000 bytes: under the size limit, two are over the quota
+    let (ha, bytes) = (layout::a_header(&a).expect("h"), layout::a_bytes(&a));
+    let code = |r: Result<pb::PutResponse, tonic::Status>| r.map(|_| ()).map_err(|s| s.code());
+
+    // Wrong root: the data hashes to another root than the header claims.
+    let wrong = BlobHeader {
+        root: [9; 32],
+        ..ha
+    };
+    let r = put_raw(&mut raw, put_stream(&dev0, &wrong, &bytes, 4096, |_| {})).await;
+    assert_eq!(code(r), Err(Code::InvalidArgument));
+    // Overlong: one byte more than the header announces.
+    let mut long = bytes.clone();
+    long.push(1);
+    let r = put_raw(&mut raw, put_stream(&dev0, &ha, &long, 7000, |_| {})).await;
+    assert_eq!(code(r), Err(Code::InvalidArgument));
+    // Truncated: the stream ends early.
+    let r = put_raw(
+        &mut raw,
+        put_stream(&dev0, &ha, &bytes[..30_000], 7000, |_| {}),
+    )
+    .await;
+    assert_eq!(code(r), Err(Code::Aborted));
+    // Oversized: over max_blob_bytes (refused on the header, before any data).
+    let big = layout::a_header(&a_matrix(300, 300, 4)).expect("h");
+    let r = put_raw(&mut raw, put_stream(&dev0, &big, &[], 1, |_| {})).await;
+    assert_eq!(code(r), Err(Code::FailedPrecondition));
+    // Bad signature, another account's key, an expired or too-far-ahead expiry.
+    let r = put_raw(
+        &mut raw,
+        put_stream(&dev0, &ha, &bytes, 4096, |h| h.signature[5] ^= 1),
+    )
+    .await;
+    assert_eq!(code(r), Err(Code::Unauthenticated));
+    let other = KeyFile::generate("other").expect("key");
+    let r = put_raw(
+        &mut raw,
+        put_stream(&other, &ha, &bytes, 4096, |h| {
+            h.uploader = dev0.address.clone()
+        }),
+    )
+    .await;
+    assert_eq!(code(r), Err(Code::Unauthenticated));
+    let r = put_raw(
+        &mut raw,
+        put_stream(&dev0, &ha, &bytes, 4096, |h| h.expires_unix = 1),
+    )
+    .await;
+    assert_eq!(code(r), Err(Code::Unauthenticated));
+    let r = put_raw(
+        &mut raw,
+        put_stream(&dev0, &ha, &bytes, 4096, |h| {
+            h.expires_unix = unix_now() + 100_000
+        }),
+    )
+    .await;
+    assert_eq!(code(r), Err(Code::Unauthenticated));
+    // A malformed header (tile on an A blob).
+    let r = put_raw(
+        &mut raw,
+        put_stream(&dev0, &ha, &bytes, 4096, |h| {
+            h.blob.as_mut().expect("blob").tile = 4
+        }),
+    )
+    .await;
+    assert_eq!(code(r), Err(Code::InvalidArgument));
+
+    // Nothing of any of those is stored or charged.
+    assert_eq!(blob_files(&node.home), (vec![], 0));
+    let mut c = BlobClient::new(node.channel().await);
+    assert!(c.stat(&ha.root).await.expect("stat").is_none());
+
+    // Within the quota, stored; a second blob over it, refused.
+    put_raw(&mut raw, put_stream(&dev0, &ha, &bytes, 4096, |_| {}))
+        .await
+        .expect("first put");
+    let a2 = a_matrix(250, 240, 5);
+    let h2 = layout::a_header(&a2).expect("h");
+    let r = put_raw(
+        &mut raw,
+        put_stream(&dev0, &h2, &layout::a_bytes(&a2), 4096, |_| {}),
+    )
+    .await;
+    assert_eq!(code(r), Err(Code::ResourceExhausted));
+    assert!(c.stat(&h2.root).await.expect("stat").is_none());
+    assert_eq!(blob_files(&node.home), (vec![hex::encode(ha.root)], 0));
+
+    // Gets: an unknown root (no peer has it either), ranges past the end.
+    let get = |root: [u8; 32], first: u64, count: u64| GetRequest {
+        root: root.to_vec(),
+        first_leaf: first,
+        leaf_count: count,
+    };
+    let mut raw2 = raw.clone();
+    let status = |r: Result<tonic::Response<tonic::Streaming<pb::GetResponse>>, tonic::Status>| {
+        r.map(|_| ()).map_err(|s| s.code())
+    };
+    assert_eq!(
+        status(raw2.get(get([7; 32], 0, 0)).await),
+        Err(Code::NotFound)
+    );
+    assert_eq!(
+        status(raw2.get(get(ha.root, 250, 0)).await),
+        Err(Code::OutOfRange)
+    );
+    assert_eq!(
+        status(raw2.get(get(ha.root, 249, 2)).await),
+        Err(Code::OutOfRange)
+    );
+    assert_eq!(status(raw2.get(get(ha.root, 249, 1)).await), Ok(()));
+    assert_eq!(
+        raw2.stat(pb::StatRequest { root: vec![1; 31] })
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code()),
+        Err(Code::InvalidArgument)
+    );
+    // The stored blob is intact.
+    assert_eq!(c.get_a(&ha.root).await.expect("get"), a);
+}
+
+/// Retries `f` while it fails (bounded): the gossip swarm connects a moment after the nodes start.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = eyre::Result<T>>,
+{
+    let t = Instant::now();
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => assert!(t.elapsed() < Duration::from_secs(60), "{what}: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn chain_id(url: &str) -> String {
+    pb::query_service_client::QueryServiceClient::connect(url.to_owned())
+        .await
+        .expect("connect")
+        .status(pb::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+        .chain_id
+}
+
+async fn client(url: &str) -> BlobClient {
+    BlobClient::new(
+        tonic::transport::Channel::from_shared(url.to_owned())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_put_on_node_0_is_fetched_from_it_by_a_get_on_node_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let net = Net::start(dir.path(), 2);
+    wait_height(&net, 2).await;
+    let chain = chain_id(&net.grpc[0]).await;
+    let dev0 = KeyFile::load(&net.homes[0].join("keys/dev0.json")).expect("dev0");
+    let (mut c0, mut c1) = (client(&net.grpc[0]).await, client(&net.grpc[1]).await);
+
+    let a = a_matrix(300, 1000, 6); // 300 KB: several ranges
+    let prod = c_matrix(64, 48);
+    let ra = c0.put_a(&dev0, &chain, &a).await.expect("put a");
+    let rc = c0.put_c(&dev0, &chain, &prod, 16).await.expect("put c");
+    assert!(c1.stat(&ra).await.expect("stat").is_none());
+
+    let got = eventually("get a on node 1", || {
+        let mut c = c1.clone();
+        async move { c.get_a(&ra).await }
+    })
+    .await;
+    assert_eq!(got, a);
+    assert_eq!(c1.get_c(&rc).await.expect("get c"), prod);
+    let s = c1
+        .stat(&ra)
+        .await
+        .expect("stat")
+        .expect("now stored on node 1");
+    assert!(s.uploader.is_empty(), "a fetched copy is charged to nobody");
+    assert!(!s.fetched_from.is_empty());
+    // A root no node has: NOT_FOUND after asking the peer.
+    let err = c1.get_a(&[3; 32]).await.expect_err("unknown");
+    let status = err.downcast_ref::<tonic::Status>().map(tonic::Status::code);
+    assert!(
+        status == Some(Code::NotFound) || format!("{err:?}").contains("NotFound"),
+        "{err:?}"
+    );
+}
+
+/// The blob transfer benchmark: a 256 MiB A put on node 0 of a two-node testnet, then fetched over the
+/// peer-to-peer exchange by a `Get` on node 1. Prints MB/s. Run with
+/// `cargo nextest run --workspace -E 'test(blob_transfer_bench)' --run-ignored only --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints MB/s"]
+async fn blob_transfer_bench_256_mib_between_two_nodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let net = Net::start(dir.path(), 2);
+    wait_height(&net, 2).await;
+    let chain = chain_id(&net.grpc[0]).await;
+    let dev0 = KeyFile::load(&net.homes[0].join("keys/dev0.json")).expect("dev0");
+    let (mut c0, c1) = (client(&net.grpc[0]).await, client(&net.grpc[1]).await);
+    let a = a_matrix(65_536, 4096, 7);
+    let size = 65_536.0 * 4096.0;
+    let t = Instant::now();
+    let root = c0.put_a(&dev0, &chain, &a).await.expect("put");
+    let put_s = t.elapsed().as_secs_f64();
+    // Wait until node 1 sees node 0 on the gossip swarm (a stat of the blob through its exchange).
+    let t = Instant::now();
+    let got = eventually("get on node 1", || {
+        let mut c = c1.clone();
+        async move { c.get_raw(&root, 0, 1).await }
+    })
+    .await;
+    assert_eq!(got.1.len(), 4096);
+    let fetch_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut c = c1.clone();
+    let back = c.get_a(&root).await.expect("get");
+    let get_s = t.elapsed().as_secs_f64();
+    assert_eq!(back.data().len(), a.data().len());
+    println!(
+        "blob transfer, 256 MiB A: put to node 0 {:.0} MB/s; node 1 fetched it from node 0 (p2p, verified, stored) {:.0} MB/s; local get from node 1 (client verifies) {:.0} MB/s",
+        size / 1e6 / put_s,
+        size / 1e6 / fetch_s,
+        size / 1e6 / get_s
+    );
+}
