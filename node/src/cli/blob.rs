@@ -27,6 +27,19 @@ pub(super) enum BlobCommand {
     Get(GetArgs),
     /// Show a stored blob's header, size and uploader (exit 1 when the node does not store it).
     Stat(StatArgs),
+    /// Benchmark: a fresh two-validator devnet in a temp dir; put an A blob of `--size-mib` on node 0, fetch
+    /// it from node 0 by a `Get` on node 1 (peer-to-peer), then get it again locally; print MB/s of each.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct BenchArgs {
+    /// Blob size in MiB (an A of size·256 rows of 4096 bytes).
+    #[arg(long, default_value_t = 256)]
+    size_mib: usize,
+    /// Keep the devnet directory (with each validator's `node.log`).
+    #[arg(long)]
+    keep: bool,
 }
 
 /// The matrix kind, as `--kind` spells it.
@@ -121,6 +134,9 @@ fn parse_root(s: &str) -> eyre::Result<[u8; 32]> {
 }
 
 pub(super) fn run(cmd: &BlobCommand) -> eyre::Result<()> {
+    if let BlobCommand::Bench(a) = cmd {
+        return bench(a);
+    }
     runtime()?.block_on(async {
         match cmd {
             BlobCommand::Put(a) => {
@@ -198,9 +214,103 @@ pub(super) fn run(cmd: &BlobCommand) -> eyre::Result<()> {
                     })
                 );
             }
+            BlobCommand::Bench(_) => {}
         }
         Ok(())
     })
+}
+
+/// `lode blob bench`.
+fn bench(args: &BenchArgs) -> eyre::Result<()> {
+    use crate::testnet::{self, TestnetSpec};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    eyre::ensure!(args.size_mib >= 1, "--size-mib must be at least 1");
+    let dir = std::env::temp_dir().join(format!("lode-blob-bench-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let spec = TestnetSpec {
+        chain_id: "lode-blob-bench-1".into(),
+        validators: 2,
+        dev_accounts: 1,
+        base_port: 0,
+        timeout_propose_ms: 300,
+    };
+    let nodes = testnet::create(&dir, &spec)?;
+    let key = testnet::dev_keys(&dir)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| eyre!("no dev key"))?;
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for n in &nodes {
+        let log = std::fs::File::create(n.home.join("node.log"))?;
+        children.push(
+            Command::new(&exe)
+                .args(["start", "--home"])
+                .arg(&n.home)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?,
+        );
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.grpc)).collect();
+    let rows = args.size_mib * 256;
+    let result = runtime()?.block_on(async {
+        let a = lode_gpu_verify::MatrixI8::from_fn(rows, 4096, |i, j| {
+            (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as i8
+        })?;
+        let size = (rows * 4096) as f64;
+        let connect_retry = |url: String| async move {
+            let t = Instant::now();
+            loop {
+                match connect(&url).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) if t.elapsed() > Duration::from_secs(60) => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        };
+        let mut c0 = BlobClient::new(connect_retry(urls[0].clone()).await?);
+        let mut c1 = BlobClient::new(connect_retry(urls[1].clone()).await?);
+        let t = Instant::now();
+        let root = c0.put_a(&key, &spec.chain_id, &a).await?;
+        let put = t.elapsed().as_secs_f64();
+        // Node 1 fetches the whole blob from node 0 (stat, ranged download, verify, store) before it
+        // answers a one-row get; retried while its gossip swarm is still connecting.
+        let t = Instant::now();
+        let fetch = loop {
+            let t1 = Instant::now();
+            match c1.get_raw(&root, 0, 1).await {
+                Ok(_) => break t1.elapsed().as_secs_f64(),
+                Err(e) if t.elapsed() > Duration::from_secs(120) => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let t = Instant::now();
+        let back = c1.get_a(&root).await?;
+        let get = t.elapsed().as_secs_f64();
+        eyre::ensure!(back == a, "node 1 returned another matrix");
+        println!(
+            "blob bench, {} MiB A blob on a 2-node loopback devnet: put to node 0 {:.0} MB/s; node 1 fetched it from node 0 over p2p (stat, ranged download, verified, stored) {:.0} MB/s; get from node 1 (client verifies) {:.0} MB/s",
+            args.size_mib,
+            size / 1e6 / put,
+            size / 1e6 / fetch,
+            size / 1e6 / get
+        );
+        eyre::Ok(())
+    });
+    super::devnet::stop_children(&mut children);
+    if args.keep {
+        println!("devnet kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
 }
 
 fn dim(v: u64) -> eyre::Result<usize> {
