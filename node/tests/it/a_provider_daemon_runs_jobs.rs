@@ -2,7 +2,8 @@
 //! with inputs uploaded to the node's blob service, accepts, computes, stores C, commits and reveals, and the
 //! chain settles the job; the consumer's C from the blob service equals A·B. Stopped with SIGTERM it exits
 //! cleanly; a job matched while it was down is found at its next start and settled. SIGKILLed right after
-//! accepting a job (feature `provider-faults`), it restarts and still commits and reveals in time.
+//! accepting a job (feature `provider-faults`), it restarts and still commits and reveals in time. A job whose
+//! inputs are not in the blob service is declined (unslashed) before the accept deadline, with the reason.
 
 use std::time::{Duration, Instant};
 
@@ -60,21 +61,34 @@ fn matrices(seed: usize) -> (MatrixI8, MatrixI8) {
 
 /// Uploads the job's inputs, posts it as dev0 with `.npy` files and returns its id.
 async fn post_job(net: &Net, cli: &Cli, dir: &std::path::Path, seed: usize) -> String {
+    post_job_with(net, cli, dir, seed, true).await
+}
+
+/// [`post_job`], uploading the inputs only when `upload`.
+async fn post_job_with(
+    net: &Net,
+    cli: &Cli,
+    dir: &std::path::Path,
+    seed: usize,
+    upload: bool,
+) -> String {
     let (a, b) = matrices(seed);
-    let key = net.homes[0].join("keys").join("dev0.json");
-    let (ra, rb) = upload_inputs(&net.grpc[0], &key, &a, &b).await;
-    assert_eq!(
-        ra,
-        lode_gpu_verify::commit::commit_a(&a)
-            .expect("commit a")
-            .root()
-    );
-    assert_eq!(
-        rb,
-        lode_gpu_verify::commit::commit_b(&b)
-            .expect("commit b")
-            .root()
-    );
+    if upload {
+        let key = net.homes[0].join("keys").join("dev0.json");
+        let (ra, rb) = upload_inputs(&net.grpc[0], &key, &a, &b).await;
+        assert_eq!(
+            ra,
+            lode_gpu_verify::commit::commit_a(&a)
+                .expect("commit a")
+                .root()
+        );
+        assert_eq!(
+            rb,
+            lode_gpu_verify::commit::commit_b(&b)
+                .expect("commit b")
+                .root()
+        );
+    }
     let (pa, pb) = (
         dir.join(format!("A{seed}.npy")),
         dir.join(format!("B{seed}.npy")),
@@ -242,6 +256,40 @@ async fn a_provider_daemon_takes_posted_jobs_to_settlement_and_resumes_after_a_s
         serde_json::from_str(&std::fs::read_to_string(state.join("jobs.json")).expect("table"))
             .expect("json");
     assert!(table["jobs"].get(&id).is_none(), "{table}");
+    net.stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_declines_unslashed_a_job_whose_inputs_are_not_in_the_blob_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut net, cli) = devnet(dir.path()).await;
+    let dev1 = cli.address("dev1").await;
+    let mut p = ProviderDaemon::start(
+        &net.homes[0],
+        "dev1",
+        &net.grpc[0],
+        &dir.path().join("provider"),
+        &["--ask", "5", "--bond", "1000000", "--device", "cpu:1024:1"],
+    );
+    p.wait_line(&["ready at height"], STEP).await;
+    let id = post_job_with(&net, &cli, dir.path(), 4, false).await;
+    let line = p
+        .wait_line(&["job", &id, "declined: inputs unavailable"], STEP)
+        .await;
+    assert!(line.contains("fetching A"), "{line}");
+    let job = cli.query(&["market", "job", &id]).await;
+    assert_eq!(job["job"]["status"], "open", "re-queued: {job}");
+    assert_eq!(job["job"]["excluded_providers"][0], dev1, "{job}");
+    let prov = cli.query(&["market", "provider", &dev1]).await;
+    assert_eq!(prov["provider"]["bond"], "1000000", "not slashed: {prov}");
+    assert_eq!(prov["provider"]["jobs_failed"], 0, "{prov}");
+    assert_eq!(prov["provider"]["jobs_in_flight"], 0, "{prov}");
+    assert!(
+        !p.output().contains(&format!("job {id} failed")),
+        "{}",
+        p.report()
+    );
+    assert!(p.terminate(), "clean exit\n{}", p.report());
     net.stop_all();
 }
 
