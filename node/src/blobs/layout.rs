@@ -19,6 +19,9 @@ use lode_gpu_verify::{
 
 /// The largest tile side a C blob may have: a tile (one leaf) is then at most 4 MiB, one chunk.
 pub const MAX_TILE: u32 = 1024;
+/// The largest blob any header may describe (1 TiB), whatever `[blobs] max_blob_bytes` says: it keeps every
+/// size and offset computed from a header inside u64.
+pub const MAX_BLOB_BYTES: u64 = 1 << 40;
 
 /// The largest leaf, in bytes (an A row or B column of `MAX_K` bytes, or a `MAX_TILE`² tile of i32).
 pub const MAX_LEAF_BYTES: u64 = 4 * (MAX_TILE as u64) * (MAX_TILE as u64);
@@ -138,6 +141,22 @@ impl BlobHeader {
         if self.rows > u64::from(u32::MAX) || self.cols > u64::from(u32::MAX) {
             return bad(format!("dimension too large {}x{}", self.rows, self.cols));
         }
+        // Two sides of up to 2^32 and 4-byte elements overflow u64: bound the product first, so every size
+        // and offset computed from a validated header fits.
+        let elem: u64 = if self.kind == BlobKind::C { 4 } else { 1 };
+        match self
+            .rows
+            .checked_mul(self.cols)
+            .and_then(|n| n.checked_mul(elem))
+        {
+            Some(size) if size <= MAX_BLOB_BYTES => {}
+            _ => {
+                return bad(format!(
+                    "{}x{} is more than {MAX_BLOB_BYTES} bytes",
+                    self.rows, self.cols
+                ))
+            }
+        }
         match self.kind {
             BlobKind::A | BlobKind::B => {
                 let k = if self.kind == BlobKind::A {
@@ -173,10 +192,11 @@ impl BlobHeader {
         }
     }
 
-    /// Size of the whole blob in bytes (dimensions are at most `u32::MAX`, so this cannot overflow).
+    /// Size of the whole blob in bytes (exact for a validated header; saturates at `u64::MAX` for one that
+    /// is not, which every size limit then refuses).
     pub fn size_bytes(&self) -> u64 {
         let elem = if self.kind == BlobKind::C { 4 } else { 1 };
-        self.rows * self.cols * elem
+        self.rows.saturating_mul(self.cols).saturating_mul(elem)
     }
 
     /// Byte offset of leaf `index` (`index == leaf_count()` gives the size).
@@ -684,6 +704,17 @@ mod tests {
                 rows: u64::from(u32::MAX) + 1,
                 ..ok
             },
+            // 2^31 x 2^31 i32 is 2^64 bytes: the size overflowed u64 (to 0) before it was bounded.
+            BlobHeader {
+                rows: 1 << 31,
+                cols: 1 << 31,
+                ..ok
+            },
+            BlobHeader {
+                rows: 1 << 20,
+                cols: 1 << 19,
+                ..ok
+            },
             BlobHeader { tile: 0, ..ok },
             BlobHeader {
                 tile: MAX_TILE + 1,
@@ -708,6 +739,12 @@ mod tests {
         ] {
             assert!(LeafVerifier::new(&bad).is_err(), "{bad:?}");
         }
+        let huge = BlobHeader {
+            rows: 1 << 31,
+            cols: 1 << 31,
+            ..ok
+        };
+        assert_eq!(huge.size_bytes(), u64::MAX, "an unvalidated size saturates");
     }
 
     #[test]

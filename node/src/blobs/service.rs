@@ -239,14 +239,17 @@ fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-/// Streams bytes `[start, end)` of the file at `path` in chunks, read on a blocking thread.
+/// Streams bytes `[start, end)` of the file at `path` in chunks, read on a blocking thread. A reader that
+/// takes none of the queued chunks for `stall` loses its stream (and the transfer slot `permit` with it).
 pub fn read_range(
     path: std::path::PathBuf,
     start: u64,
     end: u64,
     permit: Option<OwnedSemaphorePermit>,
+    stall: std::time::Duration,
 ) -> mpsc::Receiver<Result<Bytes, Status>> {
     let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let file = match std::fs::File::open(&path) {
@@ -265,8 +268,9 @@ pub fn read_range(
                 return;
             }
             at += len as u64;
-            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                return; // the client went away
+            let sent = runtime.block_on(tokio::time::timeout(stall, tx.send(Ok(Bytes::from(buf)))));
+            if !matches!(sent, Ok(Ok(()))) {
+                return; // the client went away, or stopped reading
             }
         }
     });
@@ -292,11 +296,14 @@ impl BlobService for NodeApi {
         request: Request<Streaming<PutRequest>>,
     ) -> Result<Response<PutResponse>, Status> {
         let blobs = self.blobs()?;
-        let _slot = blobs.transfer_slot()?;
+        // A client that sends nothing, or stops mid-stream, is cut off after the stall timeout; the header
+        // is read and its signature checked before the upload takes one of the node's transfer slots, so
+        // idle or unsigned streams cannot hold them.
+        let stall = self.guards.limits.stream_stall_timeout;
         let mut stream = request.into_inner();
-        let first = stream
-            .message()
-            .await?
+        let first = tokio::time::timeout(stall, stream.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no put header within the stall timeout"))??
             .ok_or_else(|| Status::invalid_argument("empty put stream"))?;
         let Some(put_request::Part::Header(h)) = first.part else {
             return Err(Status::invalid_argument(
@@ -304,6 +311,7 @@ impl BlobService for NodeApi {
             ));
         };
         let header = blobs.check_put_header(&h)?;
+        let _slot = blobs.transfer_slot()?;
         let size = header.size_bytes();
         if blobs.stored(&header.root)?.is_some() {
             return Ok(Response::new(PutResponse {
@@ -316,8 +324,16 @@ impl BlobService for NodeApi {
             .store
             .reserve(&h.uploader, size)
             .map_err(store_status)?;
-        let chunks = futures::stream::unfold(stream, |mut s| async move {
-            match s.message().await {
+        let chunks = futures::stream::unfold(stream, move |mut s| async move {
+            let Ok(next) = tokio::time::timeout(stall, s.message()).await else {
+                return Some((
+                    Err(Status::deadline_exceeded(
+                        "the put stream stalled past the stall timeout",
+                    )),
+                    s,
+                ));
+            };
+            match next {
                 Ok(Some(PutRequest {
                     part: Some(put_request::Part::Chunk(c)),
                 })) => Some((Ok(c), s)),
@@ -365,7 +381,13 @@ impl BlobService for NodeApi {
             .leaf_range(req.first_leaf, req.leaf_count)
             .map_err(layout_status)?;
         let slot = blobs.transfer_slot()?;
-        let rx = read_range(blobs.store.path(&root), start, end, Some(slot));
+        let rx = read_range(
+            blobs.store.path(&root),
+            start,
+            end,
+            Some(slot),
+            self.guards.limits.stream_stall_timeout,
+        );
         let head = futures::stream::once(async move {
             Ok(GetResponse {
                 part: Some(get_response::Part::Header(pb::BlobHeader::from(&header))),
