@@ -261,11 +261,13 @@ async fn register(chain: &Chain, offer: &Offer, out: &Output) -> eyre::Result<u6
     match chain.provider().await? {
         Some(p) => {
             if p.status != "active" {
-                bail!(
-                    "provider {me} is {} (release at height {}): it takes no jobs",
-                    p.status,
-                    p.release_height
-                );
+                // Unregistered (unbonding): no new job comes, but jobs already matched, accepted or committed
+                // are still owed (reveals, challenges); serve them rather than leave them to be slashed.
+                out.line(&format!(
+                    "provider {me} is {} (release at height {}): it takes no new jobs; serving the ones in flight",
+                    p.status, p.release_height
+                ));
+                return Ok(p.devices.iter().map(|d| u64::from(d.count)).sum());
             }
             let chain_ask: u128 = p.ask_per_cu.parse().unwrap_or(0);
             let ask = offer.ask.filter(|a| *a != chain_ask);
