@@ -716,7 +716,11 @@ async fn follow(
                 .map_err(|_| timed_out())?;
             let block = match msg {
                 Ok(Some(b)) => b,
-                Ok(None) => bail!("the node ended the event stream"),
+                Ok(None) => {
+                    // The node ended the stream (restart, load): subscribe again from where it stopped.
+                    eprintln!("the node ended the event stream; resuming at height {next}");
+                    break;
+                }
                 Err(s) if s.code() == tonic::Code::ResourceExhausted => {
                     eprintln!("{}; resuming at height {next}", s.message());
                     break;
@@ -991,7 +995,13 @@ async fn check_result(
     let msg = txpb::Msg {
         sum: Some((&domain).into()),
     };
-    let committed = send_one(channel, key, msg, None).await?;
+    // The result is wrong whether or not the proof lands (the fraud window may have closed meanwhile):
+    // say so with the wrong-result status either way.
+    let committed = send_one(channel, key, msg, None).await.map_err(|e| {
+        wrong(format!(
+            "job {id_hex}'s C is wrong at [{row}][{col}]; the fraud proof did not land: {e:#}"
+        ))
+    })?;
     let slashed = event_attr(&committed.events, "market_provider_slashed", "amount");
     println!(
         "fraud proof for C[{row}][{col}] landed at height {} (tx {}): provider {} slashed {}, holdback {} back to the consumer",
