@@ -52,7 +52,8 @@ pub struct BlobsConfig {
     pub max_signature_age_s: u64,
     /// Seconds between garbage-collection passes. Default 60.
     pub gc_interval_s: u64,
-    /// Most `Put`s and peer fetches in progress at once; past it `RESOURCE_EXHAUSTED`. Default 16.
+    /// Most transfers (`Put`s, `Get`s served, fetches from peers) in progress at once; past it
+    /// `RESOURCE_EXHAUSTED`. Default 16.
     pub max_concurrent_transfers: u32,
 }
 
