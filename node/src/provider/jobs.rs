@@ -30,8 +30,11 @@ const WRONG_JOB_STATUS: u32 = 107;
 const TILE_ALREADY_REVEALED: u32 = 132;
 /// Tries of a blob put before committing without C stored.
 const PUT_TRIES: u32 = 5;
-/// Blocks before the accept deadline at which a provider still missing the inputs declines.
-const DECLINE_MARGIN_BLOCKS: u64 = 3;
+/// Blocks before the accept deadline at which a provider still missing the inputs declines (the decline must
+/// land by the deadline, or the chain declines for it with a reputation loss).
+const DECLINE_MARGIN_BLOCKS: u64 = 5;
+/// Longest wait between two tries to fetch the inputs: short, so a fast chain's deadline is not overshot.
+const FETCH_RETRY_MAX: Duration = Duration::from_millis(500);
 /// Bytes a reveal tx may use: the chain's limit less this (nonce and fee digits vary between sizing and
 /// sending).
 const TX_SIZE_MARGIN: usize = 256;
@@ -170,7 +173,7 @@ async fn fetch_inputs(
                 }
                 tracing::warn!(job = %short(id), error = %format!("{err:#}"), "inputs not available yet; retrying");
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(2));
+                wait = (wait * 2).min(FETCH_RETRY_MAX);
             }
         }
     }
