@@ -377,7 +377,9 @@ impl Fetcher {
                 }
                 Err(e) => {
                     tracing::warn!(root = %hex::encode(root), %peer, error = %e, "blob fetch from a peer failed");
-                    last = Some(e);
+                    // Whatever the peer did wrong (other bytes, short ranges, silence), for the client the
+                    // blob is unavailable; nothing was stored.
+                    last = Some(unavailable(&format!("peer {peer}: {}", e.message())));
                 }
             }
         }

@@ -400,6 +400,93 @@ async fn a_blob_put_on_node_0_is_fetched_from_it_by_a_get_on_node_1() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_does() {
+    use lode_node::blobs::store::BlobStore;
+    use lode_node::config::{BlobsConfig, Config};
+    use lode_node::services::gossip::{self, GossipConfig};
+    use lode_node::services::mempool::{Mempool, MempoolLimits};
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+
+    let node = SingleNode::start(|_| {}).await;
+    let node_gossip = Config::load(&node.home.join("config.toml"))
+        .expect("config")
+        .p2p
+        .gossip_listen;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The lying peer: a real swarm and blob store whose stored file is altered by one byte on disk.
+    let peer_app = lode_state::LodeApp::open(&dir.path().join("peer-db")).expect("peer app");
+    let store =
+        BlobStore::open(dir.path(), peer_app.clone(), BlobsConfig::default()).expect("store");
+    let a = a_matrix(64, 100, 8);
+    let h = layout::a_header(&a).expect("h");
+    let mut t = store.temp().expect("temp");
+    t.file.write_all(&layout::a_bytes(&a)).expect("write");
+    assert!(store.commit(t, &h, "", "").expect("commit"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(store.path(&h.root))
+        .expect("open");
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, 3333).expect("read");
+    file.write_all_at(&[byte[0] ^ 0x40], 3333).expect("alter");
+    let pool = std::sync::Arc::new(Mempool::new(
+        peer_app,
+        MempoolLimits {
+            max_txs: 10,
+            max_bytes: 1 << 20,
+            max_tx_bytes: 1 << 16,
+            max_txs_per_sender: 10,
+        },
+    ));
+    let ports = lode_tests::ports::PortBlock::reserve();
+    let _peer = gossip::spawn_with_blobs(
+        GossipConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], ports.port(0))),
+            peers: vec![node_gossip],
+            max_message_bytes: 1 << 17,
+            max_peers: 8,
+        },
+        [9; 32],
+        pool,
+        Some(store),
+    )
+    .expect("peer swarm");
+
+    // Once the peer is connected, the node's Get fetches from it, finds the root wrong, stores nothing.
+    let mut c = client(&node.url).await;
+    let t0 = Instant::now();
+    let code = loop {
+        let err = c
+            .get_a(&h.root)
+            .await
+            .expect_err("altered bytes must not verify");
+        let code = err
+            .chain()
+            .find_map(|e| e.downcast_ref::<tonic::Status>())
+            .map(tonic::Status::code);
+        if code != Some(Code::NotFound) {
+            break code;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "peer never connected: {err:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(code, Some(Code::Unavailable));
+    assert!(c.stat(&h.root).await.expect("stat").is_none());
+    assert_eq!(blob_files(&node.home), (vec![], 0));
+
+    // The peer's copy repaired: the same Get now fetches, verifies and stores it.
+    file.write_all_at(&byte, 3333).expect("repair");
+    assert_eq!(c.get_a(&h.root).await.expect("get"), a);
+    let s = c.stat(&h.root).await.expect("stat").expect("stored");
+    assert!(!s.fetched_from.is_empty() && s.uploader.is_empty());
+}
+
 /// The blob transfer benchmark: a 256 MiB A put on node 0 of a two-node testnet, then fetched over the
 /// peer-to-peer exchange by a `Get` on node 1. Prints MB/s. Run with
 /// `cargo nextest run --workspace -E 'test(blob_transfer_bench)' --run-ignored only --no-capture`.
