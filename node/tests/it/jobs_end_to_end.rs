@@ -356,133 +356,138 @@ async fn bad_jobs_are_refused_before_paying_and_unknown_jobs_fail_clearly() {
     net.stop_all();
 }
 
+/// The cheating providers (feature `provider-faults`; `scripts/test.sh` runs every test with `provider_faults`
+/// in its path in its second pass, with the feature).
 #[cfg(feature = "provider-faults")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_corrupting_every_tile_is_slashed_and_the_job_settles_with_another() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut net, cli) = devnet(dir.path(), 1).await;
-    let dev1 = cli.address("dev1").await;
-    let dev2 = cli.address("dev2").await;
-    // The cheater asks less, so the job is matched to it first.
-    let cheat = provider(
-        &net,
-        dir.path(),
-        "dev1",
-        0,
-        3,
-        &["--cheat", "corrupt-tiles=1"],
-    );
-    let honest = provider(&net, dir.path(), "dev2", 0, 5, &[]);
-    wait_providers(&cli, &[&dev1, &dev2], &[&cheat, &honest]).await;
+mod provider_faults {
+    use super::*;
 
-    let (a, b, pa, pb) = inputs(dir.path(), N, 2);
-    let c_path = dir.path().join("C.npy");
-    let out = submit(&cli, &pa, &pb, &c_path, &[]).await;
-    let report = format!("{}\n{}\n{}", text(&out), cheat.report(), honest.report());
-    assert!(out.status.success(), "{report}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for step in [
-        format!("matched to {dev1}"),
-        "revealed tiles".into(),
-        "wrong result".into(),
-        format!("failed: {dev1}"),
-        format!("provider {dev1} slashed"),
-        "re-queued for another provider".into(),
-        format!("matched to {dev2}"),
-        "settled:".into(),
-        "C checked in full".into(),
-    ] {
-        assert!(stdout.contains(&step), "no {step:?} in\n{report}");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provider_corrupting_every_tile_is_slashed_and_the_job_settles_with_another() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut net, cli) = devnet(dir.path(), 1).await;
+        let dev1 = cli.address("dev1").await;
+        let dev2 = cli.address("dev2").await;
+        // The cheater asks less, so the job is matched to it first.
+        let cheat = provider(
+            &net,
+            dir.path(),
+            "dev1",
+            0,
+            3,
+            &["--cheat", "corrupt-tiles=1"],
+        );
+        let honest = provider(&net, dir.path(), "dev2", 0, 5, &[]);
+        wait_providers(&cli, &[&dev1, &dev2], &[&cheat, &honest]).await;
+
+        let (a, b, pa, pb) = inputs(dir.path(), N, 2);
+        let c_path = dir.path().join("C.npy");
+        let out = submit(&cli, &pa, &pb, &c_path, &[]).await;
+        let report = format!("{}\n{}\n{}", text(&out), cheat.report(), honest.report());
+        assert!(out.status.success(), "{report}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for step in [
+            format!("matched to {dev1}"),
+            "revealed tiles".into(),
+            "wrong result".into(),
+            format!("failed: {dev1}"),
+            format!("provider {dev1} slashed"),
+            "re-queued for another provider".into(),
+            format!("matched to {dev2}"),
+            "settled:".into(),
+            "C checked in full".into(),
+        ] {
+            assert!(stdout.contains(&step), "no {step:?} in\n{report}");
+        }
+        let c: MatrixI32 = format::read_npy(&c_path).expect("C.npy");
+        assert!(c == product(&a, &b), "the consumer's C is not A·B");
+        // 10% of the cheater's bond is gone (compute.slash_bps), the honest one's is whole.
+        assert_eq!(bond(&cli, &dev1).await, BOND - BOND / 10);
+        assert_eq!(bond(&cli, &dev2).await, BOND);
+        let id = job_id(&out);
+        let j = cli.query(&["market", "job", &id]).await;
+        assert_eq!(j["job"]["provider"], dev2, "{j}");
+        net.stop_all();
     }
-    let c: MatrixI32 = format::read_npy(&c_path).expect("C.npy");
-    assert!(c == product(&a, &b), "the consumer's C is not A·B");
-    // 10% of the cheater's bond is gone (compute.slash_bps), the honest one's is whole.
-    assert_eq!(bond(&cli, &dev1).await, BOND - BOND / 10);
-    assert_eq!(bond(&cli, &dev2).await, BOND);
-    let id = job_id(&out);
-    let j = cli.query(&["market", "job", &id]).await;
-    assert_eq!(j["job"]["provider"], dev2, "{j}");
-    net.stop_all();
-}
 
-#[cfg(feature = "provider-faults")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_corrupting_one_element_escapes_the_sample_but_not_the_consumers_check() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut net, cli) = devnet(dir.path(), 1).await;
-    let dev1 = cli.address("dev1").await;
-    let cheat = provider(&net, dir.path(), "dev1", 0, 5, &["--cheat", "one-element"]);
-    wait_providers(&cli, &[&dev1], &[&cheat]).await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provider_corrupting_one_element_escapes_the_sample_but_not_the_consumers_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut net, cli) = devnet(dir.path(), 1).await;
+        let dev1 = cli.address("dev1").await;
+        let cheat = provider(&net, dir.path(), "dev1", 0, 5, &["--cheat", "one-element"]);
+        wait_providers(&cli, &[&dev1], &[&cheat]).await;
 
-    // One wrong tile of 4096 escapes 16 samples with probability 99.6%; the job then settles.
-    let (_, _, pa, pb) = inputs(dir.path(), N, 3);
-    let c_path = dir.path().join("C.npy");
-    let out = submit(&cli, &pa, &pb, &c_path, &[]).await;
-    let report = format!("{}\n{}", text(&out), cheat.report());
-    assert_eq!(out.status.code(), Some(2), "{report}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for step in [
-        "settled:",
-        "C is WRONG",
-        "fraud proof for C[",
-        "landed at height",
-    ] {
-        assert!(stdout.contains(step), "no {step:?} in\n{report}");
+        // One wrong tile of 4096 escapes 16 samples with probability 99.6%; the job then settles.
+        let (_, _, pa, pb) = inputs(dir.path(), N, 3);
+        let c_path = dir.path().join("C.npy");
+        let out = submit(&cli, &pa, &pb, &c_path, &[]).await;
+        let report = format!("{}\n{}", text(&out), cheat.report());
+        assert_eq!(out.status.code(), Some(2), "{report}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for step in [
+            "settled:",
+            "C is WRONG",
+            "fraud proof for C[",
+            "landed at height",
+        ] {
+            assert!(stdout.contains(step), "no {step:?} in\n{report}");
+        }
+        assert!(!c_path.exists(), "a wrong C was written to --out");
+        let id = job_id(&out);
+        let j = cli.query(&["market", "job", &id]).await;
+        assert_eq!(j["job"]["status"], "fraud_proven", "{j}");
+        // Half the bond is slashed (compute.fraud_slash_bps), a fifth of that to the consumer who proved it,
+        // and the held-back payment goes back to the consumer.
+        assert_eq!(bond(&cli, &dev1).await, BOND / 2);
+        let entry = j["job"]["history"]
+            .as_array()
+            .and_then(|h| h.iter().find(|e| e["step"] == "fraud_proven"))
+            .unwrap_or_else(|| panic!("no fraud_proven step: {j}"));
+        let detail = entry["detail"].as_str().expect("detail");
+        assert!(detail.contains("500000 slashed"), "{detail}");
+        assert!(
+            !detail.contains("holdback 0 to the consumer"),
+            "the consumer got its holdback back: {detail}"
+        );
+        let slashed_to_consumer = stdout.lines().any(|l| {
+            l.contains("fraud proof for C[")
+                && l.contains(&format!("provider {dev1} slashed 500000"))
+        });
+        assert!(slashed_to_consumer, "{report}");
+        net.stop_all();
     }
-    assert!(!c_path.exists(), "a wrong C was written to --out");
-    let id = job_id(&out);
-    let j = cli.query(&["market", "job", &id]).await;
-    assert_eq!(j["job"]["status"], "fraud_proven", "{j}");
-    // Half the bond is slashed (compute.fraud_slash_bps), a fifth of that to the consumer who proved it,
-    // and the held-back payment goes back to the consumer.
-    assert_eq!(bond(&cli, &dev1).await, BOND / 2);
-    let entry = j["job"]["history"]
-        .as_array()
-        .and_then(|h| h.iter().find(|e| e["step"] == "fraud_proven"))
-        .unwrap_or_else(|| panic!("no fraud_proven step: {j}"));
-    let detail = entry["detail"].as_str().expect("detail");
-    assert!(detail.contains("500000 slashed"), "{detail}");
-    assert!(
-        !detail.contains("holdback 0 to the consumer"),
-        "the consumer got its holdback back: {detail}"
-    );
-    let slashed_to_consumer = stdout.lines().any(|l| {
-        l.contains("fraud proof for C[") && l.contains(&format!("provider {dev1} slashed 500000"))
-    });
-    assert!(slashed_to_consumer, "{report}");
-    net.stop_all();
-}
 
-#[cfg(feature = "provider-faults")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_withholding_c_is_caught_by_an_availability_challenge() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut net, cli) = devnet(dir.path(), 1).await;
-    let dev1 = cli.address("dev1").await;
-    let cheat = provider(&net, dir.path(), "dev1", 0, 5, &["--cheat", "withhold"]);
-    wait_providers(&cli, &[&dev1], &[&cheat]).await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provider_withholding_c_is_caught_by_an_availability_challenge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut net, cli) = devnet(dir.path(), 1).await;
+        let dev1 = cli.address("dev1").await;
+        let cheat = provider(&net, dir.path(), "dev1", 0, 5, &["--cheat", "withhold"]);
+        wait_providers(&cli, &[&dev1], &[&cheat]).await;
 
-    let (_, _, pa, pb) = inputs(dir.path(), N, 4);
-    let c_path = dir.path().join("C.npy");
-    let out = submit(&cli, &pa, &pb, &c_path, &[]).await;
-    let report = format!("{}\n{}", text(&out), cheat.report());
-    assert_eq!(out.status.code(), Some(3), "{report}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for step in [
-        "settled:",
-        "C is not available",
-        "availability challenge for tiles",
-    ] {
-        assert!(stdout.contains(step), "no {step:?} in\n{report}");
+        let (_, _, pa, pb) = inputs(dir.path(), N, 4);
+        let c_path = dir.path().join("C.npy");
+        let out = submit(&cli, &pa, &pb, &c_path, &[]).await;
+        let report = format!("{}\n{}", text(&out), cheat.report());
+        assert_eq!(out.status.code(), Some(3), "{report}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for step in [
+            "settled:",
+            "C is not available",
+            "availability challenge for tiles",
+        ] {
+            assert!(stdout.contains(step), "no {step:?} in\n{report}");
+        }
+        let id = job_id(&out);
+        // The provider ignores the challenge: at the answer deadline it is slashed and the job is withheld.
+        let j = wait_status(&cli, &id, "withheld", &[&cheat]).await;
+        assert_eq!(bond(&cli, &dev1).await, BOND - BOND / 10, "{j}");
+        // A second look finds the job over, without a result.
+        let again = job(&cli, &["result", &id, "--home", path_str(&cli.home)]).await;
+        assert_eq!(again.status.code(), Some(4), "{}", text(&again));
+        net.stop_all();
     }
-    let id = job_id(&out);
-    // The provider ignores the challenge: at the answer deadline it is slashed and the job is withheld.
-    let j = wait_status(&cli, &id, "withheld", &[&cheat]).await;
-    assert_eq!(bond(&cli, &dev1).await, BOND - BOND / 10, "{j}");
-    // A second look finds the job over, without a result.
-    let again = job(&cli, &["result", &id, "--home", path_str(&cli.home)]).await;
-    assert_eq!(again.status.code(), Some(4), "{}", text(&again));
-    net.stop_all();
 }
 
 /// The seconds stamp of the first `--wait` line containing `what` (`[  12.34s] height H: …`).
