@@ -441,7 +441,7 @@ async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_doe
             max_txs_per_sender: 10,
         },
     ));
-    let ports = lode_tests::ports::PortBlock::reserve();
+    let ports = lode_test_ports::PortBlock::reserve();
     let _peer = gossip::spawn_with_blobs(
         GossipConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], ports.port(0))),
