@@ -542,7 +542,10 @@ impl Daemon {
                     metrics().step("settled");
                 }
                 self.out().job(id, &format!("now {status}"));
-            } else if before.is_some() && !self.declined.contains(id) {
+            } else if before.is_some()
+                && !self.declined.contains(id)
+                && !declined_by(job.as_ref(), &self.ctx.me.to_string())
+            {
                 let why = job
                     .as_ref()
                     .and_then(|j| {
@@ -736,4 +739,16 @@ impl Daemon {
         self.out()
             .line(&format!("provider stopped: {}", metrics().summary()));
     }
+}
+
+/// Whether the job's latest end with a provider is a decline this provider sent (not a missed answer): the
+/// block event that re-queues it can arrive before the decline task reports back.
+fn declined_by(job: Option<&lode_proto::market::v1::Job>, me: &str) -> bool {
+    job.and_then(|j| {
+        j.history
+            .iter()
+            .rev()
+            .find(|h| matches!(h.step.as_str(), "failed" | "slashed" | "declined"))
+    })
+    .is_some_and(|h| h.step == "declined" && h.detail.starts_with(&format!("provider {me}: ")))
 }

@@ -25,6 +25,10 @@ pub mod config;
 pub mod daemon;
 #[cfg(feature = "provider-faults")]
 pub mod faults;
+
+// A cheating provider must never ship: the fault modes exist for the tests' debug builds only.
+#[cfg(all(feature = "provider-faults", not(debug_assertions)))]
+compile_error!("`provider-faults` makes the provider daemon cheat; it is for test builds only, never a release");
 pub mod jobs;
 pub mod metrics;
 pub mod table;

@@ -418,10 +418,27 @@ mod provider_faults {
         let cheat = provider(&net, dir.path(), "dev1", 0, 5, &["--cheat", "one-element"]);
         wait_providers(&cli, &[&dev1], &[&cheat]).await;
 
-        // One wrong tile of 4096 escapes 16 samples with probability 99.6%; the job then settles.
-        let (_, _, pa, pb) = inputs(dir.path(), N, 3);
+        // One wrong tile of 4096 escapes 16 samples with probability 99.6%; the job then settles. In the other
+        // 0.4% the sample itself catches it (the provider is slashed, the job refunded: exit 4): that is not the
+        // path under test, so post another job, at most three in all.
         let c_path = dir.path().join("C.npy");
-        let out = submit(&cli, &pa, &pb, &c_path, &[]).await;
+        let mut attempt = 0;
+        let (out, before) = loop {
+            attempt += 1;
+            let before = bond(&cli, &dev1).await;
+            let (_, _, pa, pb) = inputs(dir.path(), N, 3 + attempt);
+            let out = submit(&cli, &pa, &pb, &c_path, &["--refund"]).await;
+            if out.status.code() == Some(4) && attempt < 3 {
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    stdout.contains("refund"),
+                    "exit 4 without a refund:\n{}",
+                    text(&out)
+                );
+                continue;
+            }
+            break (out, before);
+        };
         let report = format!("{}\n{}", text(&out), cheat.report());
         assert_eq!(out.status.code(), Some(2), "{report}");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -439,20 +456,23 @@ mod provider_faults {
         assert_eq!(j["job"]["status"], "fraud_proven", "{j}");
         // Half the bond is slashed (compute.fraud_slash_bps), a fifth of that to the consumer who proved it,
         // and the held-back payment goes back to the consumer.
-        assert_eq!(bond(&cli, &dev1).await, BOND / 2);
+        assert_eq!(bond(&cli, &dev1).await, before - before / 2);
         let entry = j["job"]["history"]
             .as_array()
             .and_then(|h| h.iter().find(|e| e["step"] == "fraud_proven"))
             .unwrap_or_else(|| panic!("no fraud_proven step: {j}"));
         let detail = entry["detail"].as_str().expect("detail");
-        assert!(detail.contains("500000 slashed"), "{detail}");
+        assert!(
+            detail.contains(&format!("{} slashed", before / 2)),
+            "{detail}"
+        );
         assert!(
             !detail.contains("holdback 0 to the consumer"),
             "the consumer got its holdback back: {detail}"
         );
         let slashed_to_consumer = stdout.lines().any(|l| {
             l.contains("fraud proof for C[")
-                && l.contains(&format!("provider {dev1} slashed 500000"))
+                && l.contains(&format!("provider {dev1} slashed {}", before / 2))
         });
         assert!(slashed_to_consumer, "{report}");
         net.stop_all();
