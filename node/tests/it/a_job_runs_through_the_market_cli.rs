@@ -6,9 +6,7 @@
 use std::time::{Duration, Instant};
 
 use lode_gpu_verify::{format, Backend, Engine, MatrixI8};
-use serde_json::json;
 
-use crate::four_validators_commit_a_transfer::{wait_height, Net};
 use crate::governance_on_a_devnet::Cli;
 use crate::support::path_str;
 
@@ -31,18 +29,8 @@ async fn wait_status(cli: &Cli, id: &str, want: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_posted_matched_verified_and_paid_through_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut net = Net::start_with_genesis(dir.path(), 1, 1, |g| {
-        let p = &mut g["app_state"]["params"];
-        // Empty blocks come every second: short windows keep the test short.
-        p["compute"]["reveal_blocks"] = json!(10);
-        p["compute"]["fraud_window_blocks"] = json!(12);
-        p["market"]["unbonding_blocks"] = json!(30);
-    });
-    wait_height(&net, 2).await;
-    let cli = Cli {
-        home: net.homes[0].clone(),
-        node: net.grpc[0].clone(),
-    };
+    // Empty blocks come every second: short windows keep the test short.
+    let (mut net, cli) = crate::provider_daemon::market_devnet(dir.path(), 1, 10, 12, 30).await;
     let dev0 = cli.address("dev0").await;
     let dev1 = cli.address("dev1").await;
 

@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use lode_gpu_verify::{Backend, Engine, MatrixI8};
 use lode_node::blobs::client::BlobClient;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::four_validators_commit_a_transfer::{wait_height, Net};
+use crate::four_validators_commit_a_transfer::Net;
 use crate::governance_on_a_devnet::Cli;
-use crate::provider_daemon::{upload_inputs, ProviderDaemon};
+use crate::provider_daemon::{market_devnet, upload_inputs, ProviderDaemon};
 use crate::support::path_str;
 
 /// Bound on each job step the tests wait for.
@@ -22,18 +21,7 @@ const STEP: Duration = Duration::from_secs(120);
 
 /// A one-validator devnet with short verification windows, and the CLI on it.
 async fn devnet(dir: &std::path::Path) -> (Net, Cli) {
-    let net = Net::start_with_genesis(dir, 1, 1, |g| {
-        let p = &mut g["app_state"]["params"];
-        p["compute"]["reveal_blocks"] = json!(10);
-        p["compute"]["fraud_window_blocks"] = json!(12);
-        p["market"]["unbonding_blocks"] = json!(30);
-    });
-    wait_height(&net, 2).await;
-    let cli = Cli {
-        home: net.homes[0].clone(),
-        node: net.grpc[0].clone(),
-    };
-    (net, cli)
+    market_devnet(dir, 1, 10, 12, 30).await
 }
 
 /// Polls the job until its status is `want` (bounded by [`STEP`]).

@@ -14,11 +14,11 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use lode_gpu_verify::{format, Backend, Engine, MatrixI32, MatrixI8};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::four_validators_commit_a_transfer::{balance, wait_height, Net};
+use crate::four_validators_commit_a_transfer::{balance, Net};
 use crate::governance_on_a_devnet::Cli;
-use crate::provider_daemon::ProviderDaemon;
+use crate::provider_daemon::{market_devnet, ProviderDaemon};
 use crate::support::{path_str, run_lode_within};
 
 /// The side of the CI jobs (m = k = n).
@@ -33,18 +33,7 @@ const BOND: u128 = 1_000_000;
 /// A devnet of `validators` with verification windows sized for a test (blocks come about every second):
 /// the fraud window leaves the consumer time to download and check C.
 async fn devnet(dir: &Path, validators: usize) -> (Net, Cli) {
-    let net = Net::start_with_genesis(dir, validators, validators, |g| {
-        let p = &mut g["app_state"]["params"];
-        p["compute"]["reveal_blocks"] = json!(15);
-        p["compute"]["fraud_window_blocks"] = json!(60);
-        p["market"]["unbonding_blocks"] = json!(100);
-    });
-    wait_height(&net, 2).await;
-    let cli = Cli {
-        home: net.homes[0].clone(),
-        node: net.grpc[0].clone(),
-    };
-    (net, cli)
+    market_devnet(dir, validators, 15, 60, 100).await
 }
 
 /// Deterministic int8 inputs of `n`³ (xorshift), written as `.npy` into `dir`.

@@ -9,8 +9,32 @@ use lode_gpu_verify::MatrixI8;
 use lode_node::blobs::client::BlobClient;
 use lode_node::keys::KeyFile;
 
-use crate::four_validators_commit_a_transfer::status;
+use crate::four_validators_commit_a_transfer::{status, wait_height, Net};
+use crate::governance_on_a_devnet::Cli;
 use crate::support::{lode, path_str};
+
+/// A devnet of `validators` for the market tests, with verification windows (in blocks; empty blocks come
+/// about every second) short enough for a test, started and past height 2, and the CLI on its node 0.
+pub async fn market_devnet(
+    dir: &Path,
+    validators: usize,
+    reveal_blocks: u64,
+    fraud_window_blocks: u64,
+    unbonding_blocks: u64,
+) -> (Net, Cli) {
+    let net = Net::start_with_genesis(dir, validators, validators, |g| {
+        let p = &mut g["app_state"]["params"];
+        p["compute"]["reveal_blocks"] = serde_json::json!(reveal_blocks);
+        p["compute"]["fraud_window_blocks"] = serde_json::json!(fraud_window_blocks);
+        p["market"]["unbonding_blocks"] = serde_json::json!(unbonding_blocks);
+    });
+    wait_height(&net, 2).await;
+    let cli = Cli {
+        home: net.homes[0].clone(),
+        node: net.grpc[0].clone(),
+    };
+    (net, cli)
+}
 
 /// A running provider daemon: stdout (its `job <id> <step>` lines) and stderr (its log) go to files in its
 /// state directory. SIGKILLed when dropped.
