@@ -140,6 +140,36 @@ impl BlobClient {
         )?)
     }
 
+    /// Downloads C for a job of shape `rows`×`cols` with tile `tile`, refusing a blob whose header says
+    /// otherwise. C's root covers its tiles' bytes, not its shape: the same bytes under another (rows, cols,
+    /// tile) have the same root but are another matrix, so a blob served with the wrong shape is treated as
+    /// C not being available (NOT_FOUND).
+    pub async fn get_c_shaped(
+        &mut self,
+        root: &[u8; 32],
+        rows: u64,
+        cols: u64,
+        tile: u32,
+    ) -> eyre::Result<MatrixI32> {
+        let (h, bytes) = self.get_verified(root, BlobKind::C).await?;
+        if (h.rows, h.cols, h.tile) != (rows, cols, tile) {
+            return Err(tonic::Status::not_found(format!(
+                "C {} was served as {}x{} with tile {}, but the job's is {rows}x{cols} with tile {tile}",
+                hex::encode(root),
+                h.rows,
+                h.cols,
+                h.tile
+            ))
+            .into());
+        }
+        Ok(layout::c_from_bytes(
+            dim(h.rows)?,
+            dim(h.cols)?,
+            dim(u64::from(h.tile))?,
+            &bytes,
+        )?)
+    }
+
     /// Downloads tiles `[first, first + count)` of C (`count` 0: to the end), each row-major in its tile.
     /// A part cannot be checked against the root on its own: check each tile against its inclusion proof
     /// (or fetch the whole blob with [`BlobClient::get_c`]) before relying on it.

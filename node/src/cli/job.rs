@@ -928,7 +928,12 @@ async fn check_result(
     );
 
     let t = Instant::now();
-    let fetched = match tokio::time::timeout(fetch_timeout, blobs.get_c(&out_root)).await {
+    let fetched = match tokio::time::timeout(
+        fetch_timeout,
+        blobs.get_c_shaped(&out_root, job.m, job.n, job.tile),
+    )
+    .await
+    {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) if is_unavailable(&e) => Err(format!("{e:#}")),
         Ok(Err(e)) => return Err(e.wrap_err("downloading C")),

@@ -89,6 +89,40 @@ fn blob_files(home: &Path) -> (Vec<String>, usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_served_under_its_root_with_another_shape_is_refused_by_a_client_that_knows_the_job() {
+    let node = SingleNode::start(|_| {}).await;
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let mut c = BlobClient::new(node.channel().await);
+
+    // An 8x8 C with 4x4 tiles, and a 16x4 matrix holding the same four tiles in the same order: the tile
+    // root covers the tiles' bytes only, so both have one root.
+    let job_c = c_matrix(8, 8);
+    let grid = TileGrid::new(8, 8, 4).expect("grid");
+    let tiles: Vec<Vec<i32>> = (0..4)
+        .map(|i| commit::extract_tile(&job_c, &grid, i).expect("tile"))
+        .collect();
+    let other = MatrixI32::from_fn(16, 4, |i, j| tiles[i / 4][(i % 4) * 4 + j]).expect("matrix");
+    let root = commit::commit_c(&job_c, 4).expect("commit").root();
+    assert_eq!(commit::commit_c(&other, 4).expect("commit").root(), root);
+
+    // Whoever uploads first decides the header the node keeps: here the wrong shape.
+    assert_eq!(c.put_c(&dev0, CHAIN, &other, 4).await.expect("put"), root);
+    let err = c
+        .get_c_shaped(&root, 8, 8, 4)
+        .await
+        .expect_err("a 16x4 C passed for an 8x8 job");
+    let status = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<tonic::Status>())
+        .expect("a gRPC status");
+    assert_eq!(status.code(), Code::NotFound, "{err:#}");
+    assert_eq!(
+        c.get_c_shaped(&root, 16, 4, 4).await.expect("same shape"),
+        other
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_b_and_c_round_trip_under_gpu_verifys_roots() {
     let node = SingleNode::start(|_| {}).await;
     let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
