@@ -132,12 +132,7 @@ impl BlobClient {
     /// Downloads C and checks its tile root.
     pub async fn get_c(&mut self, root: &[u8; 32]) -> eyre::Result<MatrixI32> {
         let (h, bytes) = self.get_verified(root, BlobKind::C).await?;
-        Ok(layout::c_from_bytes(
-            dim(h.rows)?,
-            dim(h.cols)?,
-            dim(u64::from(h.tile))?,
-            &bytes,
-        )?)
+        c_of(&h, &bytes)
     }
 
     /// Downloads C for a job of shape `rows`×`cols` with tile `tile`, refusing a blob whose header says
@@ -162,12 +157,7 @@ impl BlobClient {
             ))
             .into());
         }
-        Ok(layout::c_from_bytes(
-            dim(h.rows)?,
-            dim(h.cols)?,
-            dim(u64::from(h.tile))?,
-            &bytes,
-        )?)
+        c_of(&h, &bytes)
     }
 
     /// Downloads tiles `[first, first + count)` of C (`count` 0: to the end), each row-major in its tile.
@@ -318,4 +308,14 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// C from its verified blob bytes, in the shape its header gives.
+fn c_of(h: &BlobHeader, bytes: &[u8]) -> eyre::Result<MatrixI32> {
+    Ok(layout::c_from_bytes(
+        dim(h.rows)?,
+        dim(h.cols)?,
+        dim(u64::from(h.tile))?,
+        bytes,
+    )?)
 }
