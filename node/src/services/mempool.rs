@@ -613,20 +613,27 @@ mod tests {
         // signature is checked before the lock. Before, the admission queued behind the lock (a deadlock
         // here, caught by the bounded wait).
         let pool = std::sync::Arc::new(pool);
+        let mut client_thread = None;
         let verdict = pool.commit_and_update(&[], || {
             let (done, answered) = std::sync::mpsc::channel();
             let (client, tx) = (pool.clone(), forged.clone());
-            // Not joined: a stuck admission finishes once the lock is released, after the test failed.
-            std::thread::spawn(move || {
+            client_thread = Some(std::thread::spawn(move || {
                 let _ = done.send(client.add(tx));
-            });
+            }));
             answered
                 .recv_timeout(std::time::Duration::from_secs(30))
                 .ok()
         });
+        // Not joined when stuck: that admission finishes once the lock is released, after the test failed.
         let Some(verdict) = verdict else {
             panic!("the admission waited for the mempool lock");
         };
+        // Joined when answered: the thread may still hold the last clone of the pool (and so the RocksDB
+        // handle) after sending; closing the database while the test process exits aborts it ("pthread lock:
+        // Invalid argument").
+        if let Some(t) = client_thread {
+            t.join().expect("client thread");
+        }
         assert!(
             matches!(&verdict, Err(AddError::Rejected(r)) if r.code == 5),
             "{verdict:?}"
