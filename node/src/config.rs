@@ -183,9 +183,19 @@ pub struct GrpcConfig {
     pub max_subscriptions: usize,
     /// Events (one per height) queued for one subscriber before it counts as stalled.
     pub subscription_buffer: usize,
+    /// Web pages (origins, e.g. `http://localhost:5173`) allowed to call the API from a browser over
+    /// gRPC-web; `["*"]` allows any page. Empty (the default): browsers may not call it; gRPC-web from
+    /// other clients works either way.
+    pub cors_origins: Vec<String>,
 }
 
 impl GrpcConfig {
+    /// The browser origins allowed to call the API, checked: each is `*` (alone) or a `scheme://host[:port]`
+    /// origin with an `http` or `https` scheme and nothing after the authority.
+    pub fn cors(&self) -> eyre::Result<crate::services::grpc::CorsOrigins> {
+        crate::services::grpc::CorsOrigins::parse(&self.cors_origins)
+    }
+
     /// The API's limits.
     pub fn limits(&self) -> crate::services::grpc::ApiLimits {
         crate::services::grpc::ApiLimits {
@@ -268,6 +278,7 @@ impl Default for GrpcConfig {
             stream_stall_timeout_ms: l.stream_stall_timeout.as_millis() as u64,
             max_subscriptions: l.max_subscriptions,
             subscription_buffer: l.subscription_buffer,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -365,7 +376,9 @@ impl Config {
 
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> eyre::Result<Self> {
-        Ok(toml::from_str(text)?)
+        let config: Self = toml::from_str(text)?;
+        config.grpc.cors().wrap_err("grpc.cors_origins")?;
+        Ok(config)
     }
 
     /// Writes the configuration to `path` as TOML.
@@ -389,6 +402,16 @@ mod tests {
     fn the_defaults_round_trip_through_toml() {
         let text = toml::to_string_pretty(&Config::default()).expect("toml");
         assert_eq!(Config::from_toml(&text).ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn a_config_with_a_bad_cors_origin_is_refused_with_the_key() {
+        let ok =
+            Config::from_toml("[grpc]\ncors_origins = [\"http://localhost:5173\"]\n").expect("ok");
+        assert_eq!(ok.grpc.cors_origins, ["http://localhost:5173"]);
+        let err =
+            Config::from_toml("[grpc]\ncors_origins = [\"localhost/x\"]\n").expect_err("refused");
+        assert!(format!("{err:#}").contains("grpc.cors_origins"), "{err:#}");
     }
 
     #[test]

@@ -154,6 +154,9 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
         config.abci.listen = ports[i][3];
         // Local networks serve Prometheus metrics by default.
         config.metrics.listen = Some(ports[i][4]);
+        // ... and let any web page on this machine call their API over gRPC-web (the node holds no keys; a
+        // page can only read and broadcast txs signed elsewhere).
+        config.grpc.cors_origins = vec!["*".into()];
         for (j, p) in ports.iter().enumerate() {
             if j != i {
                 config.p2p.persistent_peers.push(p[0]);

@@ -162,9 +162,11 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             blobs,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let cors = config.grpc.cors().wrap_err("grpc.cors_origins")?;
         let server = tokio::spawn(grpc::serve(
             api,
             listener,
+            cors,
             async move {
                 let _ = stop_rx.await;
             },

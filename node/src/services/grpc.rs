@@ -1,7 +1,8 @@
 //! The gRPC API (`lode.node.v1`): `TxService`, `QueryService`, `BlockService` (in `chain.rs`), `EventService`
 //! (in `events.rs`), `BlobService` (in `crate::blobs::service`) and the module query services (`GovQueryService`, `NftQueryService`,
 //! `StakingQueryService`, `ParamsService`, each RPC one ABCI query path), with server reflection (v1 and
-//! v1alpha), health and per-call metrics (`metrics.rs`).
+//! v1alpha), health (NOT_SERVING while catching up or halted), gRPC-web with CORS for browsers, and per-call
+//! metrics (`metrics.rs`).
 //!
 //! Every client is hostile, so every resource a client can hold has a bound ([`ApiLimits`], `[grpc]` in
 //! `config.toml`): connections (one past the limit is accepted and closed at once), HTTP/2 streams per
@@ -245,8 +246,97 @@ pub struct NodeApi {
 /// The last committed block's (height, BFT time), cached so `Status` reads the block once per height.
 pub type LastBlockTime = Arc<std::sync::Mutex<Option<(u64, prost_types::Timestamp)>>>;
 
-/// `Status` reports `catching_up` while the last block is older than this.
+/// `Status` reports `catching_up`, and health `NOT_SERVING`, while the last block is older than this.
 pub const CATCHING_UP_AFTER: Duration = Duration::from_secs(30);
+
+/// How often the health service re-reads whether the node is catching up.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether a node whose last block has BFT time `last_block` (`None`: no block yet) is catching up at
+/// `now`: it has no block, or its last one is older than [`CATCHING_UP_AFTER`]. A node syncing from its peers
+/// executes blocks whose times lie in the past; a node in step with the chain has one from the last few
+/// seconds (an idle chain still makes an empty block every `empty_block_interval_ms`, one second by default).
+pub fn catching_up(
+    last_block: Option<&prost_types::Timestamp>,
+    now: std::time::SystemTime,
+) -> bool {
+    let Some(t) = last_block else { return true };
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i128::from(now.as_secs()) - i128::from(t.seconds) > i128::from(CATCHING_UP_AFTER.as_secs())
+}
+
+/// The web pages a browser may call the API from (CORS), from `[grpc] cors_origins`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No page: browsers' cross-origin calls are refused (no CORS headers are sent).
+    #[default]
+    None,
+    /// Any page (`["*"]`), for devnets and public read-only endpoints.
+    Any,
+    /// These origins exactly.
+    List(Vec<http::HeaderValue>),
+}
+
+impl CorsOrigins {
+    /// Checks `[grpc] cors_origins`: `*` alone, or origins `http[s]://host[:port]` with nothing after the
+    /// authority (a browser's `Origin` header never has a path, so an entry with one could never match).
+    pub fn parse(origins: &[String]) -> eyre::Result<Self> {
+        if origins.is_empty() {
+            return Ok(Self::None);
+        }
+        if origins.iter().any(|o| o == "*") {
+            if origins.len() > 1 {
+                eyre::bail!("\"*\" allows every origin and must be the only entry");
+            }
+            return Ok(Self::Any);
+        }
+        let mut list = Vec::with_capacity(origins.len());
+        for o in origins {
+            let uri: http::Uri = o
+                .parse()
+                .map_err(|e| eyre::eyre!("{o:?} is not an origin: {e}"))?;
+            let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+            let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !o.ends_with('/');
+            if !scheme_ok || uri.host().is_none() || !bare {
+                eyre::bail!(
+                    "{o:?} is not an origin: expected http://host[:port] or https://host[:port]"
+                );
+            }
+            list.push(
+                http::HeaderValue::from_str(o)
+                    .map_err(|e| eyre::eyre!("{o:?} is not an origin: {e}"))?,
+            );
+        }
+        Ok(Self::List(list))
+    }
+
+    /// The CORS layer: preflights answered for gRPC-web calls, and the gRPC status headers exposed to the page.
+    fn layer(&self) -> tower_http::cors::CorsLayer {
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        let origin = match self {
+            Self::None => AllowOrigin::list(Vec::<http::HeaderValue>::new()),
+            Self::Any => AllowOrigin::any(),
+            Self::List(l) => AllowOrigin::list(l.clone()),
+        };
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods([http::Method::POST, http::Method::OPTIONS])
+            .allow_headers([
+                http::header::CONTENT_TYPE,
+                http::HeaderName::from_static("x-grpc-web"),
+                http::HeaderName::from_static("x-user-agent"),
+                http::HeaderName::from_static("grpc-timeout"),
+            ])
+            .expose_headers([
+                http::HeaderName::from_static("grpc-status"),
+                http::HeaderName::from_static("grpc-message"),
+                http::HeaderName::from_static("grpc-status-details-bin"),
+            ])
+            .max_age(Duration::from_secs(600))
+    }
+}
 
 /// The API's `TxResult` from an ABCI result type; CheckTx's and FinalizeBlock's share these fields.
 macro_rules! tx_result_from {
@@ -381,6 +471,17 @@ impl NodeApi {
         }
         cache.push_back(outcome.clone());
         Ok(outcome)
+    }
+
+    /// Whether the node is catching up ([`catching_up`]) at its last committed height; a store it cannot
+    /// read counts as catching up.
+    async fn is_catching_up(&self) -> bool {
+        let decided = self.decided.borrow().0;
+        let height = self.app.last_commit().map_or(0, |r| r.height).max(decided);
+        match self.block_time_blocking(height).await {
+            Ok(t) => catching_up(t.as_ref(), std::time::SystemTime::now()),
+            Err(_) => true,
+        }
     }
 
     /// The BFT time of the block at `height` (None at height 0 or when it is not stored), read from the
@@ -639,13 +740,7 @@ impl QueryService for NodeApi {
             .unwrap_or_default();
         let (txs, bytes) = self.mempool.size();
         let latest_block_time = self.block_time_blocking(height).await?;
-        let catching_up = latest_block_time.as_ref().is_none_or(|t| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            i128::from(now.as_secs()) - i128::from(t.seconds)
-                > i128::from(CATCHING_UP_AFTER.as_secs())
-        });
+        let catching_up = catching_up(latest_block_time.as_ref(), std::time::SystemTime::now());
         Ok(Response::new(pb::StatusResponse {
             version: env!("CARGO_PKG_VERSION").into(),
             catching_up,
@@ -711,12 +806,30 @@ module_queries!(ParamsService {
     params(qpb::ParamsRequest) -> qpb::ParamsResponse = "/params";
 });
 
-/// Serves the API on `listen` until `shutdown` completes. When `halted` completes (consensus halted on a
-/// divergence or a block it could not execute), health reports every service, and the server as a whole,
-/// `NOT_SERVING`.
+/// Every service the server hosts, by its gRPC name, and `""` (the server as a whole), as health reports them.
+const SERVICE_NAMES: [&str; 11] = [
+    "",
+    <TxServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <QueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <GovQueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <NftQueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <MarketQueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <StakingQueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <ParamsServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <BlockServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <EventServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+    <BlobServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
+];
+
+/// Serves the API on `listen` until `shutdown` completes, over HTTP/2 (gRPC) and HTTP/1.1 (gRPC-web, with
+/// `cors` deciding which web pages may call it). Health reports every service, and the server as a whole,
+/// `NOT_SERVING` while the node catches up ([`catching_up`], re-read at each new height and every
+/// [`HEALTH_INTERVAL`]) and for good once `halted` completes (consensus halted on a divergence or a block it
+/// could not execute).
 pub async fn serve(
     api: NodeApi,
     listener: tokio::net::TcpListener,
+    cors: CorsOrigins,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     halted: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> eyre::Result<()> {
@@ -729,50 +842,56 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    use tonic::server::NamedService;
-    for name in [
-        <TxServiceServer<NodeApi> as NamedService>::NAME,
-        <QueryServiceServer<NodeApi> as NamedService>::NAME,
-        <GovQueryServiceServer<NodeApi> as NamedService>::NAME,
-        <NftQueryServiceServer<NodeApi> as NamedService>::NAME,
-        <MarketQueryServiceServer<NodeApi> as NamedService>::NAME,
-        <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
-        <ParamsServiceServer<NodeApi> as NamedService>::NAME,
-        <BlockServiceServer<NodeApi> as NamedService>::NAME,
-        <EventServiceServer<NodeApi> as NamedService>::NAME,
-        <BlobServiceServer<NodeApi> as NamedService>::NAME,
-    ] {
-        health_reporter
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    // Health follows the node: SERVING while it is in step with the chain, NOT_SERVING while it catches up
+    // (checked every `HEALTH_INTERVAL`), and NOT_SERVING for good once consensus halted.
+    let set_all = |reporter: tonic_health::server::HealthReporter, status| async move {
+        for name in SERVICE_NAMES {
+            reporter.set_service_status(name, status).await;
+        }
+    };
+    let serving = |up: bool| {
+        if up {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        }
+    };
+    let mut up = !api.is_catching_up().await;
+    set_all(health_reporter.clone(), serving(up)).await;
     {
-        let reporter = health_reporter.clone();
+        let (reporter, api) = (health_reporter.clone(), api.clone());
+        let mut decided = api.decided.clone();
         tokio::spawn(async move {
-            halted.await;
-            for name in [
-                "",
-                <TxServiceServer<NodeApi> as NamedService>::NAME,
-                <QueryServiceServer<NodeApi> as NamedService>::NAME,
-                <GovQueryServiceServer<NodeApi> as NamedService>::NAME,
-                <NftQueryServiceServer<NodeApi> as NamedService>::NAME,
-                <MarketQueryServiceServer<NodeApi> as NamedService>::NAME,
-                <StakingQueryServiceServer<NodeApi> as NamedService>::NAME,
-                <ParamsServiceServer<NodeApi> as NamedService>::NAME,
-                <BlockServiceServer<NodeApi> as NamedService>::NAME,
-                <EventServiceServer<NodeApi> as NamedService>::NAME,
-                <BlobServiceServer<NodeApi> as NamedService>::NAME,
-            ] {
-                reporter
-                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                    .await;
+            let mut halted = std::pin::pin!(halted);
+            let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut decided_open = true;
+            loop {
+                tokio::select! {
+                    _ = &mut halted => {
+                        set_all(reporter, tonic_health::ServingStatus::NotServing).await;
+                        return;
+                    }
+                    // A new height, or a second gone by (a last block only grows older).
+                    changed = decided.changed(), if decided_open => decided_open = changed.is_ok(),
+                    _ = tick.tick() => {}
+                }
+                let now_up = !api.is_catching_up().await;
+                if now_up != up {
+                    up = now_up;
+                    set_all(reporter.clone(), serving(up)).await;
+                }
             }
         });
     }
     let limits = api.guards.limits;
     let incoming = limited_incoming(listener, limits.max_connections);
+    // HTTP/1.1 as well as HTTP/2, for gRPC-web: browsers (and any client) may call every service that way.
     tonic::transport::Server::builder()
+        .accept_http1(true)
         .max_concurrent_streams(limits.max_concurrent_streams_per_connection)
+        .layer(cors.layer())
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(super::metrics::GrpcMetricsLayer)
         .add_service(health)
         .add_service(reflection)
@@ -884,10 +1003,43 @@ pub async fn bind(addr: SocketAddr) -> eyre::Result<tokio::net::TcpListener> {
 mod tests {
     use super::*;
 
-    async fn health_after(halt_now: bool) -> i32 {
+    /// Serves an API over a store whose last decided block (height 1) has BFT time `block_time` (none: no
+    /// block yet), halts consensus when `halt_now`, and returns what health says about `QueryService`.
+    async fn health_after(block_time: Option<std::time::SystemTime>, halt_now: bool) -> i32 {
+        use lode_consensus::{Block, BlockHeader, BlockTime, DecidedBlock};
         use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
         let dir = tempfile::tempdir().expect("tempdir");
         let app = LodeApp::open(dir.path()).expect("open");
+        let blocks = RocksBlockStore::new(app.clone());
+        let mut decided = Height(0);
+        if let Some(t) = block_time {
+            let since = t.duration_since(std::time::UNIX_EPOCH).expect("time");
+            let block = Block::new(
+                BlockHeader {
+                    chain_id: "c".into(),
+                    height: Height(1),
+                    time: BlockTime {
+                        seconds: i64::try_from(since.as_secs()).expect("secs"),
+                        nanos: since.subsec_nanos(),
+                    },
+                    proposer: lode_consensus::Address([1; 20]),
+                    last_block_id: None,
+                    tx_root: lode_consensus::types::tx_root(&[]),
+                    app_hash: Bytes::new(),
+                },
+                Vec::new(),
+            );
+            let certificate = malachitebft_core_types::CommitCertificate {
+                height: Height(1),
+                round: malachitebft_core_types::Round::new(0),
+                value_id: block.id(),
+                commit_signatures: Vec::new(),
+            };
+            blocks
+                .put_decided(&DecidedBlock { block, certificate })
+                .expect("put");
+            decided = Height(1);
+        }
         let api = NodeApi {
             mempool: Arc::new(Mempool::new(
                 app.clone(),
@@ -898,9 +1050,9 @@ mod tests {
                     max_txs_per_sender: 1,
                 },
             )),
-            blocks: RocksBlockStore::new(app.clone()),
+            blocks,
             app,
-            decided: watch::channel(Height(0)).1,
+            decided: watch::channel(decided).1,
             peers: Default::default(),
             chain_id: "c".into(),
             moniker: "m".into(),
@@ -919,6 +1071,7 @@ mod tests {
         let server = tokio::spawn(serve(
             api,
             listener,
+            CorsOrigins::None,
             async move {
                 let _ = stopped.await;
             },
@@ -958,10 +1111,83 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn health_goes_not_serving_when_consensus_halts() {
+    async fn health_is_serving_only_when_in_step_with_the_chain_and_not_halted() {
         use tonic_health::pb::health_check_response::ServingStatus;
-        assert_eq!(health_after(false).await, ServingStatus::Serving as i32);
-        assert_eq!(health_after(true).await, ServingStatus::NotServing as i32);
+        let now = std::time::SystemTime::now();
+        let old = now - CATCHING_UP_AFTER - Duration::from_secs(5);
+        assert_eq!(
+            health_after(Some(now), false).await,
+            ServingStatus::Serving as i32
+        );
+        assert_eq!(
+            health_after(Some(now), true).await,
+            ServingStatus::NotServing as i32,
+            "a halted node serves stale state"
+        );
+        assert_eq!(
+            health_after(Some(old), false).await,
+            ServingStatus::NotServing as i32,
+            "a node whose last block is old is catching up"
+        );
+        assert_eq!(
+            health_after(None, false).await,
+            ServingStatus::NotServing as i32,
+            "a node without a block is catching up"
+        );
+    }
+
+    #[test]
+    fn a_node_is_catching_up_without_a_block_or_with_an_old_one() {
+        let now = std::time::SystemTime::now();
+        let at = |ago: Duration| {
+            let t = (now - ago)
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("time");
+            prost_types::Timestamp {
+                seconds: i64::try_from(t.as_secs()).expect("secs"),
+                nanos: 0,
+            }
+        };
+        assert!(catching_up(None, now));
+        assert!(!catching_up(Some(&at(Duration::from_secs(2))), now));
+        assert!(!catching_up(Some(&at(CATCHING_UP_AFTER)), now));
+        assert!(catching_up(
+            Some(&at(CATCHING_UP_AFTER + Duration::from_secs(2))),
+            now
+        ));
+        // A block from the future (clock skew) is not "catching up".
+        assert!(!catching_up(
+            Some(&at(Duration::ZERO)),
+            now - Duration::from_secs(60)
+        ));
+    }
+
+    #[test]
+    fn cors_origins_are_star_alone_or_bare_http_origins() {
+        assert_eq!(CorsOrigins::parse(&[]).ok(), Some(CorsOrigins::None));
+        assert_eq!(
+            CorsOrigins::parse(&["*".into()]).ok(),
+            Some(CorsOrigins::Any)
+        );
+        let ok = CorsOrigins::parse(&[
+            "http://localhost:5173".into(),
+            "https://explorer.example.org".into(),
+        ])
+        .expect("origins");
+        assert!(matches!(ok, CorsOrigins::List(l) if l.len() == 2));
+        for bad in [
+            vec!["*".to_string(), "http://a.org".into()],
+            vec!["a.org".into()],
+            vec!["ftp://a.org".into()],
+            vec!["http://a.org/".into()],
+            vec!["http://a.org/path".into()],
+            vec!["http://a.org?x=1".into()],
+            vec!["http://".into()],
+            vec!["".into()],
+            vec!["http://a.org\n".into()],
+        ] {
+            assert!(CorsOrigins::parse(&bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

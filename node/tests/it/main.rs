@@ -9,6 +9,7 @@ mod a_provider_daemon_runs_jobs;
 mod abci_socket;
 mod blob_service;
 mod broadcast_stream;
+mod browsers_call_the_api_over_grpc_web;
 mod byzantine_proposer;
 mod cli;
 mod four_validators_commit_a_transfer;
