@@ -812,6 +812,10 @@ async fn four_validators_three_providers_a_job_outlives_a_killed_validator_and_a
             );
         }
     }
+    println!(
+        "job {id}: posted at {posted}, node {KILLED} killed at {killed_at} and restarted with the job \
+         {at_restart}, settled by {settled_at}; app hashes equal at heights 1..={common}"
+    );
     let supply = bank::supply(apps[0].store()).expect("supply");
     for (i, app) in apps.iter().enumerate() {
         let last = app.last_commit().expect("committed").height;
