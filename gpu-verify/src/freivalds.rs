@@ -155,6 +155,9 @@ mod avx2 {
     /// at most `2·128·2¹⁵ = 2²³` to a lane, so a lane stays below 2³⁰.
     const I8_BLOCK: usize = 2048;
 
+    /// Bytes of a row fetched ahead of the loads (rows of A, B and C stream from memory).
+    const PREFETCH: usize = 1024;
+
     /// `x·r` for i8 x with the balanced digits of r: `S_q = Σ xⱼ·digits[q]ⱼ` with
     /// `vpmaddwd` (sixteen products per instruction), then `Σ_q 2¹⁶ᑫ·S_q`. `S₀` and `S₁`
     /// must be exact (they are needed mod 2⁶⁴ and 2⁴⁸): their i32 lanes are widened to
@@ -186,8 +189,10 @@ mod avx2 {
             let end = (j + I8_BLOCK).min(body);
             let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
             while j < end {
-                // SAFETY: j + 16 <= body, so every load is in bounds.
+                // SAFETY: j + 16 <= body, so every load is in bounds (a prefetch may point
+                // past the end: it never faults).
                 unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(xp.wrapping_add(j + PREFETCH).cast());
                     let xv = _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.add(j).cast()));
                     let m0 = _mm256_madd_epi16(xv, _mm256_loadu_si256(d0.add(j).cast()));
                     let m1 = _mm256_madd_epi16(xv, _mm256_loadu_si256(d1.add(j).cast()));
@@ -232,8 +237,10 @@ mod avx2 {
         );
         let mut j = 0;
         while j < body {
-            // SAFETY: j + 8 <= body, so every load is in bounds.
+            // SAFETY: j + 8 <= body, so every load is in bounds (a prefetch may point past
+            // the end: it never faults).
             unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(xp.wrapping_add(j + PREFETCH / 4).cast());
                 let xv = _mm256_loadu_si256(xp.add(j).cast());
                 let lv = _mm256_loadu_si256(lp.add(j).cast());
                 let hv = _mm256_loadu_si256(hp.add(j).cast());
