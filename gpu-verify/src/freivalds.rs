@@ -17,9 +17,9 @@
 //! accepts iff `2ᵛ·u·rⱼ ≡ −s (mod 2⁶⁴)` for some fixed `s`. As `u` is invertible mod
 //! 2⁶⁴⁻ᵛ, at most `2ᵛ` of the 2⁶⁴ values of `rⱼ` solve it, so one trial accepts a wrong row
 //! with probability at most `2ᵛ⁻⁶⁴ ≤ 2⁻³³` ([`TRIAL_ESCAPE_LOG2`]), whatever the other
-//! entries, `k` and `n` are. The bound is tight only for errors that are odd multiples of
-//! 2³¹ (a flipped sign bit); an error of ±1 escapes with probability 2⁻⁶⁴. Trials draw
-//! independent vectors, so `t` trials accept a wrong C with probability at most `2⁻³³ᵗ`:
+//! entries, `k` and `n` are. The bound is tight only for errors of ±2³¹ (a flipped sign
+//! bit); an error of ±1 escapes with probability 2⁻⁶⁴. Trials draw independent vectors
+//! (SHA-256 in counter mode, modelled as a random function), so `t` trials accept a wrong C with probability at most `2⁻³³ᵗ`:
 //! [`DEFAULT_TRIALS`] = 2 gives `2⁻⁶⁶ ≤ 2⁻⁶⁴`.
 //!
 //! The argument needs `r` unknown to whoever produced C: the caller's seed must be secret
