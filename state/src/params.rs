@@ -111,6 +111,19 @@ impl Params {
                     .to_string(),
             ));
         }
+        if !crate::modules::staking::params::self_dealing_costs_at_least_staking(
+            self.market.protocol_fee_per_cu,
+            &self.staking,
+        ) {
+            issues.push((
+                "market.protocol_fee_per_cu",
+                "too low: self-posted jobs would buy voting power cheaper than stake; need \
+                 protocol_fee_per_cu × (10000 − staking.compute_weight_bps) × 10^12 ≥ \
+                 staking.stake_cost_ppt_per_block × staking.compute_weight_bps × \
+                 staking.bonded_per_floor_cu (docs/proof-of-useful-compute.md)"
+                    .to_string(),
+            ));
+        }
         if self.staking.unbonding_blocks <= self.gov.voting_period_blocks {
             issues.push((
                 "staking.unbonding_blocks",
