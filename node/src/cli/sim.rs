@@ -162,10 +162,11 @@ pub(crate) fn simulate(
             .max_power
             .max(out.iter().map(|(_, v)| *v).max().unwrap_or(0));
         report.max_moved = report.max_moved.max(moved);
-        report.effective_cap_bps_max = report
-            .effective_cap_bps_max
-            .max(cap * BPS / TOTAL_POWER);
-        let shares: Vec<String> = out.iter().map(|(_, v)| format!("{:5.2}", pct(*v))).collect();
+        report.effective_cap_bps_max = report.effective_cap_bps_max.max(cap * BPS / TOTAL_POWER);
+        let shares: Vec<String> = out
+            .iter()
+            .map(|(_, v)| format!("{:5.2}", pct(*v)))
+            .collect();
         print(format!(
             "epoch {epoch:>4}  moved {:5.2}%  shares% {}",
             pct(moved),

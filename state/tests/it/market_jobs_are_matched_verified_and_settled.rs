@@ -130,7 +130,13 @@ impl Chain {
     }
 
     /// Reveals `tiles` of job `id` from `p`, four tiles per tx.
-    pub(crate) fn reveal(&mut self, i: usize, id: [u8; 32], p: &Prover, tiles: &[u64]) -> Vec<ExecTxResult> {
+    pub(crate) fn reveal(
+        &mut self,
+        i: usize,
+        id: [u8; 32],
+        p: &Prover,
+        tiles: &[u64],
+    ) -> Vec<ExecTxResult> {
         tiles
             .chunks(4)
             .map(|chunk| {

@@ -15,7 +15,6 @@ use lode_state::{
             StakingMsg,
         },
     },
-    store::StateRead,
     tx::Msg,
     Address, Params,
 };
@@ -99,7 +98,9 @@ impl Chain {
     }
 
     fn epoch(&self) -> u64 {
-        power::current_epoch(self.app.store()).expect("epoch").number
+        power::current_epoch(self.app.store())
+            .expect("epoch")
+            .number
     }
 
     /// The total is exact, nobody is over the cap, and no more than the churn limit separates the power
@@ -113,7 +114,11 @@ impl Chain {
         let base = power::stored_powers(self.app.store()).expect("baseline");
         let mut moved = 0u64;
         for (k, v) in &now {
-            assert!(*v <= cap, "height {}: {k} holds {v} > cap {cap}", self.height);
+            assert!(
+                *v <= cap,
+                "height {}: {k} holds {v} > cap {cap}",
+                self.height
+            );
             let b = base.iter().find(|(bk, _)| bk == k).map_or(0, |(_, v)| *v);
             moved += v.saturating_sub(b);
         }
@@ -132,7 +137,11 @@ impl Chain {
     }
 
     /// Posts two jobs in one block (the first matches the cheapest provider, the second the next one).
-    fn post_two(&mut self, a: &crate::market_jobs_are_matched_verified_and_settled::Work, b: &crate::market_jobs_are_matched_verified_and_settled::Work) -> ([u8; 32], [u8; 32]) {
+    fn post_two(
+        &mut self,
+        a: &crate::market_jobs_are_matched_verified_and_settled::Work,
+        b: &crate::market_jobs_are_matched_verified_and_settled::Work,
+    ) -> ([u8; 32], [u8; 32]) {
         let n = self.nonce(CONSUMER);
         let consumer = self.addr(CONSUMER);
         let tx = |nonce, spec| {
@@ -146,7 +155,13 @@ impl Chain {
         };
         let txs = vec![tx(n, spec_for(a, 1_000)), tx(n + 1, spec_for(b, 900))];
         let (r, _) = self.block(txs);
-        assert_eq!((r[0].code, r[1].code), (0, 0), "{} / {}", r[0].log, r[1].log);
+        assert_eq!(
+            (r[0].code, r[1].code),
+            (0, 0),
+            "{} / {}",
+            r[0].log,
+            r[1].log
+        );
         (job_id_of(&r[0]), job_id_of(&r[1]))
     }
 }
@@ -209,10 +224,16 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
     chain.advance_checked(EPOCH);
     assert_eq!(chain.epoch(), 1);
     let end = one_honest_and_one_fraudulent_job(&mut chain, 11);
-    assert!(end < 2 * EPOCH - 1, "the window must close inside epoch 1 ({end})");
+    assert!(
+        end < 2 * EPOCH - 1,
+        "the window must close inside epoch 1 ({end})"
+    );
     chain.advance_checked(end + 1);
     let store = chain.app.store();
-    assert_eq!(market::verified_cu(store, &chain.addr(P1), 1).expect("cu"), 1);
+    assert_eq!(
+        market::verified_cu(store, &chain.addr(P1), 1).expect("cu"),
+        1
+    );
     assert_eq!(
         market::verified_cu(store, &chain.addr(P2), 1).expect("cu"),
         0,
@@ -228,7 +249,10 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
     assert_eq!(chain.power_of(VA), 550_000_000);
     assert_eq!(chain.power_of(VB), 450_000_000);
     let q: stpb::PowerResponse = chain.query("/staking/power", &stpb::PowerRequest {});
-    assert_eq!((q.epoch, q.epoch_start_height, q.epoch_blocks), (2, 100, EPOCH));
+    assert_eq!(
+        (q.epoch, q.epoch_start_height, q.epoch_blocks),
+        (2, 100, EPOCH)
+    );
     let va = q
         .validators
         .iter()
@@ -257,7 +281,10 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
         "the baseline is the power at the end of epoch 2"
     );
     assert_eq!(chain.power_of(VA), 600_000_000, "held at the 60% cap");
-    assert_eq!(market::verified_cu(chain.app.store(), &chain.addr(P2), 2).expect("cu"), 0);
+    assert_eq!(
+        market::verified_cu(chain.app.store(), &chain.addr(P2), 2).expect("cu"),
+        0
+    );
 
     // Epoch 3 has no compute: at the next boundary VA drifts back toward 50%, 5% an epoch.
     chain.advance_checked(4 * EPOCH - 1);
@@ -277,11 +304,36 @@ fn every_bad_link_has_its_code_and_changes_nothing() {
     let k1 = chain.keys[P1].clone();
     let k2 = chain.keys[P2].clone();
     let cases: Vec<(&str, usize, Msg, u32)> = vec![
-        ("not a validator", NOBODY, chain.link_msg(NOBODY, P1, &k1, CHAIN_ID, 0), 41),
-        ("provider not registered", VA, chain.link_msg(VA, WATCHER, &chain.keys[WATCHER].clone(), CHAIN_ID, 0), 101),
-        ("consent by another key", VA, chain.link_msg(VA, P1, &k2, CHAIN_ID, 0), 48),
-        ("consent for another chain", VA, chain.link_msg(VA, P1, &k1, "other-chain", 0), 48),
-        ("consent with the wrong nonce", VA, chain.link_msg(VA, P1, &k1, CHAIN_ID, 1), 48),
+        (
+            "not a validator",
+            NOBODY,
+            chain.link_msg(NOBODY, P1, &k1, CHAIN_ID, 0),
+            41,
+        ),
+        (
+            "provider not registered",
+            VA,
+            chain.link_msg(VA, WATCHER, &chain.keys[WATCHER].clone(), CHAIN_ID, 0),
+            101,
+        ),
+        (
+            "consent by another key",
+            VA,
+            chain.link_msg(VA, P1, &k2, CHAIN_ID, 0),
+            48,
+        ),
+        (
+            "consent for another chain",
+            VA,
+            chain.link_msg(VA, P1, &k1, "other-chain", 0),
+            48,
+        ),
+        (
+            "consent with the wrong nonce",
+            VA,
+            chain.link_msg(VA, P1, &k1, CHAIN_ID, 1),
+            48,
+        ),
         (
             "unlink of a provider never linked",
             VA,
@@ -296,11 +348,18 @@ fn every_bad_link_has_its_code_and_changes_nothing() {
         let before = staking_state(&chain);
         let r = chain.send(signer, msg);
         assert_eq!(r.code, code, "{what}: {}", r.log);
-        assert_eq!(staking_state(&chain), before, "{what} changed staking state");
+        assert_eq!(
+            staking_state(&chain),
+            before,
+            "{what} changed staking state"
+        );
     }
 
     chain.link(VA, P1);
-    assert_eq!(power::link_nonce(chain.app.store(), &chain.addr(P1)).expect("nonce"), 1);
+    assert_eq!(
+        power::link_nonce(chain.app.store(), &chain.addr(P1)).expect("nonce"),
+        1
+    );
     // The used consent cannot be replayed (its nonce is spent), even by the same validator.
     let replay = chain.link_msg(VA, P1, &k1, CHAIN_ID, 0);
     let before = staking_state(&chain);
@@ -344,8 +403,20 @@ fn every_bad_link_has_its_code_and_changes_nothing() {
         },
     );
     assert_eq!(
-        (l.validator, l.provider, l.changed_epoch, l.next_change_epoch, l.provider_nonce),
-        (chain.addr(VA).to_string(), chain.addr(P2).to_string(), 2, 4, 1)
+        (
+            l.validator,
+            l.provider,
+            l.changed_epoch,
+            l.next_change_epoch,
+            l.provider_nonce
+        ),
+        (
+            chain.addr(VA).to_string(),
+            chain.addr(P2).to_string(),
+            2,
+            4,
+            1
+        )
     );
 
     // A consent whose key is not the provider's is refused before execution (CheckTx).

@@ -157,7 +157,9 @@ impl StakingTx {
                         hex::decode(pk).map_err(|e| eyre!("--provider-public-key: {e}"))?,
                         hex::decode(provider_signature.as_deref().unwrap_or_default())
                             .map_err(|e| eyre!("--provider-signature: {e}"))?,
-                        nonce.ok_or_else(|| eyre!("--nonce is required with --provider-signature"))?,
+                        nonce.ok_or_else(|| {
+                            eyre!("--nonce is required with --provider-signature")
+                        })?,
                     ),
                     (None, None) => {
                         return Err(eyre!(
@@ -203,7 +205,9 @@ fn sign_consent(
         staking_query_service_client::StakingQueryServiceClient, StatusRequest,
     };
     let Signer::Key(k) = find_signer(key, &opts.home.home)? else {
-        return Err(eyre!("--provider-key must be a single key, not a multisig account"));
+        return Err(eyre!(
+            "--provider-key must be a single key, not a multisig account"
+        ));
     };
     if k.address != provider {
         return Err(eyre!(

@@ -22,7 +22,9 @@ pub enum StakingError {
     InsufficientBond { bonded: u128, needed: u128 },
     #[error("provider {provider} is already linked to validator {validator}")]
     ProviderLinkedElsewhere { provider: String, validator: String },
-    #[error("the provider link changed in epoch {changed}; the next change is allowed in epoch {next}")]
+    #[error(
+        "the provider link changed in epoch {changed}; the next change is allowed in epoch {next}"
+    )]
     LinkCooldown { changed: u64, next: u64 },
     #[error("the provider's consent does not verify: {0}")]
     BadProviderSignature(String),

@@ -5,9 +5,9 @@ use lode_proto::staking::v1 as pb;
 use super::StakingError;
 use super::{event, power, state_key, Validator};
 use crate::{
-    codec::encode,
     address::{check_public_key, parse_address, Address},
     amount::parse_positive,
+    codec::encode,
     error::TxError,
     event::Event,
     module::BlockCtx,
@@ -342,7 +342,9 @@ fn link_provider<S: StateWrite + ?Sized>(
         return Err(StakingError::UnknownValidator(operator.to_string()).into());
     }
     if crate::modules::market::provider(s, provider)?.is_none() {
-        return Err(crate::modules::market::MarketError::UnknownProvider(provider.to_string()).into());
+        return Err(
+            crate::modules::market::MarketError::UnknownProvider(provider.to_string()).into(),
+        );
     }
     if let Some(v) = power::linked_validator(s, provider)? {
         return Err(StakingError::ProviderLinkedElsewhere {
@@ -372,8 +374,13 @@ fn link_provider<S: StateWrite + ?Sized>(
         .into());
     }
     let bytes = power::link_sign_bytes(ctx.chain_id, operator, provider, nonce);
-    let verified = ed25519_consensus::VerificationKey::try_from(*provider_public_key)
-        .and_then(|k| k.verify(&ed25519_consensus::Signature::from(*provider_signature), &bytes));
+    let verified =
+        ed25519_consensus::VerificationKey::try_from(*provider_public_key).and_then(|k| {
+            k.verify(
+                &ed25519_consensus::Signature::from(*provider_signature),
+                &bytes,
+            )
+        });
     if verified.is_err() {
         return Err(StakingError::BadProviderSignature(
             "the signature does not verify over the link payload".into(),
@@ -390,7 +397,10 @@ fn link_provider<S: StateWrite + ?Sized>(
             changed_epoch: epoch,
         }),
     );
-    s.put(state_key::provider_link(provider), operator.as_bytes().to_vec());
+    s.put(
+        state_key::provider_link(provider),
+        operator.as_bytes().to_vec(),
+    );
     s.put(
         state_key::link_nonce(provider),
         encode(&expected.saturating_add(1)),

@@ -157,7 +157,9 @@ pub fn weights<K: Ord + Clone>(
                 .unwrap_or(0)
         })
         .collect();
-    let used = compute_parts.iter().fold(0u128, |a, c| a.saturating_add(*c));
+    let used = compute_parts
+        .iter()
+        .fold(0u128, |a, c| a.saturating_add(*c));
     let stake_pool = WEIGHT_SCALE.saturating_sub(used);
     eligible
         .iter()
@@ -228,7 +230,9 @@ fn limit_churn<K: Ord + Clone>(
     prev: &BTreeMap<K, u64>,
     max_churn_bps: u64,
 ) -> BTreeMap<K, u64> {
-    let prev_total: u128 = prev.values().fold(0u128, |a, v| a.saturating_add(u128::from(*v)));
+    let prev_total: u128 = prev
+        .values()
+        .fold(0u128, |a, v| a.saturating_add(u128::from(*v)));
     if prev_total == 0 || target.is_empty() {
         return target.clone();
     }
@@ -422,9 +426,9 @@ pub fn linked_cu<S: StateRead + ?Sized>(
         return Ok(0);
     };
     match l.provider {
-        Some(p) if l.changed_epoch < closed => {
-            Ok(u128::from(crate::modules::market::verified_cu(s, &p, closed)?))
-        }
+        Some(p) if l.changed_epoch < closed => Ok(u128::from(crate::modules::market::verified_cu(
+            s, &p, closed,
+        )?)),
         _ => Ok(0),
     }
 }
@@ -601,9 +605,16 @@ mod tests {
             &[],
             &params(0, 5_000, 10_000),
         );
-        assert_eq!(out, vec![(1, 500_000_000), (2, 250_000_000), (3, 250_000_000)]);
+        assert_eq!(
+            out,
+            vec![(1, 500_000_000), (2, 250_000_000), (3, 250_000_000)]
+        );
         // Two validators cannot each stay under 10%: both end at 50%.
-        let out = allocate(&[inp(1, 90, 0), inp(2, 10, 0)], &[], &params(0, 1_000, 10_000));
+        let out = allocate(
+            &[inp(1, 90, 0), inp(2, 10, 0)],
+            &[],
+            &params(0, 1_000, 10_000),
+        );
         assert_eq!(out, vec![(1, 500_000_000), (2, 500_000_000)]);
     }
 
@@ -632,7 +643,11 @@ mod tests {
     #[test]
     fn huge_stakes_do_not_overflow() {
         let out = allocate(
-            &[inp(1, u128::MAX, u128::MAX), inp(2, u128::MAX, 1), inp(3, 1, 0)],
+            &[
+                inp(1, u128::MAX, u128::MAX),
+                inp(2, u128::MAX, 1),
+                inp(3, 1, 0),
+            ],
             &[(1, u64::MAX), (2, u64::MAX)],
             &PowerParams {
                 compute_weight_bps: 3_000,
@@ -676,7 +691,12 @@ mod tests {
         }
 
         fn arb_params() -> impl Strategy<Value = PowerParams> {
-            (0u64..=10_000, 1u64..=10_000, 1u64..=10_000, prop_oneof![Just(0u128), 0u128..10_000_000_000])
+            (
+                0u64..=10_000,
+                1u64..=10_000,
+                1u64..=10_000,
+                prop_oneof![Just(0u128), 0u128..10_000_000_000],
+            )
                 .prop_map(|(cw, cap, churn, floor)| PowerParams {
                     compute_weight_bps: cw,
                     max_power_bps: cap,
@@ -686,19 +706,21 @@ mod tests {
         }
 
         fn stake_of(inputs: &[ValidatorInput<u8>], k: u8) -> u128 {
-            inputs
-                .iter()
-                .filter(|i| i.key == k)
-                .map(|i| i.stake)
-                .sum()
+            inputs.iter().filter(|i| i.key == k).map(|i| i.stake).sum()
         }
 
         fn eligible(inputs: &[ValidatorInput<u8>]) -> u64 {
-            let mut keys: Vec<u8> = inputs.iter().filter(|i| i.stake > 0).map(|i| i.key).collect();
+            let mut keys: Vec<u8> = inputs
+                .iter()
+                .filter(|i| i.stake > 0)
+                .map(|i| i.key)
+                .collect();
             keys.sort_unstable();
             keys.dedup();
             // A key is eligible if its merged stake is positive.
-            keys.into_iter().filter(|k| stake_of(inputs, *k) > 0).count() as u64
+            keys.into_iter()
+                .filter(|k| stake_of(inputs, *k) > 0)
+                .count() as u64
         }
 
         proptest! {
