@@ -56,7 +56,8 @@ pub(super) fn run(cmd: &SimCommand) -> eyre::Result<()> {
             })?;
             println!(
                 "{} epochs, {} validators, seed {}: total exact, cap {} bps (effective {} bps) and churn {} bps \
-                 held every epoch; largest share {:.2}%, largest move {:.2}%",
+                 held every epoch; largest share {:.2}%, largest move {:.2}% (largest drop of validators \
+                 that lost all stake: {:.2}%)",
                 a.epochs,
                 a.validators,
                 a.seed,
@@ -65,6 +66,7 @@ pub(super) fn run(cmd: &SimCommand) -> eyre::Result<()> {
                 p.max_churn_bps,
                 pct(report.max_power),
                 pct(report.max_moved),
+                pct(report.max_forced),
             );
             Ok(())
         }
@@ -76,6 +78,8 @@ pub(super) fn run(cmd: &SimCommand) -> eyre::Result<()> {
 pub(crate) struct SimReport {
     pub max_power: u64,
     pub max_moved: u64,
+    /// The largest power taken at once from validators that lost all their stake (outside the limit).
+    pub max_forced: u64,
     pub effective_cap_bps_max: u64,
 }
 
@@ -154,22 +158,30 @@ pub(crate) fn simulate(
         let out = allocate(&inputs, &prev, p);
         let eligible = inputs.iter().filter(|i| i.stake > 0).count() as u64;
         let check = check_epoch(&inputs, &prev, &out, p, eligible);
-        let (moved, cap) = match check {
+        let (moved, forced, cap) = match check {
             Ok(v) => v,
             Err(e) => bail!("epoch {epoch}: {e}"),
         };
         report.max_power = report
             .max_power
             .max(out.iter().map(|(_, v)| *v).max().unwrap_or(0));
-        report.max_moved = report.max_moved.max(moved);
+        if forced == 0 {
+            report.max_moved = report.max_moved.max(moved);
+        }
+        report.max_forced = report.max_forced.max(forced);
         report.effective_cap_bps_max = report.effective_cap_bps_max.max(cap * BPS / TOTAL_POWER);
         let shares: Vec<String> = out
             .iter()
             .map(|(_, v)| format!("{:5.2}", pct(*v)))
             .collect();
         print(format!(
-            "epoch {epoch:>4}  moved {:5.2}%  shares% {}",
+            "epoch {epoch:>4}  moved {:5.2}%{}  shares% {}",
             pct(moved),
+            if forced > 0 {
+                format!(" ({:.2}% from validators without stake)", pct(forced))
+            } else {
+                String::new()
+            },
             shares.join(" ")
         ));
         prev = out;
@@ -177,14 +189,15 @@ pub(crate) fn simulate(
     Ok(report)
 }
 
-/// The checks of one epoch; returns (power moved, effective cap).
+/// The checks of one epoch; returns (power moved, power forced out of validators without stake,
+/// effective cap).
 fn check_epoch(
     inputs: &[ValidatorInput<u32>],
     prev: &[(u32, u64)],
     out: &[(u32, u64)],
     p: &PowerParams,
     eligible: u64,
-) -> eyre::Result<(u64, u64)> {
+) -> eyre::Result<(u64, u64, u64)> {
     let total: u64 = out.iter().map(|(_, v)| v).sum();
     if eligible > 0 && total != TOTAL_POWER {
         bail!("total power {total}, expected {TOTAL_POWER}");
@@ -215,7 +228,7 @@ fn check_epoch(
     if prev_total == TOTAL_POWER && up > limit.max(forced) {
         bail!("{up} power moved, over the churn limit {limit} (forced {forced})");
     }
-    Ok((if prev_total == 0 { 0 } else { up }, cap))
+    Ok((if prev_total == 0 { 0 } else { up }, forced, cap))
 }
 
 #[cfg(test)]
