@@ -147,14 +147,16 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         (i.clone(), i.clone(), s).prop_map(|(who, consumer, seq)| Op::Fraud { who, consumer, seq }),
         (i.clone(), 1u128..5_000_000).prop_map(|(who, bond)| Op::CreateValidator { who, bond }),
-        (i.clone(), i.clone(), prop::bool::weighted(0.8)).prop_map(|(who, provider, consent_ok)| {
-            Op::Link {
-                who,
-                provider,
-                consent_ok,
+        (3usize..6, 0usize..4, prop::bool::weighted(0.8)).prop_map(
+            |(who, provider, consent_ok)| {
+                Op::Link {
+                    who,
+                    provider,
+                    consent_ok,
+                }
             }
-        }),
-        (i.clone(), i).prop_map(|(who, provider)| Op::Unlink { who, provider }),
+        ),
+        (3usize..6, 0usize..4).prop_map(|(who, provider)| Op::Unlink { who, provider }),
     ]
 }
 
@@ -400,6 +402,23 @@ proptest! {
         let p = provers();
         let mut a = Chain::with_params(ACCOUNTS as u64, params());
         let mut b = Chain::with_params(ACCOUNTS as u64, params());
+        // Two validators (4, 5) and two providers (0, 1) to start with, so links can succeed.
+        let setup = [
+            Op::CreateValidator { who: 4, bond: 1_000_000 },
+            Op::CreateValidator { who: 5, bond: 3_000_000 },
+            Op::Register { who: 0, ask: 10, devices: 1 },
+            Op::Register { who: 1, ask: 20, devices: 1 },
+        ];
+        let txs: Vec<Vec<u8>> = setup
+            .iter()
+            .map(|op| {
+                let (from, msg) = to_msg(&a, &p, op);
+                sign_msg(CHAIN_ID, &a.keys[from], a.nonce(from), FEE, msg)
+            })
+            .collect();
+        let (ra, _) = a.block(txs.clone());
+        b.block(txs);
+        prop_assert!(ra.iter().all(|r| r.code == 0));
         for ops in &blocks {
             let mut nonces: Vec<u64> = (0..ACCOUNTS).map(|i| a.nonce(i)).collect();
             let txs: Vec<Vec<u8>> = ops
