@@ -323,6 +323,13 @@ pub(super) enum StakingQuery {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// A validator's liveness record: blocks missed in its window, whether and until when it is jailed.
+    SigningInfo {
+        /// The validator's operator address.
+        operator: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }
 
 fn proposal_status(s: Option<&str>) -> eyre::Result<govpb::ProposalStatus> {
@@ -609,7 +616,9 @@ async fn market_query(m: &MarketQuery) -> eyre::Result<()> {
 
 async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
     let node = match s {
-        StakingQuery::Validators { node, .. } | StakingQuery::Delegations { node, .. } => node,
+        StakingQuery::Validators { node, .. }
+        | StakingQuery::Delegations { node, .. }
+        | StakingQuery::SigningInfo { node, .. } => node,
     };
     let mut q = StakingQueryServiceClient::new(connect(&node.node).await?);
     match s {
@@ -624,6 +633,14 @@ async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
         StakingQuery::Delegations { delegator, .. } => print_json(
             &q.delegations(stpb::DelegationsRequest {
                 delegator: delegator.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        StakingQuery::SigningInfo { operator, .. } => print_json(
+            &q.signing_info(stpb::SigningInfoRequest {
+                operator: operator.clone(),
             })
             .await
             .map_err(status_err)?

@@ -705,6 +705,7 @@ module_queries!(MarketQueryService {
 module_queries!(StakingQueryService {
     validators(stpb::ValidatorsRequest) -> stpb::ValidatorsResponse = "/staking/validators";
     delegations(stpb::DelegationsRequest) -> stpb::DelegationsResponse = "/staking/delegations";
+    signing_info(stpb::SigningInfoRequest) -> stpb::SigningInfoResponse = "/staking/signing_info";
 });
 
 module_queries!(ParamsService {

@@ -40,6 +40,12 @@ pub(crate) enum StakingTx {
         #[arg(long)]
         amount: u128,
     },
+    /// Let the signer's validator, jailed for downtime, back into the set (from its `jailed_until` height
+    /// on; `lode query staking signing-info` shows it).
+    Unjail {
+        #[command(flatten)]
+        opts: TxOpts,
+    },
 }
 
 impl MsgCommand for StakingTx {
@@ -47,7 +53,8 @@ impl MsgCommand for StakingTx {
         match self {
             StakingTx::CreateValidator { opts, .. }
             | StakingTx::Delegate { opts, .. }
-            | StakingTx::Undelegate { opts, .. } => opts,
+            | StakingTx::Undelegate { opts, .. }
+            | StakingTx::Unjail { opts } => opts,
         }
     }
 
@@ -110,6 +117,10 @@ impl StakingTx {
                     validator: validator.clone(),
                     amount: amount.to_string(),
                 })),
+                opts,
+            ),
+            StakingTx::Unjail { opts } => (
+                msg(Sum::Unjail(stpb::MsgUnjail { operator: s })),
                 opts,
             ),
         })

@@ -20,6 +20,10 @@ pub enum StakingError {
     UnknownValidator(String),
     #[error("bonded {bonded} to this validator, cannot undelegate {needed}")]
     InsufficientBond { bonded: u128, needed: u128 },
+    #[error("validator {0} is not jailed")]
+    NotJailed(String),
+    #[error("validator is jailed until height {until}; this is height {height}")]
+    StillJailed { until: u64, height: u64 },
 }
 
 impl ModuleError for StakingError {
@@ -30,6 +34,8 @@ impl ModuleError for StakingError {
             StakingError::ValidatorExists(_) => 40,
             StakingError::UnknownValidator(_) => 41,
             StakingError::InsufficientBond { .. } => 42,
+            StakingError::NotJailed(_) => 43,
+            StakingError::StillJailed { .. } => 44,
         }
     }
 
@@ -38,6 +44,8 @@ impl ModuleError for StakingError {
             StakingError::ValidatorExists(_) => "ERR_VALIDATOR_EXISTS",
             StakingError::UnknownValidator(_) => "ERR_UNKNOWN_VALIDATOR",
             StakingError::InsufficientBond { .. } => "ERR_INSUFFICIENT_BOND",
+            StakingError::NotJailed(_) => "ERR_NOT_JAILED",
+            StakingError::StillJailed { .. } => "ERR_STILL_JAILED",
         }
     }
 
@@ -48,6 +56,11 @@ impl ModuleError for StakingError {
             StakingError::InsufficientBond {
                 bonded: 0,
                 needed: 1,
+            },
+            StakingError::NotJailed(String::new()),
+            StakingError::StillJailed {
+                until: 2,
+                height: 1,
             },
         ]
     }

@@ -30,3 +30,15 @@ pub fn unbonding_complete(del: &Address, val: &Address, amount: u128) -> Event {
         .attr("validator", val.to_string())
         .attr("amount", amount.to_string())
 }
+
+pub fn jail(op: &Address, reason: String, slashed: u128, until: u64) -> Event {
+    Event::new("jail")
+        .attr("validator", op.to_string())
+        .attr("reason", reason)
+        .attr("slashed", slashed.to_string())
+        .attr("jailed_until", until.to_string())
+}
+
+pub fn unjail(op: &Address) -> Event {
+    Event::new("unjail").attr("validator", op.to_string())
+}

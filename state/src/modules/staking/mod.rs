@@ -1,15 +1,22 @@
-//! staking (the part governance needs): validators and delegators bond tokens; undelegated tokens wait an
-//! unbonding period (longer than a voting period) before they return. Bonded and unbonding tokens sit in
-//! the `bonded_pool` module account, so `pool balance == sum of delegations + sum of unbonding entries`.
+//! staking: validators and delegators bond tokens; undelegated tokens wait an unbonding period (longer than
+//! a voting period) before they return. Bonded and unbonding tokens sit in the `bonded_pool` module account,
+//! so `pool balance == sum of delegations + sum of unbonding entries`.
 //!
-//! Not yet here: consensus validator-set updates from stake, jailing and slashing (the consensus set is
-//! still genesis's, see `crate::validators`).
+//! Stake drives consensus: genesis validators are staking validators (self-bond from a funded account), and
+//! at the end of every block [`set`] returns the difference between the target set (power = tokens /
+//! `power_reduction`, top `max_validators`) and the stored consensus set as ABCI validator updates.
+//! [`liveness`] jails and slashes validators that miss too many of the blocks they should sign, from the
+//! commit signatures the block carries; `MsgUnjail` lets them back after `jail_blocks`.
+//!
+//! Not yet here: double-sign evidence and tombstoning.
 
 pub mod error;
 pub mod event;
+pub mod liveness;
 pub mod msg;
 pub mod params;
 pub mod query;
+pub mod set;
 pub mod state_key;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -21,7 +28,8 @@ pub use msg::StakingMsg;
 use crate::{
     address::Address,
     codec::{address_at, decode, encode, get_u128, put_u128, u64_at},
-    error::{CodeRange, ModuleError, StoreError, TxError},
+    error::{CodeRange, ModuleError, StateError, StoreError, TxError},
+    genesis::AppState,
     event::Event,
     module::{BlockCtx, Decoded, DelegationChange, Invariant, Module, Side},
     modules::{self, bank},
@@ -44,6 +52,7 @@ impl Module for Staking {
             Sum::CreateValidator(m) => Decoded::Mine(m.try_into()),
             Sum::Delegate(m) => Decoded::Mine(m.try_into()),
             Sum::Undelegate(m) => Decoded::Mine(m.try_into()),
+            Sum::Unjail(m) => Decoded::Mine(m.try_into()),
             other => Decoded::NotMine(other),
         }
     }
@@ -80,6 +89,22 @@ impl Module for Staking {
 
     fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
         query::handle(store, path, data)
+    }
+
+    /// Creates the genesis validators and bonds their self-bonds from their operators' balances (bank's
+    /// genesis runs first). `genesis` has been validated.
+    fn init_genesis<S: StateWrite + ?Sized>(
+        s: &mut S,
+        genesis: &AppState,
+    ) -> Result<(), StateError> {
+        for (i, g) in genesis.validators.iter().enumerate() {
+            let fail = |e: String| StateError::Genesis(format!("app_state.validators[{i}]: {e}"));
+            let operator: Address = g.operator.parse().map_err(|e| fail(format!("{e}")))?;
+            let consensus_key = crate::genesis::parse_consensus_key(&g.consensus_key).map_err(fail)?;
+            let self_bond = crate::amount::parse_amount(&g.self_bond).map_err(|e| fail(e.to_string()))?;
+            create(s, &operator, &consensus_key, &g.moniker, self_bond).map_err(|e| fail(e.log()))?;
+        }
+        Ok(())
     }
 
     fn invariants() -> Vec<Invariant> {
@@ -166,6 +191,43 @@ fn unbonding_index_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> 
     ))
 }
 
+/// Registers `operator` as a validator with `consensus_key` and bonds `self_bond` from its balance
+/// (`MsgCreateValidator` and genesis). Refuses an operator or consensus key already in use.
+pub fn create<S: StateWrite + ?Sized>(
+    s: &mut S,
+    operator: &Address,
+    consensus_key: &[u8; 32],
+    moniker: &str,
+    self_bond: u128,
+) -> Result<(), TxError> {
+    if validator(s, operator)?.is_some() {
+        return Err(StakingError::ValidatorExists(operator.to_string()).into());
+    }
+    let ck = state_key::consensus_key(consensus_key);
+    if s.get(&ck)?.is_some() {
+        return Err(StakingError::ValidatorExists(format!(
+            "with consensus key {}",
+            hex::encode(consensus_key)
+        ))
+        .into());
+    }
+    s.put(ck, operator.as_bytes().to_vec());
+    s.put(
+        state_key::cons_addr(&set::cons_addr(consensus_key)),
+        operator.as_bytes().to_vec(),
+    );
+    put_validator(
+        s,
+        operator,
+        &Validator {
+            consensus_key: *consensus_key,
+            moniker: moniker.to_string(),
+            tokens: 0,
+        },
+    );
+    bond(s, operator, operator, self_bond)
+}
+
 /// The module account holding every bonded and unbonding token.
 pub fn bonded_pool() -> Address {
     Address::module("bonded_pool")
@@ -248,6 +310,7 @@ pub fn bond<S: StateWrite + ?Sized>(
         .checked_add(amount)
         .ok_or(TxError::Overflow("delegation"))?;
     put_u128(s, state_key::delegation(del, val), d);
+    liveness::index_delegation(s, del, val, d);
     let t = total_bonded(s)?
         .checked_add(amount)
         .ok_or(TxError::Overflow("total bonded"))?;
@@ -284,6 +347,7 @@ pub fn unbond<S: StateWrite + ?Sized>(
             needed: amount,
         })?;
     put_u128(s, state_key::delegation(del, val), rest);
+    liveness::index_delegation(s, del, val, rest);
     let tokens_before = v.tokens;
     v.tokens = v
         .tokens

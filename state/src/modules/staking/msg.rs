@@ -2,8 +2,7 @@
 
 use lode_proto::staking::v1 as pb;
 
-use super::StakingError;
-use super::{event, state_key, Validator};
+use super::event;
 use crate::{
     address::{check_public_key, parse_address, Address},
     amount::parse_positive,
@@ -32,12 +31,16 @@ pub enum StakingMsg {
         validator: Address,
         amount: u128,
     },
+    /// Lets the signer's jailed validator back into the set (see `liveness`).
+    Unjail { operator: Address },
 }
 
 impl StakingMsg {
     pub fn sender(&self) -> &Address {
         match self {
-            StakingMsg::CreateValidator { operator, .. } => operator,
+            StakingMsg::CreateValidator { operator, .. } | StakingMsg::Unjail { operator } => {
+                operator
+            }
             StakingMsg::Delegate { delegator, .. } | StakingMsg::Undelegate { delegator, .. } => {
                 delegator
             }
@@ -49,6 +52,7 @@ impl StakingMsg {
             StakingMsg::CreateValidator { .. } => p.staking.gas_create_validator,
             StakingMsg::Delegate { .. } => p.staking.gas_delegate,
             StakingMsg::Undelegate { .. } => p.staking.gas_undelegate,
+            StakingMsg::Unjail { .. } => p.staking.gas_unjail,
         }
     }
 }
@@ -93,6 +97,15 @@ impl TryFrom<pb::MsgUndelegate> for StakingMsg {
     }
 }
 
+impl TryFrom<pb::MsgUnjail> for StakingMsg {
+    type Error = TxError;
+    fn try_from(m: pb::MsgUnjail) -> Result<Self, TxError> {
+        Ok(StakingMsg::Unjail {
+            operator: parse_address(&m.operator)?,
+        })
+    }
+}
+
 impl From<&StakingMsg> for lode_proto::tx::v1::msg::Sum {
     fn from(m: &StakingMsg) -> Self {
         use lode_proto::tx::v1::msg::Sum;
@@ -126,6 +139,9 @@ impl From<&StakingMsg> for lode_proto::tx::v1::msg::Sum {
                 validator: validator.to_string(),
                 amount: amount.to_string(),
             }),
+            StakingMsg::Unjail { operator } => Sum::Unjail(pb::MsgUnjail {
+                operator: operator.to_string(),
+            }),
         }
     }
 }
@@ -157,28 +173,7 @@ pub fn execute<S: StateWrite + ?Sized>(
                     reason: "self-bond is below staking.min_self_bond",
                 });
             }
-            if super::validator(s, operator)?.is_some() {
-                return Err(StakingError::ValidatorExists(operator.to_string()).into());
-            }
-            let ck = state_key::consensus_key(consensus_key);
-            if s.get(&ck)?.is_some() {
-                return Err(StakingError::ValidatorExists(format!(
-                    "with consensus key {}",
-                    hex::encode(consensus_key)
-                ))
-                .into());
-            }
-            s.put(ck, operator.as_bytes().to_vec());
-            super::put_validator(
-                s,
-                operator,
-                &Validator {
-                    consensus_key: *consensus_key,
-                    moniker: moniker.clone(),
-                    tokens: 0,
-                },
-            );
-            super::bond(s, operator, operator, *self_bond)?;
+            super::create(s, operator, consensus_key, moniker, *self_bond)?;
             events.push(event::create_validator(operator, moniker, *self_bond));
         }
         StakingMsg::Delegate {
@@ -203,6 +198,10 @@ pub fn execute<S: StateWrite + ?Sized>(
                 p.unbonding_blocks,
             )?;
             events.push(event::undelegate(delegator, validator, *amount, done));
+        }
+        StakingMsg::Unjail { operator } => {
+            super::liveness::unjail(s, operator, ctx.height)?;
+            events.push(event::unjail(operator));
         }
     }
     Ok(())
