@@ -138,8 +138,12 @@ fn timestamp(t: BlockTime) -> Timestamp {
 fn validator_from_update(i: usize, u: &ValidatorUpdate) -> Result<Validator, String> {
     use tendermint_proto::v0_38::crypto::public_key::Sum;
     let key = match u.pub_key.as_ref().and_then(|k| k.sum.as_ref()) {
-        Some(Sum::Ed25519(b)) => <[u8; 32]>::try_from(b.as_slice())
-            .map_err(|_| format!("validator update {i}: ed25519 key is {} bytes, not 32", b.len()))?,
+        Some(Sum::Ed25519(b)) => <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+            format!(
+                "validator update {i}: ed25519 key is {} bytes, not 32",
+                b.len()
+            )
+        })?,
         Some(_) => return Err(format!("validator update {i}: key is not ed25519")),
         None => return Err(format!("validator update {i}: no key")),
     };
@@ -528,7 +532,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 genesis
             } else {
                 apply_validator_updates(&ValidatorSet::new([]), &resp.validators).map_err(|e| {
-                    ConsensusError::Config(format!("InitChain returned validators the engine cannot use: {e}"))
+                    ConsensusError::Config(format!(
+                        "InitChain returned validators the engine cannot use: {e}"
+                    ))
                 })?
             };
             if set.count() == 0 {
@@ -694,13 +700,19 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         while validity::txs_wire_len(&txs) > self.limits.max_tx_bytes {
             txs.pop();
         }
-        let last_commit = match height.0.checked_sub(1).filter(|_| self.last_block_id.is_some()) {
+        let last_commit = match height
+            .0
+            .checked_sub(1)
+            .filter(|_| self.last_block_id.is_some())
+        {
             Some(prev) => Some(
                 self.store
                     .get_decided(Height(prev))?
                     .map(|d| last_commit_of(&d.certificate))
                     .ok_or_else(|| {
-                        ConsensusError::Engine(format!("decided block {prev} missing from the store"))
+                        ConsensusError::Engine(format!(
+                            "decided block {prev} missing from the store"
+                        ))
                     })?,
             ),
             None => None,
@@ -1140,8 +1152,10 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             failpoint::hit("after_finalize_block");
             // An update the engine cannot apply is an application bug: halt before anything of the height
             // is stored or committed, never drop it (the nodes' sets would silently diverge).
-            let next_set = apply_validator_updates(&hv.next, &fin.validator_updates)
-                .map_err(|e| format!("FinalizeBlock returned validator updates the engine cannot apply: {e}"))?;
+            let next_set =
+                apply_validator_updates(&hv.next, &fin.validator_updates).map_err(|e| {
+                    format!("FinalizeBlock returned validator updates the engine cannot apply: {e}")
+                })?;
             let next = HeightValidators {
                 height: height.increment_by_one(),
                 current: next_height_set(&hv.current, hv.next.validators()),

@@ -22,8 +22,8 @@ use crate::types::{
     Address, Block, BlockHeader, BlockId, BlockTime, Height, LastCommit, PartInit, Proposal,
     ProposalPart, PublicKey, Signature, Validator, ValidatorSet, Vote,
 };
-use sha2::{Digest, Sha256};
 use lode_proto::consensus::v1 as pb;
+use sha2::{Digest, Sha256};
 
 // ---- scalar helpers ----
 

@@ -70,7 +70,10 @@ pub fn validator_set(app_state: &AppState) -> Vec<([u8; 32], u64)> {
         .filter_map(|v| {
             let key = parse_consensus_key(&v.consensus_key).ok()?;
             let bond = parse_amount(&v.self_bond).ok()?;
-            Some((key, modules::staking::set::power_of(bond, p.power_reduction)))
+            Some((
+                key,
+                modules::staking::set::power_of(bond, p.power_reduction),
+            ))
         })
         .collect();
     modules::staking::set::select(candidates, p.max_validators)
@@ -295,7 +298,12 @@ impl AppState {
     /// Adds a genesis validator whose operator is the account of its own consensus key, funded with exactly
     /// the self-bond that gives it `power` (for tests, benchmarks and tools that need one validator and no
     /// operator key of their own).
-    pub fn add_self_bonded_validator(&mut self, moniker: &str, consensus_key: &[u8; 32], power: u64) {
+    pub fn add_self_bonded_validator(
+        &mut self,
+        moniker: &str,
+        consensus_key: &[u8; 32],
+        power: u64,
+    ) {
         let operator = Address::from_public_key(consensus_key).to_string();
         let bond = u128::from(power).saturating_mul(self.params.staking.power_reduction);
         self.balances.push(GenesisBalance {

@@ -246,6 +246,7 @@ fn an_overflowing_total_supply_is_rejected_at_balances() {
 #[test]
 fn a_genesis_without_balances_is_rejected_for_zero_supply() {
     let doc = with(valid(), "/app_state/balances", json!([]));
+    let doc = with(doc, "/app_state/validators", json!([]));
     assert_eq!(rejected_paths(&doc), ["app_state.balances"]);
 }
 
@@ -442,10 +443,25 @@ fn validators_that_are_not_the_set_the_self_bonds_give_are_rejected() {
 
 #[test]
 fn a_self_bond_above_the_operators_balance_or_below_one_power_is_rejected() {
-    let doc = with(valid(), "/app_state/validators/0/self_bond", json!("10000001"));
+    let doc = with(
+        valid(),
+        "/app_state/validators/0/self_bond",
+        json!("10000001"),
+    );
     assert_eq!(rejected_paths(&doc), ["app_state.validators[0].self_bond"]);
-    let doc = with(valid(), "/app_state/validators/1/self_bond", json!("999999"));
+    let doc = with(
+        valid(),
+        "/app_state/validators/1/self_bond",
+        json!("999999"),
+    );
     assert_eq!(rejected_paths(&doc), ["app_state.validators[1].self_bond"]);
-    let doc = with(valid(), "/app_state/validators/1/consensus_key", json!(pub_hex(1)));
-    assert_eq!(rejected_paths(&doc), ["app_state.validators[1].consensus_key"]);
+    let doc = with(
+        valid(),
+        "/app_state/validators/1/consensus_key",
+        json!(pub_hex(1)),
+    );
+    assert_eq!(
+        rejected_paths(&doc),
+        ["app_state.validators[1].consensus_key"]
+    );
 }

@@ -49,7 +49,13 @@ async fn validator(cli: &Cli, operator: &str) -> Value {
 }
 
 /// Polls `check` on the validator record of `operator` until it holds (bounded by [`WAIT`]).
-async fn wait_validator(net: &Net, cli: &Cli, operator: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+async fn wait_validator(
+    net: &Net,
+    cli: &Cli,
+    operator: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
         let v = validator(cli, operator).await;
@@ -192,7 +198,11 @@ async fn a_stopped_validator_is_jailed_and_rejoins_after_unjailing() {
     }
     let v = wait_validator(&net, &cli0, &op3, "jailed", |v| v["status"] == "jailed").await;
     // Slashed 1% of its 10 * REDUCTION tokens, out of the set.
-    assert_eq!(v["tokens"], (10 * REDUCTION - REDUCTION / 10).to_string(), "{v}");
+    assert_eq!(
+        v["tokens"],
+        (10 * REDUCTION - REDUCTION / 10).to_string(),
+        "{v}"
+    );
     assert_eq!(num(&v["power"]), 0, "{v}");
     let jailed_until = num(&v["jailed_until"]);
     assert!(jailed_until > 0, "{v}");
@@ -208,8 +218,15 @@ async fn a_stopped_validator_is_jailed_and_rejoins_after_unjailing() {
     };
     wait_nodes(&net, &[0, 1, 2, 3], jailed_until).await;
     cli3.tx("operator", &["staking", "unjail"]).await;
-    let v = wait_validator(&net, &cli0, &op3, "bonded again", |v| v["status"] == "bonded").await;
-    assert_eq!(num(&v["power"]), 9, "9.9 * REDUCTION tokens give power 9: {v}");
+    let v = wait_validator(&net, &cli0, &op3, "bonded again", |v| {
+        v["status"] == "bonded"
+    })
+    .await;
+    assert_eq!(
+        num(&v["power"]),
+        9,
+        "9.9 * REDUCTION tokens give power 9: {v}"
+    );
     // Back in the set two heights later, its signatures are in the blocks again.
     wait_signing(&net, &cli0, &op3, 3).await;
     let h = min_height(&net, &[0, 1, 2, 3]).await;

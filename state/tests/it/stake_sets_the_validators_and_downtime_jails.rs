@@ -4,12 +4,12 @@
 //! its delegations), which may unjail after `jail_blocks`; every bad unjail has its own code.
 
 use bytes::Bytes;
+use lode_proto::staking::v1 as stpb;
 use lode_state::{
     modules::staking::{self, StakingMsg},
     tx::Msg,
     Params,
 };
-use lode_proto::staking::v1 as stpb;
 use tendermint_proto::v0_38::{
     abci::{CommitInfo, ValidatorUpdate, VoteInfo},
     crypto::public_key::Sum,
@@ -54,7 +54,10 @@ fn create(chain: &mut Chain, i: usize, bond: u128) -> Vec<ValidatorUpdate> {
 fn updates(u: &[ValidatorUpdate]) -> Vec<([u8; 32], i64)> {
     u.iter()
         .map(|u| match u.pub_key.as_ref().and_then(|k| k.sum.as_ref()) {
-            Some(Sum::Ed25519(k)) => (<[u8; 32]>::try_from(k.as_slice()).expect("32 bytes"), u.power),
+            Some(Sum::Ed25519(k)) => (
+                <[u8; 32]>::try_from(k.as_slice()).expect("32 bytes"),
+                u.power,
+            ),
             _ => panic!("not ed25519"),
         })
         .collect()
@@ -93,9 +96,16 @@ fn the_set_follows_stake_keeps_the_top_n_and_breaks_ties_by_key() {
     let mut chain = Chain::with_params(3, params());
     let genesis = key(999).verification_key().to_bytes();
     // Account 0 bonds power 5: the set has room (max 2), it joins.
-    assert_eq!(updates(&create(&mut chain, 0, 5 * REDUCTION)), vec![(consensus_key(0), 5)]);
+    assert_eq!(
+        updates(&create(&mut chain, 0, 5 * REDUCTION)),
+        vec![(consensus_key(0), 5)]
+    );
     // Account 1 bonds power 5 too: a tie for the second seat, which the smaller key keeps.
-    let (small, large) = if consensus_key(0) < consensus_key(1) { (0, 1) } else { (1, 0) };
+    let (small, large) = if consensus_key(0) < consensus_key(1) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
     let u = updates(&create(&mut chain, 1, 5 * REDUCTION));
     if small == 0 {
         assert!(u.is_empty(), "the incumbent has the smaller key: {u:?}");
@@ -117,13 +127,15 @@ fn the_set_follows_stake_keeps_the_top_n_and_breaks_ties_by_key() {
     );
     let mut want = vec![(consensus_key(large), 6), (consensus_key(small), 0)];
     want.sort();
-    assert_eq!(updates(&chain.finalize(vec![tx], None).validator_updates), want);
+    assert_eq!(
+        updates(&chain.finalize(vec![tx], None).validator_updates),
+        want
+    );
     assert_eq!(validator(&chain, &chain.addr(large)).status, "bonded");
     assert_eq!(validator(&chain, &chain.addr(small)).status, "unbonded");
     // Nothing changes: no update. The genesis validator (power 10) was never touched.
     assert!(chain.finalize(vec![], None).validator_updates.is_empty());
-    let set: Vec<([u8; 32], u64)> =
-        lode_state::validators::load(chain.app.store()).expect("set");
+    let set: Vec<([u8; 32], u64)> = lode_state::validators::load(chain.app.store()).expect("set");
     let mut want = vec![(genesis, 10), (consensus_key(large), 6)];
     want.sort();
     assert_eq!(set, want);
@@ -139,7 +151,10 @@ fn the_set_follows_stake_keeps_the_top_n_and_breaks_ties_by_key() {
     // Back to a tie at 5: the smaller key wins it back.
     let mut want = vec![(consensus_key(large), 0), (consensus_key(small), 5)];
     want.sort();
-    assert_eq!(updates(&chain.finalize(vec![tx], None).validator_updates), want);
+    assert_eq!(
+        updates(&chain.finalize(vec![tx], None).validator_updates),
+        want
+    );
     chain.check_invariants();
 }
 
@@ -192,7 +207,10 @@ fn a_validator_that_misses_its_window_is_jailed_slashed_and_may_unjail_after_jai
             delegator: chain.addr(1).to_string(),
         },
     );
-    assert_eq!(d.delegations[0].amount, (5 * REDUCTION - 5 * REDUCTION / 10).to_string());
+    assert_eq!(
+        d.delegations[0].amount,
+        (5 * REDUCTION - 5 * REDUCTION / 10).to_string()
+    );
     chain.check_invariants();
     // While jailed, its absence is not counted.
     chain.finalize(vec![], Some(commit(&[genesis], &[k0])));

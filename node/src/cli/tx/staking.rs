@@ -119,10 +119,7 @@ impl StakingTx {
                 })),
                 opts,
             ),
-            StakingTx::Unjail { opts } => (
-                msg(Sum::Unjail(stpb::MsgUnjail { operator: s })),
-                opts,
-            ),
+            StakingTx::Unjail { opts } => (msg(Sum::Unjail(stpb::MsgUnjail { operator: s })), opts),
         })
     }
 }

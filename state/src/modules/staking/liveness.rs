@@ -130,7 +130,10 @@ pub fn record_commit<S: StateWrite + ?Sized>(
             info.missed = 0;
         }
         let i = info.index.checked_rem(window).unwrap_or(0);
-        let (w, bit) = (i.div_euclid(64), 1u64.checked_shl(i.rem_euclid(64) as u32).unwrap_or(0));
+        let (w, bit) = (
+            i.div_euclid(64),
+            1u64.checked_shl(i.rem_euclid(64) as u32).unwrap_or(0),
+        );
         let old = word(s, &op, w)?;
         let was_missed = old & bit != 0;
         let missed = !v.signed;

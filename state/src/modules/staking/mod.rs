@@ -29,8 +29,8 @@ use crate::{
     address::Address,
     codec::{address_at, decode, encode, get_u128, put_u128, u64_at},
     error::{CodeRange, ModuleError, StateError, StoreError, TxError},
-    genesis::AppState,
     event::Event,
+    genesis::AppState,
     module::{BlockCtx, Decoded, DelegationChange, Invariant, Module, Side},
     modules::{self, bank},
     params::Params,
@@ -91,6 +91,63 @@ impl Module for Staking {
         query::handle(store, path, data)
     }
 
+    /// Validators as genesis validators self-bonding their self-delegation (when it is at least one unit of
+    /// power and `min_self_bond`), and every bond back as a balance: other delegations and unbonding entries
+    /// become their delegators' liquid tokens, and the bonded pool is not exported (the new genesis bonds
+    /// the self-bonds again). Balances stay in address order. Jailing and signing records start afresh.
+    fn export_genesis<S: StateRead + ?Sized>(
+        s: &S,
+        genesis: &mut AppState,
+    ) -> Result<(), StoreError> {
+        use std::collections::BTreeMap;
+        let pool = bonded_pool().to_string();
+        let mut balances: BTreeMap<Address, u128> = BTreeMap::new();
+        for b in genesis.balances.drain(..) {
+            if b.address == pool {
+                continue;
+            }
+            if let (Ok(a), Ok(v)) = (b.address.parse(), crate::amount::parse_amount(&b.amount)) {
+                balances.insert(a, v);
+            }
+        }
+        let mut add = |a: Address, v: u128| {
+            let e = balances.entry(a).or_default();
+            *e = e.saturating_add(v);
+        };
+        let p = crate::params::load(s)?.staking;
+        let min = p.min_self_bond.max(p.power_reduction);
+        for (k, v) in s.scan_prefix(state_key::DELEGATION_PREFIX)? {
+            let del = address_at(&k, state_key::DELEGATION_PREFIX.len())?;
+            let val = address_at(&k, state_key::DELEGATION_PREFIX.len().saturating_add(20))?;
+            let amount = crate::codec::u128_value(&k, &v)?;
+            add(del, amount);
+            if del == val && amount >= min {
+                if let Some(v) = validator(s, &val)? {
+                    genesis
+                        .validators
+                        .push(crate::genesis::GenesisStakingValidator {
+                            operator: val.to_string(),
+                            moniker: v.moniker,
+                            consensus_key: hex::encode(v.consensus_key),
+                            self_bond: amount.to_string(),
+                        });
+                }
+            }
+        }
+        for (_, del, _, amount) in unbonding_entries(s)? {
+            add(del, amount);
+        }
+        genesis.balances = balances
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(a, v)| crate::genesis::GenesisBalance {
+                address: a.to_string(),
+                amount: v.to_string(),
+            })
+            .collect();
+        Ok(())
+    }
+
     /// Creates the genesis validators and bonds their self-bonds from their operators' balances (bank's
     /// genesis runs first). `genesis` has been validated.
     fn init_genesis<S: StateWrite + ?Sized>(
@@ -100,9 +157,12 @@ impl Module for Staking {
         for (i, g) in genesis.validators.iter().enumerate() {
             let fail = |e: String| StateError::Genesis(format!("app_state.validators[{i}]: {e}"));
             let operator: Address = g.operator.parse().map_err(|e| fail(format!("{e}")))?;
-            let consensus_key = crate::genesis::parse_consensus_key(&g.consensus_key).map_err(fail)?;
-            let self_bond = crate::amount::parse_amount(&g.self_bond).map_err(|e| fail(e.to_string()))?;
-            create(s, &operator, &consensus_key, &g.moniker, self_bond).map_err(|e| fail(e.log()))?;
+            let consensus_key =
+                crate::genesis::parse_consensus_key(&g.consensus_key).map_err(fail)?;
+            let self_bond =
+                crate::amount::parse_amount(&g.self_bond).map_err(|e| fail(e.to_string()))?;
+            create(s, &operator, &consensus_key, &g.moniker, self_bond)
+                .map_err(|e| fail(e.log()))?;
         }
         Ok(())
     }

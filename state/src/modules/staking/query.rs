@@ -71,10 +71,7 @@ fn signing_info(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::SigningInfoRequest = req(data)?;
     let op = addr(&r.operator)?;
     if staking::validator(store, &op).map_err(internal)?.is_none() {
-        return Err((
-            crate::query::code::NOT_FOUND,
-            format!("no validator {op}"),
-        ));
+        return Err((crate::query::code::NOT_FOUND, format!("no validator {op}")));
     }
     let i = liveness::signing_info(store, &op)
         .map_err(internal)?

@@ -184,10 +184,7 @@ mod tests {
         );
         assert!(diff(&target, &target).is_empty());
         assert_eq!(diff(&[], &target), target);
-        assert_eq!(
-            diff(&target, &[]),
-            vec![(k(1), 0), (k(2), 0), (k(3), 0)]
-        );
+        assert_eq!(diff(&target, &[]), vec![(k(1), 0), (k(2), 0), (k(3), 0)]);
     }
 
     #[test]

@@ -87,7 +87,11 @@ pub fn cons_addr(addr: &[u8; 20]) -> Vec<u8> {
 }
 
 pub fn delegator_of(validator: &Address, delegator: &Address) -> Vec<u8> {
-    cat(&[DELEGATOR_OF_PREFIX, validator.as_bytes(), delegator.as_bytes()])
+    cat(&[
+        DELEGATOR_OF_PREFIX,
+        validator.as_bytes(),
+        delegator.as_bytes(),
+    ])
 }
 
 /// Prefix of every delegation to one validator (in [`DELEGATOR_OF_PREFIX`]).
