@@ -682,3 +682,131 @@ fn net_keys() -> Vec<Vec<u8>> {
         .map(|i| PrivateKey::from_seed([i; 32]).public_key().0.to_vec())
         .collect()
 }
+
+// ---- the last commit a block carries ----
+
+use crate::types::Signature;
+
+/// A net that has committed height 1 (decided with no signatures: the engine verified them), so the next
+/// block must carry a valid commit of height 1 by the four genesis validators.
+async fn net_at_height_2() -> (Net, Block) {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let block = n.block(&proposer, vec![tx("a=1")], &[tx("a=1")]);
+    n.store
+        .put_undecided(&UndecidedProposal {
+            height: Height(1),
+            round: Round::new(0),
+            valid_round: Round::Nil,
+            block: block.clone(),
+            valid: true,
+        })
+        .expect("store");
+    let (reply, _rx) = oneshot::channel();
+    n.bridge
+        .handle(AppMsg::Decided {
+            certificate: decided(&block).certificate,
+            extensions: Default::default(),
+            reply,
+        })
+        .await
+        .expect("decided");
+    assert_eq!(n.bridge.height, Height(2));
+    (n, block)
+}
+
+/// Precommits of height 1 for `first` in round 0 by `signers` (indexes into the net's keys).
+fn precommits(n: &Net, first: &Block, signers: &[usize]) -> LastCommit {
+    LastCommit {
+        round: 0,
+        signatures: signers
+            .iter()
+            .map(|&i| {
+                let key = &n.keys[i];
+                let address = Address::from_public_key(&key.public_key());
+                let vote = crate::types::Vote {
+                    vote_type: malachitebft_core_types::VoteType::Precommit,
+                    height: Height(1),
+                    round: Round::new(0),
+                    value_id: malachitebft_core_types::NilOrVal::Val(first.id()),
+                    validator_address: address,
+                    extension: None,
+                };
+                let signed = LodeSigner::new(key.clone(), CHAIN).sign_vote_sync(vote);
+                (address, signed.signature)
+            })
+            .collect(),
+    }
+}
+
+/// A height-2 block on top of `first` carrying `commit` (its header hashes `header_commit`).
+fn second(
+    n: &Net,
+    first: &Block,
+    commit: Option<LastCommit>,
+    header_commit: Option<&LastCommit>,
+) -> Block {
+    let (address, _) = n
+        .bridge
+        .proposer_of(Height(2), Round::new(0))
+        .expect("proposer");
+    let txs = vec![tx("b=2")];
+    Block::with_last_commit(
+        BlockHeader {
+            chain_id: CHAIN.into(),
+            height: Height(2),
+            time: BlockTime::now(),
+            proposer: address,
+            last_block_id: Some(first.id()),
+            tx_root: crate::types::tx_root(&txs),
+            app_hash: n.bridge.last_app_hash.clone(),
+            last_commit_hash: header_commit.map(LastCommit::hash),
+        },
+        txs,
+        commit,
+    )
+}
+
+#[tokio::test]
+async fn a_block_is_valid_only_with_a_signed_commit_of_more_than_two_thirds_of_the_previous_set() {
+    let (n, first) = net_at_height_2().await;
+    let verdict = |b: Block| {
+        let bridge = &n.bridge;
+        async move { bridge.validate(&b, Door::Sync).await.expect("validate") }
+    };
+    let three = precommits(&n, &first, &[0, 1, 2]);
+    assert_eq!(
+        verdict(second(&n, &first, Some(three.clone()), Some(&three))).await,
+        Ok(())
+    );
+    // No last commit at all.
+    assert!(matches!(
+        verdict(second(&n, &first, None, None)).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // Two of four validators: not more than 2/3 of the power.
+    let two = precommits(&n, &first, &[0, 1]);
+    assert!(matches!(
+        verdict(second(&n, &first, Some(two.clone()), Some(&two))).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // A forged signature among three.
+    let mut forged = three.clone();
+    forged.signatures[2].1 = Signature([7; 64]);
+    assert!(matches!(
+        verdict(second(&n, &first, Some(forged.clone()), Some(&forged))).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // A signer twice.
+    let mut twice = three.clone();
+    twice.signatures[2] = twice.signatures[0];
+    assert!(matches!(
+        verdict(second(&n, &first, Some(twice.clone()), Some(&twice))).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // A body whose commit is not the one the header hashes (a peer swapping signers in a synced block).
+    assert!(matches!(
+        verdict(second(&n, &first, Some(three.clone()), Some(&two))).await,
+        Err(BlockFault::LastCommitMismatch)
+    ));
+}
