@@ -37,8 +37,8 @@ use crate::streams::{
     StreamLimits, CHUNK_SIZE,
 };
 use crate::types::{
-    Address, Block, BlockHeader, BlockId, BlockTime, Height, PartInit, ProposalPart, PublicKey,
-    Validator, ValidatorSet,
+    Address, Block, BlockHeader, BlockId, BlockTime, Height, LastCommit, PartInit, ProposalPart,
+    PublicKey, Validator, ValidatorSet, MAX_TOTAL_POWER,
 };
 use crate::validity::{self, BlockLimits, Door, Expected};
 
@@ -92,6 +92,9 @@ pub struct Bridge<A, S, M> {
     params: BridgeParams,
     height: Height,
     validators: Option<HeightValidators>,
+    /// The validator set of the last committed height: the one the next block's last commit is checked
+    /// against (`None` before the first block).
+    last_set: Option<ValidatorSet>,
     last_block_id: Option<BlockId>,
     last_app_hash: Bytes,
     last_time: BlockTime,
@@ -129,13 +132,65 @@ fn timestamp(t: BlockTime) -> Timestamp {
     }
 }
 
-fn validator_update_to_validator(u: &ValidatorUpdate) -> Option<Validator> {
+/// An ABCI validator update as the engine applies it, or why it cannot be: no key, not ed25519, not a valid
+/// 32-byte key, a negative power or one above [`MAX_TOTAL_POWER`]. The application computed it, so a refusal
+/// is an application bug: the caller halts with it rather than drop the update.
+fn validator_from_update(i: usize, u: &ValidatorUpdate) -> Result<Validator, String> {
     use tendermint_proto::v0_38::crypto::public_key::Sum;
-    let pk = match u.pub_key.as_ref()?.sum.as_ref()? {
-        Sum::Ed25519(b) => <[u8; 32]>::try_from(b.as_slice()).ok()?,
-        _ => return None,
+    let key = match u.pub_key.as_ref().and_then(|k| k.sum.as_ref()) {
+        Some(Sum::Ed25519(b)) => <[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+            format!(
+                "validator update {i}: ed25519 key is {} bytes, not 32",
+                b.len()
+            )
+        })?,
+        Some(_) => return Err(format!("validator update {i}: key is not ed25519")),
+        None => return Err(format!("validator update {i}: no key")),
     };
-    Some(Validator::new(PublicKey(pk), u64::try_from(u.power).ok()?))
+    let pk = PublicKey(key);
+    if !crate::signing::is_valid_public_key(&pk) {
+        return Err(format!(
+            "validator update {i}: key {} is not a valid ed25519 point",
+            hex::encode(key)
+        ));
+    }
+    let power = u64::try_from(u.power)
+        .ok()
+        .filter(|p| *p <= MAX_TOTAL_POWER)
+        .ok_or_else(|| {
+            format!(
+                "validator update {i}: power {} is outside 0..={MAX_TOTAL_POWER}",
+                u.power
+            )
+        })?;
+    Ok(Validator::new(pk, power))
+}
+
+/// The validator set after `updates`, or why the engine cannot run with it: an update it cannot apply, an
+/// empty set, or a total power above [`MAX_TOTAL_POWER`].
+pub fn apply_validator_updates(
+    set: &ValidatorSet,
+    updates: &[ValidatorUpdate],
+) -> Result<ValidatorSet, String> {
+    let updates: Vec<Validator> = updates
+        .iter()
+        .enumerate()
+        .map(|(i, u)| validator_from_update(i, u))
+        .collect::<Result<_, _>>()?;
+    let next = set.with_updates(&updates);
+    if next.count() == 0 {
+        return Err("the validator updates leave an empty validator set".into());
+    }
+    let total = next
+        .validators()
+        .iter()
+        .fold(0u128, |a, v| a.saturating_add(u128::from(v.voting_power)));
+    if total > u128::from(MAX_TOTAL_POWER) {
+        return Err(format!(
+            "the validator updates bring the total voting power to {total}, over {MAX_TOTAL_POWER}"
+        ));
+    }
+    Ok(next)
 }
 
 fn validator_update(v: &Validator) -> ValidatorUpdate {
@@ -149,18 +204,12 @@ fn validator_update(v: &Validator) -> ValidatorUpdate {
 }
 
 /// FinalizeBlock's `decided_last_commit`: each validator of `set` (in set order) with its power, and whether
-/// it signed `certificate`.
-fn last_commit_info(
-    set: &ValidatorSet,
-    certificate: &CommitCertificate<LodeContext>,
-) -> CommitInfo {
-    let signed: std::collections::BTreeSet<Address> = certificate
-        .commit_signatures
-        .iter()
-        .map(|s| s.address)
-        .collect();
+/// its signature is in `commit` (the one the block carries, so every node reports the same).
+fn last_commit_info(set: &ValidatorSet, commit: &LastCommit) -> CommitInfo {
+    let signed: std::collections::BTreeSet<Address> =
+        commit.signatures.iter().map(|(a, _)| *a).collect();
     CommitInfo {
-        round: i32::try_from(certificate.round.as_i64()).unwrap_or(0),
+        round: i32::try_from(commit.round).unwrap_or(0),
         votes: set
             .validators()
             .iter()
@@ -175,6 +224,18 @@ fn last_commit_info(
                     BlockIdFlag::Absent as i32
                 },
             })
+            .collect(),
+    }
+}
+
+/// The last commit a proposer puts in its block: its own certificate of the previous height.
+fn last_commit_of(certificate: &CommitCertificate<LodeContext>) -> LastCommit {
+    LastCommit {
+        round: certificate.round.as_i64(),
+        signatures: certificate
+            .commit_signatures
+            .iter()
+            .map(|s| (s.address, s.signature))
             .collect(),
     }
 }
@@ -295,6 +356,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             params,
             height: Height(1),
             validators: None,
+            last_set: None,
             last_block_id: None,
             last_app_hash: Bytes::new(),
             last_time: BlockTime::default(),
@@ -469,11 +531,11 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             let set = if resp.validators.is_empty() {
                 genesis
             } else {
-                ValidatorSet::new(
-                    resp.validators
-                        .iter()
-                        .filter_map(validator_update_to_validator),
-                )
+                apply_validator_updates(&ValidatorSet::new([]), &resp.validators).map_err(|e| {
+                    ConsensusError::Config(format!(
+                        "InitChain returned validators the engine cannot use: {e}"
+                    ))
+                })?
             };
             if set.count() == 0 {
                 return Err(ConsensusError::Config("empty genesis validator set".into()));
@@ -489,6 +551,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             self.last_app_hash = resp.app_hash;
             self.last_time = self.params.genesis_time;
             self.last_block_id = None;
+            self.last_set = None;
         } else {
             self.height = Height(last.saturating_add(1));
             self.last_app_hash = info.last_block_app_hash;
@@ -500,6 +563,14 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             self.validators = Some(self.store.get_validators(self.height)?.ok_or_else(|| {
                 ConsensusError::Config(format!("validators of height {} missing", self.height))
             })?);
+            self.last_set = Some(
+                self.store
+                    .get_validators(Height(last))?
+                    .ok_or_else(|| {
+                        ConsensusError::Config(format!("validators of height {last} missing"))
+                    })?
+                    .current,
+            );
             // The block store may be one block ahead of the application (crash between storing and Commit).
             if let Some(next) = self.store.get_decided(self.height)? {
                 info!(height = %self.height, "replaying stored block into the application");
@@ -629,6 +700,23 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         while validity::txs_wire_len(&txs) > self.limits.max_tx_bytes {
             txs.pop();
         }
+        let last_commit = match height
+            .0
+            .checked_sub(1)
+            .filter(|_| self.last_block_id.is_some())
+        {
+            Some(prev) => Some(
+                self.store
+                    .get_decided(Height(prev))?
+                    .map(|d| last_commit_of(&d.certificate))
+                    .ok_or_else(|| {
+                        ConsensusError::Engine(format!(
+                            "decided block {prev} missing from the store"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let header = BlockHeader {
             chain_id: self.params.chain_id.clone(),
             height,
@@ -637,8 +725,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             last_block_id: self.last_block_id,
             tx_root: crate::types::tx_root(&txs),
             app_hash: self.last_app_hash.clone(),
+            last_commit_hash: last_commit.as_ref().map(LastCommit::hash),
         };
-        let block = Block::new(header, txs);
+        let block = Block::with_last_commit(header, txs, last_commit);
         info!(%height, %round, id = %block.id(), txs = block.txs().len(), "proposing block");
         self.store.put_undecided(&UndecidedProposal {
             height,
@@ -907,6 +996,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         if let Err(fault) = validity::check_block(block, &self.limits, &expected, door) {
             return Ok(Err(fault));
         }
+        if let Err(fault) = self.check_last_commit(block) {
+            return Ok(Err(fault));
+        }
         let h = block.header();
         let req = RequestProcessProposal {
             txs: block.txs().to_vec(),
@@ -926,6 +1018,47 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         } else {
             Err(BlockFault::Rejected)
         })
+    }
+
+    /// The block's last commit is a valid commit of the previous height: absent at the first block, else
+    /// precommits for `last_block_id` by validators of the previous height's set, each correctly signed,
+    /// more than 2/3 of that set's power. (Which of the signers beyond 2/3 a proposer includes is its
+    /// choice, as in Tendermint; the application's liveness window tolerates it.)
+    fn check_last_commit(&self, block: &Block) -> Result<(), BlockFault> {
+        let h = block.header();
+        let (commit, prev_id, set) = match (block.last_commit(), h.last_block_id, &self.last_set) {
+            (None, None, _) => return Ok(()),
+            (Some(_), None, _) => return Err(BlockFault::BadLastCommit("a first block has none")),
+            (None, Some(_), _) => return Err(BlockFault::BadLastCommit("missing")),
+            (Some(_), Some(_), None) => {
+                return Err(BlockFault::BadLastCommit(
+                    "the previous height's validator set is unknown here",
+                ))
+            }
+            (Some(c), Some(id), Some(set)) => (c, id, set),
+        };
+        let round = Round::new(
+            u32::try_from(commit.round).map_err(|_| BlockFault::BadLastCommit("negative round"))?,
+        );
+        let certificate = CommitCertificate {
+            height: Height(h.height.0.saturating_sub(1)),
+            round,
+            value_id: prev_id,
+            commit_signatures: commit
+                .signatures
+                .iter()
+                .map(|(a, s)| {
+                    malachitebft_app_channel::app::types::core::CommitSignature::new(*a, *s)
+                })
+                .collect(),
+        };
+        if self.verifier.verify_commit_certificate(&certificate, set) {
+            Ok(())
+        } else {
+            Err(BlockFault::BadLastCommit(
+                "an unknown or repeated signer, a bad signature, or 2/3 of the power or less",
+            ))
+        }
     }
 
     async fn decide(
@@ -986,20 +1119,12 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             .clone()
             .ok_or_else(|| ConsensusError::Engine("validator set unknown".into()))?;
         // The last commit, as CometBFT reports it: every validator of the previous height with its power
-        // there, flagged Commit if its signature is in that height's certificate and Absent otherwise.
-        let decided_last_commit = match height.0.checked_sub(1).filter(|h| *h > 0) {
-            Some(prev) => match self.store.get_decided(Height(prev))? {
-                Some(d) => {
-                    let set = match self.store.get_validators(Height(prev))? {
-                        Some(v) => v.current,
-                        None => hv.current.clone(),
-                    };
-                    last_commit_info(&set, &d.certificate)
-                }
-                None => CommitInfo::default(),
-            },
-            None => CommitInfo::default(),
+        // there, flagged Commit if its signature is in the commit the block carries and Absent otherwise.
+        let decided_last_commit = match (block.last_commit(), &self.last_set) {
+            (Some(c), Some(set)) => last_commit_info(set, c),
+            _ => CommitInfo::default(),
         };
+        let this_set = hv.current.clone();
         let req = RequestFinalizeBlock {
             txs: block.txs().to_vec(),
             decided_last_commit: Some(decided_last_commit),
@@ -1025,15 +1150,16 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 .finalize_block(req)
                 .map_err(|e| format!("FinalizeBlock failed: {e}"))?;
             failpoint::hit("after_finalize_block");
-            let updates: Vec<Validator> = fin
-                .validator_updates
-                .iter()
-                .filter_map(validator_update_to_validator)
-                .collect();
+            // An update the engine cannot apply is an application bug: halt before anything of the height
+            // is stored or committed, never drop it (the nodes' sets would silently diverge).
+            let next_set =
+                apply_validator_updates(&hv.next, &fin.validator_updates).map_err(|e| {
+                    format!("FinalizeBlock returned validator updates the engine cannot apply: {e}")
+                })?;
             let next = HeightValidators {
                 height: height.increment_by_one(),
                 current: next_height_set(&hv.current, hv.next.validators()),
-                next: hv.next.with_updates(&updates),
+                next: next_set,
             };
             store
                 .stage_commit(&decided, &next)
@@ -1058,6 +1184,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         blocking(move || mempool.on_committed(&hashes)).await?;
 
         info!(%height, id = %block.id(), txs = block.txs().len(), app_hash = %hex::encode(&fin.app_hash), "committed block");
+        self.last_set = Some(this_set);
         self.validators = Some(next);
         self.last_block_id = Some(block.id());
         self.last_time = block.header().time;
@@ -1103,7 +1230,7 @@ mod tests {
                 .map(|v| CommitSignature::new(v.address, Signature([0; 64])))
                 .collect(),
         };
-        let info = last_commit_info(&set, &certificate);
+        let info = last_commit_info(&set, &last_commit_of(&certificate));
         assert_eq!(info.round, 1);
         assert_eq!(info.votes.len(), 3);
         for v in &vals {

@@ -19,10 +19,11 @@ use crate::context::LodeContext;
 use crate::error::CodecError;
 use crate::signing::vote_type_to_u32;
 use crate::types::{
-    Address, Block, BlockHeader, BlockId, BlockTime, Height, PartInit, Proposal, ProposalPart,
-    PublicKey, Signature, Validator, ValidatorSet, Vote,
+    Address, Block, BlockHeader, BlockId, BlockTime, Height, LastCommit, PartInit, Proposal,
+    ProposalPart, PublicKey, Signature, Validator, ValidatorSet, Vote,
 };
 use lode_proto::consensus::v1 as pb;
+use sha2::{Digest, Sha256};
 
 // ---- scalar helpers ----
 
@@ -104,7 +105,50 @@ impl BlockHeader {
             last_block_id: self.last_block_id.map(|b| b.0.to_vec()).unwrap_or_default(),
             tx_root: self.tx_root.to_vec(),
             app_hash: self.app_hash.to_vec(),
+            last_commit_hash: self
+                .last_commit_hash
+                .map(|h| h.to_vec())
+                .unwrap_or_default(),
         }
+    }
+}
+
+impl LastCommit {
+    /// The protobuf form.
+    pub fn to_proto(&self) -> pb::LastCommit {
+        pb::LastCommit {
+            round: self.round,
+            signatures: self
+                .signatures
+                .iter()
+                .map(|(a, s)| pb::AddressSignature {
+                    address: a.0.to_vec(),
+                    signature: s.0.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    /// From the protobuf form.
+    pub fn from_proto(c: pb::LastCommit) -> Result<Self, CodecError> {
+        Ok(LastCommit {
+            round: c.round,
+            signatures: c
+                .signatures
+                .into_iter()
+                .map(|s| {
+                    Ok((
+                        address("last_commit.address", &s.address)?,
+                        signature("last_commit.signature", &s.signature)?,
+                    ))
+                })
+                .collect::<Result<_, CodecError>>()?,
+        })
+    }
+
+    /// SHA-256 of the encoded commit (what the header's `last_commit_hash` holds).
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.to_proto().encode_to_vec()).into()
     }
 }
 
@@ -114,6 +158,7 @@ impl Block {
         pb::Block {
             header: Some(self.header().to_proto()),
             txs: self.txs().iter().map(|t| t.to_vec()).collect(),
+            last_commit: self.last_commit().map(LastCommit::to_proto),
         }
     }
 
@@ -139,10 +184,20 @@ impl Block {
             tx_root: <[u8; 32]>::try_from(h.tx_root.as_slice())
                 .map_err(|_| CodecError::invalid("header.tx_root", "must be 32 bytes"))?,
             app_hash: Bytes::from(h.app_hash),
+            last_commit_hash: if h.last_commit_hash.is_empty() {
+                None
+            } else {
+                Some(
+                    <[u8; 32]>::try_from(h.last_commit_hash.as_slice()).map_err(|_| {
+                        CodecError::invalid("header.last_commit_hash", "must be 32 bytes")
+                    })?,
+                )
+            },
         };
-        Ok(Block::new(
+        Ok(Block::with_last_commit(
             header,
             b.txs.into_iter().map(Bytes::from).collect(),
+            b.last_commit.map(LastCommit::from_proto).transpose()?,
         ))
     }
 

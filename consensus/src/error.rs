@@ -52,6 +52,14 @@ pub enum BlockFault {
     /// commits to.
     #[error("txs do not match the header's tx root")]
     TxRootMismatch,
+    /// The last commit does not hash to the header's last-commit hash, or holds more than
+    /// [`crate::validity::MAX_COMMIT_SIGNATURES`] signatures.
+    #[error("last commit does not match the header's last-commit hash, or is too large")]
+    LastCommitMismatch,
+    /// The last commit is missing (or present at the initial height), names a validator outside the
+    /// previous height's set, holds a bad signature, or holds 2/3 of that height's power or less.
+    #[error("the last commit is not a valid commit of the previous height: {0}")]
+    BadLastCommit(&'static str),
     /// Another chain's block.
     #[error("block of another chain")]
     WrongChain,
@@ -91,6 +99,8 @@ impl BlockFault {
             Self::TooLarge { .. } => "block_too_large",
             Self::HeaderTooLarge { .. } => "block_header_too_large",
             Self::TxRootMismatch => "block_tx_root_mismatch",
+            Self::LastCommitMismatch => "block_last_commit_mismatch",
+            Self::BadLastCommit(_) => "block_bad_last_commit",
             Self::WrongChain => "block_wrong_chain",
             Self::WrongHeight { .. } => "block_wrong_height",
             Self::WrongLastBlock => "block_wrong_last_block",
@@ -112,6 +122,7 @@ impl BlockFault {
                 | Self::TooLarge { .. }
                 | Self::HeaderTooLarge { .. }
                 | Self::TxRootMismatch
+                | Self::LastCommitMismatch
                 | Self::WrongHeight { .. }
         )
     }

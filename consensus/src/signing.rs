@@ -29,6 +29,12 @@ pub fn verify(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
     }
 }
 
+/// Whether `pk` decodes as an ed25519 point (what [`verify`] needs; ZIP-215 accepts any encoding that
+/// decompresses).
+pub fn is_valid_public_key(pk: &PublicKey) -> bool {
+    ed25519_consensus::VerificationKey::try_from(pk.0).is_ok()
+}
+
 pub(crate) fn vote_type_to_u32(t: VoteType) -> u32 {
     match t {
         VoteType::Prevote => 0,

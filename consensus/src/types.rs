@@ -189,6 +189,20 @@ pub struct BlockHeader {
     pub tx_root: [u8; 32],
     /// The application's hash after committing `height - 1`.
     pub app_hash: Bytes,
+    /// [`LastCommit::hash`] of the body's last commit (`None` when it has none).
+    pub last_commit_hash: Option<[u8; 32]>,
+}
+
+/// The commit signatures of the previous height that a block carries (Tendermint's `LastCommit`): the
+/// precommits for `last_block_id` in `round`, more than 2/3 of that height's power. Every node reads the
+/// previous block's signers from here, not from its own certificate, so the application's liveness
+/// tracking sees the same list everywhere. The proposer copies its own certificate of the previous height.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LastCommit {
+    /// The round the previous block was decided in.
+    pub round: i64,
+    /// (validator address, precommit signature), at most one per validator.
+    pub signatures: Vec<(Address, Signature)>,
 }
 
 impl BlockHeader {
@@ -217,14 +231,39 @@ pub fn tx_root(txs: &[Bytes]) -> [u8; 32] {
 pub struct Block {
     header: BlockHeader,
     txs: Vec<Bytes>,
+    last_commit: Option<LastCommit>,
     id: BlockId,
 }
 
 impl Block {
-    /// A block from its parts.
+    /// A block from its parts, without a last commit.
     pub fn new(header: BlockHeader, txs: Vec<Bytes>) -> Self {
+        Self::with_last_commit(header, txs, None)
+    }
+
+    /// A block from its parts.
+    pub fn with_last_commit(
+        header: BlockHeader,
+        txs: Vec<Bytes>,
+        last_commit: Option<LastCommit>,
+    ) -> Self {
         let id = header.id();
-        Self { header, txs, id }
+        Self {
+            header,
+            txs,
+            last_commit,
+            id,
+        }
+    }
+
+    /// The previous height's commit signatures the block carries.
+    pub fn last_commit(&self) -> Option<&LastCommit> {
+        self.last_commit.as_ref()
+    }
+
+    /// Whether the header's last-commit hash matches the body's last commit.
+    pub fn last_commit_matches(&self) -> bool {
+        self.last_commit.as_ref().map(LastCommit::hash) == self.header.last_commit_hash
     }
 
     /// The header.
@@ -424,6 +463,14 @@ impl mc::Validator<LodeContext> for Validator {
         self.voting_power
     }
 }
+
+/// Largest total voting power of a validator set (CometBFT's `MaxTotalVotingPower`, `i64::MAX / 8`), so
+/// proposer-priority arithmetic cannot overflow.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "a constant division by a nonzero constant"
+)]
+pub const MAX_TOTAL_POWER: u64 = (i64::MAX / 8) as u64;
 
 /// A validator set, sorted by address, with Tendermint proposer priorities (see [`crate::proposer`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

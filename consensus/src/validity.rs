@@ -18,6 +18,12 @@ use crate::types::{Block, BlockId, BlockTime, Height, ValidatorSet};
 /// time fit in a fraction of it).
 pub const MAX_HEADER_BYTES: u64 = 1024;
 
+/// Most commit signatures a block's last commit may hold (one per validator of the previous height).
+pub const MAX_COMMIT_SIGNATURES: usize = 1_000;
+
+/// Largest encoded last commit: [`MAX_COMMIT_SIGNATURES`] address-signature pairs with their framing.
+pub const MAX_LAST_COMMIT_BYTES: u64 = 100 * 1_000 + 64;
+
 /// The limits a block is held to on every door.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockLimits {
@@ -32,6 +38,7 @@ impl BlockLimits {
     pub fn max_block_bytes(&self) -> u64 {
         self.max_tx_bytes
             .saturating_add(MAX_HEADER_BYTES)
+            .saturating_add(MAX_LAST_COMMIT_BYTES)
             .saturating_add(16)
     }
 }
@@ -108,6 +115,13 @@ pub fn check_body(block: &Block, limits: &BlockLimits) -> Result<(), BlockFault>
     }
     if !block.tx_root_matches() {
         return Err(BlockFault::TxRootMismatch);
+    }
+    if block
+        .last_commit()
+        .is_some_and(|c| c.signatures.len() > MAX_COMMIT_SIGNATURES)
+        || !block.last_commit_matches()
+    {
+        return Err(BlockFault::LastCommitMismatch);
     }
     Ok(())
 }
@@ -194,6 +208,7 @@ mod tests {
                 last_block_id: Some(BlockId([3; 32])),
                 tx_root: tx_root(root_of),
                 app_hash: Bytes::from_static(b"app"),
+                last_commit_hash: None,
             },
             txs,
         )
@@ -250,7 +265,8 @@ mod tests {
 
     #[test]
     fn a_block_over_the_tx_limit_is_refused_before_it_is_decoded() {
-        let txs = vec![Bytes::from(vec![1u8; 100]); 10];
+        // Bigger than the room a block keeps for its header and last commit, so the tiny limit bites.
+        let txs = vec![Bytes::from(vec![1u8; 20_000]); 10];
         let b = block(txs.clone(), &txs);
         let limits = BlockLimits { max_tx_bytes: 1000 };
         assert!(matches!(

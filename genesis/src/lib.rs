@@ -1,5 +1,6 @@
 //! Lode's genesis file: the chain id, genesis time, initial validators and the application's initial state
-//! (balances, module parameters).
+//! (balances, staking validators with their self-bonds, module parameters). The initial validators must be
+//! the consensus set the staking validators' self-bonds give (`lode_state::genesis::validator_set`).
 //!
 //! [`Genesis::load`] / [`Genesis::from_json`] parse strictly (unknown fields are errors) and report a parse
 //! problem with its JSON path; then they validate the whole document and report *every* problem found, each
@@ -52,7 +53,8 @@ pub struct GenesisValidator {
     pub name: String,
     /// The ed25519 consensus public key, 32 bytes as hex.
     pub pub_key: String,
-    /// Voting power, at least 1.
+    /// Voting power, at least 1: the power `app_state.validators`' entry with this key self-bonds
+    /// (`self_bond / staking.power_reduction`); the whole list must be the set those bonds give.
     pub power: u64,
 }
 

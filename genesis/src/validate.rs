@@ -29,14 +29,47 @@ pub(crate) fn validate(g: &Genesis) -> Vec<Issue> {
             "must fit in a signed 64-bit integer",
         ));
     }
+    let before = issues.len();
     check_validators(g, &mut issues);
+    let app_issues = g.app_state.validate();
+    if app_issues.is_empty() && issues.len() == before {
+        check_staking_set(g, &mut issues);
+    }
     issues.extend(
-        g.app_state
-            .validate()
+        app_issues
             .into_iter()
             .map(|i| Issue::new(format!("app_state.{}", i.path), i.message)),
     );
     issues
+}
+
+/// The consensus set must be the one the genesis validators' self-bonds give (power = self_bond /
+/// staking.power_reduction, the top staking.max_validators): one model of validators from height 1 on.
+fn check_staking_set(g: &Genesis, issues: &mut Vec<Issue>) {
+    let want = lode_state::genesis::validator_set(&g.app_state);
+    let mut got: Vec<([u8; 32], u64)> = g
+        .validators
+        .iter()
+        .filter_map(|v| Some((parse_ed25519_public_key(&v.pub_key).ok()?, v.power)))
+        .collect();
+    got.sort_by_key(|(k, _)| *k);
+    if got != want {
+        let show = |v: &[([u8; 32], u64)]| {
+            v.iter()
+                .map(|(k, p)| format!("{}={p}", hex::encode(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        issues.push(Issue::new(
+            "validators",
+            format!(
+                "must be the set app_state.validators' self-bonds give (power = self_bond / \
+                 staking.power_reduction, top staking.max_validators): [{}], not [{}]",
+                show(&want),
+                show(&got)
+            ),
+        ));
+    }
 }
 
 fn check_chain_id(id: &str, issues: &mut Vec<Issue>) {

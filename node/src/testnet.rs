@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use eyre::{ensure, WrapErr};
 use lode_genesis::{Genesis, GenesisValidator};
-use lode_state::genesis::{AppState, GenesisBalance};
+use lode_state::genesis::{AppState, GenesisBalance, GenesisStakingValidator};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use crate::{
@@ -23,6 +23,47 @@ use crate::{
 pub const DEV_BALANCE: u128 = 1_000_000_000_000_000;
 /// Voting power of each validator.
 pub const VALIDATOR_POWER: u64 = 10;
+/// Name of each node's validator operator key (in its keys directory): the account that self-bonds at
+/// genesis and signs the validator's staking txs (`unjail`).
+pub const OPERATOR_KEY: &str = "operator";
+/// Balance of each operator account beyond its self-bond (for fees).
+pub const OPERATOR_SPARE: u128 = 1_000_000_000_000;
+
+/// A genesis validator as staking and consensus see it: the entry of the genesis file's `validators`, the
+/// staking validator in `app_state.validators` (self-bonding `power` units of `params.staking`'s
+/// power_reduction from `operator`), and the operator's balance (the self-bond plus `spare`).
+pub fn genesis_validator(
+    moniker: &str,
+    consensus_key_hex: &str,
+    operator: &str,
+    power: u64,
+    spare: u128,
+    params: &lode_state::Params,
+) -> eyre::Result<(GenesisValidator, GenesisStakingValidator, GenesisBalance)> {
+    let self_bond = u128::from(power)
+        .checked_mul(params.staking.power_reduction)
+        .ok_or_else(|| eyre::eyre!("self-bond overflows"))?;
+    Ok((
+        GenesisValidator {
+            name: moniker.to_string(),
+            pub_key: consensus_key_hex.to_string(),
+            power,
+        },
+        GenesisStakingValidator {
+            operator: operator.to_string(),
+            moniker: moniker.to_string(),
+            consensus_key: consensus_key_hex.to_string(),
+            self_bond: self_bond.to_string(),
+        },
+        GenesisBalance {
+            address: operator.to_string(),
+            amount: self_bond
+                .checked_add(spare)
+                .ok_or_else(|| eyre::eyre!("operator balance overflows"))?
+                .to_string(),
+        },
+    ))
+}
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -99,30 +140,43 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
     let dev_keys: Vec<KeyFile> = (0..spec.dev_accounts)
         .map(|k| KeyFile::generate(&format!("dev{k}")))
         .collect::<Result<_, _>>()?;
+    let operator_keys: Vec<KeyFile> = (0..spec.validators)
+        .map(|_| KeyFile::generate(OPERATOR_KEY))
+        .collect::<Result<_, _>>()?;
+    let params = lode_state::Params::default();
+    let mut validators = Vec::new();
+    let mut staking = Vec::new();
+    let mut balances: Vec<GenesisBalance> = dev_keys
+        .iter()
+        .map(|k| GenesisBalance {
+            address: k.address.clone(),
+            amount: DEV_BALANCE.to_string(),
+        })
+        .collect();
+    for (i, (k, op)) in validator_keys.iter().zip(&operator_keys).enumerate() {
+        let (v, sv, b) = genesis_validator(
+            &format!("node{i}"),
+            &k.public_key,
+            &op.address,
+            VALIDATOR_POWER,
+            OPERATOR_SPARE,
+            &params,
+        )?;
+        validators.push(v);
+        staking.push(sv);
+        balances.push(b);
+    }
     let genesis = Genesis {
         chain_id: spec.chain_id.clone(),
         genesis_time: OffsetDateTime::now_utc()
             .replace_nanosecond(0)?
             .format(&Rfc3339)?,
         initial_height: 1,
-        validators: validator_keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| GenesisValidator {
-                name: format!("node{i}"),
-                pub_key: k.public_key.clone(),
-                power: VALIDATOR_POWER,
-            })
-            .collect(),
+        validators,
         app_state: AppState {
-            balances: dev_keys
-                .iter()
-                .map(|k| GenesisBalance {
-                    address: k.address.clone(),
-                    amount: DEV_BALANCE.to_string(),
-                })
-                .collect(),
-            ..AppState::default()
+            balances,
+            validators: staking,
+            params,
         },
     };
     let issues = genesis.validate();
@@ -137,6 +191,7 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
             .wrap_err_with(|| format!("cannot create {}", home.root().display()))?;
         keys::create_keys_dir(&home.keys_dir())?;
         vkey.save_new(&home.key_path(VALIDATOR_KEY))?;
+        operator_keys[i].save_new(&home.key_path(OPERATOR_KEY))?;
         KeyFile::generate(NODE_KEY)?.save_new(&home.key_path(NODE_KEY))?;
         if i == 0 {
             for k in &dev_keys {

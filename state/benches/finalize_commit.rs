@@ -51,7 +51,7 @@ impl Bench {
             .iter()
             .map(|k| Address::from_public_key(&k.verification_key().to_bytes()))
             .collect();
-        let app_state = AppState {
+        let mut app_state = AppState {
             balances: addrs
                 .iter()
                 .map(|a| GenesisBalance {
@@ -59,8 +59,14 @@ impl Bench {
                     amount: "1000000000000".into(),
                 })
                 .collect(),
+            validators: Vec::new(),
             params: Params::default(),
         };
+        app_state.add_self_bonded_validator(
+            "bench",
+            &key(u64::MAX).verification_key().to_bytes(),
+            1,
+        );
         app.try_init_chain(RequestInitChain {
             chain_id: CHAIN_ID.into(),
             initial_height: 1,

@@ -242,7 +242,7 @@ impl RevealChain {
             max_block_bytes: 16 * 1024 * 1024,
             ..Params::default()
         };
-        let app_state = AppState {
+        let mut app_state = AppState {
             balances: [&consumer, &prov]
                 .iter()
                 .map(|k| GenesisBalance {
@@ -250,8 +250,10 @@ impl RevealChain {
                     amount: "1000000000000000".into(),
                 })
                 .collect(),
+            validators: Vec::new(),
             params,
         };
+        app_state.add_self_bonded_validator("bench", &key(99).verification_key().to_bytes(), 1);
         app.try_init_chain(RequestInitChain {
             chain_id: CHAIN_ID.into(),
             initial_height: 1,

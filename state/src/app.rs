@@ -566,8 +566,25 @@ impl LodeApp {
                 Ok(())
             },
         )?;
-        let end_events =
-            modules::end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?;
+        // Liveness first (the previous block's signers, as the block carries them), then every module's
+        // end of block, then the consensus set that the resulting stake gives.
+        let mut end_events = Vec::new();
+        modules::staking::liveness::record_commit(
+            &mut block,
+            height,
+            &commit_votes(req.decided_last_commit.as_ref()),
+            &c.params.staking,
+            &mut end_events,
+        )
+        .map_err(|e| StateError::EndBlock(e.log()))?;
+        end_events.extend(
+            modules::end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?,
+        );
+        let validator_updates =
+            modules::staking::set::end_block_updates(&mut block, &c.params.staking)?
+                .into_iter()
+                .map(|(key, power)| abci_validator_update(&key, power))
+                .collect();
         if self.inner.options.check_invariants {
             if let Err(e) = modules::check_invariants(&block, height) {
                 error!(error = %e, "invariant check failed: not finalizing this block");
@@ -581,7 +598,7 @@ impl LodeApp {
         let mut response = ResponseFinalizeBlock {
             events: end_events.into_iter().map(abci_event).collect(),
             tx_results,
-            validator_updates: Vec::new(),
+            validator_updates,
             consensus_param_updates: None,
             app_hash: Bytes::new(),
         };
@@ -733,6 +750,35 @@ fn parse_validators(v: &[ValidatorUpdate]) -> Result<Vec<([u8; 32], u64)>, State
         out.push((key, power));
     }
     Ok(out)
+}
+
+/// The previous block's commit as staking reads it: each listed validator's consensus address and whether
+/// it signed (`BlockIdFlag::Commit`). Entries without a 20-byte address are skipped.
+fn commit_votes(
+    info: Option<&tendermint_proto::v0_38::abci::CommitInfo>,
+) -> Vec<modules::staking::liveness::CommitVote> {
+    use tendermint_proto::v0_38::types::BlockIdFlag;
+    info.map(|i| i.votes.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| {
+            let address = <[u8; 20]>::try_from(v.validator.as_ref()?.address.as_ref()).ok()?;
+            Some(modules::staking::liveness::CommitVote {
+                address,
+                signed: v.block_id_flag == BlockIdFlag::Commit as i32,
+            })
+        })
+        .collect()
+}
+
+/// An ABCI validator update: ed25519 key and power (powers are within `MAX_TOTAL_POWER`, so they fit i64).
+fn abci_validator_update(key: &[u8; 32], power: u64) -> ValidatorUpdate {
+    ValidatorUpdate {
+        pub_key: Some(tendermint_proto::v0_38::crypto::PublicKey {
+            sum: Some(public_key::Sum::Ed25519(key.to_vec())),
+        }),
+        power: i64::try_from(power).unwrap_or(i64::MAX),
+    }
 }
 
 /// A block time as ABCI carries it (negative nanoseconds, which no valid timestamp has, count as zero).

@@ -32,20 +32,69 @@ pub fn parse(app_state_bytes: &[u8]) -> Result<AppState, StateError> {
     Ok(app_state)
 }
 
-/// The writes of the genesis state: the parameters, the consensus validator set (ed25519 key, power) and
-/// every module's genesis, in registry order.
+/// The writes of the genesis state: the parameters, every module's genesis in registry order (staking bonds
+/// the genesis validators' self-bonds), and the consensus validator set, which must be the set those bonds
+/// give (`validators`, as InitChain carries them: ed25519 key and power, any order).
 pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Writes, StateError> {
     let mut writes = Overlay::new(&EmptyState);
     modules::init_genesis(&mut writes, app_state)?;
     params::store(&mut writes, &app_state.params);
-    crate::validators::store(&mut writes, validators);
+    let set = modules::staking::set::target_powers(&writes, &app_state.params.staking)?;
+    let mut given = validators.to_vec();
+    given.sort_by_key(|(k, _)| *k);
+    if given != set {
+        let show = |v: &[([u8; 32], u64)]| {
+            v.iter()
+                .map(|(k, p)| format!("{}={p}", hex::encode(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(StateError::Genesis(format!(
+            "the validators [{}] are not the set app_state.validators' self-bonds give [{}] \
+             (power = self_bond / staking.power_reduction, top staking.max_validators)",
+            show(&given),
+            show(&set)
+        )));
+    }
+    crate::validators::store(&mut writes, &set);
     Ok(writes.into_writes())
+}
+
+/// The consensus set (ed25519 key, power; sorted by key) that `app_state`'s genesis validators' self-bonds
+/// give: what the genesis file's `validators` must list. `app_state` must be valid.
+pub fn validator_set(app_state: &AppState) -> Vec<([u8; 32], u64)> {
+    let p = &app_state.params.staking;
+    let candidates = app_state
+        .validators
+        .iter()
+        .filter_map(|v| {
+            let key = parse_consensus_key(&v.consensus_key).ok()?;
+            let bond = parse_amount(&v.self_bond).ok()?;
+            Some((
+                key,
+                modules::staking::set::power_of(bond, p.power_reduction),
+            ))
+        })
+        .collect();
+    modules::staking::set::select(candidates, p.max_validators)
+}
+
+/// A consensus key as genesis writes it: 32 bytes of hex, a valid ed25519 point.
+pub fn parse_consensus_key(hex_key: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(hex_key).map_err(|e| format!("not hex: {e}"))?;
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("an ed25519 public key is 32 bytes, got {}", bytes.len()))?;
+    crate::address::check_public_key(&key).map_err(|e| e.to_string())?;
+    Ok(key)
 }
 
 /// The `app_state` that would recreate `state`'s parameters and every module's exported part (balances).
 pub fn export<S: StateRead + ?Sized>(state: &S) -> Result<AppState, StoreError> {
     let mut app_state = AppState {
         balances: Vec::new(),
+        validators: Vec::new(),
         params: params::load(state)?,
     };
     modules::export_genesis(state, &mut app_state)?;
@@ -70,8 +119,26 @@ impl StateRead for EmptyState {
 #[serde(deny_unknown_fields)]
 pub struct AppState {
     pub balances: Vec<GenesisBalance>,
+    /// The genesis validators, as staking validators: each self-bonds from its operator's balance above.
+    #[serde(default)]
+    pub validators: Vec<GenesisStakingValidator>,
     #[serde(default)]
     pub params: Params,
+}
+
+/// One genesis validator: its operator account (funded in `balances`), moniker, consensus key and
+/// self-bond, which moves from the operator's balance into the bonded pool at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisStakingValidator {
+    /// bech32m `lode1…` operator address; its id, and the account the self-bond comes from.
+    pub operator: String,
+    pub moniker: String,
+    /// ed25519 consensus key, 32 bytes as hex.
+    pub consensus_key: String,
+    /// u128 base units as a decimal string; at least `staking.power_reduction` (power 1) and
+    /// `staking.min_self_bond`.
+    pub self_bond: String,
 }
 
 /// One funded account at genesis.
@@ -136,6 +203,7 @@ impl AppState {
                 message: "total supply must be greater than zero".into(),
             });
         }
+        self.validate_validators(&mut issues);
         for (field, message) in self.params.validate() {
             issues.push(GenesisIssue {
                 path: format!("params.{field}"),
@@ -143,6 +211,111 @@ impl AppState {
             });
         }
         issues
+    }
+
+    fn validate_validators(&self, issues: &mut Vec<GenesisIssue>) {
+        let balances: std::collections::BTreeMap<Address, u128> = self
+            .balances
+            .iter()
+            .filter_map(|b| Some((b.address.parse().ok()?, parse_amount(&b.amount).ok()?)))
+            .collect();
+        let mut bonded: std::collections::BTreeMap<Address, u128> = Default::default();
+        let mut operators = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let p = &self.params.staking;
+        for (i, v) in self.validators.iter().enumerate() {
+            let at = |f: &str| format!("validators[{i}].{f}");
+            let op = match v.operator.parse::<Address>() {
+                Ok(a) => {
+                    if !operators.insert(a) {
+                        issues.push(GenesisIssue {
+                            path: at("operator"),
+                            message: format!("duplicate operator {}", v.operator),
+                        });
+                    }
+                    Some(a)
+                }
+                Err(e) => {
+                    issues.push(GenesisIssue {
+                        path: at("operator"),
+                        message: format!("invalid address: {e}"),
+                    });
+                    None
+                }
+            };
+            if v.moniker.is_empty() || v.moniker.len() as u64 > p.max_moniker_bytes {
+                issues.push(GenesisIssue {
+                    path: at("moniker"),
+                    message: format!("must be 1..={} bytes", p.max_moniker_bytes),
+                });
+            }
+            match parse_consensus_key(&v.consensus_key) {
+                Ok(k) => {
+                    if !keys.insert(k) {
+                        issues.push(GenesisIssue {
+                            path: at("consensus_key"),
+                            message: "duplicate consensus key".into(),
+                        });
+                    }
+                }
+                Err(m) => issues.push(GenesisIssue {
+                    path: at("consensus_key"),
+                    message: m,
+                }),
+            }
+            match parse_amount(&v.self_bond) {
+                Ok(b) if b < p.min_self_bond.max(p.power_reduction) => issues.push(GenesisIssue {
+                    path: at("self_bond"),
+                    message: format!(
+                        "must be at least staking.min_self_bond ({}) and staking.power_reduction ({}, \
+                         one unit of power)",
+                        p.min_self_bond, p.power_reduction
+                    ),
+                }),
+                Ok(b) => {
+                    if let Some(op) = op {
+                        let total = bonded.entry(op).or_default();
+                        *total = total.saturating_add(b);
+                        if *total > balances.get(&op).copied().unwrap_or(0) {
+                            issues.push(GenesisIssue {
+                                path: at("self_bond"),
+                                message: format!(
+                                    "more than the operator's balance in app_state.balances ({})",
+                                    balances.get(&op).copied().unwrap_or(0)
+                                ),
+                            });
+                        }
+                    }
+                }
+                Err(e) => issues.push(GenesisIssue {
+                    path: at("self_bond"),
+                    message: e.to_string(),
+                }),
+            }
+        }
+    }
+
+    /// Adds a genesis validator whose operator is the account of its own consensus key, funded with exactly
+    /// the self-bond that gives it `power` (for tests, benchmarks and tools that need one validator and no
+    /// operator key of their own).
+    pub fn add_self_bonded_validator(
+        &mut self,
+        moniker: &str,
+        consensus_key: &[u8; 32],
+        power: u64,
+    ) {
+        let operator = Address::from_public_key(consensus_key).to_string();
+        let bond = u128::from(power).saturating_mul(self.params.staking.power_reduction);
+        self.balances.push(GenesisBalance {
+            address: operator.clone(),
+            amount: bond.to_string(),
+        });
+        self.validators.push(GenesisStakingValidator {
+            operator,
+            moniker: moniker.into(),
+            consensus_key: hex::encode(consensus_key),
+            self_bond: bond.to_string(),
+        });
     }
 
     /// The validated balances, in genesis order.
@@ -187,6 +360,7 @@ mod tests {
                 bal("nope".into(), "5"),
                 bal(Address([2; 20]).to_string(), "01"),
             ],
+            validators: Vec::new(),
             params: Params {
                 max_tx_bytes: 1,
                 ..Params::default()
@@ -213,6 +387,7 @@ mod tests {
                 bal(Address([1; 20]).to_string(), &max),
                 bal(Address([2; 20]).to_string(), "1"),
             ],
+            validators: Vec::new(),
             params: Params::default(),
         };
         let issues = state.validate();

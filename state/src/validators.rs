@@ -1,5 +1,6 @@
-//! The consensus validator set as the application knows it: (ed25519 key, voting power), committed in
-//! state so the app hash covers it. Staking will own and update this set; until then it is genesis's.
+//! The consensus validator set as the application knows it: (ed25519 key, voting power), sorted by key,
+//! committed in state so the app hash covers it. Genesis stores the first one; staking updates it at the end
+//! of every block (`modules::staking::set`) and returns the difference as ABCI validator updates.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -9,6 +10,14 @@ use crate::{
 };
 
 pub const STATE_KEY: &[u8] = b"consensus/validators";
+
+/// Largest total voting power (CometBFT's `MaxTotalVotingPower`, `i64::MAX / 8`), so priority arithmetic in
+/// any engine cannot overflow.
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "a constant division by a nonzero constant"
+)]
+pub const MAX_TOTAL_POWER: u64 = (i64::MAX / 8) as u64;
 
 #[derive(BorshSerialize, BorshDeserialize)]
 struct Set(Vec<([u8; 32], u64)>);

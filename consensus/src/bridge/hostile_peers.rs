@@ -26,6 +26,8 @@ const BAD_TX: &[u8] = b"bad";
 #[derive(Default)]
 struct Kv {
     height: Mutex<i64>,
+    /// Validator updates every FinalizeBlock returns (a buggy application's, in the halting tests).
+    updates: Vec<ValidatorUpdate>,
 }
 
 impl Abci for Kv {
@@ -58,7 +60,10 @@ impl Abci for Kv {
             }
             request::Value::FinalizeBlock(r) => {
                 *height = r.height;
-                response::Value::FinalizeBlock(ResponseFinalizeBlock::default())
+                response::Value::FinalizeBlock(ResponseFinalizeBlock {
+                    validator_updates: self.updates.clone(),
+                    ..Default::default()
+                })
             }
             request::Value::Commit(_) => response::Value::Commit(ResponseCommit::default()),
             _ => return Err(AbciError::UnexpectedResponse("unsupported")),
@@ -93,6 +98,11 @@ const MAX_TX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Four validators of equal power; the bridge runs as validator 0 and has started height 1.
 async fn net() -> Net {
+    net_with(Kv::default()).await
+}
+
+/// [`net`] with the given application.
+async fn net_with(app: Kv) -> Net {
     let keys: Vec<PrivateKey> = (1..=4u8).map(|i| PrivateKey::from_seed([i; 32])).collect();
     let params = BridgeParams {
         chain_id: CHAIN.into(),
@@ -112,7 +122,7 @@ async fn net() -> Net {
     let (decided_tx, decided_rx) = watch::channel(Height(0));
     let signer = LodeSigner::new(keys[0].clone(), CHAIN);
     let mut bridge = Bridge::new(
-        Arc::new(Kv::default()),
+        Arc::new(app),
         store.clone(),
         Arc::new(NoTxs),
         signer,
@@ -186,6 +196,7 @@ impl Net {
                 last_block_id: None,
                 tx_root: crate::types::tx_root(root_of),
                 app_hash: Bytes::from_static(b"genesis-hash"),
+                last_commit_hash: None,
             },
             txs,
         )
@@ -571,4 +582,231 @@ async fn a_signed_stream_for_round_u32_max_is_answered_without_walking_the_round
     assert_eq!(value.round, Round::new(u32::MAX));
     assert_eq!(value.validity, Validity::Valid);
     assert_eq!(value.value, block);
+}
+
+// ---- validator updates the bridge cannot apply ----
+
+fn update(key: Vec<u8>, power: i64) -> ValidatorUpdate {
+    use tendermint_proto::v0_38::crypto::{public_key::Sum, PublicKey as PbKey};
+    ValidatorUpdate {
+        pub_key: Some(PbKey {
+            sum: Some(Sum::Ed25519(key)),
+        }),
+        power,
+    }
+}
+
+/// Height 1 decided with the application returning `updates`: the bridge's verdict on them.
+async fn decide_with_updates(updates: Vec<ValidatorUpdate>) -> Result<(), ConsensusError> {
+    let mut n = net_with(Kv {
+        updates,
+        ..Kv::default()
+    })
+    .await;
+    let proposer = n.proposer(0);
+    let block = n.block(&proposer, vec![tx("a=1")], &[tx("a=1")]);
+    n.store
+        .put_undecided(&UndecidedProposal {
+            height: Height(1),
+            round: Round::new(0),
+            valid_round: Round::Nil,
+            block: block.clone(),
+            valid: true,
+        })
+        .expect("store");
+    let (reply, _rx) = oneshot::channel();
+    let result = n
+        .bridge
+        .handle(AppMsg::Decided {
+            certificate: decided(&block).certificate,
+            extensions: Default::default(),
+            reply,
+        })
+        .await;
+    if result.is_err() {
+        // Nothing of the height is kept: the node restarts at it.
+        assert!(n.store.get_decided(Height(1)).expect("store").is_none());
+        assert_eq!(n.bridge.height, Height(1));
+    }
+    result
+}
+
+fn halted(r: Result<(), ConsensusError>, what: &str) -> String {
+    match r {
+        Err(ConsensusError::Halted(report)) => report.error.clone(),
+        other => panic!("{what}: expected a halt with a report, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_update_the_bridge_cannot_apply_halts_the_node_with_a_report() {
+    let good = PrivateKey::from_seed([9; 32]).public_key().0.to_vec();
+    // A valid update is applied.
+    decide_with_updates(vec![update(good.clone(), 5)])
+        .await
+        .expect("a valid update is applied");
+    let cases: Vec<(&str, Vec<ValidatorUpdate>, &str)> = vec![
+        ("short key", vec![update(vec![1; 31], 5)], "key"),
+        (
+            "no key",
+            vec![ValidatorUpdate {
+                pub_key: None,
+                power: 5,
+            }],
+            "key",
+        ),
+        ("negative power", vec![update(good.clone(), -1)], "power"),
+        (
+            "overflowing power",
+            vec![update(good.clone(), i64::MAX)],
+            "power",
+        ),
+        (
+            "empty set",
+            net_keys().into_iter().map(|k| update(k, 0)).collect(),
+            "empty",
+        ),
+    ];
+    for (what, updates, needle) in cases {
+        let report = halted(decide_with_updates(updates).await, what);
+        assert!(
+            report.contains(needle),
+            "{what}: the report names the problem: {report}"
+        );
+    }
+}
+
+/// The consensus keys of [`net`]'s four validators.
+fn net_keys() -> Vec<Vec<u8>> {
+    (1..=4u8)
+        .map(|i| PrivateKey::from_seed([i; 32]).public_key().0.to_vec())
+        .collect()
+}
+
+// ---- the last commit a block carries ----
+
+use crate::types::Signature;
+
+/// A net that has committed height 1 (decided with no signatures: the engine verified them), so the next
+/// block must carry a valid commit of height 1 by the four genesis validators.
+async fn net_at_height_2() -> (Net, Block) {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let block = n.block(&proposer, vec![tx("a=1")], &[tx("a=1")]);
+    n.store
+        .put_undecided(&UndecidedProposal {
+            height: Height(1),
+            round: Round::new(0),
+            valid_round: Round::Nil,
+            block: block.clone(),
+            valid: true,
+        })
+        .expect("store");
+    let (reply, _rx) = oneshot::channel();
+    n.bridge
+        .handle(AppMsg::Decided {
+            certificate: decided(&block).certificate,
+            extensions: Default::default(),
+            reply,
+        })
+        .await
+        .expect("decided");
+    assert_eq!(n.bridge.height, Height(2));
+    (n, block)
+}
+
+/// Precommits of height 1 for `first` in round 0 by `signers` (indexes into the net's keys).
+fn precommits(n: &Net, first: &Block, signers: &[usize]) -> LastCommit {
+    LastCommit {
+        round: 0,
+        signatures: signers
+            .iter()
+            .map(|&i| {
+                let key = &n.keys[i];
+                let address = Address::from_public_key(&key.public_key());
+                let vote = crate::types::Vote {
+                    vote_type: malachitebft_core_types::VoteType::Precommit,
+                    height: Height(1),
+                    round: Round::new(0),
+                    value_id: malachitebft_core_types::NilOrVal::Val(first.id()),
+                    validator_address: address,
+                    extension: None,
+                };
+                let signed = LodeSigner::new(key.clone(), CHAIN).sign_vote_sync(vote);
+                (address, signed.signature)
+            })
+            .collect(),
+    }
+}
+
+/// A height-2 block on top of `first` carrying `commit` (its header hashes `header_commit`).
+fn second(
+    n: &Net,
+    first: &Block,
+    commit: Option<LastCommit>,
+    header_commit: Option<&LastCommit>,
+) -> Block {
+    let (address, _) = n
+        .bridge
+        .proposer_of(Height(2), Round::new(0))
+        .expect("proposer");
+    let txs = vec![tx("b=2")];
+    Block::with_last_commit(
+        BlockHeader {
+            chain_id: CHAIN.into(),
+            height: Height(2),
+            time: BlockTime::now(),
+            proposer: address,
+            last_block_id: Some(first.id()),
+            tx_root: crate::types::tx_root(&txs),
+            app_hash: n.bridge.last_app_hash.clone(),
+            last_commit_hash: header_commit.map(LastCommit::hash),
+        },
+        txs,
+        commit,
+    )
+}
+
+#[tokio::test]
+async fn a_block_is_valid_only_with_a_signed_commit_of_more_than_two_thirds_of_the_previous_set() {
+    let (n, first) = net_at_height_2().await;
+    let verdict = |b: Block| {
+        let bridge = &n.bridge;
+        async move { bridge.validate(&b, Door::Sync).await.expect("validate") }
+    };
+    let three = precommits(&n, &first, &[0, 1, 2]);
+    assert_eq!(
+        verdict(second(&n, &first, Some(three.clone()), Some(&three))).await,
+        Ok(())
+    );
+    // No last commit at all.
+    assert!(matches!(
+        verdict(second(&n, &first, None, None)).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // Two of four validators: not more than 2/3 of the power.
+    let two = precommits(&n, &first, &[0, 1]);
+    assert!(matches!(
+        verdict(second(&n, &first, Some(two.clone()), Some(&two))).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // A forged signature among three.
+    let mut forged = three.clone();
+    forged.signatures[2].1 = Signature([7; 64]);
+    assert!(matches!(
+        verdict(second(&n, &first, Some(forged.clone()), Some(&forged))).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // A signer twice.
+    let mut twice = three.clone();
+    twice.signatures[2] = twice.signatures[0];
+    assert!(matches!(
+        verdict(second(&n, &first, Some(twice.clone()), Some(&twice))).await,
+        Err(BlockFault::BadLastCommit(_))
+    ));
+    // A body whose commit is not the one the header hashes (a peer swapping signers in a synced block).
+    assert!(matches!(
+        verdict(second(&n, &first, Some(three.clone()), Some(&two))).await,
+        Err(BlockFault::LastCommitMismatch)
+    ));
 }

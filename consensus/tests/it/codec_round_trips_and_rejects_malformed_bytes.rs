@@ -25,6 +25,7 @@ fn block(height: u64, txs: Vec<Vec<u8>>, nanos: u32) -> Block {
             last_block_id: (height > 1).then_some(BlockId([4; 32])),
             tx_root: lode_consensus::types::tx_root(&txs),
             app_hash: Bytes::from_static(b"hash"),
+            last_commit_hash: None,
         },
         txs,
     )

@@ -19,6 +19,7 @@ fn block() -> Block {
             last_block_id: Some(BlockId([2; 32])),
             tx_root: lode_consensus::types::tx_root(&txs),
             app_hash: bytes::Bytes::from_static(b"app"),
+            last_commit_hash: None,
         },
         txs,
     )

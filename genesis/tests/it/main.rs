@@ -30,7 +30,13 @@ fn valid() -> Value {
         "app_state": {
             "balances": [
                 { "address": addr(10), "amount": "1000000" },
-                { "address": addr(11), "amount": "5" }
+                { "address": addr(11), "amount": "5" },
+                { "address": addr(20), "amount": "10000000" },
+                { "address": addr(21), "amount": "5000000" }
+            ],
+            "validators": [
+                { "operator": addr(20), "moniker": "val0", "consensus_key": pub_hex(1), "self_bond": "10000000" },
+                { "operator": addr(21), "moniker": "val1", "consensus_key": pub_hex(2), "self_bond": "5000000" }
             ]
         }
     })
@@ -240,6 +246,7 @@ fn an_overflowing_total_supply_is_rejected_at_balances() {
 #[test]
 fn a_genesis_without_balances_is_rejected_for_zero_supply() {
     let doc = with(valid(), "/app_state/balances", json!([]));
+    let doc = with(doc, "/app_state/validators", json!([]));
     assert_eq!(rejected_paths(&doc), ["app_state.balances"]);
 }
 
@@ -417,5 +424,44 @@ fn every_problem_is_reported_at_once_one_per_line() {
             .nth(2)
             .is_some_and(|l| l.trim_start().starts_with("validators[1].power: ")),
         "{text}"
+    );
+}
+
+#[test]
+fn validators_that_are_not_the_set_the_self_bonds_give_are_rejected() {
+    // Power 6 where the self-bond of 5_000_000 gives 5 (power_reduction 1_000_000).
+    let doc = with(valid(), "/validators/1/power", json!(6));
+    assert_eq!(rejected_paths(&doc), ["validators"]);
+    // A genesis validator missing from app_state.validators.
+    let doc = with(
+        valid(),
+        "/app_state/validators",
+        json!([{ "operator": addr(20), "moniker": "val0", "consensus_key": pub_hex(1), "self_bond": "10000000" }]),
+    );
+    assert_eq!(rejected_paths(&doc), ["validators"]);
+}
+
+#[test]
+fn a_self_bond_above_the_operators_balance_or_below_one_power_is_rejected() {
+    let doc = with(
+        valid(),
+        "/app_state/validators/0/self_bond",
+        json!("10000001"),
+    );
+    assert_eq!(rejected_paths(&doc), ["app_state.validators[0].self_bond"]);
+    let doc = with(
+        valid(),
+        "/app_state/validators/1/self_bond",
+        json!("999999"),
+    );
+    assert_eq!(rejected_paths(&doc), ["app_state.validators[1].self_bond"]);
+    let doc = with(
+        valid(),
+        "/app_state/validators/1/consensus_key",
+        json!(pub_hex(1)),
+    );
+    assert_eq!(
+        rejected_paths(&doc),
+        ["app_state.validators[1].consensus_key"]
     );
 }

@@ -334,6 +334,13 @@ pub(super) enum StakingQuery {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// A validator's liveness record: blocks missed in its window, whether and until when it is jailed.
+    SigningInfo {
+        /// The validator's operator address.
+        operator: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }
 
 fn proposal_status(s: Option<&str>) -> eyre::Result<govpb::ProposalStatus> {
@@ -623,7 +630,8 @@ async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
         StakingQuery::Validators { node, .. }
         | StakingQuery::Delegations { node, .. }
         | StakingQuery::Power { node }
-        | StakingQuery::Link { node, .. } => node,
+        | StakingQuery::Link { node, .. }
+        | StakingQuery::SigningInfo { node, .. } => node,
     };
     let mut q = StakingQueryServiceClient::new(connect(&node.node).await?);
     match s {
@@ -652,6 +660,14 @@ async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
         StakingQuery::Link { address, .. } => print_json(
             &q.link(stpb::LinkRequest {
                 address: address.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        StakingQuery::SigningInfo { operator, .. } => print_json(
+            &q.signing_info(stpb::SigningInfoRequest {
+                operator: operator.clone(),
             })
             .await
             .map_err(status_err)?

@@ -2,8 +2,8 @@
 
 use clap::Args;
 use eyre::{bail, WrapErr};
-use lode_genesis::{Genesis, GenesisValidator};
-use lode_state::genesis::{AppState, GenesisBalance};
+use lode_genesis::Genesis;
+use lode_state::genesis::AppState;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use super::HomeArg;
@@ -43,21 +43,26 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
     let genesis_time = OffsetDateTime::now_utc()
         .replace_nanosecond(0)?
         .format(&Rfc3339)?;
+    // The dev account is the validator's operator: it self-bonds VALIDATOR_POWER units of power.
+    let params = lode_state::Params::default();
+    let (validator, staking, mut balance) = crate::testnet::genesis_validator(
+        &args.moniker,
+        &validator_key.public_key,
+        &dev_key.address,
+        VALIDATOR_POWER,
+        DEV_BALANCE,
+        &params,
+    )?;
+    balance.address = dev_key.address.clone();
     let genesis = Genesis {
         chain_id: args.chain_id.clone(),
         genesis_time,
         initial_height: 1,
-        validators: vec![GenesisValidator {
-            name: args.moniker.clone(),
-            pub_key: validator_key.public_key.clone(),
-            power: VALIDATOR_POWER,
-        }],
+        validators: vec![validator],
         app_state: AppState {
-            balances: vec![GenesisBalance {
-                address: dev_key.address.clone(),
-                amount: DEV_BALANCE.to_string(),
-            }],
-            ..AppState::default()
+            balances: vec![balance],
+            validators: vec![staking],
+            params,
         },
     };
     // Validate before writing anything, so a bad --chain-id leaves no half-made home.

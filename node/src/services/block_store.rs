@@ -255,6 +255,7 @@ mod tests {
                 last_block_id: None,
                 tx_root: lode_consensus::types::tx_root(&txs),
                 app_hash: Bytes::new(),
+                last_commit_hash: None,
             },
             txs,
         )

@@ -802,6 +802,7 @@ module_queries!(StakingQueryService {
     delegations(stpb::DelegationsRequest) -> stpb::DelegationsResponse = "/staking/delegations";
     power(stpb::PowerRequest) -> stpb::PowerResponse = "/staking/power";
     link(stpb::LinkRequest) -> stpb::LinkResponse = "/staking/link";
+    signing_info(stpb::SigningInfoRequest) -> stpb::SigningInfoResponse = "/staking/signing_info";
 });
 
 module_queries!(ParamsService {
@@ -1028,6 +1029,7 @@ mod tests {
                     last_block_id: None,
                     tx_root: lode_consensus::types::tx_root(&[]),
                     app_hash: Bytes::new(),
+                    last_commit_hash: None,
                 },
                 Vec::new(),
             );

@@ -451,7 +451,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = LodeApp::open(dir.path()).expect("open");
         let key = SigningKey::from([7u8; 32]);
-        let app_state = AppState {
+        let mut app_state = AppState {
             balances: [7u8, 10, 11, 12]
                 .iter()
                 .map(|s| GenesisBalance {
@@ -461,6 +461,11 @@ mod tests {
                 .collect(),
             ..AppState::default()
         };
+        app_state.add_self_bonded_validator(
+            "mempool-test",
+            &SigningKey::from([9u8; 32]).verification_key().to_bytes(),
+            10,
+        );
         app.try_init_chain(RequestInitChain {
             chain_id: CHAIN.into(),
             initial_height: 1,

@@ -158,6 +158,37 @@ impl Net {
     }
 }
 
+/// Edits a `lode testnet init` genesis (as JSON) so only the nodes in `keep` are genesis validators, each
+/// self-bonding `self_bond` base units at `staking.power_reduction = power_reduction` (the top-level
+/// `validators` follow: power = self_bond / power_reduction). The other nodes start as full nodes; their
+/// operator accounts stay funded.
+pub fn keep_genesis_validators(
+    g: &mut serde_json::Value,
+    keep: &[usize],
+    self_bond: u128,
+    power_reduction: u128,
+) {
+    let keep_name = |name: &serde_json::Value| {
+        keep.iter()
+            .any(|i| name.as_str() == Some(format!("node{i}").as_str()))
+    };
+    let power = u64::try_from(self_bond / power_reduction).expect("power");
+    let top = g["validators"].as_array_mut().expect("validators");
+    top.retain(|v| keep_name(&v["name"]));
+    for v in top.iter_mut() {
+        v["power"] = serde_json::json!(power);
+    }
+    let staking = g["app_state"]["validators"]
+        .as_array_mut()
+        .expect("app_state.validators");
+    staking.retain(|v| keep_name(&v["moniker"]));
+    for v in staking.iter_mut() {
+        v["self_bond"] = serde_json::json!(self_bond.to_string());
+    }
+    g["app_state"]["params"]["staking"]["power_reduction"] =
+        serde_json::json!(power_reduction.to_string());
+}
+
 pub async fn status(url: &str) -> Option<pb::StatusResponse> {
     let mut q = QueryServiceClient::connect(url.to_owned()).await.ok()?;
     Some(q.status(pb::StatusRequest {}).await.ok()?.into_inner())

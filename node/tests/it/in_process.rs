@@ -37,17 +37,20 @@ pub fn four_validators(
     key_seed: u8,
     sender: &SigningKey,
 ) -> (PortBlock, Vec<Validator>) {
-    let app_state = AppState {
+    let mut app_state = AppState {
         balances: vec![GenesisBalance {
             address: address_of(sender).to_string(),
             amount: "1000000000".into(),
         }],
         ..AppState::default()
     };
-    let app_state_bytes = Bytes::from(serde_json::to_vec(&app_state).expect("json"));
     let keys: Vec<PrivateKey> = (0..4u8)
         .map(|i| PrivateKey::from_seed([i + key_seed; 32]))
         .collect();
+    for (i, k) in keys.iter().enumerate() {
+        app_state.add_self_bonded_validator(&format!("node-{i}"), &k.public_key().0, 10);
+    }
+    let app_state_bytes = Bytes::from(serde_json::to_vec(&app_state).expect("json"));
     let genesis: Vec<_> = keys.iter().map(|k| (k.public_key(), 10u64)).collect();
     let ports = PortBlock::reserve();
     let addrs: Vec<SocketAddr> = (0..4)

@@ -25,6 +25,7 @@ mod metrics_endpoint;
 mod nft_and_multisig_cli;
 mod provider_daemon;
 mod reflection_and_status;
+mod staking_drives_the_validator_set;
 mod subscribers_get_every_block_once;
 mod support;
 mod the_consumers_check_costs_a_fraction_of_the_product;

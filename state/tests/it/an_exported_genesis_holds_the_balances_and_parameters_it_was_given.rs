@@ -10,14 +10,22 @@ fn an_exported_genesis_holds_the_balances_and_parameters_it_was_given() {
     let mut chain = Chain::with_params(3, module_params());
     let exported = export(chain.app.store()).expect("export");
     assert_eq!(exported.params, module_params());
+    // The genesis validator's self-bond is exported as its operator's balance and its validator entry.
+    let bond = module_params().staking.power_reduction * 10;
     let mut want: Vec<GenesisBalance> = (0..3)
         .map(|i| GenesisBalance {
             address: chain.addr(i).to_string(),
             amount: START_BALANCE.to_string(),
         })
+        .chain(std::iter::once(GenesisBalance {
+            address: addr(&key(999)).to_string(),
+            amount: bond.to_string(),
+        }))
         .collect();
     want.sort_by_key(|b| b.address.parse::<lode_state::Address>().expect("address"));
     assert_eq!(exported.balances, want);
+    assert_eq!(exported.validators.len(), 1);
+    assert_eq!(exported.validators[0].self_bond, bond.to_string());
     assert!(exported.validate().is_empty());
 
     let to = chain.addr(1);

@@ -35,7 +35,7 @@ fn a_signed_transfer_moves_funds_and_charges_the_fee() {
     );
     let (sum, supply) = chain.supply_check();
     assert_eq!(sum, supply);
-    assert_eq!(supply, 3 * START_BALANCE);
+    assert_eq!(supply, 3 * START_BALANCE + genesis_bond(&Params::default()));
     assert!(results[0].events.iter().any(|e| e.r#type == "transfer"));
 }
 

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use ed25519_consensus::SigningKey;
 use lode_state::{
     app::AppOptions,
-    genesis::{AppState, GenesisBalance},
+    genesis::{AppState, GenesisBalance, GenesisStakingValidator},
     modules::bank,
     store::StateRead,
     Address, LodeApp, Params,
@@ -42,14 +42,28 @@ pub struct Chain {
 }
 
 pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
+    // One genesis validator (key 999), self-bonding power 10 from its own account.
+    let validator = key(999);
+    let self_bond = genesis_bond(params);
+    let mut balances: Vec<GenesisBalance> = keys
+        .iter()
+        .map(|k| GenesisBalance {
+            address: addr(k).to_string(),
+            amount: START_BALANCE.to_string(),
+        })
+        .collect();
+    balances.push(GenesisBalance {
+        address: addr(&validator).to_string(),
+        amount: self_bond.to_string(),
+    });
     let app_state = AppState {
-        balances: keys
-            .iter()
-            .map(|k| GenesisBalance {
-                address: addr(k).to_string(),
-                amount: START_BALANCE.to_string(),
-            })
-            .collect(),
+        balances,
+        validators: vec![GenesisStakingValidator {
+            operator: addr(&validator).to_string(),
+            moniker: "genesis".into(),
+            consensus_key: hex::encode(validator.verification_key().to_bytes()),
+            self_bond: self_bond.to_string(),
+        }],
         params: params.clone(),
     };
     RequestInitChain {
@@ -59,7 +73,7 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
         validators: vec![ValidatorUpdate {
             pub_key: Some(PublicKey {
                 sum: Some(Sum::Ed25519(
-                    key(999).verification_key().to_bytes().to_vec(),
+                    validator.verification_key().to_bytes().to_vec(),
                 )),
             }),
             power: 10,
@@ -99,6 +113,17 @@ impl Chain {
 
     /// FinalizeBlock + Commit of `txs`; returns the tx results and the app hash.
     pub fn block(&mut self, txs: Vec<Vec<u8>>) -> (Vec<ExecTxResult>, Vec<u8>) {
+        let resp = self.finalize(txs, None);
+        (resp.tx_results, resp.app_hash.to_vec())
+    }
+
+    /// FinalizeBlock (with `last_commit` as its `decided_last_commit`) + Commit of `txs`; the whole
+    /// response (validator updates, events).
+    pub fn finalize(
+        &mut self,
+        txs: Vec<Vec<u8>>,
+        last_commit: Option<tendermint_proto::v0_38::abci::CommitInfo>,
+    ) -> tendermint_proto::v0_38::abci::ResponseFinalizeBlock {
         self.height += 1;
         let resp = self
             .app
@@ -106,11 +131,12 @@ impl Chain {
                 txs: txs.into_iter().map(Bytes::from).collect(),
                 height: self.height as i64,
                 hash: Bytes::copy_from_slice(&block_hash(self.height)),
+                decided_last_commit: last_commit,
                 ..Default::default()
             })
             .expect("finalize");
         self.app.try_commit().expect("commit");
-        (resp.tx_results, resp.app_hash.to_vec())
+        resp
     }
 
     pub fn check(&self, tx: &[u8]) -> (u32, String) {
@@ -173,7 +199,14 @@ pub fn module_params() -> Params {
     p.gov.voting_period_blocks = 4;
     p.gov.min_deposit = 1_000;
     p.staking.unbonding_blocks = 10;
+    // One token per unit of power: the genesis validator's bond (10) stays small next to the tests' stakes.
+    p.staking.power_reduction = 1;
     p
+}
+
+/// The genesis validator's self-bond under `p` (power 10): part of the supply and of the total bonded.
+pub fn genesis_bond(p: &Params) -> u128 {
+    p.staking.power_reduction * 10
 }
 
 impl Chain {

@@ -17,6 +17,7 @@ mod proposals_are_deposited_voted_tallied_and_executed;
 mod random_market_workloads_agree_and_keep_every_invariant;
 mod random_module_workloads_agree_and_keep_every_invariant;
 mod simulate_runs_a_tx_and_changes_nothing;
+mod stake_sets_the_validators_and_downtime_jails;
 mod the_jmt_batch_and_per_key_paths_agree;
 mod two_apps_fed_the_same_blocks_agree_on_every_app_hash;
 mod tx_index;

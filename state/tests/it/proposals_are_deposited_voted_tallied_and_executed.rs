@@ -158,7 +158,8 @@ fn a_proposal_lives_from_submission_to_a_changed_parameter_and_a_paid_treasury()
     let final_tally = p.final_tally.expect("tally");
     assert_eq!(
         (final_tally.yes, final_tally.no, final_tally.total_bonded),
-        (700_000, 300_000, 1_000_000)
+        // Total bonded includes the genesis validator's self-bond.
+        (700_000, 300_000, 1_000_000 + genesis_bond(&module_params()))
     );
     // The parameter changed, in state and in what the next block runs with.
     let params: qpb::ParamsResponse = chain.query(
@@ -287,7 +288,12 @@ fn unbonding_during_voting_removes_that_stake_from_the_tally() {
     chain.advance_to(end);
     let p = proposal(&chain, id);
     let t = p.final_tally.expect("tally");
-    assert_eq!((t.yes, t.no, t.total_bonded), (0, 400_000, 800_000));
+    // Total bonded includes the genesis validator's self-bond (power 10).
+    let genesis_bond = module_params().staking.power_reduction * 10;
+    assert_eq!(
+        (t.yes, t.no, t.total_bonded),
+        (0, 400_000, 800_000 + genesis_bond)
+    );
     assert_eq!(p.status, ProposalStatus::Rejected);
     // The unbonded tokens return after the unbonding period.
     let before = chain.balance(&delegator);

@@ -61,6 +61,9 @@ enum Op {
         token: u8,
         price: u128,
     },
+    Unjail {
+        from: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -98,7 +101,12 @@ fn op() -> impl Strategy<Value = Op> {
             token,
             price
         }),
-        (i, 0u8..6, 1u128..10_000).prop_map(|(from, token, price)| Op::Buy { from, token, price }),
+        (i.clone(), 0u8..6, 1u128..10_000).prop_map(|(from, token, price)| Op::Buy {
+            from,
+            token,
+            price
+        }),
+        i.prop_map(|from| Op::Unjail { from }),
     ]
 }
 
@@ -106,6 +114,7 @@ fn to_msg(chain: &Chain, op: &Op) -> (usize, Msg) {
     let a = |i: usize| chain.addr(i);
     let tok = |t: u8| format!("t{t}");
     match op.clone() {
+        Op::Unjail { from } => (from, Msg::Staking(StakingMsg::Unjail { operator: a(from) })),
         Op::Delegate { from, to, amount } => (
             from,
             Msg::Staking(StakingMsg::Delegate {
@@ -202,7 +211,13 @@ fn to_msg(chain: &Chain, op: &Op) -> (usize, Msg) {
 
 /// Two validators (accounts 0 and 1) and an open-mint collection with a 5% royalty.
 fn setup() -> Chain {
-    let mut chain = Chain::with_params(ACCOUNTS as u64, module_params());
+    // A short signing window, so random absences jail validators (and unjails are accepted) within a run.
+    let mut params = module_params();
+    params.staking.signed_blocks_window = 4;
+    params.staking.max_missed_bps = 5_000;
+    params.staking.jail_blocks = 3;
+    params.staking.slash_downtime_bps = 1_000;
+    let mut chain = Chain::with_params(ACCOUNTS as u64, params);
     for i in 0..2 {
         let operator = chain.addr(i);
         chain.ok(
@@ -237,11 +252,11 @@ proptest! {
 
     #[test]
     fn module_workloads_are_deterministic_and_keep_every_invariant(
-        blocks in prop::collection::vec(prop::collection::vec(op(), 0..8), 1..10)
+        blocks in prop::collection::vec((prop::collection::vec(op(), 0..8), 0u8..8), 1..10)
     ) {
         let mut a = setup();
         let mut b = setup();
-        for ops in &blocks {
+        for (ops, absent) in &blocks {
             let mut nonces: Vec<u64> = (0..ACCOUNTS).map(|i| a.nonce(i)).collect();
             let txs: Vec<Vec<u8>> = ops
                 .iter()
@@ -252,13 +267,46 @@ proptest! {
                     tx
                 })
                 .collect();
-            let (ra, ha) = a.block(txs.clone());
-            let (rb, hb) = b.block(txs);
-            prop_assert_eq!(&ha, &hb);
+            // The previous block's commit: validators 0, 1 and the genesis one, each absent by its bit.
+            let commit = last_commit(*absent);
+            let fa = a.finalize(txs.clone(), Some(commit.clone()));
+            let fb = b.finalize(txs, Some(commit));
+            prop_assert_eq!(&fa.app_hash, &fb.app_hash);
+            prop_assert_eq!(&fa.validator_updates, &fb.validator_updates);
+            let (ra, rb) = (fa.tx_results, fb.tx_results);
             let ca: Vec<u32> = ra.iter().map(|r| r.code).collect();
             let cb: Vec<u32> = rb.iter().map(|r| r.code).collect();
             prop_assert_eq!(ca, cb);
             a.check_invariants();
         }
+    }
+}
+
+/// A last commit of validators 0 and 1 (consensus keys 500, 501) and the genesis validator (key 999), each
+/// absent when its bit of `absent` is set.
+fn last_commit(absent: u8) -> tendermint_proto::v0_38::abci::CommitInfo {
+    use tendermint_proto::v0_38::{abci, types::BlockIdFlag};
+    let keys = [key(500), key(501), key(999)];
+    abci::CommitInfo {
+        round: 0,
+        votes: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| abci::VoteInfo {
+                validator: Some(abci::Validator {
+                    address: bytes::Bytes::copy_from_slice(
+                        &lode_state::modules::staking::set::cons_addr(
+                            &k.verification_key().to_bytes(),
+                        ),
+                    ),
+                    power: 1,
+                }),
+                block_id_flag: if absent & (1 << i) != 0 {
+                    BlockIdFlag::Absent as i32
+                } else {
+                    BlockIdFlag::Commit as i32
+                },
+            })
+            .collect(),
     }
 }

@@ -136,7 +136,10 @@ proptest! {
             chain.block(txs);
             let (sum, supply) = chain.supply_check();
             prop_assert_eq!(sum, supply);
-            prop_assert_eq!(supply, ACCOUNTS as u128 * START_BALANCE);
+            prop_assert_eq!(
+                supply,
+                ACCOUNTS as u128 * START_BALANCE + genesis_bond(&lode_state::Params::default())
+            );
         }
     }
 }

@@ -47,6 +47,18 @@ fn params() -> Params {
     p
 }
 
+/// Powers are compared to the split between the two test validators within a few units: the chain's genesis
+/// validator holds a tiny stake (its share is about 5 units of 10^9) that takes its part of the stake pool.
+const GENESIS_SHARE: u64 = 5_000;
+
+#[track_caller]
+fn assert_near(actual: u64, expected: u64, msg: impl std::fmt::Display) {
+    assert!(
+        actual.abs_diff(expected) <= GENESIS_SHARE,
+        "power {actual}, expected {expected} (within {GENESIS_SHARE}) {msg}"
+    );
+}
+
 fn consensus_key(i: usize) -> [u8; 32] {
     key(1_000 + i as u64).verification_key().to_bytes()
 }
@@ -218,7 +230,7 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
     chain.link(VB, P2);
     chain.check_power();
     // Before the first boundary: no baseline, equal stake, no CU.
-    assert_eq!(chain.power_of(VA), TOTAL_POWER / 2);
+    assert_near(chain.power_of(VA), TOTAL_POWER / 2, "");
 
     // Epoch 1 (heights 50..=99): the links (made in epoch 0) count from now on.
     chain.advance_checked(EPOCH);
@@ -240,14 +252,14 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
         "the fraudulent job counts nothing"
     );
     // Within epoch 1 the power still follows epoch 0's (empty) compute.
-    assert_eq!(chain.power_of(VA), TOTAL_POWER / 2);
+    assert_near(chain.power_of(VA), TOTAL_POWER / 2, "");
 
     // The boundary after height 99: epoch 2 uses epoch 1's CU. Target: VA = 25% by stake + 50% by
     // compute = 75%, capped at 60%; the churn limit (5%) moves it to 55%.
     chain.advance_checked(2 * EPOCH - 1);
     assert_eq!(chain.epoch(), 2);
-    assert_eq!(chain.power_of(VA), 550_000_000);
-    assert_eq!(chain.power_of(VB), 450_000_000);
+    assert_near(chain.power_of(VA), 550_000_000, "");
+    assert_near(chain.power_of(VB), 450_000_000, "");
     let q: stpb::PowerResponse = chain.query("/staking/power", &stpb::PowerRequest {});
     assert_eq!(
         (q.epoch, q.epoch_start_height, q.epoch_blocks),
@@ -258,11 +270,11 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
         .iter()
         .find(|v| v.operator == chain.addr(VA).to_string())
         .expect("VA listed");
-    assert_eq!(
-        (va.power, va.epoch_power, va.verified_cu.as_str()),
-        (550_000_000, 500_000_000, "1")
-    );
-    assert_eq!((va.stake_part, va.compute_part), (250_000_000, 500_000_000));
+    assert_near(va.power, 550_000_000, "power");
+    assert_near(va.epoch_power, 500_000_000, "epoch power");
+    assert_eq!(va.verified_cu, "1");
+    assert_near(va.stake_part, 250_000_000, "stake part");
+    assert_near(va.compute_part, 500_000_000, "compute part");
     assert_eq!(va.provider, chain.addr(P1).to_string());
 
     // Epoch 2: P1 delivers again, P2 cheats again; at the next boundary VA reaches the cap exactly.
@@ -271,16 +283,22 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
     assert!(end < 3 * EPOCH - 1);
     chain.advance_checked(3 * EPOCH - 1);
     assert_eq!(chain.epoch(), 3);
+    let baseline = power::stored_powers(chain.app.store()).expect("baseline");
+    let stored = |i: usize| {
+        baseline
+            .iter()
+            .find(|(a, _)| *a == chain.addr(i))
+            .map_or(0, |(_, p)| *p)
+    };
+    // The baseline is the power at the end of epoch 2 (the genesis validator holds the few units left).
+    assert_near(stored(VA), 550_000_000, "baseline");
+    assert_near(stored(VB), 450_000_000, "baseline");
     assert_eq!(
-        power::stored_powers(chain.app.store()).expect("baseline"),
-        {
-            let mut v = vec![(chain.addr(VA), 550_000_000), (chain.addr(VB), 450_000_000)];
-            v.sort();
-            v
-        },
+        baseline.iter().map(|(_, p)| p).sum::<u64>(),
+        TOTAL_POWER,
         "the baseline is the power at the end of epoch 2"
     );
-    assert_eq!(chain.power_of(VA), 600_000_000, "held at the 60% cap");
+    assert_near(chain.power_of(VA), 600_000_000, "held at the 60% cap");
     assert_eq!(
         market::verified_cu(chain.app.store(), &chain.addr(P2), 2).expect("cu"),
         0
@@ -288,7 +306,7 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
 
     // Epoch 3 has no compute: at the next boundary VA drifts back toward 50%, 5% an epoch.
     chain.advance_checked(4 * EPOCH - 1);
-    assert_eq!(chain.power_of(VA), 550_000_000);
+    assert_near(chain.power_of(VA), 550_000_000, "");
     chain.check_invariants();
 }
 

@@ -69,6 +69,12 @@ pub(crate) enum StakingTx {
         #[arg(long)]
         provider: String,
     },
+    /// Let the signer's validator, jailed for downtime, back into the set (from its `jailed_until` height
+    /// on; `lode query staking signing-info` shows it).
+    Unjail {
+        #[command(flatten)]
+        opts: TxOpts,
+    },
 }
 
 impl MsgCommand for StakingTx {
@@ -78,7 +84,8 @@ impl MsgCommand for StakingTx {
             | StakingTx::Delegate { opts, .. }
             | StakingTx::Undelegate { opts, .. }
             | StakingTx::LinkProvider { opts, .. }
-            | StakingTx::UnlinkProvider { opts, .. } => opts,
+            | StakingTx::UnlinkProvider { opts, .. }
+            | StakingTx::Unjail { opts } => opts,
         }
     }
 
@@ -186,6 +193,7 @@ impl StakingTx {
                 })),
                 opts,
             ),
+            StakingTx::Unjail { opts } => (msg(Sum::Unjail(stpb::MsgUnjail { operator: s })), opts),
         })
     }
 }

@@ -30,6 +30,10 @@ pub enum StakingError {
     BadProviderSignature(String),
     #[error("{provider} is not the provider linked to validator {validator}")]
     NotLinked { provider: String, validator: String },
+    #[error("validator {0} is not jailed")]
+    NotJailed(String),
+    #[error("validator is jailed until height {until}; this is height {height}")]
+    StillJailed { until: u64, height: u64 },
 }
 
 impl ModuleError for StakingError {
@@ -40,11 +44,13 @@ impl ModuleError for StakingError {
             StakingError::ValidatorExists(_) => 40,
             StakingError::UnknownValidator(_) => 41,
             StakingError::InsufficientBond { .. } => 42,
-            // 43..=45 are left to jailing and evidence.
+            // 45 is left to double-sign evidence.
             StakingError::ProviderLinkedElsewhere { .. } => 46,
             StakingError::LinkCooldown { .. } => 47,
             StakingError::BadProviderSignature(_) => 48,
             StakingError::NotLinked { .. } => 49,
+            StakingError::NotJailed(_) => 43,
+            StakingError::StillJailed { .. } => 44,
         }
     }
 
@@ -57,6 +63,8 @@ impl ModuleError for StakingError {
             StakingError::LinkCooldown { .. } => "ERR_LINK_COOLDOWN",
             StakingError::BadProviderSignature(_) => "ERR_BAD_PROVIDER_SIGNATURE",
             StakingError::NotLinked { .. } => "ERR_NOT_LINKED",
+            StakingError::NotJailed(_) => "ERR_NOT_JAILED",
+            StakingError::StillJailed { .. } => "ERR_STILL_JAILED",
         }
     }
 
@@ -80,6 +88,11 @@ impl ModuleError for StakingError {
             StakingError::NotLinked {
                 provider: String::new(),
                 validator: String::new(),
+            },
+            StakingError::NotJailed(String::new()),
+            StakingError::StillJailed {
+                until: 2,
+                height: 1,
             },
         ]
     }

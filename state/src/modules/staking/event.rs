@@ -44,3 +44,15 @@ pub fn unlink_provider(op: &Address, provider: &Address, epoch: u64) -> Event {
         .attr("provider", provider.to_string())
         .attr("epoch", epoch.to_string())
 }
+
+pub fn jail(op: &Address, reason: String, slashed: u128, until: u64) -> Event {
+    Event::new("jail")
+        .attr("validator", op.to_string())
+        .attr("reason", reason)
+        .attr("slashed", slashed.to_string())
+        .attr("jailed_until", until.to_string())
+}
+
+pub fn unjail(op: &Address) -> Event {
+    Event::new("unjail").attr("validator", op.to_string())
+}

@@ -1,16 +1,23 @@
-//! staking (the part governance needs): validators and delegators bond tokens; undelegated tokens wait an
-//! unbonding period (longer than a voting period) before they return. Bonded and unbonding tokens sit in
-//! the `bonded_pool` module account, so `pool balance == sum of delegations + sum of unbonding entries`.
+//! staking: validators and delegators bond tokens; undelegated tokens wait an unbonding period (longer than
+//! a voting period) before they return. Bonded and unbonding tokens sit in the `bonded_pool` module account,
+//! so `pool balance == sum of delegations + sum of unbonding entries`.
 //!
-//! Not yet here: consensus validator-set updates from stake, jailing and slashing (the consensus set is
-//! still genesis's, see `crate::validators`).
+//! Stake drives consensus: genesis validators are staking validators (self-bond from a funded account), and
+//! at the end of every block [`set`] returns the difference between the target set (power = tokens /
+//! `power_reduction`, top `max_validators`) and the stored consensus set as ABCI validator updates.
+//! [`liveness`] jails and slashes validators that miss too many of the blocks they should sign, from the
+//! commit signatures the block carries; `MsgUnjail` lets them back after `jail_blocks`.
+//!
+//! Not yet here: double-sign evidence and tombstoning.
 
 pub mod error;
 pub mod event;
+pub mod liveness;
 pub mod msg;
 pub mod params;
 pub mod power;
 pub mod query;
+pub mod set;
 pub mod state_key;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -22,8 +29,9 @@ pub use msg::StakingMsg;
 use crate::{
     address::Address,
     codec::{address_at, decode, encode, get_u128, put_u128, u64_at},
-    error::{CodeRange, ModuleError, StoreError, TxError},
+    error::{CodeRange, ModuleError, StateError, StoreError, TxError},
     event::Event,
+    genesis::AppState,
     module::{BlockCtx, Decoded, DelegationChange, Invariant, Module, Side},
     modules::{self, bank},
     params::Params,
@@ -47,6 +55,7 @@ impl Module for Staking {
             Sum::Undelegate(m) => Decoded::Mine(m.try_into()),
             Sum::LinkProvider(m) => Decoded::Mine(m.try_into()),
             Sum::UnlinkProvider(m) => Decoded::Mine(m.try_into()),
+            Sum::Unjail(m) => Decoded::Mine(m.try_into()),
             other => Decoded::NotMine(other),
         }
     }
@@ -85,6 +94,82 @@ impl Module for Staking {
 
     fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
         query::handle(store, path, data)
+    }
+
+    /// Validators as genesis validators self-bonding their self-delegation (when it is at least one unit of
+    /// power and `min_self_bond`), and every bond back as a balance: other delegations and unbonding entries
+    /// become their delegators' liquid tokens, and the bonded pool is not exported (the new genesis bonds
+    /// the self-bonds again). Balances stay in address order. Jailing and signing records start afresh.
+    fn export_genesis<S: StateRead + ?Sized>(
+        s: &S,
+        genesis: &mut AppState,
+    ) -> Result<(), StoreError> {
+        use std::collections::BTreeMap;
+        let pool = bonded_pool().to_string();
+        let mut balances: BTreeMap<Address, u128> = BTreeMap::new();
+        for b in genesis.balances.drain(..) {
+            if b.address == pool {
+                continue;
+            }
+            if let (Ok(a), Ok(v)) = (b.address.parse(), crate::amount::parse_amount(&b.amount)) {
+                balances.insert(a, v);
+            }
+        }
+        let mut add = |a: Address, v: u128| {
+            let e = balances.entry(a).or_default();
+            *e = e.saturating_add(v);
+        };
+        let p = crate::params::load(s)?.staking;
+        let min = p.min_self_bond.max(p.power_reduction);
+        for (k, v) in s.scan_prefix(state_key::DELEGATION_PREFIX)? {
+            let del = address_at(&k, state_key::DELEGATION_PREFIX.len())?;
+            let val = address_at(&k, state_key::DELEGATION_PREFIX.len().saturating_add(20))?;
+            let amount = crate::codec::u128_value(&k, &v)?;
+            add(del, amount);
+            if del == val && amount >= min {
+                if let Some(v) = validator(s, &val)? {
+                    genesis
+                        .validators
+                        .push(crate::genesis::GenesisStakingValidator {
+                            operator: val.to_string(),
+                            moniker: v.moniker,
+                            consensus_key: hex::encode(v.consensus_key),
+                            self_bond: amount.to_string(),
+                        });
+                }
+            }
+        }
+        for (_, del, _, amount) in unbonding_entries(s)? {
+            add(del, amount);
+        }
+        genesis.balances = balances
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(a, v)| crate::genesis::GenesisBalance {
+                address: a.to_string(),
+                amount: v.to_string(),
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// Creates the genesis validators and bonds their self-bonds from their operators' balances (bank's
+    /// genesis runs first). `genesis` has been validated.
+    fn init_genesis<S: StateWrite + ?Sized>(
+        s: &mut S,
+        genesis: &AppState,
+    ) -> Result<(), StateError> {
+        for (i, g) in genesis.validators.iter().enumerate() {
+            let fail = |e: String| StateError::Genesis(format!("app_state.validators[{i}]: {e}"));
+            let operator: Address = g.operator.parse().map_err(|e| fail(format!("{e}")))?;
+            let consensus_key =
+                crate::genesis::parse_consensus_key(&g.consensus_key).map_err(fail)?;
+            let self_bond =
+                crate::amount::parse_amount(&g.self_bond).map_err(|e| fail(e.to_string()))?;
+            create(s, &operator, &consensus_key, &g.moniker, self_bond)
+                .map_err(|e| fail(e.log()))?;
+        }
+        Ok(())
     }
 
     fn invariants() -> Vec<Invariant> {
@@ -171,6 +256,43 @@ fn unbonding_index_sides(s: &dyn StateRead) -> Result<(Side, Side), StoreError> 
     ))
 }
 
+/// Registers `operator` as a validator with `consensus_key` and bonds `self_bond` from its balance
+/// (`MsgCreateValidator` and genesis). Refuses an operator or consensus key already in use.
+pub fn create<S: StateWrite + ?Sized>(
+    s: &mut S,
+    operator: &Address,
+    consensus_key: &[u8; 32],
+    moniker: &str,
+    self_bond: u128,
+) -> Result<(), TxError> {
+    if validator(s, operator)?.is_some() {
+        return Err(StakingError::ValidatorExists(operator.to_string()).into());
+    }
+    let ck = state_key::consensus_key(consensus_key);
+    if s.get(&ck)?.is_some() {
+        return Err(StakingError::ValidatorExists(format!(
+            "with consensus key {}",
+            hex::encode(consensus_key)
+        ))
+        .into());
+    }
+    s.put(ck, operator.as_bytes().to_vec());
+    s.put(
+        state_key::cons_addr(&set::cons_addr(consensus_key)),
+        operator.as_bytes().to_vec(),
+    );
+    put_validator(
+        s,
+        operator,
+        &Validator {
+            consensus_key: *consensus_key,
+            moniker: moniker.to_string(),
+            tokens: 0,
+        },
+    );
+    bond(s, operator, operator, self_bond)
+}
+
 /// The module account holding every bonded and unbonding token.
 pub fn bonded_pool() -> Address {
     Address::module("bonded_pool")
@@ -253,6 +375,7 @@ pub fn bond<S: StateWrite + ?Sized>(
         .checked_add(amount)
         .ok_or(TxError::Overflow("delegation"))?;
     put_u128(s, state_key::delegation(del, val), d);
+    liveness::index_delegation(s, del, val, d);
     let t = total_bonded(s)?
         .checked_add(amount)
         .ok_or(TxError::Overflow("total bonded"))?;
@@ -289,6 +412,7 @@ pub fn unbond<S: StateWrite + ?Sized>(
             needed: amount,
         })?;
     put_u128(s, state_key::delegation(del, val), rest);
+    liveness::index_delegation(s, del, val, rest);
     let tokens_before = v.tokens;
     v.tokens = v
         .tokens

@@ -3,7 +3,7 @@
 use lode_proto::staking::v1 as pb;
 
 use super::StakingError;
-use super::{event, power, state_key, Validator};
+use super::{event, power, state_key};
 use crate::{
     address::{check_public_key, parse_address, Address},
     amount::parse_positive,
@@ -46,6 +46,8 @@ pub enum StakingMsg {
         operator: Address,
         provider: Address,
     },
+    /// Lets the signer's jailed validator back into the set (see `liveness`).
+    Unjail { operator: Address },
 }
 
 impl StakingMsg {
@@ -53,7 +55,8 @@ impl StakingMsg {
         match self {
             StakingMsg::CreateValidator { operator, .. }
             | StakingMsg::LinkProvider { operator, .. }
-            | StakingMsg::UnlinkProvider { operator, .. } => operator,
+            | StakingMsg::UnlinkProvider { operator, .. }
+            | StakingMsg::Unjail { operator } => operator,
             StakingMsg::Delegate { delegator, .. } | StakingMsg::Undelegate { delegator, .. } => {
                 delegator
             }
@@ -67,6 +70,7 @@ impl StakingMsg {
             StakingMsg::Undelegate { .. } => p.staking.gas_undelegate,
             StakingMsg::LinkProvider { .. } => p.staking.gas_link_provider,
             StakingMsg::UnlinkProvider { .. } => p.staking.gas_unlink_provider,
+            StakingMsg::Unjail { .. } => p.staking.gas_unjail,
         }
     }
 }
@@ -160,6 +164,15 @@ impl TryFrom<pb::MsgUnlinkProvider> for StakingMsg {
     }
 }
 
+impl TryFrom<pb::MsgUnjail> for StakingMsg {
+    type Error = TxError;
+    fn try_from(m: pb::MsgUnjail) -> Result<Self, TxError> {
+        Ok(StakingMsg::Unjail {
+            operator: parse_address(&m.operator)?,
+        })
+    }
+}
+
 impl From<&StakingMsg> for lode_proto::tx::v1::msg::Sum {
     fn from(m: &StakingMsg) -> Self {
         use lode_proto::tx::v1::msg::Sum;
@@ -212,6 +225,9 @@ impl From<&StakingMsg> for lode_proto::tx::v1::msg::Sum {
                     provider: provider.to_string(),
                 })
             }
+            StakingMsg::Unjail { operator } => Sum::Unjail(pb::MsgUnjail {
+                operator: operator.to_string(),
+            }),
         }
     }
 }
@@ -243,28 +259,7 @@ pub fn execute<S: StateWrite + ?Sized>(
                     reason: "self-bond is below staking.min_self_bond",
                 });
             }
-            if super::validator(s, operator)?.is_some() {
-                return Err(StakingError::ValidatorExists(operator.to_string()).into());
-            }
-            let ck = state_key::consensus_key(consensus_key);
-            if s.get(&ck)?.is_some() {
-                return Err(StakingError::ValidatorExists(format!(
-                    "with consensus key {}",
-                    hex::encode(consensus_key)
-                ))
-                .into());
-            }
-            s.put(ck, operator.as_bytes().to_vec());
-            super::put_validator(
-                s,
-                operator,
-                &Validator {
-                    consensus_key: *consensus_key,
-                    moniker: moniker.clone(),
-                    tokens: 0,
-                },
-            );
-            super::bond(s, operator, operator, *self_bond)?;
+            super::create(s, operator, consensus_key, moniker, *self_bond)?;
             events.push(event::create_validator(operator, moniker, *self_bond));
         }
         StakingMsg::Delegate {
@@ -289,6 +284,10 @@ pub fn execute<S: StateWrite + ?Sized>(
                 p.unbonding_blocks,
             )?;
             events.push(event::undelegate(delegator, validator, *amount, done));
+        }
+        StakingMsg::Unjail { operator } => {
+            super::liveness::unjail(s, operator, ctx.height)?;
+            events.push(event::unjail(operator));
         }
         StakingMsg::LinkProvider {
             operator,

@@ -1,5 +1,5 @@
-//! staking's queries: `/staking/validators`, `/staking/delegations`, `/staking/power` (proof of useful
-//! compute: epoch and every validator's power) and `/staking/link` (a provider link).
+//! staking's queries: `/staking/validators`, `/staking/delegations`, `/staking/signing_info`, `/staking/power`
+//! (proof of useful compute: epoch and every validator's power) and `/staking/link` (a provider link).
 
 use lode_proto::staking::v1 as stpb;
 use prost::Message;
@@ -12,7 +12,7 @@ use crate::{
     store::{StateRead, Store},
 };
 
-use super::{self as staking, state_key as sk};
+use super::{self as staking, liveness, set, state_key as sk};
 
 /// Serves staking's query paths.
 pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
@@ -21,6 +21,7 @@ pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, 
         "/staking/delegations" => delegations(store, data),
         "/staking/power" => power(store, data),
         "/staking/link" => link(store, data),
+        "/staking/signing_info" => signing_info(store, data),
         _ => return None,
     })
 }
@@ -28,21 +29,66 @@ pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, 
 fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::ValidatorsRequest = req(data)?;
     let (items, pagination) = page(store, sk::VALIDATOR_PREFIX, r.pagination)?;
+    let params = crate::params::load(store).map_err(internal)?;
+    let set = crate::validators::load(store).map_err(internal)?;
     let mut out = Vec::new();
     for (k, v) in items {
         let op = address_at(&k, sk::VALIDATOR_PREFIX.len()).map_err(internal)?;
         let val: staking::Validator = decode(&k, &v).map_err(internal)?;
+        let info = liveness::signing_info(store, &op).map_err(internal)?;
+        let jailed_until = info.and_then(|i| i.jailed_until);
+        let set_power = set
+            .binary_search_by_key(&val.consensus_key, |(k, _)| *k)
+            .ok()
+            .and_then(|i| set.get(i))
+            .map_or(0, |m| m.1);
+        let status = match (jailed_until, set_power) {
+            (Some(_), _) => "jailed",
+            (None, 0) => "unbonded",
+            (None, _) => "bonded",
+        };
         out.push(stpb::Validator {
             operator: op.to_string(),
             consensus_key: val.consensus_key.to_vec(),
             moniker: val.moniker,
             tokens: val.tokens.to_string(),
+            power: if jailed_until.is_some() {
+                0
+            } else {
+                set::power_of(val.tokens, params.staking.power_reduction)
+            },
+            status: status.into(),
+            set_power,
+            jailed_until: jailed_until.unwrap_or(0),
         });
     }
     Ok(stpb::ValidatorsResponse {
         validators: out,
         pagination,
         total_bonded: staking::total_bonded(store).map_err(internal)?.to_string(),
+    }
+    .encode_to_vec())
+}
+
+fn signing_info(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+    let r: stpb::SigningInfoRequest = req(data)?;
+    let op = addr(&r.operator)?;
+    if staking::validator(store, &op).map_err(internal)?.is_none() {
+        return Err((crate::query::code::NOT_FOUND, format!("no validator {op}")));
+    }
+    let i = liveness::signing_info(store, &op)
+        .map_err(internal)?
+        .unwrap_or_default();
+    Ok(stpb::SigningInfoResponse {
+        info: Some(stpb::SigningInfo {
+            operator: op.to_string(),
+            start_height: i.start_height,
+            missed_blocks: i.missed,
+            window: i.window,
+            index: i.index,
+            jailed_until: i.jailed_until.unwrap_or(0),
+            jailed: i.jailed_until.is_some(),
+        }),
     }
     .encode_to_vec())
 }

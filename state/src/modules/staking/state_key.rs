@@ -96,3 +96,40 @@ pub fn provider_link(provider: &Address) -> Vec<u8> {
 pub fn link_nonce(provider: &Address) -> Vec<u8> {
     cat(&[LINK_NONCE_PREFIX, provider.as_bytes()])
 }
+
+/// `staking/cons_addr/` ‖ consensus address (first 20 bytes of SHA-256 of the key) → operator: how the
+/// signers of a commit, which ABCI names by consensus address, are found.
+pub const CONS_ADDR_PREFIX: &[u8] = b"staking/cons_addr/";
+/// `staking/delegator_of/` ‖ validator ‖ delegator → empty: every delegation to one validator, so a slash
+/// reads only that validator's delegations.
+pub const DELEGATOR_OF_PREFIX: &[u8] = b"staking/delegator_of/";
+/// `staking/signing_info/` ‖ operator → borsh `SigningInfo`.
+pub const SIGNING_INFO_PREFIX: &[u8] = b"staking/signing_info/";
+/// `staking/missed/` ‖ operator ‖ word (u64 BE) → u64 LE: bit `i % 64` of word `i / 64` is set when the
+/// validator missed the block at index `i` of its window. Absent words are zero.
+pub const MISSED_PREFIX: &[u8] = b"staking/missed/";
+
+pub fn cons_addr(addr: &[u8; 20]) -> Vec<u8> {
+    cat(&[CONS_ADDR_PREFIX, addr])
+}
+
+pub fn delegator_of(validator: &Address, delegator: &Address) -> Vec<u8> {
+    cat(&[
+        DELEGATOR_OF_PREFIX,
+        validator.as_bytes(),
+        delegator.as_bytes(),
+    ])
+}
+
+/// Prefix of every delegation to one validator (in [`DELEGATOR_OF_PREFIX`]).
+pub fn delegators_of(validator: &Address) -> Vec<u8> {
+    cat(&[DELEGATOR_OF_PREFIX, validator.as_bytes()])
+}
+
+pub fn signing_info(op: &Address) -> Vec<u8> {
+    cat(&[SIGNING_INFO_PREFIX, op.as_bytes()])
+}
+
+pub fn missed_word(op: &Address, word: u64) -> Vec<u8> {
+    cat(&[MISSED_PREFIX, op.as_bytes(), &word.to_be_bytes()])
+}
