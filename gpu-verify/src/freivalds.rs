@@ -1,26 +1,68 @@
 //! Freivalds' check of a full output: is `C = A·B`?
 //!
-//! For a random vector `r ∈ F_pⁿ` with `p = 2⁶¹ − 1`, compare `A·(B·r)` with `C·r` modulo
-//! `p`: `O(mk + kn + mn)` work instead of `O(mkn)`. Entries of `D = C − A·B` are below
-//! 2³³ in magnitude, so any wrong entry is non-zero mod `p`; a non-zero row `d` of `D`
-//! gives `d·r ≡ 0` for at most a `1/p` fraction of vectors (Schwartz–Zippel), so each
-//! trial accepts a wrong `C` with probability at most `1/p ≈ 4.3·10⁻¹⁹`.
+//! For a random vector `r`, compare `A·(B·r)` with `C·r`: `O(mk + kn + mn)` work instead
+//! of `O(mkn)`. All arithmetic is in the ring `Z/2⁶⁴` (wrapping `u64` operations, inputs
+//! sign-extended), with `r` uniform in `(Z/2⁶⁴)ⁿ`.
 //!
-//! All arithmetic is integer (i128 accumulation, reduced mod p), and the vector is drawn
-//! from SHA-256 in counter mode over the caller's seed, so results are reproducible.
+//! # Soundness
+//!
+//! Reduction mod 2⁶⁴ is a ring homomorphism, so `A·(B·r) ≡ (A·B)·r` and a trial accepts
+//! row `i` exactly when `dᵢ·r ≡ 0 (mod 2⁶⁴)` for the row `dᵢ` of `D = C − A·B`. Entry
+//! bounds: C is i32, so `|Cᵢⱼ| ≤ 2³¹`; `|(A·B)ᵢⱼ| ≤ 128·128·k ≤ 2¹⁴·MAX_K < 2³¹`
+//! (`check_shape` refuses `k > MAX_K`, and a compile-time assertion below keeps that
+//! bound true). Hence every entry of D satisfies `0 < |dᵢⱼ| < 2³²` when wrong, so its
+//! 2-adic valuation `v` is at most 31: `dᵢⱼ = 2ᵛ·u` with `u` odd.
+//!
+//! Fix a wrong entry `j` of row `i` and every coordinate of `r` but `rⱼ`; the trial
+//! accepts iff `2ᵛ·u·rⱼ ≡ −s (mod 2⁶⁴)` for some fixed `s`. As `u` is invertible mod
+//! 2⁶⁴⁻ᵛ, at most `2ᵛ` of the 2⁶⁴ values of `rⱼ` solve it, so one trial accepts a wrong row
+//! with probability at most `2ᵛ⁻⁶⁴ ≤ 2⁻³³` ([`TRIAL_ESCAPE_LOG2`]), whatever the other
+//! entries, `k` and `n` are. The bound is tight only for errors of ±2³¹ (a flipped sign
+//! bit); an error of ±1 escapes with probability 2⁻⁶⁴. Trials draw independent vectors
+//! (SHA-256 in counter mode, modelled as a random function), so `t` trials accept a wrong C with probability at most `2⁻³³ᵗ`:
+//! [`DEFAULT_TRIALS`] = 2 gives `2⁻⁶⁶ ≤ 2⁻⁶⁴`.
+//!
+//! The argument needs `r` unknown to whoever produced C: the caller's seed must be secret
+//! and fresh (the consumer draws it from the OS after C is committed).
+//!
+//! # Speed
+//!
+//! Every dot product is exact in `Z/2⁶⁴` without 64-bit multiplies (AVX2 has none):
+//! * i8 rows (B and A): r in balanced base-2¹⁶ digits, `r ≡ Σ_q 2¹⁶ᑫ·d_q` with
+//!   `d_q ∈ [−2¹⁵, 2¹⁵)`; `Σ x·d_q` with `vpmaddwd` (sixteen i16 products per instruction),
+//!   lanes widened to i64 before they could overflow where the digit's sum must be exact.
+//! * i32 rows (C): `r = 2³²·h + l` with `l` signed: `x·r ≡ x·l + 2³²·(x·h mod 2³²)`, the
+//!   first an exact signed 32×32→64 product (`vpmuldq`), the second a `vpmulld`.
+//!
+//! Without AVX2 the plain wrapping `u64` sum is used; tests hold every path to it. Rows are
+//! spread over rayon's pool; every row's result is exact, so the report does not depend on
+//! scheduling.
+//!
+//! The vector is drawn from SHA-256 in counter mode over the caller's seed, so results are
+//! reproducible from the seed.
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::gemm::check_shape;
+use crate::gemm::{check_shape, MAX_K};
 use crate::matrix::{MatrixI32, MatrixI8};
 
-/// The Mersenne prime `2⁶¹ − 1`.
-pub const P: u64 = (1 << 61) - 1;
+/// `log2` of the probability bound with which one trial accepts a wrong C: `2⁻³³`.
+pub const TRIAL_ESCAPE_LOG2: u32 = 33;
 
-const TAG: &[u8] = b"lode/gpu-verify/freivalds/v1";
+/// Trials for a false-accept probability of at most `2⁻⁶⁴` (`2⁻⁶⁶`).
+pub const DEFAULT_TRIALS: u32 = 2;
 
-/// `n` field elements uniform in `[0, p)` from `seed` and `trial`.
+/// Most trials one call runs (each costs a full pass; 64 trials bound escape by 2⁻²¹¹²).
+pub const MAX_TRIALS: u32 = 64;
+
+// The soundness bound needs |(A·B)ᵢⱼ| < 2³¹ for every k the GEMM accepts.
+const _: () = assert!(128 * 128 * (MAX_K as u64) < (1u64 << 31));
+
+const TAG: &[u8] = b"lode/gpu-verify/freivalds/v2";
+
+/// `n` elements uniform in `Z/2⁶⁴` from `seed` and `trial` (four per SHA-256 block).
 pub fn random_vector(seed: &[u8; 32], trial: u32, n: usize) -> Vec<u64> {
     let mut out = Vec::with_capacity(n);
     let mut counter = 0u64;
@@ -33,20 +75,202 @@ pub fn random_vector(seed: &[u8; 32], trial: u32, n: usize) -> Vec<u64> {
         counter += 1;
         let d: [u8; 32] = h.finalize().into();
         for c in d.chunks_exact(8) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            // 61 uniform bits; the single value p itself is rejected, leaving [0, p).
-            let x = u64::from_le_bytes(b) >> 3;
-            if x < P && out.len() < n {
-                out.push(x);
+            if out.len() < n {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                out.push(u64::from_le_bytes(b));
             }
         }
     }
     out
 }
 
-fn reduce(x: i128) -> u64 {
-    x.rem_euclid(i128::from(P)) as u64
+/// One trial's vector in the forms the dot products use.
+struct TrialVector {
+    /// The elements of `Z/2⁶⁴`.
+    r: Vec<u64>,
+    /// `r = 2³²·hi + lo` with `lo` signed in `[−2³¹, 2³¹)`, for i32 rows.
+    lo: Vec<i32>,
+    hi: Vec<i32>,
+    /// Balanced base-2¹⁶ digits, `r ≡ Σ_q 2¹⁶ᑫ·digits[q] (mod 2⁶⁴)`, for i8 rows.
+    digits: [Vec<i16>; 4],
+}
+
+impl TrialVector {
+    fn new(r: Vec<u64>) -> Self {
+        let lo: Vec<i32> = r.iter().map(|&x| x as u32 as i32).collect();
+        let hi = r
+            .iter()
+            .zip(&lo)
+            .map(|(&x, &l)| (x.wrapping_sub(l as i64 as u64) >> 32) as u32 as i32)
+            .collect();
+        let mut digits: [Vec<i16>; 4] = std::array::from_fn(|_| Vec::with_capacity(r.len()));
+        for &x in &r {
+            let mut v = x;
+            for d in &mut digits {
+                let q = v as u16 as i16;
+                d.push(q);
+                v = v.wrapping_sub(q as i64 as u64) >> 16;
+            }
+        }
+        Self { r, lo, hi, digits }
+    }
+}
+
+/// `Σ xⱼ·rⱼ mod 2⁶⁴`, x sign-extended: the definition every fast path must match.
+#[inline(always)]
+fn dot_plain<X: Copy + Into<i32>>(x: &[X], r: &[u64]) -> u64 {
+    x.iter().zip(r).fold(0u64, |s, (&x, &r)| {
+        s.wrapping_add((i64::from(x.into()) as u64).wrapping_mul(r))
+    })
+}
+
+/// `x·r mod 2⁶⁴` for an i8 row.
+fn dot_i8(x: &[i8], v: &TrialVector) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::x86_has_avx2() {
+        return avx2::dot_i8(x, v);
+    }
+    dot_plain(x, &v.r)
+}
+
+/// `x·r mod 2⁶⁴` for an i32 row.
+fn dot_i32(x: &[i32], v: &TrialVector) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::x86_has_avx2() {
+        return avx2::dot_i32(x, v);
+    }
+    dot_plain(x, &v.r)
+}
+
+/// AVX2 dot products in `Z/2⁶⁴`, exact by construction (see each function).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // Intrinsics on bounds-checked slices; see the SAFETY notes.
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{dot_plain, TrialVector};
+
+    /// Elements per i32 accumulation block of the i8 kernel: 128 steps of 16, each adding
+    /// at most `2·128·2¹⁵ = 2²³` to a lane, so a lane stays below 2³⁰.
+    const I8_BLOCK: usize = 2048;
+
+    /// Bytes of a row fetched ahead of the loads (rows of A, B and C stream from memory).
+    const PREFETCH: usize = 1024;
+
+    /// `x·r` for i8 x with the balanced digits of r: `S_q = Σ xⱼ·digits[q]ⱼ` with
+    /// `vpmaddwd` (sixteen products per instruction), then `Σ_q 2¹⁶ᑫ·S_q`. `S₀` and `S₁`
+    /// must be exact (they are needed mod 2⁶⁴ and 2⁴⁸): their i32 lanes are widened to
+    /// i64 after every block. `S₂` and `S₃` are needed only mod 2³² and 2¹⁶, which
+    /// wrapping i32 lanes give.
+    pub(super) fn dot_i8(x: &[i8], v: &TrialVector) -> u64 {
+        let n = x.len();
+        assert!(v.r.len() >= n && v.digits.iter().all(|d| d.len() >= n));
+        let body = n - n % 16;
+        // SAFETY: AVX2 is available (the caller checked `x86_has_avx2`); the kernel reads
+        // `body <= n` elements of `x` and of every digit vector, all at least `n` long.
+        let fast = unsafe { dot_i8_body(x, &v.digits, body) };
+        fast.wrapping_add(dot_plain(&x[body..], &v.r[body..n]))
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_i8_body(x: &[i8], d: &[Vec<i16>; 4], body: usize) -> u64 {
+        let (xp, d0, d1, d2, d3) = (
+            x.as_ptr(),
+            d[0].as_ptr(),
+            d[1].as_ptr(),
+            d[2].as_ptr(),
+            d[3].as_ptr(),
+        );
+        let (mut s0, mut s1) = (0i64, 0i64);
+        let (mut a2, mut a3) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let mut j = 0;
+        while j < body {
+            let end = (j + I8_BLOCK).min(body);
+            let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            while j < end {
+                // SAFETY: j + 16 <= body, so every load is in bounds (a prefetch may point
+                // past the end: it never faults).
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(xp.wrapping_add(j + PREFETCH).cast());
+                    let xv = _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.add(j).cast()));
+                    let m0 = _mm256_madd_epi16(xv, _mm256_loadu_si256(d0.add(j).cast()));
+                    let m1 = _mm256_madd_epi16(xv, _mm256_loadu_si256(d1.add(j).cast()));
+                    let m2 = _mm256_madd_epi16(xv, _mm256_loadu_si256(d2.add(j).cast()));
+                    let m3 = _mm256_madd_epi16(xv, _mm256_loadu_si256(d3.add(j).cast()));
+                    a0 = _mm256_add_epi32(a0, m0);
+                    a1 = _mm256_add_epi32(a1, m1);
+                    a2 = _mm256_add_epi32(a2, m2);
+                    a3 = _mm256_add_epi32(a3, m3);
+                }
+                j += 16;
+            }
+            s0 = s0.wrapping_add(lanes_i64(a0));
+            s1 = s1.wrapping_add(lanes_i64(a1));
+        }
+        let (s2, s3) = (lanes_i64(a2) as u64, lanes_i64(a3) as u64);
+        (s0 as u64)
+            .wrapping_add((s1 as u64) << 16)
+            .wrapping_add(s2 << 32)
+            .wrapping_add(s3 << 48)
+    }
+
+    /// `x·r` for i32 x with `r = 2³²·hi + lo`: `x·lo` exact by `vpmuldq` (even and odd
+    /// elements, i64 lanes), `x·hi` mod 2³² by `vpmulld`.
+    pub(super) fn dot_i32(x: &[i32], v: &TrialVector) -> u64 {
+        let n = x.len();
+        assert!(v.r.len() >= n && v.lo.len() >= n && v.hi.len() >= n);
+        let body = n - n % 8;
+        // SAFETY: AVX2 is available (the caller checked); the kernel reads `body <= n`
+        // elements of `x`, `lo` and `hi`, all at least `n` long.
+        let fast = unsafe { dot_i32_body(x, &v.lo, &v.hi, body) };
+        fast.wrapping_add(dot_plain(&x[body..], &v.r[body..n]))
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_i32_body(x: &[i32], lo: &[i32], hi: &[i32], body: usize) -> u64 {
+        let (xp, lp, hp) = (x.as_ptr(), lo.as_ptr(), hi.as_ptr());
+        let (mut even, mut odd, mut high) = (
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+        );
+        let mut j = 0;
+        while j < body {
+            // SAFETY: j + 8 <= body, so every load is in bounds (a prefetch may point past
+            // the end: it never faults).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(xp.wrapping_add(j + PREFETCH / 4).cast());
+                let xv = _mm256_loadu_si256(xp.add(j).cast());
+                let lv = _mm256_loadu_si256(lp.add(j).cast());
+                let hv = _mm256_loadu_si256(hp.add(j).cast());
+                even = _mm256_add_epi64(even, _mm256_mul_epi32(xv, lv));
+                odd = _mm256_add_epi64(
+                    odd,
+                    _mm256_mul_epi32(_mm256_srli_epi64(xv, 32), _mm256_srli_epi64(lv, 32)),
+                );
+                high = _mm256_add_epi32(high, _mm256_mullo_epi32(xv, hv));
+            }
+            j += 8;
+        }
+        let mut l = [0u64; 8];
+        // SAFETY: two 32-byte stores into a 64-byte array.
+        unsafe {
+            _mm256_storeu_si256(l.as_mut_ptr().cast(), even);
+            _mm256_storeu_si256(l.as_mut_ptr().add(4).cast(), odd);
+        }
+        let low = l.iter().fold(0u64, |s, &x| s.wrapping_add(x));
+        low.wrapping_add((lanes_i64(high) as u64) << 32)
+    }
+
+    /// The sum of the eight i32 lanes, as i64.
+    #[target_feature(enable = "avx2")]
+    fn lanes_i64(v: __m256i) -> i64 {
+        let mut l = [0i32; 8];
+        // SAFETY: one 32-byte store into a 32-byte array.
+        unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), v) };
+        l.iter().map(|&x| i64::from(x)).sum()
+    }
 }
 
 /// Outcome of [`check`].
@@ -65,7 +289,8 @@ impl FreivaldsReport {
     }
 }
 
-/// Runs `trials` independent Freivalds trials of `c == a·b`.
+/// Runs `trials` (1 to [`MAX_TRIALS`]) independent Freivalds trials of `c == a·b`; a wrong
+/// C passes all of them with probability at most `2^(-33·trials)` (module docs).
 pub fn check(
     a: &MatrixI8,
     b: &MatrixI8,
@@ -82,56 +307,93 @@ pub fn check(
             b_cols: b.cols(),
         });
     }
-    if trials == 0 {
-        return Err(Error::InvalidParameter(
-            "at least one Freivalds trial is needed".into(),
-        ));
+    if trials == 0 || trials > MAX_TRIALS {
+        return Err(Error::InvalidParameter(format!(
+            "Freivalds needs 1 to {MAX_TRIALS} trials, got {trials}"
+        )));
     }
-    let (m, k, n) = (a.rows(), a.cols(), b.cols());
-    let mut suspect = std::collections::BTreeSet::new();
-    for t in 0..trials {
-        let r = random_vector(seed, t, n);
-        // |B·r| terms < 2^68, sums of n <= 2^32 terms < 2^100: i128 is exact.
-        let br: Vec<u64> = b
-            .data()
-            .chunks_exact(n)
-            .map(|row| {
-                reduce(
-                    row.iter()
-                        .zip(&r)
-                        .map(|(&x, &y)| i128::from(x) * i128::from(y))
-                        .sum(),
-                )
-            })
-            .collect();
-        for i in 0..m {
-            let arow = &a.data()[i * k..(i + 1) * k];
-            let abr = reduce(
-                arow.iter()
-                    .zip(&br)
-                    .map(|(&x, &y)| i128::from(x) * i128::from(y))
-                    .sum(),
-            );
-            let crow = &c.data()[i * n..(i + 1) * n];
-            let cr = reduce(
-                crow.iter()
-                    .zip(&r)
-                    .map(|(&x, &y)| i128::from(x) * i128::from(y))
-                    .sum(),
-            );
-            if abr != cr {
-                suspect.insert(i);
+    let (k, n) = (a.cols(), b.cols());
+    let t = trials as usize;
+    let rs: Vec<TrialVector> = (0..trials)
+        .map(|tr| TrialVector::new(random_vector(seed, tr, n)))
+        .collect();
+    // B·r for every trial: row i of B once for all trials, `br[i·t + trial]`.
+    let mut br = vec![0u64; k * t];
+    b.data()
+        .par_chunks_exact(n)
+        .zip(br.par_chunks_exact_mut(t))
+        .with_min_len(16)
+        .for_each(|(row, out)| {
+            for (o, r) in out.iter_mut().zip(&rs) {
+                *o = dot_i8(row, r);
             }
-        }
-    }
+        });
+    let brs: Vec<TrialVector> = (0..t)
+        .map(|tr| TrialVector::new((0..k).map(|i| br[i * t + tr]).collect()))
+        .collect();
+    let suspect_rows: Vec<usize> = a
+        .data()
+        .par_chunks_exact(k)
+        .zip(c.data().par_chunks_exact(n))
+        .enumerate()
+        .with_min_len(16)
+        .filter(|(_, (arow, crow))| {
+            rs.iter()
+                .zip(&brs)
+                .any(|(r, br)| dot_i8(arow, br) != dot_i32(crow, r))
+        })
+        .map(|(i, _)| i)
+        .collect();
     Ok(FreivaldsReport {
         trials,
-        suspect_rows: suspect.into_iter().collect(),
+        suspect_rows,
     })
 }
 
+/// Row `i` of `A·B`, exact: `Σₖ A[i][k]·B[k][·]` as i32 row updates, where every partial
+/// sum is a sum of at most `k <= MAX_K` products of magnitude ≤ 2¹⁴, so below 2³¹.
+fn exact_row(a: &MatrixI8, b: &MatrixI8, i: usize) -> Vec<i32> {
+    let (k, n) = (a.cols(), b.cols());
+    let mut acc = vec![0i32; n];
+    for (&x, brow) in a.data()[i * k..(i + 1) * k]
+        .iter()
+        .zip(b.data().chunks_exact(n))
+    {
+        axpy(&mut acc, i32::from(x), brow);
+    }
+    acc
+}
+
+fn axpy(acc: &mut [i32], x: i32, row: &[i8]) {
+    #[inline(always)]
+    fn portable(acc: &mut [i32], x: i32, row: &[i8]) {
+        for (o, &y) in acc.iter_mut().zip(row) {
+            *o = o.wrapping_add(x * i32::from(y));
+        }
+    }
+    if x == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::x86_has_avx2() {
+        #[target_feature(enable = "avx2")]
+        fn inner(acc: &mut [i32], x: i32, row: &[i8]) {
+            portable(acc, x, row)
+        }
+        // SAFETY: avx2 is available (checked above); `inner` is safe slice code.
+        #[allow(unsafe_code)]
+        unsafe {
+            inner(acc, x, row)
+        };
+        return;
+    }
+    portable(acc, x, row)
+}
+
 /// Finds the first wrong element `(row, col, claimed, correct)` of `c`, using Freivalds to
-/// locate suspect rows and exact recomputation of those rows only.
+/// locate suspect rows and exact recomputation of those rows only. A row whose entries
+/// are all right is never suspect (its `dᵢ` is zero), so the first suspect row holds a
+/// wrong element and one `k·n` row product finds it.
 pub fn find_wrong_element(
     a: &MatrixI8,
     b: &MatrixI8,
@@ -140,20 +402,12 @@ pub fn find_wrong_element(
     trials: u32,
 ) -> Result<Option<(usize, usize, i32, i32)>> {
     let report = check(a, b, c, seed, trials)?;
-    let (k, n) = (a.cols(), b.cols());
+    let n = b.cols();
     for &i in &report.suspect_rows {
-        let arow = &a.data()[i * k..(i + 1) * k];
-        for j in 0..n {
-            let exact: i64 = arow
-                .iter()
-                .enumerate()
-                .map(|(kk, &x)| i64::from(x) * i64::from(b.data()[kk * n + j]))
-                .sum();
-            let claimed = c.data()[i * n + j];
-            if i64::from(claimed) != exact {
-                // `exact` fits in i32 because k <= MAX_K (checked above).
-                return Ok(Some((i, j, claimed, exact as i32)));
-            }
+        let exact = exact_row(a, b, i);
+        let claimed = &c.data()[i * n..(i + 1) * n];
+        if let Some(j) = claimed.iter().zip(&exact).position(|(x, y)| x != y) {
+            return Ok(Some((i, j, claimed[j], exact[j])));
         }
     }
     Ok(None)
@@ -164,16 +418,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vector_is_in_field_and_reproducible() {
+    fn vector_is_reproducible_and_uses_all_64_bits() {
         let v = random_vector(&[3; 32], 0, 100);
-        assert!(v.iter().all(|&x| x < P));
         assert_eq!(v, random_vector(&[3; 32], 0, 100));
         assert_ne!(v, random_vector(&[3; 32], 1, 100));
+        assert!(v.iter().any(|&x| x >> 63 == 1));
+        assert!(v.iter().any(|&x| x & 1 == 1));
+    }
+
+    /// The fast dot products equal the plain wrapping `Σ x·r mod 2⁶⁴` at the extremes, over
+    /// lengths that exercise the vector bodies, their blocks and the scalar tails.
+    #[test]
+    fn fast_dots_are_the_wrapping_dot_product() {
+        let special = [
+            u64::MAX,
+            0,
+            1 << 63,
+            (1 << 32) - 1,
+            1 << 32,
+            1 << 15,
+            (1 << 15) - 1,
+        ];
+        for len in [1usize, 7, 8, 15, 16, 17, 33, 2047, 2048, 2049, 4100] {
+            let mut s = 0x9E37_79B9_7F4A_7C15u64;
+            let mut next = || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s
+            };
+            let r: Vec<u64> = (0..len)
+                .map(|j| special.get(j % 11).copied().unwrap_or_else(&mut next))
+                .collect();
+            let x8: Vec<i8> = (0..len)
+                .map(|j| match j % 6 {
+                    0 => -128,
+                    1 => 127,
+                    2 => -1,
+                    _ => (next() >> 56) as i8,
+                })
+                .collect();
+            let x32: Vec<i32> = (0..len)
+                .map(|j| match j % 5 {
+                    0 => i32::MIN,
+                    1 => i32::MAX,
+                    2 => -1,
+                    _ => (next() >> 32) as i32,
+                })
+                .collect();
+            let v = TrialVector::new(r.clone());
+            assert_eq!(dot_i8(&x8, &v), dot_plain(&x8, &r), "i8, length {len}");
+            assert_eq!(dot_i32(&x32, &v), dot_plain(&x32, &r), "i32, length {len}");
+            // All entries at one extreme, where i32 lanes are closest to overflowing.
+            for e in [-128i8, 127] {
+                let x = vec![e; len];
+                let worst = TrialVector::new(vec![0x8000_8000_8000_8000; len]);
+                assert_eq!(
+                    dot_i8(&x, &worst),
+                    dot_plain(&x, &worst.r),
+                    "{e}, length {len}"
+                );
+            }
+        }
     }
 
     #[test]
-    fn reduce_handles_negative_values() {
-        assert_eq!(reduce(-1), P - 1);
-        assert_eq!(reduce(i128::from(P)), 0);
+    fn digits_and_halves_recompose_the_vector() {
+        let r = vec![
+            u64::MAX,
+            0,
+            1 << 63,
+            0x8000_8000_8000_8000,
+            0x7fff_7fff_7fff_7fff,
+            12345,
+        ];
+        let v = TrialVector::new(r.clone());
+        for (j, &x) in r.iter().enumerate() {
+            let from_digits = v
+                .digits
+                .iter()
+                .rev()
+                .fold(0u64, |s, d| (s << 16).wrapping_add(d[j] as i64 as u64));
+            assert_eq!(from_digits, x);
+            let from_halves = ((v.hi[j] as u32 as u64) << 32).wrapping_add(v.lo[j] as i64 as u64);
+            assert_eq!(from_halves, x);
+        }
     }
 }

@@ -201,7 +201,7 @@ fn matching(c: &mut Criterion<CpuTime>) {
                 || Overlay::new(&store),
                 |mut s| {
                     let mut events = Vec::new();
-                    let ctx = BlockCtx::pending(2, &params);
+                    let ctx = BlockCtx::pending(2, CHAIN_ID, &params);
                     Market::end_block(&mut s, ctx, &mut events).expect("end block");
                     // Returned, so the block's writes and events are dropped outside the timing.
                     (s, events)

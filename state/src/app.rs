@@ -351,7 +351,7 @@ impl LodeApp {
         let mut mempool = lock(&self.inner.mempool);
         let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
         let mut scratch = Overlay::new(&view);
-        let ctx = BlockCtx::pending(record.next_height(), &c.params);
+        let ctx = BlockCtx::pending(record.next_height(), &record.chain_id, &c.params);
         let result = execute_tx(&mut scratch, &tx, ctx);
         let result = match result {
             Ok(out) => {
@@ -404,7 +404,7 @@ impl LodeApp {
         if !crate::tx::signatures_verify(&tx) {
             return fail(&TxError::BadSignature, gas, min_fee);
         }
-        let ctx = BlockCtx::pending(record.next_height(), &c.params);
+        let ctx = BlockCtx::pending(record.next_height(), &record.chain_id, &c.params);
         let _mempool = lock(&self.inner.mempool);
         let mut scratch = Overlay::new(&self.inner.store);
         let result = match execute_tx(&mut scratch, &tx, ctx) {
@@ -438,6 +438,7 @@ impl LodeApp {
             time: req.time.as_ref().map(block_time).unwrap_or_default(),
             ..BlockCtx::pending(
                 u64::try_from(req.height).unwrap_or(record.next_height()),
+                &record.chain_id,
                 &c.params,
             )
         };
@@ -529,6 +530,7 @@ impl LodeApp {
             time: req.time.as_ref().map(block_time).unwrap_or_default(),
             hash,
             params: &c.params,
+            chain_id: &record.chain_id,
         };
         let base = Prefetched::new(&self.inner.store);
         let mut block = Overlay::new(&base);

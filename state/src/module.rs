@@ -53,16 +53,19 @@ pub struct BlockCtx<'a> {
     /// The block's hash (the compute module seeds its challenges with it).
     pub hash: [u8; 32],
     pub params: &'a Params,
+    /// The chain's id (messages that carry a second party's signature bind it, like `LinkProvider`).
+    pub chain_id: &'a str,
 }
 
 impl<'a> BlockCtx<'a> {
     /// The context of a block that is not decided yet (CheckTx, PrepareProposal): no hash, time zero.
-    pub fn pending(height: u64, params: &'a Params) -> BlockCtx<'a> {
+    pub fn pending(height: u64, chain_id: &'a str, params: &'a Params) -> BlockCtx<'a> {
         BlockCtx {
             height,
             time: BlockTime::default(),
             hash: [0; 32],
             params,
+            chain_id,
         }
     }
 }

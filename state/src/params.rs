@@ -111,6 +111,19 @@ impl Params {
                     .to_string(),
             ));
         }
+        if !crate::modules::staking::params::self_dealing_costs_at_least_staking(
+            self.market.protocol_fee_per_cu,
+            &self.staking,
+        ) {
+            issues.push((
+                "market.protocol_fee_per_cu",
+                "too low: self-posted jobs would buy voting power cheaper than stake; need \
+                 protocol_fee_per_cu × (10000 − staking.compute_weight_bps) × 10^12 ≥ \
+                 staking.stake_cost_ppt_per_block × staking.compute_weight_bps × \
+                 staking.bonded_per_floor_cu (docs/proof-of-useful-compute.md)"
+                    .to_string(),
+            ));
+        }
         if self.staking.unbonding_blocks <= self.gov.voting_period_blocks {
             issues.push((
                 "staking.unbonding_blocks",
@@ -220,5 +233,35 @@ mod tests {
             let r = apply_changes(&Params::default(), &change(path, value));
             assert_eq!(r.map_err(|e| e.code()), Err(53), "{path} = {value}");
         }
+    }
+
+    #[test]
+    fn a_change_that_makes_self_dealing_cheaper_than_staking_is_refused() {
+        // Free compute, a thinner floor, or more weight on compute at the default fee all break
+        // f × (1 − w) ≥ ρ × w × q (docs/proof-of-useful-compute.md).
+        for (path, value) in [
+            ("market.protocol_fee_per_cu", "\"0\""),
+            ("staking.bonded_per_floor_cu", "2000000000"),
+            ("staking.compute_weight_bps", "3000"),
+            ("staking.stake_cost_ppt_per_block", "5000"),
+        ] {
+            let r = apply_changes(&Params::default(), &change(path, value));
+            assert_eq!(r.map_err(|e| e.code()), Err(53), "{path} = {value}");
+        }
+        // Raising the fee makes room for more compute weight.
+        let r = apply_changes(
+            &Params::default(),
+            &[
+                ("market.protocol_fee_per_cu".into(), "\"2\"".into()),
+                ("staking.compute_weight_bps".into(), "3000".into()),
+            ],
+        );
+        assert_eq!(r.map(|p| p.staking.compute_weight_bps).ok(), Some(3000));
+        let mut p = Params::default();
+        p.market.protocol_fee_per_cu = 0;
+        assert!(p
+            .validate()
+            .iter()
+            .any(|(f, _)| *f == "market.protocol_fee_per_cu"));
     }
 }

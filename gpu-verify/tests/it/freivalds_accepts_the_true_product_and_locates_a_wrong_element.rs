@@ -1,5 +1,7 @@
-use lode_gpu_verify::freivalds::{check, find_wrong_element};
-use lode_gpu_verify::{CpuGemm, MatrixI32};
+use lode_gpu_verify::freivalds::{
+    check, find_wrong_element, random_vector, DEFAULT_TRIALS, MAX_TRIALS,
+};
+use lode_gpu_verify::{CpuGemm, MatrixI32, MatrixI8, MAX_K};
 use proptest::prelude::*;
 
 use crate::common::random_matrix;
@@ -51,4 +53,170 @@ proptest! {
         prod.data_mut()[r * 9 + c] = prod.data()[r * 9 + c].wrapping_add(delta);
         prop_assert_eq!(check(&a, &b, &prod, &seed, 1).expect("check").suspect_rows, vec![r]);
     }
+}
+
+/// Plain `Σ x·r mod 2⁶⁴` per row: what every trial of `check` must compute, however it
+/// is vectorized or split over threads.
+fn naive_suspect_rows(
+    a: &MatrixI8,
+    b: &MatrixI8,
+    c: &MatrixI32,
+    seed: &[u8; 32],
+    trials: u32,
+) -> Vec<usize> {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let w = |x: i64, r: u64| (x as u64).wrapping_mul(r);
+    let mut suspect = Vec::new();
+    let rs: Vec<Vec<u64>> = (0..trials).map(|t| random_vector(seed, t, n)).collect();
+    let brs: Vec<Vec<u64>> = rs
+        .iter()
+        .map(|r| {
+            (0..k)
+                .map(|kk| {
+                    (0..n).fold(0u64, |s, j| {
+                        s.wrapping_add(w(b.data()[kk * n + j].into(), r[j]))
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    for i in 0..m {
+        let bad = rs.iter().zip(&brs).any(|(r, br)| {
+            let abr = (0..k).fold(0u64, |s, kk| {
+                s.wrapping_add(w(a.data()[i * k + kk].into(), br[kk]))
+            });
+            let cr = (0..n).fold(0u64, |s, j| {
+                s.wrapping_add(w(c.data()[i * n + j].into(), r[j]))
+            });
+            abr != cr
+        });
+        if bad {
+            suspect.push(i);
+        }
+    }
+    suspect
+}
+
+#[test]
+fn the_fast_check_computes_the_plain_wrapping_products() {
+    // Odd lengths exercise the vector loops' remainders; several rows are wrong.
+    let (a, b) = (random_matrix(37, 53, 21), random_matrix(53, 29, 22));
+    let mut c = CpuGemm::new().gemm(&a, &b).expect("gemm");
+    for (i, d) in [(0usize, 1i32), (5, -1), (17, i32::MIN), (36, 1 << 20)] {
+        let e = i * 29 + (i * 7) % 29;
+        c.data_mut()[e] = c.data()[e].wrapping_add(d);
+    }
+    for t in 1..=3 {
+        let seed = [t as u8; 32];
+        let got = check(&a, &b, &c, &seed, t).expect("check").suspect_rows;
+        assert_eq!(got, naive_suspect_rows(&a, &b, &c, &seed, t));
+        assert_eq!(got, vec![0, 5, 17, 36]);
+    }
+    // Rows longer than the check's blocks of 2048 elements, with a wrong element in the last block.
+    let (a, b) = (random_matrix(3, 4100, 23), random_matrix(4100, 4099, 24));
+    let mut c = CpuGemm::new().gemm(&a, &b).expect("gemm");
+    c.data_mut()[4099 + 4098] ^= 1 << 31;
+    let got = check(&a, &b, &c, &[9; 32], 2).expect("check").suspect_rows;
+    assert_eq!(got, naive_suspect_rows(&a, &b, &c, &[9; 32], 2));
+    assert_eq!(got, vec![1]);
+}
+
+/// Errors that are multiples of large powers of two are the hardest for arithmetic mod
+/// 2⁶⁴ (an error of 2³¹ escapes one trial with probability 2⁻³³, the worst case): every
+/// element of C, each with such an error, is caught and located.
+#[test]
+fn a_wrong_element_anywhere_is_caught_even_with_an_error_of_a_large_power_of_two() {
+    let (m, k, n) = (9, 31, 11);
+    let (a, b) = (random_matrix(m, k, 31), random_matrix(k, n, 32));
+    let truth = CpuGemm::new().gemm(&a, &b).expect("gemm");
+    let deltas = [
+        i32::MIN,
+        1 << 30,
+        3 << 29,
+        1 << 24,
+        -(1 << 16),
+        1,
+        -1,
+        0x5555_5555,
+    ];
+    for e in 0..m * n {
+        let d = deltas[e % deltas.len()];
+        let mut c = truth.clone();
+        c.data_mut()[e] = truth.data()[e].wrapping_add(d);
+        let seed = [e as u8; 32];
+        let r = check(&a, &b, &c, &seed, DEFAULT_TRIALS).expect("check");
+        assert_eq!(r.suspect_rows, vec![e / n], "element {e}, error {d}");
+        assert_eq!(
+            find_wrong_element(&a, &b, &c, &seed, DEFAULT_TRIALS).expect("find"),
+            Some((e / n, e % n, c.data()[e], truth.data()[e]))
+        );
+    }
+}
+
+/// k at its maximum with every input at an extreme (-128 or 127): the largest |A·B| the
+/// chain allows. The true product is accepted; a wrong element anywhere is caught,
+/// including claims at i32's ends and an error of exactly 2³¹.
+#[test]
+fn extreme_entries_at_the_largest_k_are_checked_exactly() {
+    let (m, k, n) = (3, MAX_K, 4);
+    let a =
+        MatrixI8::from_fn(m, k, |i, kk| if i == 1 && kk % 3 == 0 { 127 } else { -128 }).expect("A");
+    let b =
+        MatrixI8::from_fn(k, n, |kk, j| if j == 2 && kk % 2 == 1 { 127 } else { -128 }).expect("B");
+    let truth = CpuGemm::new().gemm(&a, &b).expect("gemm");
+    assert_eq!(truth.data()[0], 128 * 128 * MAX_K as i32);
+    let seed = [0xee; 32];
+    assert!(check(&a, &b, &truth, &seed, DEFAULT_TRIALS)
+        .expect("check")
+        .accepted());
+    assert_eq!(
+        find_wrong_element(&a, &b, &truth, &seed, DEFAULT_TRIALS).expect("find"),
+        None
+    );
+    for e in 0..m * n {
+        for claim in [
+            truth.data()[e].wrapping_add(i32::MIN),
+            truth.data()[e] - 1,
+            i32::MIN,
+            i32::MAX,
+            -truth.data()[e],
+        ] {
+            if claim == truth.data()[e] {
+                continue;
+            }
+            let mut c = truth.clone();
+            c.data_mut()[e] = claim;
+            assert_eq!(
+                find_wrong_element(&a, &b, &c, &seed, DEFAULT_TRIALS).expect("find"),
+                Some((e / n, e % n, claim, truth.data()[e])),
+                "element {e}, claim {claim}"
+            );
+        }
+    }
+    // k beyond the maximum is refused, not wrapped.
+    let wide = MatrixI8::zeros(1, MAX_K + 1).expect("A");
+    let tall = MatrixI8::zeros(MAX_K + 1, 1).expect("B");
+    assert!(check(&wide, &tall, &MatrixI32::zeros(1, 1).expect("C"), &seed, 1).is_err());
+}
+
+#[test]
+fn the_true_product_is_accepted_for_any_seed_and_the_check_is_seeded() {
+    let (a, b) = (random_matrix(64, 100, 41), random_matrix(100, 70, 42));
+    let c = CpuGemm::new().gemm(&a, &b).expect("gemm");
+    for s in 0..16u8 {
+        assert!(check(&a, &b, &c, &[s; 32], DEFAULT_TRIALS)
+            .expect("check")
+            .accepted());
+    }
+    let mut bad = c.clone();
+    bad.data_mut()[3] ^= 1 << 31;
+    bad.data_mut()[64 * 70 - 1] ^= 1 << 31;
+    let r = check(&a, &b, &bad, &[5; 32], DEFAULT_TRIALS).expect("check");
+    assert_eq!(r.suspect_rows, vec![0, 63]);
+    assert_eq!(
+        check(&a, &b, &bad, &[5; 32], DEFAULT_TRIALS).expect("again"),
+        r
+    );
+    assert_eq!(random_vector(&[5; 32], 0, 9), random_vector(&[5; 32], 0, 9));
+    assert!(check(&a, &b, &c, &[5; 32], MAX_TRIALS + 1).is_err());
 }

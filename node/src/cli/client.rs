@@ -323,6 +323,17 @@ pub(super) enum StakingQuery {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// The epoch and every validator's voting power, split into stake and compute parts.
+    Power {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// The provider link of a validator operator or a provider, and the provider's consent nonce.
+    Link {
+        address: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }
 
 fn proposal_status(s: Option<&str>) -> eyre::Result<govpb::ProposalStatus> {
@@ -609,7 +620,10 @@ async fn market_query(m: &MarketQuery) -> eyre::Result<()> {
 
 async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
     let node = match s {
-        StakingQuery::Validators { node, .. } | StakingQuery::Delegations { node, .. } => node,
+        StakingQuery::Validators { node, .. }
+        | StakingQuery::Delegations { node, .. }
+        | StakingQuery::Power { node }
+        | StakingQuery::Link { node, .. } => node,
     };
     let mut q = StakingQueryServiceClient::new(connect(&node.node).await?);
     match s {
@@ -624,6 +638,20 @@ async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
         StakingQuery::Delegations { delegator, .. } => print_json(
             &q.delegations(stpb::DelegationsRequest {
                 delegator: delegator.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        StakingQuery::Power { .. } => print_json(
+            &q.power(stpb::PowerRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner(),
+        ),
+        StakingQuery::Link { address, .. } => print_json(
+            &q.link(stpb::LinkRequest {
+                address: address.clone(),
             })
             .await
             .map_err(status_err)?

@@ -63,8 +63,9 @@ pub const EXIT_NO_RESULT: u8 = 4;
 /// Exit status: `--wait` ran past `--timeout`.
 pub const EXIT_TIMEOUT: u8 = 5;
 
-/// Freivalds trials over C: each accepts a wrong C with probability at most 2⁻⁶¹ (see `freivalds`).
-const FREIVALDS_TRIALS: u32 = 2;
+/// Freivalds trials over C: each accepts a wrong C with probability at most 2⁻³³, so together at most
+/// 2⁻⁶⁶ (see `freivalds`).
+const FREIVALDS_TRIALS: u32 = freivalds::DEFAULT_TRIALS;
 
 /// Fractions of corrupted tiles the escape table of `submit` and `validate` shows.
 const ESCAPE_FRACTIONS: [f64; 4] = [0.001, 0.01, 0.1, 0.5];
@@ -958,8 +959,9 @@ async fn check_result(
     let took = t.elapsed();
     if report.accepted() {
         println!(
-            "C checked in full: Freivalds, {FREIVALDS_TRIALS} trials, {} ms (a wrong C passes with probability below 2^-120)",
-            took.as_millis()
+            "C checked in full: Freivalds, {FREIVALDS_TRIALS} trials, {} ms (a wrong C passes with probability at most 2^-{})",
+            took.as_millis(),
+            FREIVALDS_TRIALS * freivalds::TRIAL_ESCAPE_LOG2
         );
         if let Some(out) = out {
             write_c(out, &c)?;

@@ -11,6 +11,7 @@ mod init;
 mod job;
 mod keys;
 mod provider;
+mod sim;
 mod start;
 mod testnet;
 mod tx;
@@ -72,6 +73,9 @@ enum Command {
     /// The long-run benchmark: N heights (20,000 by default) on a fresh four-validator devnet, empty or
     /// lightly loaded; heights/s and CPU seconds per height per node for each tenth of the run.
     BenchHeights(bench_heights::BenchHeightsArgs),
+    /// Deterministic simulations of protocol rules (`power`: proof-of-useful-compute voting power).
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 /// A command's failure with its own exit status (`lode job` documents its statuses); `main` exits with
@@ -177,6 +181,7 @@ pub fn run() -> eyre::Result<()> {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
             bench_heights::run(&args)
         }
+        Command::Sim(cmd) => sim::run(&cmd),
     }
 }
 

@@ -801,6 +801,8 @@ module_queries!(MarketQueryService {
 module_queries!(StakingQueryService {
     validators(stpb::ValidatorsRequest) -> stpb::ValidatorsResponse = "/staking/validators";
     delegations(stpb::DelegationsRequest) -> stpb::DelegationsResponse = "/staking/delegations";
+    power(stpb::PowerRequest) -> stpb::PowerResponse = "/staking/power";
+    link(stpb::LinkRequest) -> stpb::LinkResponse = "/staking/link";
 });
 
 module_queries!(ParamsService {

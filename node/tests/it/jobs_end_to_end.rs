@@ -3,9 +3,11 @@
 //! submit --wait`, all on loopback. An honest job settles and the consumer gets A·B and its receipt NFT; a
 //! provider corrupting every tile fails the sample, is slashed, and the job settles with a second provider; a
 //! provider corrupting one element escapes the sample and the consumer's Freivalds check catches it with a
-//! fraud proof; a provider withholding C is caught by an availability challenge.
+//! fraud proof; a provider withholding C is caught by an availability challenge. On the issue's topology (four
+//! validators, three providers on nodes 1–3, the consumer on node 0, 512³) a job outlives a validator SIGKILLed
+//! mid-job and every node agrees on every height's app hash and keeps every invariant.
 //!
-//! Size: the issue's CI size is 512³; these run 256³ (k = 256, 4096 tiles of 4×4) because a test runs on two
+//! Size: the issue's CI size is 512³ (the four-validator test runs it); the others run 256³ (k = 256, 4096 tiles of 4×4) because a test runs on two
 //! shared cores next to other builds, and every scenario runs validators, daemons and the consumer at once.
 //! The ignored bench at the end runs 1024³ (or `LODE_JOB_BENCH_N`).
 
@@ -13,10 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use lode_gpu_verify::commit::{commit_a, commit_b};
 use lode_gpu_verify::{format, Backend, Engine, MatrixI32, MatrixI8};
+use lode_node::blobs::client::BlobClient;
+use lode_state::modules::bank;
+use lode_state::LodeApp;
 use serde_json::Value;
 
-use crate::four_validators_commit_a_transfer::{balance, Net};
+use crate::four_validators_commit_a_transfer::{
+    app_hashes_at_common_height, balance, status, wait_height, Net,
+};
 use crate::governance_on_a_devnet::Cli;
 use crate::provider_daemon::{market_devnet, ProviderDaemon};
 use crate::support::{path_str, run_lode_within};
@@ -617,4 +625,204 @@ async fn inputs_uploaded_to_one_node_reach_a_provider_attached_to_another() {
     let c: MatrixI32 = format::read_npy(&c_path).expect("C.npy");
     assert!(c == product(&a, &b), "the consumer's C is not A·B");
     net.stop_all();
+}
+
+/// The job's status on node 0.
+async fn status_of(cli: &Cli, id: &str) -> String {
+    let j = cli.query(&["market", "job", id]).await;
+    j["job"]["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The latest height node `i` reports (0 while it is down).
+async fn height_of(net: &Net, i: usize) -> u64 {
+    status(&net.grpc[i]).await.map_or(0, |s| s.latest_height)
+}
+
+/// Whether node `i`'s blob store holds `root` (`Stat` reads only this node's index; it fetches nothing).
+async fn holds(net: &Net, i: usize, root: &[u8; 32]) -> bool {
+    let channel = tonic::transport::Channel::from_shared(net.grpc[i].clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    BlobClient::new(channel)
+        .stat(root)
+        .await
+        .expect("stat")
+        .is_some()
+}
+
+/// The issue's topology: four validators (each node checks every invariant after every block: `lode testnet
+/// init` sets `[app] check_invariants = true`), three CPU providers on nodes 1, 2 and 3, and the consumer
+/// uploading to and submitting on node 0, a 512³ job. Node 3's provider asks least, so the job is its; it
+/// fetches A and B from its own node, which has them only from node 0 over the blob exchange. Once the job is
+/// matched, node 2's validator is SIGKILLed: an idle provider follows it (its daemon is left to reconnect),
+/// and the three other validators hold 3/4 of the voting power, so the job goes on. Node 2 is restarted after
+/// the chain has gone two blocks without it and before the job settles; it catches up and decides the job's
+/// last blocks with the others. Afterwards the job has settled with C = A·B and the receipt NFT, and every
+/// node has the same app hash at every height from genesis to the last common one (every height of the job,
+/// those node 2 synced after its restart included) and keeps every invariant (supply included) there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_three_providers_a_job_outlives_a_killed_validator_and_all_agree() {
+    const CI_N: usize = 512;
+    const KILLED: usize = 2;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut net, cli) = devnet(dir.path(), 4).await;
+    for home in &net.homes {
+        let config = std::fs::read_to_string(home.join("config.toml")).expect("config");
+        assert!(
+            config.contains("check_invariants = true"),
+            "{}: invariants are not checked per block",
+            home.display()
+        );
+    }
+    let dev0 = cli.address("dev0").await;
+    let devs = [
+        cli.address("dev1").await,
+        cli.address("dev2").await,
+        cli.address("dev3").await,
+    ];
+    let p1 = provider(&net, dir.path(), "dev1", 1, 6, &[]);
+    let p2 = provider(&net, dir.path(), "dev2", 2, 5, &[]);
+    let p3 = provider(&net, dir.path(), "dev3", 3, 3, &[]);
+    let daemons = [&p1, &p2, &p3];
+    wait_providers(&cli, &[&devs[0], &devs[1], &devs[2]], &daemons).await;
+
+    let (a, b, pa, pb) = inputs(dir.path(), CI_N, 12);
+    let roots = [
+        commit_a(&a).expect("A root").root(),
+        commit_b(&b).expect("B root").root(),
+    ];
+    for root in &roots {
+        for i in 0..4 {
+            assert!(
+                !holds(&net, i, root).await,
+                "node {i} has an input before the upload"
+            );
+        }
+    }
+
+    let c_path = dir.path().join("C.npy");
+    let consumer = submit(&cli, &pa, &pb, &c_path, &[]);
+    let fault = async {
+        let line = p3
+            .wait_line(&["matched: fetching inputs"], STATE_BOUND)
+            .await;
+        let id = line
+            .strip_prefix("job ")
+            .and_then(|r| r.split_whitespace().next())
+            .expect("job id")
+            .to_owned();
+        let killed_at = height_of(&net, 0).await;
+        if let Some(mut c) = net.children[KILLED].take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reap");
+        }
+        let t = Instant::now();
+        while height_of(&net, 0).await < killed_at + 2 {
+            assert!(
+                t.elapsed() < STATE_BOUND,
+                "the chain stopped without node {KILLED}\n{}",
+                net.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let at_restart = status_of(&cli, &id).await;
+        net.children[KILLED] = Some(net.spawn(KILLED));
+        (id, killed_at, at_restart)
+    };
+    let (out, (id, killed_at, at_restart)) = tokio::join!(consumer, fault);
+    let report = || {
+        format!(
+            "{}\n{}\n{}",
+            text(&out),
+            daemons.map(|d| d.report()).join("\n"),
+            net.logs()
+        )
+    };
+    assert!(out.status.success(), "{}", report());
+    assert_eq!(job_id(&out), id, "{}", report());
+    assert!(
+        ["matched", "accepted", "committed", "revealing"].contains(&at_restart.as_str()),
+        "node {KILLED} was restarted with the job {at_restart}, not mid-job\n{}",
+        report()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    for step in [
+        format!("matched to {}", devs[2]),
+        format!("accepted by {}", devs[2]),
+        "settled:".into(),
+        "C checked in full".into(),
+    ] {
+        assert!(stdout.contains(&step), "no {step:?} in\n{}", report());
+    }
+    let c: MatrixI32 = format::read_npy(&c_path).expect("C.npy");
+    assert!(c == product(&a, &b), "the consumer's C is not A·B");
+    let receipt = cli
+        .query(&["nft", "token", "lode-compute-receipts", &id])
+        .await;
+    assert_eq!(receipt["token"]["owner"], dev0, "{receipt}");
+    let j = cli.query(&["market", "job", &id]).await;
+    assert_eq!(j["job"]["provider"], devs[2], "{j}");
+    // Uploaded to node 0 only; node 3 (its provider accepted after checking them against the roots) now holds
+    // both inputs, fetched from node 0.
+    p3.wait_line(&[&id, "accepted at height"], STATE_BOUND)
+        .await;
+    for root in &roots {
+        assert!(holds(&net, 0, root).await);
+        assert!(holds(&net, 3, root).await, "node 3 never fetched an input");
+    }
+
+    // The restarted node catches up past the job's settlement.
+    let settled_at = height_of(&net, 0).await;
+    wait_height(&net, settled_at + 1).await;
+    drop((p1, p2, p3));
+    net.stop_all();
+
+    let (common, hashes) = app_hashes_at_common_height(&net.homes);
+    for (i, h) in hashes.iter().enumerate() {
+        assert_eq!(h, &hashes[0], "node {i} disagrees at height {common}");
+    }
+    assert!(
+        common > settled_at,
+        "common height {common}, settled by {settled_at}"
+    );
+    let posted: u64 = stdout
+        .lines()
+        .find_map(|l| l.split(" posted at height ").nth(1))
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("no posting height in\n{stdout}"));
+    assert!(posted <= killed_at && killed_at < settled_at);
+    let apps: Vec<LodeApp> = net
+        .homes
+        .iter()
+        .map(|h| LodeApp::open(&h.join("data")).expect("open db"))
+        .collect();
+    let record = apps[0].last_commit().expect("committed");
+    for h in 1..=common {
+        let version = record.version_of(h).expect("version");
+        let root = apps[0].store().root_at(version).expect("root");
+        for (i, app) in apps.iter().enumerate().skip(1) {
+            assert_eq!(
+                app.store().root_at(version).expect("root"),
+                root,
+                "node {i} disagrees with node 0 at height {h} (job posted at {posted}, node {KILLED} \
+                 killed at {killed_at}, settled by {settled_at})"
+            );
+        }
+    }
+    println!(
+        "job {id}: posted at {posted}, node {KILLED} killed at {killed_at} and restarted with the job \
+         {at_restart}, settled by {settled_at}; app hashes equal at heights 1..={common}"
+    );
+    let supply = bank::supply(apps[0].store()).expect("supply");
+    for (i, app) in apps.iter().enumerate() {
+        let last = app.last_commit().expect("committed").height;
+        lode_state::modules::check_invariants(app.store(), last)
+            .unwrap_or_else(|e| panic!("node {i} at height {last}: {e}"));
+        if last == record.height {
+            assert_eq!(bank::supply(app.store()).expect("supply"), supply);
+        }
+    }
 }

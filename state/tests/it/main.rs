@@ -21,3 +21,4 @@ mod simulate_runs_a_tx_and_changes_nothing;
 mod the_jmt_batch_and_per_key_paths_agree;
 mod two_apps_fed_the_same_blocks_agree_on_every_app_hash;
 mod tx_index;
+mod verified_compute_buys_voting_power_at_the_epoch_boundary;

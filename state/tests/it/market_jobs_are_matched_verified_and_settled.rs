@@ -21,7 +21,7 @@ use tendermint_proto::v0_38::abci::ExecTxResult;
 use crate::common::{Chain, CHAIN_ID};
 
 /// Short windows so tests run in few blocks.
-fn params() -> Params {
+pub(crate) fn params() -> Params {
     let mut p = crate::common::module_params();
     p.compute.reveal_blocks = 10;
     p.compute.fraud_window_blocks = 20;
@@ -35,15 +35,15 @@ const P1: usize = 1;
 const P2: usize = 2;
 const WATCHER: usize = 3;
 /// A fee that covers a reveal of a few tiles of a 256-deep job.
-const BIG_FEE: u128 = 2_000_000;
+pub(crate) const BIG_FEE: u128 = 2_000_000;
 
-struct Work {
-    a: MatrixI8,
-    b: MatrixI8,
-    c: MatrixI32,
+pub(crate) struct Work {
+    pub(crate) a: MatrixI8,
+    pub(crate) b: MatrixI8,
+    pub(crate) c: MatrixI32,
 }
 
-fn work(m: usize, k: usize, n: usize, seed: u64) -> Work {
+pub(crate) fn work(m: usize, k: usize, n: usize, seed: u64) -> Work {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         x ^= x << 13;
@@ -60,45 +60,45 @@ fn work(m: usize, k: usize, n: usize, seed: u64) -> Work {
     Work { a, b, c }
 }
 
-fn prover(w: &Work, c: MatrixI32) -> Prover {
+pub(crate) fn prover(w: &Work, c: MatrixI32) -> Prover {
     Prover::new(w.a.clone(), &w.b, c, 4).expect("prover")
 }
 
 impl Chain {
-    fn send(&mut self, i: usize, msg: Msg) -> ExecTxResult {
+    pub(crate) fn send(&mut self, i: usize, msg: Msg) -> ExecTxResult {
         let tx = lode_state::tx::sign_msg(CHAIN_ID, &self.keys[i], self.nonce(i), BIG_FEE, msg);
         let (mut r, _) = self.block(vec![tx]);
         r.remove(0)
     }
 
-    fn send_ok(&mut self, i: usize, msg: Msg) -> ExecTxResult {
+    pub(crate) fn send_ok(&mut self, i: usize, msg: Msg) -> ExecTxResult {
         let r = self.send(i, msg);
         assert_eq!(r.code, 0, "{}", r.log);
         self.check_market_invariants();
         r
     }
 
-    fn job(&self, id: &[u8; 32]) -> market::Job {
+    pub(crate) fn job(&self, id: &[u8; 32]) -> market::Job {
         market::job(self.app.store(), id)
             .expect("read")
             .expect("job exists")
     }
 
-    fn provider_rec(&self, i: usize) -> market::Provider {
+    pub(crate) fn provider_rec(&self, i: usize) -> market::Provider {
         market::provider(self.app.store(), &self.addr(i))
             .expect("read")
             .expect("provider exists")
     }
 
-    fn params(&self) -> Params {
+    pub(crate) fn params(&self) -> Params {
         lode_state::params::load(self.app.store()).expect("params")
     }
 
-    fn check_market_invariants(&self) {
+    pub(crate) fn check_market_invariants(&self) {
         lode_state::modules::check_invariants(self.app.store(), self.height).expect("invariants");
     }
 
-    fn register(&mut self, i: usize, ask: u128, devices: u32) {
+    pub(crate) fn register(&mut self, i: usize, ask: u128, devices: u32) {
         self.send_ok(
             i,
             Msg::Market(MarketMsg::RegisterProvider {
@@ -117,7 +117,7 @@ impl Chain {
     }
 
     /// Posts a job for `w` and returns its id.
-    fn post(&mut self, i: usize, w: &Work, max_price: u128) -> [u8; 32] {
+    pub(crate) fn post(&mut self, i: usize, w: &Work, max_price: u128) -> [u8; 32] {
         let spec = spec_for(w, max_price);
         let r = self.send_ok(
             i,
@@ -130,7 +130,13 @@ impl Chain {
     }
 
     /// Reveals `tiles` of job `id` from `p`, four tiles per tx.
-    fn reveal(&mut self, i: usize, id: [u8; 32], p: &Prover, tiles: &[u64]) -> Vec<ExecTxResult> {
+    pub(crate) fn reveal(
+        &mut self,
+        i: usize,
+        id: [u8; 32],
+        p: &Prover,
+        tiles: &[u64],
+    ) -> Vec<ExecTxResult> {
         tiles
             .chunks(4)
             .map(|chunk| {
@@ -141,7 +147,7 @@ impl Chain {
     }
 
     /// Match → accept → commit → seed: returns the sampled tiles.
-    fn run_to_reveal(&mut self, provider: usize, id: [u8; 32], p: &Prover) -> Vec<u64> {
+    pub(crate) fn run_to_reveal(&mut self, provider: usize, id: [u8; 32], p: &Prover) -> Vec<u64> {
         assert_eq!(self.job(&id).provider, Some(self.addr(provider)));
         self.send_ok(
             provider,
@@ -167,7 +173,7 @@ impl Chain {
     }
 }
 
-fn spec_for(w: &Work, max_price: u128) -> JobSpec {
+pub(crate) fn spec_for(w: &Work, max_price: u128) -> JobSpec {
     let p = Prover::new(w.a.clone(), &w.b, w.c.clone(), 4).expect("prover");
     JobSpec {
         m: w.a.rows() as u64,
@@ -184,7 +190,7 @@ fn spec_for(w: &Work, max_price: u128) -> JobSpec {
     }
 }
 
-fn job_id_of(r: &ExecTxResult) -> [u8; 32] {
+pub(crate) fn job_id_of(r: &ExecTxResult) -> [u8; 32] {
     let ev = r
         .events
         .iter()

@@ -294,7 +294,7 @@ fn max_supply_duplicates_and_minting_rights_are_enforced() {
 fn a_module_can_own_a_collection_and_mint_into_it() {
     let chain = Chain::with_params(1, module_params());
     let params = module_params();
-    let ctx = BlockCtx::pending(1, &params);
+    let ctx = BlockCtx::pending(1, crate::common::CHAIN_ID, &params);
     let store = chain.app.store();
     let mut s = Overlay::new(store);
     let mut ev = Vec::new();

@@ -1,7 +1,9 @@
 //! Random workloads over every market and compute message (providers registering, repricing and leaving,
 //! jobs posted, cancelled, accepted, declined, committed honestly or not, revealed, challenged and proven
-//! fraudulent): two applications agree on every app hash and result code, and every invariant of every
-//! module (supply, escrow, bonds, holdbacks) holds after every block.
+//! fraudulent), with validators linking and unlinking providers across short epochs (proof of useful
+//! compute): two applications agree on every app hash, result code and voting power, every invariant of
+//! every module (supply, escrow, bonds, holdbacks) holds after every block, and the power adds up to the
+//! total with nobody over the cap.
 
 use lode_gpu_verify::{verify::Prover, Backend, Engine, MatrixI32, MatrixI8};
 use lode_state::{
@@ -9,6 +11,7 @@ use lode_state::{
         check_invariants,
         compute::{msg::reveal_msg, ComputeMsg},
         market::{self, msg::JobSpec, Device, MarketMsg},
+        staking::{power, StakingMsg},
     },
     tx::{sign_msg, Msg},
 };
@@ -78,6 +81,19 @@ enum Op {
         consumer: usize,
         seq: u64,
     },
+    CreateValidator {
+        who: usize,
+        bond: u128,
+    },
+    Link {
+        who: usize,
+        provider: usize,
+        consent_ok: bool,
+    },
+    Unlink {
+        who: usize,
+        provider: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -129,7 +145,18 @@ fn op() -> impl Strategy<Value = Op> {
             seq,
             tile
         }),
-        (i.clone(), i, s).prop_map(|(who, consumer, seq)| Op::Fraud { who, consumer, seq }),
+        (i.clone(), i.clone(), s).prop_map(|(who, consumer, seq)| Op::Fraud { who, consumer, seq }),
+        (i.clone(), 1u128..5_000_000).prop_map(|(who, bond)| Op::CreateValidator { who, bond }),
+        (3usize..6, 0usize..4, prop::bool::weighted(0.8)).prop_map(
+            |(who, provider, consent_ok)| {
+                Op::Link {
+                    who,
+                    provider,
+                    consent_ok,
+                }
+            }
+        ),
+        (3usize..6, 0usize..4).prop_map(|(who, provider)| Op::Unlink { who, provider }),
     ]
 }
 
@@ -306,6 +333,45 @@ fn to_msg(chain: &Chain, p: &Provers, op: &Op) -> (usize, Msg) {
                 proof: Box::new(p.cheat.fraud_proof(id(consumer, seq), 2, 5).expect("proof")),
             }),
         ),
+        Op::CreateValidator { who, bond } => (
+            who,
+            Msg::Staking(StakingMsg::CreateValidator {
+                operator: a(who),
+                consensus_key: key(500 + who as u64).verification_key().to_bytes(),
+                moniker: format!("v{who}"),
+                self_bond: bond,
+            }),
+        ),
+        Op::Link {
+            who,
+            provider,
+            consent_ok,
+        } => {
+            let signer = &chain.keys[if consent_ok {
+                provider
+            } else {
+                (provider + 1) % ACCOUNTS
+            }];
+            let nonce = power::link_nonce(chain.app.store(), &a(provider)).expect("nonce");
+            let bytes = power::link_sign_bytes(CHAIN_ID, &a(who), &a(provider), nonce);
+            (
+                who,
+                Msg::Staking(StakingMsg::LinkProvider {
+                    operator: a(who),
+                    provider: a(provider),
+                    provider_public_key: chain.keys[provider].verification_key().to_bytes(),
+                    nonce,
+                    provider_signature: signer.sign(&bytes).to_bytes(),
+                }),
+            )
+        }
+        Op::Unlink { who, provider } => (
+            who,
+            Msg::Staking(StakingMsg::UnlinkProvider {
+                operator: a(who),
+                provider: a(provider),
+            }),
+        ),
     }
 }
 
@@ -315,6 +381,14 @@ fn params() -> lode_state::Params {
     p.compute.reveal_blocks = 2;
     p.compute.fraud_window_blocks = 4;
     p.market.unbonding_blocks = 8;
+    // Short epochs so workloads cross several boundaries; compute counts for half the power.
+    p.compute.epoch_blocks = 3;
+    p.staking.link_cooldown_epochs = 1;
+    p.staking.compute_weight_bps = 5_000;
+    p.staking.max_power_bps = 4_000;
+    p.staking.max_churn_bps = 1_000;
+    p.staking.bonded_per_floor_cu = u64::MAX;
+    p.staking.stake_cost_ppt_per_block = 0;
     p
 }
 
@@ -328,6 +402,23 @@ proptest! {
         let p = provers();
         let mut a = Chain::with_params(ACCOUNTS as u64, params());
         let mut b = Chain::with_params(ACCOUNTS as u64, params());
+        // Two validators (4, 5) and two providers (0, 1) to start with, so links can succeed.
+        let setup = [
+            Op::CreateValidator { who: 4, bond: 1_000_000 },
+            Op::CreateValidator { who: 5, bond: 3_000_000 },
+            Op::Register { who: 0, ask: 10, devices: 1 },
+            Op::Register { who: 1, ask: 20, devices: 1 },
+        ];
+        let txs: Vec<Vec<u8>> = setup
+            .iter()
+            .map(|op| {
+                let (from, msg) = to_msg(&a, &p, op);
+                sign_msg(CHAIN_ID, &a.keys[from], a.nonce(from), FEE, msg)
+            })
+            .collect();
+        let (ra, _) = a.block(txs.clone());
+        b.block(txs);
+        prop_assert!(ra.iter().all(|r| r.code == 0));
         for ops in &blocks {
             let mut nonces: Vec<u64> = (0..ACCOUNTS).map(|i| a.nonce(i)).collect();
             let txs: Vec<Vec<u8>> = ops
@@ -346,6 +437,20 @@ proptest! {
             let cb: Vec<u32> = rb.iter().map(|r| r.code).collect();
             prop_assert_eq!(ca, cb);
             check_invariants(a.app.store(), a.height).expect("invariants");
+            let pa = power::target_powers(a.app.store(), &params()).expect("powers");
+            let pb = power::target_powers(b.app.store(), &params()).expect("powers");
+            prop_assert_eq!(&pa, &pb);
+            let total: u64 = pa.iter().map(|(_, v)| v).sum();
+            let n = pa.len() as u64;
+            if n > 0 {
+                prop_assert_eq!(total, power::TOTAL_POWER);
+                let cap = (power::TOTAL_POWER * 4 / 10).max(power::TOTAL_POWER.div_ceil(n));
+                let base = power::stored_powers(a.app.store()).expect("baseline");
+                for (k, v) in &pa {
+                    let b = base.iter().find(|(bk, _)| bk == k).map_or(0, |(_, v)| *v);
+                    prop_assert!(*v <= cap.max(b), "{} holds {} over the cap {}", k, v, cap);
+                }
+            }
         }
     }
 }

@@ -1004,8 +1004,8 @@ pub fn finalize<S: StateWrite + ?Sized>(
         bank::transfer(s, &holdback_pool(), &p, held)?;
     }
     s.delete(state_key::holdback(id));
-    let epoch =
-        ctx.height / NonZeroU64::new(ctx.params.compute.epoch_blocks).unwrap_or(NonZeroU64::MIN);
+    // The running epoch as staking counts it (proof of useful compute reads the closed ones).
+    let epoch = crate::modules::staking::power::current_epoch(s)?.number;
     let key = state_key::verified_cu(&p, epoch);
     let before = match s.get(&key)? {
         None => 0u64,

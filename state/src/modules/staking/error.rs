@@ -20,6 +20,16 @@ pub enum StakingError {
     UnknownValidator(String),
     #[error("bonded {bonded} to this validator, cannot undelegate {needed}")]
     InsufficientBond { bonded: u128, needed: u128 },
+    #[error("provider {provider} is already linked to validator {validator}")]
+    ProviderLinkedElsewhere { provider: String, validator: String },
+    #[error(
+        "the provider link changed in epoch {changed}; the next change is allowed in epoch {next}"
+    )]
+    LinkCooldown { changed: u64, next: u64 },
+    #[error("the provider's consent does not verify: {0}")]
+    BadProviderSignature(String),
+    #[error("{provider} is not the provider linked to validator {validator}")]
+    NotLinked { provider: String, validator: String },
 }
 
 impl ModuleError for StakingError {
@@ -30,6 +40,11 @@ impl ModuleError for StakingError {
             StakingError::ValidatorExists(_) => 40,
             StakingError::UnknownValidator(_) => 41,
             StakingError::InsufficientBond { .. } => 42,
+            // 43..=45 are left to jailing and evidence.
+            StakingError::ProviderLinkedElsewhere { .. } => 46,
+            StakingError::LinkCooldown { .. } => 47,
+            StakingError::BadProviderSignature(_) => 48,
+            StakingError::NotLinked { .. } => 49,
         }
     }
 
@@ -38,6 +53,10 @@ impl ModuleError for StakingError {
             StakingError::ValidatorExists(_) => "ERR_VALIDATOR_EXISTS",
             StakingError::UnknownValidator(_) => "ERR_UNKNOWN_VALIDATOR",
             StakingError::InsufficientBond { .. } => "ERR_INSUFFICIENT_BOND",
+            StakingError::ProviderLinkedElsewhere { .. } => "ERR_PROVIDER_LINKED_ELSEWHERE",
+            StakingError::LinkCooldown { .. } => "ERR_LINK_COOLDOWN",
+            StakingError::BadProviderSignature(_) => "ERR_BAD_PROVIDER_SIGNATURE",
+            StakingError::NotLinked { .. } => "ERR_NOT_LINKED",
         }
     }
 
@@ -48,6 +67,19 @@ impl ModuleError for StakingError {
             StakingError::InsufficientBond {
                 bonded: 0,
                 needed: 1,
+            },
+            StakingError::ProviderLinkedElsewhere {
+                provider: String::new(),
+                validator: String::new(),
+            },
+            StakingError::LinkCooldown {
+                changed: 0,
+                next: 1,
+            },
+            StakingError::BadProviderSignature(String::new()),
+            StakingError::NotLinked {
+                provider: String::new(),
+                validator: String::new(),
             },
         ]
     }

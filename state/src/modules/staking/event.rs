@@ -30,3 +30,17 @@ pub fn unbonding_complete(del: &Address, val: &Address, amount: u128) -> Event {
         .attr("validator", val.to_string())
         .attr("amount", amount.to_string())
 }
+
+pub fn link_provider(op: &Address, provider: &Address, epoch: u64) -> Event {
+    Event::new("link_provider")
+        .attr("validator", op.to_string())
+        .attr("provider", provider.to_string())
+        .attr("epoch", epoch.to_string())
+}
+
+pub fn unlink_provider(op: &Address, provider: &Address, epoch: u64) -> Event {
+    Event::new("unlink_provider")
+        .attr("validator", op.to_string())
+        .attr("provider", provider.to_string())
+        .attr("epoch", epoch.to_string())
+}

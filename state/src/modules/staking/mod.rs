@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod msg;
 pub mod params;
+pub mod power;
 pub mod query;
 pub mod state_key;
 
@@ -44,6 +45,8 @@ impl Module for Staking {
             Sum::CreateValidator(m) => Decoded::Mine(m.try_into()),
             Sum::Delegate(m) => Decoded::Mine(m.try_into()),
             Sum::Undelegate(m) => Decoded::Mine(m.try_into()),
+            Sum::LinkProvider(m) => Decoded::Mine(m.try_into()),
+            Sum::UnlinkProvider(m) => Decoded::Mine(m.try_into()),
             other => Decoded::NotMine(other),
         }
     }
@@ -69,13 +72,15 @@ impl Module for Staking {
         msg::execute(s, m, ctx, events)
     }
 
-    /// Pays out the unbonding entries that complete at this height.
+    /// Pays out the unbonding entries that complete at this height, then closes the epoch after its last
+    /// block (proof of useful compute: [`power::end_block`]).
     fn end_block<S: StateWrite + ?Sized>(
         s: &mut S,
         ctx: BlockCtx<'_>,
         events: &mut Vec<Event>,
     ) -> Result<(), TxError> {
-        end_block(s, ctx.height, events)
+        end_block(s, ctx.height, events)?;
+        power::end_block(s, ctx, events)
     }
 
     fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {

@@ -16,6 +16,23 @@ pub struct StakingParams {
     pub gas_create_validator: u64,
     pub gas_delegate: u64,
     pub gas_undelegate: u64,
+    /// Proof of useful compute (docs/proof-of-useful-compute.md). Epochs are `compute.epoch_blocks` long.
+    /// Share of total voting power split by the verified CU of each validator's linked provider.
+    pub compute_weight_bps: u64,
+    /// Most voting power one validator may hold (unless there are too few validators to meet it).
+    pub max_power_bps: u64,
+    /// Most voting power that moves between validators in one epoch.
+    pub max_churn_bps: u64,
+    /// Epochs a validator waits between two changes of its provider link.
+    pub link_cooldown_epochs: u64,
+    /// The compute pool is divided by at least `total_bonded × epoch_blocks / bonded_per_floor_cu` CU,
+    /// so power bought with a few self-posted jobs in a thin market stays expensive.
+    pub bonded_per_floor_cu: u64,
+    /// Assumed cost of holding stake, in 10^-12 of the stake per block (the opportunity cost the
+    /// self-dealing check compares the protocol fee with; 3171 ≈ 10% a year at one block a second).
+    pub stake_cost_ppt_per_block: u64,
+    pub gas_link_provider: u64,
+    pub gas_unlink_provider: u64,
 }
 
 impl Default for StakingParams {
@@ -27,6 +44,14 @@ impl Default for StakingParams {
             gas_create_validator: 5_000,
             gas_delegate: 2_000,
             gas_undelegate: 2_000,
+            compute_weight_bps: 2_000,
+            max_power_bps: 2_000,
+            max_churn_bps: 500,
+            link_cooldown_epochs: 10,
+            bonded_per_floor_cu: 1_000_000_000,
+            stake_cost_ppt_per_block: 3_171,
+            gas_link_provider: 10_000,
+            gas_unlink_provider: 2_000,
         }
     }
 }
@@ -40,6 +65,94 @@ impl StakingParams {
         if self.min_self_bond == 0 {
             issues.push(("staking.min_self_bond", "must be at least 1".to_string()));
         }
+        if self.compute_weight_bps > 10_000 {
+            issues.push((
+                "staking.compute_weight_bps",
+                "must be at most 10000".to_string(),
+            ));
+        }
+        for (field, v) in [
+            ("staking.max_power_bps", self.max_power_bps),
+            ("staking.max_churn_bps", self.max_churn_bps),
+        ] {
+            if v == 0 || v > 10_000 {
+                issues.push((field, "must be in 1..=10000".to_string()));
+            }
+        }
+        if self.bonded_per_floor_cu == 0 {
+            issues.push((
+                "staking.bonded_per_floor_cu",
+                "must be at least 1".to_string(),
+            ));
+        }
         issues
+    }
+}
+
+/// Self-dealing must not be cheaper than staking (docs/proof-of-useful-compute.md): with `f` the
+/// protocol fee burned per CU, `w` the compute weight, `q` = `bonded_per_floor_cu` and `ρ` the stake cost
+/// per block, `f × (1 − w) ≥ ρ × w × q`, in integers
+/// `f × (10000 − w_bps) × 10^12 ≥ ρ_ppt × w_bps × q`. Compared exactly in 256 bits.
+pub fn self_dealing_costs_at_least_staking(protocol_fee_per_cu: u128, s: &StakingParams) -> bool {
+    let w = s.compute_weight_bps.min(10_000);
+    let left = mul_wide(
+        protocol_fee_per_cu,
+        u128::from(10_000u64.saturating_sub(w)).saturating_mul(1_000_000_000_000),
+    );
+    let right = mul_wide(
+        u128::from(s.bonded_per_floor_cu),
+        u128::from(s.stake_cost_ppt_per_block).saturating_mul(u128::from(w)),
+    );
+    left >= right
+}
+
+/// `a × b` as (high, low) 128-bit halves.
+fn mul_wide(a: u128, b: u128) -> (u128, u128) {
+    const LO: u128 = u64::MAX as u128;
+    let (a1, a0) = (a >> 64, a & LO);
+    let (b1, b0) = (b >> 64, b & LO);
+    // Each partial product of two 64-bit halves fits in u128.
+    let p00 = a0.wrapping_mul(b0);
+    let p01 = a0.wrapping_mul(b1);
+    let p10 = a1.wrapping_mul(b0);
+    let p11 = a1.wrapping_mul(b1);
+    let (mid, c1) = p01.overflowing_add(p10);
+    let (lo, c2) = p00.overflowing_add(mid << 64);
+    let hi = p11
+        .wrapping_add(mid >> 64)
+        .wrapping_add(if c1 { 1u128 << 64 } else { 0 })
+        .wrapping_add(u128::from(c2));
+    (hi, lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mul_wide_matches_small_products_and_the_extremes() {
+        assert_eq!(mul_wide(6, 7), (0, 42));
+        assert_eq!(mul_wide(u128::MAX, 2), (1, u128::MAX - 1));
+        assert_eq!(mul_wide(u128::MAX, u128::MAX), (u128::MAX - 1, 1));
+        assert_eq!(mul_wide(1 << 64, 1 << 64), (1, 0));
+    }
+
+    #[test]
+    fn the_defaults_make_self_dealing_cost_at_least_staking() {
+        let s = StakingParams::default();
+        assert!(self_dealing_costs_at_least_staking(1, &s));
+        // A floor twice as thin as the bound allows fails.
+        let thin = StakingParams {
+            bonded_per_floor_cu: 2_600_000_000,
+            ..s.clone()
+        };
+        assert!(!self_dealing_costs_at_least_staking(1, &thin));
+        assert!(self_dealing_costs_at_least_staking(3, &thin));
+        // No compute weight: nothing to buy.
+        let none = StakingParams {
+            compute_weight_bps: 0,
+            ..s
+        };
+        assert!(self_dealing_costs_at_least_staking(0, &none));
     }
 }

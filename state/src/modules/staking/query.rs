@@ -1,4 +1,5 @@
-//! staking's queries: `/staking/validators` and `/staking/delegations`.
+//! staking's queries: `/staking/validators`, `/staking/delegations`, `/staking/power` (proof of useful
+//! compute: epoch and every validator's power) and `/staking/link` (a provider link).
 
 use lode_proto::staking::v1 as stpb;
 use prost::Message;
@@ -18,6 +19,8 @@ pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, 
     Some(match path {
         "/staking/validators" => validators(store, data),
         "/staking/delegations" => delegations(store, data),
+        "/staking/power" => power(store, data),
+        "/staking/link" => link(store, data),
         _ => return None,
     })
 }
@@ -79,4 +82,101 @@ pub fn delegations_response<S: StateRead + ?Sized>(
         delegations,
         unbonding,
     })
+}
+
+fn power(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+    let _: stpb::PowerRequest = req(data)?;
+    Ok(power_response(store).map_err(internal)?.encode_to_vec())
+}
+
+/// The answer to `/staking/power`: the running epoch and every validator's power, by operator.
+pub fn power_response<S: StateRead + ?Sized>(s: &S) -> Result<stpb::PowerResponse, StoreError> {
+    use super::power as pw;
+    use std::collections::BTreeMap;
+    let params = crate::params::load(s)?;
+    let epoch = pw::current_epoch(s)?;
+    let candidates = pw::candidates(s)?;
+    let pp = pw::power_params(s, &params)?;
+    let now: BTreeMap<Address, u64> = pw::target_powers_of(s, &params, &candidates)?
+        .into_iter()
+        .collect();
+    let baseline: BTreeMap<Address, u64> = pw::stored_powers(s)?.into_iter().collect();
+    let merged: BTreeMap<Address, (u128, u128)> = candidates
+        .iter()
+        .map(|c| (c.key, (c.stake, c.verified_cu)))
+        .collect();
+    let weights = pw::weights(&merged, pp.compute_weight_bps, pp.cu_floor);
+    let to_power = |w: u128| {
+        u64::try_from(
+            w.saturating_mul(u128::from(pw::TOTAL_POWER))
+                .checked_div(pw::WEIGHT_SCALE)
+                .unwrap_or(0),
+        )
+        .unwrap_or(u64::MAX)
+    };
+    let mut validators = Vec::new();
+    for c in &candidates {
+        let (sw, cw) = weights.get(&c.key).copied().unwrap_or((0, 0));
+        let provider = pw::link(s, &c.key)?
+            .and_then(|l| l.provider)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        validators.push(stpb::ValidatorPower {
+            operator: c.key.to_string(),
+            power: now.get(&c.key).copied().unwrap_or(0),
+            epoch_power: baseline.get(&c.key).copied().unwrap_or(0),
+            stake: c.stake.to_string(),
+            verified_cu: c.verified_cu.to_string(),
+            stake_part: to_power(sw),
+            compute_part: to_power(cw),
+            provider,
+        });
+    }
+    Ok(stpb::PowerResponse {
+        epoch: epoch.number,
+        epoch_start_height: epoch.start_height,
+        epoch_blocks: params.compute.epoch_blocks,
+        total_power: pw::TOTAL_POWER,
+        cu_floor: pp.cu_floor.to_string(),
+        validators,
+    })
+}
+
+fn link(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+    let r: stpb::LinkRequest = req(data)?;
+    let a = addr(&r.address)?;
+    Ok(link_response(store, &a).map_err(internal)?.encode_to_vec())
+}
+
+/// The answer to `/staking/link` for `a`, a validator operator or a provider.
+pub fn link_response<S: StateRead + ?Sized>(
+    s: &S,
+    a: &Address,
+) -> Result<stpb::LinkResponse, StoreError> {
+    use super::power as pw;
+    let params = crate::params::load(s)?;
+    let current = pw::current_epoch(s)?.number;
+    let mut out = stpb::LinkResponse {
+        provider_nonce: pw::link_nonce(s, a)?,
+        current_epoch: current,
+        ..Default::default()
+    };
+    if let Some(l) = pw::link(s, a)? {
+        out.validator = a.to_string();
+        out.provider = l.provider.map(|p| p.to_string()).unwrap_or_default();
+        out.changed_epoch = l.changed_epoch;
+        out.next_change_epoch = l
+            .changed_epoch
+            .saturating_add(params.staking.link_cooldown_epochs);
+    } else if let Some(v) = pw::linked_validator(s, a)? {
+        out.validator = v.to_string();
+        out.provider = a.to_string();
+        if let Some(l) = pw::link(s, &v)? {
+            out.changed_epoch = l.changed_epoch;
+            out.next_change_epoch = l
+                .changed_epoch
+                .saturating_add(params.staking.link_cooldown_epochs);
+        }
+    }
+    Ok(out)
 }

@@ -69,3 +69,30 @@ pub fn unbonding_of(delegator: &Address, height: u64, validator: &Address) -> Ve
 pub fn unbondings_of(delegator: &Address) -> Vec<u8> {
     cat(&[UNBONDING_BY_DELEGATOR_PREFIX, delegator.as_bytes()])
 }
+
+/// borsh `power::Epoch`: the running epoch (number, first height).
+pub const EPOCH: &[u8] = b"staking/epoch";
+/// `staking/power/` ‖ operator → borsh u64: the validator's power at the last epoch boundary.
+pub const POWER_PREFIX: &[u8] = b"staking/power/";
+/// `staking/link/` ‖ operator → borsh `power::Link`.
+pub const LINK_PREFIX: &[u8] = b"staking/link/";
+/// `staking/provider_link/` ‖ provider → operator (20 bytes): keeps a provider on one validator.
+pub const PROVIDER_LINK_PREFIX: &[u8] = b"staking/provider_link/";
+/// `staking/link_nonce/` ‖ provider → borsh u64: the nonce its next link consent must sign.
+pub const LINK_NONCE_PREFIX: &[u8] = b"staking/link_nonce/";
+
+pub fn power(op: &Address) -> Vec<u8> {
+    cat(&[POWER_PREFIX, op.as_bytes()])
+}
+
+pub fn link(op: &Address) -> Vec<u8> {
+    cat(&[LINK_PREFIX, op.as_bytes()])
+}
+
+pub fn provider_link(provider: &Address) -> Vec<u8> {
+    cat(&[PROVIDER_LINK_PREFIX, provider.as_bytes()])
+}
+
+pub fn link_nonce(provider: &Address) -> Vec<u8> {
+    cat(&[LINK_NONCE_PREFIX, provider.as_bytes()])
+}

@@ -1,0 +1,165 @@
+//! The consumer's full check of C (Freivalds, `DEFAULT_TRIALS` trials, all cores) against
+//! computing the product (`CpuGemm`, all cores, fastest kernel), and localizing one wrong
+//! element. Sizes: `FREIVALDS_N` (comma-separated, default `1024,4096`); the product is
+//! measured only up to `FREIVALDS_GEMM_MAX_N` (default 1024: a 4096³ product takes about
+//! 13 s here, so its figure comes from the ignored `freivalds_against_the_product` test
+//! of `lode-node`, or set `FREIVALDS_GEMM_MAX_N=4096`).
+//!
+//! Then a `RATIO` line in thread CPU time (see [`ratio`]), which a busy machine does not skew.
+//!
+//! `cargo bench -p lode-gpu-verify --bench freivalds`
+
+use std::time::Duration;
+
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use lode_gpu_verify::{freivalds, CpuGemm, MatrixI8};
+
+fn random(rows: usize, cols: usize, seed: u64) -> MatrixI8 {
+    let mut s = seed;
+    MatrixI8::from_fn(rows, cols, |_, _| {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 56) as i8
+    })
+    .expect("shape")
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("FREIVALDS_N")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1024, 4096])
+}
+
+fn gemm_max() -> usize {
+    std::env::var("FREIVALDS_GEMM_MAX_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+const TRIALS: u32 = 2;
+
+fn bench(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gemm = CpuGemm::new().with_threads(threads).expect("threads");
+    let mut g = c.benchmark_group("freivalds_vs_gemm");
+    g.sample_size(10).warm_up_time(Duration::from_millis(500));
+    for n in sizes() {
+        let (a, b) = (random(n, n, 1), random(n, n, 2));
+        let prod = gemm.gemm(&a, &b).expect("gemm");
+        g.bench_with_input(BenchmarkId::new("freivalds", n), &n, |bench, _| {
+            bench.iter(|| {
+                let r = freivalds::check(&a, &b, &prod, &[7; 32], TRIALS).expect("check");
+                assert!(r.accepted());
+            })
+        });
+        let mut wrong = prod.clone();
+        wrong.data_mut()[n * n / 2 + n / 3] ^= 1 << 20;
+        g.bench_with_input(BenchmarkId::new("find_wrong_element", n), &n, |bench, _| {
+            bench.iter(|| {
+                let w =
+                    freivalds::find_wrong_element(&a, &b, &wrong, &[7; 32], TRIALS).expect("find");
+                assert_eq!(w.map(|(r, c, _, _)| (r, c)), Some((n / 2, n / 3)));
+            })
+        });
+        if n <= gemm_max() {
+            g.bench_with_input(BenchmarkId::new("gemm", n), &n, |bench, _| {
+                bench.iter(|| gemm.gemm(&a, &b).expect("gemm"))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// CPU time of the calling thread (Linux `CLOCK_THREAD_CPUTIME_ID`): on a machine shared
+/// with other work, wall time inflates a 13 s product and a 30 ms check differently.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[allow(unsafe_code)]
+fn thread_cpu_time() -> Option<Duration> {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: on 64-bit Linux `struct timespec` is two 64-bit fields; the call writes only
+    // that struct.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let (sec, nsec) = (u64::try_from(ts.sec).ok()?, u32::try_from(ts.nsec).ok()?);
+    (rc == 0).then(|| Duration::new(sec, nsec))
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// `RATIO` line: one thread each (a one-thread rayon pool for the check, `with_threads(1)`
+/// for the product), thread CPU time, medians of `FREIVALDS_RATIO_ROUNDS` (default 3)
+/// products and 5 checks per round, at `FREIVALDS_RATIO_N` (default 4096; 0 skips it).
+fn ratio() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n, rounds) = (
+        env("FREIVALDS_RATIO_N", 4096),
+        env("FREIVALDS_RATIO_ROUNDS", 3),
+    );
+    if n == 0 {
+        return;
+    }
+    let (a, b) = (random(n, n, 1), random(n, n, 2));
+    let gemm = CpuGemm::new().with_threads(1).expect("threads");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let (mut prods, mut checks) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let c0 = thread_cpu_time();
+        let prod = gemm.gemm(&a, &b).expect("gemm");
+        prods.extend(c0.zip(thread_cpu_time()).map(|(x, y)| y - x));
+        let c = &prod;
+        for _ in 0..5 {
+            let c0 = pool.install(thread_cpu_time);
+            let r = pool.install(|| freivalds::check(&a, &b, c, &[7; 32], TRIALS).expect("check"));
+            assert!(r.accepted());
+            checks.extend(c0.zip(pool.install(thread_cpu_time)).map(|(x, y)| y - x));
+        }
+    }
+    if prods.is_empty() {
+        println!("RATIO n={n}: thread CPU time not available");
+        return;
+    }
+    let (p, c) = (median(prods), median(checks));
+    println!(
+        "RATIO n={n}: thread CPU time, one thread each: product ({}) {:.3} s, Freivalds ({TRIALS} trials) \
+         {:.1} ms: 1/{:.0}",
+        gemm.kernel().name(),
+        p.as_secs_f64(),
+        c.as_secs_f64() * 1e3,
+        p.as_secs_f64() / c.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    ratio();
+    Criterion::default().configure_from_args().final_summary();
+}
