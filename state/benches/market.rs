@@ -193,6 +193,7 @@ fn matching(c: &mut Criterion<CpuTime>) {
                 block: None,
                 tx_hashes: Vec::new(),
                 tx_ok: Vec::new(),
+                tx_accounts: Vec::new(),
             })
             .expect("commit");
         g.bench_function(name, |b| {

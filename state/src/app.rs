@@ -279,6 +279,7 @@ impl LodeApp {
                     block: None,
                     tx_hashes: Vec::new(),
                     tx_ok: Vec::new(),
+                    tx_accounts: Vec::new(),
                 })?;
                 let mut c = self
                     .inner
@@ -537,6 +538,7 @@ impl LodeApp {
         block.merge(std::mem::take(&mut *lock(&self.inner.injected)));
         let mut tx_results = Vec::with_capacity(req.txs.len());
         let mut tx_hashes: Vec<[u8; 32]> = Vec::with_capacity(req.txs.len());
+        let mut tx_accounts: Vec<Vec<[u8; 20]>> = Vec::with_capacity(req.txs.len());
         let chunk = pipeline_chunk(req.txs.len());
         let ahead = |checked: &[Result<Arc<Tx>, TxError>]| base.fetch(accounts_read(checked));
         self.inner.checker.check_pipelined(
@@ -550,11 +552,16 @@ impl LodeApp {
                     Ok(tx) => tx.hash,
                     Err(_) => crate::tx::tx_hash(raw),
                 });
+                let mut accounts = Vec::new();
                 let result = match checked {
                     Err(e) => exec_result(Err((&e, 0))),
                     Ok(tx) => match execute_tx(&mut block, &tx, ctx) {
-                        Ok(out) => exec_result(Ok((out.events, out.gas_used))),
+                        Ok(out) => {
+                            accounts = touched_accounts(&tx, &out.events);
+                            exec_result(Ok((out.events, out.gas_used)))
+                        }
                         Err(f) => {
+                            accounts.push(tx.auth.signer.0);
                             if let TxError::Internal(msg) = f.error {
                                 return Err(StateError::Store(StoreError::Jmt(msg)));
                             }
@@ -563,6 +570,7 @@ impl LodeApp {
                     },
                 };
                 tx_results.push(result);
+                tx_accounts.push(accounts);
                 Ok(())
             },
         )?;
@@ -622,6 +630,7 @@ impl LodeApp {
                 block: Some(block_record),
                 tx_hashes,
                 tx_ok: response.tx_results.iter().map(|r| r.code == 0).collect(),
+                tx_accounts,
             },
         });
         Ok(response)
@@ -782,6 +791,26 @@ fn abci_validator_update(key: &[u8; 32], power: u64) -> ValidatorUpdate {
 }
 
 /// A block time as ABCI carries it (negative nanoseconds, which no valid timestamp has, count as zero).
+/// The accounts a successful tx touched, for the account history: its signer and every account one of its
+/// events names (recipients, buyers, sellers, providers, …), sorted and without duplicates. An event
+/// attribute names an account when its whole value is a valid `lode1…` address.
+fn touched_accounts(tx: &Tx, events: &[Event]) -> Vec<[u8; 20]> {
+    let prefix = format!("{}1", crate::address::HRP);
+    let mut out = vec![tx.auth.signer.0];
+    for e in events {
+        for (_, v) in &e.attributes {
+            if v.starts_with(&prefix) {
+                if let Ok(a) = v.parse::<crate::address::Address>() {
+                    out.push(a.0);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 fn block_time(t: &tendermint_proto::google::protobuf::Timestamp) -> BlockTime {
     BlockTime {
         seconds: t.seconds,

@@ -1,7 +1,8 @@
 //! Reading the chain by id: `TxService.GetTx` (a committed tx by hash, through the tx index written at
 //! Commit), `TxService.Simulate` (a tx run against the last commit, nothing written) and
 //! `BlockService.GetBlock` (a committed block from the consensus store, with its results from the block
-//! store). The conversions from stored types to the API's types live here too, for `EventService`.
+//! store) and `AccountService.History` (the txs that touched an account, newest first, from the account
+//! history index written at Commit). The conversions from stored types to the API's types live here too, for `EventService`.
 //!
 //! Every call takes one of the API's request slots and reads the store on a blocking thread.
 
@@ -15,6 +16,23 @@ use tracing::instrument;
 use super::grpc::{exec_result, pb, NodeApi};
 use super::mempool::tx_hash;
 use pb::block_service_server::BlockService;
+
+/// `AccountService.History`'s page size when the request names none, and the most it may ask for.
+pub const HISTORY_DEFAULT_LIMIT: usize = 20;
+pub const HISTORY_MAX_LIMIT: usize = 100;
+
+/// A history page token: the (height, index) of the last entry returned, height (u64 BE) ‖ index (u32 BE).
+fn encode_page_token((height, index): (u64, u32)) -> Vec<u8> {
+    let mut t = height.to_be_bytes().to_vec();
+    t.extend_from_slice(&index.to_be_bytes());
+    t
+}
+
+fn decode_page_token(t: &[u8]) -> Option<(u64, u32)> {
+    let (h, i) = t.split_first_chunk::<8>()?;
+    let i: [u8; 4] = i.try_into().ok()?;
+    Some((u64::from_be_bytes(*h), u32::from_be_bytes(i)))
+}
 
 /// An ABCI event as the API reports it.
 pub(crate) fn event(e: &AbciEvent) -> pb::Event {
@@ -99,38 +117,98 @@ impl NodeApi {
         })?;
         let api = self.clone();
         tokio::task::spawn_blocking(move || {
-            let not_found =
-                || Status::not_found(format!("no committed tx {}", hex::encode_upper(hash)));
             let (height, index) = api
                 .app
                 .store()
                 .tx_location(&hash)
                 .map_err(internal)?
-                .ok_or_else(not_found)?;
-            let record = api
+                .ok_or_else(|| {
+                    Status::not_found(format!("no committed tx {}", hex::encode_upper(hash)))
+                })?;
+            api.tx_at(hash, height, index, &mut None)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// The committed tx `hash` at (`height`, `index`), as `GetTx` reports it; `block` caches the last block
+    /// read (a history page often has several txs of one block).
+    fn tx_at(
+        &self,
+        hash: [u8; 32],
+        height: u64,
+        index: u32,
+        block: &mut Option<(u64, lode_state::store::BlockRecord, ResponseFinalizeBlock)>,
+    ) -> Result<pb::GetTxResponse, Status> {
+        if block.as_ref().is_none_or(|(h, _, _)| *h != height) {
+            let record = self
                 .app
                 .store()
                 .block(height)
                 .map_err(internal)?
-                .ok_or_else(|| {
-                    Status::internal(format!("tx index points at missing block {height}"))
-                })?;
+                .ok_or_else(|| Status::internal(format!("an index points at missing block {height}")))?;
             let results = ResponseFinalizeBlock::decode(record.results.as_slice())
                 .map_err(|e| Status::internal(format!("block {height} results: {e}")))?;
-            let i = index as usize;
-            let (Some(raw), Some(r)) = (record.txs.get(i), results.tx_results.get(i)) else {
-                return Err(Status::internal(format!(
-                    "tx index points at tx {index} of block {height}, which has {}",
-                    record.txs.len()
-                )));
-            };
-            Ok(pb::GetTxResponse {
-                tx_hash: hash.to_vec(),
-                height,
-                index,
-                result: Some(exec_result(r)),
-                events: r.events.iter().map(event).collect(),
-                tx: raw.clone(),
+            *block = Some((height, record, results));
+        }
+        let Some((_, record, results)) = block.as_ref() else {
+            return Err(Status::internal("block cache"));
+        };
+        let i = index as usize;
+        let (Some(raw), Some(r)) = (record.txs.get(i), results.tx_results.get(i)) else {
+            return Err(Status::internal(format!(
+                "an index points at tx {index} of block {height}, which has {}",
+                record.txs.len()
+            )));
+        };
+        Ok(pb::GetTxResponse {
+            tx_hash: hash.to_vec(),
+            height,
+            index,
+            result: Some(exec_result(r)),
+            events: r.events.iter().map(event).collect(),
+            tx: raw.clone(),
+        })
+    }
+
+    /// `AccountService.History`.
+    pub(crate) async fn history(
+        &self,
+        req: pb::HistoryRequest,
+    ) -> Result<pb::HistoryResponse, Status> {
+        let _slot = self.guards.request()?;
+        let address: lode_state::address::Address = req
+            .address
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("address {:?}: {e}", req.address)))?;
+        let limit = match req.limit {
+            0 => HISTORY_DEFAULT_LIMIT,
+            n => (n as usize).min(HISTORY_MAX_LIMIT),
+        };
+        let before = match req.page_token.as_slice() {
+            [] => None,
+            t => Some(decode_page_token(t).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "a page token is the 12 bytes of a previous response's next_page_token, got {}",
+                    t.len()
+                ))
+            })?),
+        };
+        let api = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let (entries, next) = api
+                .app
+                .store()
+                .account_history(&address.0, before, limit)
+                .map_err(internal)?;
+            let mut block = None;
+            let txs = entries
+                .iter()
+                .map(|e| api.tx_at(e.tx_hash, e.height, e.index, &mut block))
+                .collect::<Result<_, _>>()?;
+            Ok(pb::HistoryResponse {
+                txs,
+                next_page_token: next.map(encode_page_token).unwrap_or_default(),
             })
         })
         .await
@@ -164,6 +242,19 @@ impl NodeApi {
             gas: sim.gas,
             min_fee: sim.min_fee.to_string(),
         })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::account_service_server::AccountService for NodeApi {
+    #[instrument(skip_all)]
+    async fn history(
+        &self,
+        request: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        NodeApi::history(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

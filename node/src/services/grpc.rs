@@ -47,6 +47,7 @@ use lode_proto::{
 };
 use lode_state::app::query_code;
 use pb::{
+    account_service_server::AccountServiceServer,
     blob_service_server::BlobServiceServer,
     block_service_server::BlockServiceServer,
     event_service_server::EventServiceServer,
@@ -810,8 +811,9 @@ module_queries!(ParamsService {
 });
 
 /// Every service the server hosts, by its gRPC name, and `""` (the server as a whole), as health reports them.
-const SERVICE_NAMES: [&str; 11] = [
+const SERVICE_NAMES: [&str; 12] = [
     "",
+    <AccountServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
     <TxServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
     <QueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
     <GovQueryServiceServer<NodeApi> as tonic::server::NamedService>::NAME,
@@ -905,6 +907,7 @@ pub async fn serve(
         .add_service(NftQueryServiceServer::new(api.clone()))
         .add_service(MarketQueryServiceServer::new(api.clone()))
         .add_service(StakingQueryServiceServer::new(api.clone()))
+        .add_service(AccountServiceServer::new(api.clone()))
         .add_service(BlockServiceServer::new(api.clone()))
         .add_service(EventServiceServer::new(api.clone()))
         .add_service(

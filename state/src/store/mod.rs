@@ -43,6 +43,11 @@ pub const CF_BLOCKS: &str = "blocks";
 pub const CF_TX_INDEX: &str = "tx_index";
 /// Singletons: the commit record.
 pub const CF_META: &str = "meta";
+/// Account history: account (20 bytes) ‖ height (u64 BE) ‖ index in block (u32 BE) → tx hash (32 bytes), one
+/// entry per account a committed tx touched (its signer, and every account an event of the tx names:
+/// recipients, buyers, providers, …), written in the commit batch. Keys sort by account, then by position in
+/// the chain, so an account's newest txs are one reverse seek away whatever the chain's length.
+pub const CF_ACCOUNT_TXS: &str = "account_txs";
 /// The consensus engine's block store (decided blocks, undecided proposals, validator sets); its key
 /// layout belongs to the node, this crate only stores bytes.
 pub const CF_CONSENSUS: &str = "consensus";
@@ -52,17 +57,43 @@ pub const CF_CONSENSUS: &str = "consensus";
 /// clients) must add nothing to either.
 pub const CF_BLOBS: &str = "blobs";
 
-const ALL_CFS: [&str; 8] = [
+const ALL_CFS: [&str; 9] = [
     CF_STATE,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_BLOCKS,
     CF_TX_INDEX,
+    CF_ACCOUNT_TXS,
     CF_META,
     CF_CONSENSUS,
     CF_BLOBS,
 ];
 const META_COMMIT: &[u8] = b"commit";
+
+/// An account history key: account ‖ height (BE) ‖ index (BE).
+fn history_key(account: &[u8; 20], height: u64, index: u32) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..20].copy_from_slice(account);
+    k[20..28].copy_from_slice(&height.to_be_bytes());
+    k[28..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn decode_history(key: &[u8], value: &[u8]) -> Result<HistoryEntry, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        key: format!("account_txs/{}", hex::encode(key)),
+        reason: "length".into(),
+    };
+    let (_, rest) = key.split_first_chunk::<20>().ok_or_else(corrupt)?;
+    let (h, i) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let i: [u8; 4] = i.try_into().map_err(|_| corrupt())?;
+    let tx_hash: [u8; 32] = value.try_into().map_err(|_| corrupt())?;
+    Ok(HistoryEntry {
+        height: u64::from_be_bytes(*h),
+        index: u32::from_be_bytes(i),
+        tx_hash,
+    })
+}
 
 /// The JMT over SHA-256, as used for the app hash.
 pub type Jmt<'a> = JellyfishMerkleTree<'a, JmtReader<'a>, Sha256>;
@@ -106,6 +137,17 @@ pub struct CommitBatch {
     /// inclusion: a failed one is indexed only while the tx has no entry yet, so a byzantine proposer that
     /// replays a committed tx cannot point the index at the replay's failure.
     pub tx_ok: Vec<bool>,
+    /// The accounts each tx (same order) touched, for the account history ([`CF_ACCOUNT_TXS`]); an entry is
+    /// written only for a tx position the tx index points at, so history and `GetTx` always agree.
+    pub tx_accounts: Vec<Vec<[u8; 20]>>,
+}
+
+/// One entry of an account's history: where a tx that touched it was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub height: u64,
+    pub index: u32,
+    pub tx_hash: [u8; 32],
 }
 
 /// The node's RocksDB.
@@ -304,6 +346,7 @@ impl Store {
                 }
             }
         }
+        let mut history: Vec<([u8; 20], u32, &[u8; 32])> = Vec::new();
         for (h, i) in locations {
             if !ok(i as usize) && indexed.contains(h) {
                 continue;
@@ -312,8 +355,60 @@ impl Store {
             loc[..8].copy_from_slice(&batch.record.height.to_be_bytes());
             loc[8..].copy_from_slice(&i.to_be_bytes());
             wb.put_cf(index, h, loc);
+            if let Some(accounts) = batch.tx_accounts.get(i as usize) {
+                history.extend(accounts.iter().map(|a| (*a, i, h)));
+            }
+        }
+        // Account history entries, in key order (see above) and without duplicates.
+        history.sort_unstable_by_key(|&(a, i, _)| (a, i));
+        history.dedup_by_key(|&mut (a, i, _)| (a, i));
+        let accounts = self.cf(CF_ACCOUNT_TXS)?;
+        for (a, i, h) in history {
+            wb.put_cf(accounts, history_key(&a, batch.record.height, i), h);
         }
         Ok(())
+    }
+
+    /// Up to `limit` of the txs that touched `account`, newest first, strictly before `before` ((height,
+    /// index); None: from the newest), and the position to continue from when there may be more.
+    pub fn account_history(
+        &self,
+        account: &[u8; 20],
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<(Vec<HistoryEntry>, Option<(u64, u32)>), StoreError> {
+        let cf = self.cf(CF_ACCOUNT_TXS)?;
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(account.to_vec());
+        let upper = match before {
+            Some((h, i)) => history_key(account, h, i).to_vec(),
+            // Above every key of this account (32 bytes) and below the next account's.
+            None => {
+                let mut k = account.to_vec();
+                k.extend_from_slice(&[0xff; 13]);
+                k
+            }
+        };
+        let mut it = self.db.raw_iterator_cf_opt(cf, opts);
+        it.seek_for_prev(&upper);
+        // `before` itself is not part of the page.
+        if it.valid() && it.key() == Some(upper.as_slice()) {
+            it.prev();
+        }
+        let mut out = Vec::with_capacity(limit.min(1024));
+        while it.valid() && out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            out.push(decode_history(k, v)?);
+            it.prev();
+        }
+        it.status()?;
+        let more = it.valid() && out.len() == limit;
+        let next = if more {
+            out.last().map(|e| (e.height, e.index))
+        } else {
+            None
+        };
+        Ok((out, next))
     }
 
     /// A stored block, its results as the protobuf `ResponseFinalizeBlock` whichever form they are stored in.
