@@ -27,8 +27,9 @@ pub(super) enum BlobCommand {
     Get(GetArgs),
     /// Show a stored blob's header, size and uploader (exit 1 when the node does not store it).
     Stat(StatArgs),
-    /// Benchmark: a fresh two-validator devnet in a temp dir; put an A blob of `--size-mib` on node 0, fetch
-    /// it from node 0 by a `Get` on node 1 (peer-to-peer), then get it again locally; print MB/s of each.
+    /// Benchmark: a fresh two-validator devnet in a temp dir; put an A blob of `--size-mib` (1..=256) on node
+    /// 0 and post the job whose A it is (nodes fetch only live jobs' blobs from peers), fetch it from node 0
+    /// by a `Get` on node 1 (peer-to-peer), then get it again locally; print MB/s of each.
     Bench(BenchArgs),
 }
 
