@@ -44,6 +44,13 @@ pub struct BlobsConfig {
     pub max_blob_bytes: u64,
     /// Most bytes of stored blobs one uploading account may hold at once. Default 4 GiB.
     pub quota_bytes_per_account: u64,
+    /// Most bytes of blobs this node stores at once, over all accounts and fetched copies, transfers in
+    /// progress included; past it `RESOURCE_EXHAUSTED`. Default 32 GiB.
+    pub max_total_bytes: u64,
+    /// The smallest committed balance (base units) an uploading account must hold; an address that is not
+    /// an account on chain is refused whatever this says (`PERMISSION_DENIED`). Default 1: any funded
+    /// account.
+    pub min_uploader_balance: u64,
     /// A blob is deleted this many seconds after every job referencing it is final. Default one day.
     pub retention_s: u64,
     /// A blob no job references is deleted this many seconds after it was stored. Default one hour.
@@ -63,6 +70,8 @@ impl Default for BlobsConfig {
             enable: true,
             max_blob_bytes: 1 << 30,
             quota_bytes_per_account: 4 << 30,
+            max_total_bytes: 32 << 30,
+            min_uploader_balance: 1,
             retention_s: 24 * 3600,
             unreferenced_grace_s: 3600,
             max_signature_age_s: 600,

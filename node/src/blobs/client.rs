@@ -22,20 +22,67 @@ const SIGNATURE_LIFETIME_S: u64 = 300;
 /// The chunk size a put sends (at most [`MAX_CHUNK_BYTES`]).
 const PUT_CHUNK_BYTES: usize = 1 << 20;
 
-/// A client of one node's `BlobService`.
+/// The largest blob a [`BlobClient`] accepts unless told otherwise ([`BlobClient::with_max_bytes`]): the
+/// node's default `[blobs] max_blob_bytes`, 1 GiB.
+pub const DEFAULT_MAX_GET_BYTES: u64 = 1 << 30;
+
+/// A client of one node's `BlobService`. A get never takes more bytes than its maximum
+/// ([`BlobClient::with_max_bytes`]) nor than the shape the caller expects, whatever the node's header
+/// announces: it is refused on the header, before any data is received or memory reserved.
 #[derive(Debug, Clone)]
 pub struct BlobClient {
     inner: BlobServiceClient<Channel>,
+    max_bytes: u64,
 }
 
 impl BlobClient {
-    /// A client on `channel`, with message limits sized for 4 MiB chunks.
+    /// A client on `channel`, with message limits sized for 4 MiB chunks, taking blobs up to
+    /// [`DEFAULT_MAX_GET_BYTES`].
     pub fn new(channel: Channel) -> Self {
         Self {
             inner: BlobServiceClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            max_bytes: DEFAULT_MAX_GET_BYTES,
         }
+    }
+
+    /// The same client, taking blobs (and ranges) of at most `max_bytes`.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Downloads A for a job of shape `m`×`k`: a blob served under `root` with another header is refused.
+    pub async fn get_a_for(&mut self, root: &[u8; 32], m: u64, k: u64) -> eyre::Result<MatrixI8> {
+        let want = BlobHeader {
+            kind: BlobKind::A,
+            rows: m,
+            cols: k,
+            tile: 0,
+            root: *root,
+        };
+        let (h, bytes) = self.get_expected(&want).await?;
+        Ok(layout::a_from_bytes(dim(h.rows)?, dim(h.cols)?, &bytes)?)
+    }
+
+    /// Downloads B (returned k×n) for a job of shape `k`×`n`: another header is refused.
+    pub async fn get_b_for(&mut self, root: &[u8; 32], k: u64, n: u64) -> eyre::Result<MatrixI8> {
+        let want = BlobHeader {
+            kind: BlobKind::B,
+            rows: k,
+            cols: n,
+            tile: 0,
+            root: *root,
+        };
+        let (h, bytes) = self.get_expected(&want).await?;
+        Ok(layout::b_from_bytes(dim(h.rows)?, dim(h.cols)?, &bytes)?)
+    }
+
+    /// The whole blob `want.root`, which the node must serve under exactly the header `want` (refused on
+    /// the header otherwise, before any data), checked against the root.
+    pub async fn get_expected(&mut self, want: &BlobHeader) -> eyre::Result<(BlobHeader, Vec<u8>)> {
+        self.get_checked(&want.root, Some(want)).await
     }
 
     /// Uploads A (committed by rows); returns its root.
@@ -146,17 +193,14 @@ impl BlobClient {
         cols: u64,
         tile: u32,
     ) -> eyre::Result<MatrixI32> {
-        let (h, bytes) = self.get_verified(root, BlobKind::C).await?;
-        if (h.rows, h.cols, h.tile) != (rows, cols, tile) {
-            return Err(tonic::Status::not_found(format!(
-                "C {} was served as {}x{} with tile {}, but the job's is {rows}x{cols} with tile {tile}",
-                hex::encode(root),
-                h.rows,
-                h.cols,
-                h.tile
-            ))
-            .into());
-        }
+        let want = BlobHeader {
+            kind: BlobKind::C,
+            rows,
+            cols,
+            tile,
+            root: *root,
+        };
+        let (h, bytes) = self.get_expected(&want).await?;
         c_of(&h, &bytes)
     }
 
@@ -212,6 +256,14 @@ impl BlobClient {
 
     /// The whole blob under `root`, whatever its kind, checked against the root.
     pub async fn get_blob(&mut self, root: &[u8; 32]) -> eyre::Result<(BlobHeader, Vec<u8>)> {
+        self.get_checked(root, None).await
+    }
+
+    async fn get_checked(
+        &mut self,
+        root: &[u8; 32],
+        want: Option<&BlobHeader>,
+    ) -> eyre::Result<(BlobHeader, Vec<u8>)> {
         let mut stream = self
             .inner
             .get(GetRequest {
@@ -223,8 +275,32 @@ impl BlobClient {
             .wrap_err("blob get failed")?
             .into_inner();
         let header = read_header(&mut stream, root).await?;
+        if let Some(want) = want {
+            if &header != want {
+                return Err(tonic::Status::not_found(format!(
+                    "blob {} was served as {:?} {}x{} (tile {}), but {:?} {}x{} (tile {}) was expected",
+                    hex::encode(root),
+                    header.kind,
+                    header.rows,
+                    header.cols,
+                    header.tile,
+                    want.kind,
+                    want.rows,
+                    want.cols,
+                    want.tile
+                ))
+                .into());
+            }
+        }
+        let size = header.size_bytes();
+        ensure!(
+            size <= self.max_bytes,
+            "blob {} is {size} bytes, over this client's limit of {}",
+            hex::encode(root),
+            self.max_bytes
+        );
         let mut verifier = LeafVerifier::new(&header)?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(size as usize);
         while let Some(msg) = stream.message().await.wrap_err("blob get failed")? {
             let Some(get_response::Part::Chunk(chunk)) = msg.part else {
                 bail!("blob get: a second header in the stream");
@@ -257,6 +333,12 @@ impl BlobClient {
         let header = read_header(&mut stream, root).await?;
         let (start, end) = header.leaf_range(first, count)?;
         let want = end - start;
+        ensure!(
+            want <= self.max_bytes,
+            "blob {} range is {want} bytes, over this client's limit of {}",
+            hex::encode(root),
+            self.max_bytes
+        );
         let mut out = Vec::new();
         while let Some(msg) = stream.message().await.wrap_err("blob get failed")? {
             let Some(get_response::Part::Chunk(chunk)) = msg.part else {

@@ -13,7 +13,7 @@
 //! for a blob about to be deleted as unreferenced, its uploader's own jobs: the work does not grow with the
 //! chain's history.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use lode_state::address::parse_address;
 use lode_state::modules::market::{self, state_key, JobStatus};
 
 use super::client::unix_now;
+use super::layout::{BlobHeader, BlobKind};
 use super::store::BlobStore;
 
 /// Statuses whose jobs still need their blobs.
@@ -50,10 +51,40 @@ fn job_roots(j: &market::Job) -> impl Iterator<Item = [u8; 32]> {
         .flatten()
 }
 
-/// The roots live jobs reference.
-fn live_roots(store: &BlobStore) -> eyre::Result<BTreeSet<[u8; 32]>> {
-    let db = store.app().store();
-    let mut roots = BTreeSet::new();
+/// The headers of a job's blobs as the chain records them: A (m×k by rows), B (k×n by columns) and, once
+/// committed, C (m×n in tiles of `tile`).
+pub fn job_headers(j: &market::Job) -> impl Iterator<Item = BlobHeader> {
+    let a = BlobHeader {
+        kind: BlobKind::A,
+        rows: j.m,
+        cols: j.k,
+        tile: 0,
+        root: j.a_root,
+    };
+    let b = BlobHeader {
+        kind: BlobKind::B,
+        rows: j.k,
+        cols: j.n,
+        tile: 0,
+        root: j.b_root,
+    };
+    let c = j.output_root.map(|root| BlobHeader {
+        kind: BlobKind::C,
+        rows: j.m,
+        cols: j.n,
+        tile: j.tile,
+        root,
+    });
+    [Some(a), Some(b), c].into_iter().flatten()
+}
+
+/// The blobs live jobs reference (read from the committed state), by root, with the header each job
+/// gives it (more than one only if jobs of different shapes name one root).
+pub fn live_headers(
+    app: &lode_state::LodeApp,
+) -> eyre::Result<BTreeMap<[u8; 32], Vec<BlobHeader>>> {
+    let db = app.store();
+    let mut out: BTreeMap<[u8; 32], Vec<BlobHeader>> = BTreeMap::new();
     for status in LIVE {
         let prefix = state_key::by_status_of(status as u8);
         for (k, _) in db.scan_prefix(&prefix)? {
@@ -61,11 +92,21 @@ fn live_roots(store: &BlobStore) -> eyre::Result<BTreeSet<[u8; 32]>> {
                 continue;
             };
             if let Some(j) = market::job(db, &id)? {
-                roots.extend(job_roots(&j));
+                for h in job_headers(&j) {
+                    let v = out.entry(h.root).or_default();
+                    if !v.contains(&h) {
+                        v.push(h);
+                    }
+                }
             }
         }
     }
-    Ok(roots)
+    Ok(out)
+}
+
+/// The roots live jobs reference.
+fn live_roots(store: &BlobStore) -> eyre::Result<BTreeSet<[u8; 32]>> {
+    Ok(live_headers(store.app())?.into_keys().collect())
 }
 
 /// Whether any job of `account` (as consumer or provider) references `root`.
@@ -179,7 +220,9 @@ mod tests {
         let h = layout::a_header(&a).expect("h");
         let mut t = store.temp().expect("temp");
         t.file.write_all(&layout::a_bytes(&a)).expect("write");
-        assert!(store.commit(t, &h, "lode1someone", "").expect("commit"));
+        assert!(store
+            .commit(t, &h, &[], "lode1someone", "")
+            .expect("commit"));
         (
             h.root,
             store

@@ -26,6 +26,11 @@ pub const MAX_BLOB_BYTES: u64 = 1 << 40;
 /// The largest leaf, in bytes (an A row or B column of `MAX_K` bytes, or a `MAX_TILE`² tile of i32).
 pub const MAX_LEAF_BYTES: u64 = 4 * (MAX_TILE as u64) * (MAX_TILE as u64);
 
+/// A block (the unit a node downloads from a peer and checks on its own) is the largest power-of-two
+/// number of leaves whose bytes fit in this, and at least one leaf: so a block is at most
+/// `max(BLOCK_TARGET_BYTES, MAX_LEAF_BYTES)` = 4 MiB, one chunk.
+pub const BLOCK_TARGET_BYTES: u64 = 2 << 20;
+
 /// Which matrix a blob holds, and so how its bytes are laid out and hashed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlobKind {
@@ -230,6 +235,39 @@ impl BlobHeader {
             return 0;
         }
         self.leaf_offset(index + 1) - self.leaf_offset(index)
+    }
+
+    /// log2 of the leaves per block (see [`BLOCK_TARGET_BYTES`]): aligned power-of-two runs of leaves are
+    /// whole subtrees of the blob's Merkle tree, and the last (shorter) block is the subtree over the rest,
+    /// so the tree over the blocks' subtree roots has the blob's root.
+    pub fn block_leaves_log2(&self) -> u32 {
+        // Leaf 0 is the longest (A and B leaves are all k bytes; C's first tile is never clipped more than
+        // the others).
+        let leaf = self.leaf_len(0).max(1);
+        let mut j = 0;
+        while j < 40 && (leaf << (j + 1)) <= BLOCK_TARGET_BYTES {
+            j += 1;
+        }
+        j
+    }
+
+    /// Number of blocks.
+    pub fn block_count(&self) -> u64 {
+        self.leaf_count().div_ceil(1 << self.block_leaves_log2())
+    }
+
+    /// The leaves `[first, end)` of block `index` (clipped to the blob).
+    pub fn block_leaves(&self, index: u64) -> (u64, u64) {
+        let j = self.block_leaves_log2();
+        let n = self.leaf_count();
+        let first = index.saturating_mul(1 << j).min(n);
+        (first, first.saturating_add(1 << j).min(n))
+    }
+
+    /// The byte range `[start, end)` of block `index`.
+    pub fn block_range(&self, index: u64) -> (u64, u64) {
+        let (first, end) = self.block_leaves(index);
+        (self.leaf_offset(first), self.leaf_offset(end))
     }
 
     /// The byte range of leaves `[first, first + count)`; `count == 0` means to the end.
@@ -448,6 +486,10 @@ pub struct LeafVerifier {
     stack: Vec<(u32, Hash)>,
     /// Set once overlong data arrived; every later call fails.
     overlong: bool,
+    /// log2 of the leaves per block ([`BlobHeader::block_leaves_log2`]).
+    block_log2: u32,
+    /// The roots of the blocks completed so far.
+    blocks: Vec<Hash>,
 }
 
 impl LeafVerifier {
@@ -461,6 +503,8 @@ impl LeafVerifier {
             partial: Vec::new(),
             stack: Vec::with_capacity(64),
             overlong: false,
+            block_log2: header.block_leaves_log2(),
+            blocks: Vec::new(),
         })
     }
 
@@ -476,12 +520,19 @@ impl LeafVerifier {
 
     fn push_leaf_hash(&mut self, h: Hash) {
         let mut node = (0u32, h);
+        if self.block_log2 == 0 {
+            self.blocks.push(h);
+        }
         while let Some(&(height, left)) = self.stack.last() {
             if height != node.0 {
                 break;
             }
             self.stack.pop();
             node = (height + 1, merkle::node_hash(&left, &node.1));
+            if node.0 == self.block_log2 {
+                // An aligned subtree of a block's height is exactly a block, just completed.
+                self.blocks.push(node.1);
+            }
         }
         self.stack.push(node);
         self.leaves_done += 1;
@@ -541,6 +592,32 @@ impl LeafVerifier {
 
     /// The root of what arrived, after checking it is exactly the header's size and the header's root.
     pub fn finish(self) -> Result<Hash, LayoutError> {
+        self.finish_with_blocks().map(|(root, _)| root)
+    }
+
+    /// [`LeafVerifier::finish`], and the roots of the blob's blocks (what a node serves to peers so they
+    /// can check each block as it arrives).
+    pub fn finish_with_blocks(mut self) -> Result<(Hash, Vec<Hash>), LayoutError> {
+        if self.leaves_done & ((1u64 << self.block_log2) - 1) != 0 {
+            // The last block is short: its root folds the stack entries below a block's height.
+            let mut partial = self
+                .stack
+                .iter()
+                .rev()
+                .take_while(|(height, _)| *height < self.block_log2);
+            if let Some(&(_, top)) = partial.next() {
+                let mut acc = top;
+                for (_, left) in partial {
+                    acc = merkle::node_hash(left, &acc);
+                }
+                self.blocks.push(acc);
+            }
+        }
+        let blocks = std::mem::take(&mut self.blocks);
+        self.finish_root().map(|root| (root, blocks))
+    }
+
+    fn finish_root(self) -> Result<Hash, LayoutError> {
         let size = self.header.size_bytes();
         if self.overlong {
             return Err(LayoutError::Overlong { expected: size });
@@ -564,6 +641,72 @@ impl LeafVerifier {
         }
         Ok(acc)
     }
+}
+
+/// The root of block `index` of the blob `header` from its bytes `data` (exactly the block's length).
+pub fn block_root(header: &BlobHeader, index: u64, data: &[u8]) -> Result<Hash, LayoutError> {
+    let (first, end) = header.block_leaves(index);
+    let (start, stop) = (header.leaf_offset(first), header.leaf_offset(end));
+    if first >= end || data.len() as u64 != stop - start {
+        return Err(LayoutError::Truncated {
+            expected: stop - start,
+            actual: data.len() as u64,
+        });
+    }
+    let domain = header.kind.domain();
+    let mut stack: Vec<(u32, Hash)> = Vec::with_capacity(64);
+    let mut rest = data;
+    let mut leaf = first;
+    let mut batch: Vec<(Domain, &[u8])> = Vec::with_capacity(HASH_BATCH);
+    while leaf < end {
+        batch.clear();
+        while leaf < end && batch.len() < HASH_BATCH {
+            let (l, r) = rest.split_at(header.leaf_len(leaf) as usize);
+            batch.push((domain, l));
+            rest = r;
+            leaf += 1;
+        }
+        for h in merkle::leaf_hashes(&batch) {
+            let mut node = (0u32, h);
+            while let Some(&(height, left)) = stack.last() {
+                if height != node.0 {
+                    break;
+                }
+                stack.pop();
+                node = (height + 1, merkle::node_hash(&left, &node.1));
+            }
+            stack.push(node);
+        }
+    }
+    let mut it = stack.iter().rev();
+    let mut acc = it.next().map(|&(_, h)| h).unwrap_or_default();
+    for (_, left) in it {
+        acc = merkle::node_hash(left, &acc);
+    }
+    Ok(acc)
+}
+
+/// The root of the tree over `blocks` (each a block's subtree root, in order): the blob's root when they
+/// are its blocks' roots.
+pub fn root_of_blocks(blocks: &[Hash]) -> Option<Hash> {
+    let mut stack: Vec<(u32, Hash)> = Vec::with_capacity(64);
+    for b in blocks {
+        let mut node = (0u32, *b);
+        while let Some(&(height, left)) = stack.last() {
+            if height != node.0 {
+                break;
+            }
+            stack.pop();
+            node = (height + 1, merkle::node_hash(&left, &node.1));
+        }
+        stack.push(node);
+    }
+    let mut it = stack.iter().rev();
+    let mut acc = it.next().map(|&(_, h)| h)?;
+    for (_, left) in it {
+        acc = merkle::node_hash(left, &acc);
+    }
+    Some(acc)
 }
 
 /// Checks whole-blob `bytes` against `header` (one [`LeafVerifier`] pass).
@@ -642,6 +785,41 @@ mod tests {
                     vec![commit::extract_tile(&mat, &grid, i).expect("t")]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn blocks_are_subtrees_whose_tree_has_the_blob_root() {
+        // Leaf lengths that give one leaf per block, a few per block, and a short last block.
+        let cases = [
+            a_header(&a(37, 50_000)).expect("h"),
+            a_header(&a(300, 9_000)).expect("h"),
+            a_header(&a(1_000, 4_096)).expect("h"),
+            c_header(&c(40, 24), 16).expect("h"),
+        ];
+        let datas = [
+            a_bytes(&a(37, 50_000)),
+            a_bytes(&a(300, 9_000)),
+            a_bytes(&a(1_000, 4_096)),
+            c_bytes(&c(40, 24), 16).expect("c"),
+        ];
+        for (h, data) in cases.iter().zip(&datas) {
+            let mut v = LeafVerifier::new(h).expect("v");
+            for piece in data.chunks(777_777) {
+                v.push(piece).expect("push");
+            }
+            let (root, blocks) = v.finish_with_blocks().expect("finish");
+            assert_eq!(blocks.len() as u64, h.block_count(), "{h:?}");
+            for (i, b) in blocks.iter().enumerate() {
+                let (s, e) = h.block_range(i as u64);
+                assert!(e - s <= MAX_LEAF_BYTES.max(BLOCK_TARGET_BYTES));
+                let got = block_root(h, i as u64, &data[s as usize..e as usize]).expect("block");
+                assert_eq!(&got, b, "block {i} of {h:?}");
+            }
+            assert_eq!(root_of_blocks(&blocks), Some(root));
+            let mut bad = data[..h.block_range(0).1 as usize].to_vec();
+            bad[0] ^= 1;
+            assert_ne!(block_root(h, 0, &bad).expect("block"), blocks[0]);
         }
     }
 

@@ -1,19 +1,30 @@
 //! `BlobService` (gRPC) over the node's [`BlobStore`]: `Put` hashes and writes the chunks as they arrive on
 //! a blocking thread and stores the blob only once its root is verified; `Get` streams a stored blob (or a
-//! leaf range of it), fetching it from peers first when this node lacks it; `Stat` reads the index.
+//! leaf range of it), fetching it from peers first when this node lacks it and a live job on chain
+//! references it (with the header that job gives it); `Stat` reads the index.
+//!
+//! Uploaders must be accounts on chain: quotas are per account, and a fresh key would otherwise bring a fresh
+//! quota. The node-wide `[blobs] max_total_bytes` bounds what any number of accounts can store together.
 //!
 //! Codes (stable; `lode blob` and the tests rely on them):
 //! - `INVALID_ARGUMENT`: malformed header or request, a chunk over 4 MiB, data that hashes to another
 //!   root than the header's, more bytes than the header announces;
+//!   or a header other than the one a live job on chain gives that root;
 //! - `UNAUTHENTICATED`: a bad signature, a public key that is not the uploader's, an expired signature or one
 //!   valid farther ahead than `[blobs] max_signature_age_s`;
+//! - `PERMISSION_DENIED`: an uploader that is not an account on chain (no committed balance), or whose
+//!   committed balance is under `[blobs] min_uploader_balance`;
 //! - `FAILED_PRECONDITION`: a blob larger than `[blobs] max_blob_bytes`;
-//! - `RESOURCE_EXHAUSTED`: over the uploader's quota, or too many transfers in progress;
+//! - `RESOURCE_EXHAUSTED`: over the uploader's quota, over the node-wide `[blobs] max_total_bytes`, or too
+//!   many transfers in progress;
 //! - `ABORTED`: the stream ended before the header's size (truncated upload);
-//! - `NOT_FOUND`: `Get`/`Stat` of a root neither this node nor its peers store;
+//! - `DEADLINE_EXCEEDED`: a `Put` stream that sent nothing for the stall timeout;
+//! - `NOT_FOUND`: `Stat` of a root not stored here; `Get` of a root not stored here that no live job on chain
+//!   references (answered without asking any peer), or that no connected peer stores;
 //! - `OUT_OF_RANGE`: a leaf range past the blob's last leaf;
 //! - `UNAVAILABLE`: `[blobs] enable = false`.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,6 +52,12 @@ pub const GET_CHUNK_BYTES: usize = 2 << 20;
 /// Chunks queued between the network and the blocking hasher/writer (or reader), each way.
 const PIPELINE_DEPTH: usize = 4;
 
+/// The headers live jobs give their blobs, by root (see [`super::gc::live_headers`]).
+pub type LiveHeaders = BTreeMap<[u8; 32], Vec<BlobHeader>>;
+
+/// [`LiveHeaders`] as read at a committed height.
+type LiveCache = Option<(u64, Arc<LiveHeaders>)>;
+
 /// The blob service's shared parts, cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -51,6 +68,9 @@ pub struct Blobs {
     transfers: Arc<Semaphore>,
     /// Fetches from peers; `None`: this node asks no peer.
     pub fetcher: Option<crate::services::blob_exchange::Fetcher>,
+    /// The live jobs' blob headers, read once per committed height (so a flood of `Get`s for unknown roots
+    /// costs one scan of the live jobs per block, not one per request).
+    live: Arc<parking_lot::Mutex<LiveCache>>,
 }
 
 impl Blobs {
@@ -66,7 +86,58 @@ impl Blobs {
             chain_id,
             transfers: Arc::new(Semaphore::new(n)),
             fetcher,
+            live: Arc::default(),
         }
+    }
+
+    /// The headers live jobs on chain (committed state) give `root`; empty when no live job references it.
+    pub async fn expected_headers(&self, root: &[u8; 32]) -> Result<Vec<BlobHeader>, Status> {
+        let height = self.store.app().last_commit().map_or(0, |c| c.height);
+        let cached = self
+            .live
+            .lock()
+            .as_ref()
+            .filter(|(h, _)| *h == height)
+            .map(|(_, m)| m.clone());
+        let map = match cached {
+            Some(m) => m,
+            None => {
+                let store = self.store.clone();
+                let m = tokio::task::spawn_blocking(move || super::gc::live_headers(store.app()))
+                    .await
+                    .map_err(internal)?
+                    .map_err(internal)?;
+                let m = Arc::new(m);
+                *self.live.lock() = Some((height, m.clone()));
+                m
+            }
+        };
+        Ok(map.get(root).cloned().unwrap_or_default())
+    }
+
+    /// Checks that `uploader` is an account on chain (committed state) holding at least
+    /// `[blobs] min_uploader_balance`: `PERMISSION_DENIED` otherwise.
+    pub fn check_uploader(&self, uploader: &str) -> Result<(), Status> {
+        use lode_state::store::StateRead;
+        let addr = lode_state::address::parse_address(uploader)
+            .map_err(|e| Status::invalid_argument(format!("uploader: {e}")))?;
+        let db = self.store.app().store();
+        let key = lode_state::modules::bank::state_key::account(&addr);
+        if db.get(&key).map_err(internal)?.is_none() {
+            return Err(Status::permission_denied(format!(
+                "uploader {uploader} is not an account on chain: fund it before uploading"
+            )));
+        }
+        let balance = lode_state::modules::bank::account(db, &addr)
+            .map_err(internal)?
+            .balance;
+        let min = u128::from(self.store.config().min_uploader_balance);
+        if balance < min {
+            return Err(Status::permission_denied(format!(
+                "uploader {uploader} holds {balance}, under this node's min_uploader_balance {min}"
+            )));
+        }
+        Ok(())
     }
 
     /// A transfer slot, or `RESOURCE_EXHAUSTED`.
@@ -140,14 +211,13 @@ impl Blobs {
         Ok(header)
     }
 
-    /// Receives a blob's bytes from `chunks` into a temp file, hashing as they arrive (on a blocking
-    /// thread), and stores it once the root is verified. `uploader` is charged (empty: nobody).
+    /// Receives an upload's bytes from `chunks` into a temp file, hashing as they arrive (on a blocking
+    /// thread), and stores it (synced) once the root is verified, charged to `uploader`.
     pub async fn receive<S, E>(
         &self,
         header: BlobHeader,
         mut chunks: S,
         uploader: &str,
-        fetched_from: &str,
     ) -> Result<bool, Status>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -186,10 +256,10 @@ impl Blobs {
         if let Some(s) = failed {
             return Err(s);
         }
-        let temp = result?;
+        let (temp, blocks) = result?;
         let store = self.store.clone();
-        let (uploader, fetched_from) = (uploader.to_owned(), fetched_from.to_owned());
-        tokio::task::spawn_blocking(move || store.commit(temp, &header, &uploader, &fetched_from))
+        let uploader = uploader.to_owned();
+        tokio::task::spawn_blocking(move || store.commit(temp, &header, &blocks, &uploader, ""))
             .await
             .map_err(|e| Status::internal(format!("blob commit: {e}")))?
             .map_err(store_status)
@@ -202,7 +272,7 @@ fn write_and_hash(
     mut rx: mpsc::Receiver<Bytes>,
     temp: TempBlob,
     mut verifier: LeafVerifier,
-) -> Result<TempBlob, Status> {
+) -> Result<(TempBlob, Vec<[u8; 32]>), Status> {
     use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, &temp.file);
     while let Some(chunk) = rx.blocking_recv() {
@@ -211,8 +281,8 @@ fn write_and_hash(
     }
     out.flush().map_err(internal)?;
     drop(out);
-    verifier.finish().map_err(layout_status)?;
-    Ok(temp)
+    let (_, blocks) = verifier.finish_with_blocks().map_err(layout_status)?;
+    Ok((temp, blocks))
 }
 
 /// The gRPC status of a layout error (see the module docs).
@@ -224,9 +294,12 @@ pub fn layout_status(e: LayoutError) -> Status {
     }
 }
 
-fn store_status(e: StoreError) -> Status {
+/// The gRPC status of a store error (see the module docs).
+pub fn store_status(e: StoreError) -> Status {
     match e {
-        StoreError::OverQuota { .. } => Status::resource_exhausted(e.to_string()),
+        StoreError::OverQuota { .. } | StoreError::NodeFull { .. } => {
+            Status::resource_exhausted(e.to_string())
+        }
         StoreError::Io(_) => Status::internal(e.to_string()),
     }
 }
@@ -311,6 +384,18 @@ impl BlobService for NodeApi {
             ));
         };
         let header = blobs.check_put_header(&h)?;
+        blobs.check_uploader(&h.uploader)?;
+        let expected = blobs.expected_headers(&header.root).await?;
+        if !expected.is_empty() && !expected.contains(&header) {
+            return Err(Status::invalid_argument(format!(
+                "a live job on chain gives root {} another header ({}x{}, tile {} as {:?}) than this put's",
+                hex::encode(header.root),
+                expected[0].rows,
+                expected[0].cols,
+                expected[0].tile,
+                expected[0].kind
+            )));
+        }
         let _slot = blobs.transfer_slot()?;
         let size = header.size_bytes();
         if blobs.stored(&header.root)?.is_some() {
@@ -347,9 +432,7 @@ impl BlobService for NodeApi {
                 Err(e) => Some((Err(e), s)),
             }
         });
-        let already = blobs
-            .receive(header, Box::pin(chunks), &h.uploader, "")
-            .await?;
+        let already = blobs.receive(header, Box::pin(chunks), &h.uploader).await?;
         tracing::info!(root = %hex::encode(header.root), size, uploader = %h.uploader, "blob stored");
         Ok(Response::new(PutResponse {
             root: header.root.to_vec(),
@@ -367,15 +450,25 @@ impl BlobService for NodeApi {
         let root = root_from_bytes(&req.root).map_err(invalid)?;
         let header = match blobs.stored(&root)? {
             Some((h, _)) => h,
-            None => match &blobs.fetcher {
-                Some(f) => f.fetch(blobs, root).await?,
-                None => {
-                    return Err(Status::not_found(format!(
-                        "blob {} is not stored here",
-                        hex::encode(root)
-                    )))
+            None => {
+                // Only the data of live jobs is fetched, under the header the job gives it: a client
+                // cannot make this node download arbitrary data, nor a peer pick the shape.
+                let expected = blobs.expected_headers(&root).await?;
+                match &blobs.fetcher {
+                    Some(f) if !expected.is_empty() => f.fetch(blobs, root, &expected).await?,
+                    _ => {
+                        return Err(Status::not_found(format!(
+                            "blob {} is not stored here{}",
+                            hex::encode(root),
+                            if expected.is_empty() {
+                                ", and no live job on chain references it (only live jobs' data is fetched from peers)"
+                            } else {
+                                ""
+                            }
+                        )))
+                    }
                 }
-            },
+            }
         };
         let (start, end) = header
             .leaf_range(req.first_leaf, req.leaf_count)

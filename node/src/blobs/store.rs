@@ -6,9 +6,21 @@
 //! unindexed blob file, and [`BlobStore::open`] deletes both. Deleting removes the index entry first, then
 //! the file, for the same reason.
 //!
+//! A copy fetched from a peer is not synced before it is indexed and served (it exists elsewhere, and an
+//! fsync of hundreds of MiB would bound a fetch by the disk's sync rate): its entry is marked
+//! `pending_sync` until a background sync of the file and the directory clears the mark, and
+//! [`BlobStore::open`] deletes every entry still marked (a crash may have lost part of its file). An
+//! upload is synced before it is indexed and acknowledged.
+//!
 //! Index keys (the column family holds nothing else):
 //! - `b` ‖ root (32 bytes) → [`Entry`] (JSON);
+//! - `k` ‖ root → the roots of the blob's blocks (32 bytes each, in order; see
+//!   [`super::layout::BlobHeader::block_leaves_log2`]), served to peers so they check each block on arrival;
 //! - `u` ‖ uploader address → bytes the account holds (u64 big-endian), for the quota.
+//!
+//! Two limits apply to every new blob, pending uploads and fetches included: the uploader's
+//! `[blobs] quota_bytes_per_account`, and the node-wide `[blobs] max_total_bytes` over all blobs stored
+//! (uploads and fetched copies).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +36,7 @@ use super::layout::{BlobHeader, BlobKind};
 use crate::config::BlobsConfig;
 
 const ENTRY: u8 = b'b';
+const BLOCKS: u8 = b'k';
 const USAGE: u8 = b'u';
 
 /// What the index holds about a stored blob.
@@ -52,6 +65,9 @@ pub struct Entry {
     /// Unix seconds when garbage collection first saw every job referencing it final (0: not yet).
     #[serde(default)]
     pub final_since_unix: u64,
+    /// A fetched copy whose file is not known synced yet (deleted at the next start while set).
+    #[serde(default)]
+    pub pending_sync: bool,
 }
 
 impl Entry {
@@ -94,6 +110,18 @@ pub enum StoreError {
         /// The new blob's size.
         size: u64,
     },
+    /// All blobs stored plus those being received would exceed `[blobs] max_total_bytes`.
+    #[error("node full: {stored} bytes of blobs stored, {pending} more being received, the node-wide cap is {cap}; this blob is {size}")]
+    NodeFull {
+        /// Bytes stored.
+        stored: u64,
+        /// Bytes in transfers in progress.
+        pending: u64,
+        /// `[blobs] max_total_bytes`.
+        cap: u64,
+        /// The new blob's size.
+        size: u64,
+    },
     /// Disk or database failure.
     #[error("blob storage: {0}")]
     Io(String),
@@ -111,13 +139,25 @@ pub struct BlobStore {
     app: LodeApp,
     config: BlobsConfig,
     /// Bytes reserved by uploads in progress, per account (released when the upload ends either way).
-    pending: Mutex<BTreeMap<String, u64>>,
+    pending: Mutex<Pending>,
     /// Serializes index read-modify-writes (usage counters).
     index_lock: Mutex<()>,
     next_tmp: AtomicU64,
 }
 
-/// Bytes an upload reserved against its account's quota; released on drop.
+/// What is reserved and stored, in memory (the stored total is counted from the index at start).
+#[derive(Debug, Default)]
+struct Pending {
+    /// Bytes reserved per uploading account.
+    by_account: BTreeMap<String, u64>,
+    /// Bytes reserved by every transfer (uploads and fetches).
+    total: u64,
+    /// Bytes of every stored blob.
+    stored: u64,
+}
+
+/// Bytes a transfer reserved against its account's quota (none for a fetch) and the node-wide cap;
+/// released on drop.
 #[derive(Debug)]
 pub struct Reservation {
     store: Arc<BlobStore>,
@@ -128,10 +168,11 @@ pub struct Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut p = self.store.pending.lock();
-        if let Some(v) = p.get_mut(&self.account) {
+        p.total = p.total.saturating_sub(self.size);
+        if let Some(v) = p.by_account.get_mut(&self.account) {
             *v = v.saturating_sub(self.size);
             if *v == 0 {
-                p.remove(&self.account);
+                p.by_account.remove(&self.account);
             }
         }
     }
@@ -158,6 +199,13 @@ impl Drop for TempBlob {
 fn entry_key(root: &[u8; 32]) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
     k.push(ENTRY);
+    k.extend_from_slice(root);
+    k
+}
+
+fn blocks_key(root: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(BLOCKS);
     k.extend_from_slice(root);
     k
 }
@@ -213,9 +261,20 @@ impl BlobStore {
         &self.app
     }
 
-    /// Deletes every temp file and every blob file without an index entry; returns how many.
+    /// Deletes every temp file, every fetched copy not known synced, and every blob file without an index
+    /// entry; returns how many; counts the bytes stored.
     pub fn sweep(&self) -> eyre::Result<usize> {
         let mut n = 0;
+        let mut stored = 0u64;
+        for (root, e) in self.entries()? {
+            if e.pending_sync {
+                self.delete(&root)?;
+                n += 1;
+            } else {
+                stored = stored.saturating_add(e.size);
+            }
+        }
+        self.pending.lock().stored = stored;
         for e in std::fs::read_dir(&self.tmp)? {
             let e = e?;
             if e.file_type()?.is_file() {
@@ -285,22 +344,45 @@ impl BlobStore {
             .map_or(0, |v| u64_of(&v)))
     }
 
-    /// Reserves `size` bytes of `account`'s quota for an upload.
+    /// Bytes of all blobs stored.
+    pub fn stored_total(&self) -> u64 {
+        self.pending.lock().stored
+    }
+
+    /// Reserves `size` bytes for a transfer: against `account`'s quota (an upload; empty for a fetch,
+    /// charged to nobody) and against the node-wide `max_total_bytes`, counting what is stored and every
+    /// reservation in progress.
     pub fn reserve(self: &Arc<Self>, account: &str, size: u64) -> Result<Reservation, StoreError> {
-        let used = self.usage(account).map_err(io)?;
+        let used = if account.is_empty() {
+            0
+        } else {
+            self.usage(account).map_err(io)?
+        };
         let mut p = self.pending.lock();
-        let pending = p.get(account).copied().unwrap_or(0);
-        let quota = self.config.quota_bytes_per_account;
-        if used.saturating_add(pending).saturating_add(size) > quota {
-            return Err(StoreError::OverQuota {
-                account: account.to_owned(),
-                used,
-                pending,
-                quota,
+        let cap = self.config.max_total_bytes;
+        if p.stored.saturating_add(p.total).saturating_add(size) > cap {
+            return Err(StoreError::NodeFull {
+                stored: p.stored,
+                pending: p.total,
+                cap,
                 size,
             });
         }
-        *p.entry(account.to_owned()).or_insert(0) += size;
+        if !account.is_empty() {
+            let pending = p.by_account.get(account).copied().unwrap_or(0);
+            let quota = self.config.quota_bytes_per_account;
+            if used.saturating_add(pending).saturating_add(size) > quota {
+                return Err(StoreError::OverQuota {
+                    account: account.to_owned(),
+                    used,
+                    pending,
+                    quota,
+                    size,
+                });
+            }
+            *p.by_account.entry(account.to_owned()).or_insert(0) += size;
+        }
+        p.total = p.total.saturating_add(size);
         Ok(Reservation {
             store: self.clone(),
             account: account.to_owned(),
@@ -325,13 +407,20 @@ impl BlobStore {
         })
     }
 
-    /// Makes a verified temp file the blob `header.root`: sync, rename into place, index (with the
+    /// The roots of a stored blob's blocks (32 bytes each), if stored.
+    pub fn block_roots(&self, root: &[u8; 32]) -> eyre::Result<Option<Vec<u8>>> {
+        Ok(self.db().get_blob_index(&blocks_key(root))?)
+    }
+
+    /// Makes a verified temp file the blob `header.root` with its blocks' roots `blocks`: sync (unless it
+    /// is a fetched copy: `fetched_from` non-empty, see the module docs), rename into place, index (with the
     /// uploader's usage). Returns false when the blob was already stored (the temp file is dropped and
     /// nothing is charged).
     pub fn commit(
         &self,
         mut temp: TempBlob,
         header: &BlobHeader,
+        blocks: &[[u8; 32]],
         uploader: &str,
         fetched_from: &str,
     ) -> Result<bool, StoreError> {
@@ -339,7 +428,10 @@ impl BlobStore {
         if self.entry(&header.root).map_err(io)?.is_some() {
             return Ok(false);
         }
-        temp.file.sync_all().map_err(io)?;
+        let durable = fetched_from.is_empty();
+        if durable {
+            temp.file.sync_all().map_err(io)?;
+        }
         let path = self.path(&header.root);
         std::fs::rename(&temp.path, &path).map_err(io)?;
         temp.committed = true;
@@ -354,11 +446,15 @@ impl BlobStore {
             fetched_from: fetched_from.to_owned(),
             referenced: false,
             final_since_unix: 0,
+            pending_sync: !durable,
         };
-        let mut writes = vec![ConsensusWrite::Put(
-            entry_key(&header.root),
-            serde_json::to_vec(&entry).map_err(io)?,
-        )];
+        let mut writes = vec![
+            ConsensusWrite::Put(
+                entry_key(&header.root),
+                serde_json::to_vec(&entry).map_err(io)?,
+            ),
+            ConsensusWrite::Put(blocks_key(&header.root), blocks.concat()),
+        ];
         if !uploader.is_empty() {
             let used = self.usage(uploader).map_err(io)?;
             writes.push(ConsensusWrite::Put(
@@ -366,11 +462,34 @@ impl BlobStore {
                 used.saturating_add(entry.size).to_be_bytes().to_vec(),
             ));
         }
-        if let Err(e) = self.db().write_blob_index(writes, true) {
+        if let Err(e) = self.db().write_blob_index(writes, durable) {
             let _ = std::fs::remove_file(&path);
             return Err(io(e));
         }
+        let mut p = self.pending.lock();
+        p.stored = p.stored.saturating_add(entry.size);
         Ok(true)
+    }
+
+    /// Syncs a fetched copy's file and the blob directory, then clears its `pending_sync` mark (blocking;
+    /// run off the transfer's path).
+    pub fn sync_fetched(&self, root: &[u8; 32]) -> eyre::Result<()> {
+        std::fs::File::open(self.path(root))?.sync_all()?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        let _g = self.index_lock.lock();
+        if let Some(mut e) = self.entry(root)? {
+            if e.pending_sync {
+                e.pending_sync = false;
+                self.db().write_blob_index(
+                    vec![ConsensusWrite::Put(
+                        entry_key(root),
+                        serde_json::to_vec(&e)?,
+                    )],
+                    true,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Rewrites an entry's garbage-collection marks.
@@ -401,7 +520,10 @@ impl BlobStore {
         let Some(e) = self.entry(root)? else {
             return Ok(false);
         };
-        let mut writes = vec![ConsensusWrite::Delete(entry_key(root))];
+        let mut writes = vec![
+            ConsensusWrite::Delete(entry_key(root)),
+            ConsensusWrite::Delete(blocks_key(root)),
+        ];
         if !e.uploader.is_empty() {
             let used = self.usage(&e.uploader)?.saturating_sub(e.size);
             writes.push(if used == 0 {
@@ -411,6 +533,10 @@ impl BlobStore {
             });
         }
         self.db().write_blob_index(writes, true)?;
+        {
+            let mut p = self.pending.lock();
+            p.stored = p.stored.saturating_sub(e.size);
+        }
         match std::fs::remove_file(self.path(root)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -1,14 +1,13 @@
 //! `lode bench`: load-test a fresh local devnet with signed transfers over gRPC and print finalized tx/s
 //! and broadcast→commit latency.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::devnet::stop_children;
+use super::devnet::BenchNet;
 use crate::services::grpc::pb::{self, query_service_client::QueryServiceClient};
-use crate::testnet::{self, TestnetSpec};
+use crate::testnet::TestnetSpec;
 
 #[derive(Debug, Args)]
 pub(super) struct BenchArgs {
@@ -57,11 +56,6 @@ pub(super) fn run(args: &BenchArgs) -> eyre::Result<()> {
         args.accounts >= 1 && args.validators >= 1 && args.window >= 1,
         "need accounts and validators"
     );
-    let dir = std::env::temp_dir().join(format!("lode-bench-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
     let spec = TestnetSpec {
         chain_id: "lode-bench-1".into(),
         validators: args.validators,
@@ -69,23 +63,7 @@ pub(super) fn run(args: &BenchArgs) -> eyre::Result<()> {
         base_port: 0,
         timeout_propose_ms: args.timeout_propose_ms,
     };
-    let nodes = testnet::create(&dir, &spec)?;
-    let keys = testnet::dev_keys(&dir)?;
-    let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    for n in &nodes {
-        let log = std::fs::File::create(n.home.join("node.log"))?;
-        children.push(
-            Command::new(&exe)
-                .args(["start", "--home"])
-                .arg(&n.home)
-                .env("RUST_LOG", &args.node_log)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()?,
-        );
-    }
+    let net = BenchNet::start("lode-bench", &spec, &args.node_log)?;
     println!(
         "bench: {} validators, {} accounts, {} transfers, window {}, {:?} api (devnet in {})",
         args.validators,
@@ -93,27 +71,21 @@ pub(super) fn run(args: &BenchArgs) -> eyre::Result<()> {
         args.txs,
         args.window,
         args.api,
-        dir.display()
+        net.dir.display()
     );
-    let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.grpc)).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let result = rt.block_on(run_bench(
-        urls,
-        keys,
+        net.urls(),
+        net.keys.clone(),
         args.txs,
         args.window,
         args.api,
         spec.chain_id.clone(),
     ));
-    stop_children(&mut children);
-    if args.keep {
-        println!("devnet kept in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    net.finish(args.keep);
     result
 }
 

@@ -27,8 +27,9 @@ pub(super) enum BlobCommand {
     Get(GetArgs),
     /// Show a stored blob's header, size and uploader (exit 1 when the node does not store it).
     Stat(StatArgs),
-    /// Benchmark: a fresh two-validator devnet in a temp dir; put an A blob of `--size-mib` on node 0, fetch
-    /// it from node 0 by a `Get` on node 1 (peer-to-peer), then get it again locally; print MB/s of each.
+    /// Benchmark: a fresh two-validator devnet in a temp dir; put an A blob of `--size-mib` (1..=256) on node
+    /// 0 and post the job whose A it is (nodes fetch only live jobs' blobs from peers), fetch it from node 0
+    /// by a `Get` on node 1 (peer-to-peer), then get it again locally; print MB/s of each.
     Bench(BenchArgs),
 }
 
@@ -222,15 +223,12 @@ pub(super) fn run(cmd: &BlobCommand) -> eyre::Result<()> {
 
 /// `lode blob bench`.
 fn bench(args: &BenchArgs) -> eyre::Result<()> {
-    use crate::testnet::{self, TestnetSpec};
-    use std::process::{Command, Stdio};
+    use crate::testnet::TestnetSpec;
     use std::time::{Duration, Instant};
-    eyre::ensure!(args.size_mib >= 1, "--size-mib must be at least 1");
-    let dir = std::env::temp_dir().join(format!("lode-blob-bench-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
+    eyre::ensure!(
+        (1..=256).contains(&args.size_mib),
+        "--size-mib must be in 1..=256 (A is rows x 4096 bytes, at most the chain's default max_m rows)"
+    );
     let spec = TestnetSpec {
         chain_id: "lode-blob-bench-1".into(),
         validators: 2,
@@ -238,32 +236,19 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         base_port: 0,
         timeout_propose_ms: 300,
     };
-    let nodes = testnet::create(&dir, &spec)?;
-    let key = testnet::dev_keys(&dir)?
-        .into_iter()
-        .next()
+    let net = super::devnet::BenchNet::start("lode-blob-bench", &spec, "info")?;
+    let urls = net.urls();
+    let key = net
+        .keys
+        .first()
+        .cloned()
         .ok_or_else(|| eyre!("no dev key"))?;
-    let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    for n in &nodes {
-        let log = std::fs::File::create(n.home.join("node.log"))?;
-        children.push(
-            Command::new(&exe)
-                .args(["start", "--home"])
-                .arg(&n.home)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()?,
-        );
-    }
-    let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.grpc)).collect();
     let rows = args.size_mib * 256;
     let result = runtime()?.block_on(async {
         let a = lode_gpu_verify::MatrixI8::from_fn(rows, 4096, |i, j| {
             (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as i8
         })?;
+        let b = lode_gpu_verify::MatrixI8::from_fn(4096, 4, |i, j| (i ^ j) as i8)?;
         let size = (rows * 4096) as f64;
         let connect_retry = |url: String| async move {
             let t = Instant::now();
@@ -275,13 +260,46 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
                 }
             }
         };
-        let mut c0 = BlobClient::new(connect_retry(urls[0].clone()).await?);
+        let ch0 = connect_retry(urls[0].clone()).await?;
+        let mut c0 = BlobClient::new(ch0.clone());
         let mut c1 = BlobClient::new(connect_retry(urls[1].clone()).await?);
         let t = Instant::now();
         let root = c0.put_a(&key, &spec.chain_id, &a).await?;
         let put = t.elapsed().as_secs_f64();
-        // Node 1 fetches the whole blob from node 0 (stat, ranged download, verify, store) before it
-        // answers a one-row get; retried while its gossip swarm is still connecting.
+        let b_root = c0.put_b(&key, &spec.chain_id, &b).await?;
+        // A node fetches from peers only the data of live jobs: post the job whose A this is.
+        let msg = lode_proto::tx::v1::Msg {
+            sum: Some(lode_proto::tx::v1::msg::Sum::MarketPostJob(
+                lode_proto::market::v1::MsgPostJob {
+                    consumer: key.address.clone(),
+                    m: rows as u64,
+                    k: 4096,
+                    n: 4,
+                    a_root: root.to_vec(),
+                    b_root: b_root.to_vec(),
+                    tile: 4,
+                    samples: 16,
+                    max_price_per_cu: "1".into(),
+                    deadline_blocks: 100,
+                    min_reputation: 0,
+                    on_failure: lode_proto::market::v1::OnFailure::Refund as i32,
+                },
+            )),
+        };
+        let posted = loop {
+            match super::job::send_one(ch0.clone(), &key, msg.clone(), None).await {
+                Ok(p) => break p,
+                Err(e) if t.elapsed() > Duration::from_secs(120) => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        };
+        eyre::ensure!(
+            super::job::event_attr(&posted.events, "market_job_posted", "job").is_some(),
+            "the job was not posted"
+        );
+        // Node 1 fetches the whole blob from node 0 (stat, block roots, blocks checked as they arrive,
+        // stored) before it answers a one-row get; retried while it has not seen the job's block or its
+        // gossip swarm is still connecting.
         let t = Instant::now();
         let fetch = loop {
             let t1 = Instant::now();
@@ -296,7 +314,7 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         let get = t.elapsed().as_secs_f64();
         eyre::ensure!(back == a, "node 1 returned another matrix");
         println!(
-            "blob bench, {} MiB A blob on a 2-node loopback devnet: put to node 0 {:.0} MB/s; node 1 fetched it from node 0 over p2p (stat, ranged download, verified, stored) {:.0} MB/s; get from node 1 (client verifies) {:.0} MB/s",
+            "blob bench, {} MiB A blob on a 2-node loopback devnet: put to node 0 {:.0} MB/s; node 1 fetched it from node 0 over p2p (stat, block roots, blocks verified as they arrive, stored) {:.0} MB/s; get from node 1 (client verifies) {:.0} MB/s",
             args.size_mib,
             size / 1e6 / put,
             size / 1e6 / fetch,
@@ -304,12 +322,7 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         );
         eyre::Ok(())
     });
-    super::devnet::stop_children(&mut children);
-    if args.keep {
-        println!("devnet kept in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    net.finish(args.keep);
     result
 }
 

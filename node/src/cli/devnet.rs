@@ -29,6 +29,80 @@ pub(super) struct DevnetArgs {
     net: NetArgs,
 }
 
+/// A throwaway devnet for a benchmark (`lode bench`, `lode blob bench`): created in a fresh directory under
+/// the system temp dir, one `lode start` child process of this binary per validator, each logging to
+/// `<home>/node.log`. [`BenchNet::finish`] stops them and removes the directory unless kept.
+pub(super) struct BenchNet {
+    /// The devnet's directory.
+    pub dir: PathBuf,
+    /// The validators.
+    pub nodes: Vec<testnet::TestnetNode>,
+    /// The funded dev accounts' keys.
+    pub keys: Vec<crate::keys::KeyFile>,
+    children: Vec<Child>,
+}
+
+impl BenchNet {
+    /// Creates `spec`'s devnet in `<temp>/<prefix>-<pid>` and starts its validators with `RUST_LOG=log`.
+    pub(super) fn start(
+        prefix: &str,
+        spec: &testnet::TestnetSpec,
+        log: &str,
+    ) -> eyre::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let nodes = testnet::create(&dir, spec)?;
+        let keys = testnet::dev_keys(&dir)?;
+        let exe = std::env::current_exe()?;
+        let mut net = Self {
+            dir,
+            nodes,
+            keys,
+            children: Vec::new(),
+        };
+        for n in &net.nodes {
+            let out = std::fs::File::create(n.home.join("node.log"))?;
+            let child = Command::new(&exe)
+                .args(["start", "--home"])
+                .arg(&n.home)
+                .env("RUST_LOG", log)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out)
+                .spawn();
+            match child {
+                Ok(c) => net.children.push(c),
+                Err(e) => {
+                    net.finish(false);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(net)
+    }
+
+    /// The validators' gRPC URLs.
+    pub(super) fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("http://{}", n.grpc))
+            .collect()
+    }
+
+    /// Stops the validators; removes the directory unless `keep` (then says where it is).
+    pub(super) fn finish(mut self, keep: bool) {
+        stop_children(&mut self.children);
+        if keep {
+            println!("devnet kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 /// Sends SIGTERM to every child, waits up to 10 s each, then SIGKILLs the stragglers.
 pub(super) fn stop_children(children: &mut [Child]) {
     for c in children.iter() {

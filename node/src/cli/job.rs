@@ -372,7 +372,7 @@ fn job_id(h: &Hex32) -> eyre::Result<[u8; 32]> {
 }
 
 /// Signs one message with `key`, sends it and waits for its commit.
-async fn send_one(
+pub(super) async fn send_one(
     channel: Channel,
     key: &KeyFile,
     msg: txpb::Msg,
@@ -384,7 +384,7 @@ async fn send_one(
 }
 
 /// The value of `attr` of the first event of type `ty`.
-fn event_attr<'a>(events: &'a [pb::Event], ty: &str, attr: &str) -> Option<&'a str> {
+pub(super) fn event_attr<'a>(events: &'a [pb::Event], ty: &str, attr: &str) -> Option<&'a str> {
     events
         .iter()
         .filter(|e| e.r#type == ty)
@@ -915,12 +915,18 @@ async fn check_result(
     let a = match (inputs.a_matrix, inputs.a) {
         (Some(m), _) => m,
         (None, Some(p)) => read_i8(p)?,
-        (None, None) => blobs.get_a(&a_root).await.wrap_err("downloading A")?,
+        (None, None) => blobs
+            .get_a_for(&a_root, job.m, job.k)
+            .await
+            .wrap_err("downloading A")?,
     };
     let b = match (inputs.b_matrix, inputs.b) {
         (Some(m), _) => m,
         (None, Some(p)) => read_i8(p)?,
-        (None, None) => blobs.get_b(&b_root).await.wrap_err("downloading B")?,
+        (None, None) => blobs
+            .get_b_for(&b_root, job.k, job.n)
+            .await
+            .wrap_err("downloading B")?,
     };
     let (ra, rb) = input_roots(&a, &b)?;
     eyre::ensure!(

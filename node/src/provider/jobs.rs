@@ -156,8 +156,15 @@ async fn fetch_inputs(
         let started = Instant::now();
         let mut blobs = ctx.blobs();
         let got = async {
-            let a = blobs.get_a(&a_root).await.wrap_err("fetching A")?;
-            let b = blobs.get_b(&b_root).await.wrap_err("fetching B")?;
+            // Under the job's shapes: a node cannot make the daemon take more than the job's matrices.
+            let a = blobs
+                .get_a_for(&a_root, e.m, e.k)
+                .await
+                .wrap_err("fetching A")?;
+            let b = blobs
+                .get_b_for(&b_root, e.k, e.n)
+                .await
+                .wrap_err("fetching B")?;
             Ok::<_, eyre::Report>((a, b))
         }
         .await;

@@ -1,17 +1,20 @@
 //! The blob exchange between nodes: a libp2p request-response protocol (`/lode/blobs/1`) on the mempool
 //! gossip swarm, so a `Get` of a blob this node lacks is served from whichever connected peer stores it.
 //!
-//! Fetching ([`Fetcher::fetch`]): ask every connected peer whether it stores the root (`stat`, bounded by
-//! [`STAT_TIMEOUT`]); from each peer that answers with a well-formed header for that root and a size within
-//! `[blobs] max_blob_bytes`, in turn, download the blob in byte ranges of [`RANGE_BYTES`], [`WINDOW`] in
-//! flight, each bounded by [`RANGE_TIMEOUT`] and required to be exactly the length asked for. The ranges go,
-//! in order, through the same hash-as-it-arrives path as a client's `Put`; the blob is stored only if it
-//! hashes to the root asked for. A peer that lies (wrong header, short or long ranges, other bytes) costs at
-//! most one download attempt and stores nothing; the next holder is tried.
+//! Fetching ([`Fetcher::fetch`]) is only ever for a root a live job on chain references, with the header
+//! that job gives it (the caller, `Get`, looks it up): ask every connected peer whether it stores the root
+//! (`stat`, bounded by [`STAT_TIMEOUT`]); a peer whose header differs from the job's is dropped. From each
+//! remaining holder in turn: fetch the roots of the blob's blocks (a block: the largest power-of-two run of
+//! leaves in 2 MiB, see `BlobHeader::block_leaves_log2`) and check that they make the root; then download
+//! the blocks, [`WINDOW`] in flight, each bounded by [`RANGE_TIMEOUT`], exactly the block's length, hashed
+//! on a blocking thread against its root as it arrives and written at its offset. The first block that does
+//! not match ends the attempt: a lying peer makes this node download at most [`WINDOW`] blocks (8 × 2 MiB,
+//! or 4 MiB blocks of single large leaves) besides the block list, and nothing is stored; the next holder
+//! is tried. The copy is charged to nobody but counts against `[blobs] max_total_bytes`.
 //!
-//! Serving: requests are at most [`MAX_REQUEST_BYTES`], a range at most [`RANGE_BYTES`]; at most
-//! [`MAX_SERVING`] requests are answered at once (disk reads on blocking threads), more are answered
-//! `error: busy` at once.
+//! Serving: a node answers only from its own store (never fetches for a peer); requests are at most
+//! [`MAX_REQUEST_BYTES`], a range at most [`MAX_RANGE_BYTES`]; at most [`MAX_SERVING`] requests are answered
+//! at once (disk reads on blocking threads), more are answered `error: busy` at once.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt, TryStreamExt};
 use libp2p::{request_response, PeerId, StreamProtocol};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -28,16 +31,16 @@ use tonic::Status;
 use super::grpc::pb::{
     self, peer_blob_request, peer_blob_response, PeerBlobRequest, PeerBlobResponse,
 };
-use crate::blobs::layout::BlobHeader;
-use crate::blobs::service::Blobs;
+use crate::blobs::layout::{self, BlobHeader};
+use crate::blobs::service::{store_status, Blobs};
 use crate::blobs::store::BlobStore;
 
 /// The protocol name.
 pub const PROTOCOL: &str = "/lode/blobs/1";
 /// Largest request frame.
 pub const MAX_REQUEST_BYTES: usize = 1024;
-/// Largest range one request may ask for.
-pub const RANGE_BYTES: u64 = 2 << 20;
+/// Largest range one request may ask for: the largest block.
+pub const MAX_RANGE_BYTES: u64 = crate::blobs::MAX_CHUNK_BYTES as u64;
 /// Largest response frame: a range plus framing.
 pub const MAX_RESPONSE_BYTES: usize = crate::blobs::MAX_CHUNK_BYTES + 1024;
 /// Ranges in flight per download.
@@ -129,6 +132,18 @@ impl request_response::Codec for BlobCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
+        if let Some(peer_blob_response::Kind::Chunk(chunk)) = &res.kind {
+            // The chunk's field written around the bytes, not copied into an encoded message first.
+            let mut head = Vec::with_capacity(16);
+            prost::encoding::encode_key(3, prost::encoding::WireType::LengthDelimited, &mut head);
+            prost::encoding::encode_varint(chunk.len() as u64, &mut head);
+            let n = u32::try_from(head.len() + chunk.len())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+            io.write_all(&n.to_be_bytes()).await?;
+            io.write_all(&head).await?;
+            io.write_all(chunk).await?;
+            return io.flush().await;
+        }
         write_frame(io, &res.encode_to_vec()).await
     }
 }
@@ -169,9 +184,13 @@ fn error(msg: impl Into<String>) -> PeerBlobResponse {
     }
 }
 
-/// The answer to a peer's request, from the local store (`None`: this node has no blob service). Blocking
-/// (reads the index and up to one range from disk).
-pub fn answer(store: Option<&BlobStore>, request: PeerBlobRequest) -> PeerBlobResponse {
+/// The answer to a peer's request, from the local store only (`None`: this node has no blob service);
+/// blob bytes served are added to `served`. Blocking (reads the index and up to one range from disk).
+pub fn answer(
+    store: Option<&BlobStore>,
+    request: PeerBlobRequest,
+    served: &std::sync::atomic::AtomicU64,
+) -> PeerBlobResponse {
     use peer_blob_response::Kind;
     let Some(store) = store else {
         return error("this node has no blob service");
@@ -188,6 +207,17 @@ pub fn answer(store: Option<&BlobStore>, request: PeerBlobRequest) -> PeerBlobRe
         }
     };
     match request.kind {
+        Some(peer_blob_request::Kind::BlockRootsOf(root)) => match lookup(&root) {
+            Ok(Some(h)) => match store.block_roots(&h.root) {
+                Ok(Some(b)) if b.len() as u64 == h.block_count() * 32 => PeerBlobResponse {
+                    kind: Some(Kind::BlockRoots(b)),
+                },
+                Ok(_) => error("no block roots stored for this blob"),
+                Err(e) => error(e.to_string()),
+            },
+            Ok(None) => not_found,
+            Err(e) => error(e),
+        },
         Some(peer_blob_request::Kind::StatRoot(root)) => match lookup(&root) {
             Ok(Some(h)) => PeerBlobResponse {
                 kind: Some(Kind::Header(pb::BlobHeader::from(&h))),
@@ -202,8 +232,8 @@ pub fn answer(store: Option<&BlobStore>, request: PeerBlobRequest) -> PeerBlobRe
                 Err(e) => return error(e),
             };
             let len = u64::from(r.length);
-            if len == 0 || len > RANGE_BYTES {
-                return error(format!("range length {len} not in 1..={RANGE_BYTES}"));
+            if len == 0 || len > MAX_RANGE_BYTES {
+                return error(format!("range length {len} not in 1..={MAX_RANGE_BYTES}"));
             }
             if r.offset
                 .checked_add(len)
@@ -215,9 +245,12 @@ pub fn answer(store: Option<&BlobStore>, request: PeerBlobRequest) -> PeerBlobRe
             let read = std::fs::File::open(store.path(&h.root))
                 .and_then(|f| f.read_exact_at(&mut buf, r.offset));
             match read {
-                Ok(()) => PeerBlobResponse {
-                    kind: Some(Kind::Chunk(Bytes::from(buf))),
-                },
+                Ok(()) => {
+                    served.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                    PeerBlobResponse {
+                        kind: Some(Kind::Chunk(Bytes::from(buf))),
+                    }
+                }
                 Err(e) => error(format!("cannot read the blob: {e}")),
             }
         }
@@ -272,9 +305,9 @@ impl Fetcher {
         }
     }
 
-    /// The peers that say they store `root`, with the header each claims (well-formed, for that root, and
-    /// within `max_bytes`).
-    async fn holders(&self, root: [u8; 32], max_bytes: u64) -> Vec<(PeerId, BlobHeader)> {
+    /// The peers that say they store `root` under one of the `expected` headers (those live jobs on chain
+    /// give it), with that header. A peer claiming another header is dropped.
+    async fn holders(&self, root: [u8; 32], expected: &[BlobHeader]) -> Vec<(PeerId, BlobHeader)> {
         let asks = self.peers().await.into_iter().map(|peer| async move {
             let req = PeerBlobRequest {
                 kind: Some(peer_blob_request::Kind::StatRoot(root.to_vec())),
@@ -283,9 +316,9 @@ impl Fetcher {
                 Ok(PeerBlobResponse {
                     kind: Some(peer_blob_response::Kind::Header(h)),
                 }) => match BlobHeader::try_from(&h) {
-                    Ok(h) if h.root == root && h.size_bytes() <= max_bytes => Some((peer, h)),
+                    Ok(h) if expected.contains(&h) => Some((peer, h)),
                     Ok(h) => {
-                        tracing::debug!(%peer, size = h.size_bytes(), "peer's blob header refused");
+                        tracing::debug!(%peer, ?h, "peer's blob header differs from the job's on chain");
                         None
                     }
                     Err(e) => {
@@ -303,62 +336,147 @@ impl Fetcher {
             .collect()
     }
 
-    /// Downloads `header`'s blob from `peer` into the store (verified before it is stored).
+    /// The roots of `header`'s blocks from `peer`, checked to make the root.
+    async fn block_roots(
+        &self,
+        peer: PeerId,
+        header: &BlobHeader,
+    ) -> Result<Arc<Vec<[u8; 32]>>, Status> {
+        let req = PeerBlobRequest {
+            kind: Some(peer_blob_request::Kind::BlockRootsOf(header.root.to_vec())),
+        };
+        let bytes = match self.request(peer, req, STAT_TIMEOUT).await {
+            Ok(PeerBlobResponse {
+                kind: Some(peer_blob_response::Kind::BlockRoots(b)),
+            }) => b,
+            Ok(other) => {
+                return Err(unavailable(&format!(
+                    "peer {peer} refused the block roots: {:?}",
+                    other.kind
+                )))
+            }
+            Err(e) => return Err(unavailable(&format!("peer {peer}: {e}"))),
+        };
+        if bytes.len() as u64 != header.block_count().saturating_mul(32) {
+            return Err(unavailable(&format!(
+                "peer {peer} sent {} bytes of block roots for {} blocks",
+                bytes.len(),
+                header.block_count()
+            )));
+        }
+        let roots: Vec<[u8; 32]> = bytes
+            .chunks_exact(32)
+            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+            .collect();
+        if layout::root_of_blocks(&roots) != Some(header.root) {
+            return Err(unavailable(&format!(
+                "peer {peer}'s block roots do not make the root"
+            )));
+        }
+        Ok(Arc::new(roots))
+    }
+
+    /// Downloads `header`'s blob from `peer` into the store: each block checked against its root as it
+    /// arrives; the first that does not match ends the download.
     async fn download(
         &self,
         blobs: &Blobs,
         peer: PeerId,
         header: BlobHeader,
     ) -> Result<(), Status> {
-        let size = header.size_bytes();
-        let root = header.root;
-        let ranges = (0..size.div_ceil(RANGE_BYTES)).map(move |i| {
-            let offset = i * RANGE_BYTES;
-            (offset, (size - offset).min(RANGE_BYTES))
-        });
-        let chunks = futures::stream::iter(ranges)
-            .map(|(offset, len)| async move {
-                let req = PeerBlobRequest {
-                    kind: Some(peer_blob_request::Kind::Range(pb::PeerBlobRange {
-                        root: root.to_vec(),
-                        offset,
-                        length: len as u32,
-                    })),
-                };
-                match self.request(peer, req, RANGE_TIMEOUT).await {
-                    Ok(PeerBlobResponse {
-                        kind: Some(peer_blob_response::Kind::Chunk(c)),
-                    }) if c.len() as u64 == len => Ok(c),
-                    Ok(PeerBlobResponse {
-                        kind: Some(peer_blob_response::Kind::Chunk(c)),
-                    }) => Err(unavailable(&format!(
-                        "peer {peer} sent {} bytes for a range of {len}",
-                        c.len()
-                    ))),
-                    Ok(other) => Err(unavailable(&format!(
-                        "peer {peer} refused a range: {:?}",
-                        other.kind
-                    ))),
-                    Err(e) => Err(unavailable(&format!("peer {peer}: {e}"))),
+        let roots = self.block_roots(peer, &header).await?;
+        let _reserved = blobs
+            .store
+            .reserve("", header.size_bytes())
+            .map_err(store_status)?;
+        let temp = blobs.store.temp().map_err(store_status)?;
+        let temp_ref = &temp;
+        let blocks = futures::stream::iter(0..header.block_count()).map(Ok::<u64, Status>);
+        blocks
+            .try_for_each_concurrent(WINDOW, |i| {
+                let roots = roots.clone();
+                async move {
+                    let (start, end) = header.block_range(i);
+                    let len = end - start;
+                    let req = PeerBlobRequest {
+                        kind: Some(peer_blob_request::Kind::Range(pb::PeerBlobRange {
+                            root: header.root.to_vec(),
+                            offset: start,
+                            length: len as u32,
+                        })),
+                    };
+                    let chunk = match self.request(peer, req, RANGE_TIMEOUT).await {
+                        Ok(PeerBlobResponse {
+                            kind: Some(peer_blob_response::Kind::Chunk(c)),
+                        }) if c.len() as u64 == len => c,
+                        Ok(PeerBlobResponse {
+                            kind: Some(peer_blob_response::Kind::Chunk(c)),
+                        }) => {
+                            return Err(unavailable(&format!(
+                                "peer {peer} sent {} bytes for a block of {len}",
+                                c.len()
+                            )))
+                        }
+                        Ok(other) => {
+                            return Err(unavailable(&format!(
+                                "peer {peer} refused a range: {:?}",
+                                other.kind
+                            )))
+                        }
+                        Err(e) => return Err(unavailable(&format!("peer {peer}: {e}"))),
+                    };
+                    let file = temp_ref.file.try_clone().map_err(internal)?;
+                    tokio::task::spawn_blocking(move || {
+                        let got = layout::block_root(&header, i, &chunk).map_err(internal)?;
+                        if got != roots[i as usize] {
+                            return Err(unavailable(&format!(
+                                "peer {peer} sent block {i} with other bytes than its root"
+                            )));
+                        }
+                        file.write_all_at(&chunk, start).map_err(internal)
+                    })
+                    .await
+                    .map_err(internal)?
                 }
             })
-            .buffered(WINDOW);
-        blobs
-            .receive(header, Box::pin(chunks), "", &peer.to_string())
+            .await?;
+        let store = blobs.store.clone();
+        let from = peer.to_string();
+        tokio::task::spawn_blocking(move || store.commit(temp, &header, &roots, "", &from))
             .await
-            .map(|_| ())
+            .map_err(internal)?
+            .map_err(store_status)?;
+        // The copy is served at once; its file is synced off this path (see `BlobStore`).
+        let store = blobs.store.clone();
+        let root = header.root;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.sync_fetched(&root) {
+                tracing::warn!(root = %hex::encode(root), error = %e, "syncing a fetched blob failed");
+            }
+        });
+        Ok(())
     }
 
-    /// Fetches `root` from the peers that store it into `blobs`' store; its header once stored.
-    /// `NOT_FOUND` when no connected peer has it; `UNAVAILABLE` when every holder failed.
-    pub async fn fetch(&self, blobs: &Blobs, root: [u8; 32]) -> Result<BlobHeader, Status> {
+    /// Fetches `root` from the peers that store it under one of the `expected` headers (those live jobs
+    /// give it) into `blobs`' store; its header once stored. `NOT_FOUND` when no connected peer has it;
+    /// `UNAVAILABLE` when every holder failed.
+    pub async fn fetch(
+        &self,
+        blobs: &Blobs,
+        root: [u8; 32],
+        expected: &[BlobHeader],
+    ) -> Result<BlobHeader, Status> {
         let _slot = blobs.transfer_slot()?;
-        let holders = self
-            .holders(root, blobs.store.config().max_blob_bytes)
-            .await;
+        let max = blobs.store.config().max_blob_bytes;
+        let expected: Vec<BlobHeader> = expected
+            .iter()
+            .filter(|h| h.root == root && h.size_bytes() <= max)
+            .copied()
+            .collect();
+        let holders = self.holders(root, &expected).await;
         if holders.is_empty() {
             return Err(Status::not_found(format!(
-                "blob {} is stored neither here nor on a connected peer",
+                "blob {} is stored neither here nor (under its job's header) on a connected peer",
                 hex::encode(root)
             )));
         }
@@ -375,6 +493,7 @@ impl Fetcher {
                     );
                     return Ok(header);
                 }
+                Err(e) if e.code() == tonic::Code::ResourceExhausted => return Err(e),
                 Err(e) => {
                     tracing::warn!(root = %hex::encode(root), %peer, error = %e, "blob fetch from a peer failed");
                     // Whatever the peer did wrong (other bytes, short ranges, silence), for the client the
@@ -387,11 +506,16 @@ impl Fetcher {
     }
 }
 
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
 /// The serving side's state in the swarm's task: the store and the number of answers in progress.
 #[derive(Debug, Clone)]
 pub struct Server {
     store: Option<Arc<BlobStore>>,
     serving: Arc<std::sync::atomic::AtomicUsize>,
+    served: Arc<std::sync::atomic::AtomicU64>,
     done: mpsc::Sender<(
         request_response::ResponseChannel<PeerBlobResponse>,
         PeerBlobResponse,
@@ -410,8 +534,14 @@ impl Server {
         Self {
             store,
             serving: Arc::default(),
+            served: Arc::default(),
             done,
         }
+    }
+
+    /// Blob bytes served to peers so far (range answers).
+    pub fn bytes_served(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.served.clone()
     }
 
     /// Answers `request` on a blocking thread, or at once with `busy` when [`MAX_SERVING`] are in progress
@@ -430,10 +560,12 @@ impl Server {
             return Some((channel, error("busy")));
         }
         let (store, serving, done) = (self.store.clone(), self.serving.clone(), self.done.clone());
+        let served = self.served.clone();
         tokio::spawn(async move {
-            let resp = tokio::task::spawn_blocking(move || answer(store.as_deref(), request))
-                .await
-                .unwrap_or_else(|e| error(format!("internal: {e}")));
+            let resp =
+                tokio::task::spawn_blocking(move || answer(store.as_deref(), request, &served))
+                    .await
+                    .unwrap_or_else(|e| error(format!("internal: {e}")));
             serving.fetch_sub(1, Ordering::AcqRel);
             let _ = done.send((channel, resp)).await;
         });

@@ -94,6 +94,8 @@ pub struct Gossip {
     pub outbox: mpsc::Sender<Bytes>,
     /// Fetches blobs from the connected peers.
     pub blob_fetcher: Fetcher,
+    /// Blob bytes this swarm served to peers (range answers), for metrics and tests.
+    pub blob_bytes_served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The gossip swarm's behaviour: gossipsub behind connection limits.
@@ -272,6 +274,7 @@ pub fn spawn_with_blobs(
         PeerBlobResponse,
     )>(blob_exchange::MAX_SERVING);
     let server = blob_exchange::Server::new(blobs, answered_tx);
+    let blob_bytes_served = server.bytes_served();
 
     tokio::spawn(async move {
         let mut connected_addrs: HashMap<PeerId, Multiaddr> = HashMap::new();
@@ -407,6 +410,7 @@ pub fn spawn_with_blobs(
         peers: peers_out,
         outbox: out_tx,
         blob_fetcher: Fetcher::new(command_tx),
+        blob_bytes_served,
     })
 }
 

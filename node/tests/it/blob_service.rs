@@ -88,6 +88,72 @@ fn blob_files(home: &Path) -> (Vec<String>, usize) {
     (files, temps)
 }
 
+/// Posts a job of `m`×`k`×`n` over the roots `a` and `b` from dev0 of the node at `home`/`url` (the CLI,
+/// waiting for its commit): a node fetches from peers only the blobs of live jobs.
+async fn post_job(home: &Path, url: &str, a: [u8; 32], b: [u8; 32], (m, k, n): (u64, u64, u64)) {
+    let (home, url) = (home.to_owned(), url.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        lode_ok(&[
+            "tx",
+            "market",
+            "post-job",
+            "--a-root",
+            &hex::encode(a),
+            "--b-root",
+            &hex::encode(b),
+            "--m",
+            &m.to_string(),
+            "--k",
+            &k.to_string(),
+            "--n",
+            &n.to_string(),
+            "--max-price",
+            "7",
+            "--from",
+            "dev0",
+            "--home",
+            path_str(&home),
+            "--node",
+            &url,
+            "--wait",
+        ])
+    })
+    .await
+    .expect("post-job");
+    assert!(out.contains("result: ok"), "{out}");
+}
+
+/// Sends 12345 base units from dev0 to `to` (so it is an account on chain).
+async fn fund(home: &Path, url: &str, to: &str) {
+    let (home, url, to) = (home.to_owned(), url.to_owned(), to.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        lode_ok(&[
+            "tx",
+            "send",
+            "--home",
+            path_str(&home),
+            "--from",
+            "dev0",
+            "--to",
+            &to,
+            "--amount",
+            "12345",
+            "--node",
+            &url,
+            "--wait",
+        ])
+    })
+    .await
+    .expect("tx send");
+    assert!(out.contains("committed at height"), "{out}");
+}
+
+fn code_of(err: &eyre::Report) -> Option<Code> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<tonic::Status>())
+        .map(tonic::Status::code)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_c_served_under_its_root_with_another_shape_is_refused_by_a_client_that_knows_the_job() {
     let node = SingleNode::start(|_| {}).await;
@@ -295,6 +361,10 @@ async fn bad_puts_and_gets_each_get_their_own_code_and_store_nothing() {
     )
     .await;
     assert_eq!(code(r), Err(Code::Unauthenticated));
+    // A fresh key, never seen on chain, brings no quota of its own: refused before any data.
+    let fresh = KeyFile::generate("fresh").expect("key");
+    let r = put_raw(&mut raw, put_stream(&fresh, &ha, &bytes, 4096, |_| {})).await;
+    assert_eq!(code(r), Err(Code::PermissionDenied));
     // A malformed header (tile on an A blob).
     let r = put_raw(
         &mut raw,
@@ -357,6 +427,22 @@ async fn bad_puts_and_gets_each_get_their_own_code_and_store_nothing() {
     );
     // The stored blob is intact.
     assert_eq!(c.get_a(&ha.root).await.expect("get"), a);
+    // A client takes no more than its limit, nor another shape than it expects, whatever the node announces.
+    let mut small = BlobClient::new(node.channel().await).with_max_bytes(59_999);
+    let err = small
+        .get_a(&ha.root)
+        .await
+        .expect_err("over the client's limit");
+    assert!(
+        format!("{err:#}").contains("over this client's limit"),
+        "{err:#}"
+    );
+    let err = c
+        .get_a_for(&ha.root, 240, 250)
+        .await
+        .expect_err("another shape than expected");
+    assert_eq!(code_of(&err), Some(Code::NotFound), "{err:#}");
+    assert_eq!(c.get_a_for(&ha.root, 250, 240).await.expect("get"), a);
 }
 
 /// Retries `f` while it fails (bounded): the gossip swarm connects a moment after the nodes start.
@@ -397,7 +483,7 @@ async fn client(url: &str) -> BlobClient {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blob_put_on_node_0_is_fetched_from_it_by_a_get_on_node_1() {
+async fn a_live_jobs_blob_put_on_node_0_is_fetched_by_node_1_and_no_other_root_is() {
     let dir = tempfile::tempdir().expect("tempdir");
     let net = Net::start(dir.path(), 2);
     wait_height(&net, 2).await;
@@ -405,11 +491,14 @@ async fn a_blob_put_on_node_0_is_fetched_from_it_by_a_get_on_node_1() {
     let dev0 = KeyFile::load(&net.homes[0].join("keys/dev0.json")).expect("dev0");
     let (mut c0, mut c1) = (client(&net.grpc[0]).await, client(&net.grpc[1]).await);
 
-    let a = a_matrix(300, 1000, 6); // 300 KB: several ranges
-    let prod = c_matrix(64, 48);
+    let a = a_matrix(300, 1000, 6); // 300 KB: several blocks
+    let b = a_matrix(1000, 4, 7);
+    let loose = a_matrix(20, 30, 8); // stored on node 0, referenced by no job
     let ra = c0.put_a(&dev0, &chain, &a).await.expect("put a");
-    let rc = c0.put_c(&dev0, &chain, &prod, 16).await.expect("put c");
+    let rb = c0.put_b(&dev0, &chain, &b).await.expect("put b");
+    let rl = c0.put_a(&dev0, &chain, &loose).await.expect("put loose");
     assert!(c1.stat(&ra).await.expect("stat").is_none());
+    post_job(&net.homes[0], &net.grpc[0], ra, rb, (300, 1000, 4)).await;
 
     let got = eventually("get a on node 1", || {
         let mut c = c1.clone();
@@ -417,7 +506,7 @@ async fn a_blob_put_on_node_0_is_fetched_from_it_by_a_get_on_node_1() {
     })
     .await;
     assert_eq!(got, a);
-    assert_eq!(c1.get_c(&rc).await.expect("get c"), prod);
+    assert_eq!(c1.get_b(&rb).await.expect("get b"), b);
     let s = c1
         .stat(&ra)
         .await
@@ -425,39 +514,51 @@ async fn a_blob_put_on_node_0_is_fetched_from_it_by_a_get_on_node_1() {
         .expect("now stored on node 1");
     assert!(s.uploader.is_empty(), "a fetched copy is charged to nobody");
     assert!(!s.fetched_from.is_empty());
-    // A root no node has: NOT_FOUND after asking the peer.
+    // Node 0 is connected and stores `loose`, but no live job references it: node 1 does not fetch it.
+    let err = c1.get_a(&rl).await.expect_err("not a live job's blob");
+    assert_eq!(code_of(&err), Some(Code::NotFound), "{err:#}");
+    assert!(c1.stat(&rl).await.expect("stat").is_none());
+    // A root no node has: NOT_FOUND.
     let err = c1.get_a(&[3; 32]).await.expect_err("unknown");
-    let status = err.downcast_ref::<tonic::Status>().map(tonic::Status::code);
-    assert!(
-        status == Some(Code::NotFound) || format!("{err:?}").contains("NotFound"),
-        "{err:?}"
-    );
+    assert_eq!(code_of(&err), Some(Code::NotFound), "{err:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_does() {
+async fn a_lying_peer_costs_at_most_a_window_of_blocks_and_an_honest_copy_is_stored() {
     use lode_node::blobs::store::BlobStore;
     use lode_node::config::{BlobsConfig, Config};
+    use lode_node::services::blob_exchange::WINDOW;
     use lode_node::services::gossip::{self, GossipConfig};
     use lode_node::services::mempool::{Mempool, MempoolLimits};
     use std::io::Write;
     use std::os::unix::fs::FileExt;
+    use std::sync::atomic::Ordering;
 
     let node = SingleNode::start(|_| {}).await;
     let node_gossip = Config::load(&node.home.join("config.toml"))
         .expect("config")
         .p2p
         .gossip_listen;
+    // The job on chain: A of 16384x4096 (64 MiB, 32 blocks of 2 MiB), B of 4096x4.
+    let a = a_matrix(16_384, 4096, 8);
+    let h = layout::a_header(&a).expect("h");
+    let b = a_matrix(4096, 4, 9);
+    let hb = layout::b_header(&b).expect("h");
+    post_job(&node.home, &node.url, h.root, hb.root, (16_384, 4096, 4)).await;
+
     let dir = tempfile::tempdir().expect("tempdir");
-    // The lying peer: a real swarm and blob store whose stored file is altered by one byte on disk.
+    // The lying peer: a real swarm and blob store. It holds A with the true block roots but one byte of
+    // block 0 altered on disk, and claims B's root under another shape (4096x4096, 16 MiB of garbage).
     let peer_app = lode_state::LodeApp::open(&dir.path().join("peer-db")).expect("peer app");
     let store =
         BlobStore::open(dir.path(), peer_app.clone(), BlobsConfig::default()).expect("store");
-    let a = a_matrix(64, 100, 8);
-    let h = layout::a_header(&a).expect("h");
+    let data = layout::a_bytes(&a);
+    let mut v = layout::LeafVerifier::new(&h).expect("verifier");
+    v.push(&data).expect("push");
+    let (_, blocks) = v.finish_with_blocks().expect("blocks");
     let mut t = store.temp().expect("temp");
-    t.file.write_all(&layout::a_bytes(&a)).expect("write");
-    assert!(store.commit(t, &h, "", "").expect("commit"));
+    t.file.write_all(&data).expect("write");
+    assert!(store.commit(t, &h, &blocks, "", "").expect("commit"));
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -466,6 +567,19 @@ async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_doe
     let mut byte = [0u8; 1];
     file.read_exact_at(&mut byte, 3333).expect("read");
     file.write_all_at(&[byte[0] ^ 0x40], 3333).expect("alter");
+    let fake_b = BlobHeader {
+        rows: 4096,
+        cols: 4096,
+        ..hb
+    };
+    let mut t = store.temp().expect("temp");
+    t.file
+        .write_all(&vec![0u8; fake_b.size_bytes() as usize])
+        .expect("write");
+    let fake_blocks = vec![[0u8; 32]; fake_b.block_count() as usize];
+    assert!(store
+        .commit(t, &fake_b, &fake_blocks, "", "")
+        .expect("commit"));
     let pool = std::sync::Arc::new(Mempool::new(
         peer_app,
         MempoolLimits {
@@ -476,7 +590,7 @@ async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_doe
         },
     ));
     let ports = lode_test_ports::PortBlock::reserve();
-    let _peer = gossip::spawn_with_blobs(
+    let peer = gossip::spawn_with_blobs(
         GossipConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], ports.port(0))),
             peers: vec![node_gossip],
@@ -489,7 +603,8 @@ async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_doe
     )
     .expect("peer swarm");
 
-    // Once the peer is connected, the node's Get fetches from it, finds the root wrong, stores nothing.
+    // Once the peer is connected, the node's Get fetches A from it and stops at the altered block: the
+    // liar served at most a window of blocks (plus those already asked for), not the whole blob.
     let mut c = client(&node.url).await;
     let t0 = Instant::now();
     let code = loop {
@@ -497,10 +612,7 @@ async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_doe
             .get_a(&h.root)
             .await
             .expect_err("altered bytes must not verify");
-        let code = err
-            .chain()
-            .find_map(|e| e.downcast_ref::<tonic::Status>())
-            .map(tonic::Status::code);
+        let code = code_of(&err);
         if code != Some(Code::NotFound) {
             break code;
         }
@@ -511,7 +623,19 @@ async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_doe
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert_eq!(code, Some(Code::Unavailable));
+    let served = peer.blob_bytes_served.load(Ordering::Relaxed);
+    assert!(
+        served <= 2 * WINDOW as u64 * (2 << 20) && served < h.size_bytes() / 2,
+        "the lying peer served {served} of {} bytes",
+        h.size_bytes()
+    );
     assert!(c.stat(&h.root).await.expect("stat").is_none());
+    assert_eq!(blob_files(&node.home), (vec![], 0));
+
+    // B under another shape than the job's: the peer is no holder; nothing is downloaded.
+    let err = c.get_b(&hb.root).await.expect_err("B under a lying header");
+    assert_eq!(code_of(&err), Some(Code::NotFound), "{err:#}");
+    assert_eq!(peer.blob_bytes_served.load(Ordering::Relaxed), served);
     assert_eq!(blob_files(&node.home), (vec![], 0));
 
     // The peer's copy repaired: the same Get now fetches, verifies and stores it.
@@ -519,6 +643,112 @@ async fn a_peer_serving_altered_bytes_gets_nothing_stored_and_an_honest_copy_doe
     assert_eq!(c.get_a(&h.root).await.expect("get"), a);
     let s = c.stat(&h.root).await.expect("stat").expect("stored");
     assert!(!s.fetched_from.is_empty() && s.uploader.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_streams_and_full_transfer_slots_hold_nothing_and_the_node_answers_meanwhile() {
+    let node = SingleNode::start(|c| {
+        c.blobs.max_concurrent_transfers = 2;
+        c.blobs.max_blob_bytes = 64 << 20;
+        c.blobs.max_total_bytes = 40 << 20;
+        c.grpc.stream_stall_timeout_ms = 5_000;
+    })
+    .await;
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let other = KeyFile::generate("other").expect("key");
+    fund(&node.home, &node.url, &other.address).await;
+    let mut c = BlobClient::new(node.channel().await);
+    let big = a_matrix(8192, 4096, 10); // 32 MiB
+    let rbig = c.put_a(&dev0, CHAIN, &big).await.expect("put big");
+
+    // A stalled Get: the client reads nothing. It holds a transfer slot until the stall timeout.
+    let stalled_get = BlobServiceClient::new(node.channel().await)
+        .get(GetRequest {
+            root: rbig.to_vec(),
+            first_leaf: 0,
+            leaf_count: 0,
+        })
+        .await
+        .expect("get opened");
+    // A stalled Put: the header and one chunk of a 4 MiB blob, then nothing. It holds the other slot and
+    // 4 MiB of the node-wide cap.
+    let small = a_matrix(1024, 4096, 11);
+    let hs = layout::a_header(&small).expect("h");
+    let stalled_put = |key: KeyFile, channel: tonic::transport::Channel| {
+        let msgs = put_stream(
+            &key,
+            &hs,
+            &layout::a_bytes(&small)[..65_536],
+            65_536,
+            |_| {},
+        );
+        let (tx, rx) = futures::channel::mpsc::channel::<PutRequest>(4);
+        let mut raw = BlobServiceClient::new(channel);
+        tokio::spawn(async move {
+            let mut tx = tx;
+            for m in msgs {
+                futures::SinkExt::send(&mut tx, m).await.expect("send");
+            }
+            let r = raw.put(rx).await.map(|_| ());
+            drop(tx);
+            r
+        })
+    };
+    let put1 = stalled_put(dev0.clone(), node.channel().await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Meanwhile the node answers: a Stat, and a third transfer refused at once for want of a slot.
+    assert!(c.stat(&rbig).await.expect("stat").is_some());
+    let mut third = client(&node.url).await;
+    let err = third.get_raw(&rbig, 0, 1).await.expect_err("no free slot");
+    assert_eq!(code_of(&err), Some(Code::ResourceExhausted), "{err:#}");
+
+    // The stalled Put is cut off and stores nothing; the stalled Get loses its slot.
+    let r = tokio::time::timeout(Duration::from_secs(30), put1)
+        .await
+        .expect("the stalled put ends")
+        .expect("task");
+    assert_eq!(r.map_err(|s| s.code()), Err(Code::DeadlineExceeded));
+    assert_eq!(blob_files(&node.home), (vec![hex::encode(rbig)], 0));
+    let t0 = Instant::now();
+    loop {
+        match third.get_a(&rbig).await {
+            Ok(m) => {
+                assert_eq!(m, big);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(code_of(&e), Some(Code::ResourceExhausted), "{e:#}");
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "the stalled get kept its slot"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    drop(stalled_get);
+
+    // The node-wide cap counts every account and the uploads in progress: with 32 MiB stored and 4 MiB
+    // reserved by dev0's stalled put, `other` (whose own quota is untouched) cannot add 6 MiB over 40 MiB.
+    let put2 = stalled_put(dev0.clone(), node.channel().await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let six = a_matrix(1536, 4096, 12);
+    let mut co = client(&node.url).await;
+    let err = co.put_a(&other, CHAIN, &six).await.expect_err("node full");
+    assert_eq!(code_of(&err), Some(Code::ResourceExhausted), "{err:#}");
+    assert!(format!("{err:#}").contains("node full"), "{err:#}");
+    let r = tokio::time::timeout(Duration::from_secs(30), put2)
+        .await
+        .expect("the stalled put ends")
+        .expect("task");
+    assert_eq!(r.map_err(|s| s.code()), Err(Code::DeadlineExceeded));
+    // Its reservation released, the same put fits.
+    let rsix = co.put_a(&other, CHAIN, &six).await.expect("fits now");
+    let (files, temps) = blob_files(&node.home);
+    assert_eq!((files.len(), temps), (2, 0));
+    assert!(files.contains(&hex::encode(rsix)));
+    assert!(c.stat(&hs.root).await.expect("stat").is_none());
 }
 
 /// The blob transfer benchmark: a 256 MiB A put on node 0 of a two-node testnet, then fetched over the
