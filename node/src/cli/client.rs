@@ -155,6 +155,20 @@ pub(super) enum QueryCommand {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// The committed txs that touched an account (signed by it or naming it in an event), newest first
+    /// (JSON): each as `query tx` prints it, and `next_page` to pass as `--page` for older ones.
+    History {
+        /// A `lode1…` address.
+        address: String,
+        /// Txs per page (at most 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// `next_page` from the previous page (hex); default: from the newest tx.
+        #[arg(long, default_value = "")]
+        page: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
     /// A committed block (JSON): header, id, txs with results and events, block events, commit signers.
     Block {
         /// Height; default: the latest.
@@ -431,6 +445,33 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                     .map_err(status_err)?
                     .into_inner();
                 print_json(&tx_json(&r))?;
+            }
+            QueryCommand::History {
+                address,
+                limit,
+                page,
+                node,
+            } => {
+                let page_token = hex::decode(page)
+                    .map_err(|e| eyre::eyre!("--page is the hex next_page of a previous page: {e}"))?;
+                let mut q = pb::account_service_client::AccountServiceClient::new(
+                    connect(&node.node).await?,
+                )
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+                let r = q
+                    .history(pb::HistoryRequest {
+                        address: address.clone(),
+                        limit: *limit,
+                        page_token,
+                    })
+                    .await
+                    .map_err(status_err)?
+                    .into_inner();
+                print_json(&serde_json::json!({
+                    "address": address,
+                    "txs": r.txs.iter().map(tx_json).collect::<Vec<_>>(),
+                    "next_page": hex::encode(&r.next_page_token),
+                }))?;
             }
             QueryCommand::Block { height, node } => {
                 let mut q = BlockServiceClient::new(connect(&node.node).await?)

@@ -146,7 +146,9 @@ impl NodeApi {
                 .store()
                 .block(height)
                 .map_err(internal)?
-                .ok_or_else(|| Status::internal(format!("an index points at missing block {height}")))?;
+                .ok_or_else(|| {
+                    Status::internal(format!("an index points at missing block {height}"))
+                })?;
             let results = ResponseFinalizeBlock::decode(record.results.as_slice())
                 .map_err(|e| Status::internal(format!("block {height} results: {e}")))?;
             *block = Some((height, record, results));

@@ -354,3 +354,114 @@ async fn committed_txs_and_blocks_are_found_by_hash_and_height_and_simulate_chan
 async fn latest_height(node: &SingleNode) -> u64 {
     node.height().await.expect("status")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_history_lists_the_txs_that_touched_it_newest_first_in_pages() {
+    use pb::account_service_client::AccountServiceClient;
+    let node = SingleNode::start(|_| {}).await;
+    let ch = node.channel().await;
+    let (mut txs, mut history) = (
+        TxServiceClient::new(ch.clone()),
+        AccountServiceClient::new(ch),
+    );
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let key = dev0.signing_key().expect("key");
+    let bob = KeyFile::generate("bob").expect("key").address;
+    let carol = KeyFile::generate("carol").expect("key").address;
+    // dev0 pays bob three times and carol once: bob's history is three txs, dev0's four.
+    let mut sent = Vec::new();
+    for (nonce, to) in [&bob, &bob, &carol, &bob].into_iter().enumerate() {
+        let tx = sign_send(CHAIN, &key, nonce as u64, FEE, &to.parse().expect("address"), 5);
+        let r = txs
+            .broadcast_and_wait(pb::BroadcastAndWaitRequest {
+                tx: tx.clone(),
+                timeout_ms: 30_000,
+            })
+            .await
+            .expect("broadcast")
+            .into_inner();
+        assert_eq!(r.result.as_ref().map(|r| r.code), Some(0), "{r:?}");
+        sent.push(tx_hash(&tx).to_vec());
+    }
+    let page = |address: &str, limit: u32, page_token: Vec<u8>| pb::HistoryRequest {
+        address: address.to_owned(),
+        limit,
+        page_token,
+    };
+    let hashes = |r: &pb::HistoryResponse| r.txs.iter().map(|t| t.tx_hash.clone()).collect::<Vec<_>>();
+    let newest_first = |idx: &[usize]| idx.iter().map(|&i| sent[i].clone()).collect::<Vec<_>>();
+
+    let all = history
+        .history(page(&dev0.address, 0, vec![]))
+        .await
+        .expect("history")
+        .into_inner();
+    assert_eq!(hashes(&all), newest_first(&[3, 2, 1, 0]));
+    assert!(all.next_page_token.is_empty());
+    assert!(all.txs.iter().all(|t| t.result.as_ref().map(|r| r.code) == Some(0)));
+    let bobs = history
+        .history(page(&bob, 0, vec![]))
+        .await
+        .expect("history")
+        .into_inner();
+    assert_eq!(hashes(&bobs), newest_first(&[3, 1, 0]));
+    assert_eq!(
+        attr(&bobs.txs[0].events, "transfer", "recipient"),
+        Some(bob.as_str())
+    );
+    // Pages of two: [3, 1], then [0] and no token.
+    let first = history
+        .history(page(&bob, 2, vec![]))
+        .await
+        .expect("page")
+        .into_inner();
+    assert_eq!(hashes(&first), newest_first(&[3, 1]));
+    assert!(!first.next_page_token.is_empty());
+    let second = history
+        .history(page(&bob, 2, first.next_page_token.clone()))
+        .await
+        .expect("page")
+        .into_inner();
+    assert_eq!(hashes(&second), newest_first(&[0]));
+    assert!(second.next_page_token.is_empty());
+    // Nobody's history is empty; bad addresses and tokens are INVALID_ARGUMENT.
+    let nobody = KeyFile::generate("nobody").expect("key").address;
+    let empty = history
+        .history(page(&nobody, 0, vec![]))
+        .await
+        .expect("history")
+        .into_inner();
+    assert!(empty.txs.is_empty() && empty.next_page_token.is_empty());
+    for bad in [
+        page("lode1notanaddress", 0, vec![]),
+        page("", 0, vec![]),
+        page(&bob, 0, vec![1, 2, 3]),
+    ] {
+        let e = history.history(bad).await.expect_err("accepted");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
+
+    // The CLI prints the same list as JSON, and pages with --page.
+    let out = run_lode(&[
+        "query", "history", &bob, "--limit", "2", "--node", &node.url,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed: Vec<String> = json["txs"]
+        .as_array()
+        .expect("txs")
+        .iter()
+        .map(|t| t["tx_hash"].as_str().expect("hash").to_owned())
+        .collect();
+    assert_eq!(
+        listed,
+        [3, 1].map(|i| hex::encode_upper(&sent[i])).to_vec()
+    );
+    let next = json["next_page"].as_str().expect("next_page").to_owned();
+    let out = run_lode(&[
+        "query", "history", &bob, "--page", &next, "--node", &node.url,
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["txs"][0]["tx_hash"], hex::encode_upper(&sent[0]));
+    assert_eq!(json["next_page"], "");
+}

@@ -397,7 +397,9 @@ impl Store {
         }
         let mut out = Vec::with_capacity(limit.min(1024));
         while it.valid() && out.len() < limit {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             out.push(decode_history(k, v)?);
             it.prev();
         }

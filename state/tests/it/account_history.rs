@@ -6,13 +6,20 @@ use lode_state::tx::{sign_send, tx_hash};
 
 use crate::common::*;
 
-fn history(chain: &Chain, who: &[u8; 20], before: Option<(u64, u32)>, limit: usize) -> Vec<(u64, u32, [u8; 32])> {
+fn history(
+    chain: &Chain,
+    who: &[u8; 20],
+    before: Option<(u64, u32)>,
+    limit: usize,
+) -> Vec<(u64, u32, [u8; 32])> {
     let (page, _) = chain
         .app
         .store()
         .account_history(who, before, limit)
         .expect("history");
-    page.iter().map(|e| (e.height, e.index, e.tx_hash)).collect()
+    page.iter()
+        .map(|e| (e.height, e.index, e.tx_hash))
+        .collect()
 }
 
 #[test]
@@ -40,7 +47,12 @@ fn an_accounts_txs_are_listed_newest_first_and_paged_without_gaps_or_repeats() {
     // a signed t1, t4, t5 (failed, but signed) and received t3.
     assert_eq!(
         history(&chain, &a.0, None, 10),
-        vec![(3, 0, h(&t5)), (2, 1, h(&t4)), (2, 0, h(&t3)), (1, 0, h(&t1))]
+        vec![
+            (3, 0, h(&t5)),
+            (2, 1, h(&t4)),
+            (2, 0, h(&t3)),
+            (1, 0, h(&t1))
+        ]
     );
     // b received t1 and signed t3; the failed t5 to b moved nothing, so b is not named.
     assert_eq!(

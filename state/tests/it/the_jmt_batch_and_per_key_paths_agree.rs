@@ -24,6 +24,7 @@ fn commit(store: &Store, writes: Writes, version: u64, batch_path: bool) -> [u8;
             block: None,
             tx_hashes: Vec::new(),
             tx_ok: Vec::new(),
+            tx_accounts: Vec::new(),
         })
         .expect("commit");
     root.0
