@@ -452,8 +452,9 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                 page,
                 node,
             } => {
-                let page_token = hex::decode(page)
-                    .map_err(|e| eyre::eyre!("--page is the hex next_page of a previous page: {e}"))?;
+                let page_token = hex::decode(page).map_err(|e| {
+                    eyre::eyre!("--page is the hex next_page of a previous page: {e}")
+                })?;
                 let mut q = pb::account_service_client::AccountServiceClient::new(
                     connect(&node.node).await?,
                 )

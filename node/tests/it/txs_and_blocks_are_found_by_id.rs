@@ -371,7 +371,14 @@ async fn an_accounts_history_lists_the_txs_that_touched_it_newest_first_in_pages
     // dev0 pays bob three times and carol once: bob's history is three txs, dev0's four.
     let mut sent = Vec::new();
     for (nonce, to) in [&bob, &bob, &carol, &bob].into_iter().enumerate() {
-        let tx = sign_send(CHAIN, &key, nonce as u64, FEE, &to.parse().expect("address"), 5);
+        let tx = sign_send(
+            CHAIN,
+            &key,
+            nonce as u64,
+            FEE,
+            &to.parse().expect("address"),
+            5,
+        );
         let r = txs
             .broadcast_and_wait(pb::BroadcastAndWaitRequest {
                 tx: tx.clone(),
@@ -388,7 +395,8 @@ async fn an_accounts_history_lists_the_txs_that_touched_it_newest_first_in_pages
         limit,
         page_token,
     };
-    let hashes = |r: &pb::HistoryResponse| r.txs.iter().map(|t| t.tx_hash.clone()).collect::<Vec<_>>();
+    let hashes =
+        |r: &pb::HistoryResponse| r.txs.iter().map(|t| t.tx_hash.clone()).collect::<Vec<_>>();
     let newest_first = |idx: &[usize]| idx.iter().map(|&i| sent[i].clone()).collect::<Vec<_>>();
 
     let all = history
@@ -398,7 +406,10 @@ async fn an_accounts_history_lists_the_txs_that_touched_it_newest_first_in_pages
         .into_inner();
     assert_eq!(hashes(&all), newest_first(&[3, 2, 1, 0]));
     assert!(all.next_page_token.is_empty());
-    assert!(all.txs.iter().all(|t| t.result.as_ref().map(|r| r.code) == Some(0)));
+    assert!(all
+        .txs
+        .iter()
+        .all(|t| t.result.as_ref().map(|r| r.code) == Some(0)));
     let bobs = history
         .history(page(&bob, 0, vec![]))
         .await
@@ -445,7 +456,11 @@ async fn an_accounts_history_lists_the_txs_that_touched_it_newest_first_in_pages
     let out = run_lode(&[
         "query", "history", &bob, "--limit", "2", "--node", &node.url,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let listed: Vec<String> = json["txs"]
         .as_array()
@@ -453,10 +468,7 @@ async fn an_accounts_history_lists_the_txs_that_touched_it_newest_first_in_pages
         .iter()
         .map(|t| t["tx_hash"].as_str().expect("hash").to_owned())
         .collect();
-    assert_eq!(
-        listed,
-        [3, 1].map(|i| hex::encode_upper(&sent[i])).to_vec()
-    );
+    assert_eq!(listed, [3, 1].map(|i| hex::encode_upper(&sent[i])).to_vec());
     let next = json["next_page"].as_str().expect("next_page").to_owned();
     let out = run_lode(&[
         "query", "history", &bob, "--page", &next, "--node", &node.url,

@@ -142,6 +142,9 @@ pub struct CommitBatch {
     pub tx_accounts: Vec<Vec<[u8; 20]>>,
 }
 
+/// A page of an account's history and the (height, index) to continue from, if there may be more.
+pub type HistoryPage = (Vec<HistoryEntry>, Option<(u64, u32)>);
+
 /// One entry of an account's history: where a tx that touched it was committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -376,7 +379,7 @@ impl Store {
         account: &[u8; 20],
         before: Option<(u64, u32)>,
         limit: usize,
-    ) -> Result<(Vec<HistoryEntry>, Option<(u64, u32)>), StoreError> {
+    ) -> Result<HistoryPage, StoreError> {
         let cf = self.cf(CF_ACCOUNT_TXS)?;
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_lower_bound(account.to_vec());

@@ -171,6 +171,10 @@ fn mul_wide(a: u128, b: u128) -> (u128, u128) {
     (hi, lo)
 }
 
+/// Largest `signed_blocks_window`: clearing a window (at jailing, or when the window changes) deletes one
+/// key per 64 blocks of it, so this bounds that work to 16,384 deletes.
+pub const MAX_SIGNED_BLOCKS_WINDOW: u64 = 1 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +206,3 @@ mod tests {
         assert!(self_dealing_costs_at_least_staking(0, &none));
     }
 }
-
-/// Largest `signed_blocks_window`: clearing a window (at jailing, or when the window changes) deletes one
-/// key per 64 blocks of it, so this bounds that work to 16,384 deletes.
-pub const MAX_SIGNED_BLOCKS_WINDOW: u64 = 1 << 20;
