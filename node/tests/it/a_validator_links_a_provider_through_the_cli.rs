@@ -9,20 +9,9 @@ use crate::support::lode;
 async fn a_validator_links_and_unlinks_a_provider_through_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut net, cli) = crate::provider_daemon::market_devnet(dir.path(), 1, 10, 12, 30).await;
-    let dev0 = cli.address("dev0").await;
+    // The devnet's validator is a staking validator from genesis, its operator key in node 0's home.
+    let dev0 = cli.address("operator").await;
     let dev1 = cli.address("dev1").await;
-    cli.tx(
-        "dev0",
-        &[
-            "staking",
-            "create-validator",
-            "--moniker",
-            "v0",
-            "--self-bond",
-            "1000000",
-        ],
-    )
-    .await;
     cli.tx(
         "dev1",
         &[
@@ -43,7 +32,7 @@ async fn a_validator_links_and_unlinks_a_provider_through_the_cli() {
     let nonce = cli.query(&["staking", "link", &dev1]).await;
     assert_eq!(nonce["provider_nonce"], 0, "{nonce}");
     cli.tx(
-        "dev0",
+        "operator",
         &[
             "staking",
             "link-provider",
@@ -86,7 +75,7 @@ async fn a_validator_links_and_unlinks_a_provider_through_the_cli() {
                     "--nonce",
                     "1",
                     "--from",
-                    "dev0",
+                    "operator",
                     "--home",
                     &home,
                     "--node",
@@ -107,8 +96,11 @@ async fn a_validator_links_and_unlinks_a_provider_through_the_cli() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("code 46"), "{text}");
 
-    cli.tx("dev0", &["staking", "unlink-provider", "--provider", &dev1])
-        .await;
+    cli.tx(
+        "operator",
+        &["staking", "unlink-provider", "--provider", &dev1],
+    )
+    .await;
     let link = cli.query(&["staking", "link", &dev1]).await;
     assert_eq!(link["validator"], "", "{link}");
     net.stop_all();
