@@ -127,6 +127,33 @@ pub(super) fn stop_children(children: &mut [Child]) {
 }
 
 /// Starts (or restarts) the devnet under `--dir` and reports its height until SIGINT or SIGTERM.
+/// A devnet made by an older `lode` may hold a genesis this version refuses (e.g. before genesis validators
+/// were staking validators): say so, and how to start over, instead of starting validators that exit at once.
+fn check_reusable(dir: &std::path::Path) -> eyre::Result<()> {
+    let home = crate::home::Home::new(testnet::node_home(dir, 0));
+    let problem = match lode_genesis::Genesis::load(home.genesis_path()) {
+        Err(e) => Some(e.to_string()),
+        Ok(g) => {
+            let issues = g.validate();
+            (!issues.is_empty()).then(|| {
+                issues
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        }
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(eyre::eyre!(
+            "the devnet at {} was made by another version of lode and this one refuses its genesis ({p}); \
+             start over with --reset (this deletes its chain and keys)",
+            dir.display()
+        )),
+    }
+}
+
 pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
     if args.reset && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)
@@ -140,7 +167,9 @@ pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
             "reusing devnet at {} (pass --reset to start over)",
             args.dir.display()
         );
-        testnet::load(&args.dir)?
+        let nodes = testnet::load(&args.dir)?;
+        check_reusable(&args.dir)?;
+        nodes
     } else {
         std::fs::create_dir_all(&args.dir)?;
         println!("creating devnet at {}", args.dir.display());

@@ -163,3 +163,31 @@ fn start_refuses_to_run_when_its_consensus_port_is_taken() {
         "{stderr}"
     );
 }
+
+#[test]
+fn devnet_refuses_to_reuse_a_devnet_whose_genesis_this_version_refuses_and_says_to_reset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = lode_test_ports::PortBlock::reserve();
+    lode_ok(&[
+        "testnet",
+        "init",
+        "--validators",
+        "1",
+        "--out",
+        path_str(dir.path()),
+        "--base-port",
+        &ports.base().to_string(),
+    ]);
+    // What an older lode wrote: a genesis validator that no self-bond backs.
+    let path = dir.path().join("node0/genesis.json");
+    let mut g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    g["app_state"]["validators"] = serde_json::json!([]);
+    std::fs::write(&path, g.to_string()).expect("write");
+    let out = run_lode(&["devnet", "--dir", path_str(dir.path())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("start over with --reset"), "{err}");
+    // Nothing was started: the node's log was never created.
+    assert!(!dir.path().join("node0/node.log").exists());
+}
