@@ -12,18 +12,10 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use lode_gpu_verify::{freivalds, CpuGemm, MatrixI8};
+use lode_gpu_verify::{freivalds, CpuGemm};
 
-fn random(rows: usize, cols: usize, seed: u64) -> MatrixI8 {
-    let mut s = seed;
-    MatrixI8::from_fn(rows, cols, |_, _| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 56) as i8
-    })
-    .expect("shape")
-}
+mod common;
+use common::{median, random, thread_cpu_time};
 
 fn sizes() -> Vec<usize> {
     std::env::var("FREIVALDS_N")
@@ -71,38 +63,6 @@ fn bench(c: &mut Criterion) {
         }
     }
     g.finish();
-}
-
-/// CPU time of the calling thread (Linux `CLOCK_THREAD_CPUTIME_ID`): on a machine shared
-/// with other work, wall time inflates a 13 s product and a 30 ms check differently.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-#[allow(unsafe_code)]
-fn thread_cpu_time() -> Option<Duration> {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: on 64-bit Linux `struct timespec` is two 64-bit fields; the call writes only
-    // that struct.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    let (sec, nsec) = (u64::try_from(ts.sec).ok()?, u32::try_from(ts.nsec).ok()?);
-    (rc == 0).then(|| Duration::new(sec, nsec))
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_time() -> Option<Duration> {
-    None
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// `RATIO` line: one thread each (a one-thread rayon pool for the check, `with_threads(1)`

@@ -6,18 +6,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lode_gpu_verify::gemm::{CpuGemm, CpuKernel};
-use lode_gpu_verify::matrix::MatrixI8;
 
-fn random(rows: usize, cols: usize, seed: u64) -> MatrixI8 {
-    let mut s = seed;
-    MatrixI8::from_fn(rows, cols, |_, _| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 56) as i8
-    })
-    .expect("shape")
-}
+mod common;
+use common::random;
 
 fn bench_gemm(c: &mut Criterion) {
     let sizes: Vec<usize> = std::env::var("GEMM_SIZES")

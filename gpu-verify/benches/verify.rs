@@ -16,18 +16,10 @@ use criterion::{criterion_group, Criterion};
 use lode_gpu_verify::challenge::challenge_seed;
 use lode_gpu_verify::commit::commit_c;
 use lode_gpu_verify::verify::{verify_reveal, Prover, DEFAULT_SAMPLES, DEFAULT_TILE};
-use lode_gpu_verify::{CpuGemm, MatrixI8};
+use lode_gpu_verify::CpuGemm;
 
-fn random(rows: usize, cols: usize, seed: u64) -> MatrixI8 {
-    let mut s = seed;
-    MatrixI8::from_fn(rows, cols, |_, _| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 56) as i8
-    })
-    .expect("shape")
-}
+mod common;
+use common::{median, random, thread_cpu_time};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -36,45 +28,11 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// CPU time of the calling thread (Linux `CLOCK_THREAD_CPUTIME_ID`). Unlike wall time it
-/// leaves out the time other processes hold the core, which on a busy machine inflates the
-/// long product (often preempted) far more than a verification of a few microseconds.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-#[allow(unsafe_code)]
-fn thread_cpu_time() -> Option<Duration> {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: on 64-bit Linux `struct timespec` is two 64-bit fields; the call writes only
-    // that struct.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    let (sec, nsec) = (u64::try_from(ts.sec).ok()?, u32::try_from(ts.nsec).ok()?);
-    (rc == 0).then(|| Duration::new(sec, nsec))
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_time() -> Option<Duration> {
-    None
-}
-
-/// The one-minute load average (Linux), to record how busy the machine was.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".into())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn bench_verify(c: &mut Criterion) {
