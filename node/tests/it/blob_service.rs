@@ -623,7 +623,22 @@ async fn a_lying_peer_costs_at_most_a_window_of_blocks_and_an_honest_copy_is_sto
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert_eq!(code, Some(Code::Unavailable));
-    let served = peer.blob_bytes_served.load(Ordering::Relaxed);
+    // Ranges the node asked for before it saw the bad block are still answered after its Get has failed:
+    // read the count once the peer has stopped serving (no change for two seconds), not at once.
+    let mut served = peer.blob_bytes_served.load(Ordering::Relaxed);
+    let settle = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = peer.blob_bytes_served.load(Ordering::Relaxed);
+        if now == served {
+            break;
+        }
+        served = now;
+        assert!(
+            settle.elapsed() < Duration::from_secs(30),
+            "the peer kept serving"
+        );
+    }
     assert!(
         served <= 2 * WINDOW as u64 * (2 << 20) && served < h.size_bytes() / 2,
         "the lying peer served {served} of {} bytes",
