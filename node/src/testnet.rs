@@ -80,7 +80,14 @@ pub struct TestnetSpec {
     pub base_port: u16,
     /// Consensus propose timeout in ms (the other timeouts follow from it).
     pub timeout_propose_ms: u64,
+    /// The BIP-39 mnemonic the dev accounts are derived from (`dev<k>` is account k on Lode's path, see
+    /// [`crate::hd`]); `None` generates random keys.
+    pub mnemonic: Option<String>,
 }
+
+/// The file describing a testnet for scripts: chain id, dev accounts with their keys, every node's
+/// addresses (written by [`create`] into the testnet's directory).
+pub const MANIFEST: &str = "devnet.json";
 
 /// One created node.
 #[derive(Debug, Clone)]
@@ -138,8 +145,18 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
         .map(|_| KeyFile::generate(VALIDATOR_KEY))
         .collect::<Result<_, _>>()?;
     let dev_keys: Vec<KeyFile> = (0..spec.dev_accounts)
-        .map(|k| KeyFile::generate(&format!("dev{k}")))
-        .collect::<Result<_, _>>()?;
+        .map(|k| {
+            let name = format!("dev{k}");
+            match &spec.mnemonic {
+                None => KeyFile::generate(&name),
+                Some(words) => {
+                    let i = u32::try_from(k).unwrap_or(u32::MAX);
+                    let key = crate::hd::account_key(words, "", i)?;
+                    Ok(KeyFile::from_signing_key(&name, &key))
+                }
+            }
+        })
+        .collect::<eyre::Result<_>>()?;
     let operator_keys: Vec<KeyFile> = (0..spec.validators)
         .map(|_| KeyFile::generate(OPERATOR_KEY))
         .collect::<Result<_, _>>()?;
@@ -230,7 +247,79 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
             grpc: ports[i][2],
         });
     }
+    write_manifest(dir, spec.mnemonic.as_deref())?;
     Ok(nodes)
+}
+
+/// Writes `<dir>/devnet.json` ([`MANIFEST`]) from the testnet's homes: chain id, the mnemonic the dev
+/// accounts come from (null for random keys), each dev account (name, address, keys, derivation path,
+/// balance, key file) and each node (home, gRPC URL, consensus, gossip, ABCI and metrics addresses).
+/// Replaces an older file atomically.
+pub fn write_manifest(dir: &Path, mnemonic: Option<&str>) -> eyre::Result<PathBuf> {
+    let home0 = Home::new(node_home(dir, 0));
+    let genesis = lode_genesis::Genesis::load(home0.genesis_path())?;
+    let accounts: Vec<serde_json::Value> = dev_keys(dir)?
+        .iter()
+        .map(|k| {
+            let index = k
+                .name
+                .strip_prefix("dev")
+                .and_then(|n| n.parse::<u32>().ok());
+            let path = match (mnemonic, index) {
+                (Some(_), Some(i)) => crate::hd::account_path(i)
+                    .ok()
+                    .map(|p| crate::hd::path_string(&p)),
+                _ => None,
+            };
+            serde_json::json!({
+                "name": k.name,
+                "address": k.address,
+                "public_key": k.public_key,
+                "private_key": k.private_key,
+                "derivation_path": path,
+                "balance": DEV_BALANCE.to_string(),
+                "key_file": home0.key_path(&k.name),
+            })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for i in 0.. {
+        let home = Home::new(node_home(dir, i));
+        if !home.config_path().exists() {
+            break;
+        }
+        let c = Config::load(&home.config_path())?;
+        nodes.push(serde_json::json!({
+            "index": i,
+            "moniker": c.moniker,
+            "home": home.root(),
+            "grpc": format!("http://{}", c.grpc.listen),
+            "consensus": c.p2p.listen.to_string(),
+            "gossip": c.p2p.gossip_listen.to_string(),
+            "abci": c.abci.listen.to_string(),
+            "metrics": c.metrics.listen.map(|m| format!("http://{m}/metrics")),
+            "log": home.root().join("node.log"),
+        }));
+    }
+    let doc = serde_json::json!({
+        "chain_id": genesis.chain_id,
+        "mnemonic": mnemonic,
+        "accounts": accounts,
+        "nodes": nodes,
+    });
+    let path = dir.join(MANIFEST);
+    let tmp = dir.join(format!("{MANIFEST}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
+        .wrap_err_with(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// The mnemonic recorded in `<dir>/devnet.json`, if the file exists and names one.
+pub fn manifest_mnemonic(dir: &Path) -> Option<String> {
+    let bytes = std::fs::read(dir.join(MANIFEST)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("mnemonic")?.as_str().map(str::to_owned)
 }
 
 /// The nodes of an existing testnet under `dir`, in order.

@@ -62,9 +62,10 @@ pub(super) fn run(args: &BenchArgs) -> eyre::Result<()> {
         dev_accounts: args.accounts,
         base_port: 0,
         timeout_propose_ms: args.timeout_propose_ms,
+        mnemonic: None,
     };
     let net = BenchNet::start("lode-bench", &spec, &args.node_log)?;
-    println!(
+    super::say!(
         "bench: {} validators, {} accounts, {} transfers, window {}, {:?} api (devnet in {})",
         args.validators,
         args.accounts,
@@ -161,6 +162,21 @@ async fn run_bench(
             .unwrap_or_default()
     };
     let heights = end_height.saturating_sub(start_height).max(1);
+    if super::json_output() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "committed": latencies.len(),
+                "failed": failed,
+                "seconds": elapsed.as_secs_f64(),
+                "heights": heights,
+                "tx_per_s": latencies.len() as f64 / elapsed.as_secs_f64(),
+                "latency_p50_ms": pct(50).as_secs_f64() * 1e3,
+                "latency_p99_ms": pct(99).as_secs_f64() * 1e3,
+            })
+        );
+        return Ok(());
+    }
     println!(
         "committed {} txs ({} failed) in {:.2} s over {} heights: {:.0} ms/block, {:.0} txs/block",
         latencies.len(),

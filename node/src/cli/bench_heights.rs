@@ -62,6 +62,7 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
         dev_accounts: args.validators,
         base_port: 0,
         timeout_propose_ms: args.timeout_propose_ms,
+        mnemonic: None,
     };
     let nodes = testnet::create(&dir, &spec)?;
     for n in &nodes {
@@ -89,7 +90,7 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
                 .spawn()?,
         );
     }
-    println!(
+    super::say!(
         "bench-heights: {} validators, {} heights, load {} tx/s, propose timeout {} ms (devnet in {})",
         args.validators,
         args.heights,
@@ -113,7 +114,7 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
     ));
     super::devnet::stop_children(&mut children);
     if args.keep {
-        println!("devnet kept in {}", dir.display());
+        super::say!("devnet kept in {}", dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -134,12 +135,12 @@ fn print_summary(tenths: &[Tenth]) {
         .map(|t| t.cpu_mean * t.heights as f64)
         .sum::<f64>()
         / all_heights.max(1) as f64;
-    println!(
+    super::say!(
         "whole run: {all_heights} heights in {all_seconds:.1} s, {:.1} heights/s, {:.2} ms CPU per height per node",
         all_heights as f64 / all_seconds.max(1e-9),
         cpu * 1e3
     );
-    println!(
+    super::say!(
         "last tenth / first tenth: {:.3} heights/s, {:.3} CPU per height",
         rate(last) / rate(first),
         last.cpu_mean / first.cpu_mean.max(1e-12)
@@ -218,9 +219,14 @@ async fn measure(
     let start = height().await?;
     let mut at = (start, Instant::now(), cpu(&pids));
     let mut tenths = Vec::with_capacity(10);
-    println!(
+    super::say!(
         "{:>6} {:>14} {:>8} {:>10} {:>22} {:>22}",
-        "tenth", "heights", "seconds", "heights/s", "CPU ms/height/node", "busiest node"
+        "tenth",
+        "heights",
+        "seconds",
+        "heights/s",
+        "CPU ms/height/node",
+        "busiest node"
     );
     for k in 1..=10u64 {
         let target = start + heights * k / 10;
@@ -256,7 +262,7 @@ async fn measure(
             cpu_mean: per_node.iter().sum::<f64>() / per_node.len().max(1) as f64,
             cpu_max: per_node.iter().copied().fold(0.0, f64::max),
         };
-        println!(
+        super::say!(
             "{:>6} {:>14} {:>8.1} {:>10.1} {:>22.2} {:>22.2}",
             k,
             format!("{}..{}", at.0 + 1, now.0),

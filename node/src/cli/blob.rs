@@ -167,7 +167,9 @@ pub(super) fn run(cmd: &BlobCommand) -> eyre::Result<()> {
                             .await?
                     }
                 };
-                println!("{}", hex::encode(root));
+                super::emit(serde_json::json!({ "root": hex::encode(root) }), || {
+                    println!("{}", hex::encode(root))
+                })?;
             }
             BlobCommand::Get(a) => {
                 let root = parse_root(&a.root)?;
@@ -179,13 +181,27 @@ pub(super) fn run(cmd: &BlobCommand) -> eyre::Result<()> {
                     BlobKind::B => write_matrix(&a.out, &layout::b_from_bytes(r, k, &bytes)?)?,
                     BlobKind::C => write_matrix(&a.out, &layout::c_from_bytes(r, k, t, &bytes)?)?,
                 }
-                eprintln!(
-                    "wrote {} ({}, {}x{}, root verified)",
-                    a.out.display(),
-                    h.kind.name(),
-                    h.rows,
-                    h.cols
-                );
+                if super::json_output() {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "file": a.out,
+                            "root": a.root,
+                            "kind": h.kind.name(),
+                            "rows": h.rows,
+                            "cols": h.cols,
+                            "verified": true,
+                        })
+                    );
+                } else {
+                    eprintln!(
+                        "wrote {} ({}, {}x{}, root verified)",
+                        a.out.display(),
+                        h.kind.name(),
+                        h.rows,
+                        h.cols
+                    );
+                }
             }
             BlobCommand::Stat(a) => {
                 let root = parse_root(&a.root)?;
@@ -235,6 +251,7 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         dev_accounts: 1,
         base_port: 0,
         timeout_propose_ms: 300,
+        mnemonic: None,
     };
     let net = super::devnet::BenchNet::start("lode-blob-bench", &spec, "info")?;
     let urls = net.urls();
@@ -313,13 +330,23 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         let back = c1.get_a(&root).await?;
         let get = t.elapsed().as_secs_f64();
         eyre::ensure!(back == a, "node 1 returned another matrix");
-        println!(
-            "blob bench, {} MiB A blob on a 2-node loopback devnet: put to node 0 {:.0} MB/s; node 1 fetched it from node 0 over p2p (stat, block roots, blocks verified as they arrive, stored) {:.0} MB/s; get from node 1 (client verifies) {:.0} MB/s",
-            args.size_mib,
-            size / 1e6 / put,
-            size / 1e6 / fetch,
-            size / 1e6 / get
-        );
+        super::emit(
+            serde_json::json!({
+                "size_mib": args.size_mib,
+                "put_mb_s": size / 1e6 / put,
+                "p2p_fetch_mb_s": size / 1e6 / fetch,
+                "get_mb_s": size / 1e6 / get,
+            }),
+            || {
+                println!(
+                    "blob bench, {} MiB A blob on a 2-node loopback devnet: put to node 0 {:.0} MB/s; node 1 fetched it from node 0 over p2p (stat, block roots, blocks verified as they arrive, stored) {:.0} MB/s; get from node 1 (client verifies) {:.0} MB/s",
+                    args.size_mib,
+                    size / 1e6 / put,
+                    size / 1e6 / fetch,
+                    size / 1e6 / get
+                )
+            },
+        )?;
         eyre::Ok(())
     });
     net.finish(args.keep);

@@ -94,11 +94,14 @@ pub(super) async fn connect(node: &str) -> eyre::Result<Channel> {
         .wrap_err_with(|| format!("cannot connect to {node}"))
 }
 
-/// Prints a tx result; a non-zero code is an error with the code and log.
+/// Prints a tx result (text only: under `-o json` the caller prints it in its document); a non-zero code
+/// is an error with the code and log.
 pub(super) fn report(what: &str, r: Option<&pb::TxResult>) -> eyre::Result<()> {
     let Some(r) = r else { return Ok(()) };
     if r.code == 0 {
-        println!("{what}: ok (gas used {})", r.gas_used);
+        if !super::json_output() {
+            println!("{what}: ok (gas used {})", r.gas_used);
+        }
         Ok(())
     } else {
         bail!("{what} failed: code {} ({}) {}", r.code, r.codespace, r.log)
@@ -396,10 +399,20 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                     .await
                     .map_err(status_err)?
                     .into_inner();
-                println!("address: {}", r.address);
-                println!("balance: {}", r.balance);
-                println!("nonce:   {}", r.nonce);
-                println!("height:  {}", r.height);
+                super::emit(
+                    serde_json::json!({
+                        "address": r.address,
+                        "balance": r.balance,
+                        "nonce": r.nonce,
+                        "height": r.height,
+                    }),
+                    || {
+                        println!("address: {}", r.address);
+                        println!("balance: {}", r.balance);
+                        println!("nonce:   {}", r.nonce);
+                        println!("height:  {}", r.height);
+                    },
+                )?;
             }
             QueryCommand::Status { node } => {
                 let mut q = QueryServiceClient::new(connect(&node.node).await?);
@@ -408,20 +421,38 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                     .await
                     .map_err(status_err)?
                     .into_inner();
-                println!("chain id:   {}", r.chain_id);
-                println!("moniker:    {}", r.moniker);
-                println!("node id:    {}", r.node_id);
-                println!("version:    {}", r.version);
-                println!("height:     {}", r.latest_height);
-                println!("block time: {}", rfc3339(r.latest_block_time.as_ref()));
-                println!("catching up: {}", r.catching_up);
-                println!("app hash:   {}", hex::encode_upper(&r.app_hash));
-                println!("validators: {}", r.validators.len());
-                println!("peers:      {}", r.peers.len());
-                println!(
-                    "mempool:    {} txs, {} bytes",
-                    r.mempool_txs, r.mempool_bytes
-                );
+                super::emit(
+                    serde_json::json!({
+                        "chain_id": r.chain_id,
+                        "moniker": r.moniker,
+                        "node_id": r.node_id,
+                        "version": r.version,
+                        "latest_height": r.latest_height,
+                        "latest_block_time": rfc3339(r.latest_block_time.as_ref()),
+                        "catching_up": r.catching_up,
+                        "app_hash": hex::encode_upper(&r.app_hash),
+                        "validators": r.validators.len(),
+                        "peers": r.peers.len(),
+                        "mempool_txs": r.mempool_txs,
+                        "mempool_bytes": r.mempool_bytes,
+                    }),
+                    || {
+                        println!("chain id:   {}", r.chain_id);
+                        println!("moniker:    {}", r.moniker);
+                        println!("node id:    {}", r.node_id);
+                        println!("version:    {}", r.version);
+                        println!("height:     {}", r.latest_height);
+                        println!("block time: {}", rfc3339(r.latest_block_time.as_ref()));
+                        println!("catching up: {}", r.catching_up);
+                        println!("app hash:   {}", hex::encode_upper(&r.app_hash));
+                        println!("validators: {}", r.validators.len());
+                        println!("peers:      {}", r.peers.len());
+                        println!(
+                            "mempool:    {} txs, {} bytes",
+                            r.mempool_txs, r.mempool_bytes
+                        );
+                    },
+                )?;
             }
             QueryCommand::Params { module, node } => {
                 let mut q = ParamsServiceClient::new(connect(&node.node).await?);
@@ -754,7 +785,7 @@ pub(super) fn events_json(events: &[pb::Event]) -> serde_json::Value {
 }
 
 /// A tx result as JSON fields (code, log, codespace, gas).
-fn result_json(r: Option<&pb::TxResult>) -> serde_json::Value {
+pub(super) fn result_json(r: Option<&pb::TxResult>) -> serde_json::Value {
     let r = r.cloned().unwrap_or_default();
     serde_json::json!({
         "code": r.code,

@@ -96,7 +96,7 @@ impl BenchNet {
     pub(super) fn finish(mut self, keep: bool) {
         stop_children(&mut self.children);
         if keep {
-            println!("devnet kept in {}", self.dir.display());
+            super::say!("devnet kept in {}", self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -163,16 +163,20 @@ pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
         .join("config.toml")
         .exists()
     {
-        println!(
+        super::say!(
             "reusing devnet at {} (pass --reset to start over)",
             args.dir.display()
         );
         let nodes = testnet::load(&args.dir)?;
         check_reusable(&args.dir)?;
+        if !args.dir.join(testnet::MANIFEST).exists() {
+            // Made before devnets described themselves: its dev keys' origin is unknown.
+            testnet::write_manifest(&args.dir, None)?;
+        }
         nodes
     } else {
         std::fs::create_dir_all(&args.dir)?;
-        println!("creating devnet at {}", args.dir.display());
+        super::say!("creating devnet at {}", args.dir.display());
         testnet::create(&args.dir, &args.net.spec(args.validators))?
     };
     let exe = std::env::current_exe()?;
@@ -195,16 +199,20 @@ pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
             }
         }
     }
-    println!(
-        "started {} validators (logs: <dir>/node<i>/node.log)",
-        nodes.len()
-    );
-    for n in &nodes {
-        println!("  {}  grpc http://{}", n.home.display(), n.grpc);
+    super::emit(super::testnet::manifest(&args.dir)?, || {
+        println!(
+            "started {} validators (logs: <dir>/node<i>/node.log)",
+            nodes.len()
+        );
+        for n in &nodes {
+            println!("  {}  grpc http://{}", n.home.display(), n.grpc);
+        }
+    })?;
+    if !super::json_output() {
+        print_dev_accounts(&args.dir)?;
+        println!("try: lode tx send --from dev0 --to <lode1…> --amount 1000 --wait");
+        println!("Ctrl-C stops the devnet");
     }
-    print_dev_accounts(&args.dir)?;
-    println!("try: lode tx send --from dev0 --to <lode1…> --amount 1000 --wait");
-    println!("Ctrl-C stops the devnet");
 
     let url = format!("http://{}", nodes[0].grpc);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -212,6 +220,10 @@ pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
         .build()?;
     let result = rt.block_on(async {
         let mut last = u64::MAX;
+        // A spinner (on a terminal only) until the first block, which takes a few seconds.
+        let spinner =
+            indicatif::ProgressBar::new_spinner().with_message("waiting for the first block");
+        spinner.enable_steady_tick(Duration::from_millis(120));
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -229,21 +241,33 @@ pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
             if let Ok(mut q) = QueryServiceClient::connect(url.clone()).await {
                 if let Ok(s) = q.status(pb::StatusRequest {}).await {
                     let s = s.into_inner();
-                    if s.latest_height != last {
+                    if s.latest_height != last && s.latest_height > 0 {
                         last = s.latest_height;
-                        println!(
-                            "height {:>6}  app hash {}  mempool {}",
-                            s.latest_height,
-                            hex::encode_upper(&s.app_hash[..s.app_hash.len().min(8)]),
-                            s.mempool_txs
-                        );
+                        spinner.finish_and_clear();
+                        if super::json_output() {
+                            println!(
+                                "{}",
+                                serde_json::json!({
+                                    "height": s.latest_height,
+                                    "app_hash": hex::encode_upper(&s.app_hash),
+                                    "mempool_txs": s.mempool_txs,
+                                })
+                            );
+                        } else {
+                            println!(
+                                "height {:>6}  app hash {}  mempool {}",
+                                s.latest_height,
+                                hex::encode_upper(&s.app_hash[..s.app_hash.len().min(8)]),
+                                s.mempool_txs
+                            );
+                        }
                     }
                 }
             }
         }
     });
-    println!("stopping validators…");
+    super::say!("stopping validators…");
     stop_children(&mut children);
-    println!("devnet stopped; data kept in {}", args.dir.display());
+    super::say!("devnet stopped; data kept in {}", args.dir.display());
     result
 }

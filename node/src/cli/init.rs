@@ -83,17 +83,27 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
     // The config is written last: its presence marks a complete home.
     config.save(&home.config_path())?;
 
-    println!("initialised {}", home.root().display());
-    println!("chain id:          {}", genesis.chain_id);
-    println!("validator key:     {}", validator_key.public_key);
-    println!(
-        "dev account:       {} (key {DEV_KEY}, balance {DEV_BALANCE})",
-        dev_key.address
-    );
-    println!(
-        "serve over ABCI:   lode abci --home {}",
-        home.root().display()
-    );
+    super::emit(
+        serde_json::json!({
+            "home": home.root(),
+            "chain_id": genesis.chain_id,
+            "validator_key": validator_key.public_key,
+            "dev_account": { "name": DEV_KEY, "address": dev_key.address, "balance": DEV_BALANCE.to_string() },
+        }),
+        || {
+            println!("initialised {}", home.root().display());
+            println!("chain id:          {}", genesis.chain_id);
+            println!("validator key:     {}", validator_key.public_key);
+            println!(
+                "dev account:       {} (key {DEV_KEY}, balance {DEV_BALANCE})",
+                dev_key.address
+            );
+            println!(
+                "serve over ABCI:   lode abci --home {}",
+                home.root().display()
+            );
+        },
+    )?;
     Ok(())
 }
 

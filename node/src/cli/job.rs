@@ -280,12 +280,19 @@ pub(super) fn run(cmd: &JobCommand) -> eyre::Result<()> {
                 args.out.as_deref(),
                 Duration::from_secs(args.fetch_timeout),
             )
-            .await
+            .await?;
+            if super::json_output() {
+                println!(
+                    "{}",
+                    serde_json::json!({ "job": hex::encode(id), "checked": true, "out": args.out })
+                );
+            }
+            Ok(())
         }),
         JobCommand::Get { job, json, node } => runtime()?.block_on(async {
             let id = job_id(job)?;
             let j = fetch_job(connect(&node.node).await?, &id).await?;
-            if *json {
+            if *json || super::json_output() {
                 println!("{}", serde_json::to_string_pretty(&j)?);
             } else {
                 print_job(&j);
@@ -317,12 +324,12 @@ pub(super) fn run(cmd: &JobCommand) -> eyre::Result<()> {
                 .await
                 .map_err(|s| eyre!("jobs query: {:?}: {}", s.code(), s.message()))?
                 .into_inner();
-            if *json {
+            if *json || super::json_output() {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());
             }
             for j in &r.jobs {
-                println!(
+                super::say!(
                     "{}  {:<12} {}x{}x{}  {} CU  {}",
                     hex::encode(&j.id),
                     j.status,
@@ -338,7 +345,7 @@ pub(super) fn run(cmd: &JobCommand) -> eyre::Result<()> {
                 );
             }
             if let Some(p) = r.pagination.as_ref().filter(|p| !p.next_key.is_empty()) {
-                println!("next page: --page-key {}", hex::encode(&p.next_key));
+                super::say!("next page: --page-key {}", hex::encode(&p.next_key));
             }
             Ok(())
         }),
@@ -354,13 +361,22 @@ pub(super) fn run(cmd: &JobCommand) -> eyre::Result<()> {
             };
             let c = send_one(channel, &signer, msg, key.fee).await?;
             let refunded = event_attr(&c.events, "market_job_cancelled", "refunded");
-            println!(
-                "job {} cancelled at height {}: {} refunded",
-                hex::encode(id),
-                c.height,
-                refunded.unwrap_or("?")
-            );
-            Ok(())
+            super::emit(
+                serde_json::json!({
+                    "job": hex::encode(id),
+                    "status": "cancelled",
+                    "height": c.height,
+                    "refunded": refunded,
+                }),
+                || {
+                    println!(
+                        "job {} cancelled at height {}: {} refunded",
+                        hex::encode(id),
+                        c.height,
+                        refunded.unwrap_or("?")
+                    )
+                },
+            )
         }),
     }
 }
@@ -410,25 +426,30 @@ async fn fetch_job(channel: Channel, id: &[u8; 32]) -> eyre::Result<mpb::Job> {
 }
 
 fn print_job(j: &mpb::Job) {
-    println!("job        {}", hex::encode(&j.id));
-    println!("status     {}", j.status);
-    println!("consumer   {}", j.consumer);
-    println!(
+    super::say!("job        {}", hex::encode(&j.id));
+    super::say!("status     {}", j.status);
+    super::say!("consumer   {}", j.consumer);
+    super::say!(
         "shape      {}x{}x{} (m×k×n), {} CU, tile {}, {} samples",
-        j.m, j.k, j.n, j.cu, j.tile, j.samples
+        j.m,
+        j.k,
+        j.n,
+        j.cu,
+        j.tile,
+        j.samples
     );
-    println!("max price  {} per CU", j.max_price_per_cu);
+    super::say!("max price  {} per CU", j.max_price_per_cu);
     if !j.provider.is_empty() {
-        println!("provider   {} at {} per CU", j.provider, j.price_per_cu);
+        super::say!("provider   {} at {} per CU", j.provider, j.price_per_cu);
     }
     if !j.output_root.is_empty() {
-        println!("output     {}", hex::encode(&j.output_root));
+        super::say!("output     {}", hex::encode(&j.output_root));
     }
     if j.deadline_height > 0 {
-        println!("deadline   height {}", j.deadline_height);
+        super::say!("deadline   height {}", j.deadline_height);
     }
     for h in &j.history {
-        println!("  {:>8}  {:<18} {}", h.height, h.step, h.detail);
+        super::say!("  {:>8}  {:<18} {}", h.height, h.step, h.detail);
     }
 }
 
@@ -490,7 +511,7 @@ struct JobSpecTerms {
 fn print_escape_table(m: u64, n: u64, tile: u32, samples: u32) {
     let t = u64::from(tile.max(1));
     let tiles = (m / t).saturating_mul(n / t);
-    println!(
+    super::say!(
         "sampling: validators recompute {samples} of C's {tiles} tiles; a provider corrupting a fraction f of them escapes with (1-f)^{samples}:"
     );
     let cells: Vec<String> = ESCAPE_FRACTIONS
@@ -500,8 +521,8 @@ fn print_escape_table(m: u64, n: u64, tile: u32, samples: u32) {
             format!("f = {}%: {}", f * 100.0, percent(p))
         })
         .collect();
-    println!("  {}", cells.join("   "));
-    println!(
+    super::say!("  {}", cells.join("   "));
+    super::say!(
         "  one wrong tile escapes with {}; the full Freivalds check of C by `lode job result` (and `submit --wait`) catches it and sends a fraud proof",
         percent(escape_probability(tiles, 1, u64::from(samples)))
     );
@@ -529,14 +550,15 @@ async fn validate(args: &ValidateArgs) -> eyre::Result<()> {
         deadline_blocks: args.deadline_blocks,
         min_reputation: 0,
     };
-    println!("checked against {source}");
+    super::say!("checked against {source}");
     let (a_root, b_root, cu) = check_terms(&a, &b, &terms, &params)?;
     let (m, k, n) = (a.rows() as u64, a.cols() as u64, b.cols() as u64);
-    println!("A: {m}x{k} int8, row root {}", hex::encode(a_root));
-    println!("B: {k}x{n} int8, column root {}", hex::encode(b_root));
-    println!(
+    super::say!("A: {m}x{k} int8, row root {}", hex::encode(a_root));
+    super::say!("B: {k}x{n} int8, column root {}", hex::encode(b_root));
+    super::say!(
         "C: {m}x{n} int32 in {}x{} tiles; {cu} CU",
-        args.tile, args.tile
+        args.tile,
+        args.tile
     );
     if let Some(price) = args.max_price {
         let escrow = price
@@ -550,10 +572,22 @@ async fn validate(args: &ValidateArgs) -> eyre::Result<()> {
                 )
             })
             .ok_or_else(|| eyre!("the escrow of {cu} CU at {price} overflows"))?;
-        println!("escrow at most {escrow} (max price × CU + protocol fee)");
+        super::say!("escrow at most {escrow} (max price × CU + protocol fee)");
     }
     print_escape_table(m, n, args.tile, args.samples);
-    println!("ok: the chain would accept this job");
+    super::say!("ok: the chain would accept this job");
+    if super::json_output() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "valid": true,
+                "shape": [m, k, n],
+                "a_root": hex::encode(a_root),
+                "b_root": hex::encode(b_root),
+                "cu": cu,
+            })
+        );
+    }
     Ok(())
 }
 
@@ -574,7 +608,7 @@ async fn submit(args: &SubmitArgs) -> eyre::Result<()> {
     let t = Instant::now();
     let (a_root, b_root, cu) = check_terms(&a, &b, &terms, &params)?;
     let (m, k, n) = (a.rows() as u64, a.cols() as u64, b.cols() as u64);
-    println!(
+    super::say!(
         "roots: A {} B {} ({} ms); {m}x{k}x{n} is {cu} CU",
         hex::encode(a_root),
         hex::encode(b_root),
@@ -601,7 +635,7 @@ async fn submit(args: &SubmitArgs) -> eyre::Result<()> {
         "the node stored A and B under other roots than computed here"
     );
     let upload = t.elapsed();
-    println!(
+    super::say!(
         "uploaded A and B ({} bytes) in {} ms",
         a.data().len() + b.data().len(),
         upload.as_millis()
@@ -620,7 +654,7 @@ async fn submit(args: &SubmitArgs) -> eyre::Result<()> {
         .ok_or_else(|| eyre!("the post-job tx committed without a market_job_posted event"))?
         .to_owned();
     let id = job_id(&hex32(&id_hex).map_err(|e| eyre!("job id in the event: {e}"))?)?;
-    println!(
+    super::say!(
         "job {id_hex} posted at height {} (escrow {}) at {:.2} s",
         posted.height,
         event_attr(&posted.events, "market_job_posted", "escrow").unwrap_or("?"),
@@ -628,7 +662,20 @@ async fn submit(args: &SubmitArgs) -> eyre::Result<()> {
     );
     print_escape_table(m, n, args.terms.tile, args.terms.samples);
     if !args.wait {
-        println!("follow it with `lode job get {id_hex}`; check its result with `lode job result {id_hex} --out C.npy`");
+        super::say!("follow it with `lode job get {id_hex}`; check its result with `lode job result {id_hex} --out C.npy`");
+        if super::json_output() {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "job": id_hex,
+                    "status": "posted",
+                    "height": posted.height,
+                    "a_root": hex::encode(a_root),
+                    "b_root": hex::encode(b_root),
+                    "cu": cu,
+                })
+            );
+        }
         return Ok(());
     }
 
@@ -653,7 +700,19 @@ async fn submit(args: &SubmitArgs) -> eyre::Result<()> {
                 Duration::from_secs(args.fetch_timeout),
             )
             .await?;
-            println!("total {:.2} s", started.elapsed().as_secs_f64());
+            super::say!("total {:.2} s", started.elapsed().as_secs_f64());
+            if super::json_output() {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "job": id_hex,
+                        "status": "settled",
+                        "checked": true,
+                        "out": args.out,
+                        "seconds": started.elapsed().as_secs_f64(),
+                    })
+                );
+            }
             Ok(())
         }
         Followed::Ended(status) => Err(Exit::new(
@@ -743,7 +802,7 @@ async fn follow(
                 });
             let mut terminal = false;
             for e in events {
-                println!(
+                super::say!(
                     "[{:>7.2}s] height {height}: {}",
                     started.elapsed().as_secs_f64(),
                     describe(e)
@@ -950,7 +1009,7 @@ async fn check_result(
         Ok(c) => c,
         Err(why) => return challenge_availability(channel, id, &job, key, &why, in_window).await,
     };
-    println!(
+    super::say!(
         "downloaded C ({}x{} int32, root {} checked) in {} ms",
         c.rows(),
         c.cols(),
@@ -964,18 +1023,18 @@ async fn check_result(
     let report = freivalds::check(&a, &b, &c, &seed, FREIVALDS_TRIALS)?;
     let took = t.elapsed();
     if report.accepted() {
-        println!(
+        super::say!(
             "C checked in full: Freivalds, {FREIVALDS_TRIALS} trials, {} ms (a wrong C passes with probability at most 2^-{})",
             took.as_millis(),
             FREIVALDS_TRIALS * freivalds::TRIAL_ESCAPE_LOG2
         );
         if let Some(out) = out {
             write_c(out, &c)?;
-            println!("C written to {}", out.display());
+            super::say!("C written to {}", out.display());
         }
         return Ok(());
     }
-    println!(
+    super::say!(
         "C is WRONG: Freivalds rejected {} row(s) in {} ms",
         report.suspect_rows.len(),
         took.as_millis()
@@ -984,7 +1043,7 @@ async fn check_result(
         freivalds::find_wrong_element(&a, &b, &c, &seed, FREIVALDS_TRIALS)?.ok_or_else(|| {
             eyre!("Freivalds rejected C but no wrong element was found in the suspect rows")
         })?;
-    println!("C[{row}][{col}] is {claimed}; A·B has {correct}");
+    super::say!("C[{row}][{col}] is {claimed}; A·B has {correct}");
     let wrong = |what: String| -> eyre::Report { Exit::new(EXIT_WRONG_RESULT, what).into() };
     if !in_window {
         return Err(wrong(format!(
@@ -1016,7 +1075,7 @@ async fn check_result(
         ))
     })?;
     let slashed = event_attr(&committed.events, "market_provider_slashed", "amount");
-    println!(
+    super::say!(
         "fraud proof for C[{row}][{col}] landed at height {} (tx {}): provider {} slashed {}, holdback {} back to the consumer",
         committed.height,
         hex::encode_upper(&committed.hash),
@@ -1041,7 +1100,7 @@ async fn challenge_availability(
 ) -> eyre::Result<()> {
     let id_hex = hex::encode(id);
     let unavailable = |what: String| -> eyre::Report { Exit::new(EXIT_UNAVAILABLE, what).into() };
-    println!("C is not available: {why}");
+    super::say!("C is not available: {why}");
     if !in_window {
         return Err(unavailable(format!(
             "job {id_hex}'s C is not available and its fraud window has closed"
@@ -1078,7 +1137,7 @@ async fn challenge_availability(
         )),
     };
     let committed = send_one(channel, key, msg, None).await?;
-    println!(
+    super::say!(
         "availability challenge for tiles {} landed at height {}: the provider must reveal them by height {} or be slashed",
         chosen
             .iter()

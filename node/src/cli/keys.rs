@@ -1,5 +1,7 @@
 //! `lode keys add|list|show|multisig`.
 
+use std::path::Path;
+
 use clap::Subcommand;
 use eyre::{bail, WrapErr};
 
@@ -58,8 +60,7 @@ pub(super) fn run(cmd: &KeysCommand) -> eyre::Result<()> {
             keys::create_keys_dir(&home.keys_dir())?;
             let key = KeyFile::generate(name)?;
             key.save_new(&path)?;
-            print_key(&key, false);
-            println!("file:        {}", path.display());
+            print_key(&key, false, Some(&path))?;
         }
         KeysCommand::Multisig {
             name,
@@ -81,19 +82,44 @@ pub(super) fn run(cmd: &KeysCommand) -> eyre::Result<()> {
                 bail!("multisig {name:?} already exists at {}", path.display());
             }
             multisig.save_new(&path)?;
-            println!("name:      {}", multisig.name);
-            println!("address:   {}", multisig.address);
-            println!(
-                "threshold: {} of {}",
-                multisig.threshold,
-                multisig.public_keys.len()
-            );
-            println!("file:      {}", path.display());
+            super::emit(
+                serde_json::json!({
+                    "name": multisig.name,
+                    "address": multisig.address,
+                    "threshold": multisig.threshold,
+                    "public_keys": multisig.public_keys,
+                    "file": path,
+                }),
+                || {
+                    println!("name:      {}", multisig.name);
+                    println!("address:   {}", multisig.address);
+                    println!(
+                        "threshold: {} of {}",
+                        multisig.threshold,
+                        multisig.public_keys.len()
+                    );
+                    println!("file:      {}", path.display());
+                },
+            )?;
         }
         KeysCommand::List { home } => {
-            for key in keys::list(&home.home().keys_dir())? {
-                println!("{}\t{}", key.name, key.address);
-            }
+            let keys = keys::list(&home.home().keys_dir())?;
+            super::emit(
+                keys.iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "name": k.name,
+                            "address": k.address,
+                            "public_key": k.public_key,
+                        })
+                    })
+                    .collect(),
+                || {
+                    for key in &keys {
+                        println!("{}\t{}", key.name, key.address);
+                    }
+                },
+            )?;
         }
         KeysCommand::Show {
             name,
@@ -103,19 +129,35 @@ pub(super) fn run(cmd: &KeysCommand) -> eyre::Result<()> {
             keys::validate_name(name)?;
             let path = home.home().key_path(name);
             let key = KeyFile::load(&path).wrap_err_with(|| format!("no usable key {name:?}"))?;
-            print_key(&key, *private);
+            print_key(&key, *private, None)?;
         }
     }
     Ok(())
 }
 
-fn print_key(key: &KeyFile, private: bool) {
-    println!("name:        {}", key.name);
-    println!("address:     {}", key.address);
-    println!("public_key:  {}", key.public_key);
+fn print_key(key: &KeyFile, private: bool, file: Option<&Path>) -> eyre::Result<()> {
+    let mut v = serde_json::json!({
+        "name": key.name,
+        "address": key.address,
+        "public_key": key.public_key,
+    });
     if private {
-        println!("private_key: {}", key.private_key);
+        v["private_key"] = key.private_key.clone().into();
     }
+    if let Some(f) = file {
+        v["file"] = f.display().to_string().into();
+    }
+    super::emit(v, || {
+        println!("name:        {}", key.name);
+        println!("address:     {}", key.address);
+        println!("public_key:  {}", key.public_key);
+        if private {
+            println!("private_key: {}", key.private_key);
+        }
+        if let Some(f) = file {
+            println!("file:        {}", f.display());
+        }
+    })
 }
 
 /// A multisig member: a 64-hex public key, a key file path, or a key name in the home.

@@ -30,9 +30,53 @@ pub struct Cli {
     /// Log filter (`info`, `debug`, `lode_node=debug,warn`, ...); `RUST_LOG` overrides it.
     #[arg(long, global = true, env = "LODE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// How results are printed: `text` for people, `json` for scripts (stable field names; one JSON
+    /// document per result, one line per item for streams).
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text, env = "LODE_OUTPUT")]
+    pub output: Output,
     #[command(subcommand)]
     command: Command,
 }
+
+/// How a command prints its results (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+static OUTPUT: std::sync::OnceLock<Output> = std::sync::OnceLock::new();
+
+/// Whether this process prints JSON (`-o json`).
+pub(crate) fn json_output() -> bool {
+    OUTPUT.get().copied().unwrap_or_default() == Output::Json
+}
+
+/// Prints one result: `value` (pretty JSON) under `-o json`, else runs `text`.
+pub(crate) fn emit(value: serde_json::Value, text: impl FnOnce()) -> eyre::Result<()> {
+    if json_output() {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        text();
+    }
+    Ok(())
+}
+
+/// A progress or status line for people: stdout under `-o text`, stderr under `-o json` (so stdout stays
+/// parseable).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if $crate::cli::json_output() {
+            eprintln!($($arg)*);
+        } else {
+            println!($($arg)*);
+        }
+    };
+}
+pub(crate) use say;
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -76,6 +120,12 @@ enum Command {
     /// Deterministic simulations of protocol rules (`power`: proof-of-useful-compute voting power).
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Print a shell completion script: `lode completions bash > /etc/bash_completion.d/lode`, or for zsh
+    /// into a directory on `$fpath` as `_lode`, or for fish into `~/.config/fish/completions/lode.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// A command's failure with its own exit status (`lode job` documents its statuses); `main` exits with
@@ -133,6 +183,7 @@ impl HomeArg {
 /// Parses the command line and runs the command.
 pub fn run() -> eyre::Result<()> {
     let cli = Cli::parse();
+    let _ = OUTPUT.set(cli.output);
     match cli.command {
         Command::Init(args) => {
             init_tracing(cli.log_level.as_deref().unwrap_or("warn"));
@@ -182,6 +233,11 @@ pub fn run() -> eyre::Result<()> {
             bench_heights::run(&args)
         }
         Command::Sim(cmd) => sim::run(&cmd),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "lode", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

@@ -105,13 +105,29 @@ pub(super) fn run(cmd: ProviderCommand, log_level: Option<&str>) -> eyre::Result
     }
     match cmd {
         ProviderCommand::Probe { backend } => {
-            for d in probe(backend)? {
-                println!(
-                    "{}\t{}:{}:{}\t{}",
-                    d.id, d.entry.model, d.entry.memory_mib, d.entry.count, d.detail
-                );
-            }
-            Ok(())
+            let devices = probe(backend)?;
+            super::emit(
+                devices
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "id": d.id,
+                            "model": d.entry.model,
+                            "memory_mib": d.entry.memory_mib,
+                            "count": d.entry.count,
+                            "detail": d.detail,
+                        })
+                    })
+                    .collect(),
+                || {
+                    for d in &devices {
+                        println!(
+                            "{}\t{}:{}:{}\t{}",
+                            d.id, d.entry.model, d.entry.memory_mib, d.entry.count, d.detail
+                        );
+                    }
+                },
+            )
         }
         ProviderCommand::Bench(args) => bench(&args),
         ProviderCommand::Run(args) => run_daemon(*args, log_level),
@@ -131,6 +147,7 @@ fn pseudo_random(rows: usize, cols: usize, seed: u64) -> eyre::Result<MatrixI8> 
 
 fn bench(args: &BenchArgs) -> eyre::Result<()> {
     eyre::ensure!(args.reps > 0, "--reps must be at least 1");
+    let mut results = Vec::new();
     for d in probe(args.backend)? {
         let cpu = d.id == "cpu";
         let engine = Engine::new(if cpu { Backend::Cpu } else { Backend::Cuda })?;
@@ -138,7 +155,7 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         let a = pseudo_random(n, n, 1)?;
         let b = pseudo_random(n, n, 2)?;
         let cu = (n as f64).powi(3) / 1e9;
-        println!("device {}: {} ({})", d.id, d.entry.model, engine.describe());
+        super::say!("device {}: {} ({})", d.id, d.entry.model, engine.describe());
         engine.gemm(&a, &b)?;
         let mut times: Vec<Duration> = Vec::with_capacity(args.reps as usize);
         for _ in 0..args.reps {
@@ -150,7 +167,7 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         let best = times[0].as_secs_f64();
         let median = times[times.len() / 2].as_secs_f64();
         let rate = cu / median.max(1e-9);
-        println!(
+        super::say!(
             "  gemm {n}x{n}x{n}: best {best:.4} s, median {median:.4} s -> {rate:.1} CU/s (median), {:.1} CU/s (best)",
             cu / best.max(1e-9)
         );
@@ -160,14 +177,29 @@ fn bench(args: &BenchArgs) -> eyre::Result<()> {
         let job = t.elapsed().as_secs_f64();
         drop(prover);
         let job_rate = cu / job.max(1e-9);
-        println!("  job (gemm + commitments, T = 4): {job:.4} s -> {job_rate:.1} CU/s");
+        super::say!("  job (gemm + commitments, T = 4): {job:.4} s -> {job_rate:.1} CU/s");
         let max_job_cu = (job_rate * args.job_seconds as f64).floor().max(1.0) as u64;
         let per_hour = (job_rate * 3600.0).max(1.0);
         let ask = ((args.hour_cost as f64) / per_hour).ceil().max(1.0) as u128;
-        println!(
+        super::say!(
             "  suggested: max_job_cu = {max_job_cu} ({} s per job), ask = {ask} per CU ({} per device-hour / {per_hour:.0} CU per hour)",
             args.job_seconds, args.hour_cost
         );
+        results.push(serde_json::json!({
+            "device": d.id,
+            "model": d.entry.model,
+            "size": n,
+            "gemm_median_s": median,
+            "gemm_best_s": best,
+            "gemm_cu_per_s": rate,
+            "job_s": job,
+            "job_cu_per_s": job_rate,
+            "suggested_max_job_cu": max_job_cu,
+            "suggested_ask_per_cu": ask.to_string(),
+        }));
+    }
+    if super::json_output() {
+        println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(())
 }

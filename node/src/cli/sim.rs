@@ -51,9 +51,26 @@ pub(super) fn run(cmd: &SimCommand) -> eyre::Result<()> {
             };
             let report = simulate(a.seed, a.epochs, a.validators, &p, |line| {
                 if !a.quiet {
-                    println!("{line}");
+                    super::say!("{line}");
                 }
             })?;
+            if super::json_output() {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "epochs": a.epochs,
+                        "validators": a.validators,
+                        "seed": a.seed,
+                        "max_power_bps": p.max_power_bps,
+                        "effective_cap_bps_max": report.effective_cap_bps_max,
+                        "max_churn_bps": p.max_churn_bps,
+                        "largest_share": report.max_power,
+                        "largest_move": report.max_moved,
+                        "largest_forced_drop": report.max_forced,
+                    })
+                );
+                return Ok(());
+            }
             println!(
                 "{} epochs, {} validators, seed {}: total exact, cap {} bps (effective {} bps) and churn {} bps \
                  held every epoch; largest share {:.2}%, largest move {:.2}% (largest drop of validators \

@@ -42,6 +42,13 @@ pub(super) struct NetArgs {
     /// empty block every half of this; blocks with transactions come as fast as the validators vote.
     #[arg(long, default_value_t = 1000)]
     timeout_propose_ms: u64,
+    /// BIP-39 mnemonic the dev accounts are derived from (account k on `m/44'/7337'/0'/0'/k'`). The default
+    /// is the public devnet mnemonic, so dev accounts have the same addresses on every machine.
+    #[arg(long, env = "LODE_MNEMONIC", default_value = crate::hd::DEVNET_MNEMONIC, hide_default_value = true)]
+    mnemonic: String,
+    /// Random dev account keys instead of the mnemonic's.
+    #[arg(long, conflicts_with = "mnemonic")]
+    random_keys: bool,
 }
 
 impl NetArgs {
@@ -52,6 +59,7 @@ impl NetArgs {
             dev_accounts: self.dev_accounts,
             base_port: self.base_port,
             timeout_propose_ms: self.timeout_propose_ms,
+            mnemonic: (!self.random_keys).then(|| self.mnemonic.clone()),
         }
     }
 }
@@ -60,18 +68,28 @@ pub(super) fn run(cmd: &TestnetCommand) -> eyre::Result<()> {
     match cmd {
         TestnetCommand::Init(a) => {
             let nodes = testnet::create(&a.out, &a.net.spec(a.validators))?;
-            println!(
-                "created {} validator homes under {}",
-                nodes.len(),
-                a.out.display()
-            );
-            for n in &nodes {
-                println!("  {}  grpc http://{}", n.home.display(), n.grpc);
+            super::emit(manifest(&a.out)?, || {
+                println!(
+                    "created {} validator homes under {}",
+                    nodes.len(),
+                    a.out.display()
+                );
+                for n in &nodes {
+                    println!("  {}  grpc http://{}", n.home.display(), n.grpc);
+                }
+            })?;
+            if !super::json_output() {
+                print_dev_accounts(&a.out)?;
             }
-            print_dev_accounts(&a.out)?;
             Ok(())
         }
     }
+}
+
+/// The testnet's `devnet.json` as a value.
+pub(super) fn manifest(dir: &std::path::Path) -> eyre::Result<serde_json::Value> {
+    let bytes = std::fs::read(dir.join(testnet::MANIFEST))?;
+    Ok(serde_json::from_slice(&bytes)?)
 }
 
 pub(super) fn print_dev_accounts(dir: &std::path::Path) -> eyre::Result<()> {
@@ -88,5 +106,16 @@ pub(super) fn print_dev_accounts(dir: &std::path::Path) -> eyre::Result<()> {
         );
         println!("        private key {}", k.private_key);
     }
+    match testnet::manifest_mnemonic(dir) {
+        Some(m) if m == crate::hd::DEVNET_MNEMONIC => println!(
+            "(derived from the public devnet mnemonic \"{m}\"; never hold value with these keys)"
+        ),
+        Some(m) => println!("(derived from the mnemonic \"{m}\")"),
+        None => {}
+    }
+    println!(
+        "everything above, for scripts: {}",
+        dir.join(testnet::MANIFEST).display()
+    );
     Ok(())
 }

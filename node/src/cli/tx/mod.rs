@@ -22,7 +22,9 @@ use eyre::{ensure, eyre, WrapErr};
 use lode_proto::tx::v1 as txpb;
 use lode_state::tx::{multisig as ms, Msg};
 
-use super::client::{connect, find_signer, report, runtime, Signer, DEFAULT_NODE};
+use super::client::{
+    connect, events_json, find_signer, report, result_json, runtime, Signer, DEFAULT_NODE,
+};
 use super::HomeArg;
 use crate::services::grpc::pb::{
     self, params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
@@ -169,15 +171,25 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
                 })?;
                 let doc = unsigned(fee);
                 crate::keys::write_new_json(out, &doc, 0o644, "unsigned tx file")?;
-                println!(
-                    "unsigned tx for {} (nonce {}) written to {}; needs {} of {} signatures",
-                    m.address,
-                    acct.nonce,
-                    out.display(),
-                    m.threshold,
-                    m.public_keys.len()
-                );
-                Ok(())
+                super::emit(
+                    serde_json::json!({
+                        "account": m.address,
+                        "nonce": acct.nonce,
+                        "file": out,
+                        "threshold": m.threshold,
+                        "signers": m.public_keys.len(),
+                    }),
+                    || {
+                        println!(
+                            "unsigned tx for {} (nonce {}) written to {}; needs {} of {} signatures",
+                            m.address,
+                            acct.nonce,
+                            out.display(),
+                            m.threshold,
+                            m.public_keys.len()
+                        )
+                    },
+                )
             }
         }
     })
@@ -314,18 +326,32 @@ pub(super) async fn dry_run(
         .await
         .map_err(|s| eyre!("simulate: {:?}: {}", s.code(), s.message()))?
         .into_inner();
-    println!("dry run against height {} (nothing sent)", r.height);
-    println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
-    println!("gas:     {}", r.gas);
-    println!("fee:     {fee} (minimum {})", r.min_fee);
-    for e in &r.events {
-        let attrs: Vec<String> = e
-            .attributes
-            .iter()
-            .map(|a| format!("{}={}", a.key, a.value))
-            .collect();
-        println!("event:   {} {}", e.r#type, attrs.join(" "));
-    }
+    super::emit(
+        serde_json::json!({
+            "dry_run": true,
+            "height": r.height,
+            "tx_hash": hex::encode_upper(&r.tx_hash),
+            "gas": r.gas,
+            "fee": fee,
+            "min_fee": r.min_fee,
+            "result": result_json(r.result.as_ref()),
+            "events": events_json(&r.events),
+        }),
+        || {
+            println!("dry run against height {} (nothing sent)", r.height);
+            println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
+            println!("gas:     {}", r.gas);
+            println!("fee:     {fee} (minimum {})", r.min_fee);
+            for e in &r.events {
+                let attrs: Vec<String> = e
+                    .attributes
+                    .iter()
+                    .map(|a| format!("{}={}", a.key, a.value))
+                    .collect();
+                println!("event:   {} {}", e.r#type, attrs.join(" "));
+            }
+        },
+    )?;
     report("result", r.result.as_ref())
 }
 
@@ -341,15 +367,31 @@ pub(super) async fn broadcast(
             .broadcast_and_wait(pb::BroadcastAndWaitRequest { tx, timeout_ms: 0 })
             .await?
             .into_inner();
-        println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
+        super::emit(
+            serde_json::json!({
+                "tx_hash": hex::encode_upper(&r.tx_hash),
+                "check": result_json(r.check.as_ref()),
+                "height": r.result.is_some().then_some(r.height),
+                "result": r.result.as_ref().map(|res| result_json(Some(res))),
+            }),
+            || println!("tx hash: {}", hex::encode_upper(&r.tx_hash)),
+        )?;
         report("check", r.check.as_ref())?;
         if let Some(res) = r.result.as_ref() {
-            println!("committed at height {}", r.height);
+            if !super::json_output() {
+                println!("committed at height {}", r.height);
+            }
             report("result", Some(res))?;
         }
     } else {
         let r = t.broadcast(pb::BroadcastRequest { tx }).await?.into_inner();
-        println!("tx hash: {}", hex::encode_upper(&r.tx_hash));
+        super::emit(
+            serde_json::json!({
+                "tx_hash": hex::encode_upper(&r.tx_hash),
+                "check": result_json(r.check.as_ref()),
+            }),
+            || println!("tx hash: {}", hex::encode_upper(&r.tx_hash)),
+        )?;
         report("check", r.check.as_ref())?;
     }
     Ok(())

@@ -64,13 +64,22 @@ pub(super) fn run(cmd: &MultisigCmd) -> eyre::Result<()> {
                 .wrap_err_with(|| format!("cannot write {}", tmp.display()))?;
             std::fs::rename(&tmp, file)?;
             let threshold = doc.key().map(|k| k.threshold).unwrap_or_default();
-            println!(
-                "signed by {}: {} of {} needed signatures",
-                key.name,
-                doc.signed(),
-                threshold
-            );
-            Ok(())
+            super::super::emit(
+                serde_json::json!({
+                    "signed_by": key.name,
+                    "signatures": doc.signed(),
+                    "threshold": threshold,
+                    "file": file,
+                }),
+                || {
+                    println!(
+                        "signed by {}: {} of {} needed signatures",
+                        key.name,
+                        doc.signed(),
+                        threshold
+                    )
+                },
+            )
         }
         MultisigCmd::Broadcast {
             file,
