@@ -29,4 +29,5 @@ mod staking_drives_the_validator_set;
 mod subscribers_get_every_block_once;
 mod support;
 mod the_consumers_check_costs_a_fraction_of_the_product;
+mod tx_test_vectors;
 mod txs_and_blocks_are_found_by_id;
