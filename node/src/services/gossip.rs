@@ -176,6 +176,7 @@ async fn check_batches(
                 for e in results.iter().filter_map(|r| r.as_ref().err()) {
                     if !matches!(e, AddError::Duplicate) {
                         debug!(%peer, error = %e, "dropped gossiped tx");
+                        super::metrics::metrics().gossip_dropped("invalid_tx", 1);
                     }
                 }
                 judge(txs, &results)
@@ -343,6 +344,7 @@ pub fn spawn_with_blobs(
                             Ok(b) if b.txs.len() <= MAX_BATCH_TXS => b,
                             _ => {
                                 warn!(peer = %propagation_source, bytes = message.data.len(), "dropped malformed gossip message");
+                                super::metrics::metrics().gossip_dropped("malformed", 1);
                                 g.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Reject);
                                 continue;
                             }
@@ -350,6 +352,7 @@ pub fn spawn_with_blobs(
                         let queued = pending.get(&propagation_source).copied().unwrap_or(0);
                         if queued >= PENDING_BATCHES_PER_PEER {
                             debug!(peer = %propagation_source, "peer has too many batches waiting for CheckTx; dropped one unrelayed");
+                            super::metrics::metrics().gossip_dropped("peer_backlog", 1);
                             g.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
                             continue;
                         }
@@ -362,6 +365,7 @@ pub fn spawn_with_blobs(
                             Ok(()) => *pending.entry(propagation_source).or_default() += 1,
                             Err(_) => {
                                 debug!(peer = %propagation_source, "CheckTx queue full; dropped a batch unrelayed");
+                                super::metrics::metrics().gossip_dropped("queue_full", 1);
                                 g.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
                             }
                         }

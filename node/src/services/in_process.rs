@@ -48,7 +48,18 @@ impl Abci for AppAbci {
                     .map(|t| i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
                 let started = std::time::Instant::now();
                 let resp = self.app.handle(req);
-                super::metrics::metrics().finalized(started.elapsed(), txs, bytes, time);
+                let m = super::metrics::metrics();
+                m.finalized(started.elapsed(), txs, bytes, time);
+                if let Some(tendermint_proto::v0_38::abci::response::Value::FinalizeBlock(f)) =
+                    &resp.value
+                {
+                    m.block_events(
+                        f.events
+                            .iter()
+                            .chain(f.tx_results.iter().flat_map(|r| r.events.iter()))
+                            .map(|e| e.r#type.as_str()),
+                    );
+                }
                 Ok(resp)
             }
             Some(Value::Commit(_)) => {

@@ -32,6 +32,14 @@ use tokio::sync::Semaphore;
 
 /// Labels of `lode_grpc_requests_total`: the method's path and the status code's name.
 type GrpcLabels = Vec<(&'static str, String)>;
+/// Labels of `lode_events_total`: the event type.
+type EventLabels = Vec<(&'static str, String)>;
+/// Labels of `lode_gossip_dropped_total`: the reason.
+type ReasonLabels = Vec<(&'static str, &'static str)>;
+
+/// Most distinct event types counted; later ones are counted as `other`. Event types come from the
+/// modules' code, not from clients, so this is a guard, never reached by today's modules.
+const MAX_EVENT_TYPES: usize = 256;
 
 /// The node's metrics.
 #[derive(Debug)]
@@ -54,6 +62,16 @@ pub struct NodeMetrics {
     pub finalize_block_seconds: Histogram,
     /// `lode_grpc_requests_total{method, code}`: gRPC calls answered, by method and status.
     pub grpc_requests: Family<GrpcLabels, Counter>,
+    /// `lode_events_total{type}`: events of committed blocks by type (`market_job_posted`,
+    /// `market_job_matched`, `market_job_settled`, `market_job_failed`, `compute_fraud_proven`,
+    /// `market_provider_slashed`, …): the marketplace's flows (jobs posted, matched, settled, failed) as rates.
+    pub events: Family<EventLabels, Counter>,
+    /// `lode_gossip_dropped_total{reason}`: gossiped tx batches or txs dropped unrelayed: `malformed`
+    /// (batch does not decode or is too long), `peer_backlog` (the peer has too many batches waiting),
+    /// `queue_full` (CheckTx queue full), `invalid_tx` (a tx CheckTx refused; duplicates are not counted).
+    pub gossip_dropped: Family<ReasonLabels, Counter>,
+    /// Event types seen so far (bounded by [`MAX_EVENT_TYPES`]).
+    event_types: Mutex<std::collections::HashSet<String>>,
     /// BFT time (Unix nanoseconds) of the last finalized block, for the interval.
     last_block_time: Mutex<Option<i128>>,
 }
@@ -77,6 +95,9 @@ pub fn metrics() -> &'static NodeMetrics {
             // 100 µs .. ~3 s.
             finalize_block_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 15)),
             grpc_requests: Family::default(),
+            events: Family::default(),
+            gossip_dropped: Family::default(),
+            event_types: Mutex::new(std::collections::HashSet::new()),
             last_block_time: Mutex::new(None),
         };
         SharedRegistry::global().with_prefix("lode", |r| {
@@ -118,6 +139,16 @@ pub fn metrics() -> &'static NodeMetrics {
                 "gRPC calls answered, by method and status code",
                 m.grpc_requests.clone(),
             );
+            r.register(
+                "events",
+                "Events of committed blocks by type (the marketplace's and every module's flows)",
+                m.events.clone(),
+            );
+            r.register(
+                "gossip_dropped",
+                "Gossiped tx batches or txs dropped unrelayed, by reason",
+                m.gossip_dropped.clone(),
+            );
         });
         m
     })
@@ -143,6 +174,31 @@ impl NodeMetrics {
             }
             *last = Some(t);
         }
+    }
+}
+
+impl NodeMetrics {
+    /// Counts the events of a finalized block (block-level and every tx's) by type.
+    pub fn block_events<'a>(&self, types: impl Iterator<Item = &'a str>) {
+        let mut seen = self.event_types.lock().unwrap_or_else(|e| e.into_inner());
+        for t in types {
+            let label = if seen.contains(t) {
+                t.to_owned()
+            } else if seen.len() < MAX_EVENT_TYPES {
+                seen.insert(t.to_owned());
+                t.to_owned()
+            } else {
+                "other".to_owned()
+            };
+            self.events.get_or_create(&vec![("type", label)]).inc();
+        }
+    }
+
+    /// Counts `n` gossip drops for `reason`.
+    pub fn gossip_dropped(&self, reason: &'static str, n: u64) {
+        self.gossip_dropped
+            .get_or_create(&vec![("reason", reason)])
+            .inc_by(n);
     }
 }
 

@@ -102,9 +102,45 @@ async fn metrics_parse_as_prometheus_text_and_the_height_gauge_increases() {
         "no Malachite metric:\n{body}"
     );
 
+    // A committed transfer is counted by its events' types.
+    let (home, url) = (node.home.clone(), node.url.clone());
+    let to = lode_node::keys::KeyFile::generate("x")
+        .expect("key")
+        .address;
+    tokio::task::spawn_blocking(move || {
+        crate::support::lode_ok(&[
+            "tx",
+            "send",
+            "--home",
+            crate::support::path_str(&home),
+            "--from",
+            "dev0",
+            "--to",
+            &to,
+            "--amount",
+            "5",
+            "--node",
+            &url,
+            "--wait",
+        ])
+    })
+    .await
+    .expect("tx send");
+    assert_eq!(
+        first.get(r#"lode_events_total{type="transfer"}"#),
+        None,
+        "no transfer before the first tx"
+    );
+
     node.wait_height(h1 as u64 + 2).await;
     let (_, body) = get(addr, "/metrics").await;
     let second = parse(&body);
+    assert!(
+        second
+            .get(r#"lode_events_total{type="transfer"}"#)
+            .is_some_and(|v| *v >= 1.0),
+        "{body}"
+    );
     assert!(
         height(&second) >= h1 + 2.0,
         "height gauge did not increase: {h1} -> {}",
