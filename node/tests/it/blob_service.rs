@@ -804,3 +804,35 @@ async fn blob_transfer_bench_256_mib_between_two_nodes() {
         size / 1e6 / get_s
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_that_gives_a_live_jobs_root_another_shape_is_refused_before_any_data() {
+    let node = SingleNode::start(|_| {}).await;
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let a = a_matrix(64, 32, 5);
+    let h = layout::a_header(&a).expect("h");
+    let b = a_matrix(32, 16, 6);
+    let hb = layout::b_header(&b).expect("h");
+    post_job(&node.home, &node.url, h.root, hb.root, (64, 32, 16)).await;
+
+    // The job's root under a transposed shape and under B's kind: refused on the header, nothing stored.
+    let mut raw = BlobServiceClient::new(node.channel().await);
+    for lie in [
+        BlobHeader {
+            rows: 32,
+            cols: 64,
+            ..h
+        },
+        BlobHeader { kind: hb.kind, ..h },
+    ] {
+        let err = put_raw(&mut raw, put_stream(&dev0, &lie, &[], 1, |_| {}))
+            .await
+            .expect_err("a header the live job contradicts");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("live job on chain"), "{err:?}");
+    }
+    assert_eq!(blob_files(&node.home), (vec![], 0));
+    // The job's own header is accepted.
+    let mut c = client(&node.url).await;
+    assert_eq!(c.put_a(&dev0, CHAIN, &a).await.expect("put"), h.root);
+}
