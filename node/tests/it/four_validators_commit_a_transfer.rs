@@ -55,6 +55,18 @@ impl Net {
         running: usize,
         edit: impl Fn(&mut serde_json::Value),
     ) -> Net {
+        Net::start_full(dir, n, running, 4, edit)
+    }
+
+    /// Like [`Net::start_with_genesis`], with `dev_accounts` funded dev accounts (`keys/dev<k>.json` in node
+    /// 0's home) instead of `lode testnet init`'s default 4.
+    pub fn start_full(
+        dir: &Path,
+        n: usize,
+        running: usize,
+        dev_accounts: usize,
+        edit: impl Fn(&mut serde_json::Value),
+    ) -> Net {
         let ports = PortBlock::reserve();
         assert!(
             10 * n <= usize::from(lode_test_ports::BLOCK),
@@ -71,6 +83,8 @@ impl Net {
             &ports.base().to_string(),
             "--timeout-propose-ms",
             "300",
+            "--dev-accounts",
+            &dev_accounts.to_string(),
         ]);
         let grpc: Vec<String> = out
             .lines()
