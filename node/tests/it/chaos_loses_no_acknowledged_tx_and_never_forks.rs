@@ -27,9 +27,11 @@
 //! `gossip_flood`).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lode_node::config::Config;
 use lode_state::LodeApp;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -477,6 +479,344 @@ async fn chaos_under_a_workload_loses_no_acknowledged_tx_and_never_forks() {
         chaos.halt_progress <= 1,
         "the chain advanced {} heights with two of four validators down",
         chaos.halt_progress
+    );
+    assert!(
+        report.acked() > 0 && report.sent.iter().all(|s| s.acked.is_some()),
+        "a sender got no answer for its last tx"
+    );
+}
+
+/// Each validator in its own network namespace, joined to the others by a veth pair on one bridge in this
+/// namespace (which the test reaches the nodes' gRPC through). A cut from `a` to `b` is a blackhole route to
+/// `b`'s address in `a`'s namespace: `a`'s packets to `b` are dropped in its kernel, so traffic really stops.
+/// Everything is removed when dropped.
+struct Netns {
+    names: Vec<String>,
+    bridge: String,
+    subnet: u8,
+}
+
+/// Runs `ip ARGS…`, returning its error output when it fails.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Netns {
+    /// Creates `n` namespaces on a bridge, or says why it cannot (not root, no `ip`, no namespaces).
+    fn create(n: usize) -> Result<Netns, String> {
+        let uid = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map_err(|e| format!("id -u: {e}"))?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return Err("not running as root".into());
+        }
+        let tag = std::process::id() % 100_000;
+        let mut ns = Netns {
+            names: Vec::new(),
+            bridge: format!("lbr{tag}"),
+            // One /24 per test process, so two runs on one machine do not collide.
+            subnet: u8::try_from(100 + tag % 100).expect("octet"),
+        };
+        ip(&["link", "add", &ns.bridge, "type", "bridge"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", ns.host_ip()),
+            "dev",
+            &ns.bridge,
+        ])?;
+        ip(&["link", "set", &ns.bridge, "up"])?;
+        for i in 0..n {
+            let name = format!("lode{tag}n{i}");
+            ip(&["netns", "add", &name])?;
+            ns.names.push(name.clone());
+            let (host, peer) = (format!("lv{tag}h{i}"), format!("lv{tag}n{i}"));
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
+            ip(&["link", "set", &peer, "netns", &name])?;
+            ip(&["link", "set", &host, "master", &ns.bridge])?;
+            ip(&["link", "set", &host, "up"])?;
+            let addr = format!("{}/24", ns.node_ip(i));
+            ip(&["-n", &name, "addr", "add", &addr, "dev", &peer])?;
+            ip(&["-n", &name, "link", "set", &peer, "up"])?;
+            ip(&["-n", &name, "link", "set", "lo", "up"])?;
+        }
+        Ok(ns)
+    }
+
+    fn host_ip(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::new(10, 213, self.subnet, 1)
+    }
+
+    fn node_ip(&self, i: usize) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::new(10, 213, self.subnet, 10 + u8::try_from(i).expect("node"))
+    }
+
+    /// Drops every packet `from` sends to `to`.
+    fn cut(&self, from: usize, to: usize) {
+        let dst = format!("{}/32", self.node_ip(to));
+        ip(&["-n", &self.names[from], "route", "add", "blackhole", &dst]).expect("cut");
+    }
+
+    fn heal(&self, from: usize, to: usize) {
+        let dst = format!("{}/32", self.node_ip(to));
+        ip(&["-n", &self.names[from], "route", "del", "blackhole", &dst]).expect("heal");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = ip(&["netns", "del", name]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+}
+
+/// How much partitioning a run applies.
+struct PartitionProfile {
+    name: &'static str,
+    splits: usize,
+    split_for: Duration,
+    one_way_for: Duration,
+    isolated_for: Duration,
+}
+
+impl PartitionProfile {
+    fn from_env() -> PartitionProfile {
+        match std::env::var("LODE_CHAOS").as_deref() {
+            Ok("long") => PartitionProfile {
+                name: "long",
+                splits: 10,
+                split_for: Duration::from_secs(30),
+                one_way_for: Duration::from_secs(20),
+                isolated_for: Duration::from_secs(20),
+            },
+            _ => PartitionProfile {
+                name: "ci",
+                splits: 1,
+                split_for: Duration::from_secs(5),
+                one_way_for: Duration::from_secs(4),
+                isolated_for: Duration::from_secs(4),
+            },
+        }
+    }
+}
+
+/// Four validators in network namespaces under the workload: a 2|2 partition (no block may commit, then the
+/// chain resumes when it heals), one-way loss from one validator to another and one validator cut off from
+/// all (the other three stay live), then the same checks as the chaos run. Needs root and `ip netns`;
+/// elsewhere it prints SKIP and returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_partitions_in_network_namespaces_halt_and_heal_without_a_fork() {
+    let profile = PartitionProfile::from_env();
+    let ns = match Netns::create(N) {
+        Ok(ns) => ns,
+        Err(why) => {
+            println!("SKIP chaos_partitions: network namespaces unavailable: {why}");
+            return;
+        }
+    };
+    let run_started = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut net = Net::start_full(dir.path(), N, 0, 4, |_| {});
+    // Every address a node listens on or dials moves to its namespace's address (ports stay).
+    let moved = |a: SocketAddr, ip: std::net::Ipv4Addr| SocketAddr::new(ip.into(), a.port());
+    let node_of = |a: &SocketAddr, all: &[SocketAddr]| all.iter().position(|p| p == a);
+    let consensus: Vec<SocketAddr> = net
+        .homes
+        .iter()
+        .map(|h| {
+            Config::load(&h.join("config.toml"))
+                .expect("config")
+                .p2p
+                .listen
+        })
+        .collect();
+    let gossip: Vec<SocketAddr> = net
+        .homes
+        .iter()
+        .map(|h| {
+            Config::load(&h.join("config.toml"))
+                .expect("config")
+                .p2p
+                .gossip_listen
+        })
+        .collect();
+    for (i, home) in net.homes.iter().enumerate() {
+        let path = home.join("config.toml");
+        let mut c = Config::load(&path).expect("config");
+        c.p2p.listen = moved(c.p2p.listen, ns.node_ip(i));
+        c.p2p.gossip_listen = moved(c.p2p.gossip_listen, ns.node_ip(i));
+        c.grpc.listen = moved(c.grpc.listen, ns.node_ip(i));
+        for p in c.p2p.persistent_peers.iter_mut() {
+            let j = node_of(p, &consensus).expect("a peer of the testnet");
+            *p = moved(*p, ns.node_ip(j));
+        }
+        for p in c.p2p.gossip_peers.iter_mut() {
+            let j = node_of(p, &gossip).expect("a gossip peer of the testnet");
+            *p = moved(*p, ns.node_ip(j));
+        }
+        net.grpc[i] = format!("http://{}", c.grpc.listen);
+        c.save(&path).expect("save config");
+    }
+    net.netns = ns.names.clone();
+    for i in 0..N {
+        net.children[i] = Some(net.spawn(i));
+    }
+    assert!(
+        wait_all(&net.grpc, 2, Duration::from_secs(120)).await,
+        "the network in namespaces did not start\n{}",
+        net.logs()
+    );
+    let workload = Workload::start(&net, 4, 2_000, 7).await;
+    let monitor = Monitor::start(net.grpc.clone());
+    workload.wait_acked(4, Duration::from_secs(60)).await;
+
+    let resumed = |from: u64, within: Duration| {
+        let monitor = &monitor;
+        async move {
+            let deadline = Instant::now() + within;
+            while monitor.top() <= from {
+                if Instant::now() > deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            true
+        }
+    };
+
+    // 2|2: neither side has more than 2/3 of the power, so nothing commits until it heals.
+    let mut halts = Vec::new();
+    let mut split_progress = 0;
+    let mut recoveries = Vec::new();
+    for _ in 0..profile.splits {
+        let start = Instant::now();
+        for (a, b) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
+            ns.cut(a, b);
+            ns.cut(b, a);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let halted = monitor.top();
+        tokio::time::sleep(profile.split_for).await;
+        let still = monitor.top();
+        split_progress = split_progress.max(still.saturating_sub(halted));
+        for (a, b) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
+            ns.heal(a, b);
+            ns.heal(b, a);
+        }
+        let healed = Instant::now();
+        halts.push((start, healed));
+        assert!(
+            resumed(still, Duration::from_secs(120)).await,
+            "the chain did not resume within 120 s of the partition healing\n{}",
+            net.logs()
+        );
+        recoveries.push(healed.elapsed());
+    }
+
+    // One-way loss 0 -> 1, then node 3 cut off from everyone: three validators keep committing.
+    let mut worst_degraded = Duration::ZERO;
+    for (cuts, hold) in [
+        (vec![(0, 1)], profile.one_way_for),
+        (
+            vec![(3, 0), (3, 1), (3, 2), (0, 3), (1, 3), (2, 3)],
+            profile.isolated_for,
+        ),
+    ] {
+        for &(a, b) in &cuts {
+            ns.cut(a, b);
+        }
+        let from = Instant::now();
+        let before = monitor.top();
+        tokio::time::sleep(hold).await;
+        let to = Instant::now();
+        assert!(
+            monitor.top() > before,
+            "no height committed while cutting {cuts:?}\n{}",
+            net.logs()
+        );
+        worst_degraded = worst_degraded.max(monitor.worst_gap(from, to));
+        for &(a, b) in &cuts {
+            ns.heal(a, b);
+        }
+    }
+
+    let faults_stopped = Instant::now();
+    let target = monitor.top() + 3;
+    assert!(
+        wait_all(&net.grpc, target, Duration::from_secs(120)).await,
+        "not every node reached height {target} after the partitions healed\n{}",
+        net.logs()
+    );
+    let recovered_in = faults_stopped.elapsed();
+    let report = workload.stop().await;
+    let verdict = verify(&net, &report).await;
+    let stall = monitor.longest_stall(&halts);
+    net.stop_all();
+    let (common, hashes) = app_hashes_at_common_height(&net.homes);
+
+    println!(
+        "chaos partitions: profile {}, {N} validators in network namespaces, run {:.1} s",
+        profile.name,
+        run_started.elapsed().as_secs_f64()
+    );
+    let worst_recovery = recoveries.iter().max().copied().unwrap_or_default();
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "2|2 partitions",
+            format!("{} x {} s", profile.splits, profile.split_for.as_secs()),
+        ),
+        ("one-way loss, isolated node", "1, 1".to_string()),
+        (
+            "heights during a 2|2 partition",
+            format!("+{split_progress}"),
+        ),
+        (
+            "worst recovery after heal",
+            format!("{:.2} s", worst_recovery.as_secs_f64()),
+        ),
+        (
+            "worst height time, degraded",
+            format!("{:.2} s", worst_degraded.as_secs_f64()),
+        ),
+        ("txs acknowledged", report.acked().to_string()),
+        ("txs lost", verdict.lost.to_string()),
+        ("forks (heights that differ)", verdict.forks.to_string()),
+        ("txs committed twice", verdict.twice.to_string()),
+        ("balances/nonces wrong", verdict.wrong_balances.to_string()),
+        (
+            "longest stall (splits excluded)",
+            format!("{:.2} s", stall.as_secs_f64()),
+        ),
+        (
+            "liveness after heal",
+            format!("{:.2} s", recovered_in.as_secs_f64()),
+        ),
+        ("tx/s held", format!("{:.1}", report.tx_per_s())),
+    ];
+    for (what, value) in rows {
+        println!("  {what:<34} {value:>10}");
+    }
+    assert_verdict(&verdict, &net);
+    for (i, hash) in hashes.iter().enumerate() {
+        assert_eq!(hash, &hashes[0], "node {i} disagrees at height {common}");
+    }
+    assert!(
+        split_progress <= 1,
+        "{split_progress} heights committed during a 2|2 partition"
     );
     assert!(
         report.acked() > 0 && report.sent.iter().all(|s| s.acked.is_some()),
