@@ -316,7 +316,7 @@ async fn get_block(url: &str, height: u64) -> Option<pb::GetBlockResponse> {
     )
 }
 
-async fn get_tx(url: &str, hash: &[u8; 32]) -> Option<pb::GetTxResponse> {
+pub async fn get_tx(url: &str, hash: &[u8; 32]) -> Option<pb::GetTxResponse> {
     let mut client = TxServiceClient::new(channel(url).await?);
     Some(
         client
@@ -329,7 +329,7 @@ async fn get_tx(url: &str, hash: &[u8; 32]) -> Option<pb::GetTxResponse> {
     )
 }
 
-async fn account(url: &str, address: &Address) -> Option<pb::AccountResponse> {
+pub async fn account(url: &str, address: &Address) -> Option<pb::AccountResponse> {
     let mut client = QueryServiceClient::new(channel(url).await?);
     Some(
         client
