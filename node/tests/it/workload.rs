@@ -518,3 +518,28 @@ pub fn assert_verdict(v: &Verdict, net: &Net) {
         net.logs()
     );
 }
+
+/// Asserts that every node of `net` (all running, no tx in flight) holds the same block id and app hash at
+/// every height, and the same balance and nonce for each of `addresses`; returns them, in order.
+pub async fn assert_nodes_agree(net: &Net, addresses: &[Address]) -> Vec<(u128, u64)> {
+    let nothing = Report {
+        sent: Vec::new(),
+        elapsed: Duration::ZERO,
+        retries: 0,
+    };
+    assert_verdict(&verify(net, &nothing).await, net);
+    let mut out = Vec::new();
+    for a in addresses {
+        let mut seen = Vec::new();
+        for url in &net.grpc {
+            let r = account(url, a).await.expect("account");
+            seen.push((r.balance.parse::<u128>().expect("balance"), r.nonce));
+        }
+        assert!(
+            seen.iter().all(|s| *s == seen[0]),
+            "nodes disagree on {a}: {seen:?}"
+        );
+        out.push(seen[0]);
+    }
+    out
+}
