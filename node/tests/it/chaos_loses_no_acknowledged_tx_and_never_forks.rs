@@ -43,6 +43,8 @@ use crate::workload::{assert_verdict, verify, wait_all, Rng, Workload};
 const LIVENESS: Duration = Duration::from_secs(30);
 /// Validators in the network.
 const N: usize = 4;
+/// A restarted node that commits no height for this long while behind has stopped catching up.
+const STUCK: Duration = Duration::from_secs(60);
 
 /// How much of each fault a run applies.
 #[derive(Debug, Clone)]
@@ -56,7 +58,8 @@ struct Profile {
     one_down_for: Duration,
     two_down_for: Duration,
     wipes: usize,
-    /// Bound on a restarted node catching up with the others.
+    /// Bound on a restarted node catching up with the others, in all (see [`STUCK`] for the bound on a
+    /// node that stops advancing).
     catch_up: Duration,
 }
 
@@ -73,7 +76,7 @@ impl Profile {
                 one_down_for: Duration::from_secs(60),
                 two_down_for: Duration::from_secs(20),
                 wipes: 3,
-                catch_up: Duration::from_secs(180),
+                catch_up: Duration::from_secs(900),
             },
             _ => Profile {
                 name: "ci",
@@ -196,6 +199,10 @@ struct Chaos {
     worst_one_down: Duration,
     halt_progress: u64,
     worst_resume: Duration,
+    /// The longest re-sync from genesis, and the slowest rate (heights/s).
+    resync: Duration,
+    resync_rate: f64,
+    started: Instant,
 }
 
 impl Chaos {
@@ -225,15 +232,34 @@ impl Chaos {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
-    /// Waits (bounded) until node `i` has the height the others had when it came back.
-    async fn catch_up(&self, i: usize) {
+    /// Waits until node `i` has the height the others had when it came back, and returns how long it took.
+    /// It fails when the node goes [`STUCK`] without committing a height, or takes longer than the profile's
+    /// `catch_up` in all (a node re-syncing from genesis may take a while, but never stops advancing).
+    async fn catch_up(&self, i: usize) -> Duration {
         let target = self.monitor.top();
         let within = self.profile.catch_up;
-        assert!(
-            wait_all(&self.net.grpc[i..=i], target, within).await,
-            "node {i} did not catch up to height {target} within {within:?}\n{}",
-            self.net.log_tail(i, 60)
-        );
+        let started = Instant::now();
+        let mut last = (Instant::now(), 0);
+        loop {
+            let h = tokio::time::timeout(Duration::from_secs(2), status(&self.net.grpc[i]))
+                .await
+                .ok()
+                .flatten()
+                .map_or(0, |s| s.latest_height);
+            if h >= target {
+                return started.elapsed();
+            }
+            if h > last.1 {
+                last = (Instant::now(), h);
+            }
+            assert!(
+                last.0.elapsed() < STUCK && started.elapsed() < within,
+                "node {i} did not catch up to height {target} (at {h}; {STUCK:?} without a new height, or \
+                 over {within:?} in all)\n{}",
+                self.net.log_tail(i, 60)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// SIGKILL a random validator at a random moment (some kills land mid-commit), restart it.
@@ -245,6 +271,13 @@ impl Chaos {
         self.restart(i);
         self.applied("SIGKILL + restart");
         self.catch_up(i).await;
+        let n = self.faults["SIGKILL + restart"];
+        if n % 10 == 0 {
+            self.progress(&format!(
+                "{n} SIGKILL cycles, height {}",
+                self.monitor.top()
+            ));
+        }
     }
 
     /// SIGSTOP a random validator for a while, then SIGCONT.
@@ -268,6 +301,11 @@ impl Chaos {
         self.restart(i);
         self.applied("1 of 4 down");
         self.catch_up(i).await;
+        self.progress(&format!(
+            "1 of 4 down for {:?}: worst height time {:.2} s",
+            self.profile.one_down_for,
+            self.worst_one_down.as_secs_f64()
+        ));
     }
 
     /// Two validators down: the chain must halt (at most the block in flight commits), then resume.
@@ -297,6 +335,11 @@ impl Chaos {
         }
         self.worst_resume = self.worst_resume.max(back.elapsed());
         self.applied("2 of 4 down");
+        self.progress(&format!(
+            "2 of 4 down: +{} heights, resumed after {:.2} s",
+            self.halt_progress,
+            self.worst_resume.as_secs_f64()
+        ));
         self.catch_up(i).await;
         self.catch_up(j).await;
     }
@@ -314,7 +357,26 @@ impl Chaos {
         }
         self.restart(i);
         self.applied("wipe + resync from genesis");
-        self.catch_up(i).await;
+        let target = self.monitor.top();
+        let took = self.catch_up(i).await;
+        self.resync = self.resync.max(took);
+        self.resync_rate = self
+            .resync_rate
+            .min(target as f64 / took.as_secs_f64().max(1e-3));
+        self.progress(&format!(
+            "node {i} re-synced {target} heights from genesis in {:.1} s",
+            took.as_secs_f64()
+        ));
+    }
+
+    /// A progress line for long runs (the CI profile stays quiet).
+    fn progress(&self, what: &str) {
+        if self.profile.name == "long" {
+            println!(
+                "chaos: {:>7.1} s  {what}",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
     }
 }
 
@@ -353,6 +415,9 @@ async fn chaos_under_a_workload_loses_no_acknowledged_tx_and_never_forks() {
         worst_one_down: Duration::ZERO,
         halt_progress: 0,
         worst_resume: Duration::ZERO,
+        resync: Duration::ZERO,
+        resync_rate: f64::INFINITY,
+        started: run_started,
     };
     workload
         .wait_acked(profile.senders, Duration::from_secs(60))
@@ -450,6 +515,14 @@ async fn chaos_under_a_workload_loses_no_acknowledged_tx_and_never_forks() {
         (
             "resume after 2-of-4 halt",
             format!("{:.2} s", chaos.worst_resume.as_secs_f64()),
+        ),
+        (
+            "re-sync from genesis (slowest)",
+            format!(
+                "{:.1} s, {:.1} h/s",
+                chaos.resync.as_secs_f64(),
+                chaos.resync_rate
+            ),
         ),
         (
             "liveness after faults stop",
