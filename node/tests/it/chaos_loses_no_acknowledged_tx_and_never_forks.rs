@@ -153,12 +153,11 @@ impl Monitor {
 
     /// The longest time without a new height over the whole run, leaving out the `halts` windows (two of
     /// four down on purpose): a gap that spans a halt counts only its parts outside it.
-    fn longest_stall(&self, halts: &[(Instant, Instant)]) -> Duration {
+    fn longest_stall(&self, halts: &[(Instant, Instant)]) -> (Duration, Option<Instant>) {
         let seen = self.seen.lock().expect("lock");
         seen.windows(2)
-            .map(|w| {
-                let (a, b) = (w[0].0, w[1].0);
-                let mut parts = vec![(a, b)];
+            .flat_map(|w| {
+                let mut parts = vec![(w[0].0, w[1].0)];
                 for &(hs, he) in halts {
                     parts = parts
                         .into_iter()
@@ -172,11 +171,8 @@ impl Monitor {
                         .collect();
                 }
                 parts
-                    .into_iter()
-                    .map(|(x, y)| y.saturating_duration_since(x))
-                    .max()
-                    .unwrap_or_default()
             })
+            .map(|(x, y)| (y.saturating_duration_since(x), Some(x)))
             .max()
             .unwrap_or_default()
     }
@@ -203,9 +199,27 @@ struct Chaos {
     resync: Duration,
     resync_rate: f64,
     started: Instant,
+    /// When each fault began, and what it was.
+    log: Vec<(Instant, String)>,
 }
 
 impl Chaos {
+    /// Notes the start of a fault, for placing a stall.
+    fn begin(&mut self, what: String) {
+        self.log.push((Instant::now(), what));
+    }
+
+    /// The last fault begun before `at`, and how long before.
+    fn fault_before(&self, at: Instant) -> String {
+        self.log
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at)
+            .map_or("none".into(), |(t, what)| {
+                format!("{what}, begun {:.1} s before", (at - *t).as_secs_f64())
+            })
+    }
+
     fn applied(&mut self, fault: &'static str) {
         *self.faults.entry(fault).or_default() += 1;
     }
@@ -266,6 +280,7 @@ impl Chaos {
     async fn kill_cycle(&mut self) {
         let i = self.rng.below(N as u64) as usize;
         self.sleep_ms(0, 500).await;
+        self.begin(format!("SIGKILL node {i}"));
         self.sigkill(i);
         self.sleep_ms(200, 1500).await;
         self.restart(i);
@@ -283,6 +298,7 @@ impl Chaos {
     /// SIGSTOP a random validator for a while, then SIGCONT.
     async fn pause(&mut self) {
         let i = self.rng.below(N as u64) as usize;
+        self.begin(format!("SIGSTOP node {i}"));
         self.signal(i, Signal::SIGSTOP);
         tokio::time::sleep(self.profile.pause_for).await;
         self.signal(i, Signal::SIGCONT);
@@ -293,6 +309,7 @@ impl Chaos {
     /// One validator down for a long time; the worst time between heights meanwhile.
     async fn one_down(&mut self) {
         let i = self.rng.below(N as u64) as usize;
+        self.begin(format!("node {i} down"));
         self.sigkill(i);
         let from = Instant::now();
         tokio::time::sleep(self.profile.one_down_for).await;
@@ -313,6 +330,7 @@ impl Chaos {
         let i = self.rng.below(N as u64) as usize;
         let j = (i + 1 + self.rng.below(N as u64 - 1) as usize) % N;
         let start = Instant::now();
+        self.begin(format!("nodes {i} and {j} down"));
         self.sigkill(i);
         self.sigkill(j);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -347,6 +365,7 @@ impl Chaos {
     /// A validator killed, its data and WAL removed, restarted: it re-syncs from genesis.
     async fn wipe(&mut self) {
         let i = self.rng.below(N as u64) as usize;
+        self.begin(format!("wipe node {i}"));
         self.sigkill(i);
         // A new disk: the state and blocks (`data/`) and the consensus WAL (`wal/`) are gone; the keys stay.
         for dir in ["data", "wal"] {
@@ -418,6 +437,7 @@ async fn chaos_under_a_workload_loses_no_acknowledged_tx_and_never_forks() {
         resync: Duration::ZERO,
         resync_rate: f64::INFINITY,
         started: run_started,
+        log: Vec::new(),
     };
     workload
         .wait_acked(profile.senders, Duration::from_secs(60))
@@ -460,7 +480,14 @@ async fn chaos_under_a_workload_loses_no_acknowledged_tx_and_never_forks() {
     let report = workload.stop().await;
     assert!(report.acked() >= before, "acknowledged txs went missing");
     let verdict = verify(&chaos.net, &report).await;
-    let stall = chaos.monitor.longest_stall(&chaos.halts);
+    let (stall, stall_at) = chaos.monitor.longest_stall(&chaos.halts);
+    let stall_where = stall_at.map_or("-".into(), |t| {
+        format!(
+            "at {:.1} s; last fault: {}",
+            (t - run_started).as_secs_f64(),
+            chaos.fault_before(t)
+        )
+    });
 
     // The supply invariant (and every other module's) at each node's last height, from its database.
     let net = &mut chaos.net;
@@ -537,6 +564,7 @@ async fn chaos_under_a_workload_loses_no_acknowledged_tx_and_never_forks() {
     for (what, value) in rows {
         println!("  {what:<34} {value:>8}");
     }
+    println!("  longest stall {stall_where}");
 
     assert_verdict(&verdict, net);
     assert!(
@@ -837,7 +865,7 @@ async fn chaos_partitions_in_network_namespaces_halt_and_heal_without_a_fork() {
     let recovered_in = faults_stopped.elapsed();
     let report = workload.stop().await;
     let verdict = verify(&net, &report).await;
-    let stall = monitor.longest_stall(&halts);
+    let (stall, _) = monitor.longest_stall(&halts);
     net.stop_all();
     let (common, hashes) = app_hashes_at_common_height(&net.homes);
 

@@ -303,8 +303,8 @@ impl Verdict {
     }
 }
 
-async fn get_block(url: &str, height: u64) -> Option<pb::GetBlockResponse> {
-    let mut client = BlockServiceClient::new(channel(url).await?);
+async fn get_block(ch: &Channel, height: u64) -> Option<pb::GetBlockResponse> {
+    let mut client = BlockServiceClient::new(ch.clone());
     Some(
         client
             .get_block(pb::GetBlockRequest {
@@ -316,8 +316,8 @@ async fn get_block(url: &str, height: u64) -> Option<pb::GetBlockResponse> {
     )
 }
 
-pub async fn get_tx(url: &str, hash: &[u8; 32]) -> Option<pb::GetTxResponse> {
-    let mut client = TxServiceClient::new(channel(url).await?);
+async fn get_tx_on(ch: &Channel, hash: &[u8; 32]) -> Option<pb::GetTxResponse> {
+    let mut client = TxServiceClient::new(ch.clone());
     Some(
         client
             .get_tx(pb::GetTxRequest {
@@ -329,8 +329,8 @@ pub async fn get_tx(url: &str, hash: &[u8; 32]) -> Option<pb::GetTxResponse> {
     )
 }
 
-pub async fn account(url: &str, address: &Address) -> Option<pb::AccountResponse> {
-    let mut client = QueryServiceClient::new(channel(url).await?);
+async fn account_on(ch: &Channel, address: &Address) -> Option<pb::AccountResponse> {
+    let mut client = QueryServiceClient::new(ch.clone());
     Some(
         client
             .account(pb::AccountRequest {
@@ -340,6 +340,25 @@ pub async fn account(url: &str, address: &Address) -> Option<pb::AccountResponse
             .ok()?
             .into_inner(),
     )
+}
+
+/// A committed tx by hash from the node at `url` (None: not found, or the node did not answer).
+pub async fn get_tx(url: &str, hash: &[u8; 32]) -> Option<pb::GetTxResponse> {
+    get_tx_on(&channel(url).await?, hash).await
+}
+
+/// An account from the node at `url` (None: the node did not answer).
+pub async fn account(url: &str, address: &Address) -> Option<pb::AccountResponse> {
+    account_on(&channel(url).await?, address).await
+}
+
+/// One channel per node of `net`, for the checks (every node must be up).
+async fn channels(net: &Net) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for url in &net.grpc {
+        out.push(channel(url).await.expect("connect for the checks"));
+    }
+    out
 }
 
 /// Waits (bounded by `within`) until every node has committed at least `height`.
@@ -373,13 +392,14 @@ pub async fn verify(net: &Net, report: &Report) -> Verdict {
         net.logs()
     );
     v.height = height;
+    let chans = channels(net).await;
 
     // Same block and app hash at every height on every node; where each tx is in the chain.
     let mut found: HashMap<[u8; 32], Vec<u64>> = HashMap::new();
     for h in 1..=height {
         let mut first: Option<(Vec<u8>, Vec<u8>)> = None;
-        for (i, url) in net.grpc.iter().enumerate() {
-            let Some(b) = get_block(url, h).await else {
+        for (i, ch) in chans.iter().enumerate() {
+            let Some(b) = get_block(ch, h).await else {
                 v.forks += 1;
                 v.problem(format!("node {i} has no block at height {h}"));
                 continue;
@@ -433,8 +453,8 @@ pub async fn verify(net: &Net, report: &Report) -> Verdict {
                         hex::encode(s.hash)
                     ));
                 }
-                for (i, url) in net.grpc.iter().enumerate() {
-                    if get_tx(url, &s.hash).await.map(|t| t.height) != Some(h) {
+                for (i, ch) in chans.iter().enumerate() {
+                    if get_tx_on(ch, &s.hash).await.map(|t| t.height) != Some(h) {
                         v.lost += 1;
                         v.problem(format!(
                             "node {i} does not index tx {} at {h}",
@@ -479,10 +499,10 @@ pub async fn verify(net: &Net, report: &Report) -> Verdict {
         from.1 += 1;
         expected.get_mut(&s.to.to_string()).expect("recipient").0 += s.amount;
     }
-    for (i, url) in net.grpc.iter().enumerate() {
+    for (i, ch) in chans.iter().enumerate() {
         for (addr, (balance, nonce)) in &expected {
             let parsed: Address = addr.parse().expect("address");
-            let got = account(url, &parsed).await;
+            let got = account_on(ch, &parsed).await;
             let got = got.map(|a| (a.balance, a.nonce));
             if got != Some((balance.to_string(), *nonce)) {
                 v.wrong_balances += 1;
