@@ -287,7 +287,7 @@ impl Chaos {
         self.applied("SIGKILL + restart");
         self.catch_up(i).await;
         let n = self.faults["SIGKILL + restart"];
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             self.progress(&format!(
                 "{n} SIGKILL cycles, height {}",
                 self.monitor.top()
