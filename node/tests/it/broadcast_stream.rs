@@ -135,6 +135,17 @@ async fn a_stream_commits_consecutive_nonces_and_answers_every_tx() {
         [Event::Committed(c)] => assert_eq!(c.height, heights[3]),
         other => panic!("resent tx: {other:?}"),
     }
+    // Every node holds the 20 transfers once each and none of the refused ones: the sender paid 20 × (7 +
+    // fee) and is at nonce 20, the recipient has 140.
+    let sender = crate::workload::dev_address(&net, 1);
+    let held = crate::workload::assert_nodes_agree(&net, &[sender, to]).await;
+    assert_eq!(
+        held,
+        vec![
+            (crate::workload::DEV_BALANCE - 20 * (7 + 10_000), 20),
+            (140, 0)
+        ]
+    );
     net.stop_all();
 }
 

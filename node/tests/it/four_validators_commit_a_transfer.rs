@@ -12,7 +12,7 @@ use lode_node::services::grpc::pb::{
 use lode_state::LodeApp;
 use lode_test_ports::PortBlock;
 
-use crate::support::{lode, lode_ok, path_str};
+use crate::support::{lode, lode_in_netns, lode_ok, path_str};
 
 /// Every wait in this file is bounded by this.
 const WAIT: Duration = Duration::from_secs(120);
@@ -22,6 +22,8 @@ pub struct Net {
     pub homes: Vec<PathBuf>,
     pub grpc: Vec<String>,
     pub children: Vec<Option<Child>>,
+    /// The network namespace each node runs in (`ip netns exec`); empty: all in this one.
+    pub netns: Vec<String>,
     /// The loopback ports of every node, reserved for the whole test so a node restarted after a kill finds
     /// its ports free (see `lode_test_ports`).
     _ports: PortBlock,
@@ -55,6 +57,18 @@ impl Net {
         running: usize,
         edit: impl Fn(&mut serde_json::Value),
     ) -> Net {
+        Net::start_full(dir, n, running, 4, edit)
+    }
+
+    /// Like [`Net::start_with_genesis`], with `dev_accounts` funded dev accounts (`keys/dev<k>.json` in node
+    /// 0's home) instead of `lode testnet init`'s default 4.
+    pub fn start_full(
+        dir: &Path,
+        n: usize,
+        running: usize,
+        dev_accounts: usize,
+        edit: impl Fn(&mut serde_json::Value),
+    ) -> Net {
         let ports = PortBlock::reserve();
         assert!(
             10 * n <= usize::from(lode_test_ports::BLOCK),
@@ -71,6 +85,8 @@ impl Net {
             &ports.base().to_string(),
             "--timeout-propose-ms",
             "300",
+            "--dev-accounts",
+            &dev_accounts.to_string(),
         ]);
         let grpc: Vec<String> = out
             .lines()
@@ -91,6 +107,7 @@ impl Net {
             homes,
             grpc,
             children: Vec::new(),
+            netns: Vec::new(),
             _ports: ports,
         };
         for i in 0..n {
@@ -106,8 +123,11 @@ impl Net {
             .append(true)
             .open(self.homes[i].join("node.log"))
             .expect("log file");
-        lode()
-            .env("RUST_LOG", "info")
+        let mut cmd = match self.netns.get(i) {
+            Some(ns) => lode_in_netns(ns),
+            None => lode(),
+        };
+        cmd.env("RUST_LOG", "info")
             .args(["start", "--home", path_str(&self.homes[i])])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

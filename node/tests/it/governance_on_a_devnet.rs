@@ -265,5 +265,11 @@ async fn a_proposal_lives_its_whole_life_on_a_running_devnet() {
         }
     }
     assert!(status(&net.grpc[0]).await.is_some());
+    // Every node holds the same chain, and the same balances for every account the test touched.
+    let mut touched: Vec<lode_state::Address> = (0..4)
+        .map(|k| crate::workload::dev_address(&net, k))
+        .collect();
+    touched.push(recipient.parse().expect("address"));
+    crate::workload::assert_nodes_agree(&net, &touched).await;
     net.stop_all();
 }

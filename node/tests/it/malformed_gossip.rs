@@ -1,5 +1,6 @@
 //! A misbehaving mempool-gossip peer: garbage on the tx topic is dropped and logged, the node keeps running,
-//! and a valid tx from the same peer still gets in and is committed.
+//! and a valid tx from the same peer still gets in and is committed — that tx, not its forged copy, with the
+//! sender debited exactly once.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -14,6 +15,7 @@ use lode_state::LodeApp;
 
 use crate::four_validators_commit_a_transfer::{balance, status};
 use crate::support::{lode, path_str, single_validator_home};
+use crate::workload::{account, get_tx};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_from_a_gossip_peer_is_dropped_and_the_node_keeps_running() {
@@ -62,6 +64,8 @@ async fn garbage_from_a_gossip_peer_is_dropped_and_the_node_keeps_running() {
     .expect("peer swarm");
 
     let dev0 = KeyFile::load(&home.join("keys/dev0.json")).expect("dev0");
+    let dev0_addr: lode_state::Address = dev0.address.parse().expect("address");
+    let before = account(&url, &dev0_addr).await.expect("dev0 account");
     let recipient = KeyFile::generate("recipient").expect("key").address;
     let to: lode_state::Address = recipient.parse().expect("address");
     let valid = Bytes::from(lode_state::tx::sign_send(
@@ -104,6 +108,34 @@ async fn garbage_from_a_gossip_peer_is_dropped_and_the_node_keeps_running() {
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
     }
+    // What committed is the valid tx itself: the forged copy is in no block, and the sender paid the amount
+    // and the fee once.
+    use sha2::{Digest, Sha256};
+    let hash = |b: &Bytes| -> [u8; 32] { Sha256::digest(b).into() };
+    let committed = get_tx(&url, &hash(&valid))
+        .await
+        .expect("the valid tx is committed");
+    assert_eq!(committed.result.map(|r| r.code), Some(0));
+    let mut txs =
+        lode_node::services::grpc::pb::tx_service_client::TxServiceClient::connect(url.clone())
+            .await
+            .expect("connect");
+    for g in &garbage {
+        let r = txs
+            .get_tx(lode_node::services::grpc::pb::GetTxRequest {
+                hash: hash(g).to_vec(),
+            })
+            .await;
+        assert_eq!(
+            r.map(|_| ()).map_err(|s| s.code()),
+            Err(tonic::Code::NotFound),
+            "a garbage tx was committed"
+        );
+    }
+    let after = account(&url, &dev0_addr).await.expect("dev0 account");
+    let paid = before.balance.parse::<u128>().expect("balance")
+        - after.balance.parse::<u128>().expect("balance");
+    assert_eq!((paid, after.nonce), (4242 + 10_000, before.nonce + 1));
     assert!(node.try_wait().expect("wait").is_none(), "node exited");
     assert!(status(&url).await.is_some(), "node stopped answering");
     let text = std::fs::read_to_string(&log_path).expect("log");

@@ -120,8 +120,11 @@ async fn nft_sale_pays_royalty_and_a_multisig_spends_with_two_of_three() {
     .await;
     assert!(!ok, "bought below the listed price: {out}");
 
-    let (creator_before, seller_before) =
-        (balance_of(&cli, &dev0).await, balance_of(&cli, &dev1).await);
+    let (creator_before, seller_before, buyer_before) = (
+        balance_of(&cli, &dev0).await,
+        balance_of(&cli, &dev1).await,
+        balance_of(&cli, &dev2).await,
+    );
     cli.tx(
         "dev2",
         &[
@@ -133,12 +136,19 @@ async fn nft_sale_pays_royalty_and_a_multisig_spends_with_two_of_three() {
             "t1",
             "--price",
             "10001",
+            "--fee",
+            "1000000",
         ],
     )
     .await;
-    // Royalty floor(10001 × 500 / 10000) = 500 to the creator, the rest to the seller.
+    // Royalty floor(10001 × 500 / 10000) = 500 to the creator, the rest to the seller; the buyer paid the
+    // price and the fee.
     assert_eq!(balance_of(&cli, &dev0).await, creator_before + 500);
     assert_eq!(balance_of(&cli, &dev1).await, seller_before + 9_501);
+    assert_eq!(
+        balance_of(&cli, &dev2).await,
+        buyer_before - 10_001 - 1_000_000
+    );
     let token = cli.query(&["nft", "token", "art", "t1"]).await;
     assert_eq!(token["token"]["owner"], dev2.as_str(), "{token}");
     let owned = cli.query(&["nft", "tokens", &dev2]).await;
@@ -194,8 +204,8 @@ async fn nft_sale_pays_royalty_and_a_multisig_spends_with_two_of_three() {
     let doc = dir.path().join("spend.json");
     let doc_s = path_str(&doc).to_owned();
     let (ok, out) = lode(args(&[
-        "tx", "send", "--from", "team", "--to", &recipient, "--amount", "777", "--out", &doc_s,
-        "--home", &home, "--node", &cli.node,
+        "tx", "send", "--from", "team", "--to", &recipient, "--amount", "777", "--fee", "100000",
+        "--out", &doc_s, "--home", &home, "--node", &cli.node,
     ]))
     .await;
     assert!(ok, "{out}");
@@ -227,5 +237,19 @@ async fn nft_sale_pays_royalty_and_a_multisig_spends_with_two_of_three() {
     let (ok, out) = lode(broadcast).await;
     assert!(ok && out.contains("result: ok"), "{out}");
     assert_eq!(balance_of(&cli, &recipient).await, 777);
+    // The multisig account paid the amount and the fee once; every node holds the same chain and the same
+    // balances for every account the test touched.
+    let mut touched: Vec<lode_state::Address> = [&dev0, &dev1, &dev2, &team, &recipient]
+        .iter()
+        .map(|a| a.parse().expect("address"))
+        .collect();
+    touched.push(crate::workload::dev_address(&net, 3));
+    let held = crate::workload::assert_nodes_agree(&net, &touched).await;
+    assert_eq!(
+        held[3],
+        (1_000_000 - 777 - 100_000, 1),
+        "the multisig account"
+    );
+    assert_eq!(held[4], (777, 0), "the recipient");
     net.stop_all();
 }

@@ -16,7 +16,18 @@ use std::{
 pub const STEP: Duration = Duration::from_secs(60);
 
 pub fn lode() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lode"));
+    clean_env(Command::new(env!("CARGO_BIN_EXE_lode")))
+}
+
+/// `lode` run inside the network namespace `netns` (`ip netns exec NETNS lode …`; needs root). `ip` execs
+/// `lode`, so the child's pid is `lode`'s and signals reach it.
+pub fn lode_in_netns(netns: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_lode")]);
+    clean_env(cmd)
+}
+
+fn clean_env(mut cmd: Command) -> Command {
     // Tests must not see the developer's environment.
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("LODE_") {
