@@ -77,7 +77,8 @@ impl Bench {
                         key(u64::MAX).verification_key().to_bytes().to_vec(),
                     )),
                 }),
-                power: 1,
+                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
+                    .expect("fits"),
             }],
             ..Default::default()
         })

@@ -263,7 +263,8 @@ impl RevealChain {
                 pub_key: Some(PublicKey {
                     sum: Some(Sum::Ed25519(key(99).verification_key().to_bytes().to_vec())),
                 }),
-                power: 1,
+                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
+                    .expect("fits"),
             }],
             ..Default::default()
         })

@@ -34,12 +34,10 @@ pub fn parse(app_state_bytes: &[u8]) -> Result<AppState, StateError> {
 
 /// The writes of the genesis state: the parameters, every module's genesis in registry order (staking bonds
 /// the genesis validators' self-bonds), and the consensus validator set, which must be the set those bonds
-/// give (`validators`, as InitChain carries them: ed25519 key and power, any order).
+/// give by the proof-of-useful-compute rule (`validators`, as InitChain carries them: ed25519 key and power,
+/// any order; [`validator_set`] computes it).
 pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Writes, StateError> {
-    let mut writes = Overlay::new(&EmptyState);
-    modules::init_genesis(&mut writes, app_state)?;
-    params::store(&mut writes, &app_state.params);
-    let set = modules::staking::set::target_powers(&writes, &app_state.params.staking)?;
+    let (mut writes, set) = genesis_state(app_state)?;
     let mut given = validators.to_vec();
     given.sort_by_key(|(k, _)| *k);
     if given != set {
@@ -51,7 +49,7 @@ pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Wri
         };
         return Err(StateError::Genesis(format!(
             "the validators [{}] are not the set app_state.validators' self-bonds give [{}] \
-             (power = self_bond / staking.power_reduction, top staking.max_validators)",
+             ({SET_RULE})",
             show(&given),
             show(&set)
         )));
@@ -60,23 +58,29 @@ pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Wri
     Ok(writes.into_writes())
 }
 
+/// How the genesis consensus set follows from the genesis validators, for error messages.
+pub const SET_RULE: &str = "proof-of-useful-compute power out of 10^9 from the self-bonds alone: split by \
+     stake, capped at staking.max_power_bps (or an equal share when too few validators), self-bonds below \
+     staking.power_reduction left out, the top staking.max_validators";
+
+/// The genesis writes before the consensus set, and the set they give.
+#[allow(clippy::type_complexity)]
+fn genesis_state(
+    app_state: &AppState,
+) -> Result<(Overlay<'static, EmptyState>, Vec<([u8; 32], u64)>), StateError> {
+    let mut writes = Overlay::new(&EmptyState);
+    modules::init_genesis(&mut writes, app_state)?;
+    params::store(&mut writes, &app_state.params);
+    let set = modules::staking::set::target_powers(&writes, &app_state.params)?;
+    Ok((writes, set))
+}
+
 /// The consensus set (ed25519 key, power; sorted by key) that `app_state`'s genesis validators' self-bonds
-/// give: what the genesis file's `validators` must list. `app_state` must be valid.
-pub fn validator_set(app_state: &AppState) -> Vec<([u8; 32], u64)> {
-    let p = &app_state.params.staking;
-    let candidates = app_state
-        .validators
-        .iter()
-        .filter_map(|v| {
-            let key = parse_consensus_key(&v.consensus_key).ok()?;
-            let bond = parse_amount(&v.self_bond).ok()?;
-            Some((
-                key,
-                modules::staking::set::power_of(bond, p.power_reduction),
-            ))
-        })
-        .collect();
-    modules::staking::set::select(candidates, p.max_validators)
+/// give: what the genesis file's `validators` must list. The same rule as every later block
+/// ([`modules::staking::set::target_powers`]) over the genesis state (no compute yet, no previous epoch):
+/// equal self-bonds give equal powers summing to 10^9. Fails if `app_state` cannot build a genesis state.
+pub fn validator_set(app_state: &AppState) -> Result<Vec<([u8; 32], u64)>, StateError> {
+    genesis_state(app_state).map(|(_, set)| set)
 }
 
 /// A consensus key as genesis writes it: 32 bytes of hex, a valid ed25519 point.
@@ -296,16 +300,17 @@ impl AppState {
     }
 
     /// Adds a genesis validator whose operator is the account of its own consensus key, funded with exactly
-    /// the self-bond that gives it `power` (for tests, benchmarks and tools that need one validator and no
-    /// operator key of their own).
+    /// its self-bond of `units × staking.power_reduction` (for tests, benchmarks and tools that need
+    /// validators and no operator key of their own). Its consensus power follows from all the self-bonds:
+    /// [`validator_set`] gives the set the genesis file must list.
     pub fn add_self_bonded_validator(
         &mut self,
         moniker: &str,
         consensus_key: &[u8; 32],
-        power: u64,
+        units: u64,
     ) {
         let operator = Address::from_public_key(consensus_key).to_string();
-        let bond = u128::from(power).saturating_mul(self.params.staking.power_reduction);
+        let bond = u128::from(units).saturating_mul(self.params.staking.power_reduction);
         self.balances.push(GenesisBalance {
             address: operator.clone(),
             amount: bond.to_string(),

@@ -30,3 +30,4 @@ mod subscribers_get_every_block_once;
 mod support;
 mod the_consumers_check_costs_a_fraction_of_the_product;
 mod txs_and_blocks_are_found_by_id;
+mod verified_compute_moves_the_consensus_set;

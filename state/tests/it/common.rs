@@ -76,7 +76,8 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
                     validator.verification_key().to_bytes().to_vec(),
                 )),
             }),
-            power: 10,
+            // The only genesis validator holds all the power.
+            power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER).expect("fits"),
         }],
         ..Default::default()
     }

@@ -11,6 +11,7 @@ use lode_state::{
         compute::ComputeMsg,
         market::{self, JobStatus, MarketMsg},
         staking::{
+            self,
             power::{self, link_sign_bytes, TOTAL_POWER},
             StakingMsg,
         },
@@ -138,6 +139,20 @@ impl Chain {
             let limit = TOTAL_POWER * p.staking.max_churn_bps / 10_000;
             assert!(moved <= limit, "height {}: moved {moved}", self.height);
         }
+        // The consensus set the application hands to the engine holds exactly these powers.
+        let mut want: Vec<([u8; 32], u64)> = now
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(op, v)| {
+                let val = staking::validator(self.app.store(), op)
+                    .expect("read")
+                    .expect("validator");
+                (val.consensus_key, *v)
+            })
+            .collect();
+        want.sort();
+        let set = lode_state::validators::load(self.app.store()).expect("set");
+        assert_eq!(set, want, "height {}", self.height);
     }
 
     /// Empty blocks up to `height`, checking the power rules after each.

@@ -2,9 +2,10 @@
 //! a voting period) before they return. Bonded and unbonding tokens sit in the `bonded_pool` module account,
 //! so `pool balance == sum of delegations + sum of unbonding entries`.
 //!
-//! Stake drives consensus: genesis validators are staking validators (self-bond from a funded account), and
-//! at the end of every block [`set`] returns the difference between the target set (power = tokens /
-//! `power_reduction`, top `max_validators`) and the stored consensus set as ABCI validator updates.
+//! Stake and verified compute drive consensus: genesis validators are staking validators (self-bond from a
+//! funded account), and at the end of every block [`set`] returns the difference between the target set
+//! (the proof-of-useful-compute power of [`power`] over the unjailed, untombstoned validators, top
+//! `max_validators`) and the stored consensus set as ABCI validator updates.
 //! [`liveness`] jails and slashes validators that miss too many of the blocks they should sign, from the
 //! commit signatures the block carries; `MsgUnjail` lets them back after `jail_blocks`.
 //!

@@ -453,21 +453,46 @@ pub fn cu_floor(total_bonded: u128, p: &Params) -> u128 {
         .saturating_mul(u128::from(p.compute.epoch_blocks))
 }
 
+/// A validator's allocation input with its consensus key.
+pub type Keyed = (ValidatorInput<Address>, [u8; 32]);
+
 /// Every validator with its bonded stake and its link's CU from the last closed epoch, by operator.
 pub fn candidates<S: StateRead + ?Sized>(
     s: &S,
 ) -> Result<Vec<ValidatorInput<Address>>, StoreError> {
+    Ok(scan(s)?.into_iter().map(|(i, _)| i).collect())
+}
+
+/// The validators that may hold consensus power, with their consensus keys, by operator: not jailed and at least `staking.power_reduction` bonded (less is no power, as before proof of useful
+/// compute). The consensus set, the epoch baseline, `/staking/power` and genesis all allocate over these.
+pub fn eligible<S: StateRead + ?Sized>(s: &S, params: &Params) -> Result<Vec<Keyed>, StoreError> {
+    let mut out = Vec::new();
+    for (i, key) in scan(s)? {
+        if i.stake < params.staking.power_reduction.max(1) || super::liveness::is_jailed(s, &i.key)?
+        {
+            continue;
+        }
+        out.push((i, key));
+    }
+    Ok(out)
+}
+
+/// Every validator's input and consensus key, by operator (one scan over validators).
+fn scan<S: StateRead + ?Sized>(s: &S) -> Result<Vec<Keyed>, StoreError> {
     let closed = last_closed_epoch(s)?;
     let p = state_key::VALIDATOR_PREFIX.len();
     let mut out = Vec::new();
     for (k, v) in s.scan_prefix(state_key::VALIDATOR_PREFIX)? {
         let op = address_at(&k, p)?;
         let val: super::Validator = decode(&k, &v)?;
-        out.push(ValidatorInput {
-            key: op,
-            stake: val.tokens,
-            verified_cu: linked_cu(s, &op, closed)?,
-        });
+        out.push((
+            ValidatorInput {
+                key: op,
+                stake: val.tokens,
+                verified_cu: linked_cu(s, &op, closed)?,
+            },
+            val.consensus_key,
+        ));
     }
     Ok(out)
 }
@@ -493,12 +518,15 @@ pub fn target_powers_of<S: StateRead + ?Sized>(
     Ok(allocate(candidates, &stored_powers(s)?, &pp))
 }
 
-/// [`target_powers_of`] over every validator.
+/// [`target_powers_of`] over the [`eligible`] validators: the power each should hold now, by operator
+/// (a jailed, tombstoned or under-bonded validator is absent, so its power is zero).
 pub fn target_powers<S: StateRead + ?Sized>(
     s: &S,
     params: &Params,
 ) -> Result<Vec<(Address, u64)>, StoreError> {
-    target_powers_of(s, params, &candidates(s)?)
+    let inputs: Vec<ValidatorInput<Address>> =
+        eligible(s, params)?.into_iter().map(|(i, _)| i).collect();
+    target_powers_of(s, params, &inputs)
 }
 
 /// End of block: after an epoch's last block, stores every validator's power now (the baseline the next
