@@ -179,6 +179,7 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
             balances,
             validators: staking,
             params,
+            compute_power: None,
         },
     };
     genesis.set_validator_powers()?;

@@ -61,6 +61,7 @@ impl Bench {
                 .collect(),
             validators: Vec::new(),
             params: Params::default(),
+            compute_power: None,
         };
         app_state.add_self_bonded_validator(
             "bench",

@@ -253,6 +253,7 @@ impl RevealChain {
                 .collect(),
             validators: Vec::new(),
             params,
+            compute_power: None,
         };
         app_state.add_self_bonded_validator("bench", &key(99).verification_key().to_bytes(), 1);
         app.try_init_chain(RequestInitChain {

@@ -100,6 +100,7 @@ pub fn export<S: StateRead + ?Sized>(state: &S) -> Result<AppState, StoreError> 
         balances: Vec::new(),
         validators: Vec::new(),
         params: params::load(state)?,
+        compute_power: None,
     };
     modules::export_genesis(state, &mut app_state)?;
     Ok(app_state)
@@ -128,6 +129,50 @@ pub struct AppState {
     pub validators: Vec<GenesisStakingValidator>,
     #[serde(default)]
     pub params: Params,
+    /// Proof of useful compute carried over by an exported chain: the running epoch, its baseline powers,
+    /// the validators' provider links and the providers' link nonces. Absent in a new chain's genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_power: Option<GenesisComputePower>,
+}
+
+/// Proof-of-useful-compute state in genesis (see [`AppState::compute_power`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisComputePower {
+    /// The running epoch's number and first height.
+    pub epoch: u64,
+    pub epoch_start_height: u64,
+    /// The baseline the running epoch's churn is measured from: power per genesis validator operator.
+    #[serde(default)]
+    pub epoch_powers: Vec<GenesisPower>,
+    /// Provider links of genesis validators (validator operator, provider, epoch of the last change).
+    #[serde(default)]
+    pub links: Vec<GenesisLink>,
+    /// The nonce each provider's next link consent must sign (so an old consent cannot be replayed).
+    #[serde(default)]
+    pub link_nonces: Vec<GenesisLinkNonce>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisPower {
+    pub validator: String,
+    pub power: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisLink {
+    pub validator: String,
+    pub provider: String,
+    pub changed_epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisLinkNonce {
+    pub provider: String,
+    pub nonce: u64,
 }
 
 /// One genesis validator: its operator account (funded in `balances`), moniker, consensus key and
@@ -208,6 +253,7 @@ impl AppState {
             });
         }
         self.validate_validators(&mut issues);
+        self.validate_compute_power(&mut issues);
         for (field, message) in self.params.validate() {
             issues.push(GenesisIssue {
                 path: format!("params.{field}"),
@@ -215,6 +261,88 @@ impl AppState {
             });
         }
         issues
+    }
+
+    /// Links name genesis validators and distinct providers, changed no later than the epoch; powers name
+    /// genesis validators once each and sum to at most 10^9.
+    fn validate_compute_power(&self, issues: &mut Vec<GenesisIssue>) {
+        let Some(c) = &self.compute_power else {
+            return;
+        };
+        let operators: BTreeSet<Address> = self
+            .validators
+            .iter()
+            .filter_map(|v| v.operator.parse().ok())
+            .collect();
+        let mut issue = |path: String, message: String| issues.push(GenesisIssue { path, message });
+        let validator = |s: &str| -> Result<Address, String> {
+            let a: Address = s.parse().map_err(|e| format!("invalid address: {e}"))?;
+            if operators.contains(&a) {
+                Ok(a)
+            } else {
+                Err("not a genesis validator's operator".into())
+            }
+        };
+        let mut seen = BTreeSet::new();
+        let mut total: u64 = 0;
+        for (i, p) in c.epoch_powers.iter().enumerate() {
+            match validator(&p.validator) {
+                Ok(a) if !seen.insert(a) => issue(
+                    format!("compute_power.epoch_powers[{i}].validator"),
+                    "listed twice".into(),
+                ),
+                Ok(_) => total = total.saturating_add(p.power),
+                Err(m) => issue(format!("compute_power.epoch_powers[{i}].validator"), m),
+            }
+        }
+        if total > crate::modules::staking::power::TOTAL_POWER {
+            issue(
+                "compute_power.epoch_powers".into(),
+                "sum to more than 10^9".into(),
+            );
+        }
+        let (mut vals, mut provs) = (BTreeSet::new(), BTreeSet::new());
+        for (i, l) in c.links.iter().enumerate() {
+            match validator(&l.validator) {
+                Ok(a) if !vals.insert(a) => issue(
+                    format!("compute_power.links[{i}].validator"),
+                    "has two links".into(),
+                ),
+                Ok(_) => {}
+                Err(m) => issue(format!("compute_power.links[{i}].validator"), m),
+            }
+            match l.provider.parse::<Address>() {
+                Ok(a) if !provs.insert(a) => issue(
+                    format!("compute_power.links[{i}].provider"),
+                    "linked to two validators".into(),
+                ),
+                Ok(_) => {}
+                Err(e) => issue(
+                    format!("compute_power.links[{i}].provider"),
+                    format!("invalid address: {e}"),
+                ),
+            }
+            if l.changed_epoch > c.epoch {
+                issue(
+                    format!("compute_power.links[{i}].changed_epoch"),
+                    format!("after the running epoch {}", c.epoch),
+                );
+            }
+        }
+        let mut nonces = BTreeSet::new();
+        for (i, n) in c.link_nonces.iter().enumerate() {
+            match n.provider.parse::<Address>() {
+                Ok(a) if !nonces.insert(a) => issue(
+                    format!("compute_power.link_nonces[{i}].provider"),
+                    "listed twice".into(),
+                ),
+                Ok(_) => {}
+                Err(e) => issue(
+                    format!("compute_power.link_nonces[{i}].provider"),
+                    format!("invalid address: {e}"),
+                ),
+            }
+        }
     }
 
     fn validate_validators(&self, issues: &mut Vec<GenesisIssue>) {
@@ -370,6 +498,7 @@ mod tests {
                 max_tx_bytes: 1,
                 ..Params::default()
             },
+            compute_power: None,
         };
         let paths: Vec<String> = state.validate().into_iter().map(|i| i.path).collect();
         assert_eq!(
@@ -394,6 +523,7 @@ mod tests {
             ],
             validators: Vec::new(),
             params: Params::default(),
+            compute_power: None,
         };
         let issues = state.validate();
         assert_eq!(issues.len(), 1);

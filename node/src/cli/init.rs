@@ -64,6 +64,7 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
             balances: vec![balance],
             validators: vec![staking],
             params,
+            compute_power: None,
         },
     };
     genesis.set_validator_powers()?;

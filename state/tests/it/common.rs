@@ -65,6 +65,7 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
             self_bond: self_bond.to_string(),
         }],
         params: params.clone(),
+        compute_power: None,
     };
     RequestInitChain {
         chain_id: CHAIN_ID.into(),

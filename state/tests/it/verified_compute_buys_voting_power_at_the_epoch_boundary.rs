@@ -323,6 +323,44 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
     chain.advance_checked(4 * EPOCH - 1);
     assert_near(chain.power_of(VA), 550_000_000, "");
     chain.check_invariants();
+
+    // An exported genesis carries the epoch, its baseline, the links and the link nonces: a chain started
+    // from it holds exactly the same records.
+    let exported = lode_state::genesis::export(chain.app.store()).expect("export");
+    let cp = exported.compute_power.clone().expect("compute power");
+    assert_eq!(cp.epoch, chain.epoch());
+    assert_eq!(cp.links.len(), 2, "{cp:?}");
+    assert!(exported.validate().is_empty(), "{:?}", exported.validate());
+    let set = lode_state::genesis::validator_set(&exported).expect("set");
+    let writes =
+        lode_state::genesis::build(&exported, &set).expect("a chain starts from the export");
+    let (va, vb, p1, p2) = (
+        chain.addr(VA),
+        chain.addr(VB),
+        chain.addr(P1),
+        chain.addr(P2),
+    );
+    use lode_state::{modules::staking::state_key as sk, store::StateRead};
+    for k in [
+        sk::EPOCH.to_vec(),
+        sk::power(&va),
+        sk::power(&vb),
+        sk::link(&va),
+        sk::link(&vb),
+        sk::provider_link(&p1),
+        sk::provider_link(&p2),
+        sk::link_nonce(&p1),
+        sk::link_nonce(&p2),
+    ] {
+        let now = chain.app.store().get(&k).expect("read");
+        assert!(now.is_some(), "{}", String::from_utf8_lossy(&k));
+        assert_eq!(
+            writes.get(&k).cloned().flatten(),
+            now,
+            "{}",
+            String::from_utf8_lossy(&k)
+        );
+    }
 }
 
 #[test]

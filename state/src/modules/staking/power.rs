@@ -463,12 +463,15 @@ pub fn candidates<S: StateRead + ?Sized>(
     Ok(scan(s)?.into_iter().map(|(i, _)| i).collect())
 }
 
-/// The validators that may hold consensus power, with their consensus keys, by operator: not jailed and at least `staking.power_reduction` bonded (less is no power, as before proof of useful
+/// The validators that may hold consensus power, with their consensus keys, by operator: not jailed, not
+/// tombstoned, and at least `staking.power_reduction` bonded (less is no power, as before proof of useful
 /// compute). The consensus set, the epoch baseline, `/staking/power` and genesis all allocate over these.
 pub fn eligible<S: StateRead + ?Sized>(s: &S, params: &Params) -> Result<Vec<Keyed>, StoreError> {
     let mut out = Vec::new();
     for (i, key) in scan(s)? {
-        if i.stake < params.staking.power_reduction.max(1) || super::liveness::is_jailed(s, &i.key)?
+        if i.stake < params.staking.power_reduction.max(1)
+            || super::liveness::is_jailed(s, &i.key)?
+            || super::is_tombstoned(s, &i.key)?
         {
             continue;
         }
@@ -570,6 +573,105 @@ pub fn end_block<S: StateWrite + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Writes genesis's proof-of-useful-compute state (validated: links name genesis validators, distinct
+/// providers).
+pub fn init_genesis<S: StateWrite + ?Sized>(
+    s: &mut S,
+    g: &crate::genesis::GenesisComputePower,
+) -> Result<(), crate::error::StateError> {
+    use crate::error::StateError;
+    let parse = |what: &str, a: &str| -> Result<Address, StateError> {
+        a.parse()
+            .map_err(|e| StateError::Genesis(format!("app_state.compute_power {what} {a}: {e}")))
+    };
+    s.put(
+        state_key::EPOCH.to_vec(),
+        encode(&Epoch {
+            number: g.epoch,
+            start_height: g.epoch_start_height,
+        }),
+    );
+    for p in &g.epoch_powers {
+        let op = parse("validator", &p.validator)?;
+        if p.power > 0 {
+            s.put(state_key::power(&op), encode(&p.power));
+        }
+    }
+    for l in &g.links {
+        let (op, provider) = (
+            parse("validator", &l.validator)?,
+            parse("provider", &l.provider)?,
+        );
+        s.put(
+            state_key::link(&op),
+            encode(&Link {
+                provider: Some(provider),
+                changed_epoch: l.changed_epoch,
+            }),
+        );
+        s.put(state_key::provider_link(&provider), op.as_bytes().to_vec());
+    }
+    for n in &g.link_nonces {
+        let provider = parse("provider", &n.provider)?;
+        s.put(state_key::link_nonce(&provider), encode(&n.nonce));
+    }
+    Ok(())
+}
+
+/// The proof-of-useful-compute state for an exported genesis whose validators are `validators`: the epoch,
+/// the baseline powers and links of those validators, and every provider's link nonce.
+pub fn export_genesis<S: StateRead + ?Sized>(
+    s: &S,
+    validators: &[crate::genesis::GenesisStakingValidator],
+) -> Result<crate::genesis::GenesisComputePower, StoreError> {
+    use crate::genesis::{GenesisComputePower, GenesisLink, GenesisLinkNonce, GenesisPower};
+    let kept: std::collections::BTreeSet<Address> = validators
+        .iter()
+        .filter_map(|v| v.operator.parse().ok())
+        .collect();
+    let e = current_epoch(s)?;
+    let epoch_powers = stored_powers(s)?
+        .into_iter()
+        .filter(|(op, _)| kept.contains(op))
+        .map(|(op, power)| GenesisPower {
+            validator: op.to_string(),
+            power,
+        })
+        .collect();
+    let mut links = Vec::new();
+    for op in &kept {
+        if let Some(Link {
+            provider: Some(p),
+            changed_epoch,
+        }) = link(s, op)?
+        {
+            links.push(GenesisLink {
+                validator: op.to_string(),
+                provider: p.to_string(),
+                changed_epoch,
+            });
+        }
+    }
+    let plen = state_key::LINK_NONCE_PREFIX.len();
+    let link_nonces = s
+        .scan_prefix(state_key::LINK_NONCE_PREFIX)?
+        .into_iter()
+        .map(|(k, v)| {
+            Ok(GenesisLinkNonce {
+                provider: address_at(&k, plen)?.to_string(),
+                nonce: decode(&k, &v)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(GenesisComputePower {
+        epoch: e.number,
+        epoch_start_height: e.start_height,
+        epoch_powers,
+        links,
+        link_nonces,
+    })
 }
 
 #[cfg(test)]

@@ -47,7 +47,9 @@ fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
             .ok()
             .and_then(|i| set.get(i))
             .map_or(0, |m| m.1);
+        let tombstoned = staking::is_tombstoned(store, &op).map_err(internal)?;
         let status = match (jailed_until, set_power) {
+            _ if tombstoned => "tombstoned",
             (Some(_), _) => "jailed",
             (None, 0) => "unbonded",
             (None, _) => "bonded",
