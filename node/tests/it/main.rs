@@ -13,6 +13,7 @@ mod broadcast_stream;
 mod browsers_call_the_api_over_grpc_web;
 mod byzantine_proposer;
 mod cli;
+mod engine_votes_make_evidence_the_app_accepts;
 mod four_validators_commit_a_transfer;
 mod gossip_flood;
 mod governance_on_a_devnet;
