@@ -53,8 +53,9 @@ pub struct GenesisValidator {
     pub name: String,
     /// The ed25519 consensus public key, 32 bytes as hex.
     pub pub_key: String,
-    /// Voting power, at least 1: the power `app_state.validators`' entry with this key self-bonds
-    /// (`self_bond / staking.power_reduction`); the whole list must be the set those bonds give.
+    /// Voting power, at least 1: the whole list must be the set `app_state.validators`' self-bonds give by
+    /// the proof-of-useful-compute rule (`lode_state::genesis::validator_set`; equal self-bonds give equal
+    /// shares of 10^9). [`Genesis::set_validator_powers`] fills it in.
     pub power: u64,
 }
 
@@ -85,6 +86,22 @@ impl Genesis {
     /// Every rule this genesis breaks, each with its JSON path; empty when it is valid.
     pub fn validate(&self) -> Vec<Issue> {
         validate::validate(self)
+    }
+
+    /// Sets every validator's `power` to the one `app_state`'s self-bonds give it
+    /// (`lode_state::genesis::validator_set`), and 0 where it gets none (which validation then refuses).
+    /// For tools that write a genesis (`lode init`, `lode testnet init`) and tests.
+    pub fn set_validator_powers(&mut self) -> Result<(), GenesisError> {
+        let set = lode_state::genesis::validator_set(&self.app_state)
+            .map_err(|e| GenesisError::Invalid(vec![Issue::new("app_state", e.to_string())]))?;
+        for v in &mut self.validators {
+            let key = parse_ed25519_public_key(&v.pub_key).ok();
+            v.power = set
+                .iter()
+                .find(|(k, _)| Some(*k) == key)
+                .map_or(0, |(_, p)| *p);
+        }
+        Ok(())
     }
 
     fn validate_into_result(self) -> Result<Self, GenesisError> {

@@ -43,10 +43,17 @@ pub(crate) fn validate(g: &Genesis) -> Vec<Issue> {
     issues
 }
 
-/// The consensus set must be the one the genesis validators' self-bonds give (power = self_bond /
-/// staking.power_reduction, the top staking.max_validators): one model of validators from height 1 on.
+/// The consensus set must be the one the genesis validators' self-bonds give by the proof-of-useful-compute
+/// rule every later block uses (`lode_state::genesis::validator_set`): one model of validators from height 1
+/// on.
 fn check_staking_set(g: &Genesis, issues: &mut Vec<Issue>) {
-    let want = lode_state::genesis::validator_set(&g.app_state);
+    let want = match lode_state::genesis::validator_set(&g.app_state) {
+        Ok(w) => w,
+        Err(e) => {
+            issues.push(Issue::new("app_state", e.to_string()));
+            return;
+        }
+    };
     let mut got: Vec<([u8; 32], u64)> = g
         .validators
         .iter()
@@ -63,8 +70,8 @@ fn check_staking_set(g: &Genesis, issues: &mut Vec<Issue>) {
         issues.push(Issue::new(
             "validators",
             format!(
-                "must be the set app_state.validators' self-bonds give (power = self_bond / \
-                 staking.power_reduction, top staking.max_validators): [{}], not [{}]",
+                "must be the set app_state.validators' self-bonds give ({}): [{}], not [{}]",
+                lode_state::genesis::SET_RULE,
                 show(&want),
                 show(&got)
             ),

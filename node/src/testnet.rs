@@ -21,33 +21,35 @@ use crate::{
 
 /// Balance of each dev account, in base units.
 pub const DEV_BALANCE: u128 = 1_000_000_000_000_000;
-/// Voting power of each validator.
-pub const VALIDATOR_POWER: u64 = 10;
+/// Self-bond of each validator, in units of `staking.power_reduction`. Consensus power follows from the
+/// self-bonds by the proof-of-useful-compute rule (equal bonds: equal shares of 10^9).
+pub const VALIDATOR_BOND_UNITS: u64 = 10;
 /// Name of each node's validator operator key (in its keys directory): the account that self-bonds at
 /// genesis and signs the validator's staking txs (`unjail`).
 pub const OPERATOR_KEY: &str = "operator";
 /// Balance of each operator account beyond its self-bond (for fees).
 pub const OPERATOR_SPARE: u128 = 1_000_000_000_000;
 
-/// A genesis validator as staking and consensus see it: the entry of the genesis file's `validators`, the
-/// staking validator in `app_state.validators` (self-bonding `power` units of `params.staking`'s
-/// power_reduction from `operator`), and the operator's balance (the self-bond plus `spare`).
+/// A genesis validator as staking and consensus see it: the entry of the genesis file's `validators` (its
+/// power still 0: [`Genesis::set_validator_powers`] computes every power once all are known), the staking
+/// validator in `app_state.validators` (self-bonding `units` of `params.staking`'s power_reduction from
+/// `operator`), and the operator's balance (the self-bond plus `spare`).
 pub fn genesis_validator(
     moniker: &str,
     consensus_key_hex: &str,
     operator: &str,
-    power: u64,
+    units: u64,
     spare: u128,
     params: &lode_state::Params,
 ) -> eyre::Result<(GenesisValidator, GenesisStakingValidator, GenesisBalance)> {
-    let self_bond = u128::from(power)
+    let self_bond = u128::from(units)
         .checked_mul(params.staking.power_reduction)
         .ok_or_else(|| eyre::eyre!("self-bond overflows"))?;
     Ok((
         GenesisValidator {
             name: moniker.to_string(),
             pub_key: consensus_key_hex.to_string(),
-            power,
+            power: 0,
         },
         GenesisStakingValidator {
             operator: operator.to_string(),
@@ -175,7 +177,7 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
             &format!("node{i}"),
             &k.public_key,
             &op.address,
-            VALIDATOR_POWER,
+            VALIDATOR_BOND_UNITS,
             OPERATOR_SPARE,
             &params,
         )?;
@@ -183,7 +185,7 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
         staking.push(sv);
         balances.push(b);
     }
-    let genesis = Genesis {
+    let mut genesis = Genesis {
         chain_id: spec.chain_id.clone(),
         genesis_time: OffsetDateTime::now_utc()
             .replace_nanosecond(0)?
@@ -194,8 +196,10 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
             balances,
             validators: staking,
             params,
+            compute_power: None,
         },
     };
+    genesis.set_validator_powers()?;
     let issues = genesis.validate();
     if !issues.is_empty() {
         return Err(lode_genesis::GenesisError::Invalid(issues).into());

@@ -61,6 +61,7 @@ impl Bench {
                 .collect(),
             validators: Vec::new(),
             params: Params::default(),
+            compute_power: None,
         };
         app_state.add_self_bonded_validator(
             "bench",
@@ -77,7 +78,8 @@ impl Bench {
                         key(u64::MAX).verification_key().to_bytes().to_vec(),
                     )),
                 }),
-                power: 1,
+                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
+                    .expect("fits"),
             }],
             ..Default::default()
         })

@@ -253,6 +253,7 @@ impl RevealChain {
                 .collect(),
             validators: Vec::new(),
             params,
+            compute_power: None,
         };
         app_state.add_self_bonded_validator("bench", &key(99).verification_key().to_bytes(), 1);
         app.try_init_chain(RequestInitChain {
@@ -263,7 +264,8 @@ impl RevealChain {
                 pub_key: Some(PublicKey {
                     sum: Some(Sum::Ed25519(key(99).verification_key().to_bytes().to_vec())),
                 }),
-                power: 1,
+                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
+                    .expect("fits"),
             }],
             ..Default::default()
         })

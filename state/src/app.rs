@@ -588,11 +588,10 @@ impl LodeApp {
         end_events.extend(
             modules::end_block(&mut block, ctx).map_err(|e| StateError::EndBlock(e.log()))?,
         );
-        let validator_updates =
-            modules::staking::set::end_block_updates(&mut block, &c.params.staking)?
-                .into_iter()
-                .map(|(key, power)| abci_validator_update(&key, power))
-                .collect();
+        let validator_updates = modules::staking::set::end_block_updates(&mut block, &c.params)?
+            .into_iter()
+            .map(|(key, power)| abci_validator_update(&key, power))
+            .collect();
         if self.inner.options.check_invariants {
             if let Err(e) = modules::check_invariants(&block, height) {
                 error!(error = %e, "invariant check failed: not finalizing this block");

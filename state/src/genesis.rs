@@ -34,12 +34,10 @@ pub fn parse(app_state_bytes: &[u8]) -> Result<AppState, StateError> {
 
 /// The writes of the genesis state: the parameters, every module's genesis in registry order (staking bonds
 /// the genesis validators' self-bonds), and the consensus validator set, which must be the set those bonds
-/// give (`validators`, as InitChain carries them: ed25519 key and power, any order).
+/// give by the proof-of-useful-compute rule (`validators`, as InitChain carries them: ed25519 key and power,
+/// any order; [`validator_set`] computes it).
 pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Writes, StateError> {
-    let mut writes = Overlay::new(&EmptyState);
-    modules::init_genesis(&mut writes, app_state)?;
-    params::store(&mut writes, &app_state.params);
-    let set = modules::staking::set::target_powers(&writes, &app_state.params.staking)?;
+    let (mut writes, set) = genesis_state(app_state)?;
     let mut given = validators.to_vec();
     given.sort_by_key(|(k, _)| *k);
     if given != set {
@@ -51,7 +49,7 @@ pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Wri
         };
         return Err(StateError::Genesis(format!(
             "the validators [{}] are not the set app_state.validators' self-bonds give [{}] \
-             (power = self_bond / staking.power_reduction, top staking.max_validators)",
+             ({SET_RULE})",
             show(&given),
             show(&set)
         )));
@@ -60,23 +58,29 @@ pub fn build(app_state: &AppState, validators: &[([u8; 32], u64)]) -> Result<Wri
     Ok(writes.into_writes())
 }
 
+/// How the genesis consensus set follows from the genesis validators, for error messages.
+pub const SET_RULE: &str = "proof-of-useful-compute power out of 10^9 from the self-bonds alone: split by \
+     stake, capped at staking.max_power_bps (or an equal share when too few validators), self-bonds below \
+     staking.power_reduction left out, the top staking.max_validators";
+
+/// The genesis writes before the consensus set, and the set they give.
+#[allow(clippy::type_complexity)]
+fn genesis_state(
+    app_state: &AppState,
+) -> Result<(Overlay<'static, EmptyState>, Vec<([u8; 32], u64)>), StateError> {
+    let mut writes = Overlay::new(&EmptyState);
+    modules::init_genesis(&mut writes, app_state)?;
+    params::store(&mut writes, &app_state.params);
+    let set = modules::staking::set::target_powers(&writes, &app_state.params)?;
+    Ok((writes, set))
+}
+
 /// The consensus set (ed25519 key, power; sorted by key) that `app_state`'s genesis validators' self-bonds
-/// give: what the genesis file's `validators` must list. `app_state` must be valid.
-pub fn validator_set(app_state: &AppState) -> Vec<([u8; 32], u64)> {
-    let p = &app_state.params.staking;
-    let candidates = app_state
-        .validators
-        .iter()
-        .filter_map(|v| {
-            let key = parse_consensus_key(&v.consensus_key).ok()?;
-            let bond = parse_amount(&v.self_bond).ok()?;
-            Some((
-                key,
-                modules::staking::set::power_of(bond, p.power_reduction),
-            ))
-        })
-        .collect();
-    modules::staking::set::select(candidates, p.max_validators)
+/// give: what the genesis file's `validators` must list. The same rule as every later block
+/// ([`modules::staking::set::target_powers`]) over the genesis state (no compute yet, no previous epoch):
+/// equal self-bonds give equal powers summing to 10^9. Fails if `app_state` cannot build a genesis state.
+pub fn validator_set(app_state: &AppState) -> Result<Vec<([u8; 32], u64)>, StateError> {
+    genesis_state(app_state).map(|(_, set)| set)
 }
 
 /// A consensus key as genesis writes it: 32 bytes of hex, a valid ed25519 point.
@@ -96,6 +100,7 @@ pub fn export<S: StateRead + ?Sized>(state: &S) -> Result<AppState, StoreError> 
         balances: Vec::new(),
         validators: Vec::new(),
         params: params::load(state)?,
+        compute_power: None,
     };
     modules::export_genesis(state, &mut app_state)?;
     Ok(app_state)
@@ -124,6 +129,50 @@ pub struct AppState {
     pub validators: Vec<GenesisStakingValidator>,
     #[serde(default)]
     pub params: Params,
+    /// Proof of useful compute carried over by an exported chain: the running epoch, its baseline powers,
+    /// the validators' provider links and the providers' link nonces. Absent in a new chain's genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_power: Option<GenesisComputePower>,
+}
+
+/// Proof-of-useful-compute state in genesis (see [`AppState::compute_power`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisComputePower {
+    /// The running epoch's number and first height.
+    pub epoch: u64,
+    pub epoch_start_height: u64,
+    /// The baseline the running epoch's churn is measured from: power per genesis validator operator.
+    #[serde(default)]
+    pub epoch_powers: Vec<GenesisPower>,
+    /// Provider links of genesis validators (validator operator, provider, epoch of the last change).
+    #[serde(default)]
+    pub links: Vec<GenesisLink>,
+    /// The nonce each provider's next link consent must sign (so an old consent cannot be replayed).
+    #[serde(default)]
+    pub link_nonces: Vec<GenesisLinkNonce>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisPower {
+    pub validator: String,
+    pub power: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisLink {
+    pub validator: String,
+    pub provider: String,
+    pub changed_epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisLinkNonce {
+    pub provider: String,
+    pub nonce: u64,
 }
 
 /// One genesis validator: its operator account (funded in `balances`), moniker, consensus key and
@@ -204,6 +253,7 @@ impl AppState {
             });
         }
         self.validate_validators(&mut issues);
+        self.validate_compute_power(&mut issues);
         for (field, message) in self.params.validate() {
             issues.push(GenesisIssue {
                 path: format!("params.{field}"),
@@ -211,6 +261,88 @@ impl AppState {
             });
         }
         issues
+    }
+
+    /// Links name genesis validators and distinct providers, changed no later than the epoch; powers name
+    /// genesis validators once each and sum to at most 10^9.
+    fn validate_compute_power(&self, issues: &mut Vec<GenesisIssue>) {
+        let Some(c) = &self.compute_power else {
+            return;
+        };
+        let operators: BTreeSet<Address> = self
+            .validators
+            .iter()
+            .filter_map(|v| v.operator.parse().ok())
+            .collect();
+        let mut issue = |path: String, message: String| issues.push(GenesisIssue { path, message });
+        let validator = |s: &str| -> Result<Address, String> {
+            let a: Address = s.parse().map_err(|e| format!("invalid address: {e}"))?;
+            if operators.contains(&a) {
+                Ok(a)
+            } else {
+                Err("not a genesis validator's operator".into())
+            }
+        };
+        let mut seen = BTreeSet::new();
+        let mut total: u64 = 0;
+        for (i, p) in c.epoch_powers.iter().enumerate() {
+            match validator(&p.validator) {
+                Ok(a) if !seen.insert(a) => issue(
+                    format!("compute_power.epoch_powers[{i}].validator"),
+                    "listed twice".into(),
+                ),
+                Ok(_) => total = total.saturating_add(p.power),
+                Err(m) => issue(format!("compute_power.epoch_powers[{i}].validator"), m),
+            }
+        }
+        if total > crate::modules::staking::power::TOTAL_POWER {
+            issue(
+                "compute_power.epoch_powers".into(),
+                "sum to more than 10^9".into(),
+            );
+        }
+        let (mut vals, mut provs) = (BTreeSet::new(), BTreeSet::new());
+        for (i, l) in c.links.iter().enumerate() {
+            match validator(&l.validator) {
+                Ok(a) if !vals.insert(a) => issue(
+                    format!("compute_power.links[{i}].validator"),
+                    "has two links".into(),
+                ),
+                Ok(_) => {}
+                Err(m) => issue(format!("compute_power.links[{i}].validator"), m),
+            }
+            match l.provider.parse::<Address>() {
+                Ok(a) if !provs.insert(a) => issue(
+                    format!("compute_power.links[{i}].provider"),
+                    "linked to two validators".into(),
+                ),
+                Ok(_) => {}
+                Err(e) => issue(
+                    format!("compute_power.links[{i}].provider"),
+                    format!("invalid address: {e}"),
+                ),
+            }
+            if l.changed_epoch > c.epoch {
+                issue(
+                    format!("compute_power.links[{i}].changed_epoch"),
+                    format!("after the running epoch {}", c.epoch),
+                );
+            }
+        }
+        let mut nonces = BTreeSet::new();
+        for (i, n) in c.link_nonces.iter().enumerate() {
+            match n.provider.parse::<Address>() {
+                Ok(a) if !nonces.insert(a) => issue(
+                    format!("compute_power.link_nonces[{i}].provider"),
+                    "listed twice".into(),
+                ),
+                Ok(_) => {}
+                Err(e) => issue(
+                    format!("compute_power.link_nonces[{i}].provider"),
+                    format!("invalid address: {e}"),
+                ),
+            }
+        }
     }
 
     fn validate_validators(&self, issues: &mut Vec<GenesisIssue>) {
@@ -296,16 +428,17 @@ impl AppState {
     }
 
     /// Adds a genesis validator whose operator is the account of its own consensus key, funded with exactly
-    /// the self-bond that gives it `power` (for tests, benchmarks and tools that need one validator and no
-    /// operator key of their own).
+    /// its self-bond of `units × staking.power_reduction` (for tests, benchmarks and tools that need
+    /// validators and no operator key of their own). Its consensus power follows from all the self-bonds:
+    /// [`validator_set`] gives the set the genesis file must list.
     pub fn add_self_bonded_validator(
         &mut self,
         moniker: &str,
         consensus_key: &[u8; 32],
-        power: u64,
+        units: u64,
     ) {
         let operator = Address::from_public_key(consensus_key).to_string();
-        let bond = u128::from(power).saturating_mul(self.params.staking.power_reduction);
+        let bond = u128::from(units).saturating_mul(self.params.staking.power_reduction);
         self.balances.push(GenesisBalance {
             address: operator.clone(),
             amount: bond.to_string(),
@@ -365,6 +498,7 @@ mod tests {
                 max_tx_bytes: 1,
                 ..Params::default()
             },
+            compute_power: None,
         };
         let paths: Vec<String> = state.validate().into_iter().map(|i| i.path).collect();
         assert_eq!(
@@ -389,6 +523,7 @@ mod tests {
             ],
             validators: Vec::new(),
             params: Params::default(),
+            compute_power: None,
         };
         let issues = state.validate();
         assert_eq!(issues.len(), 1);

@@ -24,8 +24,9 @@ fn valid() -> Value {
         "genesis_time": "2025-01-01T00:00:00Z",
         "initial_height": 1,
         "validators": [
-            { "name": "val0", "pub_key": pub_hex(1), "power": 10 },
-            { "name": "val1", "pub_key": pub_hex(2), "power": 5 }
+            // The proof-of-useful-compute rule at genesis with no cap: the stake shares of 10^9 (10:5).
+            { "name": "val0", "pub_key": pub_hex(1), "power": 666_666_667 },
+            { "name": "val1", "pub_key": pub_hex(2), "power": 333_333_333 }
         ],
         "app_state": {
             "balances": [
@@ -37,7 +38,8 @@ fn valid() -> Value {
             "validators": [
                 { "operator": addr(20), "moniker": "val0", "consensus_key": pub_hex(1), "self_bond": "10000000" },
                 { "operator": addr(21), "moniker": "val1", "consensus_key": pub_hex(2), "self_bond": "5000000" }
-            ]
+            ],
+            "params": { "staking": { "max_power_bps": 10000 } }
         }
     })
 }
@@ -115,7 +117,7 @@ fn init_chain_request_carries_chain_id_time_validators_and_app_state() {
     let time = req.time.expect("time");
     assert_eq!((time.seconds, time.nanos), (1_735_689_600, 0));
     assert_eq!(req.validators.len(), 2);
-    assert_eq!(req.validators[1].power, 5);
+    assert_eq!(req.validators[1].power, 333_333_333);
     let sum = req.validators[0]
         .pub_key
         .clone()
@@ -429,9 +431,24 @@ fn every_problem_is_reported_at_once_one_per_line() {
 
 #[test]
 fn validators_that_are_not_the_set_the_self_bonds_give_are_rejected() {
-    // Power 6 where the self-bond of 5_000_000 gives 5 (power_reduction 1_000_000).
-    let doc = with(valid(), "/validators/1/power", json!(6));
+    // One unit more than the self-bonds give (a third of 10^9).
+    let doc = with(valid(), "/validators/1/power", json!(333_333_334));
     assert_eq!(rejected_paths(&doc), ["validators"]);
+    // The default cap (20%) cannot hold with two validators: they get half each, whatever their bonds.
+    let mut doc = valid();
+    doc["app_state"]["params"]["staking"]["max_power_bps"] = json!(2_000);
+    assert_eq!(rejected_paths(&doc), ["validators"]);
+    doc["validators"][0]["power"] = json!(500_000_000);
+    doc["validators"][1]["power"] = json!(500_000_000);
+    load(&doc).expect("half each under the cap");
+    // `set_validator_powers` writes the powers the rule gives.
+    let mut g: Genesis =
+        serde_json::from_value(with(valid(), "/validators/0/power", json!(1))).expect("shape");
+    g.set_validator_powers().expect("powers");
+    assert_eq!(
+        g.validators.iter().map(|v| v.power).collect::<Vec<_>>(),
+        [666_666_667, 333_333_333]
+    );
     // A genesis validator missing from app_state.validators.
     let doc = with(
         valid(),

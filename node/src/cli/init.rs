@@ -13,8 +13,9 @@ use crate::{
     keys::{self, KeyFile},
 };
 
-/// Voting power of the single genesis validator.
-const VALIDATOR_POWER: u64 = 10;
+/// Self-bond of the single genesis validator, in units of `staking.power_reduction` (its consensus power
+/// is all of it: 10^9).
+const VALIDATOR_BOND_UNITS: u64 = 10;
 /// Balance of the dev account, in base units.
 const DEV_BALANCE: u128 = 1_000_000_000_000_000;
 
@@ -43,18 +44,18 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
     let genesis_time = OffsetDateTime::now_utc()
         .replace_nanosecond(0)?
         .format(&Rfc3339)?;
-    // The dev account is the validator's operator: it self-bonds VALIDATOR_POWER units of power.
+    // The dev account is the validator's operator: it self-bonds VALIDATOR_BOND_UNITS × power_reduction.
     let params = lode_state::Params::default();
     let (validator, staking, mut balance) = crate::testnet::genesis_validator(
         &args.moniker,
         &validator_key.public_key,
         &dev_key.address,
-        VALIDATOR_POWER,
+        VALIDATOR_BOND_UNITS,
         DEV_BALANCE,
         &params,
     )?;
     balance.address = dev_key.address.clone();
-    let genesis = Genesis {
+    let mut genesis = Genesis {
         chain_id: args.chain_id.clone(),
         genesis_time,
         initial_height: 1,
@@ -63,8 +64,10 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
             balances: vec![balance],
             validators: vec![staking],
             params,
+            compute_power: None,
         },
     };
+    genesis.set_validator_powers()?;
     // Validate before writing anything, so a bad --chain-id leaves no half-made home.
     let issues = genesis.validate();
     if !issues.is_empty() {

@@ -479,7 +479,9 @@ mod tests {
                             .to_vec(),
                     )),
                 }),
-                power: 10,
+                // The only genesis validator holds all the power.
+                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
+                    .expect("fits"),
             }],
             ..Default::default()
         })

@@ -33,7 +33,8 @@ fn init_writes_config_keys_and_a_one_validator_genesis_funding_dev0() {
     assert_eq!(genesis.validators.len(), 1);
     let validator = KeyFile::load(&home.join("keys/validator_key.json")).expect("validator key");
     assert_eq!(genesis.validators[0].pub_key, validator.public_key);
-    assert_eq!(genesis.validators[0].power, 10);
+    // The only validator holds all the power (10^9) by the proof-of-useful-compute rule.
+    assert_eq!(genesis.validators[0].power, 1_000_000_000);
     let dev0 = KeyFile::load(&home.join("keys/dev0.json")).expect("dev0 key");
     assert_eq!(genesis.app_state.balances.len(), 1);
     assert_eq!(genesis.app_state.balances[0].address, dev0.address);

@@ -180,8 +180,8 @@ impl Net {
 
 /// Edits a `lode testnet init` genesis (as JSON) so only the nodes in `keep` are genesis validators, each
 /// self-bonding `self_bond` base units at `staking.power_reduction = power_reduction` (the top-level
-/// `validators` follow: power = self_bond / power_reduction). The other nodes start as full nodes; their
-/// operator accounts stay funded.
+/// `validators` follow by the proof-of-useful-compute rule: equal bonds, equal shares of 10^9). The other
+/// nodes start as full nodes; their operator accounts stay funded.
 pub fn keep_genesis_validators(
     g: &mut serde_json::Value,
     keep: &[usize],
@@ -192,12 +192,8 @@ pub fn keep_genesis_validators(
         keep.iter()
             .any(|i| name.as_str() == Some(format!("node{i}").as_str()))
     };
-    let power = u64::try_from(self_bond / power_reduction).expect("power");
     let top = g["validators"].as_array_mut().expect("validators");
     top.retain(|v| keep_name(&v["name"]));
-    for v in top.iter_mut() {
-        v["power"] = serde_json::json!(power);
-    }
     let staking = g["app_state"]["validators"]
         .as_array_mut()
         .expect("app_state.validators");
@@ -207,6 +203,10 @@ pub fn keep_genesis_validators(
     }
     g["app_state"]["params"]["staking"]["power_reduction"] =
         serde_json::json!(power_reduction.to_string());
+    let mut genesis: lode_genesis::Genesis =
+        serde_json::from_value(g.clone()).expect("genesis shape");
+    genesis.set_validator_powers().expect("validator powers");
+    g["validators"] = serde_json::to_value(&genesis.validators).expect("json");
 }
 
 pub async fn status(url: &str) -> Option<pb::StatusResponse> {

@@ -51,7 +51,19 @@ pub fn four_validators(
         app_state.add_self_bonded_validator(&format!("node-{i}"), &k.public_key().0, 10);
     }
     let app_state_bytes = Bytes::from(serde_json::to_vec(&app_state).expect("json"));
-    let genesis: Vec<_> = keys.iter().map(|k| (k.public_key(), 10u64)).collect();
+    // Equal self-bonds: equal shares of the total power (the proof-of-useful-compute rule).
+    let set = lode_state::genesis::validator_set(&app_state).expect("genesis set");
+    let genesis: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let p = set
+                .iter()
+                .find(|(key, _)| *key == k.public_key().0)
+                .map(|(_, p)| *p)
+                .expect("in the set");
+            (k.public_key(), p)
+        })
+        .collect();
     let ports = PortBlock::reserve();
     let addrs: Vec<SocketAddr> = (0..4)
         .map(|i| SocketAddr::from(([127, 0, 0, 1], ports.port(i))))

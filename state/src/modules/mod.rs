@@ -11,6 +11,7 @@
 
 pub mod bank;
 pub mod compute;
+pub mod evidence;
 pub mod gov;
 pub mod market;
 pub mod nft;
@@ -216,6 +217,7 @@ registry! {
     Nft => nft::Nft,
     Market => market::Market,
     Compute => compute::Compute,
+    Evidence => evidence::Evidence,
 }
 
 /// Every code in use with its stable name, sorted by code.

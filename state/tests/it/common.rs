@@ -65,6 +65,7 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
             self_bond: self_bond.to_string(),
         }],
         params: params.clone(),
+        compute_power: None,
     };
     RequestInitChain {
         chain_id: CHAIN_ID.into(),
@@ -76,7 +77,8 @@ pub fn init_request(keys: &[SigningKey], params: &Params) -> RequestInitChain {
                     validator.verification_key().to_bytes().to_vec(),
                 )),
             }),
-            power: 10,
+            // The only genesis validator holds all the power.
+            power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER).expect("fits"),
         }],
         ..Default::default()
     }

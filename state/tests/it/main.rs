@@ -2,6 +2,7 @@
 
 mod a_broken_invariant_halts_the_chain_with_a_report;
 mod a_delegations_or_proposal_query_costs_the_same_however_long_the_chain;
+mod a_double_signer_is_slashed_tombstoned_and_removed;
 mod a_tx_re_encoded_under_another_hash_is_refused_at_every_door;
 mod account_history;
 mod an_exported_genesis_holds_the_balances_and_parameters_it_was_given;

@@ -1,8 +1,9 @@
-//! Random workloads over staking, governance and NFT messages: two applications agree on every app hash
-//! and result code, and every accounting invariant holds after every block.
+//! Random workloads over staking, governance, NFT and double-sign evidence messages: two applications agree
+//! on every app hash and result code, and every accounting invariant holds after every block.
 
 use lode_state::{
     modules::{
+        evidence::{EvidenceMsg, SignedVote},
         gov::{GovMsg, ProposalContent, VoteOption},
         nft::NftMsg,
         staking::msg::StakingMsg,
@@ -64,6 +65,33 @@ enum Op {
     Unjail {
         from: usize,
     },
+    /// Evidence that validator `validator` (0 or 1) double signed `back` heights ago; `forged`: the second
+    /// vote is signed by another key.
+    DoubleSign {
+        from: usize,
+        validator: usize,
+        back: u64,
+        forged: bool,
+    },
+}
+
+/// A precommit for `value` at `height`, round 0, signed by `signer` over the engine's sign bytes.
+fn vote(
+    signer: &ed25519_consensus::SigningKey,
+    address: [u8; 20],
+    height: u64,
+    value: u8,
+) -> SignedVote {
+    let mut v = SignedVote {
+        vote_type: 1,
+        height,
+        round: 0,
+        value_id: vec![value; 32],
+        validator_address: address,
+        signature: [0; 64],
+    };
+    v.signature = signer.sign(&v.sign_bytes(CHAIN_ID)).to_bytes();
+    v
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -106,7 +134,15 @@ fn op() -> impl Strategy<Value = Op> {
             token,
             price
         }),
-        i.prop_map(|from| Op::Unjail { from }),
+        i.clone().prop_map(|from| Op::Unjail { from }),
+        (i, 0..2usize, 0u64..6, any::<bool>()).prop_map(|(from, validator, back, forged)| {
+            Op::DoubleSign {
+                from,
+                validator,
+                back,
+                forged,
+            }
+        }),
     ]
 }
 
@@ -115,6 +151,26 @@ fn to_msg(chain: &Chain, op: &Op) -> (usize, Msg) {
     let tok = |t: u8| format!("t{t}");
     match op.clone() {
         Op::Unjail { from } => (from, Msg::Staking(StakingMsg::Unjail { operator: a(from) })),
+        Op::DoubleSign {
+            from,
+            validator,
+            back,
+            forged,
+        } => {
+            let k = key(500 + validator as u64);
+            let address =
+                lode_state::modules::staking::set::cons_addr(&k.verification_key().to_bytes());
+            let height = (chain.height + 1).saturating_sub(back);
+            let second = if forged { key(777) } else { k.clone() };
+            (
+                from,
+                Msg::Evidence(EvidenceMsg::SubmitDoubleSign {
+                    submitter: a(from),
+                    vote_a: vote(&k, address, height, 1),
+                    vote_b: vote(&second, address, height, 2),
+                }),
+            )
+        }
         Op::Delegate { from, to, amount } => (
             from,
             Msg::Staking(StakingMsg::Delegate {

@@ -1,5 +1,6 @@
 //! Staking drives the consensus set: FinalizeBlock returns the difference between the stored set and the
-//! one stake gives (top `max_validators`, ties to the smaller key), and liveness, read from the block's
+//! one the proof-of-useful-compute rule gives (here with no compute weight, cap or churn limit: shares of
+//! 10^9 by stake; top `max_validators`, ties to the smaller key), and liveness, read from the block's
 //! `decided_last_commit`, jails a validator that missed too much of its window (slashing it and each of
 //! its delegations), which may unjail after `jail_blocks`; every bad unjail has its own code.
 
@@ -29,7 +30,17 @@ fn params() -> Params {
     p.staking.max_missed_bps = 5_000;
     p.staking.jail_blocks = JAIL;
     p.staking.slash_downtime_bps = 1_000;
+    // Power is the stake share of 10^9, at once: no compute weight, no cap, no churn limit.
+    p.staking.compute_weight_bps = 0;
+    p.staking.max_power_bps = 10_000;
+    p.staking.max_churn_bps = 10_000;
     p
+}
+
+/// `v` sorted.
+fn sorted(mut v: Vec<([u8; 32], i64)>) -> Vec<([u8; 32], i64)> {
+    v.sort();
+    v
 }
 
 fn consensus_key(i: usize) -> [u8; 32] {
@@ -95,12 +106,17 @@ fn validator(chain: &Chain, op: &lode_state::Address) -> stpb::Validator {
 fn the_set_follows_stake_keeps_the_top_n_and_breaks_ties_by_key() {
     let mut chain = Chain::with_params(3, params());
     let genesis = key(999).verification_key().to_bytes();
-    // Account 0 bonds power 5: the set has room (max 2), it joins.
+    // The genesis validator's bond is 10 * REDUCTION. Account 0 bonds 5: the set has room (max 2), it
+    // joins with a third of the power, and the genesis validator's power falls to two thirds (the largest
+    // remainder takes the odd unit).
     assert_eq!(
         updates(&create(&mut chain, 0, 5 * REDUCTION)),
-        vec![(consensus_key(0), 5)]
+        sorted(vec![
+            (genesis, 666_666_667),
+            (consensus_key(0), 333_333_333)
+        ])
     );
-    // Account 1 bonds power 5 too: a tie for the second seat, which the smaller key keeps.
+    // Account 1 bonds 5 too: 10:5:5, a tie for the second seat, which the smaller key keeps.
     let (small, large) = if consensus_key(0) < consensus_key(1) {
         (0, 1)
     } else {
@@ -108,15 +124,25 @@ fn the_set_follows_stake_keeps_the_top_n_and_breaks_ties_by_key() {
     };
     let u = updates(&create(&mut chain, 1, 5 * REDUCTION));
     if small == 0 {
-        assert!(u.is_empty(), "the incumbent has the smaller key: {u:?}");
+        assert_eq!(
+            u,
+            sorted(vec![
+                (genesis, 500_000_000),
+                (consensus_key(0), 250_000_000)
+            ]),
+            "the incumbent has the smaller key"
+        );
     } else {
-        assert_eq!(u, {
-            let mut v = vec![(consensus_key(1), 5), (consensus_key(0), 0)];
-            v.sort();
-            v
-        });
+        assert_eq!(
+            u,
+            sorted(vec![
+                (genesis, 500_000_000),
+                (consensus_key(1), 250_000_000),
+                (consensus_key(0), 0)
+            ])
+        );
     }
-    // Account 2 delegates 1 power to the larger key: it takes the seat, the other leaves.
+    // Account 2 delegates 1 * REDUCTION to the larger key (10:5:6): it takes the seat, the other leaves.
     let tx = chain.sign(
         2,
         Msg::Staking(StakingMsg::Delegate {
@@ -125,21 +151,23 @@ fn the_set_follows_stake_keeps_the_top_n_and_breaks_ties_by_key() {
             amount: REDUCTION,
         }),
     );
-    let mut want = vec![(consensus_key(large), 6), (consensus_key(small), 0)];
-    want.sort();
     assert_eq!(
         updates(&chain.finalize(vec![tx], None).validator_updates),
-        want
+        sorted(vec![
+            (genesis, 476_190_476),
+            (consensus_key(large), 285_714_286),
+            (consensus_key(small), 0)
+        ])
     );
     assert_eq!(validator(&chain, &chain.addr(large)).status, "bonded");
     assert_eq!(validator(&chain, &chain.addr(small)).status, "unbonded");
-    // Nothing changes: no update. The genesis validator (power 10) was never touched.
+    // Nothing changes: no update. The third validator's share is left out of the set.
     assert!(chain.finalize(vec![], None).validator_updates.is_empty());
     let set: Vec<([u8; 32], u64)> = lode_state::validators::load(chain.app.store()).expect("set");
-    let mut want = vec![(genesis, 10), (consensus_key(large), 6)];
+    let mut want = vec![(genesis, 476_190_476), (consensus_key(large), 285_714_286)];
     want.sort();
     assert_eq!(set, want);
-    // Undelegating below one unit of power removes it (power 0 is a removal).
+    // Undelegating it again (power 0 is a removal).
     let tx = chain.sign(
         2,
         Msg::Staking(StakingMsg::Undelegate {
@@ -149,11 +177,13 @@ fn the_set_follows_stake_keeps_the_top_n_and_breaks_ties_by_key() {
         }),
     );
     // Back to a tie at 5: the smaller key wins it back.
-    let mut want = vec![(consensus_key(large), 0), (consensus_key(small), 5)];
-    want.sort();
     assert_eq!(
         updates(&chain.finalize(vec![tx], None).validator_updates),
-        want
+        sorted(vec![
+            (genesis, 500_000_000),
+            (consensus_key(large), 0),
+            (consensus_key(small), 250_000_000)
+        ])
     );
     chain.check_invariants();
 }
@@ -190,8 +220,12 @@ fn a_validator_that_misses_its_window_is_jailed_slashed_and_may_unjail_after_jai
     let treasury_before = chain.balance(&lode_state::modules::gov::treasury());
     let r = chain.finalize(vec![], Some(commit(&[genesis], &[k0])));
     let jailed_at = chain.height;
-    // Out of the set, 10% of 15 * REDUCTION slashed to the treasury, from the self-bond and the delegation.
-    assert_eq!(updates(&r.validator_updates), vec![(k0, 0)]);
+    // Out of the set (the genesis validator holds all the power again), 10% of 15 * REDUCTION slashed to
+    // the treasury, from the self-bond and the delegation.
+    assert_eq!(
+        updates(&r.validator_updates),
+        sorted(vec![(k0, 0), (genesis, 1_000_000_000)])
+    );
     assert!(r.events.iter().any(|e| e.r#type == "jail"));
     let v = validator(&chain, &v0);
     assert_eq!(v.status, "jailed");
@@ -227,7 +261,12 @@ fn a_validator_that_misses_its_window_is_jailed_slashed_and_may_unjail_after_jai
     let r = chain.finalize(vec![tx], None);
     assert_eq!(chain.height, jailed_at + JAIL);
     assert_eq!(r.tx_results[0].code, 0, "{}", r.tx_results[0].log);
-    assert!(updates(&r.validator_updates).contains(&(k0, 13)));
+    // 13.5 of 25.5 * REDUCTION bonded (the genesis validator 10, validator 1 2, kept out by max 2).
+    assert!(
+        updates(&r.validator_updates).contains(&(k0, 529_411_765)),
+        "{:?}",
+        updates(&r.validator_updates)
+    );
     assert_eq!(validator(&chain, &v0).status, "bonded");
     let info: stpb::SigningInfoResponse = chain.query(
         "/staking/signing_info",

@@ -11,6 +11,7 @@ use lode_state::{
         compute::ComputeMsg,
         market::{self, JobStatus, MarketMsg},
         staking::{
+            self,
             power::{self, link_sign_bytes, TOTAL_POWER},
             StakingMsg,
         },
@@ -138,6 +139,20 @@ impl Chain {
             let limit = TOTAL_POWER * p.staking.max_churn_bps / 10_000;
             assert!(moved <= limit, "height {}: moved {moved}", self.height);
         }
+        // The consensus set the application hands to the engine holds exactly these powers.
+        let mut want: Vec<([u8; 32], u64)> = now
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(op, v)| {
+                let val = staking::validator(self.app.store(), op)
+                    .expect("read")
+                    .expect("validator");
+                (val.consensus_key, *v)
+            })
+            .collect();
+        want.sort();
+        let set = lode_state::validators::load(self.app.store()).expect("set");
+        assert_eq!(set, want, "height {}", self.height);
     }
 
     /// Empty blocks up to `height`, checking the power rules after each.
@@ -308,6 +323,44 @@ fn a_validator_whose_provider_settles_jobs_gains_power_and_fraud_adds_nothing() 
     chain.advance_checked(4 * EPOCH - 1);
     assert_near(chain.power_of(VA), 550_000_000, "");
     chain.check_invariants();
+
+    // An exported genesis carries the epoch, its baseline, the links and the link nonces: a chain started
+    // from it holds exactly the same records.
+    let exported = lode_state::genesis::export(chain.app.store()).expect("export");
+    let cp = exported.compute_power.clone().expect("compute power");
+    assert_eq!(cp.epoch, chain.epoch());
+    assert_eq!(cp.links.len(), 2, "{cp:?}");
+    assert!(exported.validate().is_empty(), "{:?}", exported.validate());
+    let set = lode_state::genesis::validator_set(&exported).expect("set");
+    let writes =
+        lode_state::genesis::build(&exported, &set).expect("a chain starts from the export");
+    let (va, vb, p1, p2) = (
+        chain.addr(VA),
+        chain.addr(VB),
+        chain.addr(P1),
+        chain.addr(P2),
+    );
+    use lode_state::{modules::staking::state_key as sk, store::StateRead};
+    for k in [
+        sk::EPOCH.to_vec(),
+        sk::power(&va),
+        sk::power(&vb),
+        sk::link(&va),
+        sk::link(&vb),
+        sk::provider_link(&p1),
+        sk::provider_link(&p2),
+        sk::link_nonce(&p1),
+        sk::link_nonce(&p2),
+    ] {
+        let now = chain.app.store().get(&k).expect("read");
+        assert!(now.is_some(), "{}", String::from_utf8_lossy(&k));
+        assert_eq!(
+            writes.get(&k).cloned().flatten(),
+            now,
+            "{}",
+            String::from_utf8_lossy(&k)
+        );
+    }
 }
 
 #[test]

@@ -34,6 +34,8 @@ pub enum StakingError {
     NotJailed(String),
     #[error("validator is jailed until height {until}; this is height {height}")]
     StillJailed { until: u64, height: u64 },
+    #[error("validator {0} is tombstoned for double signing and never returns")]
+    Tombstoned(String),
 }
 
 impl ModuleError for StakingError {
@@ -44,13 +46,13 @@ impl ModuleError for StakingError {
             StakingError::ValidatorExists(_) => 40,
             StakingError::UnknownValidator(_) => 41,
             StakingError::InsufficientBond { .. } => 42,
-            // 45 is left to double-sign evidence.
             StakingError::ProviderLinkedElsewhere { .. } => 46,
             StakingError::LinkCooldown { .. } => 47,
             StakingError::BadProviderSignature(_) => 48,
             StakingError::NotLinked { .. } => 49,
             StakingError::NotJailed(_) => 43,
             StakingError::StillJailed { .. } => 44,
+            StakingError::Tombstoned(_) => 45,
         }
     }
 
@@ -65,6 +67,7 @@ impl ModuleError for StakingError {
             StakingError::NotLinked { .. } => "ERR_NOT_LINKED",
             StakingError::NotJailed(_) => "ERR_NOT_JAILED",
             StakingError::StillJailed { .. } => "ERR_STILL_JAILED",
+            StakingError::Tombstoned(_) => "ERR_TOMBSTONED",
         }
     }
 
@@ -94,6 +97,7 @@ impl ModuleError for StakingError {
                 until: 2,
                 height: 1,
             },
+            StakingError::Tombstoned(String::new()),
         ]
     }
 }

@@ -224,10 +224,37 @@ pub fn slash<S: StateWrite + ?Sized>(s: &mut S, op: &Address, bps: u32) -> Resul
     Ok(total)
 }
 
-/// `MsgUnjail`: the operator's validator leaves jail from `jailed_until` on.
+/// Jails `op` with no end (tombstoning): its window is cleared and commits no longer count for it.
+pub fn jail_forever<S: StateWrite + ?Sized>(
+    s: &mut S,
+    op: &Address,
+    height: u64,
+) -> Result<(), StoreError> {
+    let info = signing_info(s, op)?.unwrap_or(SigningInfo {
+        start_height: height,
+        ..SigningInfo::default()
+    });
+    clear_window(s, op, info.window);
+    put_signing_info(
+        s,
+        op,
+        &SigningInfo {
+            start_height: info.start_height,
+            window: info.window,
+            jailed_until: Some(u64::MAX),
+            ..SigningInfo::default()
+        },
+    );
+    Ok(())
+}
+
+/// `MsgUnjail`: the operator's validator leaves jail from `jailed_until` on; never once tombstoned.
 pub fn unjail<S: StateWrite + ?Sized>(s: &mut S, op: &Address, height: u64) -> Result<(), TxError> {
     if validator(s, op)?.is_none() {
         return Err(StakingError::UnknownValidator(op.to_string()).into());
+    }
+    if super::is_tombstoned(s, op)? {
+        return Err(StakingError::Tombstoned(op.to_string()).into());
     }
     let mut info = signing_info(s, op)?.unwrap_or_default();
     let Some(until) = info.jailed_until else {

@@ -2,13 +2,14 @@
 //! a voting period) before they return. Bonded and unbonding tokens sit in the `bonded_pool` module account,
 //! so `pool balance == sum of delegations + sum of unbonding entries`.
 //!
-//! Stake drives consensus: genesis validators are staking validators (self-bond from a funded account), and
-//! at the end of every block [`set`] returns the difference between the target set (power = tokens /
-//! `power_reduction`, top `max_validators`) and the stored consensus set as ABCI validator updates.
+//! Stake and verified compute drive consensus: genesis validators are staking validators (self-bond from a
+//! funded account), and at the end of every block [`set`] returns the difference between the target set
+//! (the proof-of-useful-compute power of [`power`] over the unjailed, untombstoned validators, top
+//! `max_validators`) and the stored consensus set as ABCI validator updates.
 //! [`liveness`] jails and slashes validators that miss too many of the blocks they should sign, from the
 //! commit signatures the block carries; `MsgUnjail` lets them back after `jail_blocks`.
 //!
-//! Not yet here: double-sign evidence and tombstoning.
+//! Double signing is the evidence module's (`modules::evidence`): it slashes and calls [`tombstone`].
 
 pub mod error;
 pub mod event;
@@ -99,7 +100,9 @@ impl Module for Staking {
     /// Validators as genesis validators self-bonding their self-delegation (when it is at least one unit of
     /// power and `min_self_bond`), and every bond back as a balance: other delegations and unbonding entries
     /// become their delegators' liquid tokens, and the bonded pool is not exported (the new genesis bonds
-    /// the self-bonds again). Balances stay in address order. Jailing and signing records start afresh.
+    /// the self-bonds again). Balances stay in address order. Jailing and signing records start afresh; a
+    /// tombstoned validator is not exported (its self-bond is its operator's balance). The epoch, its
+    /// baseline powers, the links of exported validators and every link nonce carry over.
     fn export_genesis<S: StateRead + ?Sized>(
         s: &S,
         genesis: &mut AppState,
@@ -142,6 +145,15 @@ impl Module for Staking {
         for (_, del, _, amount) in unbonding_entries(s)? {
             add(del, amount);
         }
+        let mut kept = Vec::with_capacity(genesis.validators.len());
+        for v in genesis.validators.drain(..) {
+            match v.operator.parse::<Address>() {
+                Ok(op) if !is_tombstoned(s, &op)? => kept.push(v),
+                _ => {}
+            }
+        }
+        genesis.validators = kept;
+        genesis.compute_power = Some(power::export_genesis(s, &genesis.validators)?);
         genesis.balances = balances
             .into_iter()
             .filter(|(_, v)| *v > 0)
@@ -168,6 +180,9 @@ impl Module for Staking {
                 crate::amount::parse_amount(&g.self_bond).map_err(|e| fail(e.to_string()))?;
             create(s, &operator, &consensus_key, &g.moniker, self_bond)
                 .map_err(|e| fail(e.log()))?;
+        }
+        if let Some(c) = &genesis.compute_power {
+            power::init_genesis(s, c)?;
         }
         Ok(())
     }
@@ -291,6 +306,24 @@ pub fn create<S: StateWrite + ?Sized>(
         },
     );
     bond(s, operator, operator, self_bond)
+}
+
+/// Whether `op` was tombstoned (double signing): it never holds power again.
+pub fn is_tombstoned<S: StateRead + ?Sized>(s: &S, op: &Address) -> Result<bool, StoreError> {
+    Ok(s.get(&state_key::tombstone(op))?.is_some())
+}
+
+/// Tombstones `op` at `height`: out of the consensus set at the end of this block, for good. Its liveness
+/// window stops (it is marked jailed forever, so commits no longer count for it and `unjail` is refused
+/// with 45).
+pub fn tombstone<S: StateWrite + ?Sized>(
+    s: &mut S,
+    op: &Address,
+    height: u64,
+) -> Result<(), TxError> {
+    s.put(state_key::tombstone(op), encode(&height));
+    liveness::jail_forever(s, op, height)?;
+    Ok(())
 }
 
 /// The module account holding every bonded and unbonding token.

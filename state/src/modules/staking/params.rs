@@ -49,6 +49,13 @@ pub struct StakingParams {
     pub gas_link_provider: u64,
     pub gas_unlink_provider: u64,
     pub gas_unjail: u64,
+    /// Share (basis points) of a validator's bonded tokens, and of each of its delegations, slashed for
+    /// double signing (to the treasury); the validator is also tombstoned.
+    pub slash_double_sign_bps: u32,
+    /// Double-sign evidence for votes more than this many blocks old is refused; the age limit in force is
+    /// the smaller of this and `unbonding_blocks`, so the stake that signed is still bonded.
+    pub evidence_max_age_blocks: u64,
+    pub gas_submit_evidence: u64,
 }
 
 impl Default for StakingParams {
@@ -75,6 +82,9 @@ impl Default for StakingParams {
             gas_link_provider: 10_000,
             gas_unlink_provider: 2_000,
             gas_unjail: 2_000,
+            slash_double_sign_bps: 500,
+            evidence_max_age_blocks: 100_000,
+            gas_submit_evidence: 10_000,
         }
     }
 }
@@ -127,6 +137,18 @@ impl StakingParams {
             if bps > 10_000 {
                 issues.push((name, "must be at most 10000".to_string()));
             }
+        }
+        if self.slash_double_sign_bps > 10_000 {
+            issues.push((
+                "staking.slash_double_sign_bps",
+                "must be at most 10000".to_string(),
+            ));
+        }
+        if self.evidence_max_age_blocks == 0 {
+            issues.push((
+                "staking.evidence_max_age_blocks",
+                "must be at least 1".to_string(),
+            ));
         }
         if self.jail_blocks == 0 {
             issues.push(("staking.jail_blocks", "must be at least 1".to_string()));

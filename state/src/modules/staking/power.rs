@@ -453,21 +453,49 @@ pub fn cu_floor(total_bonded: u128, p: &Params) -> u128 {
         .saturating_mul(u128::from(p.compute.epoch_blocks))
 }
 
+/// A validator's allocation input with its consensus key.
+pub type Keyed = (ValidatorInput<Address>, [u8; 32]);
+
 /// Every validator with its bonded stake and its link's CU from the last closed epoch, by operator.
 pub fn candidates<S: StateRead + ?Sized>(
     s: &S,
 ) -> Result<Vec<ValidatorInput<Address>>, StoreError> {
+    Ok(scan(s)?.into_iter().map(|(i, _)| i).collect())
+}
+
+/// The validators that may hold consensus power, with their consensus keys, by operator: not jailed, not
+/// tombstoned, and at least `staking.power_reduction` bonded (less is no power, as before proof of useful
+/// compute). The consensus set, the epoch baseline, `/staking/power` and genesis all allocate over these.
+pub fn eligible<S: StateRead + ?Sized>(s: &S, params: &Params) -> Result<Vec<Keyed>, StoreError> {
+    let mut out = Vec::new();
+    for (i, key) in scan(s)? {
+        if i.stake < params.staking.power_reduction.max(1)
+            || super::liveness::is_jailed(s, &i.key)?
+            || super::is_tombstoned(s, &i.key)?
+        {
+            continue;
+        }
+        out.push((i, key));
+    }
+    Ok(out)
+}
+
+/// Every validator's input and consensus key, by operator (one scan over validators).
+fn scan<S: StateRead + ?Sized>(s: &S) -> Result<Vec<Keyed>, StoreError> {
     let closed = last_closed_epoch(s)?;
     let p = state_key::VALIDATOR_PREFIX.len();
     let mut out = Vec::new();
     for (k, v) in s.scan_prefix(state_key::VALIDATOR_PREFIX)? {
         let op = address_at(&k, p)?;
         let val: super::Validator = decode(&k, &v)?;
-        out.push(ValidatorInput {
-            key: op,
-            stake: val.tokens,
-            verified_cu: linked_cu(s, &op, closed)?,
-        });
+        out.push((
+            ValidatorInput {
+                key: op,
+                stake: val.tokens,
+                verified_cu: linked_cu(s, &op, closed)?,
+            },
+            val.consensus_key,
+        ));
     }
     Ok(out)
 }
@@ -493,12 +521,15 @@ pub fn target_powers_of<S: StateRead + ?Sized>(
     Ok(allocate(candidates, &stored_powers(s)?, &pp))
 }
 
-/// [`target_powers_of`] over every validator.
+/// [`target_powers_of`] over the [`eligible`] validators: the power each should hold now, by operator
+/// (a jailed, tombstoned or under-bonded validator is absent, so its power is zero).
 pub fn target_powers<S: StateRead + ?Sized>(
     s: &S,
     params: &Params,
 ) -> Result<Vec<(Address, u64)>, StoreError> {
-    target_powers_of(s, params, &candidates(s)?)
+    let inputs: Vec<ValidatorInput<Address>> =
+        eligible(s, params)?.into_iter().map(|(i, _)| i).collect();
+    target_powers_of(s, params, &inputs)
 }
 
 /// End of block: after an epoch's last block, stores every validator's power now (the baseline the next
@@ -542,6 +573,105 @@ pub fn end_block<S: StateWrite + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Writes genesis's proof-of-useful-compute state (validated: links name genesis validators, distinct
+/// providers).
+pub fn init_genesis<S: StateWrite + ?Sized>(
+    s: &mut S,
+    g: &crate::genesis::GenesisComputePower,
+) -> Result<(), crate::error::StateError> {
+    use crate::error::StateError;
+    let parse = |what: &str, a: &str| -> Result<Address, StateError> {
+        a.parse()
+            .map_err(|e| StateError::Genesis(format!("app_state.compute_power {what} {a}: {e}")))
+    };
+    s.put(
+        state_key::EPOCH.to_vec(),
+        encode(&Epoch {
+            number: g.epoch,
+            start_height: g.epoch_start_height,
+        }),
+    );
+    for p in &g.epoch_powers {
+        let op = parse("validator", &p.validator)?;
+        if p.power > 0 {
+            s.put(state_key::power(&op), encode(&p.power));
+        }
+    }
+    for l in &g.links {
+        let (op, provider) = (
+            parse("validator", &l.validator)?,
+            parse("provider", &l.provider)?,
+        );
+        s.put(
+            state_key::link(&op),
+            encode(&Link {
+                provider: Some(provider),
+                changed_epoch: l.changed_epoch,
+            }),
+        );
+        s.put(state_key::provider_link(&provider), op.as_bytes().to_vec());
+    }
+    for n in &g.link_nonces {
+        let provider = parse("provider", &n.provider)?;
+        s.put(state_key::link_nonce(&provider), encode(&n.nonce));
+    }
+    Ok(())
+}
+
+/// The proof-of-useful-compute state for an exported genesis whose validators are `validators`: the epoch,
+/// the baseline powers and links of those validators, and every provider's link nonce.
+pub fn export_genesis<S: StateRead + ?Sized>(
+    s: &S,
+    validators: &[crate::genesis::GenesisStakingValidator],
+) -> Result<crate::genesis::GenesisComputePower, StoreError> {
+    use crate::genesis::{GenesisComputePower, GenesisLink, GenesisLinkNonce, GenesisPower};
+    let kept: std::collections::BTreeSet<Address> = validators
+        .iter()
+        .filter_map(|v| v.operator.parse().ok())
+        .collect();
+    let e = current_epoch(s)?;
+    let epoch_powers = stored_powers(s)?
+        .into_iter()
+        .filter(|(op, _)| kept.contains(op))
+        .map(|(op, power)| GenesisPower {
+            validator: op.to_string(),
+            power,
+        })
+        .collect();
+    let mut links = Vec::new();
+    for op in &kept {
+        if let Some(Link {
+            provider: Some(p),
+            changed_epoch,
+        }) = link(s, op)?
+        {
+            links.push(GenesisLink {
+                validator: op.to_string(),
+                provider: p.to_string(),
+                changed_epoch,
+            });
+        }
+    }
+    let plen = state_key::LINK_NONCE_PREFIX.len();
+    let link_nonces = s
+        .scan_prefix(state_key::LINK_NONCE_PREFIX)?
+        .into_iter()
+        .map(|(k, v)| {
+            Ok(GenesisLinkNonce {
+                provider: address_at(&k, plen)?.to_string(),
+                nonce: decode(&k, &v)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(GenesisComputePower {
+        epoch: e.number,
+        epoch_start_height: e.start_height,
+        epoch_powers,
+        links,
+        link_nonces,
+    })
 }
 
 #[cfg(test)]

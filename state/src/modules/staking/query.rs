@@ -12,7 +12,7 @@ use crate::{
     store::{StateRead, Store},
 };
 
-use super::{self as staking, liveness, set, state_key as sk};
+use super::{self as staking, liveness, state_key as sk};
 
 /// Serves staking's query paths.
 pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
@@ -31,6 +31,11 @@ fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let (items, pagination) = page(store, sk::VALIDATOR_PREFIX, r.pagination)?;
     let params = crate::params::load(store).map_err(internal)?;
     let set = crate::validators::load(store).map_err(internal)?;
+    let target: std::collections::BTreeMap<Address, u64> =
+        super::power::target_powers(store, &params)
+            .map_err(internal)?
+            .into_iter()
+            .collect();
     let mut out = Vec::new();
     for (k, v) in items {
         let op = address_at(&k, sk::VALIDATOR_PREFIX.len()).map_err(internal)?;
@@ -42,7 +47,9 @@ fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
             .ok()
             .and_then(|i| set.get(i))
             .map_or(0, |m| m.1);
+        let tombstoned = staking::is_tombstoned(store, &op).map_err(internal)?;
         let status = match (jailed_until, set_power) {
+            _ if tombstoned => "tombstoned",
             (Some(_), _) => "jailed",
             (None, 0) => "unbonded",
             (None, _) => "bonded",
@@ -52,11 +59,7 @@ fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
             consensus_key: val.consensus_key.to_vec(),
             moniker: val.moniker,
             tokens: val.tokens.to_string(),
-            power: if jailed_until.is_some() {
-                0
-            } else {
-                set::power_of(val.tokens, params.staking.power_reduction)
-            },
+            power: target.get(&op).copied().unwrap_or(0),
             status: status.into(),
             set_power,
             jailed_until: jailed_until.unwrap_or(0),
@@ -143,9 +146,8 @@ pub fn power_response<S: StateRead + ?Sized>(s: &S) -> Result<stpb::PowerRespons
     let epoch = pw::current_epoch(s)?;
     let candidates = pw::candidates(s)?;
     let pp = pw::power_params(s, &params)?;
-    let now: BTreeMap<Address, u64> = pw::target_powers_of(s, &params, &candidates)?
-        .into_iter()
-        .collect();
+    // Jailed, tombstoned and under-bonded validators are listed with power 0, as in the consensus set.
+    let now: BTreeMap<Address, u64> = pw::target_powers(s, &params)?.into_iter().collect();
     let baseline: BTreeMap<Address, u64> = pw::stored_powers(s)?.into_iter().collect();
     let merged: BTreeMap<Address, (u128, u128)> = candidates
         .iter()

@@ -4,19 +4,24 @@
 //! `validator_updates` (power 0 removes), which the consensus engine applies two heights later.
 //!
 //! Rules, all integer and deterministic:
-//! - a validator's power is `tokens / power_reduction` (rounded down); jailed validators and validators with
-//!   power 0 are left out;
+//! - a validator's power is its proof-of-useful-compute power ([`power::target_powers`]: bonded stake and
+//!   its linked provider's verified CU of the last closed epoch, capped, churn-limited, out of
+//!   [`power::TOTAL_POWER`]); only [`power::eligible`] validators (not jailed, not tombstoned, at least
+//!   `power_reduction` bonded) take part, and validators with power 0 are left out;
 //! - the top `max_validators` by power are kept; ties go to the smaller consensus key;
 //! - if the kept powers sum to more than [`MAX_TOTAL_POWER`], every power is divided by the smallest integer
-//!   that brings the sum within it (validators whose power falls to 0 leave the set).
+//!   that brings the sum within it (validators whose power falls to 0 leave the set; with a total of
+//!   [`power::TOTAL_POWER`] this never happens).
 
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 
-use super::{liveness, params::StakingParams, state_key, Validator};
+use super::{power, state_key};
 use crate::{
     address::Address,
-    codec::{address_at, decode},
+    codec::address_at,
     error::StoreError,
+    params::Params,
     store::{StateRead, StateWrite},
     validators::{self, MAX_TOTAL_POWER},
 };
@@ -24,30 +29,24 @@ use crate::{
 /// One member of a consensus set: ed25519 consensus key and voting power.
 pub type Member = ([u8; 32], u64);
 
-/// The set stake gives now: `(consensus key, power)`, sorted by key, within `max_validators` and
-/// [`MAX_TOTAL_POWER`]. The one place target powers are computed: proof of useful compute replaces it.
+/// The consensus set now: `(consensus key, power)`, sorted by key, within `max_validators` and
+/// [`MAX_TOTAL_POWER`]. The one place the consensus set is computed (end of block, genesis, and the
+/// genesis file's `validators` through [`crate::genesis::validator_set`]).
 ///
 /// Reads every validator record (one prefix scan over validators, which does not grow with height).
 pub fn target_powers<S: StateRead + ?Sized>(
     s: &S,
-    p: &StakingParams,
+    params: &Params,
 ) -> Result<Vec<Member>, StoreError> {
-    let mut candidates = Vec::new();
-    for (k, v) in s.scan_prefix(state_key::VALIDATOR_PREFIX)? {
-        let op = address_at(&k, state_key::VALIDATOR_PREFIX.len())?;
-        let val: Validator = decode(&k, &v)?;
-        if liveness::is_jailed(s, &op)? {
-            continue;
-        }
-        candidates.push((val.consensus_key, power_of(val.tokens, p.power_reduction)));
-    }
-    Ok(select(candidates, p.max_validators))
-}
-
-/// Voting power of `tokens` (0 when `power_reduction` is 0, which parameter validation refuses).
-pub fn power_of(tokens: u128, power_reduction: u128) -> u64 {
-    let p = tokens.checked_div(power_reduction).unwrap_or(0);
-    u64::try_from(p).unwrap_or(u64::MAX)
+    let eligible = power::eligible(s, params)?;
+    let keys: BTreeMap<Address, [u8; 32]> = eligible.iter().map(|(i, k)| (i.key, *k)).collect();
+    let inputs: Vec<power::ValidatorInput<Address>> =
+        eligible.into_iter().map(|(i, _)| i).collect();
+    let candidates = power::target_powers_of(s, params, &inputs)?
+        .into_iter()
+        .filter_map(|(op, p)| keys.get(&op).map(|k| (*k, p)))
+        .collect();
+    Ok(select(candidates, params.staking.max_validators))
 }
 
 /// The members kept from `candidates` (any order; keys unique): nonzero power, the top `max` by power
@@ -116,7 +115,7 @@ pub fn diff(current: &[Member], target: &[Member]) -> Vec<Member> {
 /// validators, so the last one's stake leaving does not stop it (it keeps signing until stake returns).
 pub fn end_block_updates<S: StateWrite + ?Sized>(
     s: &mut S,
-    p: &StakingParams,
+    p: &Params,
 ) -> Result<Vec<Member>, StoreError> {
     let current = validators::load(s)?;
     let target = target_powers(s, p)?;
@@ -209,13 +208,5 @@ mod tests {
         // The tiny validator's power rounds to 0: it leaves; the order of the others is kept.
         assert_eq!(s.len(), 2);
         assert!(s[0].1 > s[1].1);
-    }
-
-    #[test]
-    fn power_is_tokens_over_the_reduction_rounded_down() {
-        assert_eq!(power_of(2_999_999, 1_000_000), 2);
-        assert_eq!(power_of(999_999, 1_000_000), 0);
-        assert_eq!(power_of(u128::MAX, 1), u64::MAX);
-        assert_eq!(power_of(5, 0), 0);
     }
 }

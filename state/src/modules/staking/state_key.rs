@@ -109,6 +109,14 @@ pub const SIGNING_INFO_PREFIX: &[u8] = b"staking/signing_info/";
 /// validator missed the block at index `i` of its window. Absent words are zero.
 pub const MISSED_PREFIX: &[u8] = b"staking/missed/";
 
+/// `staking/tombstone/` ‖ operator → borsh u64: the height it was tombstoned at (double signing). A
+/// tombstoned validator never holds power again.
+pub const TOMBSTONE_PREFIX: &[u8] = b"staking/tombstone/";
+
+pub fn tombstone(op: &Address) -> Vec<u8> {
+    cat(&[TOMBSTONE_PREFIX, op.as_bytes()])
+}
+
 pub fn cons_addr(addr: &[u8; 20]) -> Vec<u8> {
     cat(&[CONS_ADDR_PREFIX, addr])
 }
