@@ -897,6 +897,41 @@ mod tests {
         );
     }
 
+    /// CI does not build the fuzz crate (docs/fuzzing.md), so this holds it to [`TARGETS`]: one wrapper file
+    /// per target calling the function of its name, each declared in fuzz/Cargo.toml, and nothing else.
+    #[test]
+    fn the_fuzz_crate_has_one_wrapper_per_target() {
+        let fuzz_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let manifest =
+            std::fs::read_to_string(fuzz_dir.join("Cargo.toml")).expect("fuzz/Cargo.toml");
+        let mut files: Vec<String> = std::fs::read_dir(fuzz_dir.join("fuzz_targets"))
+            .expect("fuzz/fuzz_targets")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = TARGETS.iter().map(|(t, _)| format!("{t}.rs")).collect();
+        names.sort();
+        assert_eq!(
+            files, names,
+            "fuzz/fuzz_targets/ and lode_node::fuzz::TARGETS differ"
+        );
+        for (target, _) in TARGETS {
+            let text =
+                std::fs::read_to_string(fuzz_dir.join("fuzz_targets").join(format!("{target}.rs")))
+                    .expect("wrapper reads");
+            assert!(
+                text.contains(&format!("lode_node::fuzz::{target}(data)")),
+                "fuzz/fuzz_targets/{target}.rs does not call lode_node::fuzz::{target}"
+            );
+            assert!(
+                manifest.contains(&format!(
+                    "name = \"{target}\"\npath = \"fuzz_targets/{target}.rs\""
+                )),
+                "fuzz/Cargo.toml has no [[bin]] for {target}"
+            );
+        }
+    }
+
     /// Each target accepts the empty input and a few junk inputs without panicking.
     #[test]
     fn every_target_survives_empty_and_junk_input() {
