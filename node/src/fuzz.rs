@@ -56,8 +56,11 @@ use crate::services::{abci_socket, gossip};
 /// Chain id of the fuzz targets' chain (txs signed for another chain fail the stateless checks early).
 pub const CHAIN_ID: &str = "lode-fuzz";
 
+/// A fuzz target: its name and its function.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target, by name: the names of `fuzz/fuzz_targets/*.rs` and of the seed folders.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("tx_check_stateless", tx_check_stateless),
     ("consensus_block", consensus_block),
     ("consensus_message", consensus_message),
