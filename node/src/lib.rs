@@ -7,6 +7,7 @@
 pub mod blobs;
 pub mod cli;
 pub mod config;
+pub mod fuzz;
 pub mod hd;
 pub mod home;
 pub mod keys;

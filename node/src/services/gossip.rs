@@ -75,6 +75,16 @@ fn next_batch(
     (TxBatch { txs }.encode_to_vec(), rest)
 }
 
+/// A received gossip message as txs for CheckTx: `None` when it is not a `TxBatch` or carries more than
+/// [`MAX_BATCH_TXS`] txs (the message is then rejected and its peer penalised). The txs themselves are
+/// untrusted bytes still.
+pub fn decode_batch(data: &[u8]) -> Option<Vec<Bytes>> {
+    match TxBatch::decode(data) {
+        Ok(b) if b.txs.len() <= MAX_BATCH_TXS => Some(b.txs.into_iter().map(Bytes::from).collect()),
+        _ => None,
+    }
+}
+
 /// Connected peers, shared with the gRPC status.
 pub type PeerList = Arc<RwLock<Vec<String>>>;
 
@@ -340,9 +350,9 @@ pub fn spawn_with_blobs(
                 event = swarm.select_next_some() => match event {
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
                         let g = &mut swarm.behaviour_mut().gossipsub;
-                        let batch = match TxBatch::decode(message.data.as_slice()) {
-                            Ok(b) if b.txs.len() <= MAX_BATCH_TXS => b,
-                            _ => {
+                        let txs = match decode_batch(&message.data) {
+                            Some(txs) => txs,
+                            None => {
                                 warn!(peer = %propagation_source, bytes = message.data.len(), "dropped malformed gossip message");
                                 super::metrics::metrics().gossip_dropped("malformed", 1);
                                 g.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Reject);
@@ -359,7 +369,7 @@ pub fn spawn_with_blobs(
                         let job = Job {
                             id: message_id.clone(),
                             peer: propagation_source,
-                            txs: batch.txs.into_iter().map(Bytes::from).collect(),
+                            txs,
                         };
                         match job_tx.try_send(job) {
                             Ok(()) => *pending.entry(propagation_source).or_default() += 1,
