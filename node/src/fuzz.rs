@@ -289,8 +289,9 @@ pub fn genesis(data: &[u8]) {
             .expect("a validated genesis has an InitChain request");
         if let Ok(app_state) = lode_state::genesis::parse(&init.app_state_bytes) {
             let _ = app_state.validate();
-            let validators = lode_state::genesis::validator_set(&app_state);
-            let _ = lode_state::genesis::build(&app_state, &validators);
+            if let Ok(validators) = lode_state::genesis::validator_set(&app_state) {
+                let _ = lode_state::genesis::build(&app_state, &validators);
+            }
         }
     }
     let _ = lode_state::genesis::parse(data);
@@ -354,6 +355,11 @@ fn init_chain() -> RequestInitChain {
     };
     let vk = validator_key().verification_key().to_bytes();
     app_state.add_self_bonded_validator("fuzz", &vk, 10);
+    // The consensus power genesis must carry: the proof-of-useful-compute rule over the self-bonds.
+    let power = lode_state::genesis::validator_set(&app_state)
+        .expect("the fuzz genesis has a validator set")
+        .first()
+        .map_or(0, |(_, p)| *p);
     RequestInitChain {
         chain_id: CHAIN_ID.into(),
         initial_height: 1,
@@ -364,7 +370,7 @@ fn init_chain() -> RequestInitChain {
                     vk.to_vec(),
                 )),
             }),
-            power: 10,
+            power: i64::try_from(power).expect("power fits"),
         }],
         ..Default::default()
     }
@@ -826,7 +832,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         validators: vec![lode_genesis::GenesisValidator {
             name: "fuzz".into(),
             pub_key: hex::encode(validator_key().verification_key().to_bytes()),
-            power: 10,
+            power: init.validators[0].power.unsigned_abs(),
         }],
         app_state: serde_json::from_slice(&init.app_state_bytes).expect("app state decodes"),
     };
