@@ -86,8 +86,12 @@ pub fn derive(seed: &[u8], path: &[u32]) -> ([u8; 32], [u8; 32]) {
 
 /// Account `i`'s signing key from `words` and `passphrase`.
 pub fn account_key(words: &str, passphrase: &str, i: u32) -> Result<SigningKey, MnemonicError> {
-    let seed = seed(words, passphrase)?;
-    let (key, _) = derive(&seed, &account_path(i)?);
+    seed_account_key(&seed(words, passphrase)?, i)
+}
+
+/// Account `i`'s signing key from a BIP-39 seed already computed (one PBKDF2 for many accounts).
+pub fn seed_account_key(seed: &[u8; 64], i: u32) -> Result<SigningKey, MnemonicError> {
+    let (key, _) = derive(seed, &account_path(i)?);
     Ok(SigningKey::from(key))
 }
 

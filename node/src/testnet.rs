@@ -146,14 +146,20 @@ pub fn create(dir: &Path, spec: &TestnetSpec) -> eyre::Result<Vec<TestnetNode>> 
     let validator_keys: Vec<KeyFile> = (0..spec.validators)
         .map(|_| KeyFile::generate(VALIDATOR_KEY))
         .collect::<Result<_, _>>()?;
+    // The mnemonic is checked (and its seed computed) once, before anything is written.
+    let seed = spec
+        .mnemonic
+        .as_deref()
+        .map(|words| crate::hd::seed(words, ""))
+        .transpose()?;
     let dev_keys: Vec<KeyFile> = (0..spec.dev_accounts)
         .map(|k| {
             let name = format!("dev{k}");
-            match &spec.mnemonic {
+            match &seed {
                 None => KeyFile::generate(&name),
-                Some(words) => {
+                Some(seed) => {
                     let i = u32::try_from(k).unwrap_or(u32::MAX);
-                    let key = crate::hd::account_key(words, "", i)?;
+                    let key = crate::hd::seed_account_key(seed, i)?;
                     Ok(KeyFile::from_signing_key(&name, &key))
                 }
             }

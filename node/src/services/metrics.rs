@@ -178,10 +178,18 @@ impl NodeMetrics {
 }
 
 impl NodeMetrics {
-    /// Counts the events of a finalized block (block-level and every tx's) by type.
+    /// Counts the events of a finalized block (block-level and every tx's) by type: tallied per block
+    /// first, so the labelled counters are touched once per distinct type, not once per event.
     pub fn block_events<'a>(&self, types: impl Iterator<Item = &'a str>) {
-        let mut seen = self.event_types.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tally: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
         for t in types {
+            *tally.entry(t).or_default() += 1;
+        }
+        if tally.is_empty() {
+            return;
+        }
+        let mut seen = self.event_types.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, n) in tally {
             let label = if seen.contains(t) {
                 t.to_owned()
             } else if seen.len() < MAX_EVENT_TYPES {
@@ -190,7 +198,7 @@ impl NodeMetrics {
             } else {
                 "other".to_owned()
             };
-            self.events.get_or_create(&vec![("type", label)]).inc();
+            self.events.get_or_create(&vec![("type", label)]).inc_by(n);
         }
     }
 
