@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/lode/node/v1/chain.proto",
         "proto/lode/node/v1/blobs.proto",
         "proto/lode/node/v1/blobs_p2p.proto",
+        // Not used by a service, but served by reflection (and the explorer's schema) so that a client that
+        // learns the API by reflection alone can build and decode a tx.
+        "../proto/proto/lode/tx/v1/tx.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -21,7 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     let mut builder = tonic_prost_build::configure();
-    for module in ["gov", "market", "nft", "query", "staking"] {
+    for module in [
+        "bank", "compute", "gov", "market", "nft", "query", "staking", "tx",
+    ] {
         builder = builder.extern_path(
             format!(".lode.{module}.v1"),
             format!("::lode_proto::{module}::v1"),

@@ -3,6 +3,8 @@
 # ./scripts/test.sh work on a fresh Debian/Ubuntu machine:
 #   - libclang (rocksdb's bindgen loads libclang.so)  -> apt-get install libclang-dev
 #   - a C++ compiler (rocksdb itself is C++)           -> apt-get install g++
+# With --browser (scripts/test.sh passes it), also what the explorer's browser test drives:
+#   - Debian's Chromium and ChromeDriver               -> apt-get install chromium chromium-driver
 # protoc is not needed: protobufs are compiled with protox.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
@@ -17,9 +19,21 @@ have_libclang() {
   return 1
 }
 
+browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    *) echo "ensure-deps: unknown argument $arg (expected --browser)" >&2; exit 2 ;;
+  esac
+done
+
 missing=()
 have_libclang || missing+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
+if [ "$browser" -eq 1 ]; then
+  command -v chromium >/dev/null 2>&1 || [ -x "${LODE_CHROMIUM:-/nonexistent}" ] || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || [ -x "${LODE_CHROMEDRIVER:-/nonexistent}" ] || missing+=(chromium-driver)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -3,7 +3,8 @@
 # `lode` processes on loopback. Extra arguments go to the test runner (e.g. a test-name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/ensure-deps.sh
+# --browser: Chromium and ChromeDriver for the explorer's test in a real browser.
+./scripts/ensure-deps.sh --browser
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
 # The crash-point tests need `lode` built with the test-only `failpoints` feature, and the tests of a faulty
 # provider daemon (every test with `provider_faults` in its path, and the unit tests of `provider::faults`) the test-only `provider-faults` feature; they

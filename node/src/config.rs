@@ -196,6 +196,9 @@ pub struct GrpcConfig {
     /// gRPC-web; `["*"]` allows any page. Empty (the default): browsers may not call it; gRPC-web from
     /// other clients works either way.
     pub cors_origins: Vec<String>,
+    /// Serve the block explorer page at `/explorer/` on this address (it calls the API from the same
+    /// origin, so it needs no `cors_origins` entry).
+    pub explorer: bool,
 }
 
 impl GrpcConfig {
@@ -288,6 +291,7 @@ impl Default for GrpcConfig {
             max_subscriptions: l.max_subscriptions,
             subscription_buffer: l.subscription_buffer,
             cors_origins: Vec::new(),
+            explorer: true,
         }
     }
 }

@@ -308,6 +308,7 @@ pub fn write_manifest(dir: &Path, mnemonic: Option<&str>) -> eyre::Result<PathBu
             "gossip": c.p2p.gossip_listen.to_string(),
             "abci": c.abci.listen.to_string(),
             "metrics": c.metrics.listen.map(|m| format!("http://{m}/metrics")),
+            "explorer": c.grpc.explorer.then(|| format!("http://{}/explorer/", c.grpc.listen)),
             "log": home.root().join("node.log"),
         }));
     }

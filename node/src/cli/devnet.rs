@@ -210,6 +210,7 @@ pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
     })?;
     if !super::json_output() {
         print_dev_accounts(&args.dir)?;
+        println!("explorer: http://{}/explorer/", nodes[0].grpc);
         println!("try: lode tx send --from dev0 --to <lode1…> --amount 1000 --wait");
         println!("Ctrl-C stops the devnet");
     }

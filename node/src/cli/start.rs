@@ -167,6 +167,9 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             api,
             listener,
             cors,
+            crate::services::explorer::ExplorerLayer {
+                enabled: config.grpc.explorer,
+            },
             async move {
                 let _ = stop_rx.await;
             },

@@ -827,7 +827,7 @@ const SERVICE_NAMES: [&str; 12] = [
 ];
 
 /// Serves the API on `listen` until `shutdown` completes, over HTTP/2 (gRPC) and HTTP/1.1 (gRPC-web, with
-/// `cors` deciding which web pages may call it). Health reports every service, and the server as a whole,
+/// `cors` deciding which web pages may call it), and the explorer's page when `explorer` is enabled. Health reports every service, and the server as a whole,
 /// `NOT_SERVING` while the node catches up ([`catching_up`], re-read at each new height and every
 /// [`HEALTH_INTERVAL`]) and for good once `halted` completes (consensus halted on a divergence or a block it
 /// could not execute).
@@ -835,6 +835,7 @@ pub async fn serve(
     api: NodeApi,
     listener: tokio::net::TcpListener,
     cors: CorsOrigins,
+    explorer: super::explorer::ExplorerLayer,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     halted: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> eyre::Result<()> {
@@ -896,6 +897,8 @@ pub async fn serve(
         .accept_http1(true)
         .max_concurrent_streams(limits.max_concurrent_streams_per_connection)
         .layer(cors.layer())
+        // The explorer's page (GET only) in front of the API, outside the request metrics.
+        .layer(explorer)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(super::metrics::GrpcMetricsLayer)
         .add_service(health)
@@ -1079,6 +1082,7 @@ mod tests {
             api,
             listener,
             CorsOrigins::None,
+            crate::services::explorer::ExplorerLayer { enabled: true },
             async move {
                 let _ = stopped.await;
             },

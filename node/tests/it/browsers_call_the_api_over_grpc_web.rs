@@ -5,69 +5,11 @@
 
 use std::time::Duration;
 
+use crate::support::{header, http, SingleNode};
 use lode_node::services::grpc::pb;
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::support::SingleNode;
 
 const ALLOWED: &str = "http://explorer.test:8080";
-
-/// One HTTP/1.1 exchange (`Connection: close`): the status line and headers (lower-cased names), and the body
-/// with any chunked transfer coding removed. Bounded in time and size.
-async fn http(url: &str, request: &[u8]) -> (String, Vec<u8>) {
-    let addr = url.trim_start_matches("http://");
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        s.write_all(request).await.expect("write");
-        let mut raw = Vec::new();
-        (&mut s)
-            .take(1 << 20)
-            .read_to_end(&mut raw)
-            .await
-            .expect("read");
-        raw
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(20), exchange)
-        .await
-        .expect("the HTTP exchange timed out");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no end of headers");
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let mut body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let line_end = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .expect("chunk size line");
-            let size = usize::from_str_radix(
-                std::str::from_utf8(&rest[..line_end])
-                    .expect("ascii")
-                    .trim(),
-                16,
-            )
-            .expect("chunk size");
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-        body = out;
-    }
-    (head, body)
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::trim))
-}
 
 /// The gRPC-web frames of a response body: (flags, payload).
 fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {

@@ -1,4 +1,4 @@
-//! Server reflection answers as both `grpc.reflection.v1` and `v1alpha`, and `QueryService.Status` reports the
+//! Server reflection answers as both `grpc.reflection.v1` and `v1alpha` (the API and the tx format), and `QueryService.Status` reports the
 //! node's version, id, last block time and whether it is catching up.
 
 use lode_node::services::grpc::pb::{self, query_service_client::QueryServiceClient};
@@ -65,6 +65,10 @@ async fn reflection_answers_as_v1_and_v1alpha_and_status_reports_the_node() {
         }
     }
     assert!(v1_files > 0 && v1alpha_files > 0);
+    // The tx format too, so a client that learns the API by reflection alone can build and decode a tx.
+    let (_, tx_files) = reflect!(v1, ch.clone(), "lode.tx.v1.Tx");
+    let (_, tx_files_alpha) = reflect!(v1alpha, ch.clone(), "lode.tx.v1.TxBody");
+    assert!(tx_files > 0 && tx_files_alpha > 0);
 
     let s = QueryServiceClient::new(ch)
         .status(pb::StatusRequest {})

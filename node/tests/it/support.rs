@@ -300,3 +300,85 @@ impl SingleNode {
             .expect("connect")
     }
 }
+
+/// One HTTP/1.1 exchange with `url` (`http://host:port`; the request must say `Connection: close`): the status
+/// line and headers (lower-cased), and the body with any chunked transfer coding removed. Bounded in time (20 s)
+/// and size (8 MiB).
+pub async fn http(url: &str, request: &[u8]) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Whether `raw` holds a whole answer: headers, then `content-length` bytes or a last chunk.
+    fn complete(raw: &[u8]) -> bool {
+        let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let body = &raw[split + 4..];
+        if head.contains("transfer-encoding: chunked") {
+            return body.starts_with(b"0\r\n\r\n") || body.ends_with(b"\r\n0\r\n\r\n");
+        }
+        head.lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .is_some_and(|len| body.len() >= len)
+    }
+    let addr = url.trim_start_matches("http://");
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(request).await.expect("write");
+        // Until the server closes, or the whole body has arrived (some servers, chromedriver among them,
+        // keep the connection open whatever the request says).
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = s.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+            assert!(raw.len() <= 8 << 20, "an HTTP answer over 8 MiB");
+            if complete(&raw) {
+                break;
+            }
+        }
+        raw
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("the HTTP exchange timed out");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size line");
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&rest[..line_end])
+                    .expect("ascii")
+                    .trim(),
+                16,
+            )
+            .expect("chunk size");
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    (head, body)
+}
+
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::trim))
+}
