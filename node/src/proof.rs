@@ -29,9 +29,14 @@ pub enum ProofError {
 
 /// The ICS-23 proof spec of Lode's state tree: jmt 0.12's (SHA-256; leaf `SHA-256("JMT::LeafNode" ‖
 /// SHA-256(key) ‖ SHA-256(value))`; inner `SHA-256("JMT::IntrnalNode" ‖ left ‖ right)`; keys compared by
-/// their SHA-256).
+/// their SHA-256), with the leaf value carried as its SHA-256 (`lode_state::query::proof_spec`).
 pub fn spec() -> ics23::ProofSpec {
-    jmt::ics23_spec()
+    lode_state::query::proof_spec()
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).to_vec()
 }
 
 /// Checks one entry: `proof` (an encoded `ics23.CommitmentProof`) proves that `key` holds `value` (None:
@@ -54,8 +59,14 @@ pub fn verify_entry(
     })?;
     let root = app_hash.to_vec();
     let ok = match (value, &p.proof) {
-        (Some(v), Some(Proof::Exist(e))) if e.key == key && e.value == v => {
-            ics23::verify_membership::<ics23::HostFunctionsManager>(&p, &spec(), &root, key, v)
+        (Some(v), Some(Proof::Exist(e))) if e.key == key && e.value == sha256(v) => {
+            ics23::verify_membership::<ics23::HostFunctionsManager>(
+                &p,
+                &spec(),
+                &root,
+                key,
+                &e.value,
+            )
         }
         (Some(_), _) => {
             return Err(ProofError::Kind {
@@ -179,6 +190,8 @@ mod tests {
         let s = spec();
         let leaf = s.leaf_spec.expect("leaf");
         assert_eq!(leaf.prefix, b"JMT::LeafNode");
+        assert_eq!(leaf.prehash_key, ics23::HashOp::Sha256 as i32);
+        assert_eq!(leaf.prehash_value, ics23::HashOp::NoHash as i32);
         assert_eq!(
             s.inner_spec.expect("inner").empty_child,
             b"SPARSE_MERKLE_PLACEHOLDER_HASH__"
@@ -192,10 +205,27 @@ mod tests {
             .map(|i| (format!("k/{i}").into_bytes(), format!("v{i}").into_bytes()))
             .collect();
         let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-        let s = store(dir.path(), &refs, &[(b"k/3", None), (b"k/4", Some(b"new"))]);
+        // Index entries hold empty values (ICS-23 verifiers refuse an empty value: Lode's proofs carry its
+        // hash).
+        let s = store(
+            dir.path(),
+            &refs,
+            &[
+                (b"k/3", None),
+                (b"k/4", Some(b"new")),
+                (b"index/1", Some(b"")),
+            ],
+        );
         for version in [0u64, 1] {
             let root = s.root_at(version).expect("root");
-            for key in [&b"k/3"[..], b"k/4", b"k/17", b"absent", b"k/999"] {
+            for key in [
+                &b"k/3"[..],
+                b"k/4",
+                b"k/17",
+                b"absent",
+                b"k/999",
+                b"index/1",
+            ] {
                 let (value, proof) = s.get_with_ics23_proof(key, version).expect("proof");
                 let proof = Message::encode_to_vec(&proof);
                 verify_entry(&root, key, value.as_deref(), &proof).unwrap_or_else(|e| {
@@ -215,6 +245,8 @@ mod tests {
                     Some(v) => {
                         let mut w = v.clone();
                         w.push(b'!');
+                        // The value's hash (what the proof carries) is not the value.
+                        assert!(verify_entry(&root, key, Some(&sha256(v)), &proof).is_err());
                         assert!(verify_entry(&root, key, Some(&w), &proof).is_err());
                         assert!(verify_entry(&root, key, None, &proof).is_err());
                     }

@@ -1,10 +1,12 @@
 //! ABCI queries, routed to the modules through the registry (each module serves its paths in its
 //! `query.rs`). Each path takes a protobuf request in `data` and answers a protobuf response in `value` (the
-//! node's gRPC services map onto these 1:1). All but `/account` are served at the last commit only:
+//! node's gRPC services map onto these 1:1). [`answer`] serves every path at any held height, with an ICS-23
+//! proof of every state entry the handler read when asked (docs/proofs.md); paths that list a key prefix
+//! only at the last commit.
 //!
 //! | path | request → response |
 //! |---|---|
-//! | `/account` | the bech32 address → `lode.query.v1.Account`, at any retained height, with a proof |
+//! | `/account` | the bech32 address → `lode.query.v1.Account` |
 //! | `/params` | `lode.query.v1.ParamsRequest` → `ParamsResponse` (JSON) |
 //! | `/staking/validators` | `lode.staking.v1.ValidatorsRequest` → `ValidatorsResponse` |
 //! | `/staking/delegations` | `DelegationsRequest` → `DelegationsResponse` |
@@ -359,6 +361,19 @@ pub const MAX_PATH_BYTES: usize = 128;
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
 /// The ICS-23 proof op type of Lode's JMT proofs (ABCI `ProofOp.type`).
 pub const PROOF_OP_TYPE: &str = "ics23:jmt-sha256";
+
+/// The ICS-23 spec of Lode's proofs: jmt 0.12's (`jmt::ics23_spec`), except that a leaf's value is carried
+/// already hashed (`prehash_value: NO_HASH`, the proof's `value` is SHA-256 of the stored value). The leaf
+/// hash, `SHA-256("JMT::LeafNode" ‖ SHA-256(key) ‖ SHA-256(value))`, and so every root, are the same; but
+/// ICS-23 verifiers refuse an empty value, and Lode's index entries (`nft/owner/…`, `market/by_status/…`)
+/// store empty values, which as hashes are 32 bytes like any other.
+pub fn proof_spec() -> ics23::ProofSpec {
+    let mut spec = jmt::ics23_spec();
+    if let Some(leaf) = spec.leaf_spec.as_mut() {
+        leaf.prehash_value = ics23::HashOp::NoHash.into();
+    }
+    spec
+}
 
 /// One proven state entry: the key, its value at the height (None: proven absent), and the protobuf
 /// encoding of an `ics23.CommitmentProof` (existence or non-existence) against the height's app hash.

@@ -305,7 +305,8 @@ impl Store {
     }
 
     /// A key's value at a JMT version with an ICS-23 proof (existence, or non-existence with the
-    /// neighbouring keys) against that version's root.
+    /// neighbouring keys) against that version's root, in Lode's form (`crate::query::proof_spec`: leaf
+    /// values carried as their SHA-256).
     pub fn get_with_ics23_proof(
         &self,
         key: &[u8],
@@ -314,6 +315,7 @@ impl Store {
         let reader = JmtReader::new(self);
         let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
         tree.get_with_ics23_proof(key.to_vec(), version)
+            .map(|(v, p)| (v, lode_form(p)))
             .map_err(|e| StoreError::Jmt(e.to_string()))
     }
 
@@ -774,6 +776,26 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// A jmt ICS-23 proof in Lode's form ([`proof_spec`]): every leaf's value replaced by its SHA-256.
+fn lode_form(mut p: ics23::CommitmentProof) -> ics23::CommitmentProof {
+    use ics23::commitment_proof::Proof;
+    fn leaf(e: &mut ics23::ExistenceProof) {
+        use sha2::Digest;
+        e.value = sha2::Sha256::digest(&e.value).to_vec();
+        if let Some(l) = e.leaf.as_mut() {
+            l.prehash_value = ics23::HashOp::NoHash.into();
+        }
+    }
+    match p.proof.as_mut() {
+        Some(Proof::Exist(e)) => leaf(e),
+        Some(Proof::Nonexist(n)) => {
+            n.left.iter_mut().chain(n.right.iter_mut()).for_each(leaf);
+        }
+        _ => {}
+    }
+    p
 }
 
 /// The last commit as of one moment ([`Store::view`]): its record, and state reads and scans from a RocksDB

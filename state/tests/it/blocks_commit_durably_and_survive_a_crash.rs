@@ -112,9 +112,15 @@ fn query_returns_the_balance_with_a_proof_against_the_app_hash() {
         nonce: 0,
     }
     .encode();
-    let spec = jmt::ics23_spec();
+    // Lode's spec carries leaf values as their SHA-256 (docs/proofs.md).
+    let spec = lode_state::query::proof_spec();
+    let hashed = |v: &[u8]| <sha2::Sha256 as sha2::Digest>::digest(v).to_vec();
     assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(
-        &proof, &spec, &app_hash, &op.key, &stored
+        &proof,
+        &spec,
+        &app_hash,
+        &op.key,
+        &hashed(&stored)
     ));
     // A forged value does not verify.
     let forged = bank::Account {
@@ -123,7 +129,11 @@ fn query_returns_the_balance_with_a_proof_against_the_app_hash() {
     }
     .encode();
     assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
-        &proof, &spec, &app_hash, &op.key, &forged
+        &proof,
+        &spec,
+        &app_hash,
+        &op.key,
+        &hashed(&forged)
     ));
 
     // After another block, height 1 still answers with the balance it had then.
