@@ -11,6 +11,7 @@ pub mod fuzz;
 pub mod hd;
 pub mod home;
 pub mod keys;
+pub mod proof;
 pub mod provider;
 pub mod services;
 pub mod testnet;

@@ -34,7 +34,7 @@ use crate::{
     module::{BlockCtx, BlockTime},
     modules,
     params::{self, Params},
-    query::{self, ProvenQuery},
+    query,
     store::{encode_block, CommitBatch, CommitRecord, Overlay, Prefetched, Store, Writes},
     tx::{
         checker::{accounts_read, pipeline_chunk, Remember, TxChecker},
@@ -666,69 +666,52 @@ impl LodeApp {
         Ok(ResponseCommit { retain_height: 0 })
     }
 
-    /// ABCI Query. Paths: `/account` with the bech32 address as data, and the module paths of
-    /// [`crate::query`] (protobuf request in, protobuf response out, last commit only). `height` 0 means the last commit;
-    /// `prove` adds a JMT proof (op type `jmt:sha256`) against that height's app hash.
+    /// ABCI Query: any path of [`crate::query`] (protobuf request in `data`, protobuf response in `value`) at
+    /// `height` (0: the last commit). With `prove`, `proof_ops` holds one op per state entry the answer was
+    /// built from, in key order: `ProofOp { type: "ics23:jmt-sha256", key: the state key, data: an encoded
+    /// ics23 CommitmentProof }` against that height's app hash (docs/proofs.md).
     #[instrument(skip_all, fields(path = %req.path))]
     pub fn query(&self, req: RequestQuery) -> ResponseQuery {
-        let fail = |code: u32, log: String| ResponseQuery {
-            code,
-            log,
-            codespace: CODESPACE.into(),
-            ..Default::default()
-        };
-        let Some(record) = self.committed().record else {
-            return fail(query_code::NOT_INITIALIZED, "chain not initialised".into());
-        };
-        if let Some(result) = query::handle(&self.inner.store, &req.path, &req.data) {
-            if req.height > 0 && req.height as u64 != record.height {
-                return fail(
-                    query_code::HEIGHT_UNAVAILABLE,
-                    format!(
-                        "{} is served at the last commit ({}) only",
-                        req.path, record.height
-                    ),
-                );
-            }
-            return match result {
-                Ok(value) => ResponseQuery {
-                    code: query_code::OK,
-                    value: Bytes::from(value),
-                    height: record.height as i64,
-                    codespace: CODESPACE.into(),
-                    ..Default::default()
-                },
-                Err((code, log)) => fail(code, log),
-            };
-        }
-        let proven = ProvenQuery {
+        match self.query_answer(&query::QueryRequest {
+            path: &req.path,
             data: &req.data,
             height: req.height,
             prove: req.prove,
-            last: &record,
-        };
-        match query::handle_proven(&self.inner.store, &req.path, &proven) {
-            None => fail(
-                query_code::UNKNOWN_PATH,
-                format!("unknown query path {:?}", req.path),
-            ),
-            Some(Err((code, log))) => fail(code, log),
-            Some(Ok(answer)) => ResponseQuery {
+        }) {
+            Err((code, log)) => ResponseQuery {
+                code,
+                log,
+                codespace: CODESPACE.into(),
+                ..Default::default()
+            },
+            Ok(answer) => ResponseQuery {
                 code: query_code::OK,
-                proof_ops: answer.proof.map(|data| ProofOps {
-                    ops: vec![ProofOp {
-                        r#type: "jmt:sha256".into(),
-                        key: answer.key.clone(),
-                        data,
-                    }],
+                proof_ops: req.prove.then(|| ProofOps {
+                    ops: answer
+                        .proofs
+                        .into_iter()
+                        .map(|p| ProofOp {
+                            r#type: query::PROOF_OP_TYPE.into(),
+                            key: p.key,
+                            data: p.proof,
+                        })
+                        .collect(),
                 }),
-                key: Bytes::from(answer.key),
                 value: Bytes::from(answer.value),
-                height: answer.height as i64,
+                height: i64::try_from(answer.height).unwrap_or(i64::MAX),
                 codespace: CODESPACE.into(),
                 ..Default::default()
             },
         }
+    }
+
+    /// A query with its app hash and proven entries ([`query::answer`], default limits): what the node's
+    /// `QueryService.Query` serves.
+    pub fn query_answer(
+        &self,
+        req: &query::QueryRequest<'_>,
+    ) -> Result<query::QueryAnswer, query::QueryError> {
+        query::answer(&self.inner.store, req, query::QueryLimits::default())
     }
 }
 

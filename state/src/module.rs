@@ -30,8 +30,8 @@ use crate::{
     event::Event,
     genesis::AppState,
     params::Params,
-    query::{ProvenAnswer, ProvenQuery, QueryError},
-    store::{StateRead, StateWrite, Store},
+    query::{QueryError, QueryRead},
+    store::{StateRead, StateWrite},
 };
 
 /// A block's time, as the proposer set it (seconds and nanoseconds since the Unix epoch).
@@ -198,19 +198,15 @@ pub trait Module {
         Ok(())
     }
 
-    /// Serves a query path of this module at the last commit (protobuf request in, protobuf response out);
-    /// `None` if the path is not the module's.
-    fn query(_store: &Store, _path: &str, _data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
-        None
-    }
-
-    /// Serves a query path that may ask for an older height or a proof; `None` if the path is not the
-    /// module's.
-    fn query_proven(
-        _store: &Store,
+    /// Serves a query path of this module (protobuf request in, protobuf response out) over the state of
+    /// one height; `None` if the path is not the module's. A handler reads state only through `state`:
+    /// what it reads is what a proven answer proves (`crate::query::answer`), and a client replays the
+    /// handler over those entries, so it must be a pure function of `data` and the entries read.
+    fn query(
+        _state: &dyn QueryRead,
         _path: &str,
-        _query: &ProvenQuery<'_>,
-    ) -> Option<Result<ProvenAnswer, QueryError>> {
+        _data: &[u8],
+    ) -> Option<Result<Vec<u8>, QueryError>> {
         None
     }
 

@@ -12,12 +12,7 @@ use tonic::transport::Channel;
 use crate::{
     keys::{KeyFile, MultisigFile},
     services::grpc::pb::{
-        self, block_service_client::BlockServiceClient,
-        gov_query_service_client::GovQueryServiceClient,
-        market_query_service_client::MarketQueryServiceClient,
-        nft_query_service_client::NftQueryServiceClient,
-        params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
-        staking_query_service_client::StakingQueryServiceClient,
+        self, block_service_client::BlockServiceClient, query_service_client::QueryServiceClient,
         tx_service_client::TxServiceClient,
     },
     testnet,
@@ -135,6 +130,28 @@ impl PageArgs {
             limit: self.limit,
         }))
     }
+}
+
+/// `lode query`: what to ask, and whether to prove it.
+#[derive(Debug, Args)]
+pub(super) struct QueryArgs {
+    #[command(subcommand)]
+    pub(super) what: QueryCommand,
+    #[command(flatten)]
+    pub(super) proof: ProofArgs,
+}
+
+/// `--prove` and `--height`, taken by every state query (account, params, gov, nft, staking, market).
+#[derive(Debug, Clone, Args)]
+pub(super) struct ProofArgs {
+    /// Ask for an ICS-23 proof of every state entry the answer is built from and verify it against the
+    /// app hash of the block at that height (docs/proofs.md); a proof that fails is an error.
+    #[arg(long, global = true, env = "LODE_PROVE")]
+    pub(super) prove: bool,
+    /// Answer at this committed height (0: the latest). Listings (prefix scans) are served at the latest
+    /// height only.
+    #[arg(id = "at_height", long = "height", global = true, default_value_t = 0)]
+    pub(super) height: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -387,18 +404,43 @@ fn status_err(s: tonic::Status) -> eyre::Report {
     eyre!("{:?}: {}", s.code(), s.message())
 }
 
-pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
+pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
+    let (cmd, opts) = (&args.what, &args.proof);
+    let stateful = matches!(
+        cmd,
+        QueryCommand::Account { .. }
+            | QueryCommand::Params { .. }
+            | QueryCommand::Gov(_)
+            | QueryCommand::Nft(_)
+            | QueryCommand::Staking(_)
+            | QueryCommand::Market(_)
+    );
+    if (opts.prove || opts.height != 0) && !stateful {
+        bail!("--prove and --height apply to state queries (account, params, gov, nft, staking, market)");
+    }
     runtime()?.block_on(async {
         match cmd {
             QueryCommand::Account { address, node } => {
-                let mut q = QueryServiceClient::new(connect(&node.node).await?);
-                let r = q
-                    .account(pb::AccountRequest {
-                        address: address.clone(),
-                    })
-                    .await
-                    .map_err(status_err)?
-                    .into_inner();
+                let r = if opts.prove || opts.height != 0 {
+                    let value =
+                        state_query(node, opts, "/account", address.clone().into_bytes()).await?;
+                    let a = <qpb::Account as prost::Message>::decode(value.as_slice())
+                        .wrap_err("the node answered undecodable bytes")?;
+                    pb::AccountResponse {
+                        address: a.address,
+                        balance: a.balance,
+                        nonce: a.nonce,
+                        height: opts.height,
+                    }
+                } else {
+                    QueryServiceClient::new(connect(&node.node).await?)
+                        .account(pb::AccountRequest {
+                            address: address.clone(),
+                        })
+                        .await
+                        .map_err(status_err)?
+                        .into_inner()
+                };
                 super::emit(
                     serde_json::json!({
                         "address": r.address,
@@ -455,14 +497,17 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                 )?;
             }
             QueryCommand::Params { module, node } => {
-                let mut q = ParamsServiceClient::new(connect(&node.node).await?);
-                let r = q
-                    .params(qpb::ParamsRequest {
+                let value = state_query(
+                    node,
+                    opts,
+                    "/params",
+                    enc(&qpb::ParamsRequest {
                         module: module.clone(),
-                    })
-                    .await
-                    .map_err(status_err)?
-                    .into_inner();
+                    }),
+                )
+                .await?;
+                let r = <qpb::ParamsResponse as prost::Message>::decode(value.as_slice())
+                    .wrap_err("the node answered undecodable bytes")?;
                 let v: serde_json::Value = serde_json::from_str(&r.json)?;
                 print_json(&v)?;
             }
@@ -519,234 +564,290 @@ pub(super) fn query(cmd: &QueryCommand) -> eyre::Result<()> {
                     .into_inner();
                 print_json(&block_json(&r))?;
             }
-            QueryCommand::Gov(g) => gov_query(g).await?,
-            QueryCommand::Nft(n) => nft_query(n).await?,
-            QueryCommand::Staking(s) => staking_query(s).await?,
-            QueryCommand::Market(m) => market_query(m).await?,
+            QueryCommand::Gov(_)
+            | QueryCommand::Nft(_)
+            | QueryCommand::Staking(_)
+            | QueryCommand::Market(_) => {
+                let (node, path, data, print) = match cmd {
+                    QueryCommand::Gov(g) => gov_ask(g)?,
+                    QueryCommand::Nft(n) => nft_ask(n)?,
+                    QueryCommand::Staking(s) => staking_ask(s)?,
+                    QueryCommand::Market(m) => market_ask(m)?,
+                    _ => unreachable!("matched above"),
+                };
+                print(&state_query(node, opts, path, data).await?)?;
+            }
         }
         eyre::Ok(())
     })
 }
 
-async fn gov_query(g: &GovQuery) -> eyre::Result<()> {
-    let node = match g {
-        GovQuery::Proposals { node, .. }
-        | GovQuery::Proposal { node, .. }
-        | GovQuery::Votes { node, .. }
-        | GovQuery::Deposits { node, .. }
-        | GovQuery::Treasury { node } => node,
-    };
-    let mut q = GovQueryServiceClient::new(connect(&node.node).await?);
-    match g {
-        GovQuery::Proposals { status, page, .. } => print_json(
-            &q.proposals(govpb::ProposalsRequest {
+/// Prints a module query's response (protobuf bytes) as JSON.
+fn show<R: prost::Message + Default + serde::Serialize>(value: &[u8]) -> eyre::Result<()> {
+    print_json(&R::decode(value).wrap_err("the node answered undecodable bytes")?)
+}
+
+/// What a module query command asks: node, path, encoded request, and how to print the answer.
+type Ask<'a> = (
+    &'a NodeArg,
+    &'static str,
+    Vec<u8>,
+    fn(&[u8]) -> eyre::Result<()>,
+);
+
+fn enc(m: &impl prost::Message) -> Vec<u8> {
+    m.encode_to_vec()
+}
+
+fn gov_ask(g: &GovQuery) -> eyre::Result<Ask<'_>> {
+    Ok(match g {
+        GovQuery::Proposals { status, page, node } => (
+            node,
+            "/gov/proposals",
+            enc(&govpb::ProposalsRequest {
                 status: proposal_status(status.as_deref())? as i32,
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<govpb::ProposalsResponse>,
         ),
-        GovQuery::Proposal { id, .. } => print_json(
-            &q.proposal(govpb::ProposalRequest { id: *id })
-                .await
-                .map_err(status_err)?
-                .into_inner(),
+        GovQuery::Proposal { id, node } => (
+            node,
+            "/gov/proposal",
+            enc(&govpb::ProposalRequest { id: *id }),
+            show::<govpb::ProposalResponse>,
         ),
-        GovQuery::Votes { id, page, .. } => print_json(
-            &q.votes(govpb::VotesRequest {
+        GovQuery::Votes { id, page, node } => (
+            node,
+            "/gov/votes",
+            enc(&govpb::VotesRequest {
                 proposal_id: *id,
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<govpb::VotesResponse>,
         ),
-        GovQuery::Deposits { id, page, .. } => print_json(
-            &q.deposits(govpb::DepositsRequest {
+        GovQuery::Deposits { id, page, node } => (
+            node,
+            "/gov/deposits",
+            enc(&govpb::DepositsRequest {
                 proposal_id: *id,
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<govpb::DepositsResponse>,
         ),
-        GovQuery::Treasury { .. } => print_json(
-            &q.treasury(govpb::TreasuryRequest {})
-                .await
-                .map_err(status_err)?
-                .into_inner(),
+        GovQuery::Treasury { node } => (
+            node,
+            "/gov/treasury",
+            enc(&govpb::TreasuryRequest {}),
+            show::<govpb::TreasuryResponse>,
         ),
-    }
+    })
 }
 
-async fn nft_query(n: &NftQuery) -> eyre::Result<()> {
-    let node = match n {
-        NftQuery::Collections { node, .. }
-        | NftQuery::Collection { node, .. }
-        | NftQuery::Tokens { node, .. }
-        | NftQuery::Token { node, .. }
-        | NftQuery::Listings { node, .. } => node,
-    };
-    let mut q = NftQueryServiceClient::new(connect(&node.node).await?);
-    match n {
-        NftQuery::Collections { page, .. } => print_json(
-            &q.collections(nftpb::CollectionsRequest {
+fn nft_ask(n: &NftQuery) -> eyre::Result<Ask<'_>> {
+    Ok(match n {
+        NftQuery::Collections { page, node } => (
+            node,
+            "/nft/collections",
+            enc(&nftpb::CollectionsRequest {
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<nftpb::CollectionsResponse>,
         ),
-        NftQuery::Collection { id, .. } => print_json(
-            &q.collection(nftpb::CollectionRequest { id: id.clone() })
-                .await
-                .map_err(status_err)?
-                .into_inner(),
+        NftQuery::Collection { id, node } => (
+            node,
+            "/nft/collection",
+            enc(&nftpb::CollectionRequest { id: id.clone() }),
+            show::<nftpb::CollectionResponse>,
         ),
-        NftQuery::Tokens { owner, page, .. } => print_json(
-            &q.tokens_by_owner(nftpb::TokensByOwnerRequest {
+        NftQuery::Tokens { owner, page, node } => (
+            node,
+            "/nft/tokens_by_owner",
+            enc(&nftpb::TokensByOwnerRequest {
                 owner: owner.clone(),
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<nftpb::TokensByOwnerResponse>,
         ),
-        NftQuery::Token { collection, id, .. } => print_json(
-            &q.token(nftpb::TokenRequest {
+        NftQuery::Token {
+            collection,
+            id,
+            node,
+        } => (
+            node,
+            "/nft/token",
+            enc(&nftpb::TokenRequest {
                 collection: collection.clone(),
                 id: id.clone(),
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<nftpb::TokenResponse>,
         ),
         NftQuery::Listings {
-            collection, page, ..
-        } => print_json(
-            &q.listings(nftpb::ListingsRequest {
+            collection,
+            page,
+            node,
+        } => (
+            node,
+            "/nft/listings",
+            enc(&nftpb::ListingsRequest {
                 collection: collection.clone(),
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<nftpb::ListingsResponse>,
         ),
-    }
+    })
 }
 
-async fn market_query(m: &MarketQuery) -> eyre::Result<()> {
-    let node = match m {
-        MarketQuery::Providers { node, .. }
-        | MarketQuery::Provider { node, .. }
-        | MarketQuery::Jobs { node, .. }
-        | MarketQuery::Job { node, .. }
-        | MarketQuery::Stats { node } => node,
-    };
-    let mut q = MarketQueryServiceClient::new(connect(&node.node).await?);
-    match m {
-        MarketQuery::Providers { status, page, .. } => print_json(
-            &q.providers(mpb::ProvidersRequest {
+fn market_ask(m: &MarketQuery) -> eyre::Result<Ask<'_>> {
+    Ok(match m {
+        MarketQuery::Providers { status, page, node } => (
+            node,
+            "/market/providers",
+            enc(&mpb::ProvidersRequest {
                 status: status.clone(),
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<mpb::ProvidersResponse>,
         ),
-        MarketQuery::Provider { address, .. } => print_json(
-            &q.provider(mpb::ProviderRequest {
+        MarketQuery::Provider { address, node } => (
+            node,
+            "/market/provider",
+            enc(&mpb::ProviderRequest {
                 address: address.clone(),
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<mpb::ProviderResponse>,
         ),
         MarketQuery::Jobs {
             consumer,
             provider,
             status,
             page,
-            ..
-        } => print_json(
-            &q.jobs(mpb::JobsRequest {
+            node,
+        } => (
+            node,
+            "/market/jobs",
+            enc(&mpb::JobsRequest {
                 consumer: consumer.clone(),
                 provider: provider.clone(),
                 status: status.clone(),
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<mpb::JobsResponse>,
         ),
-        MarketQuery::Job { id, .. } => print_json(
-            &q.job(mpb::JobRequest {
+        MarketQuery::Job { id, node } => (
+            node,
+            "/market/job",
+            enc(&mpb::JobRequest {
                 job_id: hex::decode(id.trim_start_matches("0x"))
                     .map_err(|e| eyre!("job id is not hex: {e}"))?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<mpb::JobResponse>,
         ),
-        MarketQuery::Stats { .. } => print_json(
-            &q.stats(mpb::StatsRequest {})
-                .await
-                .map_err(status_err)?
-                .into_inner(),
+        MarketQuery::Stats { node } => (
+            node,
+            "/market/stats",
+            enc(&mpb::StatsRequest {}),
+            show::<mpb::StatsResponse>,
         ),
-    }
+    })
 }
 
-async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
-    let node = match s {
-        StakingQuery::Validators { node, .. }
-        | StakingQuery::Delegations { node, .. }
-        | StakingQuery::Power { node }
-        | StakingQuery::Link { node, .. }
-        | StakingQuery::SigningInfo { node, .. } => node,
-    };
-    let mut q = StakingQueryServiceClient::new(connect(&node.node).await?);
-    match s {
-        StakingQuery::Validators { page, .. } => print_json(
-            &q.validators(stpb::ValidatorsRequest {
+fn staking_ask(s: &StakingQuery) -> eyre::Result<Ask<'_>> {
+    Ok(match s {
+        StakingQuery::Validators { page, node } => (
+            node,
+            "/staking/validators",
+            enc(&stpb::ValidatorsRequest {
                 pagination: page.request()?,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<stpb::ValidatorsResponse>,
         ),
-        StakingQuery::Delegations { delegator, .. } => print_json(
-            &q.delegations(stpb::DelegationsRequest {
+        StakingQuery::Delegations { delegator, node } => (
+            node,
+            "/staking/delegations",
+            enc(&stpb::DelegationsRequest {
                 delegator: delegator.clone(),
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<stpb::DelegationsResponse>,
         ),
-        StakingQuery::Power { .. } => print_json(
-            &q.power(stpb::PowerRequest {})
-                .await
-                .map_err(status_err)?
-                .into_inner(),
+        StakingQuery::Power { node } => (
+            node,
+            "/staking/power",
+            enc(&stpb::PowerRequest {}),
+            show::<stpb::PowerResponse>,
         ),
-        StakingQuery::Link { address, .. } => print_json(
-            &q.link(stpb::LinkRequest {
+        StakingQuery::Link { address, node } => (
+            node,
+            "/staking/link",
+            enc(&stpb::LinkRequest {
                 address: address.clone(),
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<stpb::LinkResponse>,
         ),
-        StakingQuery::SigningInfo { operator, .. } => print_json(
-            &q.signing_info(stpb::SigningInfoRequest {
+        StakingQuery::SigningInfo { operator, node } => (
+            node,
+            "/staking/signing_info",
+            enc(&stpb::SigningInfoRequest {
                 operator: operator.clone(),
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner(),
+            }),
+            show::<stpb::SigningInfoResponse>,
         ),
+    })
+}
+
+/// Runs a state query through `QueryService.Query` at `--height`. With `--prove` it verifies the answer
+/// ([`crate::proof::verify_answer`]) and that its app hash is the one the chain committed to at that height
+/// (the block's `result_app_hash`), and says so; any failure is an error.
+async fn state_query(
+    node: &NodeArg,
+    opts: &ProofArgs,
+    path: &str,
+    data: Vec<u8>,
+) -> eyre::Result<Vec<u8>> {
+    let ch = connect(&node.node).await?;
+    let r = QueryServiceClient::new(ch.clone())
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .query(pb::StateQueryRequest {
+            path: path.into(),
+            data: data.clone(),
+            height: opts.height,
+            prove: opts.prove,
+        })
+        .await
+        .map_err(status_err)?
+        .into_inner();
+    if opts.prove {
+        crate::proof::verify_answer(path, &data, &r).map_err(|e| eyre!("proof: {e}"))?;
+        let block = BlockServiceClient::new(ch)
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+            .get_block(pb::GetBlockRequest {
+                at: Some(pb::get_block_request::At::Height(r.height)),
+            })
+            .await;
+        let compared = match block {
+            Ok(b) => {
+                let b = b.into_inner();
+                if b.result_app_hash != r.app_hash {
+                    bail!(
+                        "proof: app hash {} is not block {}'s {}",
+                        hex::encode_upper(&r.app_hash),
+                        r.height,
+                        hex::encode_upper(&b.result_app_hash)
+                    );
+                }
+                ""
+            }
+            // Genesis (the height before the first block) has no block to compare with.
+            Err(s) if s.code() == tonic::Code::NotFound => " (genesis: no block to compare)",
+            Err(s) => return Err(status_err(s)),
+        };
+        crate::cli::say!(
+            "proof: verified against app hash {} at height {} ({} entries){compared}",
+            hex::encode_upper(&r.app_hash),
+            r.height,
+            r.proofs.len()
+        );
     }
+    Ok(r.value)
 }
 
 /// The largest response the CLI accepts (a block of the maximum size with its results).

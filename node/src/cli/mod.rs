@@ -98,8 +98,7 @@ enum Command {
     #[command(subcommand)]
     Tx(Box<tx::TxCommand>),
     /// Query a node.
-    #[command(subcommand)]
-    Query(client::QueryCommand),
+    Query(client::QueryArgs),
     /// GPU providers: list and benchmark this machine's devices, run the provider daemon.
     #[command(subcommand)]
     Provider(provider::ProviderCommand),

@@ -196,6 +196,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
                         let (txs, bytes) = mempool.size();
                         m.mempool_txs.set(i64::try_from(txs).unwrap_or(i64::MAX));
                         m.mempool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                        m.count_jobs(app.store());
                     }),
                 ));
                 Some(at)

@@ -384,6 +384,8 @@ pub fn query_status(code: u32, log: &str) -> Status {
     match code {
         query_code::INVALID_ADDRESS | query_code::INVALID_REQUEST => Status::invalid_argument(msg),
         query_code::NOT_FOUND | query_code::HEIGHT_UNAVAILABLE => Status::not_found(msg),
+        query_code::HEIGHT_PRUNED | query_code::PAST_LISTING => Status::failed_precondition(msg),
+        query_code::TOO_MANY_KEYS => Status::resource_exhausted(msg),
         query_code::NOT_INITIALIZED => Status::unavailable(msg),
         query_code::UNKNOWN_PATH => Status::unimplemented(msg),
         _ => Status::internal(msg),
@@ -707,6 +709,45 @@ impl QueryService for NodeApi {
             balance: acct.balance,
             nonce: acct.nonce,
             height: u64::try_from(resp.height).unwrap_or(0),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn query(
+        &self,
+        request: Request<pb::StateQueryRequest>,
+    ) -> Result<Response<pb::StateQueryResponse>, Status> {
+        let _slot = self.guards.request()?;
+        let r = request.into_inner();
+        let height = i64::try_from(r.height).map_err(|_| {
+            Status::invalid_argument(format!("height {} is out of range", r.height))
+        })?;
+        let app = self.app.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            app.query_answer(&lode_state::query::QueryRequest {
+                path: &r.path,
+                data: &r.data,
+                height,
+                prove: r.prove,
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|(code, log)| query_status(code, &log))?;
+        Ok(Response::new(pb::StateQueryResponse {
+            value: answer.value,
+            height: answer.height,
+            app_hash: answer.app_hash.to_vec(),
+            proofs: answer
+                .proofs
+                .into_iter()
+                .map(|p| pb::ProvenEntry {
+                    key: p.key,
+                    exists: p.value.is_some(),
+                    value: p.value.unwrap_or_default(),
+                    proof: p.proof,
+                })
+                .collect(),
         }))
     }
 
@@ -1209,6 +1250,9 @@ mod tests {
             (query_code::INVALID_REQUEST, Code::InvalidArgument),
             (query_code::NOT_FOUND, Code::NotFound),
             (query_code::HEIGHT_UNAVAILABLE, Code::NotFound),
+            (query_code::HEIGHT_PRUNED, Code::FailedPrecondition),
+            (query_code::PAST_LISTING, Code::FailedPrecondition),
+            (query_code::TOO_MANY_KEYS, Code::ResourceExhausted),
             (query_code::NOT_INITIALIZED, Code::Unavailable),
             (query_code::UNKNOWN_PATH, Code::Unimplemented),
             (query_code::INTERNAL, Code::Internal),

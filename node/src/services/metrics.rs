@@ -36,6 +36,23 @@ type GrpcLabels = Vec<(&'static str, String)>;
 type EventLabels = Vec<(&'static str, String)>;
 /// Labels of `lode_gossip_dropped_total`: the reason.
 type ReasonLabels = Vec<(&'static str, &'static str)>;
+/// Labels of `lode_jobs`: the job state.
+type StateLabels = Vec<(&'static str, &'static str)>;
+
+/// The job states `lode_jobs` reports: those a job leaves again (open through settled, its held-back share
+/// waiting for the fraud window), so their counts stay bounded by the market's live work. Jobs that ended
+/// (final, refunded, cancelled, fraud proven, withheld) only grow; `lode_events_total` counts them as rates.
+const LIVE_JOB_STATES: [lode_state::modules::market::JobStatus; 6] = {
+    use lode_state::modules::market::JobStatus as S;
+    [
+        S::Open,
+        S::Matched,
+        S::Accepted,
+        S::Committed,
+        S::Revealing,
+        S::Settled,
+    ]
+};
 
 /// Most distinct event types counted; later ones are counted as `other`. Event types come from the
 /// modules' code, not from clients, so this is a guard, never reached by today's modules.
@@ -70,6 +87,9 @@ pub struct NodeMetrics {
     /// (batch does not decode or is too long), `peer_backlog` (the peer has too many batches waiting),
     /// `queue_full` (CheckTx queue full), `invalid_tx` (a tx CheckTx refused; duplicates are not counted).
     pub gossip_dropped: Family<ReasonLabels, Counter>,
+    /// `lode_jobs{state}`: jobs in each live state (`open`, `matched`, `accepted`, `committed`, `revealing`,
+    /// `settled`) at the last commit, counted from the market's status index when `/metrics` is read.
+    pub jobs: Family<StateLabels, Gauge>,
     /// Event types seen so far (bounded by [`MAX_EVENT_TYPES`]).
     event_types: Mutex<std::collections::HashSet<String>>,
     /// BFT time (Unix nanoseconds) of the last finalized block, for the interval.
@@ -97,6 +117,7 @@ pub fn metrics() -> &'static NodeMetrics {
             grpc_requests: Family::default(),
             events: Family::default(),
             gossip_dropped: Family::default(),
+            jobs: Family::default(),
             event_types: Mutex::new(std::collections::HashSet::new()),
             last_block_time: Mutex::new(None),
         };
@@ -149,6 +170,11 @@ pub fn metrics() -> &'static NodeMetrics {
                 "Gossiped tx batches or txs dropped unrelayed, by reason",
                 m.gossip_dropped.clone(),
             );
+            r.register(
+                "jobs",
+                "Jobs in each live state at the last commit",
+                m.jobs.clone(),
+            );
         });
         m
     })
@@ -199,6 +225,19 @@ impl NodeMetrics {
                 "other".to_owned()
             };
             self.events.get_or_create(&vec![("type", label)]).inc_by(n);
+        }
+    }
+
+    /// Sets `lode_jobs{state}` from the market's status index in `state` (one key-range count per live
+    /// state; a state whose count fails to read keeps its last value).
+    pub fn count_jobs(&self, state: &dyn lode_state::store::StateRead) {
+        for st in LIVE_JOB_STATES {
+            let prefix = lode_state::modules::market::state_key::by_status_of(st as u8);
+            if let Ok(entries) = state.scan_prefix(&prefix) {
+                self.jobs
+                    .get_or_create(&vec![("state", st.as_str())])
+                    .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 //! A peer floods the mempool gossip topic with junk: the node relays none of it (gossipsub validation mode:
 //! only what CheckTx admitted travels on), and an honest peer's tx sent during the flood is still admitted
-//! and committed promptly.
+//! and committed promptly; `lode_gossip_dropped_total{reason="invalid_tx"}` on `/metrics` counts the junk.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -115,7 +115,13 @@ fn peer(
 async fn a_flooding_gossip_peer_is_not_relayed_and_does_not_hold_up_an_honest_peers_tx() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
-    let ports = single_validator_home(&home, |_| {});
+    let mut metrics_addr = None;
+    let ports = single_validator_home(&home, |c| {
+        let a = SocketAddr::from(([127, 0, 0, 1], c.grpc.listen.port() + 5));
+        c.metrics.listen = Some(a);
+        metrics_addr = Some(a);
+    });
+    let metrics_addr = metrics_addr.expect("metrics address");
     let at = |i| SocketAddr::from(([127, 0, 0, 1], ports.port(i)));
     let log_path = home.join("node.log");
     let log = std::fs::File::create(&log_path).expect("log");
@@ -136,6 +142,7 @@ async fn a_flooding_gossip_peer_is_not_relayed_and_does_not_hold_up_an_honest_pe
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    let dropped_before = invalid_tx_dropped(metrics_addr).await;
     let mut seen = observer(at(4), at(1));
     let flooder = peer(dir.path(), "flooder", at(5), at(1), 7);
     let honest = peer(dir.path(), "honest", at(6), at(1), 8);
@@ -253,5 +260,34 @@ async fn a_flooding_gossip_peer_is_not_relayed_and_does_not_hold_up_an_honest_pe
         "the node exited under the flood"
     );
     assert_eq!(balance(&url, &recipient).await.as_deref(), Some("120"));
+    // The refused junk is counted as dropped gossip.
+    let dropped = invalid_tx_dropped(metrics_addr).await;
+    eprintln!("gossip flood: lode_gossip_dropped_total{{reason=\"invalid_tx\"}} {dropped_before} -> {dropped}");
+    assert!(
+        dropped > dropped_before,
+        "the junk did not move lode_gossip_dropped_total{{reason=\"invalid_tx\"}} ({dropped_before} -> {dropped})"
+    );
     drop(node);
+}
+
+/// `lode_gossip_dropped_total{reason="invalid_tx"}` from the node's `/metrics` (0 before the first drop).
+async fn invalid_tx_dropped(addr: SocketAddr) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("metrics answer within 10 s")
+        .expect("read");
+    let text = String::from_utf8(out).expect("utf-8");
+    text.lines()
+        .find(|l| l.starts_with("lode_gossip_dropped_total{reason=\"invalid_tx\"}"))
+        .and_then(|l| l.rsplit_once(' '))
+        .map(|(_, v)| v.parse().expect("a number"))
+        .unwrap_or(0.0)
 }

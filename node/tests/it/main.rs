@@ -15,6 +15,7 @@ mod byzantine_proposer;
 mod chaos_loses_no_acknowledged_tx_and_never_forks;
 mod cli;
 mod engine_votes_make_evidence_the_app_accepts;
+mod every_query_proves_its_answer;
 mod four_validators_commit_a_transfer;
 mod gossip_flood;
 mod governance_on_a_devnet;

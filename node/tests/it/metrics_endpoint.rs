@@ -101,6 +101,21 @@ async fn metrics_parse_as_prometheus_text_and_the_height_gauge_increases() {
         first.keys().any(|k| k.starts_with("malachitebft_")),
         "no Malachite metric:\n{body}"
     );
+    // Jobs by live state, from the market's state: none on a fresh chain.
+    for state in [
+        "open",
+        "matched",
+        "accepted",
+        "committed",
+        "revealing",
+        "settled",
+    ] {
+        assert_eq!(
+            first.get(&format!(r#"lode_jobs{{state="{state}"}}"#)),
+            Some(&0.0),
+            "lode_jobs{{state={state:?}}} missing:\n{body}"
+        );
+    }
 
     // A committed transfer is counted by its events' types.
     let (home, url) = (node.home.clone(), node.url.clone());

@@ -26,8 +26,8 @@ use crate::{
     genesis::AppState,
     module::{BlockCtx, Decoded, DelegationChange, Invariant, InvariantReport, Module},
     params::Params,
-    query::{ProvenAnswer, ProvenQuery, QueryError},
-    store::{StateRead, StateWrite, Store},
+    query::{QueryError, QueryRead},
+    store::{StateRead, StateWrite},
 };
 
 /// What the ante steps of every tx (nonce, fee payment: `crate::exec`) and the tx checker's read-ahead use
@@ -166,28 +166,14 @@ macro_rules! registry {
             Ok(())
         }
 
-        /// Serves a module query path at the last commit; `None` if no module has the path.
+        /// Serves a module query path over the state of one height; `None` if no module has the path.
         pub fn query(
-            store: &Store,
+            store: &dyn QueryRead,
             path: &str,
             data: &[u8],
         ) -> Option<Result<Vec<u8>, QueryError>> {
             $(
                 if let Some(r) = <$module as Module>::query(store, path, data) {
-                    return Some(r);
-                }
-            )+
-            None
-        }
-
-        /// Serves a module path that may ask for an older height or a proof.
-        pub fn query_proven(
-            store: &Store,
-            path: &str,
-            query: &ProvenQuery<'_>,
-        ) -> Option<Result<ProvenAnswer, QueryError>> {
-            $(
-                if let Some(r) = <$module as Module>::query_proven(store, path, query) {
                     return Some(r);
                 }
             )+

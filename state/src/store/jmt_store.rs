@@ -2,12 +2,12 @@
 
 use borsh::BorshDeserialize;
 use jmt::{
-    storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch},
+    storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch},
     KeyHash, OwnedValue, Version,
 };
 use rocksdb::WriteBatch;
 
-use super::{Store, CF_JMT_NODES, CF_JMT_VALUES};
+use super::{Store, CF_JMT_NODES, CF_JMT_PREIMAGES, CF_JMT_VALUES};
 use crate::error::StoreError;
 
 /// Reads committed JMT data.
@@ -76,6 +76,13 @@ impl TreeReader for JmtReader<'_> {
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
         // Only JMT's state-sync restore needs this, and Lode does not restore trees from chunks.
         anyhow::bail!("get_rightmost_leaf is not supported by Lode's store")
+    }
+}
+
+impl HasPreimage for JmtReader<'_> {
+    fn preimage(&self, key_hash: KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
+        let cf = self.store.cf(CF_JMT_PREIMAGES)?;
+        Ok(self.store.db.get_cf(cf, key_hash.0)?)
     }
 }
 

@@ -56,11 +56,16 @@ pub const CF_CONSENSUS: &str = "consensus";
 /// synced commit batch, and blob uploads and garbage collection (puts and point deletes at the pace of
 /// clients) must add nothing to either.
 pub const CF_BLOBS: &str = "blobs";
+/// JMT key preimages: SHA-256(state key) → state key, for every key ever written with a value. A proof of
+/// absence (ICS-23 non-existence) names the neighbouring keys in plain form, so the tree needs the key
+/// behind each hash; written in the commit batch with the key's value.
+pub const CF_JMT_PREIMAGES: &str = "jmt_preimages";
 
-const ALL_CFS: [&str; 9] = [
+const ALL_CFS: [&str; 10] = [
     CF_STATE,
     CF_JMT_NODES,
     CF_JMT_VALUES,
+    CF_JMT_PREIMAGES,
     CF_BLOCKS,
     CF_TX_INDEX,
     CF_ACCOUNT_TXS,
@@ -69,6 +74,9 @@ const ALL_CFS: [&str; 9] = [
     CF_BLOBS,
 ];
 const META_COMMIT: &[u8] = b"commit";
+/// Set once every live state key has its preimage in [`CF_JMT_PREIMAGES`] (stores written before the
+/// column family existed are filled in at open).
+const META_PREIMAGES: &[u8] = b"preimages_v1";
 
 /// An account history key: account ‖ height (BE) ‖ index (BE).
 fn history_key(account: &[u8; 20], height: u64, index: u32) -> [u8; 32] {
@@ -182,11 +190,40 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Store {
+        let store = Store {
             db,
             last_nodes: RwLock::default(),
             staged: Mutex::default(),
-        })
+        };
+        store.fill_preimages()?;
+        Ok(store)
+    }
+
+    /// Writes the preimage of every live state key once, for a store from before [`CF_JMT_PREIMAGES`]
+    /// (a fresh store only gets the mark). Keys deleted before then have none: a proof of absence that
+    /// needs one of them as a neighbour at an old height fails with an error, never a wrong proof.
+    fn fill_preimages(&self) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META)?;
+        if self.db.get_cf(meta, META_PREIMAGES)?.is_some() {
+            return Ok(());
+        }
+        let pre = self.cf(CF_JMT_PREIMAGES)?;
+        let mut wb = WriteBatch::default();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_STATE)?, rocksdb::IteratorMode::Start)
+        {
+            let (k, _) = item?;
+            wb.put_cf(pre, KeyHash::with::<Sha256>(&k).0, &k);
+            if wb.len() >= 10_000 {
+                self.db.write(std::mem::take(&mut wb))?;
+            }
+        }
+        wb.put_cf(meta, META_PREIMAGES, [1u8]);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -267,6 +304,56 @@ impl Store {
             .map_err(|e| StoreError::Jmt(e.to_string()))
     }
 
+    /// A key's value at a JMT version with an ICS-23 proof (existence, or non-existence with the
+    /// neighbouring keys) against that version's root, in Lode's form (`crate::query::proof_spec`: leaf
+    /// values carried as their SHA-256).
+    pub fn get_with_ics23_proof(
+        &self,
+        key: &[u8],
+        version: u64,
+    ) -> Result<(Option<Vec<u8>>, ics23::CommitmentProof), StoreError> {
+        let reader = JmtReader::new(self);
+        let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
+        tree.get_with_ics23_proof(key.to_vec(), version)
+            .map(|(v, p)| (v, lode_form(p)))
+            .map_err(|e| StoreError::Jmt(e.to_string()))
+    }
+
+    /// A key's value at a JMT version (no proof): the value history, one seek.
+    pub fn get_at(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        use jmt::storage::TreeReader;
+        JmtReader::new(self)
+            .get_value_option(version, KeyHash::with::<Sha256>(key))
+            .map_err(|e| StoreError::Jmt(e.to_string()))
+    }
+
+    /// The root hash of a JMT version, or None when the store does not hold that version's tree.
+    pub fn root_option(&self, version: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let reader = JmtReader::new(self);
+        let tree: Jmt<'_> = JellyfishMerkleTree::new(&reader);
+        tree.get_root_hash_option(version)
+            .map(|r| r.map(|r| r.0))
+            .map_err(|e| StoreError::Jmt(e.to_string()))
+    }
+
+    /// A consistent view of the last commit: its record and the latest state values as of one moment,
+    /// unaffected by commits that land while it is read (a RocksDB snapshot). None for a fresh store.
+    pub fn view(&self) -> Result<Option<StateView<'_>>, StoreError> {
+        let snap = self.db.snapshot();
+        let Some(bytes) = snap.get_cf(self.cf(CF_META)?, META_COMMIT)? else {
+            return Ok(None);
+        };
+        let record = CommitRecord::try_from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            key: "meta/commit".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(StateView {
+            store: self,
+            snap,
+            record,
+        }))
+    }
+
     /// The root hash of a JMT version.
     pub fn root_at(&self, version: u64) -> Result<[u8; 32], StoreError> {
         let reader = JmtReader::new(self);
@@ -280,9 +367,13 @@ impl Store {
     pub fn commit(&self, mut batch: CommitBatch) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
         let state = self.cf(CF_STATE)?;
+        let preimages = self.cf(CF_JMT_PREIMAGES)?;
         for (k, v) in &batch.writes {
             match v {
-                Some(v) => wb.put_cf(state, k, v),
+                Some(v) => {
+                    wb.put_cf(state, k, v);
+                    wb.put_cf(preimages, KeyHash::with::<Sha256>(k).0, k);
+                }
                 None => wb.delete_cf(state, k),
             }
         }
@@ -684,6 +775,103 @@ impl Store {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// A jmt ICS-23 proof in Lode's form ([`proof_spec`]): every leaf's value replaced by its SHA-256.
+fn lode_form(mut p: ics23::CommitmentProof) -> ics23::CommitmentProof {
+    use ics23::commitment_proof::Proof;
+    fn leaf(e: &mut ics23::ExistenceProof) {
+        use sha2::Digest;
+        e.value = sha2::Sha256::digest(&e.value).to_vec();
+        if let Some(l) = e.leaf.as_mut() {
+            l.prehash_value = ics23::HashOp::NoHash.into();
+        }
+    }
+    match p.proof.as_mut() {
+        Some(Proof::Exist(e)) => leaf(e),
+        Some(Proof::Nonexist(n)) => {
+            n.left.iter_mut().chain(n.right.iter_mut()).for_each(leaf);
+        }
+        _ => {}
+    }
+    p
+}
+
+/// The last commit as of one moment ([`Store::view`]): its record, and state reads and scans from a RocksDB
+/// snapshot taken with it, so a commit landing meanwhile changes nothing it returns.
+pub struct StateView<'a> {
+    store: &'a Store,
+    snap: rocksdb::Snapshot<'a>,
+    record: CommitRecord,
+}
+
+impl std::fmt::Debug for StateView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateView")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateView<'_> {
+    /// The commit this view shows.
+    pub fn record(&self) -> &CommitRecord {
+        &self.record
+    }
+
+    /// The store under the view (for reads at a past JMT version, which never change).
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// As [`Store::scan_page`], from the snapshot.
+    pub fn scan_page(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, Option<Vec<u8>>), StoreError> {
+        let mut from = prefix.to_vec();
+        from.extend_from_slice(start);
+        let mut out = Vec::new();
+        let iter = self.snap.iterator_cf(
+            self.store.cf(CF_STATE)?,
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            let Some(suffix) = k.strip_prefix(prefix) else {
+                break;
+            };
+            if out.len() == limit {
+                return Ok((out, Some(suffix.to_vec())));
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok((out, None))
+    }
+}
+
+impl StateRead for StateView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.snap.get_cf(self.store.cf(CF_STATE)?, key)?)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.snap.iterator_cf(
+            self.store.cf(CF_STATE)?,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 }
 

@@ -1,11 +1,9 @@
 //! The happy path and crash consistency.
 
 use bytes::Bytes;
-use jmt::{proof::SparseMerkleProof, KeyHash, RootHash};
 use lode_proto::query::v1 as querypb;
 use lode_state::{modules::bank, tx::sign_msgs, tx::sign_send, tx::Msg, LodeApp, Params};
 use prost::Message;
-use sha2::Sha256;
 use tendermint_proto::v0_38::abci::{
     RequestFinalizeBlock, RequestInfo, RequestPrepareProposal, RequestQuery,
 };
@@ -102,26 +100,41 @@ fn query_returns_the_balance_with_a_proof_against_the_app_hash() {
     assert_eq!(r.height, 1);
     let acct = querypb::Account::decode(r.value.as_ref()).expect("decode");
     assert_eq!(acct.balance, (START_BALANCE + 42).to_string());
-    let op = &r.proof_ops.expect("proof").ops[0];
-    let proof: SparseMerkleProof<Sha256> = borsh::from_slice(&op.data).expect("proof decodes");
-    let root = RootHash(app_hash.as_slice().try_into().expect("32 bytes"));
+    let ops = r.proof_ops.expect("proof").ops;
+    assert_eq!(ops.len(), 1, "/account reads one key");
+    let op = &ops[0];
+    assert_eq!(op.r#type, "ics23:jmt-sha256");
+    assert_eq!(op.key, bank::state_key::account(&b));
+    let proof = <ics23::CommitmentProof as prost013::Message>::decode(op.data.as_slice())
+        .expect("proof decodes");
     let stored = bank::Account {
         balance: START_BALANCE + 42,
         nonce: 0,
     }
     .encode();
-    proof
-        .verify_existence(root, KeyHash::with::<Sha256>(&op.key), &stored)
-        .expect("proof verifies");
+    // Lode's spec carries leaf values as their SHA-256 (docs/proofs.md).
+    let spec = lode_state::query::proof_spec();
+    let hashed = |v: &[u8]| <sha2::Sha256 as sha2::Digest>::digest(v).to_vec();
+    assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &app_hash,
+        &op.key,
+        &hashed(&stored)
+    ));
     // A forged value does not verify.
     let forged = bank::Account {
         balance: START_BALANCE + 43,
         nonce: 0,
     }
     .encode();
-    assert!(proof
-        .verify_existence(root, KeyHash::with::<Sha256>(&op.key), &forged)
-        .is_err());
+    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &app_hash,
+        &op.key,
+        &hashed(&forged)
+    ));
 
     // After another block, height 1 still answers with the balance it had then.
     chain.block(vec![sign_send(CHAIN_ID, &chain.keys[0], 1, FEE, &b, 8)]);

@@ -21,8 +21,8 @@ use crate::{
     genesis::{AppState, GenesisBalance},
     module::{BlockCtx, Decoded, Invariant, Module, Side},
     params::Params,
-    query::{ProvenAnswer, ProvenQuery, QueryError},
-    store::{StateRead, StateWrite, Store},
+    query::{QueryError, QueryRead},
+    store::{StateRead, StateWrite},
 };
 
 /// The bank module.
@@ -112,12 +112,12 @@ impl Module for Bank {
         Ok(())
     }
 
-    fn query_proven(
-        store: &Store,
+    fn query(
+        state: &dyn QueryRead,
         path: &str,
-        q: &ProvenQuery<'_>,
-    ) -> Option<Result<ProvenAnswer, QueryError>> {
-        (path == "/account").then(|| query::account(store, q))
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, QueryError>> {
+        (path == "/account").then(|| query::account(state, data))
     }
 
     fn invariants() -> Vec<Invariant> {

@@ -29,8 +29,8 @@ use crate::{
     event::Event,
     module::{BlockCtx, Decoded, Module},
     params::Params,
-    query::{addr, internal, req, QueryError},
-    store::{StateRead, StateWrite, Store},
+    query::{addr, internal, req, QueryError, QueryRead},
+    store::{StateRead, StateWrite},
 };
 
 /// The evidence module.
@@ -70,7 +70,11 @@ impl Module for Evidence {
         msg::execute(s, m, ctx, events)
     }
 
-    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+    fn query(
+        store: &dyn QueryRead,
+        path: &str,
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, QueryError>> {
         match path {
             "/evidence/double_sign" => Some(double_sign_query(store, data)),
             _ => None,
@@ -94,7 +98,7 @@ pub fn double_sign<S: StateRead + ?Sized>(
     s.get(&key)?.map(|b| decode(&key, &b)).transpose()
 }
 
-fn double_sign_query(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn double_sign_query(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::DoubleSignRequest = req(data)?;
     let op = addr(&r.operator)?;
     let rec = double_sign(store, &op).map_err(internal)?;

@@ -25,8 +25,8 @@ use crate::{
     module::{BlockCtx, Decoded, DelegationChange, Invariant, Module, Side},
     modules::{bank, staking},
     params::{self as app_params, Params},
-    query::QueryError,
-    store::{Overlay, StateRead, StateWrite, Store},
+    query::{QueryError, QueryRead},
+    store::{Overlay, StateRead, StateWrite},
 };
 use tally::{Outcome, Tally, TallyInput, Thresholds};
 
@@ -89,7 +89,11 @@ impl Module for Gov {
         running::on_delegation_changed(s, change)
     }
 
-    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+    fn query(
+        store: &dyn QueryRead,
+        path: &str,
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, QueryError>> {
         query::handle(store, path, data)
     }
 

@@ -3,18 +3,22 @@
 use lode_proto::gov::v1 as govpb;
 use prost::Message;
 
-use crate::query::{code, internal, page, req, QueryError};
+use crate::query::{code, internal, page, req, QueryError, QueryRead};
 use crate::{
     codec::{address_at, decode},
     error::StoreError,
     modules::bank,
-    store::{StateRead, Store},
+    store::StateRead,
 };
 
 use super::{self as gov, msg::options_pb, state_key as gk, Proposal, StoredTally};
 
 /// Serves gov's query paths.
-pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+pub fn handle(
+    store: &dyn QueryRead,
+    path: &str,
+    data: &[u8],
+) -> Option<Result<Vec<u8>, QueryError>> {
     Some(match path {
         "/gov/proposals" => proposals(store, data),
         "/gov/proposal" => proposal(store, data),
@@ -55,7 +59,7 @@ pub fn proposal_pb(p: &Proposal) -> govpb::Proposal {
     }
 }
 
-fn load_proposal(store: &Store, id: u64) -> Result<Proposal, QueryError> {
+fn load_proposal(store: &dyn QueryRead, id: u64) -> Result<Proposal, QueryError> {
     gov::proposal(store, id)
         .map_err(internal)?
         .ok_or((code::NOT_FOUND, format!("unknown proposal {id}")))
@@ -67,7 +71,7 @@ fn id_suffix(k: &[u8]) -> Result<u64, QueryError> {
         .ok_or((code::INTERNAL, "corrupt proposal key".into()))
 }
 
-fn proposals(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn proposals(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: govpb::ProposalsRequest = req(data)?;
     let status = u8::try_from(r.status)
         .ok()
@@ -90,7 +94,7 @@ fn proposals(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn proposal(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn proposal(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: govpb::ProposalRequest = req(data)?;
     proposal_response(store, r.id)
         .map_err(internal)?
@@ -121,7 +125,7 @@ pub fn proposal_response<S: StateRead + ?Sized>(
     }))
 }
 
-fn votes(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn votes(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: govpb::VotesRequest = req(data)?;
     load_proposal(store, r.proposal_id)?;
     let prefix = gk::votes_of(r.proposal_id);
@@ -143,7 +147,7 @@ fn votes(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn deposits(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn deposits(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: govpb::DepositsRequest = req(data)?;
     load_proposal(store, r.proposal_id)?;
     let prefix = gk::deposits_of(r.proposal_id);
@@ -167,7 +171,7 @@ fn deposits(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn treasury(store: &Store) -> Result<Vec<u8>, QueryError> {
+fn treasury(store: &dyn QueryRead) -> Result<Vec<u8>, QueryError> {
     let t = gov::treasury();
     let balance = bank::account(store, &t).map_err(internal)?.balance;
     Ok(govpb::TreasuryResponse {

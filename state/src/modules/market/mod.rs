@@ -46,8 +46,8 @@ use crate::{
     module::{BlockCtx, Decoded, Invariant, Module, Side},
     modules::{bank, gov, nft},
     params::Params,
-    query::QueryError,
-    store::{StateRead, StateWrite, Store},
+    query::{QueryError, QueryRead},
+    store::{StateRead, StateWrite},
 };
 
 pub use error::MarketError;
@@ -109,7 +109,11 @@ impl Module for Market {
         end_block(s, ctx, events)
     }
 
-    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+    fn query(
+        store: &dyn QueryRead,
+        path: &str,
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, QueryError>> {
         query::handle(store, path, data)
     }
 

@@ -7,15 +7,15 @@ use lode_proto::market::v1 as mpb;
 use prost::Message;
 
 use super::{self as market, state_key as mk, JobStatus, Provider};
-use crate::query::{addr, code, internal, page, req, QueryError};
-use crate::{
-    address::Address,
-    codec::decode,
-    store::{StateRead, Store},
-};
+use crate::query::{addr, code, internal, page, req, QueryError, QueryRead};
+use crate::{address::Address, codec::decode, store::StateRead};
 
 /// Serves market's query paths.
-pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+pub fn handle(
+    store: &dyn QueryRead,
+    path: &str,
+    data: &[u8],
+) -> Option<Result<Vec<u8>, QueryError>> {
     Some(match path {
         "/market/providers" => providers(store, data),
         "/market/provider" => provider(store, data),
@@ -26,7 +26,11 @@ pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, 
     })
 }
 
-fn provider_pb(store: &Store, a: &Address, p: &Provider) -> Result<mpb::Provider, QueryError> {
+fn provider_pb(
+    store: &dyn QueryRead,
+    a: &Address,
+    p: &Provider,
+) -> Result<mpb::Provider, QueryError> {
     let pending = store
         .get(&mk::pending_ask(a))
         .map_err(internal)?
@@ -116,7 +120,7 @@ pub fn job_pb(
     })
 }
 
-fn providers(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn providers(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: mpb::ProvidersRequest = req(data)?;
     let want_unbonding = match r.status.as_str() {
         "" => None,
@@ -145,7 +149,7 @@ fn providers(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn provider(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn provider(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: mpb::ProviderRequest = req(data)?;
     let a = addr(&r.address)?;
     let p = market::provider(store, &a)
@@ -167,7 +171,7 @@ fn provider(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn jobs(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn jobs(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: mpb::JobsRequest = req(data)?;
     let set = [&r.consumer, &r.provider, &r.status]
         .iter()
@@ -208,7 +212,7 @@ fn jobs(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn job(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn job(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: mpb::JobRequest = req(data)?;
     let id: [u8; 32] = r.job_id.as_slice().try_into().map_err(|_| {
         (
@@ -228,7 +232,7 @@ fn job(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
 /// Providers in the matching index, read in one pass: at most this many for a stats answer.
 const STATS_PROVIDER_SCAN: usize = 10_000;
 
-fn stats(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn stats(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let _: mpb::StatsRequest = req(data)?;
     let (open_jobs, open_cu) = market::open_totals(store).map_err(internal)?;
     let (avail, _) = store

@@ -23,8 +23,8 @@ use crate::{
     event::Event,
     module::{BlockCtx, Decoded, Module},
     params::Params,
-    query::QueryError,
-    store::{StateRead, StateWrite, Store},
+    query::{QueryError, QueryRead},
+    store::{StateRead, StateWrite},
 };
 
 pub use error::NftError;
@@ -75,7 +75,11 @@ impl Module for Nft {
         msg::execute(s, m, ctx, events)
     }
 
-    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+    fn query(
+        store: &dyn QueryRead,
+        path: &str,
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, QueryError>> {
         query::handle(store, path, data)
     }
 

@@ -3,13 +3,17 @@
 use lode_proto::nft::v1 as nftpb;
 use prost::Message;
 
-use crate::query::{addr, code, internal, page, req, QueryError};
-use crate::{codec::decode, store::Store};
+use crate::codec::decode;
+use crate::query::{addr, code, internal, page, req, QueryError, QueryRead};
 
 use super::{self as nft, state_key as nk};
 
 /// Serves nft's query paths.
-pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+pub fn handle(
+    store: &dyn QueryRead,
+    path: &str,
+    data: &[u8],
+) -> Option<Result<Vec<u8>, QueryError>> {
     Some(match path {
         "/nft/collections" => collections(store, data),
         "/nft/collection" => collection(store, data),
@@ -69,7 +73,7 @@ fn split_ids(suffix: &[u8]) -> Result<(String, String), QueryError> {
         .ok_or((code::INTERNAL, "corrupt token key".into()))
 }
 
-fn collections(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn collections(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: nftpb::CollectionsRequest = req(data)?;
     let (items, pagination) = page(store, nk::COLLECTION_PREFIX, r.pagination)?;
     let mut out = Vec::new();
@@ -85,7 +89,7 @@ fn collections(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn collection(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn collection(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: nftpb::CollectionRequest = req(data)?;
     let c = nft::collection(store, &r.id)
         .map_err(internal)?
@@ -96,7 +100,7 @@ fn collection(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn tokens_by_owner(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn tokens_by_owner(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: nftpb::TokensByOwnerRequest = req(data)?;
     let owner = addr(&r.owner)?;
     let prefix = nk::owned_by(&owner);
@@ -115,7 +119,7 @@ fn tokens_by_owner(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn token(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn token(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: nftpb::TokenRequest = req(data)?;
     let t = nft::token(store, &r.collection, &r.id)
         .map_err(internal)?
@@ -133,7 +137,7 @@ fn token(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn listings(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn listings(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: nftpb::ListingsRequest = req(data)?;
     let prefix = if r.collection.is_empty() {
         nk::LISTING_PREFIX.to_vec()

@@ -36,8 +36,8 @@ use crate::{
     module::{BlockCtx, Decoded, DelegationChange, Invariant, Module, Side},
     modules::{self, bank},
     params::Params,
-    query::QueryError,
-    store::{StateRead, StateWrite, Store},
+    query::{QueryError, QueryRead},
+    store::{StateRead, StateWrite},
 };
 
 /// The staking module.
@@ -93,7 +93,11 @@ impl Module for Staking {
         power::end_block(s, ctx, events)
     }
 
-    fn query(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+    fn query(
+        store: &dyn QueryRead,
+        path: &str,
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, QueryError>> {
         query::handle(store, path, data)
     }
 

@@ -4,18 +4,22 @@
 use lode_proto::staking::v1 as stpb;
 use prost::Message;
 
-use crate::query::{addr, internal, page, req, QueryError};
+use crate::query::{addr, internal, page, req, QueryError, QueryRead};
 use crate::{
     address::Address,
     codec::{address_at, decode},
     error::StoreError,
-    store::{StateRead, Store},
+    store::StateRead,
 };
 
 use super::{self as staking, liveness, state_key as sk};
 
 /// Serves staking's query paths.
-pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, QueryError>> {
+pub fn handle(
+    store: &dyn QueryRead,
+    path: &str,
+    data: &[u8],
+) -> Option<Result<Vec<u8>, QueryError>> {
     Some(match path {
         "/staking/validators" => validators(store, data),
         "/staking/delegations" => delegations(store, data),
@@ -26,7 +30,7 @@ pub fn handle(store: &Store, path: &str, data: &[u8]) -> Option<Result<Vec<u8>, 
     })
 }
 
-fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn validators(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::ValidatorsRequest = req(data)?;
     let (items, pagination) = page(store, sk::VALIDATOR_PREFIX, r.pagination)?;
     let params = crate::params::load(store).map_err(internal)?;
@@ -73,7 +77,7 @@ fn validators(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn signing_info(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn signing_info(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::SigningInfoRequest = req(data)?;
     let op = addr(&r.operator)?;
     if staking::validator(store, &op).map_err(internal)?.is_none() {
@@ -96,7 +100,7 @@ fn signing_info(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     .encode_to_vec())
 }
 
-fn delegations(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn delegations(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::DelegationsRequest = req(data)?;
     let del = addr(&r.delegator)?;
     Ok(delegations_response(store, &del)
@@ -133,7 +137,7 @@ pub fn delegations_response<S: StateRead + ?Sized>(
     })
 }
 
-fn power(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn power(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let _: stpb::PowerRequest = req(data)?;
     Ok(power_response(store).map_err(internal)?.encode_to_vec())
 }
@@ -190,7 +194,7 @@ pub fn power_response<S: StateRead + ?Sized>(s: &S) -> Result<stpb::PowerRespons
     })
 }
 
-fn link(store: &Store, data: &[u8]) -> Result<Vec<u8>, QueryError> {
+fn link(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
     let r: stpb::LinkRequest = req(data)?;
     let a = addr(&r.address)?;
     Ok(link_response(store, &a).map_err(internal)?.encode_to_vec())
