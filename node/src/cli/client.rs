@@ -358,6 +358,14 @@ pub(super) enum StakingQuery {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// The double-sign evidence that tombstoned a validator, if any: the offence (height, round, vote
+    /// type), when it was punished, what was slashed and who submitted it.
+    DoubleSign {
+        /// The validator's operator address.
+        operator: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }
 
 fn proposal_status(s: Option<&str>) -> eyre::Result<govpb::ProposalStatus> {
@@ -704,7 +712,8 @@ async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
         | StakingQuery::Delegations { node, .. }
         | StakingQuery::Power { node }
         | StakingQuery::Link { node, .. }
-        | StakingQuery::SigningInfo { node, .. } => node,
+        | StakingQuery::SigningInfo { node, .. }
+        | StakingQuery::DoubleSign { node, .. } => node,
     };
     let mut q = StakingQueryServiceClient::new(connect(&node.node).await?);
     match s {
@@ -740,6 +749,14 @@ async fn staking_query(s: &StakingQuery) -> eyre::Result<()> {
         ),
         StakingQuery::SigningInfo { operator, .. } => print_json(
             &q.signing_info(stpb::SigningInfoRequest {
+                operator: operator.clone(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ),
+        StakingQuery::DoubleSign { operator, .. } => print_json(
+            &q.double_sign(stpb::DoubleSignRequest {
                 operator: operator.clone(),
             })
             .await

@@ -4,6 +4,7 @@ pub mod abci_socket;
 pub mod blob_exchange;
 pub mod block_store;
 pub mod chain;
+pub mod evidence;
 pub mod events;
 pub mod gossip;
 pub mod grpc;
