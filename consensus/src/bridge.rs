@@ -29,10 +29,10 @@ use crate::abci::{Abci, AbciExt, Mempool};
 use crate::context::LodeContext;
 use crate::convert::extend_certificate;
 use crate::error::BlockFault;
-use crate::evidence::{DoubleVote, EvidenceVote};
-use crate::peers::PeerKeys;
 use crate::error::ConsensusError;
+use crate::evidence::{DoubleVote, EvidenceVote};
 use crate::failpoint;
+use crate::peers::PeerKeys;
 use crate::proposer::next_height_set;
 use crate::signing::{parts_hash, LodeSigner, LodeVerifier};
 use crate::store::{BlockStore, DecidedBlock, HeightValidators, UndecidedProposal};
@@ -414,10 +414,13 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             return;
         };
         for (address, pairs) in &evidence.votes {
-            let key = [self.last_set.as_ref(), self.validators.as_ref().map(|v| &v.current)]
-                .into_iter()
-                .flatten()
-                .find_map(|set| set.get_by_address(address).map(|v| v.public_key));
+            let key = [
+                self.last_set.as_ref(),
+                self.validators.as_ref().map(|v| &v.current),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|set| set.get_by_address(address).map(|v| v.public_key));
             let Some(key) = key else {
                 warn!(validator = %address, "equivocation by a validator of no known set; not evidence");
                 continue;
@@ -868,12 +871,18 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             return Ok(None);
         }
         match self.proposer_of(header.height, header.round) {
-            Some((address, key))
-                if address == header.proposer
-                    && (peer_id_of(&key) == Some(peer) || self.peer_keys.is_bound(&peer, &key)) => {}
+            Some((address, key)) if address == header.proposer => {
+                // Not the proposer's peer, or one whose validator proof has not arrived yet: dropped
+                // unbuffered, without a strike, so a proposer heard before its proof is not banned.
+                if peer_id_of(&key) != Some(peer) && !self.peer_keys.is_bound(&peer, &key) {
+                    debug!(%peer, height = %header.height, round = %header.round, proposer = %header.proposer,
+                        "proposal stream from a peer not bound to its proposer; dropped");
+                    return Ok(None);
+                }
+            }
             _ => {
                 warn!(%peer, height = %header.height, round = %header.round, proposer = %header.proposer,
-                    "proposal stream not published by the proposer of its height and round");
+                    "proposal stream that does not name the proposer of its height and round");
                 self.streams.strike(peer, self.height);
                 return Ok(None);
             }

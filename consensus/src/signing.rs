@@ -15,11 +15,11 @@ use sha2::{Digest, Sha256};
 
 use crate::context::LodeContext;
 use crate::peers::PeerKeys;
-use malachitebft_app_channel::app::types::PeerId;
 use crate::types::{
     Address, BlockId, PartInit, PrivateKey, Proposal, PublicKey, Signature, ValidatorSet, Vote,
 };
 use lode_proto::consensus::v1 as pb;
+use malachitebft_app_channel::app::types::PeerId;
 
 /// Whether `sig` is a valid ZIP-215 signature of `msg` by `pk`.
 pub fn verify(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {

@@ -142,7 +142,10 @@ async fn two_processes_signing_with_one_validator_key_get_it_slashed_tombstoned_
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "unjail of a tombstoned validator: {text}");
+    assert!(
+        !out.status.success(),
+        "unjail of a tombstoned validator: {text}"
+    );
     assert!(text.contains("45"), "unjail refused with code 45: {text}");
 
     // The chain stays live without it: the three honest validators (30 of 40) keep finalizing.

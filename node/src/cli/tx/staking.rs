@@ -278,7 +278,8 @@ fn parse_vote(bytes: &[u8]) -> eyre::Result<stpb::SignedVote> {
         });
     }
     use prost::Message;
-    stpb::SignedVote::decode(bytes).map_err(|e| eyre!("neither JSON nor a protobuf SignedVote: {e}"))
+    stpb::SignedVote::decode(bytes)
+        .map_err(|e| eyre!("neither JSON nor a protobuf SignedVote: {e}"))
 }
 
 #[cfg(test)]
@@ -305,11 +306,18 @@ mod tests {
         assert_eq!(parse_vote(json.as_bytes()).expect("json"), vote);
         assert_eq!(parse_vote(&vote.encode_to_vec()).expect("proto"), vote);
         // Nil: value_id empty or left out.
-        let nil = r#"{"vote_type":0,"height":1,"round":2,"validator_address":"00","signature":"00"}"#;
+        let nil =
+            r#"{"vote_type":0,"height":1,"round":2,"validator_address":"00","signature":"00"}"#;
         assert!(parse_vote(nil.as_bytes()).expect("nil").value_id.is_empty());
         // Not hex, unknown fields, garbage: clear errors, no panic.
-        assert!(parse_vote(br#"{"vote_type":0,"height":1,"round":0,"validator_address":"zz","signature":""}"#).is_err());
-        assert!(parse_vote(br#"{"vote_type":0,"height":1,"round":0,"validator_address":"","signature":"","x":1}"#).is_err());
+        assert!(parse_vote(
+            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"zz","signature":""}"#
+        )
+        .is_err());
+        assert!(parse_vote(
+            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"","signature":"","x":1}"#
+        )
+        .is_err());
         assert!(parse_vote(&[0xff, 0xff, 0xff]).is_err());
     }
 }
