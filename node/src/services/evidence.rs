@@ -7,7 +7,8 @@
 //! any proposer includes it, and every node executes the same evidence.
 //!
 //! One submission per offence (validator, height, round, vote type), however many pairs the engine reports
-//! for it. While the tx is pending nothing more happens; when it has left the mempool and the validator is
+//! for it, and one pending evidence tx per validator (a further offence of a validator whose evidence is
+//! pending waits: the first to land tombstones it for good). While the tx is pending nothing more happens; when it has left the mempool and the validator is
 //! still not tombstoned [`RETRY_HEIGHTS`] heights after the submission, it is signed and added again, at
 //! most [`MAX_ATTEMPTS`] times in all. An offence is finished when the validator is tombstoned (by this
 //! evidence or anyone's), when the chain does not know it, when it is older than the chain accepts, or when
@@ -248,6 +249,20 @@ impl Reporter {
             return;
         };
         let pair = t.pair.clone();
+        // One pending evidence tx per validator is enough (the first to land tombstones it for good; a
+        // second would only fail as a duplicate): a further offence waits while another is pending.
+        let other_pending = self.offences.iter().any(|(k, t)| {
+            *k != offence
+                && k.0 == offence.0
+                && !t.done
+                && t.hash.is_some_and(|h| self.mempool.contains(&h))
+        });
+        if other_pending {
+            if let Some(t) = self.offences.get_mut(&offence) {
+                t.submitted_at = height;
+            }
+            return;
+        }
         let pending_ours = self
             .offences
             .values()
@@ -331,6 +346,130 @@ impl Reporter {
         match self.mempool.add_local(Bytes::from(tx)) {
             Ok(_) | Err(AddError::Duplicate) => Ok(Some(hash)),
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::mempool::MempoolLimits;
+    use lode_consensus::{types::PrivateKey, LodeSigner};
+    use lode_state::genesis::{AppState, GenesisBalance};
+    use lode_state::tx::address_of;
+    use malachitebft_core_types::{NilOrVal, Round, VoteType};
+    use tendermint_proto::crypto::{public_key::Sum, PublicKey};
+    use tendermint_proto::v0_38::abci::{RequestInitChain, ValidatorUpdate};
+
+    const CHAIN: &str = "lode-evidence-reporter";
+
+    /// A chain whose one validator has consensus key seed 9 and a funded submitter (seed 7).
+    fn setup() -> (tempfile::TempDir, Reporter, Arc<Mempool>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = LodeApp::open(dir.path()).expect("open");
+        let submitter = SigningKey::from([7u8; 32]);
+        let mut app_state = AppState {
+            balances: vec![GenesisBalance {
+                address: address_of(&submitter).to_string(),
+                amount: "1000000000000".into(),
+            }],
+            ..AppState::default()
+        };
+        for seed in [9u8, 10] {
+            let cons = PrivateKey::from_seed([seed; 32]).public_key().0;
+            app_state.add_self_bonded_validator(&format!("v{seed}"), &cons, 10);
+        }
+        let validators = lode_state::genesis::validator_set(&app_state)
+            .expect("genesis set")
+            .into_iter()
+            .map(|(key, power)| ValidatorUpdate {
+                pub_key: Some(PublicKey {
+                    sum: Some(Sum::Ed25519(key.to_vec())),
+                }),
+                power: i64::try_from(power).expect("fits"),
+            })
+            .collect();
+        app.try_init_chain(RequestInitChain {
+            chain_id: CHAIN.into(),
+            initial_height: 1,
+            app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
+            validators,
+            ..Default::default()
+        })
+        .expect("init chain");
+        let pool = Arc::new(Mempool::new(
+            app.clone(),
+            MempoolLimits {
+                max_txs: 100,
+                max_bytes: 1 << 20,
+                max_tx_bytes: 1 << 16,
+                max_txs_per_sender: 100,
+            },
+        ));
+        let reporter = Reporter::new(
+            app,
+            pool.clone(),
+            submitter.clone(),
+            address_of(&submitter),
+            CHAIN.into(),
+        );
+        (dir, reporter, pool)
+    }
+
+    fn vote(seed: u8, round: u32, value: Option<u8>) -> EvidenceVote {
+        let signer = LodeSigner::new(PrivateKey::from_seed([seed; 32]), CHAIN);
+        let v = lode_consensus::types::Vote {
+            vote_type: VoteType::Prevote,
+            height: lode_consensus::Height(1),
+            round: Round::new(round),
+            value_id: value.map_or(NilOrVal::Nil, |b| {
+                NilOrVal::Val(lode_consensus::types::BlockId([b; 32]))
+            }),
+            validator_address: signer.address(),
+            extension: None,
+        };
+        EvidenceVote::from_signed(&signer.sign_vote_sync(v))
+    }
+
+    fn pair(seed: u8, round: u32, a: Option<u8>, b: Option<u8>) -> DoubleVote {
+        DoubleVote {
+            a: vote(seed, round, a),
+            b: vote(seed, round, b),
+        }
+    }
+
+    #[test]
+    fn one_offence_is_submitted_once_and_not_again_while_pending() {
+        let (_dir, mut r, pool) = setup();
+        r.offer(pair(9, 0, Some(1), Some(2)));
+        assert_eq!(pool.size().0, 1, "the evidence tx is in the mempool");
+        // The same offence again (another pair of the same height, round and type): not resubmitted.
+        r.offer(pair(9, 0, Some(1), None));
+        r.offer(pair(9, 0, Some(2), Some(1)));
+        assert_eq!(pool.size().0, 1);
+        assert_eq!(r.tracked(), 1);
+        // Heights pass while it is pending: nothing more is sent.
+        r.tick(RETRY_HEIGHTS + 5);
+        assert_eq!(pool.size().0, 1);
+        // A second offence of the same validator waits while the first is pending.
+        r.offer(pair(9, 1, Some(1), Some(2)));
+        assert_eq!(pool.size().0, 1);
+        assert_eq!(r.tracked(), 2);
+        // Another validator's offence is its own submission, at the submitter's next nonce.
+        r.offer(pair(10, 0, Some(1), Some(2)));
+        assert_eq!(pool.size().0, 2, "both evidence txs admitted by CheckTx");
+        // Two votes for one value, and a validator the chain does not know: nothing is submitted.
+        r.offer(pair(9, 2, Some(1), Some(1)));
+        r.offer(pair(11, 0, Some(1), Some(2)));
+        assert_eq!(pool.size().0, 2);
+    }
+
+    #[test]
+    fn the_offences_tracked_are_bounded() {
+        let (_dir, mut r, _pool) = setup();
+        for round in 0..u32::try_from(MAX_OFFENCES).expect("small") + 10 {
+            r.offer(pair(11, round, Some(1), Some(2)));
+            assert!(r.tracked() <= MAX_OFFENCES);
         }
     }
 }
