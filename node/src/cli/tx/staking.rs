@@ -282,46 +282,6 @@ fn parse_vote(bytes: &[u8]) -> eyre::Result<stpb::SignedVote> {
         .map_err(|e| eyre!("neither JSON nor a protobuf SignedVote: {e}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message;
-
-    #[test]
-    fn a_vote_file_is_json_or_protobuf_and_both_give_the_same_vote() {
-        let vote = stpb::SignedVote {
-            vote_type: 1,
-            height: 12,
-            round: 0,
-            value_id: vec![0xab; 32],
-            validator_address: vec![7; 20],
-            signature: vec![9; 64],
-        };
-        let json = format!(
-            r#"{{"vote_type":1,"height":12,"round":0,"value_id":"{}","validator_address":"{}","signature":"0x{}"}}"#,
-            hex::encode([0xab; 32]),
-            hex::encode([7; 20]),
-            hex::encode([9; 64])
-        );
-        assert_eq!(parse_vote(json.as_bytes()).expect("json"), vote);
-        assert_eq!(parse_vote(&vote.encode_to_vec()).expect("proto"), vote);
-        // Nil: value_id empty or left out.
-        let nil =
-            r#"{"vote_type":0,"height":1,"round":2,"validator_address":"00","signature":"00"}"#;
-        assert!(parse_vote(nil.as_bytes()).expect("nil").value_id.is_empty());
-        // Not hex, unknown fields, garbage: clear errors, no panic.
-        assert!(parse_vote(
-            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"zz","signature":""}"#
-        )
-        .is_err());
-        assert!(parse_vote(
-            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"","signature":"","x":1}"#
-        )
-        .is_err());
-        assert!(parse_vote(&[0xff, 0xff, 0xff]).is_err());
-    }
-}
-
 /// Signs the provider's consent with its key: the chain id and (unless given) the provider's link nonce
 /// come from the node. Returns (public key, signature, nonce).
 fn sign_consent(
@@ -376,4 +336,44 @@ fn sign_consent(
         signing.sign(&bytes).to_bytes().to_vec(),
         nonce,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn a_vote_file_is_json_or_protobuf_and_both_give_the_same_vote() {
+        let vote = stpb::SignedVote {
+            vote_type: 1,
+            height: 12,
+            round: 0,
+            value_id: vec![0xab; 32],
+            validator_address: vec![7; 20],
+            signature: vec![9; 64],
+        };
+        let json = format!(
+            r#"{{"vote_type":1,"height":12,"round":0,"value_id":"{}","validator_address":"{}","signature":"0x{}"}}"#,
+            hex::encode([0xab; 32]),
+            hex::encode([7; 20]),
+            hex::encode([9; 64])
+        );
+        assert_eq!(parse_vote(json.as_bytes()).expect("json"), vote);
+        assert_eq!(parse_vote(&vote.encode_to_vec()).expect("proto"), vote);
+        // Nil: value_id empty or left out.
+        let nil =
+            r#"{"vote_type":0,"height":1,"round":2,"validator_address":"00","signature":"00"}"#;
+        assert!(parse_vote(nil.as_bytes()).expect("nil").value_id.is_empty());
+        // Not hex, unknown fields, garbage: clear errors, no panic.
+        assert!(parse_vote(
+            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"zz","signature":""}"#
+        )
+        .is_err());
+        assert!(parse_vote(
+            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"","signature":"","x":1}"#
+        )
+        .is_err());
+        assert!(parse_vote(&[0xff, 0xff, 0xff]).is_err());
+    }
 }
