@@ -2,7 +2,8 @@
 //! holding a copy of node 3's validator key but a node key (network identity) and ports of its own. Their
 //! conflicting votes reach the honest nodes, whose engines record the equivocation; the nodes submit it as
 //! `MsgSubmitDoubleSign` on their own, it lands, and validator 3 is slashed, tombstoned (unjail refused with
-//! 45) and out of the set, while the chain keeps finalizing and the honest nodes agree on the app hash.
+//! 45) and out of the set, while the chain keeps finalizing and the honest nodes agree on the app hash. An
+//! outside watcher's `lode tx staking submit-double-sign` with two vote files reaches the same checks.
 //!
 //! Without node keys the duplicate shared node 3's peer id and its votes never crossed; without the
 //! node-side reporter the evidence never reached a block.
@@ -147,6 +148,85 @@ async fn two_processes_signing_with_one_validator_key_get_it_slashed_tombstoned_
         "unjail of a tombstoned validator: {text}"
     );
     assert!(text.contains("45"), "unjail refused with code 45: {text}");
+
+    // An outside watcher's evidence by hand (`lode tx staking submit-double-sign`, two vote files) reaches
+    // the same checks: a vote whose signature is not the validator's is refused (163), and a genuine pair
+    // for a validator already punished is a duplicate (162).
+    let chain_id = {
+        let g: Value = serde_json::from_slice(
+            &std::fs::read(net.homes[0].join("genesis.json")).expect("genesis"),
+        )
+        .expect("genesis json");
+        g["chain_id"].as_str().expect("chain id").to_owned()
+    };
+    let key3 = KeyFile::load(&net.homes[3].join("keys/validator_key.json"))
+        .expect("validator key")
+        .signing_key()
+        .expect("signing key");
+    let signer = lode_consensus::LodeSigner::new(
+        lode_consensus::types::PrivateKey::from_seed(key3.to_bytes()),
+        &chain_id,
+    );
+    let forger = lode_consensus::LodeSigner::new(
+        lode_consensus::types::PrivateKey::from_seed([42; 32]),
+        &chain_id,
+    );
+    let vote_file = |name: &str, value: u8, by: &lode_consensus::LodeSigner| {
+        let vote = lode_consensus::types::Vote {
+            vote_type: malachitebft_core_types::VoteType::Prevote,
+            height: lode_consensus::Height(punished_at),
+            round: malachitebft_core_types::Round::new(0),
+            value_id: malachitebft_core_types::NilOrVal::Val(lode_consensus::types::BlockId(
+                [value; 32],
+            )),
+            validator_address: signer.address(),
+            extension: None,
+        };
+        let signed = by.sign_vote_sync(vote);
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            serde_json::json!({
+                "vote_type": 0,
+                "height": punished_at,
+                "round": 0,
+                "value_id": hex::encode([value; 32]),
+                "validator_address": hex::encode(signer.address().0),
+                "signature": hex::encode(signed.signature.0),
+            })
+            .to_string(),
+        )
+        .expect("vote file");
+        path
+    };
+    let a = vote_file("a.json", 1, &signer);
+    let b = vote_file("b.json", 2, &signer);
+    let forged = vote_file("forged.json", 2, &forger);
+    for (second, code) in [(&forged, "163"), (&b, "162")] {
+        let out = run_lode(&[
+            "tx",
+            "staking",
+            "submit-double-sign",
+            "--vote-a",
+            path_str(&a),
+            "--vote-b",
+            path_str(second),
+            "--from",
+            "dev0",
+            "--home",
+            path_str(&net.homes[0]),
+            "--node",
+            &net.grpc[0],
+            "--wait",
+        ]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains(code), "refused with {code}: {text}");
+    }
 
     // The chain stays live without it: the three honest validators (30 of 40) keep finalizing.
     let h = min_height(&net, &[0, 1, 2]).await;
