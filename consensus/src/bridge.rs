@@ -11,7 +11,9 @@ use malachitebft_app_channel::app::types::core::{
     CommitCertificate, Context, HeightParams, LinearTimeouts, Round, ValidatorSet as _, Validity,
 };
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
-use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId, ProposedValue};
+use malachitebft_app_channel::app::types::{
+    LocallyProposedValue, MisbehaviorEvidence, PeerId, ProposedValue,
+};
 use malachitebft_app_channel::{AppMsg, NetworkMsg};
 use sha2::{Digest, Sha256};
 use tendermint_proto::google::protobuf::Timestamp;
@@ -28,7 +30,9 @@ use crate::context::LodeContext;
 use crate::convert::extend_certificate;
 use crate::error::BlockFault;
 use crate::error::ConsensusError;
+use crate::evidence::{DoubleVote, EvidenceVote};
 use crate::failpoint;
+use crate::peers::PeerKeys;
 use crate::proposer::next_height_set;
 use crate::signing::{parts_hash, LodeSigner, LodeVerifier};
 use crate::store::{BlockStore, DecidedBlock, HeightValidators, UndecidedProposal};
@@ -106,6 +110,10 @@ pub struct Bridge<A, S, M> {
     early: Vec<Received>,
     decided_tx: watch::Sender<Height>,
     network: mpsc::Sender<NetworkMsg<LodeContext>>,
+    /// Which consensus key each peer proved (see [`crate::peers`]).
+    peer_keys: PeerKeys,
+    /// Where double-sign evidence goes (see [`crate::evidence`]); `None` drops it.
+    evidence: Option<mpsc::Sender<DoubleVote>>,
 }
 
 impl<A, S, M> std::fmt::Debug for Bridge<A, S, M> {
@@ -369,6 +377,73 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             early: Vec::new(),
             decided_tx,
             network,
+            peer_keys: PeerKeys::new(),
+            evidence: None,
+        }
+    }
+
+    /// This bridge, admitting proposal streams from the peers `peer_keys` binds to their proposer's key.
+    pub fn with_peer_keys(mut self, peer_keys: PeerKeys) -> Self {
+        self.peer_keys = peer_keys;
+        self
+    }
+
+    /// This bridge, offering the double-sign evidence the engine hands it on `evidence` (never waiting).
+    pub fn with_evidence(mut self, evidence: mpsc::Sender<DoubleVote>) -> Self {
+        self.evidence = Some(evidence);
+        self
+    }
+
+    /// Keeps the bindings of the validators this node decides with (see [`PeerKeys::protect`]).
+    fn protect_peer_keys(&self) {
+        if let Some(v) = &self.validators {
+            self.peer_keys.protect(
+                v.current
+                    .validators()
+                    .iter()
+                    .chain(v.next.validators())
+                    .map(|v| v.public_key),
+            );
+        }
+    }
+
+    /// Offers the engine's vote evidence to the node: each pair whose two signatures verify with the
+    /// validator's key in the last committed or the current set, and that is an offence.
+    fn forward_evidence(&self, evidence: &MisbehaviorEvidence<LodeContext>) {
+        let Some(tx) = &self.evidence else {
+            return;
+        };
+        for (address, pairs) in &evidence.votes {
+            let key = [
+                self.last_set.as_ref(),
+                self.validators.as_ref().map(|v| &v.current),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|set| set.get_by_address(address).map(|v| v.public_key));
+            let Some(key) = key else {
+                warn!(validator = %address, "equivocation by a validator of no known set; not evidence");
+                continue;
+            };
+            for (a, b) in pairs {
+                let verified = [a, b].iter().all(|v| {
+                    v.message.validator_address == *address
+                        && self.verifier.verify_vote(&v.message, &v.signature, &key)
+                });
+                let pair = DoubleVote {
+                    a: EvidenceVote::from_signed(a),
+                    b: EvidenceVote::from_signed(b),
+                };
+                if !verified || !pair.conflicts() {
+                    warn!(validator = %address, "equivocation record that does not verify; not evidence");
+                    continue;
+                }
+                warn!(validator = %address, height = pair.a.height, round = pair.a.round,
+                    vote_type = pair.a.vote_type, "validator signed two conflicting votes");
+                if tx.try_send(pair).is_err() {
+                    warn!(validator = %address, "evidence channel full or closed; evidence dropped");
+                }
+            }
         }
     }
 
@@ -389,6 +464,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         match msg {
             AppMsg::ConsensusReady { reply } => {
                 self.startup().await?;
+                self.protect_peer_keys();
                 info!(height = %self.height, address = %self.address, "consensus ready");
                 let _ = reply.send((self.height, self.height_params()?));
             }
@@ -470,8 +546,12 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 };
             }
             AppMsg::Finalized {
-                certificate, reply, ..
+                certificate,
+                evidence,
+                reply,
+                ..
             } => {
+                self.forward_evidence(&evidence);
                 let params = self.height_params()?;
                 let next = if self.last_decided_ok {
                     Next::Start(self.height, params)
@@ -791,11 +871,18 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             return Ok(None);
         }
         match self.proposer_of(header.height, header.round) {
-            Some((address, key))
-                if address == header.proposer && peer_id_of(&key) == Some(peer) => {}
+            Some((address, key)) if address == header.proposer => {
+                // Not the proposer's peer, or one whose validator proof has not arrived yet: dropped
+                // unbuffered, without a strike, so a proposer heard before its proof is not banned.
+                if peer_id_of(&key) != Some(peer) && !self.peer_keys.is_bound(&peer, &key) {
+                    debug!(%peer, height = %header.height, round = %header.round, proposer = %header.proposer,
+                        "proposal stream from a peer not bound to its proposer; dropped");
+                    return Ok(None);
+                }
+            }
             _ => {
                 warn!(%peer, height = %header.height, round = %header.round, proposer = %header.proposer,
-                    "proposal stream not published by the proposer of its height and round");
+                    "proposal stream that does not name the proposer of its height and round");
                 self.streams.strike(peer, self.height);
                 return Ok(None);
             }
@@ -1191,6 +1278,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         self.last_app_hash = fin.app_hash;
         self.height = height.increment_by_one();
         self.streams.start_height(self.height);
+        self.protect_peer_keys();
         self.early.retain(|r| r.init.height >= self.height);
         self.last_block_at = Instant::now();
         let _ = self.decided_tx.send(height);

@@ -16,7 +16,7 @@ use malachitebft_app_channel::{
     start_engine, ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, RequestContext,
     Signer, SyncContext, WalContext,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
@@ -25,6 +25,8 @@ use crate::bridge::{Bridge, BridgeParams};
 use crate::codec::LodeCodec;
 use crate::context::LodeContext;
 use crate::error::{ConsensusError, HaltReport};
+use crate::evidence::{DoubleVote, EVIDENCE_CHANNEL};
+use crate::peers::PeerKeys;
 use crate::signing::{LodeSigner, LodeVerifier};
 use crate::store::BlockStore;
 use crate::types::{BlockTime, Height, PrivateKey, PublicKey};
@@ -86,8 +88,12 @@ pub struct ConsensusConfig {
     pub timeouts: Timeouts,
     /// Directory of Malachite's write-ahead log.
     pub wal_dir: PathBuf,
-    /// The validator's consensus key (also the libp2p identity of the consensus swarm).
+    /// The validator's consensus key.
     pub signing_key: PrivateKey,
+    /// The node's network key: the libp2p identity (peer id) of the consensus swarm, which the consensus
+    /// key vouches for with Malachite's validator proof (see [`crate::peers`]). `None` runs the swarm under
+    /// the consensus key (homes made before node keys existed).
+    pub node_key: Option<PrivateKey>,
     /// Genesis validators: consensus public key and voting power.
     pub genesis_validators: Vec<(PublicKey, u64)>,
     /// Genesis time.
@@ -109,6 +115,7 @@ pub struct ConsensusConfig {
 /// A running consensus service.
 pub struct Handle {
     decided: watch::Receiver<Height>,
+    evidence: Option<mpsc::Receiver<DoubleVote>>,
     halted: watch::Receiver<Option<HaltReport>>,
     bridge: JoinHandle<Result<(), ConsensusError>>,
     engine: EngineHandle,
@@ -132,6 +139,11 @@ impl Handle {
     /// execute or commit a decided block. Consensus has stopped by then.
     pub fn halted(&self) -> watch::Receiver<Option<HaltReport>> {
         self.halted.clone()
+    }
+
+    /// The double-sign evidence the engine hands the node (see [`crate::evidence`]); `Some` once.
+    pub fn take_evidence(&mut self) -> Option<mpsc::Receiver<DoubleVote>> {
+        self.evidence.take()
     }
 
     /// Whether the bridge task has stopped (after a fatal error).
@@ -230,7 +242,8 @@ where
         .map(|a| multiaddr(*a))
         .collect::<Result<_, _>>()?;
 
-    let keypair = Keypair::ed25519_from_bytes(config.signing_key.to_seed())
+    let network_key = config.node_key.as_ref().unwrap_or(&config.signing_key);
+    let keypair = Keypair::ed25519_from_bytes(network_key.to_seed())
         .map_err(|e| ConsensusError::Config(format!("libp2p key: {e}")))?;
     let peer_id = keypair.public().to_peer_id();
     let proof = signer
@@ -248,6 +261,7 @@ where
         proof_bytes,
     );
 
+    let peer_keys = PeerKeys::new();
     std::fs::create_dir_all(&config.wal_dir)
         .map_err(|e| ConsensusError::Config(format!("wal dir: {e}")))?;
     // Malachite's swarm only logs a failed listen and runs on without a listener, so peers would see
@@ -265,7 +279,7 @@ where
         NetworkContext::new(identity, codec),
         ConsensusContext::new_validator(
             address,
-            Box::new(LodeVerifier::new(config.chain_id.clone())),
+            Box::new(LodeVerifier::new(config.chain_id.clone()).with_peer_keys(peer_keys.clone())),
             Box::new(signer.clone()),
         ),
         SyncContext::new(LodeCodec),
@@ -285,6 +299,7 @@ where
         max_clock_drift: config.max_clock_drift,
         empty_block_interval: config.empty_block_interval,
     };
+    let (evidence_tx, evidence_rx) = mpsc::channel(EVIDENCE_CHANNEL);
     let mut bridge = Bridge::new(
         abci,
         store,
@@ -293,7 +308,9 @@ where
         params,
         decided_tx,
         channels.network.clone(),
-    );
+    )
+    .with_peer_keys(peer_keys)
+    .with_evidence(evidence_tx);
     let moniker = config.moniker.clone();
     let (halted_tx, halted_rx) = watch::channel(None);
     let task = tokio::spawn(async move {
@@ -311,6 +328,7 @@ where
     });
     Ok(Handle {
         decided: decided_rx,
+        evidence: Some(evidence_rx),
         halted: halted_rx,
         bridge: task,
         engine,

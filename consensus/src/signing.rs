@@ -14,10 +14,12 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::context::LodeContext;
+use crate::peers::PeerKeys;
 use crate::types::{
     Address, BlockId, PartInit, PrivateKey, Proposal, PublicKey, Signature, ValidatorSet, Vote,
 };
 use lode_proto::consensus::v1 as pb;
+use malachitebft_app_channel::app::types::PeerId;
 
 /// Whether `sig` is a valid ZIP-215 signature of `msg` by `pk`.
 pub fn verify(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
@@ -207,6 +209,8 @@ impl Signer<LodeContext> for LodeSigner {
 #[derive(Clone, Debug)]
 pub struct LodeVerifier {
     chain_id: String,
+    /// Where a valid validator proof's peer-to-key binding is recorded (see [`crate::peers`]).
+    peers: Option<PeerKeys>,
 }
 
 impl LodeVerifier {
@@ -214,7 +218,14 @@ impl LodeVerifier {
     pub fn new(chain_id: impl Into<String>) -> Self {
         Self {
             chain_id: chain_id.into(),
+            peers: None,
         }
+    }
+
+    /// This verifier, recording the peer each valid validator proof names in `peers`.
+    pub fn with_peer_keys(mut self, peers: PeerKeys) -> Self {
+        self.peers = Some(peers);
+        self
     }
 
     /// Whether `sig` is `pk`'s signature of `vote`.
@@ -322,10 +333,14 @@ impl Verifier<LodeContext> for LodeVerifier {
         let Ok(pk) = <[u8; 32]>::try_from(proof.public_key.as_slice()) else {
             return Ok(VerificationResult::Invalid);
         };
-        Ok(VerificationResult::from_bool(verify(
-            &PublicKey(pk),
-            &proof.preimage(),
-            &proof.signature,
-        )))
+        let pk = PublicKey(pk);
+        let valid = verify(&pk, &proof.preimage(), &proof.signature);
+        // Malachite's network layer has checked that the proof names the peer that sent it.
+        if let (true, Some(peers)) = (valid, &self.peers) {
+            if let Ok(peer) = PeerId::from_bytes(&proof.peer_id) {
+                peers.record(peer, &pk);
+            }
+        }
+        Ok(VerificationResult::from_bool(valid))
     }
 }

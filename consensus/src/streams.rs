@@ -3,7 +3,8 @@
 //! A stream is `Init`, data chunks, a signed `Fin` part, then the stream's own end marker. Its id names
 //! the height, round and proposer ([`stream_id`]); the bridge admits a stream on its first part, whatever
 //! the order parts arrive in, only if the id parses, the proposer is the one of that height and round and
-//! the publisher is the proposer's own peer ([`peer_id_of`]). This buffer then holds each admitted stream
+//! the publisher is a peer the proposer's key vouched for ([`crate::peers`], or [`peer_id_of`] for a node
+//! without a node key). This buffer then holds each admitted stream
 //! to the block limits (parts, bytes, chunk size, one part per sequence number), keeps at most
 //! [`MAX_STREAMS_PER_PEER`] streams per publisher and [`MAX_STREAMS`] in all (evicting the offending
 //! publisher's oldest first), and strikes a publisher for every invalid stream: after [`MAX_STRIKES`] its
@@ -58,8 +59,9 @@ pub fn parse_stream_id(id: &StreamId) -> Option<StreamHeader> {
     })
 }
 
-/// The libp2p peer id of a validator: its consensus key is also the identity of its consensus swarm (see
-/// [`crate::service`]), so the peer id is the identity multihash of the protobuf-encoded ed25519 key.
+/// The libp2p peer id a consensus key gives when a node runs its consensus swarm under it (a node without a
+/// node key, see [`crate::service::ConsensusConfig::node_key`]): the identity multihash of the
+/// protobuf-encoded ed25519 key.
 pub fn peer_id_of(key: &PublicKey) -> Option<PeerId> {
     // Multihash: identity code 0x00, length 36; key protobuf: type Ed25519 (field 1 = 1), data (field 2,
     // 32 bytes).

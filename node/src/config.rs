@@ -32,6 +32,30 @@ pub struct Config {
     pub compute: ComputeConfig,
     /// The blob service (job data).
     pub blobs: BlobsConfig,
+    /// Reporting double signs this node sees.
+    pub evidence: EvidenceConfig,
+}
+
+/// `[evidence]`: double-sign evidence this node sees (two conflicting votes of one validator, verified by the
+/// consensus engine) is submitted to the chain as `MsgSubmitDoubleSign`, signed by a key of this home.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Submit the evidence this node sees.
+    pub report: bool,
+    /// The key in `<home>/keys/` that signs and pays for the evidence txs (its account needs the fee).
+    /// `lode testnet init` homes hold the validator's operator key, `operator`; `lode init` homes use
+    /// `dev0`. A missing key turns reporting off with a warning at start.
+    pub key: String,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self {
+            report: true,
+            key: "operator".to_owned(),
+        }
+    }
 }
 
 /// `[blobs]`: the blob service (job inputs and outputs, `lode blob`, `BlobService`).
@@ -357,6 +381,7 @@ impl Default for Config {
             app: AppConfig::default(),
             compute: ComputeConfig::default(),
             blobs: BlobsConfig::default(),
+            evidence: EvidenceConfig::default(),
         }
     }
 }

@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// File name of the node's p2p identity key in `keys/`.
+/// File name of the node's network key in `keys/`: the libp2p identity (peer id) of both swarms, vouched
+/// for by the validator key's proof on the consensus swarm. A home without one runs its swarms under the
+/// validator key (homes made before node keys).
 pub const NODE_KEY: &str = "node_key";
 /// File name of the validator's consensus key in `keys/`.
 pub const VALIDATOR_KEY: &str = "validator_key";

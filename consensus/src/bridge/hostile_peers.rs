@@ -810,3 +810,117 @@ async fn a_block_is_valid_only_with_a_signed_commit_of_more_than_two_thirds_of_t
         Err(BlockFault::LastCommitMismatch)
     ));
 }
+
+// ---- node keys: a proposer heard through the peer it proved ----
+
+#[tokio::test]
+async fn a_stream_is_admitted_from_the_peer_its_proposer_proved_and_from_no_other() {
+    let mut n = net().await;
+    let peers = PeerKeys::new();
+    n.bridge.peer_keys = peers.clone();
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    // The proposer's node runs its swarm under a node key of its own.
+    let node = peer(&PrivateKey::from_seed([200; 32]));
+    // Before its validator proof arrived, its stream is dropped at the first part.
+    for p in parts(&proposer, &block, 0) {
+        assert!(n.part(node, p).await.is_none());
+        assert_eq!(n.buffered(), 0);
+    }
+    // A peer that proved another key (a validator's own node) is no proposer's relay either.
+    let other = n
+        .keys
+        .iter()
+        .find(|k| k.public_key() != proposer.public_key())
+        .expect("another validator")
+        .clone();
+    let relay = peer(&PrivateKey::from_seed([201; 32]));
+    assert!(peers.record(relay, &other.public_key()));
+    for p in parts(&proposer, &block, 0) {
+        assert!(n.part(relay, p).await.is_none());
+        assert_eq!(n.buffered(), 0);
+    }
+    // Once the node's proof bound it to the proposer's key, the same stream completes.
+    assert!(peers.record(node, &proposer.public_key()));
+    let mut value = None;
+    for p in parts(&proposer, &block, 0) {
+        value = n.part(node, p).await;
+    }
+    let value = value.expect("the bound peer's stream completed");
+    assert_eq!(value.validity, Validity::Valid);
+    assert_eq!(value.value, block);
+}
+
+// ---- evidence: only verified conflicting votes reach the node ----
+
+fn signed_vote(
+    key: &PrivateKey,
+    value: Option<u8>,
+) -> malachitebft_core_types::SignedVote<LodeContext> {
+    let vote = crate::types::Vote {
+        vote_type: malachitebft_core_types::VoteType::Prevote,
+        height: Height(1),
+        round: Round::new(0),
+        value_id: value.map_or(malachitebft_core_types::NilOrVal::Nil, |b| {
+            malachitebft_core_types::NilOrVal::Val(BlockId([b; 32]))
+        }),
+        validator_address: Address::from_public_key(&key.public_key()),
+        extension: None,
+    };
+    LodeSigner::new(key.clone(), CHAIN).sign_vote_sync(vote)
+}
+
+#[tokio::test]
+async fn only_conflicting_votes_whose_signatures_verify_become_evidence() {
+    let mut n = net().await;
+    let (tx, mut rx) = mpsc::channel(crate::evidence::EVIDENCE_CHANNEL);
+    n.bridge.evidence = Some(tx);
+    let offender = n.keys[2].clone();
+    let forged_victim = n.keys[3].clone();
+    let mut votes = malachitebft_core_votekeeper::EvidenceMap::<LodeContext>::new();
+    // A real double sign.
+    votes.add(
+        signed_vote(&offender, Some(1)),
+        signed_vote(&offender, None),
+    );
+    // A vote "by" another validator whose signature is someone else's: never evidence.
+    let mut forged = signed_vote(&forged_victim, Some(2));
+    forged.signature = signed_vote(&offender, Some(2)).signature;
+    votes.add(signed_vote(&forged_victim, Some(3)), forged);
+    // A validator outside every set: nothing to check it against.
+    let stranger = PrivateKey::from_seed([99; 32]);
+    votes.add(
+        signed_vote(&stranger, Some(1)),
+        signed_vote(&stranger, Some(2)),
+    );
+    n.bridge.forward_evidence(&MisbehaviorEvidence {
+        proposals: Default::default(),
+        votes,
+    });
+    let pair = rx.try_recv().expect("the real double sign");
+    assert!(pair.conflicts());
+    assert_eq!(
+        pair.a.validator_address,
+        Address::from_public_key(&offender.public_key()).0
+    );
+    assert!(rx.try_recv().is_err(), "nothing else is evidence");
+}
+
+#[tokio::test]
+async fn a_full_evidence_channel_drops_pairs_and_never_waits() {
+    let mut n = net().await;
+    let (tx, mut rx) = mpsc::channel(1);
+    n.bridge.evidence = Some(tx);
+    let mut votes = malachitebft_core_votekeeper::EvidenceMap::<LodeContext>::new();
+    for k in &n.keys[1..] {
+        votes.add(signed_vote(k, Some(1)), signed_vote(k, Some(2)));
+    }
+    // Three pairs into a channel of one: returns at once, one pair delivered.
+    n.bridge.forward_evidence(&MisbehaviorEvidence {
+        proposals: Default::default(),
+        votes,
+    });
+    assert!(rx.try_recv().is_ok());
+    assert!(rx.try_recv().is_err());
+}

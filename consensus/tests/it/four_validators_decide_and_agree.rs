@@ -157,6 +157,9 @@ async fn four_validators_decide_several_heights_and_agree_despite_a_byzantine_pr
             },
             wal_dir: dir.path().join(format!("wal-{i}")),
             signing_key: key.clone(),
+            // Half the nodes run their swarm under a node key of their own, half under the consensus key
+            // (homes made before node keys): proposals cross either way.
+            node_key: (i % 2 == 0).then(|| PrivateKey::from_seed([i as u8 + 50; 32])),
             genesis_validators: genesis.clone(),
             genesis_time: BlockTime {
                 seconds: 1_700_000_000,

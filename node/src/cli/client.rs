@@ -375,6 +375,14 @@ pub(super) enum StakingQuery {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// The double-sign evidence that tombstoned a validator, if any: the offence (height, round, vote
+    /// type), when it was punished, what was slashed and who submitted it.
+    DoubleSign {
+        /// The validator's operator address.
+        operator: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }
 
 fn proposal_status(s: Option<&str>) -> eyre::Result<govpb::ProposalStatus> {
@@ -790,6 +798,14 @@ fn staking_ask(s: &StakingQuery) -> eyre::Result<Ask<'_>> {
                 operator: operator.clone(),
             }),
             show::<stpb::SigningInfoResponse>,
+        ),
+        StakingQuery::DoubleSign { operator, node } => (
+            node,
+            "/evidence/double_sign",
+            enc(&stpb::DoubleSignRequest {
+                operator: operator.clone(),
+            }),
+            show::<stpb::DoubleSignResponse>,
         ),
     })
 }

@@ -73,10 +73,12 @@ pub(super) fn run(args: &InitArgs) -> eyre::Result<()> {
     if !issues.is_empty() {
         return Err(lode_genesis::GenesisError::Invalid(issues).into());
     }
-    let config = Config {
+    let mut config = Config {
         moniker: args.moniker.clone(),
         ..Config::default()
     };
+    // The dev account is this home's operator: it signs the evidence txs the node submits.
+    config.evidence.key = DEV_KEY.to_owned();
 
     keys::create_keys_dir(&home.keys_dir())?;
     for key in [&node_key, &validator_key, &dev_key] {

@@ -24,6 +24,7 @@ use crate::{
     keys::KeyFile,
     services::{
         block_store::RocksBlockStore,
+        evidence::Reporter,
         gossip::{self, GossipConfig},
         grpc::{self, ApiGuards, NodeApi},
         in_process::AppAbci,
@@ -43,7 +44,19 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     let genesis = Genesis::load(home.genesis_path())?;
     let init = genesis.init_chain_request()?;
     let validator_key = KeyFile::load(&home.key_path(VALIDATOR_KEY))?;
-    let node_key = KeyFile::load(&home.key_path(NODE_KEY))?;
+    // The node key is the node's network identity (both swarms' peer id). A home made before node keys
+    // existed runs its networks under the validator key, as it always did.
+    let node_key_path = home.key_path(NODE_KEY);
+    let node_key = if node_key_path.exists() {
+        Some(KeyFile::load(&node_key_path)?)
+    } else {
+        tracing::warn!(
+            path = %node_key_path.display(),
+            "no node key: the networks run under the validator key (create one with `lode keys add node_key`)"
+        );
+        None
+    };
+    let network_key = node_key.as_ref().unwrap_or(&validator_key).signing_key()?;
 
     let mut genesis_validators = Vec::with_capacity(genesis.validators.len());
     for v in &genesis.validators {
@@ -65,6 +78,9 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         },
         wal_dir: home.root().join("wal"),
         signing_key: PrivateKey::from_seed(validator_key.signing_key()?.to_bytes()),
+        node_key: node_key
+            .as_ref()
+            .map(|_| PrivateKey::from_seed(network_key.to_bytes())),
         genesis_validators,
         genesis_time: BlockTime {
             seconds: t.unix_timestamp(),
@@ -102,7 +118,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     ));
     let blocks = RocksBlockStore::new(app.clone());
     // Spawned from inside the consensus runtime, every consensus task lives there.
-    let handle = consensus_runtime
+    let mut handle = consensus_runtime
         .block_on(lode_consensus::run(
             consensus_config,
             Arc::new(AppAbci::new(app.clone(), mempool.clone())),
@@ -111,6 +127,8 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         ))
         .wrap_err("cannot start consensus")?;
     let decided = handle.decided();
+    let reporter = evidence_reporter(&home, &config.evidence, &app, &mempool, &genesis.chain_id)?;
+    let evidence = handle.take_evidence();
     let finished = || handle.is_finished();
     let mut halted = handle.halted();
     let halt_report = handle.halted();
@@ -131,12 +149,15 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
                 max_message_bytes: config.mempool.max_tx_bytes + 1024,
                 max_peers: config.p2p.gossip_max_peers,
             },
-            node_key.signing_key()?.to_bytes(),
+            network_key.to_bytes(),
             mempool.clone(),
             store.clone(),
         )
         .wrap_err("cannot start mempool gossip")?;
         let peers = gossip.peers;
+        if let (Some(reporter), Some(evidence)) = (reporter, evidence) {
+            tokio::spawn(reporter.run(evidence, decided.clone()));
+        }
         let blobs = store.map(|s| Blobs::new(s, genesis.chain_id.clone(), Some(gossip.blob_fetcher)));
         let listener = grpc::bind(config.grpc.listen)
             .await
@@ -152,9 +173,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             moniker: config.moniker.clone(),
             results_cache: Default::default(),
             guards: ApiGuards::new(config.grpc.limits()),
-            node_id: libp2p::identity::Keypair::ed25519_from_bytes(
-                node_key.signing_key()?.to_bytes(),
-            )?
+            node_id: libp2p::identity::Keypair::ed25519_from_bytes(network_key.to_bytes())?
             .public()
             .to_peer_id()
             .to_string(),
@@ -257,6 +276,36 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
     ensure!(!served?, "consensus stopped; see the log above");
     info!("lode start exited cleanly");
     Ok(())
+}
+
+/// The evidence reporter of this home (see [`crate::services::evidence`]), or `None` when reporting is off
+/// or its key is missing.
+fn evidence_reporter(
+    home: &crate::home::Home,
+    config: &crate::config::EvidenceConfig,
+    app: &LodeApp,
+    mempool: &Arc<Mempool>,
+    chain_id: &str,
+) -> eyre::Result<Option<Reporter>> {
+    if !config.report {
+        info!("double-sign evidence reporting is off ([evidence] report = false)");
+        return Ok(None);
+    }
+    let path = home.key_path(&config.key);
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "no evidence key: double signs this node sees are not reported ([evidence] key)");
+        return Ok(None);
+    }
+    let key = KeyFile::load(&path)?;
+    let submitter = lode_state::address::parse_address(&key.address)
+        .map_err(|e| eyre!("{}: {e}", path.display()))?;
+    Ok(Some(Reporter::new(
+        app.clone(),
+        mempool.clone(),
+        key.signing_key()?,
+        submitter,
+        chain_id.to_owned(),
+    )))
 }
 
 /// Blocking threads of the services runtime (CheckTx of clients' and peers' txs, store reads for queries):

@@ -845,6 +845,7 @@ module_queries!(StakingQueryService {
     power(stpb::PowerRequest) -> stpb::PowerResponse = "/staking/power";
     link(stpb::LinkRequest) -> stpb::LinkResponse = "/staking/link";
     signing_info(stpb::SigningInfoRequest) -> stpb::SigningInfoResponse = "/staking/signing_info";
+    double_sign(stpb::DoubleSignRequest) -> stpb::DoubleSignResponse = "/evidence/double_sign";
 });
 
 module_queries!(ParamsService {

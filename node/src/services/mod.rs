@@ -5,6 +5,7 @@ pub mod blob_exchange;
 pub mod block_store;
 pub mod chain;
 pub mod events;
+pub mod evidence;
 pub mod explorer;
 pub mod gossip;
 pub mod grpc;

@@ -101,6 +101,7 @@ pub fn four_validators(
                 },
                 wal_dir: dir.join(format!("wal-{i}")),
                 signing_key: key.clone(),
+                node_key: None,
                 genesis_validators: genesis.clone(),
                 genesis_time: BlockTime {
                     seconds: 1_700_000_000,

@@ -69,6 +69,21 @@ pub(crate) enum StakingTx {
         #[arg(long)]
         provider: String,
     },
+    /// Submit evidence that a validator signed two conflicting votes (one height, round and vote type, two
+    /// values). Each vote file holds one signed vote: JSON with the fields of `lode.staking.v1.SignedVote`
+    /// (`vote_type` 0 = prevote or 1 = precommit, `height`, `round`, `value_id` as hex, empty for nil,
+    /// `validator_address` and `signature` as hex), or the vote's protobuf bytes. The signer pays the fee;
+    /// the validator is slashed, tombstoned and removed from the set.
+    SubmitDoubleSign {
+        #[command(flatten)]
+        opts: TxOpts,
+        /// The first vote's file.
+        #[arg(long)]
+        vote_a: std::path::PathBuf,
+        /// The conflicting vote's file.
+        #[arg(long)]
+        vote_b: std::path::PathBuf,
+    },
     /// Let the signer's validator, jailed for downtime, back into the set (from its `jailed_until` height
     /// on; `lode query staking signing-info` shows it).
     Unjail {
@@ -85,6 +100,7 @@ impl MsgCommand for StakingTx {
             | StakingTx::Undelegate { opts, .. }
             | StakingTx::LinkProvider { opts, .. }
             | StakingTx::UnlinkProvider { opts, .. }
+            | StakingTx::SubmitDoubleSign { opts, .. }
             | StakingTx::Unjail { opts } => opts,
         }
     }
@@ -194,8 +210,76 @@ impl StakingTx {
                 opts,
             ),
             StakingTx::Unjail { opts } => (msg(Sum::Unjail(stpb::MsgUnjail { operator: s })), opts),
+            StakingTx::SubmitDoubleSign {
+                opts,
+                vote_a,
+                vote_b,
+            } => (
+                msg(Sum::SubmitDoubleSign(stpb::MsgSubmitDoubleSign {
+                    submitter: s,
+                    vote_a: Some(read_vote(vote_a)?),
+                    vote_b: Some(read_vote(vote_b)?),
+                })),
+                opts,
+            ),
         })
     }
+}
+
+/// Largest vote file read (a vote is about 150 bytes in either form).
+const MAX_VOTE_FILE: u64 = 64 * 1024;
+
+/// A signed vote in JSON (see [`StakingTx::SubmitDoubleSign`]).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoteJson {
+    vote_type: u32,
+    height: u64,
+    round: i64,
+    #[serde(default)]
+    value_id: String,
+    validator_address: String,
+    signature: String,
+}
+
+/// Reads one signed vote from `path`: JSON, or else the protobuf bytes of `lode.staking.v1.SignedVote`.
+/// Its shape (sizes, vote type) is checked when the message is built, as the chain checks it.
+fn read_vote(path: &std::path::Path) -> eyre::Result<stpb::SignedVote> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(|e| eyre!("cannot open {}: {e}", path.display()))?
+        .take(MAX_VOTE_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_VOTE_FILE {
+        return Err(eyre!(
+            "{} is larger than a vote file can be ({MAX_VOTE_FILE} bytes)",
+            path.display()
+        ));
+    }
+    parse_vote(&bytes).map_err(|e| eyre!("{}: {e}", path.display()))
+}
+
+fn parse_vote(bytes: &[u8]) -> eyre::Result<stpb::SignedVote> {
+    let hex_field = |name: &str, s: &str| {
+        hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|e| eyre!("{name} is not hex: {e}"))
+    };
+    let text = std::str::from_utf8(bytes).ok().map(str::trim_start);
+    if let Some(text) = text.filter(|t| t.starts_with('{')) {
+        let v: VoteJson =
+            serde_json::from_str(text).map_err(|e| eyre!("not a vote in JSON: {e}"))?;
+        return Ok(stpb::SignedVote {
+            vote_type: v.vote_type,
+            height: v.height,
+            round: v.round,
+            value_id: hex_field("value_id", &v.value_id)?,
+            validator_address: hex_field("validator_address", &v.validator_address)?,
+            signature: hex_field("signature", &v.signature)?,
+        });
+    }
+    use prost::Message;
+    stpb::SignedVote::decode(bytes)
+        .map_err(|e| eyre!("neither JSON nor a protobuf SignedVote: {e}"))
 }
 
 /// Signs the provider's consent with its key: the chain id and (unless given) the provider's link nonce
@@ -252,4 +336,44 @@ fn sign_consent(
         signing.sign(&bytes).to_bytes().to_vec(),
         nonce,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn a_vote_file_is_json_or_protobuf_and_both_give_the_same_vote() {
+        let vote = stpb::SignedVote {
+            vote_type: 1,
+            height: 12,
+            round: 0,
+            value_id: vec![0xab; 32],
+            validator_address: vec![7; 20],
+            signature: vec![9; 64],
+        };
+        let json = format!(
+            r#"{{"vote_type":1,"height":12,"round":0,"value_id":"{}","validator_address":"{}","signature":"0x{}"}}"#,
+            hex::encode([0xab; 32]),
+            hex::encode([7; 20]),
+            hex::encode([9; 64])
+        );
+        assert_eq!(parse_vote(json.as_bytes()).expect("json"), vote);
+        assert_eq!(parse_vote(&vote.encode_to_vec()).expect("proto"), vote);
+        // Nil: value_id empty or left out.
+        let nil =
+            r#"{"vote_type":0,"height":1,"round":2,"validator_address":"00","signature":"00"}"#;
+        assert!(parse_vote(nil.as_bytes()).expect("nil").value_id.is_empty());
+        // Not hex, unknown fields, garbage: clear errors, no panic.
+        assert!(parse_vote(
+            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"zz","signature":""}"#
+        )
+        .is_err());
+        assert!(parse_vote(
+            br#"{"vote_type":0,"height":1,"round":0,"validator_address":"","signature":"","x":1}"#
+        )
+        .is_err());
+        assert!(parse_vote(&[0xff, 0xff, 0xff]).is_err());
+    }
 }
