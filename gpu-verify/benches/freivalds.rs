@@ -174,7 +174,13 @@ fn tiles(c: &lode_gpu_verify::MatrixI32, t: usize) -> Vec<u8> {
 
 /// Rows from tile bytes, as `lode_node::blobs::layout::c_from_bytes_with` does: `each(row, elements)`
 /// on every row once its band of tiles is complete.
-fn detile(bytes: &[u8], m: usize, n: usize, t: usize, mut each: impl FnMut(usize, &[i32])) -> Vec<i32> {
+fn detile(
+    bytes: &[u8],
+    m: usize,
+    n: usize,
+    t: usize,
+    mut each: impl FnMut(usize, &[i32]),
+) -> Vec<i32> {
     let mut data = vec![0i32; m * n];
     let mut words = bytes
         .chunks_exact(4)

@@ -411,7 +411,12 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn dot_i32_x2_body(x: &[i32], lo: [&[i32]; 2], hi: [&[i32]; 2], body: usize) -> [u64; 2] {
+    unsafe fn dot_i32_x2_body(
+        x: &[i32],
+        lo: [&[i32]; 2],
+        hi: [&[i32]; 2],
+        body: usize,
+    ) -> [u64; 2] {
         let xp = x.as_ptr();
         let (lp, hp) = (lo.map(<[i32]>::as_ptr), hi.map(<[i32]>::as_ptr));
         let mut even = [_mm256_setzero_si256(); 2];
@@ -429,10 +434,8 @@ mod avx2 {
                     let lv = _mm256_loadu_si256(lp[t].add(j).cast());
                     let hv = _mm256_loadu_si256(hp[t].add(j).cast());
                     even[t] = _mm256_add_epi64(even[t], _mm256_mul_epi32(xv, lv));
-                    odd[t] = _mm256_add_epi64(
-                        odd[t],
-                        _mm256_mul_epi32(xo, _mm256_srli_epi64(lv, 32)),
-                    );
+                    odd[t] =
+                        _mm256_add_epi64(odd[t], _mm256_mul_epi32(xo, _mm256_srli_epi64(lv, 32)));
                     high[t] = _mm256_add_epi32(high[t], _mm256_mullo_epi32(xv, hv));
                 }
             }
@@ -773,21 +776,37 @@ mod tests {
                 .collect();
             let v = TrialVector::new(r.clone());
             assert_eq!(dot_i8(&x8, v.all()), dot_plain(&x8, &r), "i8, length {len}");
-            assert_eq!(dot_i32(&x32, v.all()), dot_plain(&x32, &r), "i32, length {len}");
+            assert_eq!(
+                dot_i32(&x32, v.all()),
+                dot_plain(&x32, &r),
+                "i32, length {len}"
+            );
             // The two-trial kernels, against a second vector (r reversed).
             let r2: Vec<u64> = r.iter().rev().copied().collect();
             let v2 = TrialVector::new(r2.clone());
             let want8 = [dot_plain(&x8, &r), dot_plain(&x8, &r2)];
             let want32 = [dot_plain(&x32, &r), dot_plain(&x32, &r2)];
-            assert_eq!(dot_i8_x2(&x8, [v.all(), v2.all()]), want8, "i8 pair, length {len}");
-            assert_eq!(dot_i32_x2(&x32, [v.all(), v2.all()]), want32, "i32 pair, length {len}");
+            assert_eq!(
+                dot_i8_x2(&x8, [v.all(), v2.all()]),
+                want8,
+                "i8 pair, length {len}"
+            );
+            assert_eq!(
+                dot_i32_x2(&x32, [v.all(), v2.all()]),
+                want32,
+                "i32 pair, length {len}"
+            );
             // Three trials (a pair and a single), added in two parts at their offsets.
             let three = [v.clone(), v2.clone(), v.clone()];
             let mut out = [0u64; 3];
             let half = len / 2;
             add_dots(&x32[..half], 0, &three, &mut out, dot_i32, dot_i32_x2);
             add_dots(&x32[half..], half, &three, &mut out, dot_i32, dot_i32_x2);
-            assert_eq!(out, [want32[0], want32[1], want32[0]], "i32 parts, length {len}");
+            assert_eq!(
+                out,
+                [want32[0], want32[1], want32[0]],
+                "i32 parts, length {len}"
+            );
             // All entries at one extreme, where i32 lanes are closest to overflowing.
             for e in [-128i8, 127] {
                 let x = vec![e; len];
@@ -830,7 +849,9 @@ mod tests {
         let (m, k, n, tile) = (37, 50, 45, 8);
         let mut s = 7u64;
         let mut next = move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 56) as i8
         };
         let a = MatrixI8::from_fn(m, k, |_, _| next()).expect("a");
@@ -847,7 +868,8 @@ mod tests {
                 for tj in (0..n.div_ceil(tile)).rev() {
                     for row in ti * tile..((ti + 1) * tile).min(m) {
                         let (c0, c1) = (tj * tile, ((tj + 1) * tile).min(n));
-                        p.add(row, c0, &c.data()[row * n + c0..row * n + c1]).expect("add");
+                        p.add(row, c0, &c.data()[row * n + c0..row * n + c1])
+                            .expect("add");
                     }
                 }
             }

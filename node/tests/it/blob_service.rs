@@ -767,7 +767,8 @@ async fn stalled_streams_and_full_transfer_slots_hold_nothing_and_the_node_answe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_get_reader_that_stops_and_a_put_that_sends_only_its_header_are_cut_off_and_free_the_slot() {
+async fn a_get_reader_that_stops_and_a_put_that_sends_only_its_header_are_cut_off_and_free_the_slot(
+) {
     let node = SingleNode::start(|c| {
         c.blobs.max_concurrent_transfers = 1;
         // Long enough that the slot is seen taken below on a loaded machine, short enough for a test.
@@ -794,7 +795,10 @@ async fn a_get_reader_that_stops_and_a_put_that_sends_only_its_header_are_cut_of
                     }
                     Err(e) => {
                         assert_eq!(code_of(&e), Some(Code::ResourceExhausted), "{e:#}");
-                        assert!(t0.elapsed() < Duration::from_secs(30), "{what} kept the slot");
+                        assert!(
+                            t0.elapsed() < Duration::from_secs(30),
+                            "{what} kept the slot"
+                        );
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
@@ -820,7 +824,10 @@ async fn a_get_reader_that_stops_and_a_put_that_sends_only_its_header_are_cut_of
         Some(pb::get_response::Part::Header(_))
     ));
     let mut third = client(&node.url).await;
-    let err = third.get_raw(&rbig, 0, 1).await.expect_err("the slot is taken");
+    let err = third
+        .get_raw(&rbig, 0, 1)
+        .await
+        .expect_err("the slot is taken");
     assert_eq!(code_of(&err), Some(Code::ResourceExhausted), "{err:#}");
     slot_freed("a get whose client stopped reading").await;
     let mut got = 0usize;

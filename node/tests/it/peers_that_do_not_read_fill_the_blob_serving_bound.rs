@@ -11,6 +11,7 @@ use futures::StreamExt;
 use libp2p::request_response::{self, Codec, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol};
+use lode_gpu_verify::MatrixI8;
 use lode_node::blobs::client::BlobClient;
 use lode_node::blobs::layout;
 use lode_node::config::Config;
@@ -19,7 +20,6 @@ use lode_node::services::blob_exchange::{BlobCodec, MAX_RANGE_BYTES, MAX_SERVING
 use lode_node::services::grpc::pb::{
     self, peer_blob_request, peer_blob_response, PeerBlobRequest, PeerBlobResponse,
 };
-use lode_gpu_verify::MatrixI8;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::support::SingleNode;
@@ -39,7 +39,11 @@ impl Codec for SlowReader {
     type Request = PeerBlobRequest;
     type Response = PeerBlobResponse;
 
-    async fn read_request<T>(&mut self, p: &StreamProtocol, io: &mut T) -> std::io::Result<PeerBlobRequest>
+    async fn read_request<T>(
+        &mut self,
+        p: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<PeerBlobRequest>
     where
         T: futures::AsyncRead + Unpin + Send,
     {
@@ -233,7 +237,10 @@ async fn probe_until(
         if want(&r) {
             return r;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "{what}: last answer {r:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{what}: last answer {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -254,7 +261,8 @@ async fn fill(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_that_do_not_read_hold_at_most_the_serving_bound_and_free_it_when_they_read_or_leave() {
+async fn peers_that_do_not_read_hold_at_most_the_serving_bound_and_free_it_when_they_read_or_leave()
+{
     let node = SingleNode::start(|_| {}).await;
     let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
     // A blob of exactly one full range (4 MiB).
@@ -279,7 +287,13 @@ async fn peers_that_do_not_read_hold_at_most_the_serving_bound_and_free_it_when_
     // so the node answers anyone else `busy` at once, ranges included, and serves no more bytes.
     let slow = Peer::connect(addr.clone(), true).await;
     let pending = fill(&slow, root).await;
-    probe_until(&probe, root, "the node never reached its serving bound", is_busy).await;
+    probe_until(
+        &probe,
+        root,
+        "the node never reached its serving bound",
+        is_busy,
+    )
+    .await;
     for _ in 0..3 {
         assert!(is_busy(&probe.ask(range(root)).await));
         assert!(is_busy(&probe.ask(stat(root)).await));
@@ -298,11 +312,17 @@ async fn peers_that_do_not_read_hold_at_most_the_serving_bound_and_free_it_when_
             other => panic!("expected a chunk, got {other:?}"),
         }
     }
-    let r = probe_until(&probe, root, "slots not freed after the answers were read", |r| {
-        !is_busy(r)
-    })
+    let r = probe_until(
+        &probe,
+        root,
+        "slots not freed after the answers were read",
+        |r| !is_busy(r),
+    )
     .await;
-    assert!(matches!(r.kind, Some(peer_blob_response::Kind::Header(_))), "{r:?}");
+    assert!(
+        matches!(r.kind, Some(peer_blob_response::Kind::Header(_))),
+        "{r:?}"
+    );
     match probe.ask(range(root)).await.kind {
         Some(peer_blob_response::Kind::Chunk(c)) => assert!(c == bytes),
         other => panic!("expected a chunk, got {other:?}"),
@@ -312,9 +332,21 @@ async fn peers_that_do_not_read_hold_at_most_the_serving_bound_and_free_it_when_
     // connection, not held until the node's range timeout.
     let gone = Peer::connect(addr, true).await;
     let pending = fill(&gone, root).await;
-    probe_until(&probe, root, "the second filler never filled the bound", is_busy).await;
+    probe_until(
+        &probe,
+        root,
+        "the second filler never filled the bound",
+        is_busy,
+    )
+    .await;
     drop(pending);
     drop(gone);
-    let r = probe_until(&probe, root, "a departed peer kept its slots", |r| !is_busy(r)).await;
-    assert!(matches!(r.kind, Some(peer_blob_response::Kind::Header(_))), "{r:?}");
+    let r = probe_until(&probe, root, "a departed peer kept its slots", |r| {
+        !is_busy(r)
+    })
+    .await;
+    assert!(
+        matches!(r.kind, Some(peer_blob_response::Kind::Header(_))),
+        "{r:?}"
+    );
 }
