@@ -92,7 +92,7 @@ fn ratio() {
     let (mut plain, mut with, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     let cpu = |f: &mut (dyn FnMut() + Send)| {
         let c0 = pool.install(thread_cpu_time);
-        pool.install(|| f());
+        pool.install(&mut *f);
         c0.zip(pool.install(thread_cpu_time)).map(|(x, y)| y - x)
     };
     for _ in 0..rounds {
