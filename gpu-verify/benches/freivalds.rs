@@ -89,31 +89,115 @@ fn ratio() {
         .build()
         .expect("pool");
     let (mut prods, mut checks) = (Vec::new(), Vec::new());
+    let (mut plain, mut with, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    let cpu = |f: &mut (dyn FnMut() + Send)| {
+        let c0 = pool.install(thread_cpu_time);
+        pool.install(&mut *f);
+        c0.zip(pool.install(thread_cpu_time)).map(|(x, y)| y - x)
+    };
     for _ in 0..rounds {
         let c0 = thread_cpu_time();
         let prod = gemm.gemm(&a, &b).expect("gemm");
         prods.extend(c0.zip(thread_cpu_time()).map(|(x, y)| y - x));
         let c = &prod;
+        // C as `lode job result` receives it: tiles of TILE, converted to rows (`c_from_bytes`).
+        let blob = tiles(c, TILE);
         for _ in 0..5 {
-            let c0 = pool.install(thread_cpu_time);
-            let r = pool.install(|| freivalds::check(&a, &b, c, &[7; 32], TRIALS).expect("check"));
-            assert!(r.accepted());
-            checks.extend(c0.zip(pool.install(thread_cpu_time)).map(|(x, y)| y - x));
+            checks.extend(cpu(&mut || {
+                let r = freivalds::check(&a, &b, c, &[7; 32], TRIALS).expect("check");
+                assert!(r.accepted());
+            }));
+            // The consumer's path: C·r taken while each band of rows is converted, then A·(B·r).
+            plain.extend(cpu(&mut || {
+                assert_eq!(&detile(&blob, n, n, TILE, |_, _| {}), c.data());
+            }));
+            let mut p = freivalds::CProducts::new(n, n, &[7; 32], TRIALS).expect("products");
+            with.extend(cpu(&mut || {
+                let back = detile(&blob, n, n, TILE, |row, e| p.add(row, 0, e).expect("add"));
+                assert_eq!(&back, c.data());
+            }));
+            rest.extend(cpu(&mut || {
+                let r = freivalds::check_products(&a, &b, &p).expect("check");
+                assert!(r.accepted());
+            }));
         }
     }
-    if prods.is_empty() {
+    if prods.is_empty() || plain.is_empty() {
         println!("RATIO n={n}: thread CPU time not available");
         return;
     }
     let (p, c) = (median(prods), median(checks));
+    let (plain, with, rest) = (median(plain), median(with), median(rest));
+    let extra = with.saturating_sub(plain);
+    let total = extra + rest;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "RATIO n={n}: thread CPU time, one thread each: product ({}) {:.3} s, Freivalds ({TRIALS} trials) \
          {:.1} ms: 1/{:.0}",
         gemm.kernel().name(),
         p.as_secs_f64(),
-        c.as_secs_f64() * 1e3,
+        ms(c),
         p.as_secs_f64() / c.as_secs_f64()
     );
+    println!(
+        "RATIO n={n}, the consumer's path (C·r while C is converted from tiles of {TILE}): conversion \
+         {:.1} ms alone, {:.1} ms with C·r (+{:.1} ms), then A·(B·r) {:.1} ms: Freivalds {:.1} ms, 1/{:.0} \
+         of the product",
+        ms(plain),
+        ms(with),
+        ms(extra),
+        ms(rest),
+        ms(total),
+        p.as_secs_f64() / total.as_secs_f64()
+    );
+}
+
+/// The tile side of the consumer's path (the chain's default `max_tile`).
+const TILE: usize = 4;
+
+/// C's blob bytes: `t`×`t` tiles in index order, each row-major, elements little-endian (as the node
+/// stores C).
+fn tiles(c: &lode_gpu_verify::MatrixI32, t: usize) -> Vec<u8> {
+    let (m, n) = (c.rows(), c.cols());
+    let mut out = Vec::with_capacity(m * n * 4);
+    for r0 in (0..m).step_by(t) {
+        for c0 in (0..n).step_by(t) {
+            for row in r0..(r0 + t).min(m) {
+                for x in &c.data()[row * n + c0..row * n + (c0 + t).min(n)] {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rows from tile bytes, as `lode_node::blobs::layout::c_from_bytes_with` does: `each(row, elements)`
+/// on every row once its band of tiles is complete.
+fn detile(
+    bytes: &[u8],
+    m: usize,
+    n: usize,
+    t: usize,
+    mut each: impl FnMut(usize, &[i32]),
+) -> Vec<i32> {
+    let mut data = vec![0i32; m * n];
+    let mut words = bytes
+        .chunks_exact(4)
+        .map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    for r0 in (0..m).step_by(t) {
+        for c0 in (0..n).step_by(t) {
+            for row in r0..(r0 + t).min(m) {
+                for dst in &mut data[row * n + c0..row * n + (c0 + t).min(n)] {
+                    *dst = words.next().expect("bytes");
+                }
+            }
+        }
+        for row in r0..(r0 + t).min(m) {
+            each(row, &data[row * n..(row + 1) * n]);
+        }
+    }
+    data
 }
 
 criterion_group!(benches, bench);

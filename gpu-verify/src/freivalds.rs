@@ -34,6 +34,10 @@
 //! * i32 rows (C): `r = 2³²·h + l` with `l` signed: `x·r ≡ x·l + 2³²·(x·h mod 2³²)`, the
 //!   first an exact signed 32×32→64 product (`vpmuldq`), the second a `vpmulld`.
 //!
+//! Trials run in pairs through two-trial kernels (each vector of a row loaded and widened once for
+//! both). C, the largest input, need not be read by the check at all: [`CProducts`] takes `C·r` from
+//! parts of its rows as they arrive (a download being converted), and [`check_products`] finishes.
+//!
 //! Without AVX2 the plain wrapping `u64` sum is used; tests hold every path to it. Rows are
 //! spread over rayon's pool; every row's result is exact, so the report does not depend on
 //! scheduling.
@@ -86,6 +90,7 @@ pub fn random_vector(seed: &[u8; 32], trial: u32, n: usize) -> Vec<u64> {
 }
 
 /// One trial's vector in the forms the dot products use.
+#[derive(Clone)]
 struct TrialVector {
     /// The elements of `Z/2⁶⁴`.
     r: Vec<u64>,
@@ -117,6 +122,34 @@ impl TrialVector {
     }
 }
 
+/// Elements `[from, from + len)` of a [`TrialVector`], in every form (what the kernels read).
+#[derive(Clone, Copy)]
+struct View<'a> {
+    r: &'a [u64],
+    lo: &'a [i32],
+    hi: &'a [i32],
+    digits: [&'a [i16]; 4],
+}
+
+impl TrialVector {
+    /// The whole vector.
+    #[cfg(test)]
+    fn all(&self) -> View<'_> {
+        self.view(0, self.r.len())
+    }
+
+    /// Elements `[from, from + len)`; the caller keeps them in bounds.
+    fn view(&self, from: usize, len: usize) -> View<'_> {
+        let at = from..from + len;
+        View {
+            r: &self.r[at.clone()],
+            lo: &self.lo[at.clone()],
+            hi: &self.hi[at.clone()],
+            digits: self.digits.each_ref().map(|d| &d[at.clone()]),
+        }
+    }
+}
+
 /// `Σ xⱼ·rⱼ mod 2⁶⁴`, x sign-extended: the definition every fast path must match.
 #[inline(always)]
 fn dot_plain<X: Copy + Into<i32>>(x: &[X], r: &[u64]) -> u64 {
@@ -126,21 +159,62 @@ fn dot_plain<X: Copy + Into<i32>>(x: &[X], r: &[u64]) -> u64 {
 }
 
 /// `x·r mod 2⁶⁴` for an i8 row.
-fn dot_i8(x: &[i8], v: &TrialVector) -> u64 {
+fn dot_i8(x: &[i8], v: View<'_>) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if crate::gemm::x86_has_avx2() {
         return avx2::dot_i8(x, v);
     }
-    dot_plain(x, &v.r)
+    dot_plain(x, v.r)
 }
 
 /// `x·r mod 2⁶⁴` for an i32 row.
-fn dot_i32(x: &[i32], v: &TrialVector) -> u64 {
+fn dot_i32(x: &[i32], v: View<'_>) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if crate::gemm::x86_has_avx2() {
         return avx2::dot_i32(x, v);
     }
-    dot_plain(x, &v.r)
+    dot_plain(x, v.r)
+}
+
+/// `[x·r₀, x·r₁] mod 2⁶⁴` for an i8 row and two trials: one read of `x` for both.
+fn dot_i8_x2(x: &[i8], v: [View<'_>; 2]) -> [u64; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::x86_has_avx2() {
+        return avx2::dot_i8_x2(x, v);
+    }
+    [dot_plain(x, v[0].r), dot_plain(x, v[1].r)]
+}
+
+/// `[x·r₀, x·r₁] mod 2⁶⁴` for an i32 row and two trials: one read of `x` for both.
+fn dot_i32_x2(x: &[i32], v: [View<'_>; 2]) -> [u64; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::x86_has_avx2() {
+        return avx2::dot_i32_x2(x, v);
+    }
+    [dot_plain(x, v[0].r), dot_plain(x, v[1].r)]
+}
+
+/// `x·r` for elements `[from, from + x.len())` of every trial vector in `vs`, added to `out` (mod 2⁶⁴);
+/// trials taken in pairs (one read of `x` per pair).
+fn add_dots<X>(
+    x: &[X],
+    from: usize,
+    vs: &[TrialVector],
+    out: &mut [u64],
+    one: fn(&[X], View<'_>) -> u64,
+    two: fn(&[X], [View<'_>; 2]) -> [u64; 2],
+) {
+    let len = x.len();
+    let mut pairs = vs.chunks_exact(2);
+    let mut outs = out.chunks_exact_mut(2);
+    for (v, o) in (&mut pairs).zip(&mut outs) {
+        let d = two(x, [v[0].view(from, len), v[1].view(from, len)]);
+        o[0] = o[0].wrapping_add(d[0]);
+        o[1] = o[1].wrapping_add(d[1]);
+    }
+    for (v, o) in pairs.remainder().iter().zip(outs.into_remainder()) {
+        *o = o.wrapping_add(one(x, v.view(from, len)));
+    }
 }
 
 /// AVX2 dot products in `Z/2⁶⁴`, exact by construction (see each function).
@@ -149,7 +223,7 @@ fn dot_i32(x: &[i32], v: &TrialVector) -> u64 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{dot_plain, TrialVector};
+    use super::{dot_plain, View};
 
     /// Elements per i32 accumulation block of the i8 kernel: 128 steps of 16, each adding
     /// at most `2·128·2¹⁵ = 2²³` to a lane, so a lane stays below 2³⁰.
@@ -163,18 +237,18 @@ mod avx2 {
     /// must be exact (they are needed mod 2⁶⁴ and 2⁴⁸): their i32 lanes are widened to
     /// i64 after every block. `S₂` and `S₃` are needed only mod 2³² and 2¹⁶, which
     /// wrapping i32 lanes give.
-    pub(super) fn dot_i8(x: &[i8], v: &TrialVector) -> u64 {
+    pub(super) fn dot_i8(x: &[i8], v: View<'_>) -> u64 {
         let n = x.len();
         assert!(v.r.len() >= n && v.digits.iter().all(|d| d.len() >= n));
         let body = n - n % 16;
         // SAFETY: AVX2 is available (the caller checked `x86_has_avx2`); the kernel reads
         // `body <= n` elements of `x` and of every digit vector, all at least `n` long.
-        let fast = unsafe { dot_i8_body(x, &v.digits, body) };
+        let fast = unsafe { dot_i8_body(x, v.digits, body) };
         fast.wrapping_add(dot_plain(&x[body..], &v.r[body..n]))
     }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn dot_i8_body(x: &[i8], d: &[Vec<i16>; 4], body: usize) -> u64 {
+    unsafe fn dot_i8_body(x: &[i8], d: [&[i16]; 4], body: usize) -> u64 {
         let (xp, d0, d1, d2, d3) = (
             x.as_ptr(),
             d[0].as_ptr(),
@@ -217,13 +291,13 @@ mod avx2 {
 
     /// `x·r` for i32 x with `r = 2³²·hi + lo`: `x·lo` exact by `vpmuldq` (even and odd
     /// elements, i64 lanes), `x·hi` mod 2³² by `vpmulld`.
-    pub(super) fn dot_i32(x: &[i32], v: &TrialVector) -> u64 {
+    pub(super) fn dot_i32(x: &[i32], v: View<'_>) -> u64 {
         let n = x.len();
         assert!(v.r.len() >= n && v.lo.len() >= n && v.hi.len() >= n);
         let body = n - n % 8;
         // SAFETY: AVX2 is available (the caller checked); the kernel reads `body <= n`
         // elements of `x`, `lo` and `hi`, all at least `n` long.
-        let fast = unsafe { dot_i32_body(x, &v.lo, &v.hi, body) };
+        let fast = unsafe { dot_i32_body(x, v.lo, v.hi, body) };
         fast.wrapping_add(dot_plain(&x[body..], &v.r[body..n]))
     }
 
@@ -263,6 +337,124 @@ mod avx2 {
         low.wrapping_add((lanes_i64(high) as u64) << 32)
     }
 
+    /// [`dot_i8`] for two trials at once: each 16 elements of `x` loaded and widened once.
+    pub(super) fn dot_i8_x2(x: &[i8], v: [View<'_>; 2]) -> [u64; 2] {
+        let n = x.len();
+        for t in v {
+            assert!(t.r.len() >= n && t.digits.iter().all(|d| d.len() >= n));
+        }
+        let body = n - n % 16;
+        // SAFETY: AVX2 is available (the caller checked `x86_has_avx2`); the kernel reads
+        // `body <= n` elements of `x` and of every digit vector of both trials, all at least
+        // `n` long.
+        let fast = unsafe { dot_i8_x2_body(x, [v[0].digits, v[1].digits], body) };
+        [0, 1].map(|t| fast[t].wrapping_add(dot_plain(&x[body..], &v[t].r[body..n])))
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_i8_x2_body(x: &[i8], d: [[&[i16]; 4]; 2], body: usize) -> [u64; 2] {
+        let xp = x.as_ptr();
+        let p = d.map(|d| d.map(<[i16]>::as_ptr));
+        let mut s01 = [[0i64; 2]; 2];
+        let mut hi = [[_mm256_setzero_si256(); 2]; 2];
+        let mut j = 0;
+        while j < body {
+            let end = (j + I8_BLOCK).min(body);
+            let mut lo = [[_mm256_setzero_si256(); 2]; 2];
+            while j < end {
+                // SAFETY: j + 16 <= body, so every load is in bounds (a prefetch may point
+                // past the end: it never faults).
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(xp.wrapping_add(j + PREFETCH).cast());
+                    let xv = _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.add(j).cast()));
+                    for t in 0..2 {
+                        let m0 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][0].add(j).cast()));
+                        let m1 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][1].add(j).cast()));
+                        let m2 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][2].add(j).cast()));
+                        let m3 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][3].add(j).cast()));
+                        lo[t][0] = _mm256_add_epi32(lo[t][0], m0);
+                        lo[t][1] = _mm256_add_epi32(lo[t][1], m1);
+                        hi[t][0] = _mm256_add_epi32(hi[t][0], m2);
+                        hi[t][1] = _mm256_add_epi32(hi[t][1], m3);
+                    }
+                }
+                j += 16;
+            }
+            for t in 0..2 {
+                s01[t][0] = s01[t][0].wrapping_add(lanes_i64(lo[t][0]));
+                s01[t][1] = s01[t][1].wrapping_add(lanes_i64(lo[t][1]));
+            }
+        }
+        let mut out = [0u64; 2];
+        for t in 0..2 {
+            let (s2, s3) = (lanes_i64(hi[t][0]) as u64, lanes_i64(hi[t][1]) as u64);
+            out[t] = (s01[t][0] as u64)
+                .wrapping_add((s01[t][1] as u64) << 16)
+                .wrapping_add(s2 << 32)
+                .wrapping_add(s3 << 48);
+        }
+        out
+    }
+
+    /// [`dot_i32`] for two trials at once: each 8 elements of `x` loaded (and their odd
+    /// halves shifted) once.
+    pub(super) fn dot_i32_x2(x: &[i32], v: [View<'_>; 2]) -> [u64; 2] {
+        let n = x.len();
+        for t in v {
+            assert!(t.r.len() >= n && t.lo.len() >= n && t.hi.len() >= n);
+        }
+        let body = n - n % 8;
+        // SAFETY: AVX2 is available (the caller checked); the kernel reads `body <= n`
+        // elements of `x` and of both trials' `lo` and `hi`, all at least `n` long.
+        let fast = unsafe { dot_i32_x2_body(x, [v[0].lo, v[1].lo], [v[0].hi, v[1].hi], body) };
+        [0, 1].map(|t| fast[t].wrapping_add(dot_plain(&x[body..], &v[t].r[body..n])))
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_i32_x2_body(
+        x: &[i32],
+        lo: [&[i32]; 2],
+        hi: [&[i32]; 2],
+        body: usize,
+    ) -> [u64; 2] {
+        let xp = x.as_ptr();
+        let (lp, hp) = (lo.map(<[i32]>::as_ptr), hi.map(<[i32]>::as_ptr));
+        let mut even = [_mm256_setzero_si256(); 2];
+        let mut odd = [_mm256_setzero_si256(); 2];
+        let mut high = [_mm256_setzero_si256(); 2];
+        let mut j = 0;
+        while j < body {
+            // SAFETY: j + 8 <= body, so every load is in bounds (a prefetch may point past
+            // the end: it never faults).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(xp.wrapping_add(j + PREFETCH / 4).cast());
+                let xv = _mm256_loadu_si256(xp.add(j).cast());
+                let xo = _mm256_srli_epi64(xv, 32);
+                for t in 0..2 {
+                    let lv = _mm256_loadu_si256(lp[t].add(j).cast());
+                    let hv = _mm256_loadu_si256(hp[t].add(j).cast());
+                    even[t] = _mm256_add_epi64(even[t], _mm256_mul_epi32(xv, lv));
+                    odd[t] =
+                        _mm256_add_epi64(odd[t], _mm256_mul_epi32(xo, _mm256_srli_epi64(lv, 32)));
+                    high[t] = _mm256_add_epi32(high[t], _mm256_mullo_epi32(xv, hv));
+                }
+            }
+            j += 8;
+        }
+        let mut out = [0u64; 2];
+        for t in 0..2 {
+            let mut l = [0u64; 8];
+            // SAFETY: two 32-byte stores into a 64-byte array.
+            unsafe {
+                _mm256_storeu_si256(l.as_mut_ptr().cast(), even[t]);
+                _mm256_storeu_si256(l.as_mut_ptr().add(4).cast(), odd[t]);
+            }
+            let low = l.iter().fold(0u64, |s, &x| s.wrapping_add(x));
+            out[t] = low.wrapping_add((lanes_i64(high[t]) as u64) << 32);
+        }
+        out
+    }
+
     /// The sum of the eight i32 lanes, as i64.
     #[target_feature(enable = "avx2")]
     fn lanes_i64(v: __m256i) -> i64 {
@@ -298,39 +490,13 @@ pub fn check(
     seed: &[u8; 32],
     trials: u32,
 ) -> Result<FreivaldsReport> {
-    check_shape(a.rows(), a.cols(), b.rows(), b.cols())?;
-    if (c.rows(), c.cols()) != (a.rows(), b.cols()) {
-        return Err(Error::ShapeMismatch {
-            a_rows: c.rows(),
-            a_cols: c.cols(),
-            b_rows: a.rows(),
-            b_cols: b.cols(),
-        });
-    }
-    if trials == 0 || trials > MAX_TRIALS {
-        return Err(Error::InvalidParameter(format!(
-            "Freivalds needs 1 to {MAX_TRIALS} trials, got {trials}"
-        )));
-    }
+    check_dims(a, b, c.rows(), c.cols())?;
+    check_trials(trials)?;
     let (k, n) = (a.cols(), b.cols());
     let t = trials as usize;
-    let rs: Vec<TrialVector> = (0..trials)
-        .map(|tr| TrialVector::new(random_vector(seed, tr, n)))
-        .collect();
-    // B·r for every trial: row i of B once for all trials, `br[i·t + trial]`.
-    let mut br = vec![0u64; k * t];
-    b.data()
-        .par_chunks_exact(n)
-        .zip(br.par_chunks_exact_mut(t))
-        .with_min_len(16)
-        .for_each(|(row, out)| {
-            for (o, r) in out.iter_mut().zip(&rs) {
-                *o = dot_i8(row, r);
-            }
-        });
-    let brs: Vec<TrialVector> = (0..t)
-        .map(|tr| TrialVector::new((0..k).map(|i| br[i * t + tr]).collect()))
-        .collect();
+    let rs = trial_vectors(seed, trials, n);
+    let brs = b_times_r(b, &rs);
+    // One pass over the rows of A and C together.
     let suspect_rows: Vec<usize> = a
         .data()
         .par_chunks_exact(k)
@@ -338,9 +504,10 @@ pub fn check(
         .enumerate()
         .with_min_len(16)
         .filter(|(_, (arow, crow))| {
-            rs.iter()
-                .zip(&brs)
-                .any(|(r, br)| dot_i8(arow, br) != dot_i32(crow, r))
+            let (mut ab, mut cr) = ([0u64; MAX_TRIALS as usize], [0u64; MAX_TRIALS as usize]);
+            add_dots(arow, 0, &brs, &mut ab[..t], dot_i8, dot_i8_x2);
+            add_dots(crow, 0, &rs, &mut cr[..t], dot_i32, dot_i32_x2);
+            ab[..t] != cr[..t]
         })
         .map(|(i, _)| i)
         .collect();
@@ -348,6 +515,147 @@ pub fn check(
         trials,
         suspect_rows,
     })
+}
+
+/// `C·r` for every trial of a check, accumulated from parts of C's rows as they arrive (a download
+/// being converted, tile by tile), so that C is read once, while those bytes are in cache, instead
+/// of once more from memory by [`check`]; then [`check_products`] finishes the check with `A·(B·r)`.
+///
+/// Soundness is [`check`]'s: the vectors come from `seed` the same way, and the argument needs
+/// only that `seed` is secret and drawn after C is committed (C's root on chain; the download is
+/// checked against that root), not after C is read.
+#[derive(Clone)]
+pub struct CProducts {
+    rows: usize,
+    cols: usize,
+    trials: u32,
+    rs: Vec<TrialVector>,
+    /// `acc[i·t + trial]`: row `i`'s `C·r` so far.
+    acc: Vec<u64>,
+    /// Elements of each row added so far.
+    filled: Vec<usize>,
+}
+
+impl CProducts {
+    /// Products for a `rows`×`cols` C, `trials` (1 to [`MAX_TRIALS`]) trials from `seed`.
+    pub fn new(rows: usize, cols: usize, seed: &[u8; 32], trials: u32) -> Result<Self> {
+        crate::matrix::checked_len(rows, cols)?;
+        check_trials(trials)?;
+        Ok(Self {
+            rows,
+            cols,
+            trials,
+            rs: trial_vectors(seed, trials, cols),
+            acc: vec![0; rows * trials as usize],
+            filled: vec![0; rows],
+        })
+    }
+
+    /// Adds `part`, elements `[col0, col0 + part.len())` of row `row` of C. Every element of C must be
+    /// added exactly once before [`check_products`] (which refuses rows not exactly filled).
+    pub fn add(&mut self, row: usize, col0: usize, part: &[i32]) -> Result<()> {
+        let end = col0.checked_add(part.len());
+        if row >= self.rows || end.is_none_or(|e| e > self.cols) {
+            return Err(Error::InvalidParameter(format!(
+                "C part at row {row}, columns {col0}..+{} is outside {}x{}",
+                part.len(),
+                self.rows,
+                self.cols
+            )));
+        }
+        let t = self.trials as usize;
+        let out = &mut self.acc[row * t..(row + 1) * t];
+        add_dots(part, col0, &self.rs, out, dot_i32, dot_i32_x2);
+        self.filled[row] += part.len();
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for CProducts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CProducts")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("trials", &self.trials)
+            .field("filled", &self.filled.iter().sum::<usize>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finishes a check whose `C·r` were accumulated in `c` ([`CProducts`]): the same report as
+/// [`check`] over the C whose elements were added, with the same seed and trials.
+pub fn check_products(a: &MatrixI8, b: &MatrixI8, c: &CProducts) -> Result<FreivaldsReport> {
+    check_dims(a, b, c.rows, c.cols)?;
+    if let Some(row) = c.filled.iter().position(|&f| f != c.cols) {
+        return Err(Error::InvalidParameter(format!(
+            "C products: row {row} has {} of its {} elements added",
+            c.filled[row], c.cols
+        )));
+    }
+    let (k, t) = (a.cols(), c.trials as usize);
+    let brs = b_times_r(b, &c.rs);
+    let suspect_rows: Vec<usize> = a
+        .data()
+        .par_chunks_exact(k)
+        .zip(c.acc.par_chunks_exact(t))
+        .enumerate()
+        .with_min_len(16)
+        .filter(|(_, (arow, cr))| {
+            let mut ab = [0u64; MAX_TRIALS as usize];
+            add_dots(arow, 0, &brs, &mut ab[..t], dot_i8, dot_i8_x2);
+            ab[..t] != **cr
+        })
+        .map(|(i, _)| i)
+        .collect();
+    Ok(FreivaldsReport {
+        trials: c.trials,
+        suspect_rows,
+    })
+}
+
+/// A and B multiply, and C has their product's shape.
+fn check_dims(a: &MatrixI8, b: &MatrixI8, c_rows: usize, c_cols: usize) -> Result<()> {
+    check_shape(a.rows(), a.cols(), b.rows(), b.cols())?;
+    if (c_rows, c_cols) != (a.rows(), b.cols()) {
+        return Err(Error::ShapeMismatch {
+            a_rows: c_rows,
+            a_cols: c_cols,
+            b_rows: a.rows(),
+            b_cols: b.cols(),
+        });
+    }
+    Ok(())
+}
+
+fn check_trials(trials: u32) -> Result<()> {
+    if trials == 0 || trials > MAX_TRIALS {
+        return Err(Error::InvalidParameter(format!(
+            "Freivalds needs 1 to {MAX_TRIALS} trials, got {trials}"
+        )));
+    }
+    Ok(())
+}
+
+/// The trials' vectors, of length `n`.
+fn trial_vectors(seed: &[u8; 32], trials: u32, n: usize) -> Vec<TrialVector> {
+    (0..trials)
+        .map(|tr| TrialVector::new(random_vector(seed, tr, n)))
+        .collect()
+}
+
+/// `B·r` for every trial vector in `rs`: each row of B read once for all trials.
+fn b_times_r(b: &MatrixI8, rs: &[TrialVector]) -> Vec<TrialVector> {
+    let (k, n, t) = (b.rows(), b.cols(), rs.len());
+    // `br[i·t + trial]`.
+    let mut br = vec![0u64; k * t];
+    b.data()
+        .par_chunks_exact(n)
+        .zip(br.par_chunks_exact_mut(t))
+        .with_min_len(16)
+        .for_each(|(row, out)| add_dots(row, 0, rs, out, dot_i8, dot_i8_x2));
+    (0..t)
+        .map(|tr| TrialVector::new((0..k).map(|i| br[i * t + tr]).collect()))
+        .collect()
 }
 
 /// Row `i` of `A·B`, exact: `Σₖ A[i][k]·B[k][·]` as i32 row updates, where every partial
@@ -467,17 +775,46 @@ mod tests {
                 })
                 .collect();
             let v = TrialVector::new(r.clone());
-            assert_eq!(dot_i8(&x8, &v), dot_plain(&x8, &r), "i8, length {len}");
-            assert_eq!(dot_i32(&x32, &v), dot_plain(&x32, &r), "i32, length {len}");
+            assert_eq!(dot_i8(&x8, v.all()), dot_plain(&x8, &r), "i8, length {len}");
+            assert_eq!(
+                dot_i32(&x32, v.all()),
+                dot_plain(&x32, &r),
+                "i32, length {len}"
+            );
+            // The two-trial kernels, against a second vector (r reversed).
+            let r2: Vec<u64> = r.iter().rev().copied().collect();
+            let v2 = TrialVector::new(r2.clone());
+            let want8 = [dot_plain(&x8, &r), dot_plain(&x8, &r2)];
+            let want32 = [dot_plain(&x32, &r), dot_plain(&x32, &r2)];
+            assert_eq!(
+                dot_i8_x2(&x8, [v.all(), v2.all()]),
+                want8,
+                "i8 pair, length {len}"
+            );
+            assert_eq!(
+                dot_i32_x2(&x32, [v.all(), v2.all()]),
+                want32,
+                "i32 pair, length {len}"
+            );
+            // Three trials (a pair and a single), added in two parts at their offsets.
+            let three = [v.clone(), v2.clone(), v.clone()];
+            let mut out = [0u64; 3];
+            let half = len / 2;
+            add_dots(&x32[..half], 0, &three, &mut out, dot_i32, dot_i32_x2);
+            add_dots(&x32[half..], half, &three, &mut out, dot_i32, dot_i32_x2);
+            assert_eq!(
+                out,
+                [want32[0], want32[1], want32[0]],
+                "i32 parts, length {len}"
+            );
             // All entries at one extreme, where i32 lanes are closest to overflowing.
             for e in [-128i8, 127] {
                 let x = vec![e; len];
                 let worst = TrialVector::new(vec![0x8000_8000_8000_8000; len]);
-                assert_eq!(
-                    dot_i8(&x, &worst),
-                    dot_plain(&x, &worst.r),
-                    "{e}, length {len}"
-                );
+                let want = dot_plain(&x, &worst.r);
+                assert_eq!(dot_i8(&x, worst.all()), want, "{e}, length {len}");
+                let pair = dot_i8_x2(&x, [worst.all(), worst.all()]);
+                assert_eq!(pair, [want, want], "{e} pair, length {len}");
             }
         }
     }
@@ -502,6 +839,46 @@ mod tests {
             assert_eq!(from_digits, x);
             let from_halves = ((v.hi[j] as u32 as u64) << 32).wrapping_add(v.lo[j] as i64 as u64);
             assert_eq!(from_halves, x);
+        }
+    }
+
+    /// Products accumulated tile by tile, in any order, give [`check`]'s report; rows not exactly
+    /// filled are refused.
+    #[test]
+    fn products_added_by_tiles_give_the_same_report_as_the_check() {
+        let (m, k, n, tile) = (37, 50, 45, 8);
+        let mut s = 7u64;
+        let mut next = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 56) as i8
+        };
+        let a = MatrixI8::from_fn(m, k, |_, _| next()).expect("a");
+        let b = MatrixI8::from_fn(k, n, |_, _| next()).expect("b");
+        let mut c = crate::CpuGemm::new().gemm(&a, &b).expect("c");
+        c.data_mut()[20 * n + 44] ^= 1 << 31;
+        c.data_mut()[3 * n] += 1;
+        for trials in [1, 2, 3] {
+            let want = check(&a, &b, &c, &[5; 32], trials).expect("check");
+            assert_eq!(want.suspect_rows, vec![3, 20]);
+            let mut p = CProducts::new(m, n, &[5; 32], trials).expect("products");
+            // Tiles in reverse order, each row of a tile a part.
+            for ti in (0..m.div_ceil(tile)).rev() {
+                for tj in (0..n.div_ceil(tile)).rev() {
+                    for row in ti * tile..((ti + 1) * tile).min(m) {
+                        let (c0, c1) = (tj * tile, ((tj + 1) * tile).min(n));
+                        p.add(row, c0, &c.data()[row * n + c0..row * n + c1])
+                            .expect("add");
+                    }
+                }
+            }
+            assert_eq!(check_products(&a, &b, &p).expect("check"), want);
+            // A part outside C, and a row added twice, are refused.
+            assert!(p.clone().add(m, 0, &[1]).is_err());
+            assert!(p.clone().add(0, n - 1, &[1, 2]).is_err());
+            p.add(0, 0, &[1]).expect("add");
+            assert!(check_products(&a, &b, &p).is_err());
         }
     }
 }

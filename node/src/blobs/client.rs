@@ -204,6 +204,36 @@ impl BlobClient {
         c_of(&h, &bytes)
     }
 
+    /// [`BlobClient::get_c_shaped`], accumulating `C·r` for a Freivalds check in `products` as C is
+    /// converted from its tiles (each band of rows while in cache), so the check need not read C again
+    /// (`freivalds::check_products`).
+    pub async fn get_c_shaped_with_products(
+        &mut self,
+        root: &[u8; 32],
+        (rows, cols, tile): (u64, u64, u32),
+        products: &mut lode_gpu_verify::freivalds::CProducts,
+    ) -> eyre::Result<MatrixI32> {
+        let want = BlobHeader {
+            kind: BlobKind::C,
+            rows,
+            cols,
+            tile,
+            root: *root,
+        };
+        let (h, bytes) = self.get_expected(&want).await?;
+        Ok(layout::c_from_bytes_with(
+            dim(h.rows)?,
+            dim(h.cols)?,
+            dim(u64::from(h.tile))?,
+            &bytes,
+            |row, elems| {
+                products
+                    .add(row, 0, elems)
+                    .map_err(|e| layout::LayoutError::Matrix(e.to_string()))
+            },
+        )?)
+    }
+
     /// Downloads tiles `[first, first + count)` of C (`count` 0: to the end), each row-major in its tile.
     /// A part cannot be checked against the root on its own: check each tile against its inclusion proof
     /// (or fetch the whole blob with [`BlobClient::get_c`]) before relying on it.

@@ -378,14 +378,36 @@ pub fn c_from_bytes(
     tile: usize,
     bytes: &[u8],
 ) -> Result<MatrixI32, LayoutError> {
+    c_from_bytes_with(rows, cols, tile, bytes, |_, _| Ok(()))
+}
+
+/// [`c_from_bytes`], calling `each(row, elements)` on every row of C once it is complete (after each
+/// band of tiles, while the band is still in cache): how `lode job result` takes `C·r` for Freivalds
+/// without reading C from memory once more.
+pub fn c_from_bytes_with(
+    rows: usize,
+    cols: usize,
+    tile: usize,
+    bytes: &[u8],
+    mut each: impl FnMut(usize, &[i32]) -> Result<(), LayoutError>,
+) -> Result<MatrixI32, LayoutError> {
     check_len("C", dims(rows, cols, 4)?, bytes)?;
     let grid = TileGrid::new(rows, cols, tile).map_err(gv)?;
     let mut data = vec![0i32; rows * cols];
     let mut words = bytes
         .chunks_exact(4)
         .map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    // Rows handed to `each` so far: tiles come band by band (row-major over the grid of tiles), so when a
+    // band starts, every row above it is complete.
+    let mut done = 0;
     for i in 0..grid.count() {
         let r = grid.rect(i).map_err(gv)?;
+        if r.col0 == 0 {
+            for row in done..r.row0 {
+                each(row, &data[row * cols..(row + 1) * cols])?;
+            }
+            done = r.row0;
+        }
         for row in r.row0..r.row0 + r.rows {
             for dst in &mut data[row * cols + r.col0..row * cols + r.col0 + r.cols] {
                 *dst = words
@@ -393,6 +415,9 @@ pub fn c_from_bytes(
                     .ok_or_else(|| LayoutError::Matrix("C bytes end early".into()))?;
             }
         }
+    }
+    for row in done..rows {
+        each(row, &data[row * cols..(row + 1) * cols])?;
     }
     MatrixI32::new(rows, cols, data).map_err(gv)
 }
@@ -774,6 +799,15 @@ mod tests {
                 assert_eq!(verify_chunked(&h, &bytes, step).expect("ok"), h.root);
             }
             assert_eq!(c_from_bytes(m, n, t, &bytes).expect("back"), mat);
+            let mut seen = Vec::new();
+            let back = c_from_bytes_with(m, n, t, &bytes, |row, elems| {
+                assert_eq!(elems, &mat.data()[row * n..(row + 1) * n], "row {row}");
+                seen.push(row);
+                Ok(())
+            })
+            .expect("back");
+            assert_eq!(back, mat);
+            assert_eq!(seen, (0..m).collect::<Vec<_>>(), "every row once, in order");
             // Every tile range decodes to gpu-verify's extracted tile.
             let grid = TileGrid::new(m, n, t).expect("grid");
             for i in 0..grid.count() {

@@ -18,7 +18,9 @@
 //! - `RESOURCE_EXHAUSTED`: over the uploader's quota, over the node-wide `[blobs] max_total_bytes`, or too
 //!   many transfers in progress;
 //! - `ABORTED`: the stream ended before the header's size (truncated upload);
-//! - `DEADLINE_EXCEEDED`: a `Put` stream that sent nothing for the stall timeout;
+//! - `DEADLINE_EXCEEDED`: a `Put` stream that sent nothing for the stall timeout; a `Get` stream whose client
+//!   read nothing for the stall timeout (its transfer slot is freed then; the chunks already queued are
+//!   followed by this status, never by a clean end);
 //! - `NOT_FOUND`: `Stat` of a root not stored here; `Get` of a root not stored here that no live job on chain
 //!   references (answered without asking any peer), or that no connected peer stores;
 //! - `OUT_OF_RANGE`: a leaf range past the blob's last leaf;
@@ -486,15 +488,27 @@ impl BlobService for NodeApi {
                 part: Some(get_response::Part::Header(pb::BlobHeader::from(&header))),
             })
         });
-        let body = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|r| {
-                (
-                    r.map(|c| GetResponse {
+        // A stream that ends short of `end` without an error was cut off by the stall timeout (the reader
+        // took nothing for that long): it ends with DEADLINE_EXCEEDED, never as a clean short blob.
+        let body = futures::stream::unfold(Some((rx, end - start)), |state| async move {
+            let (mut rx, left) = state?;
+            match rx.recv().await {
+                Some(Ok(c)) => {
+                    let left = left.saturating_sub(c.len() as u64);
+                    let part = GetResponse {
                         part: Some(get_response::Part::Chunk(c)),
-                    }),
-                    rx,
-                )
-            })
+                    };
+                    Some((Ok(part), Some((rx, left))))
+                }
+                Some(Err(e)) => Some((Err(e), None)),
+                None if left > 0 => Some((
+                    Err(Status::deadline_exceeded(
+                        "the get stream was cut off: the client read nothing for the stall timeout",
+                    )),
+                    None,
+                )),
+                None => None,
+            }
         });
         use futures::StreamExt;
         Ok(Response::new(Box::pin(head.chain(body))))

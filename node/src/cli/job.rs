@@ -993,10 +993,18 @@ async fn check_result(
         "A and B given here are not the job's inputs (their roots differ from the job's)"
     );
 
+    // The check's secret seed, drawn now: C is committed (its root is on chain, and the download is checked
+    // against it), so reading C after the draw changes nothing for soundness, and `C·r` can be taken while
+    // C is converted from its tiles, with each band of rows in cache (`freivalds::CProducts`).
+    let mut seed = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut seed);
+    let size = |v: u64| usize::try_from(v).map_err(|_| eyre!("dimension {v} too large"));
+    let mut products =
+        freivalds::CProducts::new(size(job.m)?, size(job.n)?, &seed, FREIVALDS_TRIALS)?;
     let t = Instant::now();
     let fetched = match tokio::time::timeout(
         fetch_timeout,
-        blobs.get_c_shaped(&out_root, job.m, job.n, job.tile),
+        blobs.get_c_shaped_with_products(&out_root, (job.m, job.n, job.tile), &mut products),
     )
     .await
     {
@@ -1010,17 +1018,15 @@ async fn check_result(
         Err(why) => return challenge_availability(channel, id, &job, key, &why, in_window).await,
     };
     super::say!(
-        "downloaded C ({}x{} int32, root {} checked) in {} ms",
+        "downloaded C ({}x{} int32, root {} checked, C·r for Freivalds taken on the way) in {} ms",
         c.rows(),
         c.cols(),
         hex::encode(out_root),
         t.elapsed().as_millis()
     );
 
-    let mut seed = [0u8; 32];
-    rand_core::OsRng.fill_bytes(&mut seed);
     let t = Instant::now();
-    let report = freivalds::check(&a, &b, &c, &seed, FREIVALDS_TRIALS)?;
+    let report = freivalds::check_products(&a, &b, &products)?;
     let took = t.elapsed();
     if report.accepted() {
         super::say!(

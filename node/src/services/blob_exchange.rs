@@ -14,7 +14,10 @@
 //!
 //! Serving: a node answers only from its own store (never fetches for a peer); requests are at most
 //! [`MAX_REQUEST_BYTES`], a range at most [`MAX_RANGE_BYTES`]; at most [`MAX_SERVING`] requests are answered
-//! at once (disk reads on blocking threads), more are answered `error: busy` at once.
+//! at once (disk reads on blocking threads), more are answered `error: busy` at once. A request holds its
+//! serving slot until its answer is written to the peer (`ResponseSent`) or has failed (the peer went away,
+//! or did not read it within [`RANGE_TIMEOUT`]): a peer that asks and does not read holds at most
+//! [`MAX_SERVING`] answers of this node's memory (`MAX_SERVING` × 4 MiB), and only for that long.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -510,30 +513,30 @@ fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(e.to_string())
 }
 
-/// The serving side's state in the swarm's task: the store and the number of answers in progress.
-#[derive(Debug, Clone)]
+/// The serving side's state in the swarm's task: the store and the number of answers in progress (from
+/// the request until its answer is written to the peer or has failed).
+#[derive(Debug)]
 pub struct Server {
     store: Option<Arc<BlobStore>>,
-    serving: Arc<std::sync::atomic::AtomicUsize>,
+    /// The requests holding a serving slot, each released once by [`Server::release`].
+    held: std::collections::HashSet<request_response::InboundRequestId>,
     served: Arc<std::sync::atomic::AtomicU64>,
-    done: mpsc::Sender<(
-        request_response::ResponseChannel<PeerBlobResponse>,
-        PeerBlobResponse,
-    )>,
+    done: mpsc::Sender<Answer>,
 }
+
+/// A finished answer for the swarm's task to send: the request, its channel and the response.
+pub type Answer = (
+    request_response::InboundRequestId,
+    request_response::ResponseChannel<PeerBlobResponse>,
+    PeerBlobResponse,
+);
 
 impl Server {
     /// A server over `store`, sending finished answers to `done` (the swarm's task sends them).
-    pub fn new(
-        store: Option<Arc<BlobStore>>,
-        done: mpsc::Sender<(
-            request_response::ResponseChannel<PeerBlobResponse>,
-            PeerBlobResponse,
-        )>,
-    ) -> Self {
+    pub fn new(store: Option<Arc<BlobStore>>, done: mpsc::Sender<Answer>) -> Self {
         Self {
             store,
-            serving: Arc::default(),
+            held: Default::default(),
             served: Arc::default(),
             done,
         }
@@ -544,31 +547,42 @@ impl Server {
         self.served.clone()
     }
 
-    /// Answers `request` on a blocking thread, or at once with `busy` when [`MAX_SERVING`] are in progress
-    /// (then the answer is returned for the swarm to send).
+    /// Requests holding a serving slot now.
+    pub fn serving(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Answers request `id` on a blocking thread, holding a serving slot until [`Server::release`] of `id`;
+    /// or at once with `busy` when [`MAX_SERVING`] are held (then the answer is returned for the swarm to
+    /// send, and holds nothing).
     pub fn handle(
-        &self,
+        &mut self,
+        id: request_response::InboundRequestId,
         request: PeerBlobRequest,
         channel: request_response::ResponseChannel<PeerBlobResponse>,
     ) -> Option<(
         request_response::ResponseChannel<PeerBlobResponse>,
         PeerBlobResponse,
     )> {
-        use std::sync::atomic::Ordering;
-        if self.serving.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
-            self.serving.fetch_sub(1, Ordering::AcqRel);
+        if self.held.len() >= MAX_SERVING {
             return Some((channel, error("busy")));
         }
-        let (store, serving, done) = (self.store.clone(), self.serving.clone(), self.done.clone());
+        self.held.insert(id);
+        let (store, done) = (self.store.clone(), self.done.clone());
         let served = self.served.clone();
         tokio::spawn(async move {
             let resp =
                 tokio::task::spawn_blocking(move || answer(store.as_deref(), request, &served))
                     .await
                     .unwrap_or_else(|e| error(format!("internal: {e}")));
-            serving.fetch_sub(1, Ordering::AcqRel);
-            let _ = done.send((channel, resp)).await;
+            let _ = done.send((id, channel, resp)).await;
         });
         None
+    }
+
+    /// Frees request `id`'s serving slot: its answer was written to the peer, could not be, or failed.
+    /// Once per request; an id that holds no slot (a `busy` answer, or one already released) is ignored.
+    pub fn release(&mut self, id: request_response::InboundRequestId) {
+        self.held.remove(&id);
     }
 }

@@ -280,11 +280,10 @@ pub fn spawn_with_blobs(
     tokio::spawn(check_batches(mempool, job_rx, verdict_tx));
     let republish = out_tx.clone();
     let (command_tx, mut command_rx) = mpsc::channel::<Command>(blob_exchange::COMMAND_QUEUE);
-    let (answered_tx, mut answered_rx) = mpsc::channel::<(
-        request_response::ResponseChannel<PeerBlobResponse>,
-        PeerBlobResponse,
-    )>(blob_exchange::MAX_SERVING);
-    let server = blob_exchange::Server::new(blobs, answered_tx);
+    // Every answer in this queue holds a serving slot, so it never holds more than `MAX_SERVING`.
+    let (answered_tx, mut answered_rx) =
+        mpsc::channel::<blob_exchange::Answer>(blob_exchange::MAX_SERVING);
+    let mut server = blob_exchange::Server::new(blobs, answered_tx);
     let blob_bytes_served = server.bytes_served();
 
     tokio::spawn(async move {
@@ -328,9 +327,11 @@ pub fn spawn_with_blobs(
                         waiting.insert(id, reply);
                     }
                 },
-                Some((channel, response)) = answered_rx.recv() => {
+                Some((id, channel, response)) = answered_rx.recv() => {
+                    // The slot is held until the answer is written (`ResponseSent`) or fails.
                     if swarm.behaviour_mut().blobs.send_response(channel, response).is_err() {
                         debug!("a peer went away before its blob answer");
+                        server.release(id);
                     }
                 }
                 Some(v) = verdict_rx.recv() => {
@@ -381,8 +382,8 @@ pub fn spawn_with_blobs(
                         }
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Blobs(ev)) => match ev {
-                        request_response::Event::Message { message: request_response::Message::Request { request, channel, .. }, .. } => {
-                            if let Some((channel, busy)) = server.handle(request, channel) {
+                        request_response::Event::Message { message: request_response::Message::Request { request_id, request, channel }, .. } => {
+                            if let Some((channel, busy)) = server.handle(request_id, request, channel) {
                                 let _ = swarm.behaviour_mut().blobs.send_response(channel, busy);
                             }
                         }
@@ -397,10 +398,11 @@ pub fn spawn_with_blobs(
                                 let _ = reply.send(Err(error.to_string()));
                             }
                         }
-                        request_response::Event::InboundFailure { peer, error, .. } => {
+                        request_response::Event::InboundFailure { peer, error, request_id, .. } => {
                             debug!(%peer, %error, "blob request from a peer failed");
+                            server.release(request_id);
                         }
-                        request_response::Event::ResponseSent { .. } => {}
+                        request_response::Event::ResponseSent { request_id, .. } => server.release(request_id),
                     },
                     SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                         if endpoint.is_dialer() {

@@ -766,6 +766,116 @@ async fn stalled_streams_and_full_transfer_slots_hold_nothing_and_the_node_answe
     assert!(c.stat(&hs.root).await.expect("stat").is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_reader_that_stops_and_a_put_that_sends_only_its_header_are_cut_off_and_free_the_slot(
+) {
+    let node = SingleNode::start(|c| {
+        c.blobs.max_concurrent_transfers = 1;
+        // Long enough that the slot is seen taken below on a loaded machine, short enough for a test.
+        c.grpc.stream_stall_timeout_ms = 3_000;
+    })
+    .await;
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let mut c = BlobClient::new(node.channel().await);
+    let big = a_matrix(8192, 4096, 13); // 32 MiB: more than the queues between disk and client hold
+    let rbig = c.put_a(&dev0, CHAIN, &big).await.expect("put big");
+    let size = big.data().len();
+
+    // Waits (bounded) until the node's only transfer slot is free again: a one-leaf get succeeds.
+    let slot_freed = |what: &'static str| {
+        let url = node.url.clone();
+        async move {
+            let mut other = client(&url).await;
+            let t0 = Instant::now();
+            loop {
+                match other.get_raw(&rbig, 0, 1).await {
+                    Ok((_, b)) => {
+                        assert_eq!(b.len(), 4096);
+                        return;
+                    }
+                    Err(e) => {
+                        assert_eq!(code_of(&e), Some(Code::ResourceExhausted), "{e:#}");
+                        assert!(
+                            t0.elapsed() < Duration::from_secs(30),
+                            "{what} kept the slot"
+                        );
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+    };
+
+    // A Get whose client takes the header and then stops reading: cut off after the stall timeout, its
+    // slot freed. Read again later, the stream gives the chunks that were queued and then
+    // DEADLINE_EXCEEDED, never a clean end short of the blob.
+    let mut stalled = BlobServiceClient::new(node.channel().await)
+        .get(GetRequest {
+            root: rbig.to_vec(),
+            first_leaf: 0,
+            leaf_count: 0,
+        })
+        .await
+        .expect("get opened")
+        .into_inner();
+    let first = stalled.message().await.expect("header").expect("header");
+    assert!(matches!(
+        first.part,
+        Some(pb::get_response::Part::Header(_))
+    ));
+    let mut third = client(&node.url).await;
+    let err = third
+        .get_raw(&rbig, 0, 1)
+        .await
+        .expect_err("the slot is taken");
+    assert_eq!(code_of(&err), Some(Code::ResourceExhausted), "{err:#}");
+    slot_freed("a get whose client stopped reading").await;
+    let mut got = 0usize;
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(30), stalled.message())
+            .await
+            .expect("the stream goes on or ends")
+        {
+            Ok(Some(m)) => match m.part {
+                Some(pb::get_response::Part::Chunk(c)) => got += c.len(),
+                other => panic!("unexpected part {other:?}"),
+            },
+            Ok(None) => break Ok(()),
+            Err(s) => break Err(s),
+        }
+    };
+    assert!(got < size, "the stalled reader got the whole blob");
+    assert_eq!(
+        end.map_err(|s| s.code()),
+        Err(Code::DeadlineExceeded),
+        "a get cut off after {got} of {size} bytes must not end cleanly"
+    );
+
+    // A Put that sends its signed header and then nothing: cut off after the stall timeout with
+    // DEADLINE_EXCEEDED, its slot and reservation freed, nothing stored.
+    let small = a_matrix(1024, 4096, 14);
+    let hs = layout::a_header(&small).expect("h");
+    let (tx, rx) = futures::channel::mpsc::channel::<PutRequest>(4);
+    let mut raw = BlobServiceClient::new(node.channel().await);
+    let put = tokio::spawn(async move {
+        let mut tx = tx;
+        for m in put_stream(&dev0, &hs, &[], 1, |_| {}) {
+            futures::SinkExt::send(&mut tx, m).await.expect("send");
+        }
+        let r = raw.put(rx).await.map(|_| ());
+        drop(tx);
+        r
+    });
+    let r = tokio::time::timeout(Duration::from_secs(30), put)
+        .await
+        .expect("the header-only put ends")
+        .expect("task");
+    assert_eq!(r.map_err(|s| s.code()), Err(Code::DeadlineExceeded));
+    slot_freed("a header-only put").await;
+    assert!(c.stat(&hs.root).await.expect("stat").is_none());
+    assert_eq!(blob_files(&node.home), (vec![hex::encode(rbig)], 0));
+}
+
 /// The blob transfer benchmark: a 256 MiB A put on node 0 of a two-node testnet, then fetched over the
 /// peer-to-peer exchange by a `Get` on node 1. Prints MB/s. Run with
 /// `cargo nextest run --workspace -E 'test(blob_transfer_bench)' --run-ignored only --no-capture`.

@@ -27,6 +27,7 @@ mod malformed_consensus;
 mod malformed_gossip;
 mod metrics_endpoint;
 mod nft_and_multisig_cli;
+mod peers_that_do_not_read_fill_the_blob_serving_bound;
 mod provider_daemon;
 mod reflection_and_status;
 mod staking_drives_the_validator_set;
