@@ -315,17 +315,7 @@ impl QueryRead for ProvenState {
     ) -> Result<(Vec<KeyValue>, Option<Vec<u8>>), StoreError> {
         let mut from = prefix.to_vec();
         from.extend_from_slice(start);
-        let mut out = Vec::new();
-        for (k, v) in self.live_from(from) {
-            let Some(suffix) = k.strip_prefix(prefix) else {
-                break;
-            };
-            if out.len() == limit {
-                return Ok((out, Some(suffix.to_vec())));
-            }
-            out.push((k.clone(), v.clone()));
-        }
-        Ok((out, None))
+        crate::store::page_under(self.live_from(from).map(Ok), prefix, limit)
     }
 }
 

@@ -35,11 +35,6 @@ struct Asset {
 
 const ASSETS: &[Asset] = &[
     Asset {
-        path: "",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../../explorer/index.html"),
-    },
-    Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
         body: include_bytes!("../../explorer/index.html"),
@@ -187,7 +182,10 @@ fn answer(method: &Method, path: &str) -> Option<Response<Bytes>> {
                 .unwrap_or_default(),
         );
     }
-    let rest = path.strip_prefix(PREFIX)?;
+    let rest = match path.strip_prefix(PREFIX)? {
+        "" => "index.html",
+        rest => rest,
+    };
     let (content_type, body): (&str, Bytes) = if rest == "schema.json" {
         ("application/json", Bytes::from_static(schema_json()))
     } else {

@@ -549,22 +549,11 @@ impl Store {
     ) -> Result<(Vec<KeyValue>, Option<Vec<u8>>), StoreError> {
         let mut from = prefix.to_vec();
         from.extend_from_slice(start);
-        let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(CF_STATE)?,
             rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
         );
-        for item in iter {
-            let (k, v) = item?;
-            let Some(suffix) = k.strip_prefix(prefix) else {
-                break;
-            };
-            if out.len() == limit {
-                return Ok((out, Some(suffix.to_vec())));
-            }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok((out, None))
+        page_under(iter.map(|i| i.map_err(StoreError::from)), prefix, limit)
     }
 
     /// Every committed (key, value) under a state-key prefix, in key order.
@@ -834,22 +823,11 @@ impl StateView<'_> {
     ) -> Result<(Vec<KeyValue>, Option<Vec<u8>>), StoreError> {
         let mut from = prefix.to_vec();
         from.extend_from_slice(start);
-        let mut out = Vec::new();
         let iter = self.snap.iterator_cf(
             self.store.cf(CF_STATE)?,
             rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
         );
-        for item in iter {
-            let (k, v) = item?;
-            let Some(suffix) = k.strip_prefix(prefix) else {
-                break;
-            };
-            if out.len() == limit {
-                return Ok((out, Some(suffix.to_vec())));
-            }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok((out, None))
+        page_under(iter.map(|i| i.map_err(StoreError::from)), prefix, limit)
     }
 }
 
@@ -981,4 +959,26 @@ impl StateRead for Store {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         Store::scan_prefix(self, prefix)
     }
+}
+
+/// One page of `items` (key-ordered (key, value) pairs starting at `prefix ‖ start`): those under `prefix`, at
+/// most `limit` of them, and the suffix (after `prefix`) of the next key under `prefix`, if any. Shared by every
+/// paged scan (the store, a snapshot view, a query's overlay).
+pub(crate) fn page_under<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    items: impl Iterator<Item = Result<(K, V), StoreError>>,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<(Vec<KeyValue>, Option<Vec<u8>>), StoreError> {
+    let mut out = Vec::new();
+    for item in items {
+        let (k, v) = item?;
+        let Some(suffix) = k.as_ref().strip_prefix(prefix) else {
+            break;
+        };
+        if out.len() == limit {
+            return Ok((out, Some(suffix.to_vec())));
+        }
+        out.push((k.as_ref().to_vec(), v.as_ref().to_vec()));
+    }
+    Ok((out, None))
 }
