@@ -1,5 +1,5 @@
-//! Model-based test of the state machine: random blocks of bank, staking, governance, NFT and market
-//! messages, valid and not (overspends, replayed and skipped nonces, unknown validators, proposals, tokens
+//! Model-based test of the state machine: random blocks of bank (a multisig account's sends included),
+//! staking, governance, NFT and market messages, valid and not (overspends, replayed and skipped nonces, unknown validators, proposals, tokens
 //! and jobs, wrong senders and statuses), run through the real application (FinalizeBlock + Commit on a
 //! temp-dir RocksDB) and, side by side, through a small reference model written from the design: balances,
 //! nonces, fees, bonds, unbonding entries, gov deposits, provider bonds, job escrow, NFT owners and listings.
@@ -27,16 +27,23 @@ use lode_state::{
         nft::{self, NftError, NftMsg},
         staking::{self, error::StakingError, StakingMsg},
     },
-    tx::{sign_msg, Msg},
+    tx::{
+        multisig::{self, MultisigKey},
+        sign_msg, Msg,
+    },
     Address, Params,
 };
 use proptest::prelude::*;
 
 use crate::common::*;
 
-/// User accounts 0..USERS; `GENESIS` stands for the genesis validator (key 999) as a delegation target.
+/// User accounts 0..USERS; `MS` is a 2-of-3 multisig account of users 1, 2 and 3; `GENESIS` stands for the
+/// genesis validator (key 999) as a delegation target.
 const USERS: usize = 5;
-const GENESIS: usize = USERS;
+const MS: usize = USERS;
+const GENESIS: usize = USERS + 1;
+/// What the multisig account is funded with (by user 4) at setup.
+const MS_FUNDS: u128 = 100_000_000;
 /// The one account that may register as a provider (others get `UnknownProvider` when they act as one).
 const PROV: usize = 3;
 /// The NFT collection's creator (royalty receiver).
@@ -66,6 +73,12 @@ enum Op {
         from: usize,
         to: usize,
         amount: u128,
+    },
+    /// A send from the multisig account, signed by the two of its three keys other than `left_out`'s.
+    MsSend {
+        to: usize,
+        amount: u128,
+        left_out: usize,
     },
     /// Sends all but `keep` of the sender's balance after the fee (resolved to a `Send`).
     Drain {
@@ -207,6 +220,7 @@ impl Op {
             | Op::Accept { from, .. }
             | Op::Decline { from, .. }
             | Op::BuyListed { from, .. } => from,
+            Op::MsSend { .. } => MS,
             // Resolved to a message with a sender before anyone asks.
             Op::ListOwned { .. } => 0,
             Op::Answer { .. } => PROV,
@@ -224,15 +238,19 @@ enum NonceMode {
 
 fn op() -> impl Strategy<Value = Op> {
     let u = 0..USERS;
-    let target = 0..=USERS;
+    // Any account (the multisig one included) as a recipient; any account or the genesis validator as a
+    // delegation target.
+    let dest = 0..=MS;
+    let target = 0..=GENESIS;
     let tok = 0u8..4;
     let seq = 0u64..2;
     // Consumers of the job messages: three accounts, so named jobs often exist.
     let c = 0..3usize;
     prop_oneof![
-        4 => (u.clone(), u.clone(), 1u128..700_000_000).prop_map(|(from, to, amount)| Op::Send { from, to, amount }),
-        1 => (u.clone(), u.clone(), 0u128..3).prop_map(|(from, to, keep)| Op::Drain { from, to, keep }),
-        1 => (u.clone(), prop::collection::vec((u.clone(), 1u128..400_000_000), 1..3))
+        4 => (u.clone(), dest.clone(), 1u128..700_000_000).prop_map(|(from, to, amount)| Op::Send { from, to, amount }),
+        2 => (dest.clone(), 1u128..120_000_000, 0..3usize).prop_map(|(to, amount, left_out)| Op::MsSend { to, amount, left_out }),
+        1 => (u.clone(), dest.clone(), 0u128..3).prop_map(|(from, to, keep)| Op::Drain { from, to, keep }),
+        1 => (u.clone(), prop::collection::vec((dest, 1u128..400_000_000), 1..3))
             .prop_map(|(from, outputs)| Op::MultiSend { from, outputs }),
         1 => (u.clone(), 1u128..300_000).prop_map(|(from, self_bond)| Op::CreateValidator { from, self_bond }),
         2 => (u.clone(), target.clone(), 1u128..200_000).prop_map(|(from, to, amount)| Op::Delegate { from, to, amount }),
@@ -400,6 +418,7 @@ impl Model {
         let h = self.height;
         match *op {
             Op::Send { from, to, amount } => self.transfer(from, Some(to), amount),
+            Op::MsSend { to, amount, .. } => self.transfer(MS, Some(to), amount),
             Op::Drain { .. } | Op::ListOwned { .. } | Op::BuyListed { .. } | Op::Answer { .. } => {
                 unreachable!("resolved before signing")
             }
@@ -831,6 +850,16 @@ fn setup(burn_on_expiry: bool, burn_on_no_quorum: bool, max_attempts: u32) -> (C
             }),
         );
     }
+    let ms = multisig_key(&chain).address();
+    let funder = chain.addr(4);
+    chain.ok(
+        4,
+        Msg::Bank(BankMsg::Send {
+            from: funder,
+            to: ms,
+            amount: MS_FUNDS,
+        }),
+    );
     let creator = chain.addr(CREATOR);
     chain.ok(
         CREATOR,
@@ -848,8 +877,12 @@ fn setup(burn_on_expiry: bool, burn_on_no_quorum: bool, max_attempts: u32) -> (C
     let s = chain.app.store();
     let model = Model {
         height: chain.height,
-        bal: (0..USERS).map(|i| chain.balance(&chain.addr(i))).collect(),
-        nonce: (0..USERS).map(|i| chain.nonce(i)).collect(),
+        bal: (0..=MS)
+            .map(|i| chain.balance(&target(&chain, i)))
+            .collect(),
+        nonce: (0..=MS)
+            .map(|i| chain.account(&target(&chain, i)).nonce)
+            .collect(),
         supply: bank::supply(s).expect("supply"),
         fees: pools(&chain),
         validators: [0, 1, GENESIS].into_iter().collect(),
@@ -875,12 +908,33 @@ fn pools(chain: &Chain) -> u128 {
     chain.balance(&bank::fee_collector()) + chain.balance(&gov::treasury())
 }
 
+/// The 2-of-3 multisig key of users 1, 2 and 3.
+fn multisig_key(chain: &Chain) -> MultisigKey {
+    let keys = (1..4)
+        .map(|i| chain.keys[i].verification_key().to_bytes())
+        .collect();
+    MultisigKey::new(2, keys).expect("multisig key")
+}
+
+/// The address of account `i`: a user, the multisig account or the genesis validator.
 fn target(chain: &Chain, i: usize) -> Address {
-    if i == GENESIS {
-        addr(&key(999))
-    } else {
-        chain.addr(i)
+    match i {
+        GENESIS => addr(&key(999)),
+        MS => multisig_key(chain).address(),
+        _ => chain.addr(i),
     }
+}
+
+/// A multisig tx from `MS`, signed by two of users 1, 2, 3 (all but `left_out`).
+fn sign_multisig(chain: &Chain, nonce: u64, left_out: usize, msg: Msg) -> Vec<u8> {
+    let mk = multisig_key(chain);
+    let mut doc = multisig::unsigned_doc(CHAIN_ID, &mk, nonce, MODULE_FEE, &[msg], "", 0);
+    for i in (1..4).filter(|i| *i != 1 + left_out) {
+        let sig = multisig::sign(&doc, &chain.keys[i]);
+        multisig::add_signature(&mut doc, &chain.keys[i].verification_key().to_bytes(), &sig)
+            .expect("add signature");
+    }
+    multisig::assemble(&doc).expect("assemble")
 }
 
 /// Resolves the ops that depend on the model's state (a drain's amount, a buy at the listed price, the
@@ -963,7 +1017,12 @@ fn to_msg(chain: &Chain, op: &Op) -> Msg {
     match *op {
         Op::Send { from, to, amount } => Msg::Bank(BankMsg::Send {
             from: a(from),
-            to: a(to),
+            to: target(chain, to),
+            amount,
+        }),
+        Op::MsSend { to, amount, .. } => Msg::Bank(BankMsg::Send {
+            from: target(chain, MS),
+            to: target(chain, to),
             amount,
         }),
         Op::Drain { .. } | Op::ListOwned { .. } | Op::BuyListed { .. } | Op::Answer { .. } => {
@@ -971,7 +1030,10 @@ fn to_msg(chain: &Chain, op: &Op) -> Msg {
         }
         Op::MultiSend { from, ref outputs } => Msg::Bank(BankMsg::MultiSend {
             from: a(from),
-            outputs: outputs.iter().map(|&(to, x)| (a(to), x)).collect(),
+            outputs: outputs
+                .iter()
+                .map(|&(to, x)| (target(chain, to), x))
+                .collect(),
         }),
         Op::CreateValidator { from, self_bond } => Msg::Staking(StakingMsg::CreateValidator {
             operator: a(from),
@@ -1125,10 +1187,21 @@ fn to_msg(chain: &Chain, op: &Op) -> Msg {
 /// Every part of the app's state the model predicts, read from the app in the model's shape.
 fn compare(chain: &Chain, m: &Model) -> Result<(), TestCaseError> {
     let s = chain.app.store();
+    let ms = target(chain, MS);
+    prop_assert_eq!(
+        chain.balance(&ms),
+        m.bal[MS],
+        "balance of the multisig account"
+    );
+    prop_assert_eq!(
+        chain.account(&ms).nonce,
+        m.nonce[MS],
+        "nonce of the multisig account"
+    );
     for i in 0..USERS {
         prop_assert_eq!(chain.balance(&chain.addr(i)), m.bal[i], "balance of {}", i);
         prop_assert_eq!(chain.nonce(i), m.nonce[i], "nonce of {}", i);
-        for v in 0..=USERS {
+        for v in 0..=GENESIS {
             let d = staking::delegation(s, &chain.addr(i), &target(chain, v)).expect("delegation");
             let want = m.delegations.get(&(i, v)).copied().unwrap_or(0);
             prop_assert_eq!(d, want, "delegation {} -> {}", i, v);
@@ -1140,7 +1213,7 @@ fn compare(chain: &Chain, m: &Model) -> Result<(), TestCaseError> {
             .is_some();
         prop_assert_eq!(is, m.validators.contains(&v), "validator {}", v);
     }
-    let index: BTreeMap<Address, usize> = (0..=USERS).map(|i| (target(chain, i), i)).collect();
+    let index: BTreeMap<Address, usize> = (0..=GENESIS).map(|i| (target(chain, i), i)).collect();
     let unbonding: BTreeMap<(u64, usize, usize), u128> = staking::unbonding_entries(s)
         .expect("unbonding")
         .into_iter()
@@ -1273,7 +1346,11 @@ proptest! {
                     NonceMode::Replayed => right.saturating_sub(1),
                     NonceMode::Ahead => right + 1,
                 };
-                txs.push(sign_msg(CHAIN_ID, &chain.keys[signer], nonce, MODULE_FEE, to_msg(&chain, &op)));
+                let msg = to_msg(&chain, &op);
+                txs.push(match op {
+                    Op::MsSend { left_out, .. } => sign_multisig(&chain, nonce, left_out, msg),
+                    _ => sign_msg(CHAIN_ID, &chain.keys[signer], nonce, MODULE_FEE, msg),
+                });
                 want.push(model.apply(signer, nonce, &op));
             }
             let (results, _) = chain.block(txs);
