@@ -975,17 +975,16 @@ async fn skew_phase(
     }
     net.clock_offset_ms[i] = offset_ms;
     net.children[i] = Some(net.spawn(i));
-    // Back in the validator set's rotation: wait until it has the chain's height (or 60 s: a node skewed
-    // behind refuses live proposals and may trail, which the phase tolerates).
-    let target = monitor.top();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Back in the validator set's rotation: wait until it has the chain's current height (or 30 s: a node
+    // skewed behind refuses live proposals and may trail, which the phase tolerates).
+    let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let h = tokio::time::timeout(Duration::from_secs(2), status(&net.grpc[i]))
             .await
             .ok()
             .flatten()
             .map_or(0, |s| s.latest_height);
-        if h >= target {
+        if h >= monitor.top() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
