@@ -76,6 +76,10 @@ pub struct BridgeParams {
     pub max_clock_drift: Duration,
     /// How long after the previous block a proposer with an empty mempool waits for a transaction.
     pub empty_block_interval: Duration,
+    /// Test-only: shifts this node's clock, the time it proposes blocks with and checks proposals' times
+    /// against, by this many milliseconds (positive: ahead). Always 0 outside tests, which set it to skew
+    /// one validator (`lode start`'s hidden `--test-clock-offset-ms`).
+    pub clock_offset_ms: i64,
 }
 
 /// A fully received and signature-checked stream, waiting for its height.
@@ -713,6 +717,12 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             .collect())
     }
 
+    /// This node's clock: the wall clock shifted by the test-only `clock_offset_ms`.
+    fn now(&self) -> BlockTime {
+        let offset = i128::from(self.params.clock_offset_ms).saturating_mul(1_000_000);
+        BlockTime::from_unix_nanos(BlockTime::now().as_unix_nanos().saturating_add(offset))
+    }
+
     fn expected_proposer(&self, round: Round) -> Option<Address> {
         let v = self.validators.as_ref()?;
         Some(
@@ -758,7 +768,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         let max = self.params.max_block_tx_bytes;
         let mempool = self.mempool.clone();
         let txs = blocking(move || mempool.reap(max)).await?;
-        let now = BlockTime::now();
+        let now = self.now();
         let min_time =
             BlockTime::from_unix_nanos(self.last_time.as_unix_nanos().saturating_add(1_000_000));
         let time = now.max(min_time);
@@ -968,7 +978,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         }
         let door = Door::Proposal {
             reproposal: r.init.valid_round.is_defined(),
-            now: BlockTime::now(),
+            now: self.now(),
             max_drift: self.params.max_clock_drift,
         };
         let valid = match self.validate(&r.block, door).await? {

@@ -110,6 +110,10 @@ pub struct ConsensusConfig {
     /// before it proposes an empty block (never more than half the propose timeout, so the block still
     /// arrives in time). Zero proposes at once. Like CometBFT's `create_empty_blocks_interval`.
     pub empty_block_interval: Duration,
+    /// Test-only: shifts this node's clock, the time it proposes blocks with and checks proposals' times
+    /// against, by this many milliseconds (positive: ahead). Always 0 outside tests, which set it to skew
+    /// one validator (`lode start`'s hidden `--test-clock-offset-ms`).
+    pub clock_offset_ms: i64,
 }
 
 /// A running consensus service.
@@ -298,6 +302,7 @@ where
         max_block_tx_bytes: config.max_block_tx_bytes,
         max_clock_drift: config.max_clock_drift,
         empty_block_interval: config.empty_block_interval,
+        clock_offset_ms: config.clock_offset_ms,
     };
     let (evidence_tx, evidence_rx) = mpsc::channel(EVIDENCE_CHANNEL);
     let mut bridge = Bridge::new(

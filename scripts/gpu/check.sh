@@ -11,6 +11,12 @@
 # machines are large and quiet, so their 2-thread figures show scaling that a busy 2-core
 # machine cannot.
 #
+# The GPU tests are #[ignore]d ("needs a CUDA device"), so `cargo test` / `cargo nextest run`
+# without a GPU show them as ignored / skipped, never as passed; this script runs them with
+# --include-ignored, where they fail if CUDA does not start. It exits non-zero when CUDA
+# does not start (first check: a_cuda_device_starts), whether or not the driver library is
+# there, when any test fails, and when the benchmark fails.
+#
 # Usage: [CPU_BENCH=1] scripts/gpu/check.sh [sizes...]   (GPU bench sizes, default 4096 8192)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,16 +25,28 @@ export PATH="$PATH:/usr/local/cuda/bin"
 status=0
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-echo "== CUDA tests (must say where they ran; a skip prints its reason)"
-.gpu/it --nocapture cuda 2>&1 | grep -E "CUDA|skip|test result|panicked" | cut -c1-300
-echo "== whole suite"
-.gpu/it 2>&1 | tail -2 | cut -c1-300
-.gpu/it >/dev/null 2>&1 || status=1
+echo "== CUDA starts"
+if ! out=$(.gpu/it --include-ignored --nocapture a_cuda_device_starts 2>&1); then
+    echo "$out" | grep -E "CUDA|panicked" | cut -c1-300
+    if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so' || command -v nvidia-smi >/dev/null; then
+        echo "check.sh: FAIL: CUDA libraries are present but CUDA did not start (reason above)" >&2
+    else
+        echo "check.sh: FAIL: no CUDA driver here (no libcuda.so, no nvidia-smi): nothing was checked" >&2
+    fi
+    exit 1
+fi
+echo "$out" | grep -E "CUDA tests run on" | cut -c1-300
+echo "== CUDA tests (CUDA == CPU bit for bit)"
+.gpu/it --include-ignored --nocapture cuda 2>&1 | grep -E "CUDA|test result|panicked|FAILED" | cut -c1-300
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+echo "== whole suite, GPU tests included"
+.gpu/it --include-ignored 2>&1 | tail -2 | cut -c1-300
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 .gpu/unit 2>&1 | tail -2 | cut -c1-300
 .gpu/unit >/dev/null 2>&1 || status=1
 if command -v compute-sanitizer >/dev/null; then
     echo "== CUDA tests under compute-sanitizer memcheck"
-    compute-sanitizer --tool memcheck --error-exitcode 9 .gpu/it cuda 2>&1 | tail -3 | cut -c1-300
+    compute-sanitizer --tool memcheck --error-exitcode 9 .gpu/it --include-ignored cuda 2>&1 | tail -3 | cut -c1-300
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 echo "== benchmark"

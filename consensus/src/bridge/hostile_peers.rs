@@ -116,6 +116,7 @@ async fn net_with(app: Kv) -> Net {
         max_block_tx_bytes: MAX_TX_BYTES,
         max_clock_drift: Duration::from_secs(10),
         empty_block_interval: Duration::ZERO,
+        clock_offset_ms: 0,
     };
     let store = Arc::new(InMemoryBlockStore::default());
     let (network_tx, network_rx) = mpsc::channel(1024);

@@ -170,6 +170,7 @@ async fn four_validators_decide_several_heights_and_agree_despite_a_byzantine_pr
             max_clock_drift: Duration::from_secs(10),
             value_sync: true,
             empty_block_interval: Duration::ZERO,
+            clock_offset_ms: 0,
         };
         let store = Arc::new(InMemoryBlockStore::default());
         let mempool = Arc::new(TestMempool {

@@ -37,6 +37,17 @@ use crate::{
 pub(super) struct StartArgs {
     #[command(flatten)]
     home: HomeArg,
+    /// Test-only: runs this node's consensus clock (the time it proposes blocks with and checks proposals'
+    /// times against) this many milliseconds ahead (negative: behind), to test clock skew. Hidden; never
+    /// set it on a real validator.
+    #[arg(
+        long,
+        env = "LODE_TEST_CLOCK_OFFSET_MS",
+        hide = true,
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    test_clock_offset_ms: i64,
 }
 
 pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()> {
@@ -64,6 +75,12 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         genesis_validators.push((PublicKey(key), v.power));
     }
     let t = parse_genesis_time(&genesis.genesis_time).map_err(|e| eyre!("genesis: {e}"))?;
+    if args.test_clock_offset_ms != 0 {
+        tracing::warn!(
+            offset_ms = args.test_clock_offset_ms,
+            "test-only clock offset: this node proposes and checks block times with a shifted clock"
+        );
+    }
     let c = &config.consensus;
     let consensus_config = ConsensusConfig {
         moniker: config.moniker.clone(),
@@ -91,6 +108,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         max_clock_drift: Duration::from_millis(c.max_clock_drift_ms),
         value_sync: c.value_sync,
         empty_block_interval: Duration::from_millis(c.empty_block_interval_ms),
+        clock_offset_ms: args.test_clock_offset_ms,
     };
 
     let data = home.data_dir();

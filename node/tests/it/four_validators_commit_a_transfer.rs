@@ -24,6 +24,9 @@ pub struct Net {
     pub children: Vec<Option<Child>>,
     /// The network namespace each node runs in (`ip netns exec`); empty: all in this one.
     pub netns: Vec<String>,
+    /// A test-only clock offset per node (ms, `LODE_TEST_CLOCK_OFFSET_MS`), applied when it is (re)started;
+    /// 0: none.
+    pub clock_offset_ms: Vec<i64>,
     /// The loopback ports of every node, reserved for the whole test so a node restarted after a kill finds
     /// its ports free (see `lode_test_ports`).
     _ports: PortBlock,
@@ -108,6 +111,7 @@ impl Net {
             grpc,
             children: Vec::new(),
             netns: Vec::new(),
+            clock_offset_ms: vec![0; n],
             _ports: ports,
         };
         for i in 0..n {
@@ -127,6 +131,9 @@ impl Net {
             Some(ns) => lode_in_netns(ns),
             None => lode(),
         };
+        if let Some(&offset) = self.clock_offset_ms.get(i).filter(|o| **o != 0) {
+            cmd.env("LODE_TEST_CLOCK_OFFSET_MS", offset.to_string());
+        }
         cmd.env("RUST_LOG", "info")
             .args(["start", "--home", path_str(&self.homes[i])])
             .stdin(Stdio::null())

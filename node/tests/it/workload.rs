@@ -303,7 +303,7 @@ impl Verdict {
     }
 }
 
-async fn get_block(ch: &Channel, height: u64) -> Option<pb::GetBlockResponse> {
+pub async fn get_block(ch: &Channel, height: u64) -> Option<pb::GetBlockResponse> {
     let mut client = BlockServiceClient::new(ch.clone());
     Some(
         client
