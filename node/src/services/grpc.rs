@@ -32,15 +32,8 @@ use super::block_store::RocksBlockStore;
 use super::gossip::PeerList;
 use super::mempool::{tx_hash, AddError, Mempool};
 
-/// Generated types and services of `lode.node.v1`.
-#[allow(missing_docs, missing_debug_implementations, clippy::all)]
-pub mod pb {
-    tonic::include_proto!("lode.node.v1");
-
-    /// The file descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/lode_node_descriptor.bin"));
-}
+/// Generated types and services of `lode.node.v1` (built in the client crate, servers included).
+pub use lode_client::pb;
 
 use lode_proto::{
     gov::v1 as govpb, market::v1 as mpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb,
