@@ -82,11 +82,7 @@ pub(super) fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
 
 /// A gRPC channel to `node`.
 pub(super) async fn connect(node: &str) -> eyre::Result<Channel> {
-    Channel::from_shared(node.to_owned())
-        .map_err(|e| eyre!("invalid node URL {node:?}: {e}"))?
-        .connect()
-        .await
-        .wrap_err_with(|| format!("cannot connect to {node}"))
+    Ok(lode_client::Client::connect(node).await?.channel().clone())
 }
 
 /// Prints a tx result (text only: under `-o json` the caller prints it in its document); a non-zero code
@@ -819,55 +815,42 @@ async fn state_query(
     path: &str,
     data: Vec<u8>,
 ) -> eyre::Result<Vec<u8>> {
-    let ch = connect(&node.node).await?;
-    let r = QueryServiceClient::new(ch.clone())
-        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-        .query(pb::StateQueryRequest {
-            path: path.into(),
-            data: data.clone(),
-            height: opts.height,
-            prove: opts.prove,
-        })
-        .await
-        .map_err(status_err)?
-        .into_inner();
-    if opts.prove {
-        crate::proof::verify_answer(path, &data, &r).map_err(|e| eyre!("proof: {e}"))?;
-        let block = BlockServiceClient::new(ch)
-            .max_decoding_message_size(MAX_RESPONSE_BYTES)
-            .get_block(pb::GetBlockRequest {
-                at: Some(pb::get_block_request::At::Height(r.height)),
-            })
-            .await;
-        let compared = match block {
-            Ok(b) => {
-                let b = b.into_inner();
-                if b.result_app_hash != r.app_hash {
-                    bail!(
-                        "proof: app hash {} is not block {}'s {}",
-                        hex::encode_upper(&r.app_hash),
-                        r.height,
-                        hex::encode_upper(&b.result_app_hash)
-                    );
-                }
-                ""
-            }
-            // Genesis (the height before the first block) has no block to compare with.
-            Err(s) if s.code() == tonic::Code::NotFound => " (genesis: no block to compare)",
-            Err(s) => return Err(status_err(s)),
-        };
-        crate::cli::say!(
-            "proof: verified against app hash {} at height {} ({} entries){compared}",
-            hex::encode_upper(&r.app_hash),
-            r.height,
-            r.proofs.len()
-        );
+    let client = lode_client::Client::connect(&node.node).await?;
+    let client_err = |e: lode_client::Error| match e {
+        lode_client::Error::Status { status, .. } => status_err(status),
+        e => eyre::Report::new(e),
+    };
+    if !opts.prove {
+        let r = client
+            .query_state(path, data, opts.height, false)
+            .await
+            .map_err(client_err)?;
+        return Ok(r.value);
     }
+    // The client checks the entries and the block's app hash; the answer's replay over its entries needs
+    // the state machine's handlers, so it is the node crate's.
+    let proved = client
+        .query_proved(path, data.clone(), opts.height)
+        .await
+        .map_err(client_err)?;
+    let r = proved.response;
+    crate::proof::verify_answer(path, &data, &r).map_err(|e| eyre!("proof: {e}"))?;
+    let compared = if proved.block_checked {
+        ""
+    } else {
+        " (genesis: no block to compare)"
+    };
+    crate::cli::say!(
+        "proof: verified against app hash {} at height {} ({} entries){compared}",
+        hex::encode_upper(&r.app_hash),
+        r.height,
+        r.proofs.len()
+    );
     Ok(r.value)
 }
 
 /// The largest response the CLI accepts (a block of the maximum size with its results).
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
+use lode_client::MAX_RESPONSE_BYTES;
 
 /// A tx hash from hex (`0x` prefix and either case accepted).
 fn parse_hash(hash: &str) -> eyre::Result<Vec<u8>> {
