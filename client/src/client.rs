@@ -194,6 +194,16 @@ impl Client {
     /// tx never needs more.
     pub async fn min_fee(&self, build: impl Fn(u128) -> Vec<u8>) -> Result<u128, Error> {
         let r = self.simulate(build(u128::from(u64::MAX))).await?;
+        // No gas: the tx failed the checks that come before the fee is sized (encoding, chain id, keys).
+        if let Some(res) = r.result.as_ref().filter(|res| r.gas == 0 && res.code != 0) {
+            return Err(Error::TxFailed {
+                hash: hex::encode_upper(&r.tx_hash),
+                what: "check",
+                code: res.code,
+                codespace: res.codespace.clone(),
+                log: res.log.clone(),
+            });
+        }
         r.min_fee.parse().map_err(|e| Error::Malformed {
             what: "minimum fee",
             reason: format!("{:?}: {e}", r.min_fee),
