@@ -95,6 +95,17 @@ pub struct ProvedAccount {
     pub app_hash: Vec<u8>,
 }
 
+impl<'a> From<&'a pb::ProvenEntry> for proof::Entry<'a> {
+    fn from(e: &'a pb::ProvenEntry) -> Self {
+        proof::Entry {
+            key: &e.key,
+            exists: e.exists,
+            value: &e.value,
+            proof: &e.proof,
+        }
+    }
+}
+
 impl Client {
     /// Connects to a node's gRPC URL (`http://127.0.0.1:9090`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
@@ -367,12 +378,7 @@ impl Client {
         let response = self.query_state(path, data, height, true).await?;
         proof::verify_entries(
             &response.app_hash,
-            response.proofs.iter().map(|e| proof::Entry {
-                key: &e.key,
-                exists: e.exists,
-                value: &e.value,
-                proof: &e.proof,
-            }),
+            response.proofs.iter().map(proof::Entry::from),
         )?;
         let block_checked = match self
             .blocks()

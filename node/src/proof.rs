@@ -24,12 +24,7 @@ pub enum AnswerError {
 pub fn verify_entries(answer: &pb::StateQueryResponse) -> Result<(), ProofError> {
     lode_client::proof::verify_entries(
         &answer.app_hash,
-        answer.proofs.iter().map(|e| lode_client::proof::Entry {
-            key: &e.key,
-            exists: e.exists,
-            value: &e.value,
-            proof: &e.proof,
-        }),
+        answer.proofs.iter().map(lode_client::proof::Entry::from),
     )
 }
 

@@ -12,15 +12,6 @@ use lode_node::keys::KeyFile;
 
 use crate::support::SingleNode;
 
-fn entry(e: &pb::ProvenEntry) -> proof::Entry<'_> {
-    proof::Entry {
-        key: &e.key,
-        exists: e.exists,
-        value: &e.value,
-        proof: &e.proof,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_sends_a_transfer_and_proves_the_balances_with_the_client_crate() {
     let node = SingleNode::start(|_| {}).await;
@@ -104,11 +95,11 @@ async fn a_wallet_sends_a_transfer_and_proves_the_balances_with_the_client_crate
         .response;
     let mut lie = answer.proofs.clone();
     lie[0].value[0] ^= 1;
-    assert!(proof::verify_entries(&answer.app_hash, lie.iter().map(entry)).is_err());
+    assert!(proof::verify_entries(&answer.app_hash, lie.iter().map(proof::Entry::from)).is_err());
     let mut root = answer.app_hash.clone();
     root[0] ^= 1;
     assert!(matches!(
-        proof::verify_entries(&root, answer.proofs.iter().map(entry)),
+        proof::verify_entries(&root, answer.proofs.iter().map(proof::Entry::from)),
         Err(proof::ProofError::Invalid { .. })
     ));
 
