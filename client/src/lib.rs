@@ -27,6 +27,23 @@ pub use client::{
 pub use address::Address;
 pub use ed25519_consensus::SigningKey;
 
+/// The gRPC metadata key that asks a module query service (`GovQueryService`, `NftQueryService`, …) for a
+/// past height's state, as a decimal height; the node answers with the height it read under the same key.
+/// [`at_height`] sets it. (`QueryService.Query` takes the height in its request.)
+pub const HEIGHT_METADATA: &str = "x-lode-height";
+
+/// A module query request asking for the state at `height` (0: the last commit).
+#[cfg(feature = "grpc")]
+pub fn at_height<T>(message: T, height: u64) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    if height != 0 {
+        if let Ok(v) = height.to_string().parse() {
+            r.metadata_mut().insert(HEIGHT_METADATA, v);
+        }
+    }
+    r
+}
+
 /// The node's gRPC API (`lode.node.v1`): messages, service clients (and, with feature `server`, servers).
 #[cfg(feature = "grpc")]
 pub mod pb {

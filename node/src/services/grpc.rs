@@ -386,8 +386,11 @@ pub fn query_status(code: u32, log: &str) -> Status {
 }
 
 impl NodeApi {
-    /// Serves one module query path at the last commit: the request encoded as the query data, the
-    /// response decoded from the query value.
+    /// Serves one module query path: the request encoded as the query data, the response decoded from the
+    /// query value. At the last commit, or at the height the request's `x-lode-height` metadata names
+    /// (`lode_client::HEIGHT_METADATA`; the answer's height comes back under the same key), with the errors
+    /// of `QueryService.Query` (NOT_FOUND above the chain, FAILED_PRECONDITION for a height not held or a
+    /// listing at a past height); INVALID_ARGUMENT when the value is not a decimal height.
     async fn module_query<Req, Resp>(
         &self,
         path: &'static str,
@@ -399,12 +402,27 @@ impl NodeApi {
     {
         let _slot = self.guards.request()?;
         let app = self.app.clone();
+        let height = match request.metadata().get(lode_client::HEIGHT_METADATA) {
+            None => 0,
+            Some(v) => v
+                .to_str()
+                .ok()
+                .filter(|s| s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
+                .and_then(|h| i64::try_from(h).ok())
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "{} is not a height",
+                        lode_client::HEIGHT_METADATA
+                    ))
+                })?,
+        };
         let data = Bytes::from(request.into_inner().encode_to_vec());
         let resp = tokio::task::spawn_blocking(move || {
             app.query(RequestQuery {
                 data,
                 path: path.into(),
-                height: 0,
+                height,
                 prove: false,
             })
         })
@@ -413,9 +431,15 @@ impl NodeApi {
         if resp.code != 0 {
             return Err(query_status(resp.code, &resp.log));
         }
-        Resp::decode(resp.value.as_ref())
+        let mut answer = Resp::decode(resp.value.as_ref())
             .map(Response::new)
-            .map_err(|e| Status::internal(format!("{path} answered undecodable bytes: {e}")))
+            .map_err(|e| Status::internal(format!("{path} answered undecodable bytes: {e}")))?;
+        if let Ok(h) = resp.height.to_string().parse() {
+            answer
+                .metadata_mut()
+                .insert(lode_client::HEIGHT_METADATA, h);
+        }
+        Ok(answer)
     }
 
     /// Admits a tx; a CheckTx failure is a normal response with its code, other failures are statuses.

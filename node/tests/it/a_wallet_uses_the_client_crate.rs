@@ -1,7 +1,9 @@
 //! The `lode-client` crate against a real node on loopback, the way a wallet uses it (the crate README's
 //! example): a transfer built, signed at the chain's nonce and minimum fee, broadcast and waited for; both
 //! accounts read with proofs checked against the block's app hash; the tx found again by an event
-//! subscription replayed from its height; and a second transfer sent over the streaming broadcast.
+//! subscription replayed from its height; a second transfer sent over the streaming broadcast; and a module
+//! message built from its protobuf struct (an NFT collection), read through the typed query service at the
+//! heights before and after it (`x-lode-height`).
 
 use lode_client::{
     pb, proof,
@@ -155,4 +157,63 @@ async fn a_wallet_sends_a_transfer_and_proves_the_balances_with_the_client_crate
     );
     let theirs = client.account_proved(&bob, 0).await.expect("proved");
     assert_eq!(theirs.account.balance, 1235);
+
+    // Any module's message through the builder as its protobuf struct; the typed module query service
+    // answers at the height asked (`x-lode-height`), echoes it, and refuses a malformed or future one.
+    let collection = lode_proto::nft::v1::MsgCreateCollection {
+        creator: me.to_string(),
+        id: "wallet-art".into(),
+        name: "Wallet Art".into(),
+        symbol: "WART".into(),
+        ..Default::default()
+    };
+    let (created, _) = client
+        .sign(&key, &[collection], "", None)
+        .await
+        .expect("sign");
+    let created = client.send_and_wait(created.bytes).await.expect("created");
+    let mut nft =
+        pb::nft_query_service_client::NftQueryServiceClient::new(client.channel().clone());
+    let ask = |h| {
+        lode_client::at_height(
+            lode_proto::nft::v1::CollectionRequest {
+                id: "wallet-art".into(),
+            },
+            h,
+        )
+    };
+    let after = nft
+        .collection(ask(created.height))
+        .await
+        .expect("collection after");
+    assert_eq!(
+        after
+            .metadata()
+            .get(lode_client::HEIGHT_METADATA)
+            .and_then(|v| v.to_str().ok()),
+        Some(created.height.to_string().as_str())
+    );
+    assert_eq!(
+        after.into_inner().collection.map(|c| c.name),
+        Some("Wallet Art".to_owned())
+    );
+    let before = nft.collection(ask(created.height - 1)).await;
+    assert_eq!(
+        before.expect_err("no collection before").code(),
+        tonic::Code::NotFound
+    );
+    let mut bad = ask(0);
+    bad.metadata_mut()
+        .insert(lode_client::HEIGHT_METADATA, "-1".parse().expect("ascii"));
+    assert_eq!(
+        nft.collection(bad).await.expect_err("malformed").code(),
+        tonic::Code::InvalidArgument
+    );
+    assert_eq!(
+        nft.collection(ask(created.height + 1_000_000))
+            .await
+            .expect_err("future")
+            .code(),
+        tonic::Code::NotFound
+    );
 }
