@@ -8,7 +8,8 @@ pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod fuzz;
-pub mod hd;
+/// Keys from a BIP-39 mnemonic (the client crate's).
+pub use lode_client::hd;
 pub mod home;
 pub mod keys;
 pub mod proof;

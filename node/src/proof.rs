@@ -1,119 +1,31 @@
-//! Verifying a proven state query (`QueryService.Query` with `prove`, docs/proofs.md): every entry's ICS-23
-//! proof against the answer's app hash, then the answer against its entries (the path's handler re-run
-//! over exactly the proven entries must give the answer's bytes). No CLI, network or runtime here, so a
-//! client crate can take this module whole; the caller decides which app hash to trust (the CLI compares it
-//! with the block's).
+//! Verifying a whole proven state query (`QueryService.Query` with `prove`, docs/proofs.md): every entry's
+//! ICS-23 proof against the answer's app hash (`lode_client::proof`), then the answer against its entries:
+//! the path's handler, re-run over exactly the proven entries, must give the answer's bytes.
+//!
+//! The replay stays here rather than in the client crate: it runs the state machine's query handlers, and
+//! `lode-state` depends on `lode-client` (the address type, sign bytes and proof spec are defined once, in
+//! the client crate, and the chain uses them), so the client cannot depend on the handlers without a cycle,
+//! nor without bringing RocksDB into every wallet. Clients that read values from proven entries themselves
+//! (`Client::account_proved`) need no replay.
 
 use crate::services::grpc::pb;
+pub use lode_client::proof::{spec, verify_entry, ProofError};
 
-/// Why a proven answer was refused.
+/// Why a proven answer was refused: a proof, or the replay.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProofError {
-    #[error("app hash is {0} bytes, not 32")]
-    AppHash(usize),
-    #[error("the proof of key {key} does not decode: {reason}")]
-    Decode { key: String, reason: String },
-    #[error("the proof of key {key} is not an {want} proof of that key{value}")]
-    Kind {
-        key: String,
-        want: &'static str,
-        value: &'static str,
-    },
-    #[error("the proof of key {key} does not verify against app hash {root}")]
-    Invalid { key: String, root: String },
-    #[error("key {0} is proven twice")]
-    Duplicate(String),
+pub enum AnswerError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
     #[error("the answer does not follow from its proven entries: {0}")]
     Replay(String),
 }
 
-/// The ICS-23 proof spec of Lode's state tree: jmt 0.12's (SHA-256; leaf `SHA-256("JMT::LeafNode" ‖
-/// SHA-256(key) ‖ SHA-256(value))`; inner `SHA-256("JMT::IntrnalNode" ‖ left ‖ right)`; keys compared by
-/// their SHA-256), with the leaf value carried as its SHA-256 (`lode_state::query::proof_spec`).
-pub fn spec() -> ics23::ProofSpec {
-    lode_state::query::proof_spec()
-}
-
-fn sha256(b: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(b).to_vec()
-}
-
-/// Checks one entry: `proof` (an encoded `ics23.CommitmentProof`) proves that `key` holds `value` (None:
-/// holds nothing) in the tree whose root is `app_hash`.
-pub fn verify_entry(
-    app_hash: &[u8],
-    key: &[u8],
-    value: Option<&[u8]>,
-    proof: &[u8],
-) -> Result<(), ProofError> {
-    use ics23::commitment_proof::Proof;
-    use prost013::Message;
-    if app_hash.len() != 32 {
-        return Err(ProofError::AppHash(app_hash.len()));
-    }
-    let hex_key = || hex::encode(key);
-    let p = ics23::CommitmentProof::decode(proof).map_err(|e| ProofError::Decode {
-        key: hex_key(),
-        reason: e.to_string(),
-    })?;
-    let root = app_hash.to_vec();
-    let ok = match (value, &p.proof) {
-        (Some(v), Some(Proof::Exist(e))) if e.key == key && e.value == sha256(v) => {
-            ics23::verify_membership::<ics23::HostFunctionsManager>(
-                &p,
-                &spec(),
-                &root,
-                key,
-                &e.value,
-            )
-        }
-        (Some(_), _) => {
-            return Err(ProofError::Kind {
-                key: hex_key(),
-                want: "existence",
-                value: " and value",
-            })
-        }
-        (None, Some(Proof::Nonexist(n))) if n.key == key => {
-            ics23::verify_non_membership::<ics23::HostFunctionsManager>(&p, &spec(), &root, key)
-        }
-        (None, _) => {
-            return Err(ProofError::Kind {
-                key: hex_key(),
-                want: "absence",
-                value: "",
-            })
-        }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ProofError::Invalid {
-            key: hex_key(),
-            root: hex::encode(app_hash),
-        })
-    }
-}
-
 /// Checks every entry of an answer against its app hash (each key once).
 pub fn verify_entries(answer: &pb::StateQueryResponse) -> Result<(), ProofError> {
-    let mut seen = std::collections::BTreeSet::new();
-    for e in &answer.proofs {
-        if !seen.insert(e.key.as_slice()) {
-            return Err(ProofError::Duplicate(hex::encode(&e.key)));
-        }
-        let value = e.exists.then_some(e.value.as_slice());
-        if !e.exists && !e.value.is_empty() {
-            return Err(ProofError::Kind {
-                key: hex::encode(&e.key),
-                want: "absence",
-                value: " (an absent key carries a value)",
-            });
-        }
-        verify_entry(&answer.app_hash, &e.key, value, &e.proof)?;
-    }
-    Ok(())
+    lode_client::proof::verify_entries(
+        &answer.app_hash,
+        answer.proofs.iter().map(lode_client::proof::Entry::from),
+    )
 }
 
 /// Checks a whole proven answer to `path` with request `data`: every entry against the app hash, then the
@@ -123,16 +35,16 @@ pub fn verify_answer(
     path: &str,
     data: &[u8],
     answer: &pb::StateQueryResponse,
-) -> Result<(), ProofError> {
+) -> Result<(), AnswerError> {
     verify_entries(answer)?;
     let entries = answer
         .proofs
         .iter()
         .map(|e| (e.key.clone(), e.exists.then(|| e.value.clone())));
     let replayed = lode_state::query::replay(path, data, entries)
-        .map_err(|(code, log)| ProofError::Replay(format!("code {code}: {log}")))?;
+        .map_err(|(code, log)| AnswerError::Replay(format!("code {code}: {log}")))?;
     if replayed != answer.value {
-        return Err(ProofError::Replay(
+        return Err(AnswerError::Replay(
             "the entries give a different answer than the one sent".into(),
         ));
     }
@@ -246,7 +158,8 @@ mod tests {
                         let mut w = v.clone();
                         w.push(b'!');
                         // The value's hash (what the proof carries) is not the value.
-                        assert!(verify_entry(&root, key, Some(&sha256(v)), &proof).is_err());
+                        let hashed = <sha2::Sha256 as sha2::Digest>::digest(v);
+                        assert!(verify_entry(&root, key, Some(&hashed), &proof).is_err());
                         assert!(verify_entry(&root, key, Some(&w), &proof).is_err());
                         assert!(verify_entry(&root, key, None, &proof).is_err());
                     }
@@ -318,28 +231,28 @@ mod tests {
         });
         assert!(matches!(
             verify_answer("/account", req.data, &lie),
-            Err(ProofError::Replay(_))
+            Err(AnswerError::Replay(_))
         ));
         // An entry dropped: the replay reads a key the answer does not prove.
         let mut short = resp.clone();
         short.proofs.clear();
         assert!(matches!(
             verify_answer("/account", req.data, &short),
-            Err(ProofError::Replay(_))
+            Err(AnswerError::Replay(_))
         ));
         // An entry's value changed: its proof fails.
         let mut changed = resp.clone();
         changed.proofs[0].value[0] ^= 1;
         assert!(matches!(
             verify_answer("/account", req.data, &changed),
-            Err(ProofError::Kind { .. })
+            Err(AnswerError::Proof(ProofError::Kind { .. }))
         ));
         // The same entry twice.
         let mut twice = resp;
         twice.proofs.push(twice.proofs[0].clone());
         assert!(matches!(
             verify_answer("/account", req.data, &twice),
-            Err(ProofError::Duplicate(_))
+            Err(AnswerError::Proof(ProofError::Duplicate(_)))
         ));
     }
 }

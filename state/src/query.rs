@@ -356,13 +356,10 @@ pub const PROOF_OP_TYPE: &str = "ics23:jmt-sha256";
 /// already hashed (`prehash_value: NO_HASH`, the proof's `value` is SHA-256 of the stored value). The leaf
 /// hash, `SHA-256("JMT::LeafNode" ‖ SHA-256(key) ‖ SHA-256(value))`, and so every root, are the same; but
 /// ICS-23 verifiers refuse an empty value, and Lode's index entries (`nft/owner/…`, `market/by_status/…`)
-/// store empty values, which as hashes are 32 bytes like any other.
+/// store empty values, which as hashes are 32 bytes like any other. Defined in the client crate, which
+/// verifiers use; a test holds it equal to jmt's with that one change.
 pub fn proof_spec() -> ics23::ProofSpec {
-    let mut spec = jmt::ics23_spec();
-    if let Some(leaf) = spec.leaf_spec.as_mut() {
-        leaf.prehash_value = ics23::HashOp::NoHash.into();
-    }
-    spec
+    lode_client::proof::spec()
 }
 
 /// One proven state entry: the key, its value at the height (None: proven absent), and the protobuf
@@ -559,6 +556,15 @@ fn params_q(store: &dyn QueryRead, data: &[u8]) -> Result<Vec<u8>, QueryError> {
 mod tests {
     use super::*;
     use crate::store::{CommitBatch, CommitRecord, Writes};
+
+    #[test]
+    fn the_proof_spec_is_jmts_with_the_value_carried_hashed() {
+        let mut want = jmt::ics23_spec();
+        if let Some(leaf) = want.leaf_spec.as_mut() {
+            leaf.prehash_value = ics23::HashOp::NoHash.into();
+        }
+        assert_eq!(proof_spec(), want);
+    }
 
     /// A store whose genesis (version 0, height `initial - 1`) holds `keys`, then one empty block per
     /// `blocks`.

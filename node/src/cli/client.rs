@@ -11,10 +11,7 @@ use tonic::transport::Channel;
 
 use crate::{
     keys::{KeyFile, MultisigFile},
-    services::grpc::pb::{
-        self, block_service_client::BlockServiceClient, query_service_client::QueryServiceClient,
-        tx_service_client::TxServiceClient,
-    },
+    services::grpc::pb,
     testnet,
 };
 
@@ -82,11 +79,7 @@ pub(super) fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
 
 /// A gRPC channel to `node`.
 pub(super) async fn connect(node: &str) -> eyre::Result<Channel> {
-    Channel::from_shared(node.to_owned())
-        .map_err(|e| eyre!("invalid node URL {node:?}: {e}"))?
-        .connect()
-        .await
-        .wrap_err_with(|| format!("cannot connect to {node}"))
+    Ok(lode_client::Client::connect(node).await?.channel().clone())
 }
 
 /// Prints a tx result (text only: under `-o json` the caller prints it in its document); a non-zero code
@@ -412,6 +405,19 @@ fn status_err(s: tonic::Status) -> eyre::Report {
     eyre!("{:?}: {}", s.code(), s.message())
 }
 
+/// A client call's error as queries print it: a node's status as [`status_err`], anything else as is.
+fn client_err(e: lode_client::Error) -> eyre::Report {
+    match e {
+        lode_client::Error::Status { status, .. } => status_err(status),
+        e => eyre::Report::new(e),
+    }
+}
+
+/// The client crate over `node`.
+async fn client(node: &NodeArg) -> eyre::Result<lode_client::Client> {
+    Ok(lode_client::Client::connect(&node.node).await?)
+}
+
 pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
     let (cmd, opts) = (&args.what, &args.proof);
     let stateful = matches!(
@@ -441,13 +447,11 @@ pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
                         height: opts.height,
                     }
                 } else {
-                    QueryServiceClient::new(connect(&node.node).await?)
-                        .account(pb::AccountRequest {
-                            address: address.clone(),
-                        })
+                    client(node)
+                        .await?
+                        .account(address)
                         .await
-                        .map_err(status_err)?
-                        .into_inner()
+                        .map_err(client_err)?
                 };
                 super::emit(
                     serde_json::json!({
@@ -465,12 +469,7 @@ pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
                 )?;
             }
             QueryCommand::Status { node } => {
-                let mut q = QueryServiceClient::new(connect(&node.node).await?);
-                let r = q
-                    .status(pb::StatusRequest {})
-                    .await
-                    .map_err(status_err)?
-                    .into_inner();
+                let r = client(node).await?.status().await.map_err(client_err)?;
                 super::emit(
                     serde_json::json!({
                         "chain_id": r.chain_id,
@@ -521,13 +520,7 @@ pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
             }
             QueryCommand::Tx { hash, node } => {
                 let hash = parse_hash(hash)?;
-                let mut q = TxServiceClient::new(connect(&node.node).await?)
-                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
-                let r = q
-                    .get_tx(pb::GetTxRequest { hash })
-                    .await
-                    .map_err(status_err)?
-                    .into_inner();
+                let r = client(node).await?.get_tx(hash).await.map_err(client_err)?;
                 print_json(&tx_json(&r))?;
             }
             QueryCommand::History {
@@ -539,11 +532,9 @@ pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
                 let page_token = hex::decode(page).map_err(|e| {
                     eyre::eyre!("--page is the hex next_page of a previous page: {e}")
                 })?;
-                let mut q = pb::account_service_client::AccountServiceClient::new(
-                    connect(&node.node).await?,
-                )
-                .max_decoding_message_size(MAX_RESPONSE_BYTES);
-                let r = q
+                let r = client(node)
+                    .await?
+                    .accounts()
                     .history(pb::HistoryRequest {
                         address: address.clone(),
                         limit: *limit,
@@ -559,17 +550,11 @@ pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
                 }))?;
             }
             QueryCommand::Block { height, node } => {
-                let mut q = BlockServiceClient::new(connect(&node.node).await?)
-                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
-                let at = match height {
-                    Some(h) => pb::get_block_request::At::Height(*h),
-                    None => pb::get_block_request::At::Latest(true),
-                };
-                let r = q
-                    .get_block(pb::GetBlockRequest { at: Some(at) })
+                let r = client(node)
+                    .await?
+                    .get_block(*height)
                     .await
-                    .map_err(status_err)?
-                    .into_inner();
+                    .map_err(client_err)?;
                 print_json(&block_json(&r))?;
             }
             QueryCommand::Gov(_)
@@ -819,55 +804,35 @@ async fn state_query(
     path: &str,
     data: Vec<u8>,
 ) -> eyre::Result<Vec<u8>> {
-    let ch = connect(&node.node).await?;
-    let r = QueryServiceClient::new(ch.clone())
-        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-        .query(pb::StateQueryRequest {
-            path: path.into(),
-            data: data.clone(),
-            height: opts.height,
-            prove: opts.prove,
-        })
-        .await
-        .map_err(status_err)?
-        .into_inner();
-    if opts.prove {
-        crate::proof::verify_answer(path, &data, &r).map_err(|e| eyre!("proof: {e}"))?;
-        let block = BlockServiceClient::new(ch)
-            .max_decoding_message_size(MAX_RESPONSE_BYTES)
-            .get_block(pb::GetBlockRequest {
-                at: Some(pb::get_block_request::At::Height(r.height)),
-            })
-            .await;
-        let compared = match block {
-            Ok(b) => {
-                let b = b.into_inner();
-                if b.result_app_hash != r.app_hash {
-                    bail!(
-                        "proof: app hash {} is not block {}'s {}",
-                        hex::encode_upper(&r.app_hash),
-                        r.height,
-                        hex::encode_upper(&b.result_app_hash)
-                    );
-                }
-                ""
-            }
-            // Genesis (the height before the first block) has no block to compare with.
-            Err(s) if s.code() == tonic::Code::NotFound => " (genesis: no block to compare)",
-            Err(s) => return Err(status_err(s)),
-        };
-        crate::cli::say!(
-            "proof: verified against app hash {} at height {} ({} entries){compared}",
-            hex::encode_upper(&r.app_hash),
-            r.height,
-            r.proofs.len()
-        );
+    let client = client(node).await?;
+    if !opts.prove {
+        let r = client
+            .query_state(path, data, opts.height, false)
+            .await
+            .map_err(client_err)?;
+        return Ok(r.value);
     }
+    // The client checks the entries and the block's app hash; the answer's replay over its entries needs
+    // the state machine's handlers, so it is the node crate's.
+    let proved = client
+        .query_proved(path, data.clone(), opts.height)
+        .await
+        .map_err(client_err)?;
+    let r = proved.response;
+    crate::proof::verify_answer(path, &data, &r).map_err(|e| eyre!("proof: {e}"))?;
+    let compared = if proved.block_checked {
+        ""
+    } else {
+        " (genesis: no block to compare)"
+    };
+    crate::cli::say!(
+        "proof: verified against app hash {} at height {} ({} entries){compared}",
+        hex::encode_upper(&r.app_hash),
+        r.height,
+        r.proofs.len()
+    );
     Ok(r.value)
 }
-
-/// The largest response the CLI accepts (a block of the maximum size with its results).
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// A tx hash from hex (`0x` prefix and either case accepted).
 fn parse_hash(hash: &str) -> eyre::Result<Vec<u8>> {

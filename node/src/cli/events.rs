@@ -3,8 +3,10 @@
 use clap::Args;
 use eyre::{bail, eyre};
 
+use lode_client::Next;
+
 use super::client::{block_tx_json, connect, events_json, header_json, runtime, NodeArg};
-use crate::services::grpc::pb::{self, event_service_client::EventServiceClient};
+use crate::services::grpc::pb;
 
 #[derive(Debug, Args)]
 pub(super) struct EventsArgs {
@@ -22,29 +24,12 @@ pub(super) struct EventsArgs {
     node: NodeArg,
 }
 
-/// Parses `TYPE` or `TYPE.ATTRIBUTE=VALUE`.
+/// Parses `TYPE` or `TYPE.ATTRIBUTE=VALUE` (`lode_client::parse_filter`).
 pub(super) fn parse_filter(s: &str) -> eyre::Result<pb::EventFilter> {
-    let (key, value) = match s.split_once('=') {
-        None => {
-            if s.is_empty() {
-                bail!("empty --filter");
-            }
-            return Ok(pb::EventFilter {
-                r#type: s.to_owned(),
-                ..Default::default()
-            });
-        }
-        Some(kv) => kv,
-    };
-    let (ty, attribute) = key
-        .rsplit_once('.')
-        .filter(|(t, a)| !t.is_empty() && !a.is_empty())
-        .ok_or_else(|| eyre!("--filter {s:?}: expected TYPE or TYPE.ATTRIBUTE=VALUE"))?;
-    Ok(pb::EventFilter {
-        r#type: ty.to_owned(),
-        attribute: attribute.to_owned(),
-        value: value.to_owned(),
-    })
+    if s.is_empty() {
+        bail!("empty --filter");
+    }
+    lode_client::parse_filter(s).map_err(|e| eyre!("--filter {e}"))
 }
 
 /// A block event as one line of JSON.
@@ -68,36 +53,21 @@ pub(super) fn run(args: &EventsArgs) -> eyre::Result<()> {
         .map(|f| parse_filter(f))
         .collect::<eyre::Result<Vec<_>>>()?;
     runtime()?.block_on(async {
-        let mut client = EventServiceClient::new(connect(&args.node.node).await?)
-            .max_decoding_message_size(64 << 20);
-        let mut from = args.from;
+        let client = lode_client::Client::new(connect(&args.node.node).await?);
+        let mut sub = client.subscribe(args.from, filters);
         let mut printed = 0u64;
         loop {
-            let mut stream = client
-                .subscribe(pb::SubscribeRequest {
-                    from_height: from,
-                    filters: filters.clone(),
-                })
-                .await
-                .map_err(|s| eyre!("{:?}: {}", s.code(), s.message()))?
-                .into_inner();
-            loop {
-                match stream.message().await {
-                    Ok(Some(e)) => {
-                        println!("{}", event_json(&e));
-                        printed += 1;
-                        from = e.header.as_ref().map(|h| h.height.saturating_add(1));
-                        if args.count.is_some_and(|c| printed >= c) {
-                            return Ok(());
-                        }
+            match sub.next().await {
+                Ok(Some(Next::Block(e))) => {
+                    println!("{}", event_json(&e));
+                    printed += 1;
+                    if args.count.is_some_and(|c| printed >= c) {
+                        return Ok(());
                     }
-                    Ok(None) => bail!("the node ended the stream"),
-                    Err(s) if s.code() == tonic::Code::ResourceExhausted && from.is_some() => {
-                        eprintln!("{}; resuming", s.message());
-                        break;
-                    }
-                    Err(s) => bail!("{:?}: {}", s.code(), s.message()),
                 }
+                Ok(Some(Next::Resumed(why))) => eprintln!("{why}; resuming"),
+                Ok(None) => bail!("the node ended the stream"),
+                Err(s) => bail!("{:?}: {}", s.code(), s.message()),
             }
         }
     })
@@ -108,18 +78,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filters_parse_as_a_type_or_a_type_attribute_and_value() {
-        let f = parse_filter("transfer").expect("type");
-        assert_eq!((f.r#type.as_str(), f.attribute.as_str()), ("transfer", ""));
-        let f = parse_filter("market.job_matched.provider=lode1xyz").expect("attr");
-        assert_eq!(
-            (f.r#type.as_str(), f.attribute.as_str(), f.value.as_str()),
-            ("market.job_matched", "provider", "lode1xyz")
-        );
-        let f = parse_filter("transfer.memo=a=b").expect("value with =");
-        assert_eq!(f.value, "a=b");
-        for bad in ["", "transfer=x", ".x=1", "transfer.=1"] {
-            assert!(parse_filter(bad).is_err(), "{bad:?} parsed");
-        }
+    fn a_malformed_filter_names_the_flag() {
+        assert!(parse_filter("transfer.memo=x").is_ok());
+        let e = parse_filter("transfer=x").expect_err("malformed");
+        assert!(e.to_string().starts_with("--filter \"transfer=x\""), "{e}");
     }
 }

@@ -32,15 +32,8 @@ use super::block_store::RocksBlockStore;
 use super::gossip::PeerList;
 use super::mempool::{tx_hash, AddError, Mempool};
 
-/// Generated types and services of `lode.node.v1`.
-#[allow(missing_docs, missing_debug_implementations, clippy::all)]
-pub mod pb {
-    tonic::include_proto!("lode.node.v1");
-
-    /// The file descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/lode_node_descriptor.bin"));
-}
+/// Generated types and services of `lode.node.v1` (built in the client crate, servers included).
+pub use lode_client::pb;
 
 use lode_proto::{
     gov::v1 as govpb, market::v1 as mpb, nft::v1 as nftpb, query::v1 as qpb, staking::v1 as stpb,
@@ -393,8 +386,11 @@ pub fn query_status(code: u32, log: &str) -> Status {
 }
 
 impl NodeApi {
-    /// Serves one module query path at the last commit: the request encoded as the query data, the
-    /// response decoded from the query value.
+    /// Serves one module query path: the request encoded as the query data, the response decoded from the
+    /// query value. At the last commit, or at the height the request's `x-lode-height` metadata names
+    /// (`lode_client::HEIGHT_METADATA`; the answer's height comes back under the same key), with the errors
+    /// of `QueryService.Query` (NOT_FOUND above the chain, FAILED_PRECONDITION for a height not held or a
+    /// listing at a past height); INVALID_ARGUMENT when the value is not a decimal height.
     async fn module_query<Req, Resp>(
         &self,
         path: &'static str,
@@ -406,12 +402,27 @@ impl NodeApi {
     {
         let _slot = self.guards.request()?;
         let app = self.app.clone();
+        let height = match request.metadata().get(lode_client::HEIGHT_METADATA) {
+            None => 0,
+            Some(v) => v
+                .to_str()
+                .ok()
+                .filter(|s| s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
+                .and_then(|h| i64::try_from(h).ok())
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "{} is not a height",
+                        lode_client::HEIGHT_METADATA
+                    ))
+                })?,
+        };
         let data = Bytes::from(request.into_inner().encode_to_vec());
         let resp = tokio::task::spawn_blocking(move || {
             app.query(RequestQuery {
                 data,
                 path: path.into(),
-                height: 0,
+                height,
                 prove: false,
             })
         })
@@ -420,9 +431,15 @@ impl NodeApi {
         if resp.code != 0 {
             return Err(query_status(resp.code, &resp.log));
         }
-        Resp::decode(resp.value.as_ref())
+        let mut answer = Resp::decode(resp.value.as_ref())
             .map(Response::new)
-            .map_err(|e| Status::internal(format!("{path} answered undecodable bytes: {e}")))
+            .map_err(|e| Status::internal(format!("{path} answered undecodable bytes: {e}")))?;
+        if let Ok(h) = resp.height.to_string().parse() {
+            answer
+                .metadata_mut()
+                .insert(lode_client::HEIGHT_METADATA, h);
+        }
+        Ok(answer)
     }
 
     /// Admits a tx; a CheckTx failure is a normal response with its code, other failures are statuses.

@@ -5,7 +5,7 @@
 //! request each get their code; the CLI's `--prove` verifies and says so. (A height the node does not hold,
 //! code 35, is tested on the store in `lode_state::query`'s unit tests, and its gRPC code in `grpc.rs`'s.)
 
-use lode_node::proof::{verify_answer, ProofError};
+use lode_node::proof::{verify_answer, AnswerError, ProofError};
 use lode_node::services::grpc::pb::{
     self, block_service_client::BlockServiceClient, query_service_client::QueryServiceClient,
 };
@@ -339,7 +339,7 @@ async fn every_module_query_proves_its_answer_against_the_app_hash() {
     assert!(
         matches!(
             verify_answer(path, data, &t),
-            Err(ProofError::Invalid { .. })
+            Err(AnswerError::Proof(ProofError::Invalid { .. }))
         ),
         "changed root verified"
     );
@@ -348,7 +348,7 @@ async fn every_module_query_proves_its_answer_against_the_app_hash() {
     p.proposal.as_mut().expect("proposal").title = "U".into();
     t.value = p.encode_to_vec();
     assert!(
-        matches!(verify_answer(path, data, &t), Err(ProofError::Replay(_))),
+        matches!(verify_answer(path, data, &t), Err(AnswerError::Replay(_))),
         "changed answer verified"
     );
     // Another path's answer under this one's request.

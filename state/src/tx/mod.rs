@@ -10,11 +10,12 @@ pub use crate::address::check_public_key;
 pub use crate::modules::Msg;
 pub use multisig::MultisigKey;
 pub use verify::{signatures_verify, verify_signatures};
+// The tx format is the client crate's (one definition for the chain and for wallets).
+pub use lode_client::tx::{address_of, sign_doc_bytes, sign_raw, tx_hash};
 
 use ed25519_consensus::SigningKey;
 use lode_proto::tx::v1 as pb;
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use crate::{
     address::Address, amount::parse_amount, error::TxError, modules::bank::BankMsg, params::Params,
@@ -67,11 +68,6 @@ impl SignerKey {
             SignerKey::Multi(m) => m.address(),
         }
     }
-}
-
-/// SHA-256 of raw tx bytes.
-pub fn tx_hash(raw: &[u8]) -> [u8; 32] {
-    Sha256::digest(raw).into()
 }
 
 impl Tx {
@@ -278,34 +274,6 @@ fn check_sender(m: Msg, signer: &Address) -> Result<Msg, TxError> {
     Ok(m)
 }
 
-/// The bytes a signer signs: an encoded `SignDoc` binding chain id, body and auth info.
-pub fn sign_doc_bytes(chain_id: &str, body_bytes: &[u8], auth_info_bytes: &[u8]) -> Vec<u8> {
-    pb::SignDoc {
-        chain_id: chain_id.to_string(),
-        body_bytes: body_bytes.to_vec(),
-        auth_info_bytes: auth_info_bytes.to_vec(),
-    }
-    .encode_to_vec()
-}
-
-/// Signs a body and auth info given as wire types and returns the encoded tx. The chain id signed is the
-/// body's. Used by clients, tests and benchmarks; it does not check what it signs.
-pub fn sign_raw(body: &pb::TxBody, auth: &pb::AuthInfo, key: &SigningKey) -> Vec<u8> {
-    let body_bytes = body.encode_to_vec();
-    let auth_info_bytes = auth.encode_to_vec();
-    let sig = key.sign(&sign_doc_bytes(
-        &body.chain_id,
-        &body_bytes,
-        &auth_info_bytes,
-    ));
-    pb::Tx {
-        body_bytes,
-        auth_info_bytes,
-        signatures: vec![sig.to_bytes().to_vec()],
-    }
-    .encode_to_vec()
-}
-
 /// Builds and signs a tx carrying `msgs` from the key's account.
 pub fn sign_msgs(
     chain_id: &str,
@@ -315,21 +283,8 @@ pub fn sign_msgs(
     msgs: &[Msg],
     memo: &str,
 ) -> Vec<u8> {
-    let body = pb::TxBody {
-        msgs: msgs.iter().map(pb::Msg::from).collect(),
-        memo: memo.to_string(),
-        timeout_height: 0,
-        chain_id: chain_id.to_string(),
-    };
-    let auth = pb::AuthInfo {
-        public_key: key.verification_key().to_bytes().to_vec(),
-        nonce,
-        fee: Some(pb::Fee {
-            amount: fee.to_string(),
-        }),
-        multisig: None,
-    };
-    sign_raw(&body, &auth, key)
+    let msgs: Vec<pb::Msg> = msgs.iter().map(pb::Msg::from).collect();
+    lode_client::tx::sign_msgs(chain_id, key, nonce, fee, &msgs, memo)
 }
 
 /// Builds and signs a single transfer.
@@ -354,11 +309,6 @@ pub fn sign_send(
         })],
         "",
     )
-}
-
-/// The address of a signing key.
-pub fn address_of(key: &SigningKey) -> Address {
-    Address::from_public_key(&key.verification_key().to_bytes())
 }
 
 /// Builds and signs a tx with one message of any module (a test helper: feature `test-utils`).

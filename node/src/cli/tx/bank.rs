@@ -1,9 +1,10 @@
 //! `lode tx send`: bank transfers.
 
 use clap::Args;
-use lode_proto::{bank::v1 as bankpb, tx::v1::msg::Sum};
+use lode_proto::bank::v1 as bankpb;
 
-use super::{msg, MsgCommand, TxOpts};
+use super::{MsgCommand, TxOpts};
+use lode_client::tx::TxMsg;
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
@@ -23,10 +24,11 @@ impl MsgCommand for SendArgs {
     }
 
     fn build(&self, signer: &str) -> eyre::Result<lode_proto::tx::v1::Msg> {
-        Ok(msg(Sum::Send(bankpb::MsgSend {
+        Ok(bankpb::MsgSend {
             from: signer.to_owned(),
             to: self.to.clone(),
             amount: self.amount.to_string(),
-        })))
+        }
+        .into_msg())
     }
 }

@@ -4,7 +4,8 @@ use clap::Subcommand;
 use eyre::{bail, ensure, eyre, WrapErr};
 use lode_proto::{gov::v1 as govpb, tx::v1 as txpb};
 
-use super::{msg, MsgCommand, TxOpts};
+use super::{MsgCommand, TxOpts};
+use lode_client::tx::TxMsg;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum GovTx {
@@ -71,7 +72,6 @@ impl MsgCommand for GovTx {
 impl GovTx {
     /// The message and the shared flags of this command.
     fn message(&self, s: String) -> eyre::Result<(txpb::Msg, &TxOpts)> {
-        use txpb::msg::Sum;
         Ok(match self {
             GovTx::Submit {
                 opts,
@@ -106,13 +106,14 @@ impl GovTx {
                     })
                 };
                 (
-                    msg(Sum::SubmitProposal(govpb::MsgSubmitProposal {
+                    govpb::MsgSubmitProposal {
                         proposer: s,
                         title: title.clone(),
                         description: description.clone(),
                         content: Some(govpb::ProposalContent { sum: Some(content) }),
                         initial_deposit: deposit.to_string(),
-                    })),
+                    }
+                    .into_msg(),
                     opts,
                 )
             }
@@ -121,11 +122,12 @@ impl GovTx {
                 proposal,
                 amount,
             } => (
-                msg(Sum::GovDeposit(govpb::MsgDeposit {
+                govpb::MsgDeposit {
                     depositor: s,
                     proposal_id: *proposal,
                     amount: amount.to_string(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             GovTx::Vote {
@@ -133,11 +135,12 @@ impl GovTx {
                 proposal,
                 option,
             } => (
-                msg(Sum::Vote(govpb::MsgVote {
+                govpb::MsgVote {
                     voter: s,
                     proposal_id: *proposal,
                     options: parse_vote(option)?,
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
         })

@@ -10,7 +10,8 @@ use lode_gpu_verify::{format, matrix::Matrix, verify::Prover, MatrixI32, MatrixI
 use lode_proto::{market::v1 as mpb, tx::v1 as txpb};
 use lode_state::modules::compute::msg::{reveal_msg, ComputeMsg};
 
-use super::{msg, MsgCommand, TxOpts};
+use super::{MsgCommand, TxOpts};
+use lode_client::tx::TxMsg;
 
 /// Parses `MODEL:MEMORY_MIB:COUNT`, e.g. `H100:81920:8`.
 fn device(s: &str) -> Result<mpb::Device, String> {
@@ -281,7 +282,7 @@ impl MsgCommand for MarketTx {
     fn build(&self, signer: &str) -> eyre::Result<txpb::Msg> {
         use txpb::msg::Sum;
         let s = signer.to_owned();
-        Ok(msg(match self {
+        Ok(TxMsg::into_msg(match self {
             MarketTx::RegisterProvider {
                 moniker,
                 devices,
@@ -439,7 +440,6 @@ impl MsgCommand for ComputeTx {
 
     fn build(&self, signer: &str) -> eyre::Result<txpb::Msg> {
         use lode_proto::compute::v1 as cpb;
-        use txpb::msg::Sum;
         let s = signer.to_owned();
         let addr: lode_state::Address = s.parse().map_err(|e| eyre!("signer address: {e}"))?;
         let domain = match self {
@@ -454,11 +454,12 @@ impl MsgCommand for ComputeTx {
                     (None, Some(mx)) => mx.prover()?.c_tree().root().to_vec(),
                     (None, None) => return Err(eyre!("give --output-root or --a/--b/--c")),
                 };
-                return Ok(msg(Sum::ComputeCommitResult(cpb::MsgCommitResult {
+                return Ok(cpb::MsgCommitResult {
                     provider: s,
                     job_id: job.0.clone(),
                     output_root: root,
-                })));
+                }
+                .into_msg());
             }
             ComputeTx::Reveal {
                 job,
@@ -467,11 +468,12 @@ impl MsgCommand for ComputeTx {
                 ..
             } => reveal_msg(addr, job32(job)?, &matrices.prover()?, tiles)?,
             ComputeTx::ChallengeOutput { job, tiles, .. } => {
-                return Ok(msg(Sum::ComputeChallengeOutput(cpb::MsgChallengeOutput {
+                return Ok(cpb::MsgChallengeOutput {
                     consumer: s,
                     job_id: job.0.clone(),
                     tiles: tiles.clone(),
-                })));
+                }
+                .into_msg());
             }
             ComputeTx::FraudProof {
                 job,
@@ -493,6 +495,6 @@ impl MsgCommand for ComputeTx {
                 }
             }
         };
-        Ok(msg((&domain).into()))
+        Ok(txpb::msg::Sum::from(&domain).into_msg())
     }
 }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use eyre::{ensure, eyre, WrapErr};
+use lode_client::Client;
 use lode_proto::tx::v1 as txpb;
 use lode_state::tx::{multisig as ms, Msg};
 
@@ -26,10 +27,8 @@ use super::client::{
     connect, events_json, find_signer, report, result_json, runtime, Signer, DEFAULT_NODE,
 };
 use super::HomeArg;
-use crate::services::grpc::pb::{
-    self, params_service_client::ParamsServiceClient, query_service_client::QueryServiceClient,
-    tx_service_client::TxServiceClient,
-};
+
+pub(crate) use lode_client::Committed;
 
 /// Flags every transaction command shares.
 #[derive(Debug, Args)]
@@ -108,10 +107,6 @@ impl TxCommand {
     }
 }
 
-fn msg(sum: txpb::msg::Sum) -> txpb::Msg {
-    txpb::Msg { sum: Some(sum) }
-}
-
 /// Runs a `lode tx` command.
 pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
     let command = match cmd {
@@ -147,22 +142,18 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
                         m.name
                     )
                 })?;
-                let mut q = QueryServiceClient::new(channel.clone());
-                let status = q.status(pb::StatusRequest {}).await?.into_inner();
-                let acct = q
-                    .account(pb::AccountRequest {
-                        address: signer.address().to_owned(),
-                    })
-                    .await?
-                    .into_inner();
-                let chain = status.chain_id.as_str();
+                let (chain, nonce) = Client::new(channel.clone())
+                    .chain_and_nonce(signer.address())
+                    .await
+                    .map_err(raw)?;
+                let chain = chain.as_str();
                 let params = match opts.fee {
                     Some(_) => None,
                     None => Some(chain_params(channel.clone()).await?),
                 };
                 let key = m.key()?;
                 let unsigned =
-                    |fee| ms::unsigned_doc(chain, &key, acct.nonce, fee, &msgs, &opts.memo, 0);
+                    |fee| ms::unsigned_doc(chain, &key, nonce, fee, &msgs, &opts.memo, 0);
                 // Size the fee for the largest tx the co-signers can produce: every slot signed.
                 let fee = fee_for(opts.fee, params.as_ref(), chain, |f| {
                     let mut doc = unsigned(f);
@@ -174,7 +165,7 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
                 super::emit(
                     serde_json::json!({
                         "account": m.address,
-                        "nonce": acct.nonce,
+                        "nonce": nonce,
                         "file": out,
                         "threshold": m.threshold,
                         "signers": m.public_keys.len(),
@@ -183,7 +174,7 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
                         println!(
                             "unsigned tx for {} (nonce {}) written to {}; needs {} of {} signatures",
                             m.address,
-                            acct.nonce,
+                            nonce,
                             out.display(),
                             m.threshold,
                             m.public_keys.len()
@@ -201,8 +192,17 @@ pub(crate) struct SignedTx {
     pub(crate) fee: u128,
 }
 
+/// A client call's error as the CLI prints it: a node's status as tonic shows it, anything else as is.
+pub(crate) fn raw(e: lode_client::Error) -> eyre::Report {
+    match e {
+        lode_client::Error::Status { status, .. } => eyre::Report::new(status),
+        e => eyre::Report::new(e),
+    }
+}
+
 /// Signs `msgs` with `key` at the account's next nonce for the chain the node serves, with `fee` or, when
-/// None, the chain's minimum fee for the tx. The shared path of `lode tx` and `lode job`.
+/// None, the chain's minimum fee for the tx, sized here with the state machine's gas rules ([`fee_for`]:
+/// the CLI has them, so it needs no `Simulate` round trip). The shared path of `lode tx` and `lode job`.
 pub(crate) async fn sign_with_key(
     channel: tonic::transport::Channel,
     key: &crate::keys::KeyFile,
@@ -210,33 +210,20 @@ pub(crate) async fn sign_with_key(
     fee: Option<u128>,
     memo: &str,
 ) -> eyre::Result<SignedTx> {
-    let mut q = QueryServiceClient::new(channel.clone());
-    let status = q.status(pb::StatusRequest {}).await?.into_inner();
-    let acct = q
-        .account(pb::AccountRequest {
-            address: key.address.clone(),
-        })
-        .await?
-        .into_inner();
-    let chain = status.chain_id.as_str();
+    let client = Client::new(channel.clone());
+    let (chain, nonce) = client.chain_and_nonce(&key.address).await.map_err(raw)?;
     let params = match fee {
         Some(_) => None,
         None => Some(chain_params(channel).await?),
     };
     let signing = key.signing_key()?;
-    let sign = |fee| lode_state::tx::sign_msgs(chain, &signing, acct.nonce, fee, msgs, memo);
-    let fee = fee_for(fee, params.as_ref(), chain, |f| Ok(sign(f)))?;
+    let msgs: Vec<txpb::Msg> = msgs.iter().map(txpb::Msg::from).collect();
+    let sign = |fee| lode_client::tx::sign_msgs(&chain, &signing, nonce, fee, &msgs, memo);
+    let fee = fee_for(fee, params.as_ref(), &chain, |f| Ok(sign(f)))?;
     Ok(SignedTx {
         bytes: sign(fee),
         fee,
     })
-}
-
-/// A committed tx: its hash, height and events.
-pub(crate) struct Committed {
-    pub(crate) hash: Vec<u8>,
-    pub(crate) height: u64,
-    pub(crate) events: Vec<pb::Event>,
 }
 
 /// Broadcasts an encoded tx and waits for its commit; an error (with the chain's code and log) when CheckTx
@@ -245,52 +232,15 @@ pub(crate) async fn send_and_wait(
     channel: tonic::transport::Channel,
     tx: Vec<u8>,
 ) -> eyre::Result<Committed> {
-    let r = TxServiceClient::new(channel.clone())
-        .broadcast_and_wait(pb::BroadcastAndWaitRequest { tx, timeout_ms: 0 })
-        .await
-        .map_err(|s| eyre!("broadcast: {:?}: {}", s.code(), s.message()))?
-        .into_inner();
-    for (what, res) in [("check", r.check.as_ref()), ("result", r.result.as_ref())] {
-        if let Some(res) = res.filter(|res| res.code != 0) {
-            eyre::bail!(
-                "tx {} {what} failed: code {} ({}) {}",
-                hex::encode_upper(&r.tx_hash),
-                res.code,
-                res.codespace,
-                res.log
-            );
-        }
-    }
-    eyre::ensure!(
-        r.height > 0,
-        "tx {} was not committed in time",
-        hex::encode_upper(&r.tx_hash)
-    );
-    let tx = TxServiceClient::new(channel)
-        .get_tx(pb::GetTxRequest {
-            hash: r.tx_hash.clone(),
-        })
-        .await
-        .map_err(|s| eyre!("get tx: {:?}: {}", s.code(), s.message()))?
-        .into_inner();
-    Ok(Committed {
-        hash: r.tx_hash,
-        height: r.height,
-        events: tx.events,
-    })
+    Ok(Client::new(channel).send_and_wait(tx).await?)
 }
 
 /// The chain's parameters, from the node.
 pub(crate) async fn chain_params(
     channel: tonic::transport::Channel,
 ) -> eyre::Result<lode_state::Params> {
-    let r = ParamsServiceClient::new(channel)
-        .params(lode_proto::query::v1::ParamsRequest {
-            module: String::new(),
-        })
-        .await?
-        .into_inner();
-    serde_json::from_str(&r.json).wrap_err("the node's parameters do not parse")
+    let json = Client::new(channel).params_json().await.map_err(raw)?;
+    serde_json::from_str(&json).wrap_err("the node's parameters do not parse")
 }
 
 /// `--fee`, or the minimum fee of the tx `build` makes: its gas (per message plus per byte) × the min gas
@@ -321,11 +271,7 @@ pub(super) async fn dry_run(
     tx: Vec<u8>,
     fee: &str,
 ) -> eyre::Result<()> {
-    let r = TxServiceClient::new(channel)
-        .simulate(pb::SimulateRequest { tx })
-        .await
-        .map_err(|s| eyre!("simulate: {:?}: {}", s.code(), s.message()))?
-        .into_inner();
+    let r = Client::new(channel).simulate(tx).await?;
     super::emit(
         serde_json::json!({
             "dry_run": true,
@@ -361,12 +307,9 @@ pub(super) async fn broadcast(
     tx: Vec<u8>,
     wait: bool,
 ) -> eyre::Result<()> {
-    let mut t = TxServiceClient::new(channel);
+    let client = Client::new(channel);
     if wait {
-        let r = t
-            .broadcast_and_wait(pb::BroadcastAndWaitRequest { tx, timeout_ms: 0 })
-            .await?
-            .into_inner();
+        let r = client.broadcast_and_wait(tx, 0).await.map_err(raw)?;
         super::emit(
             serde_json::json!({
                 "tx_hash": hex::encode_upper(&r.tx_hash),
@@ -384,7 +327,7 @@ pub(super) async fn broadcast(
             report("result", Some(res))?;
         }
     } else {
-        let r = t.broadcast(pb::BroadcastRequest { tx }).await?.into_inner();
+        let r = client.broadcast(tx).await.map_err(raw)?;
         super::emit(
             serde_json::json!({
                 "tx_hash": hex::encode_upper(&r.tx_hash),

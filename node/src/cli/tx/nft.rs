@@ -3,7 +3,8 @@
 use clap::{Args, Subcommand};
 use lode_proto::{nft::v1 as nftpb, tx::v1 as txpb};
 
-use super::{msg, MsgCommand, TxOpts};
+use super::{MsgCommand, TxOpts};
+use lode_client::tx::TxMsg;
 
 /// A token in a collection.
 #[derive(Debug, Args)]
@@ -143,7 +144,6 @@ impl MsgCommand for NftTx {
 impl NftTx {
     /// The message and the shared flags of this command.
     fn message(&self, s: String) -> eyre::Result<(txpb::Msg, &TxOpts)> {
-        use txpb::msg::Sum;
         Ok(match self {
             NftTx::Create {
                 opts,
@@ -155,7 +155,7 @@ impl NftTx {
                 max_supply,
                 open_mint,
             } => (
-                msg(Sum::NftCreateCollection(nftpb::MsgCreateCollection {
+                nftpb::MsgCreateCollection {
                     creator: s,
                     id: id.clone(),
                     name: name.clone(),
@@ -164,7 +164,8 @@ impl NftTx {
                     royalty_bps: *royalty_bps,
                     max_supply: *max_supply,
                     open_mint: *open_mint,
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::Mint {
@@ -173,22 +174,24 @@ impl NftTx {
                 uri,
                 to,
             } => (
-                msg(Sum::NftMint(nftpb::MsgMint {
+                nftpb::MsgMint {
                     owner: to.clone().unwrap_or_else(|| s.clone()),
                     minter: s,
                     collection: token.collection.clone(),
                     token_id: token.token.clone(),
                     uri: uri.clone(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::Transfer { opts, token, to } => (
-                msg(Sum::NftTransfer(nftpb::MsgTransfer {
+                nftpb::MsgTransfer {
                     sender: s,
                     collection: token.collection.clone(),
                     token_id: token.token.clone(),
                     to: to.clone(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::Approve {
@@ -197,13 +200,14 @@ impl NftTx {
                 spender,
                 expiry_height,
             } => (
-                msg(Sum::NftApprove(nftpb::MsgApprove {
+                nftpb::MsgApprove {
                     owner: s,
                     collection: token.collection.clone(),
                     token_id: token.token.clone(),
                     spender: spender.clone(),
                     expiry_height: *expiry_height,
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::Operator {
@@ -213,47 +217,52 @@ impl NftTx {
                 revoke,
                 expiry_height,
             } => (
-                msg(Sum::NftSetOperator(nftpb::MsgSetOperator {
+                nftpb::MsgSetOperator {
                     owner: s,
                     collection: collection.clone(),
                     operator: operator.clone(),
                     approved: !revoke,
                     expiry_height: *expiry_height,
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::List { opts, token, price } => (
-                msg(Sum::NftList(nftpb::MsgList {
+                nftpb::MsgList {
                     seller: s,
                     collection: token.collection.clone(),
                     token_id: token.token.clone(),
                     price: price.to_string(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::Unlist { opts, token } => (
-                msg(Sum::NftCancelListing(nftpb::MsgCancelListing {
+                nftpb::MsgCancelListing {
                     seller: s,
                     collection: token.collection.clone(),
                     token_id: token.token.clone(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::Buy { opts, token, price } => (
-                msg(Sum::NftBuy(nftpb::MsgBuy {
+                nftpb::MsgBuy {
                     buyer: s,
                     collection: token.collection.clone(),
                     token_id: token.token.clone(),
                     price: price.to_string(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             NftTx::Burn { opts, token } => (
-                msg(Sum::NftBurn(nftpb::MsgBurn {
+                nftpb::MsgBurn {
                     owner: s,
                     collection: token.collection.clone(),
                     token_id: token.token.clone(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
         })

@@ -4,7 +4,8 @@ use clap::Subcommand;
 use eyre::eyre;
 use lode_proto::{staking::v1 as stpb, tx::v1 as txpb};
 
-use super::{msg, MsgCommand, TxOpts};
+use super::{MsgCommand, TxOpts};
+use lode_client::tx::TxMsg;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StakingTx {
@@ -113,7 +114,6 @@ impl MsgCommand for StakingTx {
 impl StakingTx {
     /// The message and the shared flags of this command.
     fn message(&self, s: String) -> eyre::Result<(txpb::Msg, &TxOpts)> {
-        use txpb::msg::Sum;
         Ok(match self {
             StakingTx::CreateValidator {
                 opts,
@@ -133,12 +133,13 @@ impl StakingTx {
                     }
                 };
                 (
-                    msg(Sum::CreateValidator(stpb::MsgCreateValidator {
+                    stpb::MsgCreateValidator {
                         operator: s,
                         consensus_key: key,
                         moniker: moniker.clone(),
                         self_bond: self_bond.to_string(),
-                    })),
+                    }
+                    .into_msg(),
                     opts,
                 )
             }
@@ -147,11 +148,12 @@ impl StakingTx {
                 validator,
                 amount,
             } => (
-                msg(Sum::Delegate(stpb::MsgDelegate {
+                stpb::MsgDelegate {
                     delegator: s,
                     validator: validator.clone(),
                     amount: amount.to_string(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             StakingTx::Undelegate {
@@ -159,11 +161,12 @@ impl StakingTx {
                 validator,
                 amount,
             } => (
-                msg(Sum::Undelegate(stpb::MsgUndelegate {
+                stpb::MsgUndelegate {
                     delegator: s,
                     validator: validator.clone(),
                     amount: amount.to_string(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
             StakingTx::LinkProvider {
@@ -192,34 +195,37 @@ impl StakingTx {
                     }
                 };
                 (
-                    msg(Sum::LinkProvider(stpb::MsgLinkProvider {
+                    stpb::MsgLinkProvider {
                         operator: s,
                         provider: provider.clone(),
                         provider_public_key: public_key,
                         nonce,
                         provider_signature: signature,
-                    })),
+                    }
+                    .into_msg(),
                     opts,
                 )
             }
             StakingTx::UnlinkProvider { opts, provider } => (
-                msg(Sum::UnlinkProvider(stpb::MsgUnlinkProvider {
+                stpb::MsgUnlinkProvider {
                     operator: s,
                     provider: provider.clone(),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
-            StakingTx::Unjail { opts } => (msg(Sum::Unjail(stpb::MsgUnjail { operator: s })), opts),
+            StakingTx::Unjail { opts } => (stpb::MsgUnjail { operator: s }.into_msg(), opts),
             StakingTx::SubmitDoubleSign {
                 opts,
                 vote_a,
                 vote_b,
             } => (
-                msg(Sum::SubmitDoubleSign(stpb::MsgSubmitDoubleSign {
+                stpb::MsgSubmitDoubleSign {
                     submitter: s,
                     vote_a: Some(read_vote(vote_a)?),
                     vote_b: Some(read_vote(vote_b)?),
-                })),
+                }
+                .into_msg(),
                 opts,
             ),
         })

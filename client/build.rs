@@ -1,8 +1,12 @@
-//! Compiles the node's gRPC protos with protox (no `protoc` needed) and tonic-prost-build. The module
-//! query services reuse the request/response messages of the `lode-proto` crate (`extern_path`), so a
-//! gRPC response is byte-for-byte the ABCI query value.
+//! Compiles the node's gRPC protos with protox (no `protoc` needed) and tonic-prost-build: the clients
+//! always, the servers only with feature `server` (the node's). The module query services reuse the
+//! request/response messages of the `lode-proto` crate (`extern_path`), so a gRPC response is byte-for-byte
+//! the ABCI query value. Without feature `grpc` nothing is compiled (the state crate's build).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("CARGO_FEATURE_GRPC").is_none() {
+        return Ok(());
+    }
     let files = [
         "proto/lode/node/v1/node.proto",
         "proto/lode/node/v1/modules.proto",
@@ -23,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("lode_node_descriptor.bin"),
         prost::Message::encode_to_vec(&descriptors),
     )?;
-    let mut builder = tonic_prost_build::configure();
+    let mut builder = tonic_prost_build::configure()
+        .build_server(std::env::var_os("CARGO_FEATURE_SERVER").is_some());
     for module in [
         "bank", "compute", "gov", "market", "nft", "query", "staking", "tx",
     ] {
