@@ -8,7 +8,11 @@
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, RwLock,
+    },
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -85,6 +89,9 @@ struct Inner {
     mempool: Mutex<Writes>,
     committed: RwLock<Committed>,
     checker: TxChecker,
+    /// Verification time of the last finalized block's reveals, in nanoseconds
+    /// ([`crate::modules::compute::verdict::BlockMeter`]).
+    last_verification_nanos: AtomicU64,
     /// Test-only writes applied at the start of the next FinalizeBlock (to break an invariant on purpose).
     #[cfg(any(test, feature = "test-utils"))]
     injected: Mutex<Writes>,
@@ -138,6 +145,7 @@ impl LodeApp {
                 mempool: Mutex::new(Writes::new()),
                 committed: RwLock::new(Committed { record, params }),
                 checker: TxChecker::default(),
+                last_verification_nanos: AtomicU64::new(0),
                 #[cfg(any(test, feature = "test-utils"))]
                 injected: Mutex::new(Writes::new()),
             }),
@@ -167,6 +175,13 @@ impl LodeApp {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// What verifying the reveals of the last finalized block cost on this node: each verdict its txs
+    /// used, at the time it took to compute, whether at FinalizeBlock or earlier (CheckTx, the proposal)
+    /// and served from the cache. Zero for a block without reveals.
+    pub fn last_block_verification(&self) -> Duration {
+        Duration::from_nanos(self.inner.last_verification_nanos.load(Ordering::Relaxed))
     }
 
     /// The last commit record, if the chain was initialised.
@@ -520,6 +535,7 @@ impl LodeApp {
         }
         // A second FinalizeBlock for the same height (the engine retrying) replaces the first.
         consensus.pending = None;
+        let meter = modules::compute::verdict::BlockMeter::start();
 
         let mut hash = [0u8; 32];
         if req.hash.len() == 32 {
@@ -617,6 +633,10 @@ impl LodeApp {
         let (root, tree) = root?;
         response.app_hash = Bytes::copy_from_slice(&root.0);
         let block_record = block_record?.finish(&response.app_hash)?;
+        let verification = u64::try_from(meter.finish().as_nanos()).unwrap_or(u64::MAX);
+        self.inner
+            .last_verification_nanos
+            .store(verification, Ordering::Relaxed);
         consensus.pending = Some(PendingBlock {
             batch: CommitBatch {
                 record: CommitRecord {

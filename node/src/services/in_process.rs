@@ -49,7 +49,13 @@ impl Abci for AppAbci {
                 let started = std::time::Instant::now();
                 let resp = self.app.handle(req);
                 let m = super::metrics::metrics();
-                m.finalized(started.elapsed(), txs, bytes, time);
+                m.finalized(
+                    started.elapsed(),
+                    self.app.last_block_verification(),
+                    txs,
+                    bytes,
+                    time,
+                );
                 if let Some(tendermint_proto::v0_38::abci::response::Value::FinalizeBlock(f)) =
                     &resp.value
                 {

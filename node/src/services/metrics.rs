@@ -77,6 +77,10 @@ pub struct NodeMetrics {
     pub check_tx_seconds: Histogram,
     /// `lode_finalize_block_seconds`: FinalizeBlock latency (execution and the app hash of one block).
     pub finalize_block_seconds: Histogram,
+    /// `lode_block_verification_seconds`: what verifying the reveals of one block cost this node (each
+    /// verdict the block used, at the time it took to compute, whenever it was computed); observed for
+    /// blocks with reveals only, so `_count` is the number of such blocks and `_sum` the total time.
+    pub block_verification_seconds: Histogram,
     /// `lode_grpc_requests_total{method, code}`: gRPC calls answered, by method and status.
     pub grpc_requests: Family<GrpcLabels, Counter>,
     /// `lode_events_total{type}`: events of committed blocks by type (`market_job_posted`,
@@ -114,6 +118,8 @@ pub fn metrics() -> &'static NodeMetrics {
             check_tx_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 15)),
             // 100 µs .. ~3 s.
             finalize_block_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 15)),
+            // 10 µs .. ~5 s.
+            block_verification_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 20)),
             grpc_requests: Family::default(),
             events: Family::default(),
             gossip_dropped: Family::default(),
@@ -154,6 +160,11 @@ pub fn metrics() -> &'static NodeMetrics {
                 "FinalizeBlock latency: a block's execution and app hash",
                 m.finalize_block_seconds.clone(),
             );
+            r.register(
+                "block_verification_seconds",
+                "Verification time of the reveals in one block (blocks with reveals only)",
+                m.block_verification_seconds.clone(),
+            );
             // prometheus-client appends `_total` to a counter's name.
             r.register(
                 "grpc_requests",
@@ -183,8 +194,21 @@ pub fn metrics() -> &'static NodeMetrics {
 impl NodeMetrics {
     /// Records a finalized block: its FinalizeBlock latency, tx count and bytes, and the BFT time since the
     /// previous one.
-    pub fn finalized(&self, latency: Duration, txs: usize, bytes: u64, time_nanos: Option<i128>) {
+    /// `verification` is what verifying its reveals cost ([`lode_state::LodeApp::last_block_verification`]);
+    /// zero for a block without reveals, which is not observed.
+    pub fn finalized(
+        &self,
+        latency: Duration,
+        verification: Duration,
+        txs: usize,
+        bytes: u64,
+        time_nanos: Option<i128>,
+    ) {
         self.finalize_block_seconds.observe(latency.as_secs_f64());
+        if !verification.is_zero() {
+            self.block_verification_seconds
+                .observe(verification.as_secs_f64());
+        }
         self.block_txs.observe(txs as f64);
         self.block_bytes.observe(bytes as f64);
         if let Some(t) = time_nanos {

@@ -313,6 +313,57 @@ fn a_real_job_lives_its_whole_life_and_every_unit_is_accounted_for() {
 }
 
 #[test]
+fn a_blocks_reveal_verification_time_is_measured_and_a_block_without_reveals_costs_none() {
+    let mut chain = Chain::with_params(4, params());
+    chain.register(P1, 500, 1);
+    let w = work(256, 256, 256, 2);
+    let id = chain.post(CONSUMER, &w, 1_000);
+    let p = prover(&w, w.c.clone());
+    let tiles = chain.run_to_reveal(P1, id, &p);
+    assert_eq!(
+        chain.app.last_block_verification(),
+        std::time::Duration::ZERO,
+        "the seed block verified nothing"
+    );
+    // One reveal tx (4 tiles) in a block: its verdict's cost is the block's.
+    let r = chain.reveal(P1, id, &p, &tiles[..4]);
+    assert_eq!(r[0].code, 0, "{}", r[0].log);
+    assert!(
+        chain.app.last_block_verification() > std::time::Duration::ZERO,
+        "a reveal block measured no verification"
+    );
+    // A reveal whose verdict CheckTx already computed: the block is charged the verdict's recorded cost,
+    // not the cache lookup's.
+    let m = reveal_msg(chain.addr(P1), id, &p, &tiles[4..8]).expect("reveal");
+    let tx = lode_state::tx::sign_msg(
+        CHAIN_ID,
+        &chain.keys[P1],
+        chain.nonce(P1),
+        BIG_FEE,
+        Msg::Compute(m),
+    );
+    let checked = chain
+        .app
+        .check_tx(tendermint_proto::v0_38::abci::RequestCheckTx {
+            tx: tx.clone().into(),
+            r#type: 0,
+        });
+    assert_eq!(checked.code, 0, "{}", checked.log);
+    let (r, _) = chain.block(vec![tx]);
+    assert_eq!(r[0].code, 0, "{}", r[0].log);
+    assert!(
+        chain.app.last_block_verification() > std::time::Duration::ZERO,
+        "a block whose verdict came from the cache was charged nothing"
+    );
+    chain.block(vec![]);
+    assert_eq!(
+        chain.app.last_block_verification(),
+        std::time::Duration::ZERO,
+        "an empty block after a reveal block"
+    );
+}
+
+#[test]
 fn a_provider_that_corrupts_every_tile_is_slashed_and_another_settles_the_job() {
     let mut chain = Chain::with_params(4, params());
     chain.register(P1, 500, 1);

@@ -7,8 +7,13 @@
 //! a GPU failure falls back to the CPU inside `BatchVerifier`.
 
 use std::{
+    cell::Cell,
     collections::{HashMap, VecDeque},
-    sync::{Mutex, OnceLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, OnceLock,
+    },
+    time::{Duration, Instant},
 };
 
 use lode_gpu_verify::{
@@ -23,7 +28,8 @@ const CACHE_ENTRIES: usize = 4_096;
 static VERIFIER: OnceLock<BatchVerifier> = OnceLock::new();
 
 struct Cache {
-    map: HashMap<[u8; 32], Verdict>,
+    /// Each verdict with the nanoseconds it took to compute.
+    map: HashMap<[u8; 32], (Verdict, u64)>,
     order: VecDeque<[u8; 32]>,
 }
 
@@ -90,9 +96,11 @@ pub fn verdict(
     reveal_digest: &[u8; 32],
 ) -> Result<Verdict, String> {
     let k = key(job, owed, reveal_digest);
-    if let Some(v) = lock(cache()).map.get(&k) {
+    if let Some((v, nanos)) = lock(cache()).map.get(&k) {
+        charge(*nanos);
         return Ok(v.clone());
     }
+    let started = Instant::now();
     let v = verifier()
         .verify_parts(&[PartItem {
             job,
@@ -102,8 +110,12 @@ pub fn verdict(
         .map_err(|e| e.to_string())?
         .pop()
         .ok_or_else(|| "verifier returned no verdict".to_string())?;
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    COMPUTED.fetch_add(1, Ordering::Relaxed);
+    COMPUTED_NANOS.fetch_add(nanos, Ordering::Relaxed);
+    charge(nanos);
     let mut c = lock(cache());
-    if c.map.insert(k, v.clone()).is_none() {
+    if c.map.insert(k, (v.clone(), nanos)).is_none() {
         c.order.push_back(k);
         while c.order.len() > CACHE_ENTRIES {
             if let Some(old) = c.order.pop_front() {
@@ -112,6 +124,60 @@ pub fn verdict(
         }
     }
     Ok(v)
+}
+
+/// Verdicts this process has computed (cache misses) and the time they took, for metrics.
+static COMPUTED: AtomicU64 = AtomicU64::new(0);
+static COMPUTED_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// How many verdicts this process has computed, and the time spent computing them.
+pub fn computed() -> (u64, Duration) {
+    (
+        COMPUTED.load(Ordering::Relaxed),
+        Duration::from_nanos(COMPUTED_NANOS.load(Ordering::Relaxed)),
+    )
+}
+
+thread_local! {
+    /// The verification cost charged to the block being finalized on this thread, while a
+    /// [`BlockMeter`] is open on it.
+    static BLOCK_NANOS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Adds a verdict's cost to the block being finalized on this thread, if any.
+fn charge(nanos: u64) {
+    BLOCK_NANOS.with(|b| {
+        if let Some(n) = b.get() {
+            b.set(Some(n.saturating_add(nanos)));
+        }
+    });
+}
+
+/// Measures what verifying the reveals of one block costs: every verdict the block's transactions use,
+/// at the time it took to compute, whether it was computed now or earlier (at CheckTx, or for the
+/// proposal) and served from the cache. So the figure is the block's verification work on this node,
+/// counted once, whichever step happened to do it. Execution runs on the thread that opened the meter;
+/// verdicts computed on other threads (CheckTx) meanwhile are not charged to it.
+#[derive(Debug)]
+pub struct BlockMeter(());
+
+impl BlockMeter {
+    /// Starts charging this thread's verdicts to a block.
+    pub fn start() -> Self {
+        BLOCK_NANOS.with(|b| b.set(Some(0)));
+        BlockMeter(())
+    }
+
+    /// The block's verification time so far.
+    pub fn finish(self) -> Duration {
+        Duration::from_nanos(BLOCK_NANOS.with(|b| b.get()).unwrap_or(0))
+    }
+}
+
+impl Drop for BlockMeter {
+    fn drop(&mut self) {
+        BLOCK_NANOS.with(|b| b.set(None));
+    }
 }
 
 /// Verdicts computed so far by this process that were served from the cache, for tests and metrics.
