@@ -156,13 +156,15 @@ async fn without_a_quorum_an_admitted_tx_expires() {
     let mut net = Net::start_first(dir.path(), 4, 2);
     let url = net.grpc[0].clone();
     let deadline = tokio::time::Instant::now() + WAIT;
+    // Served and past InitChain (the genesis app hash is set): gRPC answers before the engine has
+    // initialised the application, and a tx admitted then is refused as "chain not initialised".
     let chain_id = loop {
-        if let Some(s) = status(&url).await {
+        if let Some(s) = status(&url).await.filter(|s| !s.app_hash.is_empty()) {
             break s.chain_id;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "node 0 never served"
+            "node 0 never served an initialised chain"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
