@@ -68,6 +68,8 @@ pub struct BridgeParams {
     pub genesis_time: BlockTime,
     /// Genesis application state (JSON bytes), passed to InitChain.
     pub app_state_bytes: Bytes,
+    /// The height of the chain's first block (genesis `initial_height`, at least 1).
+    pub initial_height: u64,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
     /// Maximum bytes of txs in a proposed block.
@@ -514,7 +516,10 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 }
             }
             AppMsg::GetHistoryMinHeight { reply } => {
-                let min = self.store.min_height()?.unwrap_or(Height(1));
+                let min = self
+                    .store
+                    .min_height()?
+                    .unwrap_or(Height(self.params.initial_height.max(1)));
                 let _ = reply.send(min);
             }
             AppMsg::ReceivedProposalPart {
@@ -595,7 +600,13 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         let abci = self.abci.clone();
         let info = blocking(move || abci.info(RequestInfo::default())).await??;
         let last = u64::try_from(info.last_block_height).unwrap_or(0);
-        if last == 0 {
+        let initial = self.params.initial_height.max(1);
+        let initial_i64 = i64::try_from(initial).map_err(|_| {
+            ConsensusError::Config(format!("initial height {initial} out of range"))
+        })?;
+        // No block committed yet: a fresh application reports height 0, one that ran InitChain reports
+        // `initial - 1`. InitChain is idempotent, so a restart before the first block runs it again.
+        if last < initial {
             let genesis = ValidatorSet::new(
                 self.params
                     .genesis_validators
@@ -608,7 +619,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 consensus_params: None,
                 validators: genesis.validators().iter().map(validator_update).collect(),
                 app_state_bytes: self.params.app_state_bytes.clone(),
-                initial_height: 1,
+                initial_height: initial_i64,
             };
             let abci = self.abci.clone();
             let resp = blocking(move || abci.init_chain(req)).await??;
@@ -625,13 +636,13 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 return Err(ConsensusError::Config("empty genesis validator set".into()));
             }
             let hv = HeightValidators {
-                height: Height(1),
+                height: Height(initial),
                 current: set.clone(),
                 next: set,
             };
             self.store.put_validators(&hv)?;
             self.validators = Some(hv);
-            self.height = Height(1);
+            self.height = Height(initial);
             self.last_app_hash = resp.app_hash;
             self.last_time = self.params.genesis_time;
             self.last_block_id = None;

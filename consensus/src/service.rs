@@ -100,6 +100,9 @@ pub struct ConsensusConfig {
     pub genesis_time: BlockTime,
     /// Genesis application state (JSON), for InitChain on a fresh application.
     pub app_state_bytes: Bytes,
+    /// Genesis `initial_height`: the height of the chain's first block (1 for a new chain; higher for a
+    /// chain restarted from exported state).
+    pub initial_height: u64,
     /// Maximum bytes of transactions per block.
     pub max_block_tx_bytes: u64,
     /// How far ahead of the local clock a proposal's time may be.
@@ -298,6 +301,7 @@ where
         genesis_validators: config.genesis_validators.clone(),
         genesis_time: config.genesis_time,
         app_state_bytes: config.app_state_bytes.clone(),
+        initial_height: config.initial_height,
         timeouts: config.timeouts.linear(),
         max_block_tx_bytes: config.max_block_tx_bytes,
         max_clock_drift: config.max_clock_drift,

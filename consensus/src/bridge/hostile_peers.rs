@@ -117,6 +117,7 @@ async fn net_with(app: Kv) -> Net {
         max_clock_drift: Duration::from_secs(10),
         empty_block_interval: Duration::ZERO,
         clock_offset_ms: 0,
+        initial_height: 1,
     };
     let store = Arc::new(InMemoryBlockStore::default());
     let (network_tx, network_rx) = mpsc::channel(1024);

@@ -171,6 +171,7 @@ async fn four_validators_decide_several_heights_and_agree_despite_a_byzantine_pr
             value_sync: true,
             empty_block_interval: Duration::ZERO,
             clock_offset_ms: 0,
+            initial_height: 1,
         };
         let store = Arc::new(InMemoryBlockStore::default());
         let mempool = Arc::new(TestMempool {

@@ -104,6 +104,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             nanos: t.nanosecond(),
         },
         app_state_bytes: init.app_state_bytes.clone(),
+        initial_height: genesis.initial_height,
         max_block_tx_bytes: c.max_block_tx_bytes,
         max_clock_drift: Duration::from_millis(c.max_clock_drift_ms),
         value_sync: c.value_sync,

@@ -3,7 +3,8 @@
 //! committed to at that height (the block's `result_app_hash` and the next header's `app_hash`); a tampered
 //! proof or answer fails; a height above the chain, a listing at a past height, an oversized or malformed
 //! request each get their code; the CLI's `--prove` verifies and says so. (A height the node does not hold,
-//! code 35, is tested on the store in `lode_state::query`'s unit tests, and its gRPC code in `grpc.rs`'s.)
+//! code 35, is tested on a running node in `a_chain_starts_at_its_genesis_initial_height`, on the store in
+//! `lode_state::query`'s unit tests, and its gRPC code in `grpc.rs`'s.)
 
 use lode_node::proof::{verify_answer, AnswerError, ProofError};
 use lode_node::services::grpc::pb::{

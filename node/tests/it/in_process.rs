@@ -113,6 +113,7 @@ pub fn four_validators(
                 value_sync: true,
                 empty_block_interval: Duration::from_millis(100),
                 clock_offset_ms: 0,
+                initial_height: 1,
             };
             Validator {
                 key,

@@ -1,5 +1,6 @@
 //! Integration tests of the `lode` binary: real processes, loopback sockets, temp dirs.
 
+mod a_chain_starts_at_its_genesis_initial_height;
 mod a_diverged_node_halts_with_a_report;
 mod a_job_runs_through_the_market_cli;
 mod a_killed_validator_catches_up;

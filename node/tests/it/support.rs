@@ -231,9 +231,26 @@ impl SingleNode {
     /// Starts the node with `edit` applied to its config, and waits (bounded by [`STEP`]) until it has
     /// committed height 1. Its log goes to `<home>/node.log`.
     pub async fn start(edit: impl FnOnce(&mut Config)) -> SingleNode {
+        Self::start_with_genesis(edit, |_| {}).await
+    }
+
+    /// [`SingleNode::start`], with `edit_genesis` applied to `genesis.json` (as JSON) first.
+    pub async fn start_with_genesis(
+        edit: impl FnOnce(&mut Config),
+        edit_genesis: impl FnOnce(&mut serde_json::Value),
+    ) -> SingleNode {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = dir.path().join("home");
         let ports = single_validator_home(&home, edit);
+        let genesis_path = home.join("genesis.json");
+        let mut genesis: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&genesis_path).expect("genesis")).expect("json");
+        edit_genesis(&mut genesis);
+        std::fs::write(
+            &genesis_path,
+            serde_json::to_vec_pretty(&genesis).expect("json"),
+        )
+        .expect("write genesis");
         let log = std::fs::File::create(home.join("node.log")).expect("log");
         let child = KillOnDrop(
             lode()
