@@ -60,7 +60,12 @@ pub enum AddError {
     /// Its sender already has as many pending txs as one sender may.
     #[error("sender already has {0} pending txs, the most one sender may have")]
     SenderLimit(usize),
-    /// CheckTx rejected it (the response carries the code and log).
+    /// The tx is invalid whatever the state: it does not decode, fails a stateless check or is badly
+    /// signed (the response carries the code and log). From a peer, that is the peer's fault.
+    #[error("tx is invalid (code {}): {}", .0.code, .0.log)]
+    Invalid(Box<ResponseCheckTx>),
+    /// CheckTx rejected it against the current state: a used nonce (often: committed meanwhile), a
+    /// nonce gap, funds, a module's own check (the response carries the code and log).
     #[error("CheckTx rejected the tx (code {}): {}", .0.code, .0.log)]
     Rejected(Box<ResponseCheckTx>),
 }
@@ -105,6 +110,13 @@ impl Payer {
             priority: fee.saturating_mul(PRIORITY_SCALE) / (tx.len().max(1) as u128),
         }
     }
+}
+
+/// A tx past the checks that need no lock, waiting for CheckTx under it.
+struct Prepared {
+    hash: [u8; 32],
+    tx: Bytes,
+    payer: Payer,
 }
 
 #[derive(Debug)]
@@ -294,8 +306,11 @@ impl Mempool {
         }
     }
 
-    /// Adds a peer's batch of txs in order: their signatures are verified together first (one batch instead
-    /// of one verification per CheckTx), then each tx is added as by [`Mempool::add`].
+    /// Adds a batch of txs in order (a peer's gossip, or a client's stream): their signatures are verified
+    /// together first (one batch instead of one verification per CheckTx), each tx's stateless checks run
+    /// before the lock, and then the whole batch takes the lock once and runs CheckTx tx by tx, as
+    /// [`Mempool::add`] would. One acquisition per batch instead of one per tx: under load the lock is
+    /// handed from waiter to waiter (FIFO), and a hand-off per tx cost a context switch per tx.
     pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
         let fresh: Vec<Bytes> = {
             let g = self.lock();
@@ -309,23 +324,45 @@ impl Mempool {
         if fresh.len() > 1 {
             self.app.preverify(&fresh);
         }
-        txs.into_iter().map(|tx| self.add(tx)).collect()
+        let prepared: Vec<Result<Prepared, AddError>> =
+            txs.into_iter().map(|tx| self.prepare(tx)).collect();
+        let mut g = self.lock();
+        prepared
+            .into_iter()
+            .map(|p| p.and_then(|p| self.admit_locked(&mut g, p)))
+            .collect()
     }
 
     /// Adds a tx (from a client or a peer) if it is new, fits and passes CheckTx.
     pub fn add(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
+        let prepared = self.prepare(tx)?;
+        let mut g = self.lock();
+        self.admit_locked(&mut g, prepared)
+    }
+
+    /// The part of an admission that needs no lock: the size limit, then decoding and the signature check,
+    /// the costly part of CheckTx. Run before the lock, concurrent admissions verify in parallel, a tx
+    /// that fails them never waits for or holds the lock, and the CheckTx under the lock finds the verdict
+    /// cached.
+    fn prepare(&self, tx: Bytes) -> Result<Prepared, AddError> {
         if tx.len() > self.limits.max_tx_bytes {
             return Err(AddError::TooLarge(tx.len()));
         }
-        // Decoding and the signature check, the costly part of CheckTx, run before the lock: concurrent
-        // admissions verify in parallel, a tx that fails them never waits for or holds the lock, and the
-        // CheckTx under the lock finds the verdict cached.
         self.app
             .check_tx_stateless(&tx)
-            .map_err(AddError::Rejected)?;
+            .map_err(AddError::Invalid)?;
         let hash = tx_hash(&tx);
         let payer = Payer::of(&tx, &hash);
-        let mut g = self.lock();
+        Ok(Prepared { hash, tx, payer })
+    }
+
+    /// The part of an admission under the lock: duplicates, the sender's share, room (evicting cheaper
+    /// txs), then CheckTx against the mempool's view.
+    fn admit_locked(
+        &self,
+        g: &mut FairMutexGuard<'_, Inner>,
+        Prepared { hash, tx, payer }: Prepared,
+    ) -> Result<ResponseCheckTx, AddError> {
         if g.by_hash.contains_key(&hash) {
             return Err(AddError::Duplicate);
         }
@@ -600,7 +637,7 @@ mod tests {
         let (_d, _app, key, pool) = setup(limits());
         assert!(matches!(
             pool.add(Bytes::from_static(b"garbage")),
-            Err(AddError::Rejected(_))
+            Err(AddError::Invalid(_))
         ));
         assert!(matches!(
             pool.add(send(&key, 5, 1)),
@@ -642,7 +679,7 @@ mod tests {
             t.join().expect("client thread");
         }
         assert!(
-            matches!(&verdict, Err(AddError::Rejected(r)) if r.code == 5),
+            matches!(&verdict, Err(AddError::Invalid(r)) if r.code == 5),
             "{verdict:?}"
         );
         assert_eq!(pool.size().0, 0);
@@ -658,7 +695,7 @@ mod tests {
         let results = pool.add_batch(vec![a.clone(), b.clone(), Bytes::from(forged), a.clone()]);
         assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
         assert!(
-            matches!(&results[2], Err(AddError::Rejected(r)) if r.code == 5),
+            matches!(&results[2], Err(AddError::Invalid(r)) if r.code == 5),
             "{:?}",
             results[2]
         );

@@ -231,7 +231,7 @@ async fn admit(
                 });
                 Event::Checked(check)
             }
-            Some(Err(AddError::Rejected(r))) => {
+            Some(Err(AddError::Invalid(r) | AddError::Rejected(r))) => {
                 // A tx committed already fails CheckTx on its used nonce: report the commit instead.
                 match api.committed_result_blocking(hash).await {
                     Ok(Some((height, result))) => Event::Committed(pb::StreamCommitted {

@@ -39,15 +39,15 @@ fn observer(listen: SocketAddr, node: SocketAddr) -> mpsc::UnboundedReceiver<Vec
             yamux::Config::default,
         )
         .expect("tcp")
-        .with_behaviour(|key| {
+        .with_behaviour(|_key| {
             let cfg = gossipsub::ConfigBuilder::default()
                 .heartbeat_interval(Duration::from_millis(500))
+                .validation_mode(gossip::VALIDATION_MODE)
                 .max_transmit_size(1 << 20)
                 .build()
                 .expect("config");
             let b: gossipsub::Behaviour =
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg)
-                    .expect("behaviour");
+                gossipsub::Behaviour::new(gossip::AUTHENTICITY, cfg).expect("behaviour");
             b
         })
         .expect("behaviour")
