@@ -112,10 +112,13 @@ pub struct ApiGuards {
     streams: Arc<Semaphore>,
     admission: Arc<Semaphore>,
     subscriptions: Arc<Semaphore>,
+    /// The task that admits the `BroadcastStream`s' batches together, started by the first one.
+    stream_admitter: std::sync::OnceLock<super::stream::Admitter>,
 }
 
-/// Client admissions (CheckTx batches) run at once. Admissions take the mempool's lock one tx at a time, so
-/// more in parallel add no throughput, only contention with consensus's reap and commit.
+/// Client admissions (CheckTx batches) run at once: unary broadcasts, and the `BroadcastStream` admitter's
+/// combined batches. CheckTx runs under the mempool's lock, so more in parallel add no throughput, only
+/// contention with consensus's reap and commit.
 const ADMISSION_PARALLELISM: usize = 2;
 
 impl ApiGuards {
@@ -128,7 +131,14 @@ impl ApiGuards {
             streams: Arc::new(Semaphore::new(limits.max_broadcast_streams)),
             admission: Arc::new(Semaphore::new(ADMISSION_PARALLELISM)),
             subscriptions: Arc::new(Semaphore::new(limits.max_subscriptions)),
+            stream_admitter: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The `BroadcastStream` admitter, started on the current runtime by the first call.
+    pub(crate) fn stream_admitter(&self, mempool: &Arc<Mempool>) -> &super::stream::Admitter {
+        self.stream_admitter
+            .get_or_init(|| super::stream::Admitter::spawn(mempool.clone(), self.admission.clone()))
     }
 
     /// A slot for one request being served, or `RESOURCE_EXHAUSTED`.

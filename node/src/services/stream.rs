@@ -193,18 +193,16 @@ async fn admit(
     let max_pending = api.guards.limits.max_stream_pending;
     let room = max_pending.saturating_sub(waiting.values().map(Vec::len).sum());
     let refused = txs.split_off(txs.len().min(room));
-    let mempool = api.mempool.clone();
     // One of the API's request slots while CheckTx runs: streams share the bound on blocking work.
     let Some(slot) = api.guards.request_or_wait().await else {
         return Err(Gone);
     };
-    let admission = api.guards.admission().await;
-    let results = tokio::task::spawn_blocking(move || mempool.add_local_batch(txs)).await;
-    drop((admission, slot));
+    let results = api.guards.stream_admitter(&api.mempool).admit(txs).await;
+    drop(slot);
     let results = match results {
         Ok(r) => r,
         Err(e) => {
-            let _ = out.send(Err(Status::internal(e.to_string()))).await;
+            let _ = out.send(Err(Status::internal(e))).await;
             return Err(Gone);
         }
     };
@@ -254,6 +252,97 @@ async fn admit(
     Ok(())
 }
 
+/// Most txs of several streams' batches admitted together.
+const MAX_COALESCED_TXS: usize = 4096;
+/// Stream batches waiting for the admitter; a stream whose batch finds the queue full waits for room.
+const ADMIT_QUEUE: usize = 256;
+
+/// One stream's batch for the admitter, and where its verdicts go.
+struct Admission {
+    txs: Vec<Bytes>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<AdmitResult>, String>>,
+}
+
+/// One tx's admission verdict.
+type AdmitResult = Result<tendermint_proto::v0_38::abci::ResponseCheckTx, AddError>;
+
+/// Admits the batches of all `BroadcastStream`s: whatever batches are waiting when it gets to them, up
+/// to [`MAX_COALESCED_TXS`] txs, go to the mempool as one batch, in arrival order (one signature batch,
+/// one blocking hand-off and one acquisition of the mempool's lock, under one of the API's admission
+/// slots), and each stream gets its own txs' verdicts, the same as admitting the batches one after the
+/// other. Sixteen streams each admitting a few txs at a time had made sixteen small signature batches and
+/// sixteen hand-offs of the lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Admitter {
+    queue: tokio::sync::mpsc::Sender<Admission>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("txs", &self.txs.len())
+            .finish()
+    }
+}
+
+impl Admitter {
+    /// Starts the admitter's task on the current runtime.
+    pub(crate) fn spawn(
+        mempool: std::sync::Arc<super::mempool::Mempool>,
+        admission: std::sync::Arc<tokio::sync::Semaphore>,
+    ) -> Self {
+        let (queue, mut waiting) = tokio::sync::mpsc::channel::<Admission>(ADMIT_QUEUE);
+        tokio::spawn(async move {
+            while let Some(first) = waiting.recv().await {
+                let mut group = vec![first];
+                let mut count = group[0].txs.len();
+                while count < MAX_COALESCED_TXS {
+                    match waiting.try_recv() {
+                        Ok(a) => {
+                            count += a.txs.len();
+                            group.push(a);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let lens: Vec<usize> = group.iter().map(|a| a.txs.len()).collect();
+                let all: Vec<Bytes> = group
+                    .iter_mut()
+                    .flat_map(|a| std::mem::take(&mut a.txs))
+                    .collect();
+                let _slot = admission.clone().acquire_owned().await;
+                let pool = mempool.clone();
+                match tokio::task::spawn_blocking(move || pool.add_local_batch(all)).await {
+                    Ok(results) => {
+                        let mut results = results.into_iter();
+                        for (a, n) in group.into_iter().zip(lens) {
+                            let _ = a.reply.send(Ok(results.by_ref().take(n).collect()));
+                        }
+                    }
+                    Err(e) => {
+                        for a in group {
+                            let _ = a.reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Admits `txs` in order with whatever other streams' batches are waiting; one verdict per tx.
+    async fn admit(&self, txs: Vec<Bytes>) -> Result<Vec<AdmitResult>, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Admission { txs, reply })
+            .await
+            .map_err(|_| "the admitter stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the admitter dropped a batch".to_string())?
+    }
+}
+
 /// Answers the waiting txs that block `height` committed.
 async fn report_block(
     api: &NodeApi,
@@ -289,6 +378,94 @@ async fn report_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two streams' batches admitted together: each stream gets its own txs' verdicts, in its order, and
+    /// the txs are admitted in arrival order across the two.
+    #[tokio::test(flavor = "current_thread")]
+    async fn streams_admitted_together_each_get_their_own_verdicts() {
+        use ed25519_consensus::SigningKey;
+        use lode_state::genesis::{AppState, GenesisBalance};
+        use lode_state::tx::{address_of, sign_send};
+        use tendermint_proto::crypto::{public_key::Sum, PublicKey};
+        use tendermint_proto::v0_38::abci::{RequestInitChain, ValidatorUpdate};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = lode_state::LodeApp::open(dir.path()).expect("open");
+        let (a, b) = (SigningKey::from([7u8; 32]), SigningKey::from([10u8; 32]));
+        let validator = SigningKey::from([9u8; 32]).verification_key().to_bytes();
+        let mut app_state = AppState {
+            balances: [&a, &b]
+                .iter()
+                .map(|k| GenesisBalance {
+                    address: address_of(k).to_string(),
+                    amount: "1000000000".into(),
+                })
+                .collect(),
+            ..AppState::default()
+        };
+        app_state.add_self_bonded_validator("admitter-test", &validator, 10);
+        app.try_init_chain(RequestInitChain {
+            chain_id: "c".into(),
+            initial_height: 1,
+            app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
+            validators: vec![ValidatorUpdate {
+                pub_key: Some(PublicKey {
+                    sum: Some(Sum::Ed25519(validator.to_vec())),
+                }),
+                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
+                    .expect("fits"),
+            }],
+            ..Default::default()
+        })
+        .expect("init chain");
+        let pool = std::sync::Arc::new(super::super::mempool::Mempool::new(
+            app,
+            super::super::mempool::MempoolLimits {
+                max_txs: 100,
+                max_bytes: 1 << 20,
+                max_tx_bytes: 1 << 16,
+                max_txs_per_sender: 100,
+            },
+        ));
+        let to = address_of(&SigningKey::from([8u8; 32]));
+        let send = |k: &SigningKey, nonce| Bytes::from(sign_send("c", k, nonce, 10_000, &to, 1));
+        let mut forged = send(&a, 1).to_vec();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let admitter = Admitter::spawn(
+            pool.clone(),
+            std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+        );
+        // On this one-thread runtime both batches are queued before the admitter runs: one group.
+        let first = vec![send(&a, 0), Bytes::from(forged), send(&a, 2)];
+        let second = vec![send(&b, 0), send(&b, 0), send(&b, 1)];
+        let (x, y) = tokio::join!(
+            admitter.admit(first.clone()),
+            admitter.admit(second.clone())
+        );
+        let (x, y) = (x.expect("first"), y.expect("second"));
+        assert_eq!(x.len(), 3);
+        assert!(x[0].is_ok(), "{:?}", x[0]);
+        assert!(
+            matches!(&x[1], Err(AddError::Invalid(r)) if r.code == 5),
+            "{:?}",
+            x[1]
+        );
+        // a's nonce 1 never got in: nonce 2 is a gap.
+        assert!(
+            matches!(&x[2], Err(AddError::Rejected(r)) if r.code == 8),
+            "{:?}",
+            x[2]
+        );
+        assert_eq!(y.len(), 3);
+        assert!(
+            y[0].is_ok() && matches!(y[1], Err(AddError::Duplicate)) && y[2].is_ok(),
+            "{y:?}"
+        );
+        assert_eq!(
+            pool.reap_txs(u64::MAX),
+            vec![first[0].clone(), second[0].clone(), second[2].clone()]
+        );
+    }
 
     #[tokio::test]
     async fn a_client_that_takes_no_events_for_the_stall_timeout_is_given_up() {
