@@ -1101,6 +1101,32 @@ pub async fn bind(addr: SocketAddr) -> eyre::Result<tokio::net::TcpListener> {
 mod tests {
     use super::*;
 
+    /// An API over `app` and `blocks` whose last decided height is `decided`, with a one-tx mempool.
+    fn test_api(app: LodeApp, blocks: RocksBlockStore, decided: Height) -> NodeApi {
+        NodeApi {
+            mempool: Arc::new(Mempool::new(
+                app.clone(),
+                crate::services::mempool::MempoolLimits {
+                    max_txs: 1,
+                    max_bytes: 1 << 10,
+                    max_tx_bytes: 1 << 10,
+                    max_txs_per_sender: 1,
+                },
+            )),
+            blocks,
+            app,
+            decided: watch::channel(decided).1,
+            peers: Default::default(),
+            chain_id: "c".into(),
+            moniker: "m".into(),
+            results_cache: Default::default(),
+            guards: ApiGuards::new(ApiLimits::default()),
+            node_id: "node".into(),
+            last_block_time: Default::default(),
+            blobs: None,
+        }
+    }
+
     /// Blocks [`NodeApi::block_outcome`] decoded, in this test process.
     pub(super) static OUTCOME_DECODES: std::sync::atomic::AtomicUsize =
         std::sync::atomic::AtomicUsize::new(0);
@@ -1108,37 +1134,10 @@ mod tests {
     #[test]
     fn a_block_is_decoded_once_however_many_streams_ask_for_it_at_once() {
         use ed25519_consensus::SigningKey;
-        use lode_state::genesis::AppState;
-        use tendermint_proto::crypto::{public_key::Sum, PublicKey};
-        use tendermint_proto::v0_38::abci::{
-            RequestFinalizeBlock, RequestInitChain, ValidatorUpdate,
-        };
+        use tendermint_proto::v0_38::abci::RequestFinalizeBlock;
         let dir = tempfile::tempdir().expect("tempdir");
-        let app = LodeApp::open(dir.path()).expect("open");
-        let validator = SigningKey::from([9u8; 32]).verification_key().to_bytes();
         let sender = SigningKey::from([7u8; 32]);
-        let mut app_state = AppState {
-            balances: vec![lode_state::genesis::GenesisBalance {
-                address: lode_state::tx::address_of(&sender).to_string(),
-                amount: "1000000000000".into(),
-            }],
-            ..AppState::default()
-        };
-        app_state.add_self_bonded_validator("outcome-test", &validator, 10);
-        app.try_init_chain(RequestInitChain {
-            chain_id: "c".into(),
-            initial_height: 1,
-            app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
-            validators: vec![ValidatorUpdate {
-                pub_key: Some(PublicKey {
-                    sum: Some(Sum::Ed25519(validator.to_vec())),
-                }),
-                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
-                    .expect("fits"),
-            }],
-            ..Default::default()
-        })
-        .expect("init chain");
+        let app = crate::services::test_support::initialised_app(dir.path(), &[&sender]);
         // A block of 2,000 transfers: decoding its results takes long enough that readers overlap.
         let to = lode_state::tx::address_of(&SigningKey::from([8u8; 32]));
         let txs = (0..2_000)
@@ -1156,28 +1155,7 @@ mod tests {
             "a transfer failed"
         );
         app.try_commit().expect("commit");
-        let api = NodeApi {
-            mempool: Arc::new(Mempool::new(
-                app.clone(),
-                crate::services::mempool::MempoolLimits {
-                    max_txs: 1,
-                    max_bytes: 1 << 10,
-                    max_tx_bytes: 1 << 10,
-                    max_txs_per_sender: 1,
-                },
-            )),
-            blocks: RocksBlockStore::new(app.clone()),
-            app,
-            decided: watch::channel(Height(1)).1,
-            peers: Default::default(),
-            chain_id: "c".into(),
-            moniker: "m".into(),
-            results_cache: Default::default(),
-            guards: ApiGuards::new(ApiLimits::default()),
-            node_id: "node".into(),
-            last_block_time: Default::default(),
-            blobs: None,
-        };
+        let api = test_api(app.clone(), RocksBlockStore::new(app), Height(1));
         // Sixteen streams see block 1 committed at the same moment and all ask for its results.
         let readers = 16;
         let start = std::sync::Barrier::new(readers);
@@ -1248,28 +1226,7 @@ mod tests {
                 .expect("put");
             decided = Height(1);
         }
-        let api = NodeApi {
-            mempool: Arc::new(Mempool::new(
-                app.clone(),
-                crate::services::mempool::MempoolLimits {
-                    max_txs: 1,
-                    max_bytes: 1 << 10,
-                    max_tx_bytes: 1 << 10,
-                    max_txs_per_sender: 1,
-                },
-            )),
-            blocks,
-            app,
-            decided: watch::channel(decided).1,
-            peers: Default::default(),
-            chain_id: "c".into(),
-            moniker: "m".into(),
-            results_cache: Default::default(),
-            guards: ApiGuards::new(ApiLimits::default()),
-            node_id: "node".into(),
-            last_block_time: Default::default(),
-            blobs: None,
-        };
+        let api = test_api(app, blocks, decided);
         let listener = bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("bind");

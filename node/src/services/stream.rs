@@ -384,39 +384,10 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn streams_admitted_together_each_get_their_own_verdicts() {
         use ed25519_consensus::SigningKey;
-        use lode_state::genesis::{AppState, GenesisBalance};
         use lode_state::tx::{address_of, sign_send};
-        use tendermint_proto::crypto::{public_key::Sum, PublicKey};
-        use tendermint_proto::v0_38::abci::{RequestInitChain, ValidatorUpdate};
         let dir = tempfile::tempdir().expect("tempdir");
-        let app = lode_state::LodeApp::open(dir.path()).expect("open");
         let (a, b) = (SigningKey::from([7u8; 32]), SigningKey::from([10u8; 32]));
-        let validator = SigningKey::from([9u8; 32]).verification_key().to_bytes();
-        let mut app_state = AppState {
-            balances: [&a, &b]
-                .iter()
-                .map(|k| GenesisBalance {
-                    address: address_of(k).to_string(),
-                    amount: "1000000000".into(),
-                })
-                .collect(),
-            ..AppState::default()
-        };
-        app_state.add_self_bonded_validator("admitter-test", &validator, 10);
-        app.try_init_chain(RequestInitChain {
-            chain_id: "c".into(),
-            initial_height: 1,
-            app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
-            validators: vec![ValidatorUpdate {
-                pub_key: Some(PublicKey {
-                    sum: Some(Sum::Ed25519(validator.to_vec())),
-                }),
-                power: i64::try_from(lode_state::modules::staking::power::TOTAL_POWER)
-                    .expect("fits"),
-            }],
-            ..Default::default()
-        })
-        .expect("init chain");
+        let app = crate::services::test_support::initialised_app(dir.path(), &[&a, &b]);
         let pool = std::sync::Arc::new(super::super::mempool::Mempool::new(
             app,
             super::super::mempool::MempoolLimits {
