@@ -202,17 +202,7 @@ async fn check_batches(
     verdicts: mpsc::Sender<Verdict>,
 ) {
     while let Some(first) = jobs.recv().await {
-        let mut group = vec![first];
-        let mut count = group[0].txs.len();
-        while count < MAX_COALESCED_TXS {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    count += job.txs.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+        let group = super::take_queued(first, &mut jobs, MAX_COALESCED_TXS, |j| j.txs.len());
         let pool = mempool.clone();
         let all: Vec<Bytes> = group.iter().flat_map(|j| j.txs.iter().cloned()).collect();
         let results = tokio::task::spawn_blocking(move || {

@@ -14,6 +14,28 @@ pub mod mempool;
 pub mod metrics;
 pub mod stream;
 
+/// `first` and whatever else is already queued behind it, until the items' `size`s add up to `max` or
+/// more: what a task that checks batches takes together.
+pub(crate) fn take_queued<T>(
+    first: T,
+    queue: &mut tokio::sync::mpsc::Receiver<T>,
+    max: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    let mut total = size(&first);
+    let mut group = vec![first];
+    while total < max {
+        match queue.try_recv() {
+            Ok(item) => {
+                total += size(&item);
+                group.push(item);
+            }
+            Err(_) => break,
+        }
+    }
+    group
+}
+
 /// What the services' unit tests share.
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -294,17 +294,8 @@ impl Admitter {
         let (queue, mut waiting) = tokio::sync::mpsc::channel::<Admission>(ADMIT_QUEUE);
         tokio::spawn(async move {
             while let Some(first) = waiting.recv().await {
-                let mut group = vec![first];
-                let mut count = group[0].txs.len();
-                while count < MAX_COALESCED_TXS {
-                    match waiting.try_recv() {
-                        Ok(a) => {
-                            count += a.txs.len();
-                            group.push(a);
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let mut group =
+                    super::take_queued(first, &mut waiting, MAX_COALESCED_TXS, |a| a.txs.len());
                 let lens: Vec<usize> = group.iter().map(|a| a.txs.len()).collect();
                 let all: Vec<Bytes> = group
                     .iter_mut()
