@@ -162,10 +162,12 @@ struct Verdict {
 
 /// Judges a batch by its txs' admission. A batch holding an invalid tx (one that does not decode, fails
 /// a stateless check or is badly signed, or is over the size limit) is rejected (gossipsub's verdict for
-/// a misbehaving sender) and not relayed, and its admitted txs are published anew. Any other batch is
-/// relayed as it came, even when some of its txs were not admitted here: a tx already pending, committed
-/// meanwhile, or refused for this node's state was still a signed, well-formed tx, which is no fault of
-/// the peer and may be news to others. (Before, such a batch was ignored and its admitted txs published
+/// a misbehaving sender) and not relayed, and its admitted txs are published anew. Any other batch that
+/// brought at least one tx this node admitted is relayed as it came, even when some of its txs were not
+/// admitted here: a tx already pending, committed meanwhile, or refused for this node's state was still a
+/// signed, well-formed tx, which is no fault of the peer and may be news to others. A batch that brought
+/// nothing new is ignored (not relayed, nothing published): replayed old txs under fresh message ids do
+/// not travel beyond the first node. (Before, such a batch was ignored and its admitted txs published
 /// anew under a new id; under load, when txs often arrive after their block, every node re-published
 /// every batch it half-knew, and the copies did the same: a storm that kept gossip seconds behind.)
 fn judge(
@@ -176,7 +178,13 @@ fn judge(
         .iter()
         .any(|r| matches!(r, Err(AddError::Invalid(_) | AddError::TooLarge(_))));
     if !invalid {
-        return (gossipsub::MessageAcceptance::Accept, Vec::new());
+        let news = results.iter().any(Result::is_ok);
+        let acceptance = if news {
+            gossipsub::MessageAcceptance::Accept
+        } else {
+            gossipsub::MessageAcceptance::Ignore
+        };
+        return (acceptance, Vec::new());
     }
     let admitted = txs
         .into_iter()
@@ -547,8 +555,11 @@ mod tests {
             ],
         );
         assert!(matches!(a, A::Accept) && again.is_empty(), "{a:?}");
+        // Nothing new (already pending, or replayed after its commit): not relayed.
         let (a, again) = judge(txs(1), &[Err(AddError::Duplicate)]);
-        assert!(matches!(a, A::Accept) && again.is_empty());
+        assert!(matches!(a, A::Ignore) && again.is_empty(), "{a:?}");
+        let (a, again) = judge(txs(2), &[stale(), Err(AddError::Duplicate)]);
+        assert!(matches!(a, A::Ignore) && again.is_empty(), "{a:?}");
     }
 
     #[test]
