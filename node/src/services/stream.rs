@@ -229,7 +229,9 @@ async fn admit(
                 });
                 Event::Checked(check)
             }
-            Some(Err(AddError::Invalid(r) | AddError::Rejected(r))) => {
+            // Invalid in itself (undecodable, badly signed): never committed, so no tx index read.
+            Some(Err(AddError::Invalid(r))) => Event::Checked(check_result(&r)),
+            Some(Err(AddError::Rejected(r))) => {
                 // A tx committed already fails CheckTx on its used nonce: report the commit instead.
                 match api.committed_result_blocking(hash).await {
                     Ok(Some((height, result))) => Event::Committed(pb::StreamCommitted {
