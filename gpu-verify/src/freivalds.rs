@@ -35,7 +35,10 @@
 //!   first an exact signed 32×32→64 product (`vpmuldq`), the second a `vpmulld`.
 //!
 //! Trials run in pairs through two-trial kernels (each vector of a row loaded and widened once for
-//! both). C, the largest input, need not be read by the check at all: [`CProducts`] takes `C·r` from
+//! both). Where AVX-512BW is available, the i8 rows (B for `B·r`, A for `A·(B·r)`) go four at a time
+//! through a 512-bit kernel instead, one trial per pass: a trial's digits are eight bytes per element
+//! against the row's one, and each load of them then serves four rows (`A·(B·r)` at 4096³ on one
+//! thread: 7.7-8.2 ms before, 5.9-6.3 ms after). C, the largest input, need not be read by the check at all: [`CProducts`] takes `C·r` from
 //! parts of its rows as they arrive (a download being converted), and [`check_products`] finishes.
 //!
 //! Without AVX2 the plain wrapping `u64` sum is used; tests hold every path to it. Rows are
@@ -215,6 +218,41 @@ fn add_dots<X>(
     for (v, o) in pairs.remainder().iter().zip(outs.into_remainder()) {
         *o = o.wrapping_add(one(x, v.view(from, len)));
     }
+}
+
+/// Rows of an i8 matrix taken together by the row-blocked kernel: each load of a trial's digits serves
+/// this many rows.
+const ROW_BLOCK: usize = 4;
+
+/// `x·r` for every row `x` of `data` (rows of `k` elements) and every trial vector in `vs`, into
+/// `out[row·t + trial]` (`out` zeroed, `rows·t` long). Where AVX-512BW is available, rows go
+/// [`ROW_BLOCK`] at a time through one kernel, so the trial's digits (eight bytes per element against
+/// the row's one) are read from cache once per block of rows instead of once per row; elsewhere, and
+/// for the rows left over, row by row.
+fn i8_rows_dots(data: &[i8], k: usize, vs: &[TrialVector], out: &mut [u64]) {
+    let t = vs.len();
+    if k == 0 || t == 0 {
+        return;
+    }
+    data.par_chunks(ROW_BLOCK * k)
+        .zip(out.par_chunks_mut(ROW_BLOCK * t))
+        .with_min_len(4)
+        .for_each(|(rows, o)| {
+            #[cfg(target_arch = "x86_64")]
+            if rows.len() == ROW_BLOCK * k && avx512::available() {
+                let x: [&[i8]; ROW_BLOCK] = std::array::from_fn(|r| &rows[r * k..(r + 1) * k]);
+                for (tr, v) in vs.iter().enumerate() {
+                    let d = avx512::dot_i8_rows(x, v.view(0, k));
+                    for (r, d) in d.into_iter().enumerate() {
+                        o[r * t + tr] = d;
+                    }
+                }
+                return;
+            }
+            for (row, o) in rows.chunks_exact(k).zip(o.chunks_exact_mut(t)) {
+                add_dots(row, 0, vs, o, dot_i8, dot_i8_x2);
+            }
+        });
 }
 
 /// AVX2 dot products in `Z/2⁶⁴`, exact by construction (see each function).
@@ -465,6 +503,93 @@ mod avx2 {
     }
 }
 
+/// The i8 dot product of [`avx2`] for [`ROW_BLOCK`] rows against one trial (AVX-512F and BW): the same
+/// balanced digits and exactness argument, 32 elements per step, each load of the digits used by every
+/// row of the block.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // Intrinsics on bounds-checked slices; see the SAFETY notes.
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{dot_plain, View, ROW_BLOCK};
+
+    /// Elements per i32 accumulation block: 128 steps of 32, each adding at most `2·128·2¹⁵ = 2²³` to a
+    /// lane (two products per lane per step, as in the AVX2 kernel), so a lane stays below 2³⁰.
+    const I8_BLOCK: usize = 4096;
+
+    /// Whether AVX-512F and BW are available (cached by `is_x86_feature_detected!`).
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
+    /// `[x₀·r, …, x₃·r] mod 2⁶⁴` for [`ROW_BLOCK`] i8 rows of one length.
+    pub(super) fn dot_i8_rows(x: [&[i8]; ROW_BLOCK], v: View<'_>) -> [u64; ROW_BLOCK] {
+        let n = x[0].len();
+        assert!(x.iter().all(|r| r.len() == n), "rows of different lengths");
+        assert!(v.r.len() >= n && v.digits.iter().all(|d| d.len() >= n));
+        assert!(available(), "AVX-512F/BW kernel called without AVX-512F/BW");
+        let body = n - n % 32;
+        // SAFETY: AVX-512F/BW are available (asserted); the kernel reads `body <= n` elements of every
+        // row and of every digit vector, all at least `n` long.
+        let fast = unsafe { dot_i8_rows_body(x, v.digits, body) };
+        std::array::from_fn(|r| fast[r].wrapping_add(dot_plain(&x[r][body..], &v.r[body..n])))
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn dot_i8_rows_body(
+        x: [&[i8]; ROW_BLOCK],
+        d: [&[i16]; 4],
+        body: usize,
+    ) -> [u64; ROW_BLOCK] {
+        let xp = x.map(<[i8]>::as_ptr);
+        let dp = d.map(<[i16]>::as_ptr);
+        let mut s01 = [[0i64; 2]; ROW_BLOCK];
+        let mut hi = [[_mm512_setzero_si512(); 2]; ROW_BLOCK];
+        let mut j = 0;
+        while j < body {
+            let end = (j + I8_BLOCK).min(body);
+            let mut lo = [[_mm512_setzero_si512(); 2]; ROW_BLOCK];
+            while j < end {
+                // SAFETY: j + 32 <= body, so every load is in bounds.
+                unsafe {
+                    let d0 = _mm512_loadu_si512(dp[0].add(j).cast());
+                    let d1 = _mm512_loadu_si512(dp[1].add(j).cast());
+                    let d2 = _mm512_loadu_si512(dp[2].add(j).cast());
+                    let d3 = _mm512_loadu_si512(dp[3].add(j).cast());
+                    for r in 0..ROW_BLOCK {
+                        let xv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(xp[r].add(j).cast()));
+                        lo[r][0] = _mm512_add_epi32(lo[r][0], _mm512_madd_epi16(xv, d0));
+                        lo[r][1] = _mm512_add_epi32(lo[r][1], _mm512_madd_epi16(xv, d1));
+                        hi[r][0] = _mm512_add_epi32(hi[r][0], _mm512_madd_epi16(xv, d2));
+                        hi[r][1] = _mm512_add_epi32(hi[r][1], _mm512_madd_epi16(xv, d3));
+                    }
+                }
+                j += 32;
+            }
+            for r in 0..ROW_BLOCK {
+                s01[r][0] = s01[r][0].wrapping_add(lanes_i64(lo[r][0]));
+                s01[r][1] = s01[r][1].wrapping_add(lanes_i64(lo[r][1]));
+            }
+        }
+        std::array::from_fn(|r| {
+            let (s2, s3) = (lanes_i64(hi[r][0]) as u64, lanes_i64(hi[r][1]) as u64);
+            (s01[r][0] as u64)
+                .wrapping_add((s01[r][1] as u64) << 16)
+                .wrapping_add(s2 << 32)
+                .wrapping_add(s3 << 48)
+        })
+    }
+
+    /// The sum of the sixteen i32 lanes, as i64.
+    #[target_feature(enable = "avx512f")]
+    fn lanes_i64(v: __m512i) -> i64 {
+        let mut l = [0i32; 16];
+        // SAFETY: one 64-byte store into a 64-byte array.
+        unsafe { _mm512_storeu_si512(l.as_mut_ptr().cast(), v) };
+        l.iter().map(|&x| i64::from(x)).sum()
+    }
+}
+
 /// Outcome of [`check`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreivaldsReport {
@@ -496,18 +621,17 @@ pub fn check(
     let t = trials as usize;
     let rs = trial_vectors(seed, trials, n);
     let brs = b_times_r(b, &rs);
-    // One pass over the rows of A and C together.
-    let suspect_rows: Vec<usize> = a
-        .data()
-        .par_chunks_exact(k)
+    let mut ab = vec![0u64; a.rows() * t];
+    i8_rows_dots(a.data(), k, &brs, &mut ab);
+    let suspect_rows: Vec<usize> = ab
+        .par_chunks_exact(t)
         .zip(c.data().par_chunks_exact(n))
         .enumerate()
         .with_min_len(16)
-        .filter(|(_, (arow, crow))| {
-            let (mut ab, mut cr) = ([0u64; MAX_TRIALS as usize], [0u64; MAX_TRIALS as usize]);
-            add_dots(arow, 0, &brs, &mut ab[..t], dot_i8, dot_i8_x2);
+        .filter(|(_, (ab, crow))| {
+            let mut cr = [0u64; MAX_TRIALS as usize];
             add_dots(crow, 0, &rs, &mut cr[..t], dot_i32, dot_i32_x2);
-            ab[..t] != cr[..t]
+            **ab != cr[..t]
         })
         .map(|(i, _)| i)
         .collect();
@@ -594,17 +718,13 @@ pub fn check_products(a: &MatrixI8, b: &MatrixI8, c: &CProducts) -> Result<Freiv
     }
     let (k, t) = (a.cols(), c.trials as usize);
     let brs = b_times_r(b, &c.rs);
-    let suspect_rows: Vec<usize> = a
-        .data()
-        .par_chunks_exact(k)
-        .zip(c.acc.par_chunks_exact(t))
+    let mut ab = vec![0u64; a.rows() * t];
+    i8_rows_dots(a.data(), k, &brs, &mut ab);
+    let suspect_rows: Vec<usize> = ab
+        .chunks_exact(t)
+        .zip(c.acc.chunks_exact(t))
         .enumerate()
-        .with_min_len(16)
-        .filter(|(_, (arow, cr))| {
-            let mut ab = [0u64; MAX_TRIALS as usize];
-            add_dots(arow, 0, &brs, &mut ab[..t], dot_i8, dot_i8_x2);
-            ab[..t] != **cr
-        })
+        .filter(|(_, (ab, cr))| ab != cr)
         .map(|(i, _)| i)
         .collect();
     Ok(FreivaldsReport {
@@ -648,11 +768,7 @@ fn b_times_r(b: &MatrixI8, rs: &[TrialVector]) -> Vec<TrialVector> {
     let (k, n, t) = (b.rows(), b.cols(), rs.len());
     // `br[i·t + trial]`.
     let mut br = vec![0u64; k * t];
-    b.data()
-        .par_chunks_exact(n)
-        .zip(br.par_chunks_exact_mut(t))
-        .with_min_len(16)
-        .for_each(|(row, out)| add_dots(row, 0, rs, out, dot_i8, dot_i8_x2));
+    i8_rows_dots(b.data(), n, rs, &mut br);
     (0..t)
         .map(|tr| TrialVector::new((0..k).map(|i| br[i * t + tr]).collect()))
         .collect()
@@ -747,7 +863,9 @@ mod tests {
             1 << 15,
             (1 << 15) - 1,
         ];
-        for len in [1usize, 7, 8, 15, 16, 17, 33, 2047, 2048, 2049, 4100] {
+        for len in [
+            1usize, 7, 8, 15, 16, 17, 31, 32, 33, 2047, 2048, 2049, 4095, 4096, 4097, 8200,
+        ] {
             let mut s = 0x9E37_79B9_7F4A_7C15u64;
             let mut next = || {
                 s ^= s << 13;
@@ -796,6 +914,34 @@ mod tests {
                 want32,
                 "i32 pair, length {len}"
             );
+            // The row-blocked kernel and its driver: four rows (x8 and variations of it), one trial.
+            let rows: Vec<Vec<i8>> = (0..ROW_BLOCK as u8)
+                .map(|q| {
+                    x8.iter()
+                        .map(|&e| e.wrapping_mul(q as i8 * 2 + 1))
+                        .collect()
+                })
+                .collect();
+            let want_rows: Vec<u64> = rows.iter().map(|x| dot_plain(x, &r)).collect();
+            #[cfg(target_arch = "x86_64")]
+            if avx512::available() {
+                let x: [&[i8]; ROW_BLOCK] = std::array::from_fn(|q| rows[q].as_slice());
+                assert_eq!(
+                    avx512::dot_i8_rows(x, v.all()).to_vec(),
+                    want_rows,
+                    "rows, {len}"
+                );
+            }
+            // Five rows (a block and one left over), two trials.
+            let mut data = rows.concat();
+            data.extend_from_slice(&x8);
+            let mut got = vec![0u64; (ROW_BLOCK + 1) * 2];
+            i8_rows_dots(&data, len, &[v.clone(), v2.clone()], &mut got);
+            let mut want = Vec::new();
+            for x in rows.iter().chain([&x8]) {
+                want.extend([dot_plain(x, &r), dot_plain(x, &r2)]);
+            }
+            assert_eq!(got, want, "row driver, length {len}");
             // Three trials (a pair and a single), added in two parts at their offsets.
             let three = [v.clone(), v2.clone(), v.clone()];
             let mut out = [0u64; 3];
@@ -815,6 +961,11 @@ mod tests {
                 assert_eq!(dot_i8(&x, worst.all()), want, "{e}, length {len}");
                 let pair = dot_i8_x2(&x, [worst.all(), worst.all()]);
                 assert_eq!(pair, [want, want], "{e} pair, length {len}");
+                #[cfg(target_arch = "x86_64")]
+                if avx512::available() {
+                    let rows = avx512::dot_i8_rows([x.as_slice(); ROW_BLOCK], worst.all());
+                    assert_eq!(rows, [want; ROW_BLOCK], "{e} rows, length {len}");
+                }
             }
         }
     }
