@@ -169,6 +169,17 @@ impl LodeApp {
         &self.inner.store
     }
 
+    /// Whether InitChain has run (before it, every tx is refused "chain not initialised" and queries answer
+    /// `NOT_INITIALIZED`).
+    pub fn is_initialised(&self) -> bool {
+        self.inner
+            .committed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .record
+            .is_some()
+    }
+
     fn committed(&self) -> Committed {
         self.inner
             .committed

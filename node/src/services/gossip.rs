@@ -236,6 +236,7 @@ async fn check_batches(
                         let reason = match e {
                             AddError::Duplicate => continue,
                             AddError::Invalid(_) | AddError::TooLarge(_) => "invalid_tx",
+                            AddError::NotReady => "not_ready",
                             _ => "refused_tx",
                         };
                         debug!(%peer, error = %e, "dropped gossiped tx");

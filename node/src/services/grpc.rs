@@ -387,6 +387,7 @@ pub(crate) fn add_error_status(e: AddError) -> Status {
         AddError::Duplicate => Status::already_exists(e.to_string()),
         AddError::TooLarge(_) => Status::invalid_argument(e.to_string()),
         AddError::Invalid(_) | AddError::Rejected(_) => Status::invalid_argument(e.to_string()),
+        AddError::NotReady => Status::unavailable(e.to_string()),
     }
 }
 
@@ -1445,6 +1446,10 @@ mod tests {
         assert_eq!(
             add_error_status(AddError::SenderLimit(9)).code(),
             tonic::Code::ResourceExhausted
+        );
+        assert_eq!(
+            add_error_status(AddError::NotReady).code(),
+            tonic::Code::Unavailable
         );
     }
 }

@@ -68,6 +68,10 @@ pub enum AddError {
     /// nonce gap, funds, a module's own check (the response carries the code and log).
     #[error("CheckTx rejected the tx (code {}): {}", .0.code, .0.log)]
     Rejected(Box<ResponseCheckTx>),
+    /// The chain is not initialised yet (InitChain has not run while the node starts): the tx was not
+    /// judged. Nobody's fault; retry.
+    #[error("chain not initialised yet: the node is starting; retry")]
+    NotReady,
 }
 
 /// Who pays for a tx: SHA-256 of its signer's public key (or of its multisig key set), and what it pays per
@@ -312,6 +316,9 @@ impl Mempool {
     /// [`Mempool::add`] would. One acquisition per batch instead of one per tx: under load the lock is
     /// handed from waiter to waiter (FIFO), and a hand-off per tx cost a context switch per tx.
     pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
+        if !self.app.is_initialised() {
+            return txs.iter().map(|_| Err(AddError::NotReady)).collect();
+        }
         let fresh: Vec<Bytes> = {
             let g = self.lock();
             txs.iter()
@@ -347,6 +354,9 @@ impl Mempool {
     fn prepare(&self, tx: Bytes) -> Result<Prepared, AddError> {
         if tx.len() > self.limits.max_tx_bytes {
             return Err(AddError::TooLarge(tx.len()));
+        }
+        if !self.app.is_initialised() {
+            return Err(AddError::NotReady);
         }
         self.app
             .check_tx_stateless(&tx)
@@ -630,6 +640,23 @@ mod tests {
         let err = pool.add(send(&key, 3, 1)).expect_err("full");
         assert!(matches!(err, AddError::Full { txs: 3, .. }));
         assert!(err.to_string().contains("mempool full"));
+    }
+
+    /// Before InitChain (a node answers gRPC and gossip while its engine starts), a well-formed tx is not
+    /// judged: it is neither the sender's fault nor a peer's (gossip rejects, and scores down, peers whose
+    /// batches carry invalid txs), and nothing is admitted.
+    #[test]
+    fn before_init_chain_txs_are_refused_as_not_ready_not_as_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = LodeApp::open(dir.path()).expect("open");
+        let pool = Mempool::new(app, limits());
+        let key = SigningKey::from([7u8; 32]);
+        let verdict = pool.add(send(&key, 0, 1));
+        assert!(matches!(verdict, Err(AddError::NotReady)), "{verdict:?}");
+        for r in pool.add_batch(vec![send(&key, 0, 1), send(&key, 1, 1)]) {
+            assert!(matches!(r, Err(AddError::NotReady)), "{r:?}");
+        }
+        assert_eq!(pool.size().0, 0);
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub struct NodeMetrics {
     /// (batch does not decode or is too long), `peer_backlog` (the peer has too many batches waiting),
     /// `queue_full` (CheckTx queue full), `invalid_tx` (a tx invalid in itself: undecodable, failing a
     /// stateless check, badly signed, too large), `refused_tx` (a tx CheckTx refused against this node's
-    /// state, most often one committed before it arrived); duplicates are not counted.
+    /// state, most often one committed before it arrived), `not_ready` (a tx that came before this node's
+    /// InitChain); duplicates are not counted.
     pub gossip_dropped: Family<ReasonLabels, Counter>,
     /// `lode_jobs{state}`: jobs in each live state (`open`, `matched`, `accepted`, `committed`, `revealing`,
     /// `settled`) at the last commit, counted from the market's status index when `/metrics` is read.
