@@ -38,8 +38,9 @@
 //! both). Where AVX-512BW is available, the i8 rows (B for `B·r`, A for `A·(B·r)`) go four at a time
 //! through a 512-bit kernel instead, one trial per pass: a trial's digits are eight bytes per element
 //! against the row's one, and each load of them then serves four rows (`A·(B·r)` at 4096³ on one
-//! thread: 7.7-8.2 ms before, 5.9-6.3 ms after). C, the largest input, need not be read by the check at all: [`CProducts`] takes `C·r` from
-//! parts of its rows as they arrive (a download being converted), and [`check_products`] finishes.
+//! thread: 7.7-8.2 ms before, 5.9-6.3 ms after). C, the largest input, need not be read by the check
+//! at all: [`CProducts`] takes `C·r` from parts of its rows as they arrive (a download being
+//! converted), and [`check_products`] finishes.
 //!
 //! Without AVX2 the plain wrapping `u64` sum is used; tests hold every path to it. Rows are
 //! spread over rayon's pool; every row's result is exact, so the report does not depend on
@@ -517,9 +518,9 @@ mod avx512 {
     /// lane (two products per lane per step, as in the AVX2 kernel), so a lane stays below 2³⁰.
     const I8_BLOCK: usize = 4096;
 
-    /// Whether AVX-512F and BW are available (cached by `is_x86_feature_detected!`).
+    /// Whether AVX-512F and BW are available.
     pub(super) fn available() -> bool {
-        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+        crate::gemm::x86_has_avx512bw()
     }
 
     /// `[x₀·r, …, x₃·r] mod 2⁶⁴` for [`ROW_BLOCK`] i8 rows of one length.

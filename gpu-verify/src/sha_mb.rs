@@ -26,7 +26,7 @@ pub(crate) fn hash_many(msgs: &[Message<'_>], out: &mut Vec<[u8; 32]>) {
     out.reserve(msgs.len());
     let mut rest = msgs;
     #[cfg(target_arch = "x86_64")]
-    if msgs.len() >= MIN_LANES && has_avx512() {
+    if msgs.len() >= MIN_LANES && crate::gemm::x86_has_avx512bw() {
         let total = |m: &Message<'_>| m.0.len() + m.1.len();
         let equal = msgs
             .iter()
@@ -47,11 +47,6 @@ pub(crate) fn hash_many(msgs: &[Message<'_>], out: &mut Vec<[u8; 32]>) {
             _ => out.extend(pair.iter().map(|(p, d)| sha_x2::one(p, d))),
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -33,6 +33,12 @@ mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+/// Whether AVX-512F and BW are available (cached by `is_x86_feature_detected!`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn x86_has_avx512bw() -> bool {
+    x86::has_avx512bw()
+}
+
 /// Whether AVX2 is available (cached by `is_x86_feature_detected!`).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn x86_has_avx2() -> bool {

@@ -17,6 +17,11 @@ pub(crate) fn has_vnni() -> bool {
         && is_x86_feature_detected!("avx512vnni")
 }
 
+/// AVX-512F and BW (512-bit integer lanes of every width), without VNNI.
+pub(crate) fn has_avx512bw() -> bool {
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+}
+
 pub(crate) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
 }

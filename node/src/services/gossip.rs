@@ -561,6 +561,9 @@ mod tests {
         assert!(matches!(a, A::Ignore) && again.is_empty(), "{a:?}");
         let (a, again) = judge(txs(2), &[stale(), Err(AddError::Duplicate)]);
         assert!(matches!(a, A::Ignore) && again.is_empty(), "{a:?}");
+        // Reached this node before its InitChain: not judged, so not the peer's fault either.
+        let (a, again) = judge(txs(2), &[Err(AddError::NotReady), Err(AddError::NotReady)]);
+        assert!(matches!(a, A::Ignore) && again.is_empty(), "{a:?}");
     }
 
     #[test]

@@ -316,9 +316,6 @@ impl Mempool {
     /// [`Mempool::add`] would. One acquisition per batch instead of one per tx: under load the lock is
     /// handed from waiter to waiter (FIFO), and a hand-off per tx cost a context switch per tx.
     pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
-        if !self.app.is_initialised() {
-            return txs.iter().map(|_| Err(AddError::NotReady)).collect();
-        }
         let fresh: Vec<Bytes> = {
             let g = self.lock();
             txs.iter()
