@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh                      # every target, 20 s each
 #   scripts/fuzz.sh 3600                 # every target, one hour each (the long run)
 #   scripts/fuzz.sh 60 query genesis     # two targets, one minute each
+#   LODE_FUZZ_RUNS=10000000 scripts/fuzz.sh 3600   # each target until 10 million executions or one hour
 #
 # The committed seeds are fuzz/seeds/<target>/ (read only); what a run discovers goes to fuzz/corpus/<target>/
 # (kept between runs, not committed) and a crashing input to fuzz/artifacts/<target>/. Exits non-zero when a
@@ -16,7 +17,8 @@
 # scripts/test.sh, clippy or `cargo build`) the fuzz build links that build's librocksdb.a instead of compiling
 # it again. Environment: CARGO_TARGET_DIR (the workspace's target dir to take librocksdb.a from, default
 # ~/.cache/lode-target), LODE_FUZZ_TARGET_DIR (the fuzz build's own, default fuzz/target), LODE_FUZZ_JOBS
-# (cargo build jobs), LODE_FUZZ_RSS_MB (libFuzzer's memory limit per target, default 4096).
+# (cargo build jobs), LODE_FUZZ_RSS_MB (libFuzzer's memory limit per target, default 4096), LODE_FUZZ_RUNS (stop a target after
+# this many executions, when that comes before its time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -72,16 +74,27 @@ bin_dir="$fuzz_target/$triple/release"
 work_tmp=$(mktemp -d)
 trap 'rm -rf "$work_tmp"' EXIT
 
+runs_args=()
+if [ -n "${LODE_FUZZ_RUNS:-}" ]; then
+  if ! [[ "$LODE_FUZZ_RUNS" =~ ^[0-9]+$ ]] || [ "$LODE_FUZZ_RUNS" -eq 0 ]; then
+    echo "fuzz.sh: LODE_FUZZ_RUNS must be a positive number of executions" >&2
+    exit 2
+  fi
+  runs_args=(-runs="$LODE_FUZZ_RUNS")
+fi
+
 printf '\n%-20s %8s %12s %10s %8s %8s %22s %8s\n' target seconds execs exec/s cov corpus "last new cov (exec #)" crashes
 failed=0
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t" "fuzz/seeds/$t"
   log="$work_tmp/$t.log"
   rc=0
+  t_start=$(date +%s)
   # Each target gets its own temp dir: the query and ABCI targets open a RocksDB application there.
   TMPDIR="$work_tmp" "$bin_dir/$t" "fuzz/corpus/$t" "fuzz/seeds/$t" \
-    -max_total_time="$seconds" -print_final_stats=1 -timeout=20 \
+    -max_total_time="$seconds" "${runs_args[@]}" -print_final_stats=1 -timeout=20 \
     -rss_limit_mb="${LODE_FUZZ_RSS_MB:-4096}" -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1 || rc=$?
+  took=$(( $(date +%s) - t_start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+' || true)
@@ -91,7 +104,7 @@ for t in "${targets[@]}"; do
   if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
     crashes="rc=$rc"
   fi
-  printf '%-20s %8s %12s %10s %8s %8s %22s %8s\n' "$t" "$seconds" "${execs:-?}" "${speed:-?}" "${cov:-?}" \
+  printf '%-20s %8s %12s %10s %8s %8s %22s %8s\n' "$t" "$took" "${execs:-?}" "${speed:-?}" "${cov:-?}" \
     "${corpus:-?}" "${last_new:-none}" "$crashes"
   if [ "$rc" -ne 0 ]; then
     failed=1
