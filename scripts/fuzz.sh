@@ -63,7 +63,8 @@ else
 fi
 
 build_args=(-s none --target-dir "$fuzz_target")
-[ -n "${LODE_FUZZ_JOBS:-}" ] && build_args+=(-j "$LODE_FUZZ_JOBS")
+# cargo fuzz build has no -j; cargo reads the job count from the environment.
+[ -n "${LODE_FUZZ_JOBS:-}" ] && export CARGO_BUILD_JOBS="$LODE_FUZZ_JOBS"
 start=$(date +%s)
 # Every target is built (they share their dependencies, which are most of the time).
 CARGO_INCREMENTAL=0 cargo fuzz build "${build_args[@]}"
