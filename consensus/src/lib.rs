@@ -43,6 +43,7 @@ pub mod types;
 pub mod validity;
 
 pub use abci::{Abci, AbciExt, Mempool};
+pub use bridge::BlockOutcome;
 pub use codec::LodeCodec;
 pub use context::LodeContext;
 pub use error::{AbciError, BlockFault, CodecError, ConsensusError, HaltReport, StoreError};

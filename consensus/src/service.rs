@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::abci::{Abci, Mempool};
-use crate::bridge::{Bridge, BridgeParams};
+use crate::bridge::{BlockOutcome, Bridge, BridgeParams};
 use crate::codec::LodeCodec;
 use crate::context::LodeContext;
 use crate::error::{ConsensusError, HaltReport};
@@ -122,6 +122,7 @@ pub struct ConsensusConfig {
 /// A running consensus service.
 pub struct Handle {
     decided: watch::Receiver<Height>,
+    outcomes: watch::Receiver<Option<Arc<BlockOutcome>>>,
     evidence: Option<mpsc::Receiver<DoubleVote>>,
     halted: watch::Receiver<Option<HaltReport>>,
     bridge: JoinHandle<Result<(), ConsensusError>>,
@@ -140,6 +141,11 @@ impl Handle {
     /// The last committed height (0 before the first); changes each time a block is committed.
     pub fn decided(&self) -> watch::Receiver<Height> {
         self.decided.clone()
+    }
+
+    /// The last committed block's outcome (`None` before the first), updated just before [`Handle::decided`].
+    pub fn outcomes(&self) -> watch::Receiver<Option<Arc<BlockOutcome>>> {
+        self.outcomes.clone()
     }
 
     /// Set once, with the report, if the node halted: its application diverged from the chain or could not
@@ -309,6 +315,7 @@ where
         clock_offset_ms: config.clock_offset_ms,
     };
     let (evidence_tx, evidence_rx) = mpsc::channel(EVIDENCE_CHANNEL);
+    let (outcomes_tx, outcomes_rx) = watch::channel(None);
     let mut bridge = Bridge::new(
         abci,
         store,
@@ -319,7 +326,8 @@ where
         channels.network.clone(),
     )
     .with_peer_keys(peer_keys)
-    .with_evidence(evidence_tx);
+    .with_evidence(evidence_tx)
+    .with_outcomes(outcomes_tx);
     let moniker = config.moniker.clone();
     let (halted_tx, halted_rx) = watch::channel(None);
     let task = tokio::spawn(async move {
@@ -337,6 +345,7 @@ where
     });
     Ok(Handle {
         decided: decided_rx,
+        outcomes: outcomes_rx,
         evidence: Some(evidence_rx),
         halted: halted_rx,
         bridge: task,

@@ -146,6 +146,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         ))
         .wrap_err("cannot start consensus")?;
     let decided = handle.decided();
+    let outcomes = handle.outcomes();
     let reporter = evidence_reporter(&home, &config.evidence, &app, &mempool, &genesis.chain_id)?;
     let evidence = handle.take_evidence();
     let finished = || handle.is_finished();
@@ -187,6 +188,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
             mempool,
             blocks,
             decided,
+            outcomes,
             peers,
             chain_id: genesis.chain_id.clone(),
             moniker: config.moniker.clone(),

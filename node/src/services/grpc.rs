@@ -201,16 +201,8 @@ impl ApiGuards {
     }
 }
 
-/// A committed block as waiters see it: its txs' hashes and its results, in block order.
-#[derive(Debug)]
-pub struct BlockOutcome {
-    /// The block's height.
-    pub height: u64,
-    /// SHA-256 of each tx.
-    pub hashes: Vec<[u8; 32]>,
-    /// FinalizeBlock's response (one result per tx).
-    pub results: ResponseFinalizeBlock,
-}
+/// A committed block's tx hashes and results (the consensus bridge hands over each new one in memory).
+pub use lode_consensus::BlockOutcome;
 
 /// How many decoded blocks [`ResultsCache`] keeps.
 const OUTCOME_CACHE: usize = 4;
@@ -239,6 +231,10 @@ pub struct NodeApi {
     pub blocks: RocksBlockStore,
     /// The last committed height, as consensus reports it.
     pub decided: watch::Receiver<Height>,
+    /// The last committed block's outcome, as consensus hands it over just before `decided` moves (a
+    /// receiver whose sender is gone, holding `None`, where nothing hands them over: `block_outcome` then reads
+    /// the store).
+    pub outcomes: watch::Receiver<Option<Arc<BlockOutcome>>>,
     /// Gossip peers.
     pub peers: PeerList,
     /// Chain id.
@@ -504,6 +500,17 @@ impl NodeApi {
         let mut decoded = slot.outcome.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(o) = decoded.as_ref() {
             return Ok(o.clone());
+        }
+        // The block just committed: consensus handed its outcome over, nothing to read or decode.
+        let handed = self
+            .outcomes
+            .borrow()
+            .as_ref()
+            .filter(|o| o.height == height)
+            .cloned();
+        if let Some(o) = handed {
+            *decoded = Some(o.clone());
+            return Ok(o);
         }
         let block = self
             .app
@@ -1117,6 +1124,7 @@ mod tests {
             blocks,
             app,
             decided: watch::channel(decided).1,
+            outcomes: watch::channel(None).1,
             peers: Default::default(),
             chain_id: "c".into(),
             moniker: "m".into(),
@@ -1133,7 +1141,8 @@ mod tests {
         std::sync::atomic::AtomicUsize::new(0);
 
     #[test]
-    fn a_block_is_decoded_once_however_many_streams_ask_for_it_at_once() {
+    fn a_block_is_decoded_once_however_many_streams_ask_and_not_at_all_when_consensus_hands_it_over(
+    ) {
         use ed25519_consensus::SigningKey;
         use tendermint_proto::v0_38::abci::RequestFinalizeBlock;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1186,6 +1195,42 @@ mod tests {
             .all(|o| Arc::ptr_eq(o, &outcomes[0]) && o.height == 1));
         // An unknown height is an error each time, and is not remembered as an outcome.
         assert!(api.block_outcome(7).is_err());
+        assert!(api.block_outcome(7).is_err());
+
+        // What the store gives back is what FinalizeBlock returned, so an outcome consensus hands over in
+        // memory (below) is the same one a reader that falls back to the store decodes.
+        assert_eq!(
+            outcomes[0].results, fin,
+            "the stored results differ from FinalizeBlock's"
+        );
+        // Consensus handed block 1's outcome over: it is served as is, nothing read or decoded.
+        let handed = Arc::new(BlockOutcome {
+            height: 1,
+            hashes: outcomes[0].hashes.clone(),
+            results: fin.clone(),
+        });
+        let (outcomes_tx, outcomes_rx) = watch::channel(Some(handed.clone()));
+        let api = NodeApi {
+            outcomes: outcomes_rx,
+            results_cache: Default::default(),
+            ..api
+        };
+        let before = OUTCOME_DECODES.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(Arc::ptr_eq(
+            &api.block_outcome(1).expect("outcome"),
+            &handed
+        ));
+        // Once consensus has moved on, the height is still answered from the cache, not decoded again.
+        outcomes_tx.send_replace(None);
+        assert!(Arc::ptr_eq(
+            &api.block_outcome(1).expect("outcome"),
+            &handed
+        ));
+        assert_eq!(
+            OUTCOME_DECODES.load(std::sync::atomic::Ordering::Relaxed),
+            before
+        );
+        // A handed-over outcome of another height is not taken for this one.
         assert!(api.block_outcome(7).is_err());
     }
 
