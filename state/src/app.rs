@@ -808,14 +808,11 @@ fn abci_validator_update(key: &[u8; 32], power: u64) -> ValidatorUpdate {
 /// events names (recipients, buyers, sellers, providers, …), sorted and without duplicates. An event
 /// attribute names an account when its whole value is a valid `lode1…` address.
 fn touched_accounts(tx: &Tx, events: &[Event]) -> Vec<[u8; 20]> {
-    let prefix = format!("{}1", crate::address::HRP);
     let mut out = vec![tx.auth.signer.0];
     for e in events {
         for (_, v) in &e.attributes {
-            if v.starts_with(&prefix) {
-                if let Ok(a) = v.parse::<crate::address::Address>() {
-                    out.push(a.0);
-                }
+            if let Some(a) = v.address() {
+                out.push(a.0);
             }
         }
     }
@@ -846,7 +843,7 @@ fn abci_event(e: Event) -> AbciEvent {
             .into_iter()
             .map(|(k, value)| EventAttribute {
                 key: k.to_string(),
-                value,
+                value: value.render(),
                 index: true,
             })
             .collect(),

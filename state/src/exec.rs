@@ -107,9 +107,9 @@ pub fn execute_tx<S: StateWrite + ?Sized>(
     }
 
     let mut events = vec![Event::new("tx")
-        .attr("signer", signer.to_string())
-        .attr("nonce", tx.auth.nonce.to_string())
-        .attr("fee", tx.auth.fee.to_string())];
+        .attr("signer", signer)
+        .attr("nonce", tx.auth.nonce)
+        .attr("fee", tx.auth.fee)];
     let msg_writes = {
         let mut scratch = Overlay::new(&*state);
         for m in &tx.body.msgs {
