@@ -330,12 +330,20 @@ impl LodeApp {
     /// so each following CheckTx finds its verdict in the signature cache instead of verifying alone. Changes
     /// no state and decides nothing: a tx that fails here is checked, and refused, by its own CheckTx.
     pub fn preverify(&self, txs: &[Bytes]) {
+        self.preverify_hashed(txs, txs.iter().map(|t| crate::tx::tx_hash(t)).collect());
+    }
+
+    /// [`LodeApp::preverify`] with each tx's hash already computed (`hashes[i]` is `tx_hash(&txs[i])`).
+    pub fn preverify_hashed(&self, txs: &[Bytes], hashes: Vec<[u8; 32]>) {
         let c = self.committed();
         let Some(record) = c.record else { return };
-        let _ = self
-            .inner
-            .checker
-            .check_many(txs, &record.chain_id, &c.params, Remember::Yes);
+        let _ = self.inner.checker.check_many_hashed(
+            txs,
+            hashes,
+            &record.chain_id,
+            &c.params,
+            Remember::Yes,
+        );
     }
 
     /// The stateless half of CheckTx: decodes the tx, runs its stateless checks (size, canonical encoding,
@@ -344,6 +352,15 @@ impl LodeApp {
     /// its own lock, so signature checks of concurrent admissions run in parallel and a flood of badly
     /// signed txs never holds the lock. `Err` is the CheckTx answer refusing the tx.
     pub fn check_tx_stateless(&self, tx: &[u8]) -> Result<(), Box<ResponseCheckTx>> {
+        self.check_tx_stateless_hashed(tx, crate::tx::tx_hash(tx))
+    }
+
+    /// [`LodeApp::check_tx_stateless`] with the tx's hash already computed (`hash` is `tx_hash(tx)`).
+    pub fn check_tx_stateless_hashed(
+        &self,
+        tx: &[u8],
+        hash: [u8; 32],
+    ) -> Result<(), Box<ResponseCheckTx>> {
         let c = self.committed();
         let Some(record) = c.record else {
             return Err(Box::new(check_response(
@@ -353,7 +370,7 @@ impl LodeApp {
         };
         self.inner
             .checker
-            .check_one(tx, &record.chain_id, &c.params)
+            .check_one_hashed(tx, hash, &record.chain_id, &c.params)
             .map(|_| ())
             .map_err(|e| Box::new(check_response(Err(e), 0)))
     }
@@ -362,18 +379,26 @@ impl LodeApp {
     /// starts from the last commit and accumulates admitted txs until the next Commit resets it.
     #[instrument(skip_all)]
     pub fn check_tx(&self, req: RequestCheckTx) -> ResponseCheckTx {
+        let hash = crate::tx::tx_hash(&req.tx);
+        self.check_tx_hashed(req, hash)
+    }
+
+    /// [`LodeApp::check_tx`] with the tx's hash already computed (`hash` is `tx_hash(&req.tx)`): a mempool
+    /// hashes a tx once on arrival and rechecks it after every block with the same hash.
+    pub fn check_tx_hashed(&self, req: RequestCheckTx, hash: [u8; 32]) -> ResponseCheckTx {
         let c = self.committed();
         let Some(record) = c.record else {
             return check_response(Err(TxError::Internal("chain not initialised".into())), 0);
         };
-        let tx = match self
-            .inner
-            .checker
-            .check_one(&req.tx, &record.chain_id, &c.params)
-        {
-            Ok(tx) => tx,
-            Err(e) => return check_response(Err(e), 0),
-        };
+        let tx =
+            match self
+                .inner
+                .checker
+                .check_one_hashed(&req.tx, hash, &record.chain_id, &c.params)
+            {
+                Ok(tx) => tx,
+                Err(e) => return check_response(Err(e), 0),
+            };
         let mut mempool = lock(&self.inner.mempool);
         let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
         let mut scratch = Overlay::new(&view);

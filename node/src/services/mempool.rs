@@ -315,21 +315,26 @@ impl Mempool {
     /// before the lock, and then the whole batch takes the lock once and runs CheckTx tx by tx, as
     /// [`Mempool::add`] would. One acquisition per batch instead of one per tx: under load the lock is
     /// handed from waiter to waiter (FIFO), and a hand-off per tx cost a context switch per tx.
+    /// Each tx is hashed once here and its hash passed along (signature batch, stateless check, CheckTx,
+    /// every recheck), not hashed again at each step.
     pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
-        let fresh: Vec<Bytes> = {
+        let hashes: Vec<[u8; 32]> = txs.iter().map(|t| tx_hash(t)).collect();
+        let (fresh, fresh_hashes): (Vec<Bytes>, Vec<[u8; 32]>) = {
             let g = self.lock();
             txs.iter()
-                .filter(|t| {
-                    t.len() <= self.limits.max_tx_bytes && !g.by_hash.contains_key(&tx_hash(t))
-                })
-                .cloned()
-                .collect()
+                .zip(&hashes)
+                .filter(|(t, h)| t.len() <= self.limits.max_tx_bytes && !g.by_hash.contains_key(*h))
+                .map(|(t, h)| (t.clone(), *h))
+                .unzip()
         };
         if fresh.len() > 1 {
-            self.app.preverify(&fresh);
+            self.app.preverify_hashed(&fresh, fresh_hashes);
         }
-        let prepared: Vec<Result<Prepared, AddError>> =
-            txs.into_iter().map(|tx| self.prepare(tx)).collect();
+        let prepared: Vec<Result<Prepared, AddError>> = txs
+            .into_iter()
+            .zip(hashes)
+            .map(|(tx, hash)| self.prepare_hashed(tx, hash))
+            .collect();
         let mut g = self.lock();
         prepared
             .into_iter()
@@ -349,6 +354,12 @@ impl Mempool {
     /// that fails them never waits for or holds the lock, and the CheckTx under the lock finds the verdict
     /// cached.
     fn prepare(&self, tx: Bytes) -> Result<Prepared, AddError> {
+        let hash = tx_hash(&tx);
+        self.prepare_hashed(tx, hash)
+    }
+
+    /// [`Mempool::prepare`] with the tx's hash (`tx_hash(&tx)`) already computed.
+    fn prepare_hashed(&self, tx: Bytes, hash: [u8; 32]) -> Result<Prepared, AddError> {
         if tx.len() > self.limits.max_tx_bytes {
             return Err(AddError::TooLarge(tx.len()));
         }
@@ -356,9 +367,8 @@ impl Mempool {
             return Err(AddError::NotReady);
         }
         self.app
-            .check_tx_stateless(&tx)
+            .check_tx_stateless_hashed(&tx, hash)
             .map_err(AddError::Invalid)?;
-        let hash = tx_hash(&tx);
         let payer = Payer::of(&tx, &hash);
         Ok(Prepared { hash, tx, payer })
     }
@@ -386,10 +396,13 @@ impl Mempool {
                 bytes: g.bytes,
             })?;
         let started = std::time::Instant::now();
-        let resp = self.app.check_tx(RequestCheckTx {
-            tx: tx.clone(),
-            r#type: CheckTxType::New as i32,
-        });
+        let resp = self.app.check_tx_hashed(
+            RequestCheckTx {
+                tx: tx.clone(),
+                r#type: CheckTxType::New as i32,
+            },
+            hash,
+        );
         super::metrics::metrics()
             .check_tx_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -448,10 +461,13 @@ impl Mempool {
             .collect();
         let mut evicted = 0usize;
         for (seq, hash, tx) in pending {
-            let resp = self.app.check_tx(RequestCheckTx {
-                tx,
-                r#type: CheckTxType::Recheck as i32,
-            });
+            let resp = self.app.check_tx_hashed(
+                RequestCheckTx {
+                    tx,
+                    r#type: CheckTxType::Recheck as i32,
+                },
+                hash,
+            );
             if resp.code != 0 {
                 debug!(hash = %hex::encode(hash), code = resp.code, log = %resp.log, "evicted on recheck");
                 g.remove(seq);

@@ -132,7 +132,20 @@ impl TxChecker {
         chain_id: &str,
         params: &Params,
     ) -> Result<Arc<Tx>, TxError> {
-        let hash = tx_hash(raw);
+        self.check_one_hashed(raw, tx_hash(raw), chain_id, params)
+    }
+
+    /// [`Self::check_one`] for a tx whose hash the caller already computed (`hash` must be
+    /// `tx_hash(raw)`: the decoded-tx cache is keyed by it). A mempool hashes each tx once on arrival and
+    /// passes it along instead of hashing it again at every step (admission, CheckTx, each recheck).
+    pub fn check_one_hashed(
+        &self,
+        raw: &[u8],
+        hash: [u8; 32],
+        chain_id: &str,
+        params: &Params,
+    ) -> Result<Arc<Tx>, TxError> {
+        debug_assert_eq!(hash, tx_hash(raw), "check_one_hashed: hash of other bytes");
         let known = lock(&self.decoded).get(&hash);
         let tx = match known {
             Some(tx) => tx,
@@ -160,6 +173,23 @@ impl TxChecker {
         remember: Remember,
     ) -> Vec<Result<Arc<Tx>, TxError>> {
         let hashes: Vec<[u8; 32]> = txs.iter().map(|raw| tx_hash(raw)).collect();
+        self.check_many_hashed(txs, hashes, chain_id, params, remember)
+    }
+
+    /// [`Self::check_many`] for txs whose hashes the caller already computed (`hashes[i]` must be
+    /// `tx_hash(&txs[i])`, as for [`Self::check_one_hashed`]).
+    pub fn check_many_hashed(
+        &self,
+        txs: &[Bytes],
+        hashes: Vec<[u8; 32]>,
+        chain_id: &str,
+        params: &Params,
+        remember: Remember,
+    ) -> Vec<Result<Arc<Tx>, TxError>> {
+        debug_assert!(
+            hashes.len() == txs.len() && txs.iter().zip(&hashes).all(|(t, h)| tx_hash(t) == *h),
+            "check_many_hashed: hashes of other bytes"
+        );
         let known: Vec<Option<Arc<Tx>>> = {
             let cache = lock(&self.decoded);
             hashes.iter().map(|h| cache.get(h)).collect()
