@@ -209,20 +209,26 @@ mod tests {
         }
     }
 
+    /// Batch and single verdicts on the items `specs` describe (`warm`: their keys in the key memo first).
+    fn batch_and_single(specs: &[(u8, u8, Vec<u8>)], warm: bool) -> (bool, bool) {
+        let items: Vec<Item> = specs.iter().map(|(k, s, m)| item(*k, *s, m)).collect();
+        if warm {
+            for (pk, ..) in &items {
+                let _ = check_public_key(pk);
+            }
+        }
+        let singly = items.iter().all(|(k, s, m)| verify_one(k, s, m));
+        let batch = verify_batch(items.iter().map(|(k, s, m)| (k, s, m.as_slice())));
+        (batch, singly)
+    }
+
     proptest! {
         #[test]
         fn batch_verification_agrees_with_single_verification(
             specs in prop::collection::vec((any::<u8>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..40)), 1..12),
             warm in any::<bool>(),
         ) {
-            let items: Vec<Item> = specs.iter().map(|(k, s, m)| item(*k, *s, m)).collect();
-            if warm {
-                for (pk, ..) in &items {
-                    let _ = check_public_key(pk);
-                }
-            }
-            let singly = items.iter().all(|(k, s, m)| verify_one(k, s, m));
-            let batch = verify_batch(items.iter().map(|(k, s, m)| (k, s, m.as_slice())));
+            let (batch, singly) = batch_and_single(&specs, warm);
             prop_assert_eq!(batch, singly);
         }
 
@@ -233,14 +239,7 @@ mod tests {
             specs in prop::collection::vec((any::<u8>(), 0u8..3, prop::collection::vec(any::<u8>(), 0..40)), 2..24),
             warm in any::<bool>(),
         ) {
-            let items: Vec<Item> = specs.iter().map(|(k, s, m)| item(*k, *s, m)).collect();
-            if warm {
-                for (pk, ..) in &items {
-                    let _ = check_public_key(pk);
-                }
-            }
-            let singly = items.iter().all(|(k, s, m)| verify_one(k, s, m));
-            let batch = verify_batch(items.iter().map(|(k, s, m)| (k, s, m.as_slice())));
+            let (batch, singly) = batch_and_single(&specs, warm);
             prop_assert_eq!(batch, singly);
         }
     }
