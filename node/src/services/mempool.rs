@@ -318,7 +318,17 @@ impl Mempool {
     /// Each tx is hashed once here and its hash passed along (signature batch, stateless check, CheckTx,
     /// every recheck), not hashed again at each step.
     pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
-        let hashes: Vec<[u8; 32]> = txs.iter().map(|t| tx_hash(t)).collect();
+        // A tx over the size limit is not hashed: `prepare_hashed` refuses it before its hash is used.
+        let hashes: Vec<[u8; 32]> = txs
+            .iter()
+            .map(|t| {
+                if t.len() <= self.limits.max_tx_bytes {
+                    tx_hash(t)
+                } else {
+                    [0; 32]
+                }
+            })
+            .collect();
         let (fresh, fresh_hashes): (Vec<Bytes>, Vec<[u8; 32]>) = {
             let g = self.lock();
             txs.iter()
@@ -358,7 +368,8 @@ impl Mempool {
         self.prepare_hashed(tx, hash)
     }
 
-    /// [`Mempool::prepare`] with the tx's hash (`tx_hash(&tx)`) already computed.
+    /// [`Mempool::prepare`] with the tx's hash (`tx_hash(&tx)`) already computed; a tx over the size limit is
+    /// refused before `hash` is looked at.
     fn prepare_hashed(&self, tx: Bytes, hash: [u8; 32]) -> Result<Prepared, AddError> {
         if tx.len() > self.limits.max_tx_bytes {
             return Err(AddError::TooLarge(tx.len()));
