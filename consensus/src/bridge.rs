@@ -916,9 +916,13 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         }
         match self.proposer_of(header.height, header.round) {
             Some((address, key)) if address == header.proposer => {
-                // Not the proposer's peer, or one whose validator proof has not arrived yet: dropped
-                // unbuffered, without a strike, so a proposer heard before its proof is not banned.
-                if peer_id_of(&key) != Some(peer) && !self.peer_keys.is_bound(&peer, &key) {
+                // Once a peer proved the proposer's key, a stream from any other publisher (a relay or an
+                // impostor) is dropped unbuffered, without a strike. While none has (its proof was lost or
+                // it is not a direct peer, see `crate::peers`), the stream is buffered and its Fin decides.
+                if peer_id_of(&key) != Some(peer)
+                    && !self.peer_keys.is_bound(&peer, &key)
+                    && self.peer_keys.has_peer_for(&key)
+                {
                     debug!(%peer, height = %header.height, round = %header.round, proposer = %header.proposer,
                         "proposal stream from a peer not bound to its proposer; dropped");
                     return Ok(None);

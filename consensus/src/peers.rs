@@ -4,9 +4,13 @@
 //! CometBFT: `keys/node_key.json` beside `keys/validator_key.json`). When two peers connect, each sends
 //! Malachite's validator proof: its consensus key's signature over that key and its peer id, checked by the
 //! network layer to name the sender and by [`crate::LodeVerifier`] to verify. The verifier records every
-//! valid proof here; the bridge admits a proposal stream only from a peer bound to the proposer's key (or,
-//! for a node that still runs its swarm under its consensus key, from the peer id that key gives, see
-//! [`crate::streams::peer_id_of`]).
+//! valid proof here; once a peer is bound to the proposer's key, the bridge admits that proposer's streams
+//! only from it (or, for a node that still runs its swarm under its consensus key, from the peer id that key
+//! gives, see [`crate::streams::peer_id_of`]). While no peer is bound to the proposer's key, its stream is
+//! admitted from any publisher that is not ignored, within the stream buffer's bounds, and the stream's
+//! signed `Fin` decides: Malachite 0.8.2 drops a proof that arrives before its consensus actor has
+//! subscribed to the network (and sends it only once per connection), and a proposer that is not a direct
+//! peer sends none, so a node that waited for proofs could stall at its first height.
 //!
 //! Bounded against a peer that proves many throwaway keys: at most [`MAX_PEERS_PER_KEY`] peers per key (the
 //! newest replaces the oldest) and [`MAX_BINDINGS`] bindings in all. Keys of the validator sets the bridge
@@ -99,6 +103,11 @@ impl PeerKeys {
             .is_some_and(|(k, _)| *k == key.0)
     }
 
+    /// Whether some peer proved it holds `key`: then only that peer's publications speak for the key.
+    pub fn has_peer_for(&self, key: &PublicKey) -> bool {
+        self.inner().by_peer.values().any(|(k, _)| *k == key.0)
+    }
+
     /// The keys whose bindings survive a full registry: the bridge's current and next validator sets.
     pub fn protect(&self, keys: impl IntoIterator<Item = PublicKey>) {
         self.inner().protected = keys.into_iter().map(|k| k.0).collect();
@@ -135,13 +144,16 @@ mod tests {
     #[test]
     fn a_peer_is_bound_only_to_the_key_it_proved() {
         let r = PeerKeys::new();
+        assert!(!r.has_peer_for(&key(1)));
         assert!(r.record(peer(1), &key(1)));
         assert!(r.is_bound(&peer(1), &key(1)));
+        assert!(r.has_peer_for(&key(1)));
         assert!(!r.is_bound(&peer(1), &key(2)));
         assert!(!r.is_bound(&peer(2), &key(1)));
         // A new proof from the same peer rebinds it.
         assert!(r.record(peer(1), &key(2)));
         assert!(!r.is_bound(&peer(1), &key(1)));
+        assert!(!r.has_peer_for(&key(1)));
         assert!(r.is_bound(&peer(1), &key(2)));
     }
 

@@ -3,8 +3,9 @@
 //! A stream is `Init`, data chunks, a signed `Fin` part, then the stream's own end marker. Its id names
 //! the height, round and proposer ([`stream_id`]); the bridge admits a stream on its first part, whatever
 //! the order parts arrive in, only if the id parses, the proposer is the one of that height and round and
-//! the publisher is a peer the proposer's key vouched for ([`crate::peers`], or [`peer_id_of`] for a node
-//! without a node key). This buffer then holds each admitted stream
+//! the publisher is the peer the proposer's key vouched for ([`crate::peers`], or [`peer_id_of`] for a node
+//! without a node key), or any publisher while no peer has vouched for that key (the signed `Fin` then
+//! decides). This buffer then holds each admitted stream
 //! to the block limits (parts, bytes, chunk size, one part per sequence number), keeps at most
 //! [`MAX_STREAMS_PER_PEER`] streams per publisher and [`MAX_STREAMS`] in all (evicting the offending
 //! publisher's oldest first), and strikes a publisher for every invalid stream: after [`MAX_STRIKES`] its

@@ -551,6 +551,11 @@ async fn a_stream_published_by_anyone_but_its_proposer_is_dropped_at_its_first_p
         .clone();
     let txs = vec![tx("a=1")];
     let block = n.block(&proposer, txs.clone(), &txs);
+    // The proposer's validator proof arrived (its node runs the swarm under its consensus key).
+    assert!(n
+        .bridge
+        .peer_keys
+        .record(peer(&proposer), &proposer.public_key()));
     // A relay that replays the proposer's genuine, signed parts as its own publication.
     for p in parts(&proposer, &block, 0) {
         assert!(n.part(peer(&other), p).await.is_none());
@@ -823,14 +828,10 @@ async fn a_stream_is_admitted_from_the_peer_its_proposer_proved_and_from_no_othe
     let proposer = n.proposer(0);
     let txs = vec![tx("a=1")];
     let block = n.block(&proposer, txs.clone(), &txs);
-    // The proposer's node runs its swarm under a node key of its own.
+    // The proposer's node runs its swarm under a node key of its own, and its validator proof arrived.
     let node = peer(&PrivateKey::from_seed([200; 32]));
-    // Before its validator proof arrived, its stream is dropped at the first part.
-    for p in parts(&proposer, &block, 0) {
-        assert!(n.part(node, p).await.is_none());
-        assert_eq!(n.buffered(), 0);
-    }
-    // A peer that proved another key (a validator's own node) is no proposer's relay either.
+    assert!(peers.record(node, &proposer.public_key()));
+    // A peer that proved another key (a validator's own node) is no proposer's relay…
     let other = n
         .keys
         .iter()
@@ -839,17 +840,60 @@ async fn a_stream_is_admitted_from_the_peer_its_proposer_proved_and_from_no_othe
         .clone();
     let relay = peer(&PrivateKey::from_seed([201; 32]));
     assert!(peers.record(relay, &other.public_key()));
-    for p in parts(&proposer, &block, 0) {
-        assert!(n.part(relay, p).await.is_none());
-        assert_eq!(n.buffered(), 0);
+    // …and neither is a peer that proved nothing: both are dropped at the first part, unbuffered.
+    let stranger = peer(&PrivateKey::from_seed([202; 32]));
+    for from in [relay, stranger] {
+        for p in parts(&proposer, &block, 0) {
+            assert!(n.part(from, p).await.is_none());
+            assert_eq!(n.buffered(), 0);
+        }
     }
-    // Once the node's proof bound it to the proposer's key, the same stream completes.
-    assert!(peers.record(node, &proposer.public_key()));
+    // The bound node's stream completes.
     let mut value = None;
     for p in parts(&proposer, &block, 0) {
         value = n.part(node, p).await;
     }
     let value = value.expect("the bound peer's stream completed");
+    assert_eq!(value.validity, Validity::Valid);
+    assert_eq!(value.value, block);
+}
+
+/// Malachite 0.8.2 drops a validator proof that arrives before its consensus actor subscribed to the
+/// network (its start-up race; the proof is sent once per connection and never again), and a proposer that
+/// is not a direct peer never sends one. A node that admitted streams only from proven peers then
+/// prevoted nil in every round. While no peer is bound to the proposer's key, its stream is admitted from
+/// whoever publishes it, within the buffer's bounds, and the Fin signature decides; bad signatures strike.
+#[tokio::test]
+async fn while_no_proof_binds_the_proposer_its_signed_stream_is_admitted_and_forgeries_are_struck()
+{
+    let mut n = net().await;
+    let peers = PeerKeys::new();
+    n.bridge.peer_keys = peers.clone();
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    // A publisher that forges the Fin of the proposer's stream is struck and, after MAX_STRIKES, ignored.
+    let forger = peer(&PrivateKey::from_seed([203; 32]));
+    for _ in 0..MAX_STRIKES {
+        let mut ps = parts(&proposer, &block, 0);
+        let sig_at = ps.len() - 2;
+        ps[sig_at] = StreamMessage::new(
+            ps[sig_at].stream_id.clone(),
+            ps[sig_at].sequence,
+            StreamContent::Data(ProposalPart::Fin(crate::types::Signature([7; 64]))),
+        );
+        for p in ps {
+            assert!(n.part(forger, p).await.is_none());
+        }
+    }
+    assert!(n.ignored(&forger));
+    // The proposer's node, whose proof never arrived, is heard: its genuine stream completes.
+    let node = peer(&PrivateKey::from_seed([200; 32]));
+    let mut value = None;
+    for p in parts(&proposer, &block, 0) {
+        value = n.part(node, p).await;
+    }
+    let value = value.expect("the unproven proposer's stream completed");
     assert_eq!(value.validity, Validity::Valid);
     assert_eq!(value.value, block);
 }
