@@ -261,17 +261,29 @@ pub(crate) fn proposal_to_proto(p: &Proposal) -> pb::Proposal {
     pb::Proposal {
         height: p.height.0,
         round: p.round.as_i64(),
-        value: Some(p.value.to_proto()),
+        // The header only: the body travels in the proposal stream (see `Block`).
+        value: Some(pb::Block {
+            header: Some(p.value.header().to_proto()),
+            txs: Vec::new(),
+            last_commit: None,
+        }),
         pol_round: p.pol_round.as_i64(),
         validator_address: p.validator_address.0.to_vec(),
     }
 }
 
 pub(crate) fn proposal_from_proto(p: pb::Proposal) -> Result<Proposal, CodecError> {
+    let value = p.value.ok_or(CodecError::Missing("proposal.value"))?;
+    // Only the header counts; a body a peer sent anyway is dropped unread.
+    let header = Block::from_proto(pb::Block {
+        header: value.header,
+        txs: Vec::new(),
+        last_commit: None,
+    })?;
     Ok(Proposal {
         height: Height(p.height),
         round: round_from_i64("proposal.round", p.round)?,
-        value: Block::from_proto(p.value.ok_or(CodecError::Missing("proposal.value"))?)?,
+        value: header.to_header_only(),
         pol_round: round_from_i64("proposal.pol_round", p.pol_round)?,
         validator_address: address("proposal.validator_address", &p.validator_address)?,
     })

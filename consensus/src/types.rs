@@ -227,12 +227,55 @@ pub fn tx_root(txs: &[Bytes]) -> [u8; 32] {
 }
 
 /// A block: the value Lode's consensus decides on. Its id is cached at construction.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// A signed proposal message carries its block *header only* ([`Block::header_only`]): the body travels
+/// once, in the proposal stream, and consensus pairs the two by block id (the header commits to the tx
+/// root and the last commit). So two blocks are equal when both are whole and equal field by field, or when
+/// either is header-only and their ids are equal; hashing and ordering follow the id first.
+#[derive(Clone, Debug)]
 pub struct Block {
     header: BlockHeader,
     txs: Vec<Bytes>,
     last_commit: Option<LastCommit>,
     id: BlockId,
+    header_only: bool,
+}
+
+impl PartialEq for Block {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Block {}
+
+impl PartialOrd for Block {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Block {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id.cmp(&other.id).then_with(|| {
+            if self.header_only || other.header_only {
+                std::cmp::Ordering::Equal
+            } else {
+                (&self.header, &self.txs, &self.last_commit).cmp(&(
+                    &other.header,
+                    &other.txs,
+                    &other.last_commit,
+                ))
+            }
+        })
+    }
+}
+
+impl std::hash::Hash for Block {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal blocks have equal ids (a header-only block equals the whole one).
+        self.id.hash(state);
+    }
 }
 
 impl Block {
@@ -253,7 +296,26 @@ impl Block {
             txs,
             last_commit,
             id,
+            header_only: false,
         }
+    }
+
+    /// The block of `header` without its body: what a signed proposal message carries (see [`Block`]).
+    pub fn header_only(header: BlockHeader) -> Self {
+        Self {
+            header_only: true,
+            ..Self::new(header, Vec::new())
+        }
+    }
+
+    /// Whether this is a header-only block (from a proposal message): its txs are not here.
+    pub fn is_header_only(&self) -> bool {
+        self.header_only
+    }
+
+    /// This block's header-only form.
+    pub fn to_header_only(&self) -> Self {
+        Self::header_only(self.header.clone())
     }
 
     /// The previous height's commit signatures the block carries.

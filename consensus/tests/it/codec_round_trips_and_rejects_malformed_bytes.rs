@@ -51,6 +51,9 @@ proptest! {
         let p = LodeContext.new_proposal(Height(height), Round::new(1), b, Round::Nil, signer.address());
         let msg = SignedConsensusMsg::Proposal(signer.sign_proposal_sync(p));
         let back: SignedConsensusMsg<LodeContext> = LodeCodec.decode(LodeCodec.encode(&msg).expect("encode")).expect("decode");
+        // The message carries the header only: the decoded value is header-only, with the same id.
+        let SignedConsensusMsg::Proposal(ref back_p) = back else { panic!("not a proposal") };
+        prop_assert!(back_p.message.value.is_header_only());
         prop_assert_eq!(back, msg);
     }
 
@@ -63,6 +66,61 @@ proptest! {
         let _ = Block::decode(&b);
         let _ = DecidedBlock::decode(&b);
     }
+}
+
+/// A signed proposal message carries its block's header, not its body (which travels once, in the
+/// proposal stream): its size does not grow with the block, its signature still verifies, and its value
+/// equals the whole block, which consensus pairs with it by id.
+#[test]
+fn a_proposal_message_carries_its_blocks_header_only() {
+    let signer = LodeSigner::new(PrivateKey::from_seed([2; 32]), "lode-test");
+    let size = |txs: usize| {
+        let b = block(5, (0..txs).map(|i| vec![i as u8; 200]).collect(), 7);
+        let p = LodeContext.new_proposal(
+            Height(5),
+            Round::new(0),
+            b.clone(),
+            Round::Nil,
+            signer.address(),
+        );
+        let msg = SignedConsensusMsg::Proposal(signer.sign_proposal_sync(p));
+        let bytes = LodeCodec.encode(&msg).expect("encode");
+        let back: SignedConsensusMsg<LodeContext> =
+            LodeCodec.decode(bytes.clone()).expect("decode");
+        let SignedConsensusMsg::Proposal(back) = back else {
+            panic!("not a proposal")
+        };
+        assert!(back.message.value.is_header_only());
+        assert!(back.message.value.txs().is_empty());
+        assert_eq!(back.message.value.id(), b.id());
+        assert_eq!(back.message.value, b);
+        assert!(lode_consensus::signing::verify(
+            &signer.public_key(),
+            &lode_consensus::signing::proposal_sign_bytes("lode-test", &back.message),
+            &back.signature,
+        ));
+        bytes.len()
+    };
+    assert_eq!(size(0), size(1_000));
+}
+
+/// Whole blocks compare field by field; a header-only block equals the whole block of its header (and
+/// hashes alike), and no block with another header.
+#[test]
+fn a_header_only_block_equals_its_whole_block_and_no_other() {
+    use std::hash::{BuildHasher, RandomState};
+    let whole = block(3, vec![b"a".to_vec(), b"b".to_vec()], 1);
+    // The same header over another body (a tx list that does not match the root).
+    let swapped = Block::new(whole.header().clone(), vec![Bytes::from_static(b"c")]);
+    assert_eq!(swapped.id(), whole.id());
+    assert_ne!(swapped, whole);
+    let header_only = whole.to_header_only();
+    assert_eq!(header_only, whole);
+    assert_eq!(whole, header_only);
+    let s = RandomState::new();
+    assert_eq!(s.hash_one(&header_only), s.hash_one(&whole));
+    assert_ne!(block(4, vec![b"a".to_vec()], 1).to_header_only(), whole);
+    assert_eq!(header_only.cmp(&whole), std::cmp::Ordering::Equal);
 }
 
 #[test]
