@@ -263,6 +263,18 @@ fn parts(key: &PrivateKey, block: &Block, round: u32) -> Vec<StreamMessage<Propo
     proposal_parts(&signer, block, Height(1), Round::new(round), Round::Nil)
 }
 
+/// `key`'s stream of `block` at `round` with its Fin signature replaced by one that does not verify.
+fn forged_parts(key: &PrivateKey, block: &Block, round: u32) -> Vec<StreamMessage<ProposalPart>> {
+    let mut ps = parts(key, block, round);
+    let sig_at = ps.len() - 2;
+    ps[sig_at] = StreamMessage::new(
+        ps[sig_at].stream_id.clone(),
+        ps[sig_at].sequence,
+        StreamContent::Data(ProposalPart::Fin(crate::types::Signature([7; 64]))),
+    );
+    ps
+}
+
 fn tx(s: &str) -> Bytes {
     Bytes::from(s.to_owned())
 }
@@ -513,14 +525,7 @@ async fn a_validator_that_sends_badly_signed_streams_is_ignored_for_a_while() {
     for _ in 0..MAX_STRIKES {
         round = n.round_of(&forger, round + 1);
         let b = n.block(&forger, txs.clone(), &txs);
-        let mut ps = parts(&forger, &b, round);
-        let sig_at = ps.len() - 2;
-        ps[sig_at] = StreamMessage::new(
-            ps[sig_at].stream_id.clone(),
-            ps[sig_at].sequence,
-            StreamContent::Data(ProposalPart::Fin(crate::types::Signature([7; 64]))),
-        );
-        for p in ps {
+        for p in forged_parts(&forger, &b, round) {
             assert!(n.part(peer(&forger), p).await.is_none());
         }
     }
@@ -820,14 +825,32 @@ async fn a_block_is_valid_only_with_a_signed_commit_of_more_than_two_thirds_of_t
 
 // ---- node keys: a proposer heard through the peer it proved ----
 
-#[tokio::test]
-async fn a_stream_is_admitted_from_the_peer_its_proposer_proved_and_from_no_other() {
+/// A net whose bridge reads validator proofs from the returned registry, its round-0 proposer and a block
+/// that proposer signs.
+async fn net_with_peer_keys() -> (Net, PeerKeys, PrivateKey, Block) {
     let mut n = net().await;
     let peers = PeerKeys::new();
     n.bridge.peer_keys = peers.clone();
     let proposer = n.proposer(0);
     let txs = vec![tx("a=1")];
     let block = n.block(&proposer, txs.clone(), &txs);
+    (n, peers, proposer, block)
+}
+
+/// `block`'s round-0 stream by `proposer`, published by `from`, completes as a valid proposal of `block`.
+async fn assert_completes(n: &mut Net, from: PeerId, proposer: &PrivateKey, block: &Block) {
+    let mut value = None;
+    for p in parts(proposer, block, 0) {
+        value = n.part(from, p).await;
+    }
+    let value = value.expect("the stream completed");
+    assert_eq!(value.validity, Validity::Valid);
+    assert_eq!(&value.value, block);
+}
+
+#[tokio::test]
+async fn a_stream_is_admitted_from_the_peer_its_proposer_proved_and_from_no_other() {
+    let (mut n, peers, proposer, block) = net_with_peer_keys().await;
     // The proposer's node runs its swarm under a node key of its own, and its validator proof arrived.
     let node = peer(&PrivateKey::from_seed([200; 32]));
     assert!(peers.record(node, &proposer.public_key()));
@@ -849,13 +872,7 @@ async fn a_stream_is_admitted_from_the_peer_its_proposer_proved_and_from_no_othe
         }
     }
     // The bound node's stream completes.
-    let mut value = None;
-    for p in parts(&proposer, &block, 0) {
-        value = n.part(node, p).await;
-    }
-    let value = value.expect("the bound peer's stream completed");
-    assert_eq!(value.validity, Validity::Valid);
-    assert_eq!(value.value, block);
+    assert_completes(&mut n, node, &proposer, &block).await;
 }
 
 /// Malachite 0.8.2 drops a validator proof that arrives before its consensus actor subscribed to the
@@ -866,36 +883,18 @@ async fn a_stream_is_admitted_from_the_peer_its_proposer_proved_and_from_no_othe
 #[tokio::test]
 async fn while_no_proof_binds_the_proposer_its_signed_stream_is_admitted_and_forgeries_are_struck()
 {
-    let mut n = net().await;
-    let peers = PeerKeys::new();
-    n.bridge.peer_keys = peers.clone();
-    let proposer = n.proposer(0);
-    let txs = vec![tx("a=1")];
-    let block = n.block(&proposer, txs.clone(), &txs);
+    let (mut n, _, proposer, block) = net_with_peer_keys().await;
     // A publisher that forges the Fin of the proposer's stream is struck and, after MAX_STRIKES, ignored.
     let forger = peer(&PrivateKey::from_seed([203; 32]));
     for _ in 0..MAX_STRIKES {
-        let mut ps = parts(&proposer, &block, 0);
-        let sig_at = ps.len() - 2;
-        ps[sig_at] = StreamMessage::new(
-            ps[sig_at].stream_id.clone(),
-            ps[sig_at].sequence,
-            StreamContent::Data(ProposalPart::Fin(crate::types::Signature([7; 64]))),
-        );
-        for p in ps {
+        for p in forged_parts(&proposer, &block, 0) {
             assert!(n.part(forger, p).await.is_none());
         }
     }
     assert!(n.ignored(&forger));
     // The proposer's node, whose proof never arrived, is heard: its genuine stream completes.
     let node = peer(&PrivateKey::from_seed([200; 32]));
-    let mut value = None;
-    for p in parts(&proposer, &block, 0) {
-        value = n.part(node, p).await;
-    }
-    let value = value.expect("the unproven proposer's stream completed");
-    assert_eq!(value.validity, Validity::Valid);
-    assert_eq!(value.value, block);
+    assert_completes(&mut n, node, &proposer, &block).await;
 }
 
 // ---- evidence: only verified conflicting votes reach the node ----
