@@ -329,11 +329,7 @@ impl LodeApp {
     /// Verifies the signatures of txs about to be checked one by one (a batch gossiped by a peer) as one batch,
     /// so each following CheckTx finds its verdict in the signature cache instead of verifying alone. Changes
     /// no state and decides nothing: a tx that fails here is checked, and refused, by its own CheckTx.
-    pub fn preverify(&self, txs: &[Bytes]) {
-        self.preverify_hashed(txs, txs.iter().map(|t| crate::tx::tx_hash(t)).collect());
-    }
-
-    /// [`LodeApp::preverify`] with each tx's hash already computed (`hashes[i]` is `tx_hash(&txs[i])`).
+    /// `hashes[i]` is `tx_hash(&txs[i])`, computed once by the caller.
     pub fn preverify_hashed(&self, txs: &[Bytes], hashes: Vec<[u8; 32]>) {
         let c = self.committed();
         let Some(record) = c.record else { return };
@@ -350,12 +346,8 @@ impl LodeApp {
     /// fields) and verifies its signature, remembering both, so the [`LodeApp::check_tx`] that follows finds
     /// them cached. Reads no state and takes no lock of the mempool's view: a mempool runs it before taking
     /// its own lock, so signature checks of concurrent admissions run in parallel and a flood of badly
-    /// signed txs never holds the lock. `Err` is the CheckTx answer refusing the tx.
-    pub fn check_tx_stateless(&self, tx: &[u8]) -> Result<(), Box<ResponseCheckTx>> {
-        self.check_tx_stateless_hashed(tx, crate::tx::tx_hash(tx))
-    }
-
-    /// [`LodeApp::check_tx_stateless`] with the tx's hash already computed (`hash` is `tx_hash(tx)`).
+    /// signed txs never holds the lock. `Err` is the CheckTx answer refusing the tx. `hash` is
+    /// `tx_hash(tx)`, computed once by the caller.
     pub fn check_tx_stateless_hashed(
         &self,
         tx: &[u8],

@@ -892,6 +892,13 @@ async fn while_no_proof_binds_the_proposer_its_signed_stream_is_admitted_and_for
         }
     }
     assert!(n.ignored(&forger));
+    // The forgeries left nothing behind: nothing buffered, no proposal stored.
+    assert_eq!(n.buffered(), 0);
+    assert!(n
+        .store
+        .undecided_by_id(Height(1), block.id())
+        .expect("store")
+        .is_none());
     // The proposer's node, whose proof never arrived, is heard: its genuine stream completes.
     let node = peer(&PrivateKey::from_seed([200; 32]));
     assert_completes(&mut n, node, &proposer, &block).await;

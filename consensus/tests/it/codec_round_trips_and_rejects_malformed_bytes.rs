@@ -10,6 +10,7 @@ use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::SignedConsensusMsg;
 use malachitebft_core_types::{CommitCertificate, CommitSignature, Context, NilOrVal, Round};
 use proptest::prelude::*;
+use prost::Message as _;
 
 fn block(height: u64, txs: Vec<Vec<u8>>, nanos: u32) -> Block {
     let txs: Vec<Bytes> = txs.into_iter().map(Bytes::from).collect();
@@ -102,6 +103,37 @@ fn a_proposal_message_carries_its_blocks_header_only() {
         bytes.len()
     };
     assert_eq!(size(0), size(1_000));
+    // A peer that puts a body into the message anyway: it is dropped, the value stays header-only.
+    let b = block(5, vec![vec![1; 200]; 3], 7);
+    let p = LodeContext.new_proposal(
+        Height(5),
+        Round::new(0),
+        b.clone(),
+        Round::Nil,
+        signer.address(),
+    );
+    let signed = signer.sign_proposal_sync(p);
+    let mut pb_msg = lode_proto::consensus::v1::SignedMessage::decode(
+        LodeCodec
+            .encode(&SignedConsensusMsg::Proposal(signed))
+            .expect("encode"),
+    )
+    .expect("proto");
+    let Some(lode_proto::consensus::v1::signed_message::Message::Proposal(ref mut pp)) =
+        pb_msg.message
+    else {
+        panic!("not a proposal")
+    };
+    pp.value = Some(b.to_proto());
+    let back: SignedConsensusMsg<LodeContext> = LodeCodec
+        .decode(Bytes::from(pb_msg.encode_to_vec()))
+        .expect("decode");
+    let SignedConsensusMsg::Proposal(back) = back else {
+        panic!("not a proposal")
+    };
+    assert!(back.message.value.is_header_only());
+    assert!(back.message.value.txs().is_empty());
+    assert_eq!(back.message.value.id(), b.id());
 }
 
 /// Whole blocks compare field by field; a header-only block equals the whole block of its header (and
