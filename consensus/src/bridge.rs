@@ -831,8 +831,8 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         {
             Some(prev) => Some(
                 self.store
-                    .get_decided(Height(prev))?
-                    .map(|d| last_commit_of(&d.certificate))
+                    .decided_certificate(Height(prev))?
+                    .map(|c| last_commit_of(&c))
                     .ok_or_else(|| {
                         ConsensusError::Engine(format!(
                             "decided block {prev} missing from the store"

@@ -54,6 +54,14 @@ pub trait BlockStore: Send + Sync + 'static {
     fn put_decided(&self, decided: &DecidedBlock) -> Result<(), StoreError>;
     /// The decided block at `height`.
     fn get_decided(&self, height: Height) -> Result<Option<DecidedBlock>, StoreError>;
+    /// The certificate that decided the block at `height` (what the next proposer's last commit is made
+    /// of): a store that keeps a decided block's txs elsewhere need not read them.
+    fn decided_certificate(
+        &self,
+        height: Height,
+    ) -> Result<Option<CommitCertificate<LodeContext>>, StoreError> {
+        Ok(self.get_decided(height)?.map(|d| d.certificate))
+    }
     /// The lowest decided height stored.
     fn min_height(&self) -> Result<Option<Height>, StoreError>;
     /// The highest decided height stored.

@@ -1,7 +1,10 @@
 //! The consensus block store on the node's RocksDB (the state's `consensus` column family).
 //!
 //! Keys (all integers big-endian, so key order is height order):
-//! - `d ‖ height` → [`DecidedBlock`]
+//! - `d ‖ height` → [`DecidedBlock`] without its txs: they are the application's block record of the same
+//!   height (`CF_BLOCKS`), written by the same Commit, and [`BlockStore::get_decided`] reads them from there
+//!   and checks them against the header's tx root. A record written whole (by `put_decided`, or by a node
+//!   from before) is read as it is.
 //! - `u ‖ height ‖ round ‖ block id` → [`UndecidedProposal`] (round `u32::MAX` stands for nil)
 //! - `v ‖ height` → [`HeightValidators`]
 //!
@@ -11,9 +14,12 @@
 //! stopped, never a range delete and never a scan from the start of the prefix: this column family is read
 //! every height, and both would make each height cost more than the last.
 
+use bytes::Bytes;
 use lode_consensus::{
-    BlockId, BlockStore, DecidedBlock, Height, HeightValidators, StoreError, UndecidedProposal,
+    Block, BlockId, BlockStore, DecidedBlock, Height, HeightValidators, LodeContext, StoreError,
+    UndecidedProposal,
 };
+use malachitebft_core_types::CommitCertificate;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -109,12 +115,61 @@ impl BlockStore for RocksBlockStore {
     }
 
     fn get_decided(&self, height: Height) -> Result<Option<DecidedBlock>, StoreError> {
+        let Some(b) = self
+            .store()
+            .get_consensus(&height_key(DECIDED, height))
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let decided = DecidedBlock::decode(&b)?;
+        // Written whole (`put_decided`, or a store from before bodies were shared) or without txs at all:
+        // either way a block whose body matches its header is complete.
+        if decided.block.tx_root_matches() {
+            return Ok(Some(decided));
+        }
+        if !decided.block.txs().is_empty() {
+            return Err(StoreError::Backend(format!(
+                "decided block at {height}: its txs do not match its header's tx root"
+            )));
+        }
+        // Staged by `stage_commit` without its txs: they are the application's block record of this
+        // height, written in the same batch. Both are read from disk, so they are checked to match.
+        let txs = self
+            .store()
+            .block_txs(height.0)
+            .map_err(backend)?
+            .ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "decided block at {height}: the application has no block record for its txs"
+                ))
+            })?;
+        let block = Block::with_last_commit(
+            decided.block.header().clone(),
+            txs.into_iter().map(Bytes::from).collect(),
+            decided.block.last_commit().cloned(),
+        );
+        if !block.tx_root_matches() {
+            return Err(StoreError::Backend(format!(
+                "decided block at {height}: the application's block record does not match its tx root"
+            )));
+        }
+        Ok(Some(DecidedBlock {
+            block,
+            certificate: decided.certificate,
+        }))
+    }
+
+    fn decided_certificate(
+        &self,
+        height: Height,
+    ) -> Result<Option<CommitCertificate<LodeContext>>, StoreError> {
         match self
             .store()
             .get_consensus(&height_key(DECIDED, height))
             .map_err(backend)?
         {
-            Some(b) => Ok(Some(DecidedBlock::decode(&b)?)),
+            Some(b) => Ok(Some(DecidedBlock::decode(&b)?.certificate)),
             None => Ok(None),
         }
     }
@@ -195,10 +250,21 @@ impl BlockStore for RocksBlockStore {
         next: &HeightValidators,
     ) -> Result<(), StoreError> {
         let height = decided.block.header().height;
+        // The decided block without its txs: the application's Commit writes them in the same batch, in
+        // its block record of this height, where `get_decided` reads them back. Each block's txs are thus
+        // written once less per node (they were also the largest part of this record).
+        let bodiless = DecidedBlock {
+            block: Block::with_last_commit(
+                decided.block.header().clone(),
+                Vec::new(),
+                decided.block.last_commit().cloned(),
+            ),
+            certificate: decided.certificate.clone(),
+        };
         let mut writes = vec![
             ConsensusWrite::Put(
                 height_key(DECIDED, height).to_vec(),
-                decided.encode().to_vec(),
+                bodiless.encode().to_vec(),
             ),
             ConsensusWrite::Put(
                 height_key(VALIDATORS, next.height).to_vec(),
@@ -245,7 +311,10 @@ mod tests {
     use lode_state::store::ReadCost;
 
     fn block(height: u64, tx: &'static [u8]) -> Block {
-        let txs = vec![Bytes::from_static(tx)];
+        block_of(height, vec![Bytes::from_static(tx)])
+    }
+
+    fn block_of(height: u64, txs: Vec<Bytes>) -> Block {
         Block::new(
             BlockHeader {
                 chain_id: "c".into(),
@@ -277,20 +346,26 @@ mod tests {
         )
     }
 
-    /// What a node writes for one height: a received proposal, then the decided block, the next height's
-    /// sets and the pruning, staged and written as the application's Commit writes them.
+    fn decided(block: Block) -> DecidedBlock {
+        DecidedBlock {
+            certificate: malachitebft_core_types::CommitCertificate {
+                height: block.header().height,
+                round: Round::new(0),
+                value_id: block.id(),
+                commit_signatures: Vec::new(),
+            },
+            block,
+        }
+    }
+
+    /// What a node writes for one height: a received proposal, then the decided block (an empty one: a
+    /// block's txs are read from the application's block record, which the tests of pruning do not write;
+    /// see `a_decided_blocks_txs_are_read_from_the_applications_block_record`), the next height's sets and
+    /// the pruning, staged and written as the application's Commit writes them.
     fn commit_height(store: &RocksBlockStore, h: u64, set: &ValidatorSet) {
         let p = proposal(h, 0, b"tx");
         store.put_received(&p).expect("put");
-        let decided = DecidedBlock {
-            certificate: malachitebft_core_types::CommitCertificate {
-                height: Height(h),
-                round: Round::new(0),
-                value_id: p.block.id(),
-                commit_signatures: Vec::new(),
-            },
-            block: p.block,
-        };
+        let decided = decided(block_of(h, Vec::new()));
         let next = HeightValidators {
             height: Height(h + 1),
             current: set.clone(),
@@ -317,7 +392,7 @@ mod tests {
                 .undecided_by_id(next, proposal(h + 1, 0, b"next").block.id())
                 .expect("by id")
                 .is_some());
-            assert!(store.get_decided(Height(h)).expect("get").is_some());
+            assert!(store.decided_certificate(Height(h)).expect("get").is_some());
             assert!(store.get_validators(next).expect("get").is_some());
             assert_eq!(store.max_height().expect("max"), Some(Height(h)));
             assert_eq!(store.min_height().expect("min"), Some(Height(1)));
@@ -473,5 +548,99 @@ mod tests {
         store.put_validators(&hv).expect("put");
         assert_eq!(store.get_validators(Height(7)).expect("get"), Some(hv));
         assert_eq!(store.get_validators(Height(8)).expect("get"), None);
+    }
+
+    /// Writes `txs` as the application's block record of `height` (with the block store's staged writes),
+    /// as the application's Commit does.
+    fn commit_block_record(store: &RocksBlockStore, height: u64, txs: &[Bytes]) {
+        use lode_state::store::{encode_block, CommitBatch, CommitRecord};
+        let record = encode_block(txs, &Default::default())
+            .expect("encode")
+            .finish(&[0; 32])
+            .expect("finish");
+        store
+            .store()
+            .commit(CommitBatch {
+                record: CommitRecord {
+                    chain_id: "c".into(),
+                    initial_height: 1,
+                    height,
+                    app_hash: [0; 32],
+                },
+                writes: Default::default(),
+                tree: Default::default(),
+                block: Some(record),
+                tx_hashes: Vec::new(),
+                tx_ok: Vec::new(),
+                tx_accounts: Vec::new(),
+            })
+            .expect("commit");
+    }
+
+    #[test]
+    fn a_decided_blocks_txs_are_read_from_the_applications_block_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RocksBlockStore::new(LodeApp::open(dir.path()).expect("open"));
+        let set = validators();
+        let next = |h: u64| HeightValidators {
+            height: Height(h + 1),
+            current: set.clone(),
+            next: set.clone(),
+        };
+        let txs: Vec<Bytes> = (0..3u8).map(|i| Bytes::from(vec![i; 100])).collect();
+        let d = decided(block_of(1, txs.clone()));
+        store.stage_commit(&d, &next(1)).expect("stage");
+        commit_block_record(&store, 1, &txs);
+
+        // The record holds no txs; the block read back is whole, and equal field by field.
+        let raw = store
+            .store()
+            .get_consensus(&height_key(DECIDED, Height(1)))
+            .expect("get")
+            .expect("stored");
+        assert!(DecidedBlock::decode(&raw)
+            .expect("decode")
+            .block
+            .txs()
+            .is_empty());
+        assert!(raw.len() < 300, "{} bytes", raw.len());
+        let read = store.get_decided(Height(1)).expect("get").expect("decided");
+        assert_eq!(read.block.txs(), txs.as_slice());
+        assert!(!read.block.is_header_only());
+        assert_eq!(read, d);
+        assert_eq!(
+            store.decided_certificate(Height(1)).expect("cert"),
+            Some(d.certificate.clone())
+        );
+        // And after a restart.
+        drop(store);
+        let store = RocksBlockStore::new(LodeApp::open(dir.path()).expect("reopen"));
+        assert_eq!(store.get_decided(Height(1)).expect("get"), Some(d));
+
+        // The disk is not trusted: a block record whose txs do not match the header is refused, as is a
+        // missing one; neither is served as the decided block.
+        let other: Vec<Bytes> = vec![Bytes::from_static(b"not the block's tx")];
+        store
+            .stage_commit(&decided(block_of(2, txs.clone())), &next(2))
+            .expect("stage");
+        commit_block_record(&store, 2, &other);
+        let err = store.get_decided(Height(2)).expect_err("mismatched record");
+        assert!(err.to_string().contains("does not match"), "{err}");
+        store
+            .stage_commit(&decided(block_of(3, txs.clone())), &next(3))
+            .expect("stage");
+        store.store().write_staged(false).expect("write");
+        let err = store.get_decided(Height(3)).expect_err("no record");
+        assert!(err.to_string().contains("no block record"), "{err}");
+
+        // A block stored whole (`put_decided`, or a store written before bodies were shared) reads as it
+        // is, and one whose txs do not match its header is refused.
+        let whole = decided(block_of(4, txs.clone()));
+        store.put_decided(&whole).expect("put");
+        assert_eq!(store.get_decided(Height(4)).expect("get"), Some(whole));
+        let forged = Block::new(block_of(5, txs.clone()).header().clone(), other);
+        store.put_decided(&decided(forged)).expect("put");
+        let err = store.get_decided(Height(5)).expect_err("forged body");
+        assert!(err.to_string().contains("do not match"), "{err}");
     }
 }

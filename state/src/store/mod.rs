@@ -161,6 +161,9 @@ pub struct HistoryEntry {
     pub tx_hash: [u8; 32],
 }
 
+/// The most room a commit's batch starts with ([`Store::commit`]); a larger batch grows as it needs.
+const MAX_BATCH_HINT: usize = 64 << 20;
+
 /// The node's RocksDB.
 #[derive(Debug)]
 pub struct Store {
@@ -172,6 +175,9 @@ pub struct Store {
     last_nodes: RwLock<NodeBatch>,
     /// Consensus writes waiting for the next commit ([`Store::stage_consensus`]).
     staged: Mutex<Vec<ConsensusWrite>>,
+    /// The size of the last commit's batch: the next one starts with that much room (a quarter more), so
+    /// it is allocated once instead of growing by doubling, each step a copy into freshly faulted pages.
+    batch_hint: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -194,6 +200,7 @@ impl Store {
             db,
             last_nodes: RwLock::default(),
             staged: Mutex::default(),
+            batch_hint: Default::default(),
         };
         store.fill_preimages()?;
         Ok(store)
@@ -220,6 +227,8 @@ impl Store {
             }
         }
         wb.put_cf(meta, META_PREIMAGES, [1u8]);
+        self.batch_hint
+            .store(wb.size_in_bytes(), std::sync::atomic::Ordering::Relaxed);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo)?;
@@ -365,7 +374,9 @@ impl Store {
 
     /// Writes a block's whole effect in one synced batch.
     pub fn commit(&self, mut batch: CommitBatch) -> Result<(), StoreError> {
-        let mut wb = WriteBatch::default();
+        let hint = self.batch_hint.load(std::sync::atomic::Ordering::Relaxed);
+        let mut wb =
+            WriteBatch::with_capacity_bytes(hint.saturating_add(hint / 4).min(MAX_BATCH_HINT));
         let state = self.cf(CF_STATE)?;
         let preimages = self.cf(CF_JMT_PREIMAGES)?;
         for (k, v) in &batch.writes {
@@ -395,6 +406,8 @@ impl Store {
         // while this one waits for the synced write.
         let nodes = std::mem::take(&mut batch.tree.node_batch);
         rayon::spawn(move || drop(batch));
+        self.batch_hint
+            .store(wb.size_in_bytes(), std::sync::atomic::Ordering::Relaxed);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo)?;
@@ -515,6 +528,24 @@ impl Store {
         {
             None => Ok(None),
             Some(b) => block::decode_record(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    key: format!("blocks/{height}"),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// The txs of a stored block, without decoding its results (the node's block store reads a decided
+    /// block's body here: see `RocksBlockStore`).
+    pub fn block_txs(&self, height: u64) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())?
+        {
+            None => Ok(None),
+            // The record starts with its txs (`BlockRecord`): read them and leave the rest.
+            Some(b) => <Vec<Vec<u8>> as borsh::BorshDeserialize>::deserialize(&mut &b[..])
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt {
                     key: format!("blocks/{height}"),
