@@ -55,6 +55,15 @@ impl RocksBlockStore {
         self.app.store()
     }
 
+    /// The decided record of `height` as stored: since `stage_commit` writes it, without its txs.
+    fn decided_record(&self, height: Height) -> Result<Option<DecidedBlock>, StoreError> {
+        self.store()
+            .get_consensus(&height_key(DECIDED, height))
+            .map_err(backend)?
+            .map(|b| DecidedBlock::decode(&b).map_err(StoreError::from))
+            .transpose()
+    }
+
     /// Point deletes of every undecided proposal below `below` not yet pruned; advances the mark.
     fn prune_deletes(&self, below: Height) -> Result<Vec<ConsensusWrite>, StoreError> {
         let done = self.pruned_below.load(Ordering::Acquire);
@@ -115,14 +124,9 @@ impl BlockStore for RocksBlockStore {
     }
 
     fn get_decided(&self, height: Height) -> Result<Option<DecidedBlock>, StoreError> {
-        let Some(b) = self
-            .store()
-            .get_consensus(&height_key(DECIDED, height))
-            .map_err(backend)?
-        else {
+        let Some(decided) = self.decided_record(height)? else {
             return Ok(None);
         };
-        let decided = DecidedBlock::decode(&b)?;
         // Written whole (`put_decided`, or a store from before bodies were shared) or without txs at all:
         // either way a block whose body matches its header is complete.
         if decided.block.tx_root_matches() {
@@ -164,14 +168,7 @@ impl BlockStore for RocksBlockStore {
         &self,
         height: Height,
     ) -> Result<Option<CommitCertificate<LodeContext>>, StoreError> {
-        match self
-            .store()
-            .get_consensus(&height_key(DECIDED, height))
-            .map_err(backend)?
-        {
-            Some(b) => Ok(Some(DecidedBlock::decode(&b)?.certificate)),
-            None => Ok(None),
-        }
+        Ok(self.decided_record(height)?.map(|d| d.certificate))
     }
 
     fn min_height(&self) -> Result<Option<Height>, StoreError> {
@@ -553,11 +550,16 @@ mod tests {
     /// Writes `txs` as the application's block record of `height` (with the block store's staged writes),
     /// as the application's Commit does.
     fn commit_block_record(store: &RocksBlockStore, height: u64, txs: &[Bytes]) {
-        use lode_state::store::{encode_block, CommitBatch, CommitRecord};
-        let record = encode_block(txs, &Default::default())
+        let record = lode_state::store::encode_block(txs, &Default::default())
             .expect("encode")
             .finish(&[0; 32])
             .expect("finish");
+        commit_raw_block_record(store, height, record);
+    }
+
+    /// [`commit_block_record`] with the record's bytes as given.
+    fn commit_raw_block_record(store: &RocksBlockStore, height: u64, record: Vec<u8>) {
+        use lode_state::store::{CommitBatch, CommitRecord};
         store
             .store()
             .commit(CommitBatch {
@@ -632,6 +634,38 @@ mod tests {
         store.store().write_staged(false).expect("write");
         let err = store.get_decided(Height(3)).expect_err("no record");
         assert!(err.to_string().contains("no block record"), "{err}");
+        // A corrupt record: truncated, or claiming four billion txs in a few bytes. An error, no panic, and
+        // no allocation of what the length prefix claims.
+        let mut truncated = lode_state::store::encode_block(&txs, &Default::default())
+            .expect("encode")
+            .finish(&[0; 32])
+            .expect("finish");
+        truncated.truncate(150);
+        for (h, record) in [
+            (6, truncated),
+            (
+                7,
+                u32::MAX
+                    .to_le_bytes()
+                    .iter()
+                    .chain(&[1, 0, 0, 0, 7])
+                    .copied()
+                    .collect(),
+            ),
+            (8, Vec::new()),
+        ] {
+            store
+                .stage_commit(&decided(block_of(h, txs.clone())), &next(h))
+                .expect("stage");
+            commit_raw_block_record(&store, h, record);
+            let err = store.get_decided(Height(h)).expect_err("corrupt record");
+            assert!(err.to_string().contains(&format!("blocks/{h}")), "{err}");
+            // The certificate alone does not need the record.
+            assert!(store
+                .decided_certificate(Height(h))
+                .expect("cert")
+                .is_some());
+        }
 
         // A block stored whole (`put_decided`, or a store written before bodies were shared) reads as it
         // is, and one whose txs do not match its header is refused.

@@ -227,8 +227,6 @@ impl Store {
             }
         }
         wb.put_cf(meta, META_PREIMAGES, [1u8]);
-        self.batch_hint
-            .store(wb.size_in_bytes(), std::sync::atomic::Ordering::Relaxed);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo)?;

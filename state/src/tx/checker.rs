@@ -104,7 +104,7 @@ impl DecodedCache {
         if self.current.len() >= DECODED_CACHE_GEN {
             // The full generation becomes the previous one, and the older one's table, emptied, is the new
             // current: its capacity is kept. A fresh table grew by doubling to the generation's size, each
-            // step a rehash into newly faulted pages (about 2% of a loaded devnet's CPU).
+            // step a rehash into newly faulted pages (about 1% of a loaded devnet's CPU).
             std::mem::swap(&mut self.previous, &mut self.current);
             self.current.clear();
         }
