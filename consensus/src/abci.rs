@@ -87,6 +87,8 @@ pub trait Mempool: Send + Sync + 'static {
     fn on_committed(&self, tx_hashes: &[[u8; 32]]);
     /// Number of transactions waiting to be proposed.
     fn pending(&self) -> usize;
+    /// Bytes of the transactions waiting to be proposed.
+    fn pending_bytes(&self) -> u64;
 }
 
 impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
@@ -100,5 +102,9 @@ impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
 
     fn pending(&self) -> usize {
         (**self).pending()
+    }
+
+    fn pending_bytes(&self) -> u64 {
+        (**self).pending_bytes()
     }
 }

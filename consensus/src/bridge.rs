@@ -78,10 +78,42 @@ pub struct BridgeParams {
     pub max_clock_drift: Duration,
     /// How long after the previous block a proposer with an empty mempool waits for a transaction.
     pub empty_block_interval: Duration,
+    /// How long after the previous block a proposer with txs, but less than a full block of them, waits
+    /// for more before it proposes (see [`crate::service::ConsensusConfig::min_block_interval`]).
+    pub min_block_interval: Duration,
     /// Test-only: shifts this node's clock, the time it proposes blocks with and checks proposals' times
     /// against, by this many milliseconds (positive: ahead). Always 0 outside tests, which set it to skew
     /// one validator (`lode start`'s hidden `--test-clock-offset-ms`).
     pub clock_offset_ms: i64,
+}
+
+/// What the mempool holds when a proposer decides whether to wait.
+#[derive(Clone, Copy, Debug)]
+struct PoolLevel {
+    txs: usize,
+    bytes: u64,
+}
+
+/// Until when a round-0 proposer holds off reaping its mempool (`None`: reap now), `last_block_at` being
+/// when it committed the previous block and `cap` the latest it may propose. An empty mempool waits for a
+/// tx until `empty_block_interval` after the previous block; a mempool with less than a full block waits
+/// for more until `min_block_interval` after it; a full block never waits.
+fn hold_until(
+    params: &BridgeParams,
+    last_block_at: Instant,
+    cap: Instant,
+    pool: PoolLevel,
+    now: Instant,
+) -> Option<Instant> {
+    let interval = if pool.txs == 0 {
+        params.empty_block_interval
+    } else if pool.bytes < params.max_block_tx_bytes {
+        params.min_block_interval
+    } else {
+        return None;
+    };
+    let until = last_block_at.checked_add(interval)?.min(cap);
+    (until > now).then_some(until)
 }
 
 /// A fully received and signature-checked stream, waiting for its height.
@@ -766,20 +798,32 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         )
     }
 
-    /// With an empty mempool in round 0, waits (bounded) for a transaction so an idle chain does not spin
-    /// out empty blocks as fast as it can vote. Later rounds propose at once: the chain is already late.
+    /// In round 0, waits (bounded) before reaping the mempool: while it is empty, for a transaction, until
+    /// `empty_block_interval` after the previous block, so an idle chain does not spin out empty blocks as
+    /// fast as it can vote; then, while it holds less than a full block, until `min_block_interval` after
+    /// the previous block, so a loaded chain makes fewer, fuller blocks (each height's fixed cost, from the
+    /// votes to the synced commit and the recheck of every pending tx, is paid for more txs). Neither wait
+    /// passes half the propose timeout, so the block still reaches the others in time. Later rounds propose
+    /// at once: the chain is already late.
     async fn wait_for_txs(&self, round: Round, propose_timeout: Duration) {
-        let interval = self.params.empty_block_interval;
-        if interval.is_zero() || round.as_i64() != 0 {
+        if round.as_i64() != 0 {
             return;
         }
-        let now = Instant::now();
-        let deadline = self.last_block_at.checked_add(interval).unwrap_or(now).min(
-            now.checked_add(propose_timeout.checked_div(2).unwrap_or_default())
-                .unwrap_or(now),
-        );
-        while self.mempool.pending() == 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let start = Instant::now();
+        let cap = start
+            .checked_add(propose_timeout.checked_div(2).unwrap_or_default())
+            .unwrap_or(start);
+        loop {
+            let pool = PoolLevel {
+                txs: self.mempool.pending(),
+                bytes: self.mempool.pending_bytes(),
+            };
+            let now = Instant::now();
+            let Some(until) = hold_until(&self.params, self.last_block_at, cap, pool, now) else {
+                return;
+            };
+            let poll = Duration::from_millis(5);
+            tokio::time::sleep(until.saturating_duration_since(now).min(poll)).await;
         }
     }
 
@@ -1401,6 +1445,64 @@ mod tests {
             };
             assert_eq!(vote.block_id_flag, want as i32);
         }
+    }
+
+    #[test]
+    fn a_proposer_waits_to_fill_a_part_filled_block_but_never_past_its_cap_or_with_a_full_one() {
+        let params = BridgeParams {
+            chain_id: "c".into(),
+            genesis_validators: vec![],
+            genesis_time: BlockTime {
+                seconds: 0,
+                nanos: 0,
+            },
+            app_state_bytes: Bytes::new(),
+            initial_height: 1,
+            timeouts: LinearTimeouts::default(),
+            max_block_tx_bytes: 1_000,
+            max_clock_drift: Duration::from_secs(10),
+            empty_block_interval: Duration::from_millis(500),
+            min_block_interval: Duration::from_millis(100),
+            clock_offset_ms: 0,
+        };
+        let ms = Duration::from_millis;
+        let last = Instant::now();
+        let cap = last + ms(150);
+        let empty = PoolLevel { txs: 0, bytes: 0 };
+        let some = PoolLevel { txs: 3, bytes: 600 };
+        let full = PoolLevel {
+            txs: 5,
+            bytes: 1_000,
+        };
+        // An empty pool waits for a tx, up to the cap (the empty-block interval is past it).
+        assert_eq!(hold_until(&params, last, cap, empty, last), Some(cap));
+        // A part-filled block waits until the minimum interval after the last block, then goes.
+        assert_eq!(
+            hold_until(&params, last, cap, some, last),
+            Some(last + ms(100))
+        );
+        assert_eq!(
+            hold_until(&params, last, cap, some, last + ms(60)),
+            Some(last + ms(100))
+        );
+        assert_eq!(hold_until(&params, last, cap, some, last + ms(100)), None);
+        // A full block goes at once.
+        assert_eq!(hold_until(&params, last, cap, full, last), None);
+        // The cap binds the fill wait too.
+        let early_cap = last + ms(40);
+        assert_eq!(
+            hold_until(&params, last, early_cap, some, last),
+            Some(early_cap)
+        );
+        assert_eq!(hold_until(&params, last, early_cap, some, early_cap), None);
+        // Zero intervals never wait.
+        let eager = BridgeParams {
+            empty_block_interval: Duration::ZERO,
+            min_block_interval: Duration::ZERO,
+            ..params
+        };
+        assert_eq!(hold_until(&eager, last, cap, empty, last), None);
+        assert_eq!(hold_until(&eager, last, cap, some, last), None);
     }
 }
 

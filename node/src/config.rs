@@ -285,6 +285,10 @@ pub struct ConsensusConfig {
     /// With an empty mempool, the proposer waits until this long after the previous block for a transaction
     /// before proposing an empty block (capped at half of `timeout_propose_ms`); 0 never waits.
     pub empty_block_interval_ms: u64,
+    /// With transactions waiting, but less than a full block, the proposer waits until this long after the
+    /// previous block for more (capped at half of `timeout_propose_ms`): fewer, fuller blocks under load.
+    /// 0 proposes at once.
+    pub min_block_interval_ms: u64,
 }
 
 impl Default for P2pConfig {
@@ -342,6 +346,7 @@ impl Default for ConsensusConfig {
             max_clock_drift_ms: 10_000,
             value_sync: true,
             empty_block_interval_ms: 1_000,
+            min_block_interval_ms: 100,
         }
     }
 }

@@ -82,6 +82,9 @@ impl Mempool for NoTxs {
     fn pending(&self) -> usize {
         0
     }
+    fn pending_bytes(&self) -> u64 {
+        0
+    }
 }
 
 type TestBridge = Bridge<Kv, InMemoryBlockStore, NoTxs>;
@@ -116,6 +119,7 @@ async fn net_with(app: Kv) -> Net {
         max_block_tx_bytes: MAX_TX_BYTES,
         max_clock_drift: Duration::from_secs(10),
         empty_block_interval: Duration::ZERO,
+        min_block_interval: Duration::ZERO,
         clock_offset_ms: 0,
         initial_height: 1,
     };

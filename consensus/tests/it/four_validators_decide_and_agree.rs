@@ -118,6 +118,10 @@ impl Mempool for TestMempool {
     fn pending(&self) -> usize {
         1
     }
+
+    fn pending_bytes(&self) -> u64 {
+        1
+    }
 }
 
 /// `n` loopback addresses from a block reserved for the test's lifetime (see `lode_test_ports`).
@@ -170,6 +174,7 @@ async fn four_validators_decide_several_heights_and_agree_despite_a_byzantine_pr
             max_clock_drift: Duration::from_secs(10),
             value_sync: true,
             empty_block_interval: Duration::ZERO,
+            min_block_interval: Duration::ZERO,
             clock_offset_ms: 0,
             initial_height: 1,
         };

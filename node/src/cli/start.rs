@@ -109,6 +109,7 @@ pub(super) fn run(args: &StartArgs, log_level: Option<&str>) -> eyre::Result<()>
         max_clock_drift: Duration::from_millis(c.max_clock_drift_ms),
         value_sync: c.value_sync,
         empty_block_interval: Duration::from_millis(c.empty_block_interval_ms),
+        min_block_interval: Duration::from_millis(c.min_block_interval_ms),
         clock_offset_ms: args.test_clock_offset_ms,
     };
 

@@ -505,6 +505,10 @@ impl lode_consensus::Mempool for Mempool {
     fn pending(&self) -> usize {
         self.size().0
     }
+
+    fn pending_bytes(&self) -> u64 {
+        self.size().1
+    }
 }
 
 #[cfg(test)]

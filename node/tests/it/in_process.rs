@@ -112,6 +112,7 @@ pub fn four_validators(
                 max_clock_drift: Duration::from_secs(10),
                 value_sync: true,
                 empty_block_interval: Duration::from_millis(100),
+                min_block_interval: Duration::ZERO,
                 clock_offset_ms: 0,
                 initial_height: 1,
             };
