@@ -70,6 +70,7 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
         let mut config = crate::config::Config::load(&path)?;
         // Propose at once: the benchmark measures how fast the validators can agree, not a pacing choice.
         config.consensus.empty_block_interval_ms = 0;
+        config.consensus.min_block_interval_ms = 0;
         config.consensus.timeout_prevote_ms = args.timeout_propose_ms * 2 / 3;
         config.consensus.timeout_precommit_ms = args.timeout_propose_ms * 2 / 3;
         config.save(&path)?;
