@@ -85,10 +85,19 @@ pub trait Mempool: Send + Sync + 'static {
     /// Transactions (by SHA-256 hash) that a committed block contained; the mempool drops them and rechecks
     /// the rest.
     fn on_committed(&self, tx_hashes: &[[u8; 32]]);
-    /// Number of transactions waiting to be proposed.
-    fn pending(&self) -> usize;
-    /// Bytes of the transactions waiting to be proposed.
-    fn pending_bytes(&self) -> u64;
+    /// What is waiting to be proposed, read at once.
+    fn level(&self) -> MempoolLevel;
+}
+
+/// What a mempool holds, as a proposer deciding whether to wait for more sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MempoolLevel {
+    /// Transactions waiting to be proposed.
+    pub txs: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The mempool is at its own limit (txs or bytes): waiting would gain no tx.
+    pub at_capacity: bool,
 }
 
 impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
@@ -100,11 +109,7 @@ impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
         (**self).on_committed(tx_hashes)
     }
 
-    fn pending(&self) -> usize {
-        (**self).pending()
-    }
-
-    fn pending_bytes(&self) -> u64 {
-        (**self).pending_bytes()
+    fn level(&self) -> MempoolLevel {
+        (**self).level()
     }
 }

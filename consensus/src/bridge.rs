@@ -25,7 +25,7 @@ use tendermint_proto::v0_38::types::BlockIdFlag;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::abci::{Abci, AbciExt, Mempool};
+use crate::abci::{Abci, AbciExt, Mempool, MempoolLevel};
 use crate::context::LodeContext;
 use crate::convert::extend_certificate;
 use crate::error::BlockFault;
@@ -87,32 +87,29 @@ pub struct BridgeParams {
     pub clock_offset_ms: i64,
 }
 
-/// What the mempool holds when a proposer decides whether to wait.
-#[derive(Clone, Copy, Debug)]
-struct PoolLevel {
-    txs: usize,
-    bytes: u64,
-}
-
 /// Until when a round-0 proposer holds off reaping its mempool (`None`: reap now), `last_block_at` being
 /// when it committed the previous block and `cap` the latest it may propose. An empty mempool waits for a
 /// tx until `empty_block_interval` after the previous block; a mempool with less than a full block waits
-/// for more until `min_block_interval` after it; a full block never waits.
+/// for more until `min_block_interval` after it; a full block, or a mempool at its own limit (no more txs
+/// can come), never waits.
 fn hold_until(
     params: &BridgeParams,
     last_block_at: Instant,
     cap: Instant,
-    pool: PoolLevel,
+    pool: MempoolLevel,
     now: Instant,
 ) -> Option<Instant> {
     let interval = if pool.txs == 0 {
         params.empty_block_interval
-    } else if pool.bytes < params.max_block_tx_bytes {
+    } else if pool.bytes < params.max_block_tx_bytes && !pool.at_capacity {
         params.min_block_interval
     } else {
         return None;
     };
-    let until = last_block_at.checked_add(interval)?.min(cap);
+    // An interval too long to add is "as long as allowed": the cap.
+    let until = last_block_at
+        .checked_add(interval)
+        .map_or(cap, |t| t.min(cap));
     (until > now).then_some(until)
 }
 
@@ -814,10 +811,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             .checked_add(propose_timeout.checked_div(2).unwrap_or_default())
             .unwrap_or(start);
         loop {
-            let pool = PoolLevel {
-                txs: self.mempool.pending(),
-                bytes: self.mempool.pending_bytes(),
-            };
+            let pool = self.mempool.level();
             let now = Instant::now();
             let Some(until) = hold_until(&self.params, self.last_block_at, cap, pool, now) else {
                 return;
@@ -1468,11 +1462,20 @@ mod tests {
         let ms = Duration::from_millis;
         let last = Instant::now();
         let cap = last + ms(150);
-        let empty = PoolLevel { txs: 0, bytes: 0 };
-        let some = PoolLevel { txs: 3, bytes: 600 };
-        let full = PoolLevel {
+        let empty = MempoolLevel::default();
+        let some = MempoolLevel {
+            txs: 3,
+            bytes: 600,
+            at_capacity: false,
+        };
+        let full = MempoolLevel {
             txs: 5,
             bytes: 1_000,
+            at_capacity: false,
+        };
+        let pool_full = MempoolLevel {
+            at_capacity: true,
+            ..some
         };
         // An empty pool waits for a tx, up to the cap (the empty-block interval is past it).
         assert_eq!(hold_until(&params, last, cap, empty, last), Some(cap));
@@ -1486,8 +1489,15 @@ mod tests {
             Some(last + ms(100))
         );
         assert_eq!(hold_until(&params, last, cap, some, last + ms(100)), None);
-        // A full block goes at once.
+        // A full block goes at once, and so does a mempool at its own limit (no more txs can come).
         assert_eq!(hold_until(&params, last, cap, full, last), None);
+        assert_eq!(hold_until(&params, last, cap, pool_full, last), None);
+        // An interval too long to add waits as long as allowed.
+        let endless = BridgeParams {
+            min_block_interval: Duration::MAX,
+            ..params.clone()
+        };
+        assert_eq!(hold_until(&endless, last, cap, some, last), Some(cap));
         // The cap binds the fill wait too.
         let early_cap = last + ms(40);
         assert_eq!(

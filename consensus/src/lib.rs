@@ -42,7 +42,7 @@ pub mod streams;
 pub mod types;
 pub mod validity;
 
-pub use abci::{Abci, AbciExt, Mempool};
+pub use abci::{Abci, AbciExt, Mempool, MempoolLevel};
 pub use bridge::BlockOutcome;
 pub use codec::LodeCodec;
 pub use context::LodeContext;

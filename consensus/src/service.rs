@@ -113,8 +113,10 @@ pub struct ConsensusConfig {
     /// before it proposes an empty block (never more than half the propose timeout, so the block still
     /// arrives in time). Zero proposes at once. Like CometBFT's `create_empty_blocks_interval`.
     pub empty_block_interval: Duration,
-    /// With transactions waiting, but less than a full block of them, a proposer waits until this long
-    /// after the previous block for more before it proposes (never more than half the propose timeout).
+    /// In round 0, with transactions waiting but less than a full block of them (and the mempool not at its
+    /// own limit), a proposer waits until this long after the previous block for more before it proposes
+    /// (never more than half the propose timeout; later rounds propose at once). The wait runs in the
+    /// bridge's message loop, as the empty-mempool wait always did.
     /// Fewer, fuller blocks under load: each height has a fixed cost (votes, the synced commit, the recheck
     /// of every pending tx) that a fuller block spreads over more txs. Zero proposes at once. Like CometBFT's
     /// `timeout_commit`, but paid only by a proposer with a part-filled block.

@@ -285,9 +285,9 @@ pub struct ConsensusConfig {
     /// With an empty mempool, the proposer waits until this long after the previous block for a transaction
     /// before proposing an empty block (capped at half of `timeout_propose_ms`); 0 never waits.
     pub empty_block_interval_ms: u64,
-    /// With transactions waiting, but less than a full block, the proposer waits until this long after the
-    /// previous block for more (capped at half of `timeout_propose_ms`): fewer, fuller blocks under load.
-    /// 0 proposes at once.
+    /// In round 0, with transactions waiting but less than `max_block_tx_bytes` of them and the mempool not
+    /// at its own limit, the proposer waits until this long after the previous block for more (capped at
+    /// half of `timeout_propose_ms`): fewer, fuller blocks under load. Later rounds, and 0, propose at once.
     pub min_block_interval_ms: u64,
 }
 

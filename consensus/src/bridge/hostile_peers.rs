@@ -79,11 +79,8 @@ impl Mempool for NoTxs {
         Vec::new()
     }
     fn on_committed(&self, _tx_hashes: &[[u8; 32]]) {}
-    fn pending(&self) -> usize {
-        0
-    }
-    fn pending_bytes(&self) -> u64 {
-        0
+    fn level(&self) -> crate::abci::MempoolLevel {
+        crate::abci::MempoolLevel::default()
     }
 }
 

@@ -115,12 +115,12 @@ impl Mempool for TestMempool {
 
     fn on_committed(&self, _tx_hashes: &[[u8; 32]]) {}
 
-    fn pending(&self) -> usize {
-        1
-    }
-
-    fn pending_bytes(&self) -> u64 {
-        1
+    fn level(&self) -> lode_consensus::MempoolLevel {
+        lode_consensus::MempoolLevel {
+            txs: 1,
+            bytes: 1,
+            at_capacity: false,
+        }
     }
 }
 

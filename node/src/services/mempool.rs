@@ -502,12 +502,18 @@ impl lode_consensus::Mempool for Mempool {
         self.lock().drop_committed(tx_hashes);
     }
 
-    fn pending(&self) -> usize {
-        self.size().0
-    }
-
-    fn pending_bytes(&self) -> u64 {
-        self.size().1
+    fn level(&self) -> lode_consensus::MempoolLevel {
+        let g = self.lock();
+        lode_consensus::MempoolLevel {
+            txs: g.order.len(),
+            bytes: g.bytes,
+            // No tx of the largest size would fit: the pool is refusing, waiting gains nothing.
+            at_capacity: !Inner::fits(
+                &self.limits,
+                g.order.len(),
+                g.bytes.saturating_add(self.limits.max_tx_bytes as u64),
+            ),
+        }
     }
 }
 
@@ -668,6 +674,34 @@ mod tests {
         let err = pool.add(send(&key, 3, 1)).expect_err("full");
         assert!(matches!(err, AddError::Full { txs: 3, .. }));
         assert!(err.to_string().contains("mempool full"));
+    }
+
+    #[test]
+    fn the_level_consensus_reads_says_when_the_pool_can_take_no_more() {
+        use lode_consensus::Mempool as _;
+        let (_d, _app, key, pool) = setup(limits());
+        assert_eq!(pool.level(), lode_consensus::MempoolLevel::default());
+        let mut bytes = 0u64;
+        for n in 0..2 {
+            let tx = send(&key, n, 1);
+            bytes += tx.len() as u64;
+            pool.add(tx).expect("fits");
+        }
+        let level = pool.level();
+        assert_eq!(
+            (level.txs, level.bytes, level.at_capacity),
+            (2, bytes, false)
+        );
+        pool.add(send(&key, 2, 1)).expect("fits");
+        assert!(pool.level().at_capacity, "max_txs reached");
+        // By bytes: room for less than one more tx of the largest size.
+        let (_d2, _app2, key2, tight) = setup(MempoolLimits {
+            max_bytes: (1 << 16) + 100,
+            ..limits()
+        });
+        assert!(!tight.level().at_capacity);
+        tight.add(send(&key2, 0, 1)).expect("fits");
+        assert!(tight.level().at_capacity);
     }
 
     /// Before InitChain (a node answers gRPC and gossip while its engine starts), a well-formed tx is not
