@@ -85,6 +85,7 @@ pub(super) fn run(args: &BenchArgs) -> eyre::Result<()> {
         args.window,
         args.api,
         spec.chain_id.clone(),
+        || net.cpu_seconds(),
     ));
     net.finish(args.keep);
     result
@@ -97,6 +98,7 @@ async fn run_bench(
     window: usize,
     api: BenchApi,
     chain_id: String,
+    cpu_seconds: impl Fn() -> f64,
 ) -> eyre::Result<()> {
     // Wait until every node serves gRPC and the chain has started.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -136,6 +138,7 @@ async fn run_bench(
         prepared.push((channel, txs));
     }
     let started = Instant::now();
+    let cpu_at_start = cpu_seconds();
     let mut tasks = Vec::new();
     for (channel, txs) in prepared {
         tasks.push(tokio::spawn(async move {
@@ -153,6 +156,7 @@ async fn run_bench(
         failed += f;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_at_start;
     let end_height = height_of(&urls[0]).await;
     latencies.sort();
     let pct = |p: usize| {
@@ -173,6 +177,8 @@ async fn run_bench(
                 "tx_per_s": latencies.len() as f64 / elapsed.as_secs_f64(),
                 "latency_p50_ms": pct(50).as_secs_f64() * 1e3,
                 "latency_p99_ms": pct(99).as_secs_f64() * 1e3,
+                "cpu_seconds": cpu,
+                "cpu_us_per_tx": cpu * 1e6 / latencies.len().max(1) as f64,
             })
         );
         return Ok(());
@@ -194,6 +200,12 @@ async fn run_bench(
         "broadcast->commit latency: p50 {:.1} ms, p99 {:.1} ms",
         pct(50).as_secs_f64() * 1e3,
         pct(99).as_secs_f64() * 1e3
+    );
+    println!(
+        "cpu: {:.1} us per committed tx ({:.1} s over {:.1} s, validators and client, from /proc)",
+        cpu * 1e6 / latencies.len().max(1) as f64,
+        cpu,
+        elapsed.as_secs_f64()
     );
     Ok(())
 }

@@ -92,6 +92,18 @@ impl BenchNet {
             .collect()
     }
 
+    /// CPU seconds (user + system) the validators and this process have used so far: what a benchmark
+    /// spends, read before and after its timed part. A validator whose `/proc` entry cannot be read counts 0.
+    pub(super) fn cpu_seconds(&self) -> f64 {
+        let ticks = ticks_per_second();
+        self.children
+            .iter()
+            .map(Child::id)
+            .chain(std::iter::once(std::process::id()))
+            .map(|pid| cpu_seconds(pid, ticks).unwrap_or(0.0))
+            .sum()
+    }
+
     /// Stops the validators; removes the directory unless `keep` (then says where it is).
     pub(super) fn finish(mut self, keep: bool) {
         stop_children(&mut self.children);
@@ -271,4 +283,26 @@ pub(super) fn run(args: &DevnetArgs) -> eyre::Result<()> {
     stop_children(&mut children);
     super::say!("devnet stopped; data kept in {}", args.dir.display());
     result
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+pub(super) fn cpu_seconds(pid: u32, ticks_per_second: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks_per_second)
+}
+
+pub(super) fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
