@@ -26,6 +26,10 @@ pub(super) struct BenchArgs {
     /// Consensus propose timeout in milliseconds.
     #[arg(long, default_value_t = 300)]
     timeout_propose_ms: u64,
+    /// The validators' `min_block_interval_ms` (how long after the last block a proposer with a part-filled
+    /// mempool waits for more; see the config reference). Unset: the node's default.
+    #[arg(long)]
+    min_block_interval_ms: Option<u64>,
     /// Keep the devnet directory (with each validator's `node.log`) instead of deleting it.
     #[arg(long)]
     keep: bool,
@@ -64,7 +68,11 @@ pub(super) fn run(args: &BenchArgs) -> eyre::Result<()> {
         timeout_propose_ms: args.timeout_propose_ms,
         mnemonic: None,
     };
-    let net = BenchNet::start("lode-bench", &spec, &args.node_log)?;
+    let net = BenchNet::start_with("lode-bench", &spec, &args.node_log, |c| {
+        if let Some(ms) = args.min_block_interval_ms {
+            c.consensus.min_block_interval_ms = ms;
+        }
+    })?;
     super::say!(
         "bench: {} validators, {} accounts, {} transfers, window {}, {:?} api (devnet in {})",
         args.validators,

@@ -49,12 +49,28 @@ impl BenchNet {
         spec: &testnet::TestnetSpec,
         log: &str,
     ) -> eyre::Result<Self> {
+        Self::start_with(prefix, spec, log, |_| {})
+    }
+
+    /// [`BenchNet::start`], with `tweak` applied to every validator's config before it starts.
+    pub(super) fn start_with(
+        prefix: &str,
+        spec: &testnet::TestnetSpec,
+        log: &str,
+        tweak: impl Fn(&mut crate::config::Config),
+    ) -> eyre::Result<Self> {
         let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
         let nodes = testnet::create(&dir, spec)?;
+        for n in &nodes {
+            let path = n.home.join("config.toml");
+            let mut config = crate::config::Config::load(&path)?;
+            tweak(&mut config);
+            config.save(&path)?;
+        }
         let keys = testnet::dev_keys(&dir)?;
         let exe = std::env::current_exe()?;
         let mut net = Self {
