@@ -4,15 +4,14 @@
 //! `/proc/<pid>/stat`). A chain whose per-height work grows with its length shows it here: the last tenth
 //! slower than the first.
 
-use super::devnet::{cpu_seconds, ticks_per_second};
-use std::process::{Child, Command, Stdio};
+use super::devnet::{cpu_seconds, ticks_per_second, BenchNet};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use eyre::WrapErr;
 
 use crate::services::grpc::pb::{self, query_service_client::QueryServiceClient};
-use crate::testnet::{self, TestnetSpec};
+use crate::testnet::TestnetSpec;
 
 #[derive(Debug, Args)]
 pub(super) struct BenchHeightsArgs {
@@ -52,11 +51,6 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
         args.heights >= 10 && args.validators >= 1,
         "need at least 10 heights and one validator"
     );
-    let dir = std::env::temp_dir().join(format!("lode-bench-heights-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
     let spec = TestnetSpec {
         chain_id: "lode-bench-heights-1".into(),
         validators: args.validators,
@@ -65,61 +59,34 @@ pub(super) fn run(args: &BenchHeightsArgs) -> eyre::Result<()> {
         timeout_propose_ms: args.timeout_propose_ms,
         mnemonic: None,
     };
-    let nodes = testnet::create(&dir, &spec)?;
-    for n in &nodes {
-        let path = n.home.join("config.toml");
-        let mut config = crate::config::Config::load(&path)?;
+    let net = BenchNet::start_with("lode-bench-heights", &spec, &args.node_log, |c| {
         // Propose at once: the benchmark measures how fast the validators can agree, not a pacing choice.
-        config.consensus.empty_block_interval_ms = 0;
-        config.consensus.min_block_interval_ms = 0;
-        config.consensus.timeout_prevote_ms = args.timeout_propose_ms * 2 / 3;
-        config.consensus.timeout_precommit_ms = args.timeout_propose_ms * 2 / 3;
-        config.save(&path)?;
-    }
-    let keys = testnet::dev_keys(&dir)?;
-    let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    for n in &nodes {
-        let log = std::fs::File::create(n.home.join("node.log"))?;
-        children.push(
-            Command::new(&exe)
-                .args(["start", "--home"])
-                .arg(&n.home)
-                .env("RUST_LOG", &args.node_log)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()?,
-        );
-    }
+        c.consensus.empty_block_interval_ms = 0;
+        c.consensus.min_block_interval_ms = 0;
+        c.consensus.timeout_prevote_ms = args.timeout_propose_ms * 2 / 3;
+        c.consensus.timeout_precommit_ms = args.timeout_propose_ms * 2 / 3;
+    })?;
     super::say!(
         "bench-heights: {} validators, {} heights, load {} tx/s, propose timeout {} ms (devnet in {})",
         args.validators,
         args.heights,
         args.load,
         args.timeout_propose_ms,
-        dir.display()
+        net.dir.display()
     );
-    let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.grpc)).collect();
-    let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     let result = rt.block_on(measure(
-        urls,
-        pids,
-        keys,
+        net.urls(),
+        net.pids(),
+        net.keys.clone(),
         args.heights,
         args.load,
         spec.chain_id.clone(),
     ));
-    super::devnet::stop_children(&mut children);
-    if args.keep {
-        super::say!("devnet kept in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    net.finish(args.keep);
     let tenths = result?;
     print_summary(&tenths);
     Ok(())
@@ -294,31 +261,5 @@ async fn send_load(
         if admitted {
             *nonce += 1;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_seconds_of_this_process_are_read_from_proc() {
-        let ticks = ticks_per_second();
-        assert!(ticks >= 1.0);
-        let before = cpu_seconds(std::process::id(), ticks).expect("own stat");
-        // Spin until the process has used 0.1 s of CPU. A fixed wall-clock spin failed on a loaded machine
-        // (two cores shared with compilers got this thread < 0.1 s of CPU in 300 ms); the wall clock only
-        // bounds the loop.
-        let t = Instant::now();
-        let mut x = 0u64;
-        let mut after = before;
-        while after - before < 0.1 && t.elapsed() < Duration::from_secs(30) {
-            for _ in 0..1_000_000 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            }
-            after = cpu_seconds(std::process::id(), ticks).expect("own stat");
-        }
-        std::hint::black_box(x);
-        assert!(after - before >= 0.1, "{before} -> {after}");
     }
 }

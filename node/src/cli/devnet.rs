@@ -108,13 +108,17 @@ impl BenchNet {
             .collect()
     }
 
+    /// The validators' process ids, in node order.
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
     /// CPU seconds (user + system) the validators and this process have used so far: what a benchmark
     /// spends, read before and after its timed part. A validator whose `/proc` entry cannot be read counts 0.
     pub(super) fn cpu_seconds(&self) -> f64 {
         let ticks = ticks_per_second();
-        self.children
-            .iter()
-            .map(Child::id)
+        self.pids()
+            .into_iter()
             .chain(std::iter::once(std::process::id()))
             .map(|pid| cpu_seconds(pid, ticks).unwrap_or(0.0))
             .sum()
@@ -321,4 +325,30 @@ pub(super) fn ticks_per_second() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_seconds_of_this_process_are_read_from_proc() {
+        let ticks = ticks_per_second();
+        assert!(ticks >= 1.0);
+        let before = cpu_seconds(std::process::id(), ticks).expect("own stat");
+        // Spin until the process has used 0.1 s of CPU. A fixed wall-clock spin failed on a loaded machine
+        // (two cores shared with compilers got this thread < 0.1 s of CPU in 300 ms); the wall clock only
+        // bounds the loop.
+        let t = Instant::now();
+        let mut x = 0u64;
+        let mut after = before;
+        while after - before < 0.1 && t.elapsed() < Duration::from_secs(30) {
+            for _ in 0..1_000_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            after = cpu_seconds(std::process::id(), ticks).expect("own stat");
+        }
+        std::hint::black_box(x);
+        assert!(after - before >= 0.1, "{before} -> {after}");
+    }
 }
