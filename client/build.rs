@@ -37,11 +37,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("::lode_proto::{module}::v1"),
         );
     }
-    // Blob chunks are `bytes::Bytes`, so a chunk is sliced out of the received buffer, never copied.
+    // Blob chunks and fetched txs are `bytes::Bytes`, so each is sliced out of the received buffer, never
+    // copied.
     for path in [
         ".lode.node.v1.PutRequest.chunk",
         ".lode.node.v1.GetResponse.chunk",
         ".lode.node.v1.PeerBlobResponse.chunk",
+        ".lode.node.v1.PeerTxRequest.hashes",
+        ".lode.node.v1.PeerTxResponse.txs",
     ] {
         builder = builder.bytes(path);
     }

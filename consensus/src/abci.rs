@@ -87,7 +87,32 @@ pub trait Mempool: Send + Sync + 'static {
     fn on_committed(&self, tx_hashes: &[[u8; 32]]);
     /// What is waiting to be proposed, read at once.
     fn level(&self) -> MempoolLevel;
+
+    /// Of these pending txs (by SHA-256 hash), which this node's peers most likely hold already, so that a
+    /// proposal may name them by hash instead of carrying them ([`crate::types::CompactBlock`]): txs
+    /// received from peers, and the node's own once gossiped long enough ago. One verdict per hash; the
+    /// default names none (every proposal carries its txs whole).
+    fn shared(&self, hashes: &[[u8; 32]]) -> Vec<bool> {
+        vec![false; hashes.len()]
+    }
+
+    /// The pending txs with these SHA-256 hashes: one entry per hash, `None` where the mempool holds none.
+    fn lookup(&self, hashes: &[[u8; 32]]) -> Vec<Option<bytes::Bytes>> {
+        vec![None; hashes.len()]
+    }
+
+    /// Asks peers for the txs with these hashes (a proposal named them and [`Mempool::lookup`] found
+    /// none), giving up after `timeout`. What comes back is unchecked: the caller hashes each tx and keeps
+    /// only those it asked for. The default asks nobody.
+    fn fetch(&self, hashes: Vec<[u8; 32]>, timeout: std::time::Duration) -> TxFetch {
+        let _ = (hashes, timeout);
+        Box::pin(std::future::ready(Vec::new()))
+    }
 }
+
+/// What [`Mempool::fetch`] returns: the txs peers sent.
+pub type TxFetch =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Vec<bytes::Bytes>> + Send + 'static>>;
 
 /// What a mempool holds, as a proposer deciding whether to wait for more sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -111,5 +136,17 @@ impl<T: Mempool + ?Sized> Mempool for std::sync::Arc<T> {
 
     fn level(&self) -> MempoolLevel {
         (**self).level()
+    }
+
+    fn shared(&self, hashes: &[[u8; 32]]) -> Vec<bool> {
+        (**self).shared(hashes)
+    }
+
+    fn lookup(&self, hashes: &[[u8; 32]]) -> Vec<Option<bytes::Bytes>> {
+        (**self).lookup(hashes)
+    }
+
+    fn fetch(&self, hashes: Vec<[u8; 32]>, timeout: std::time::Duration) -> TxFetch {
+        (**self).fetch(hashes, timeout)
     }
 }

@@ -1,6 +1,7 @@
 //! The bridge: Malachite's application messages ([`AppMsg`]) answered with ABCI calls on the application and
 //! with the block store. See DESIGN.md, "The Malachite ↔ ABCI bridge".
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,8 +42,8 @@ use crate::streams::{
     StreamLimits, CHUNK_SIZE,
 };
 use crate::types::{
-    Address, Block, BlockHeader, BlockId, BlockTime, Height, LastCommit, PartInit, ProposalPart,
-    PublicKey, Validator, ValidatorSet, MAX_TOTAL_POWER,
+    Address, Block, BlockHeader, BlockId, BlockTime, CompactBlock, Height, LastCommit, PartInit,
+    ProposalPart, PublicKey, Validator, ValidatorSet, MAX_TOTAL_POWER,
 };
 use crate::validity::{self, BlockLimits, Door, Expected};
 
@@ -56,6 +57,14 @@ const MAX_SYNC_BATCH: u64 = 50;
 /// block of any size within the limits can be synced). Malachite's response limit is above it (see
 /// [`crate::service`]).
 pub const SYNC_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+/// Most txs a receiver fetches from peers for one proposal: a proposal naming more txs than that which the
+/// receiver's mempool lacks is not accepted, unfetched (a full block of the smallest txs names far fewer
+/// that peers have not gossiped).
+pub const MAX_FETCH_TXS: usize = 16_384;
+/// Longest a receiver waits for peers to send the txs a proposal named and its mempool lacks. Half the
+/// round-0 propose timeout when that is shorter; while it waits, the engine's other requests to the
+/// application wait too (Malachite's host answers one at a time).
+pub const MAX_TX_FETCH_WAIT: Duration = Duration::from_secs(1);
 
 /// What the bridge needs besides the application, the store and the mempool.
 #[derive(Clone, Debug)]
@@ -299,10 +308,12 @@ fn last_commit_of(certificate: &CommitCertificate<LodeContext>) -> LastCommit {
 }
 
 /// The messages that stream `block` as `signer`'s proposal for `height` and `round`: init, chunks of the
-/// encoded block, the signed fin, the end marker.
+/// encoded [`CompactBlock`] (the txs at the positions where `named` holds their hash named by it, the rest
+/// whole; `named` empty: all whole), the signed fin, the end marker.
 pub fn proposal_parts(
     signer: &LodeSigner,
     block: &Block,
+    named: &[Option<[u8; 32]>],
     height: Height,
     round: Round,
     valid_round: Round,
@@ -313,7 +324,7 @@ pub fn proposal_parts(
         valid_round,
         proposer: signer.address(),
     };
-    let bytes = block.encode();
+    let bytes = CompactBlock::of(block, named).encode();
     let chunks: Vec<Bytes> = bytes
         .chunks(CHUNK_SIZE)
         .map(Bytes::copy_from_slice)
@@ -543,9 +554,10 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 timeout,
                 reply,
             } => {
-                let block = self.get_value(height, round, timeout).await?;
+                let (block, named) = self.get_value(height, round, timeout).await?;
                 let _ = reply.send(LocallyProposedValue::new(height, round, block.clone()));
-                self.stream_block(&block, height, round, Round::Nil).await;
+                self.stream_block(&block, &named, height, round, Round::Nil)
+                    .await;
             }
             AppMsg::ExtendVote { reply, .. } => {
                 let _ = reply.send(None);
@@ -563,7 +575,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 ..
             } => {
                 if let Some(p) = self.store.undecided_by_id(height, value_id)? {
-                    self.stream_block(&p.block, height, round, valid_round)
+                    self.stream_block(&p.block, &[], height, round, valid_round)
                         .await;
                 }
             }
@@ -826,15 +838,15 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         height: Height,
         round: Round,
         propose_timeout: Duration,
-    ) -> Result<Block, ConsensusError> {
-        // Asked again for the same round (e.g. after a restart): the same block.
+    ) -> Result<(Block, Vec<Option<[u8; 32]>>), ConsensusError> {
+        // Asked again for the same round (e.g. after a restart): the same block, its txs whole.
         if let Some(p) = self
             .store
             .undecided(height, round)?
             .into_iter()
             .find(|p| p.block.header().proposer == self.address)
         {
-            return Ok(p.block);
+            return Ok((p.block, Vec::new()));
         }
         self.wait_for_txs(round, propose_timeout).await;
         let max = self.params.max_block_tx_bytes;
@@ -862,6 +874,19 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         while validity::txs_wire_len(&txs) > self.limits.max_tx_bytes {
             txs.pop();
         }
+        // Each tx hashed once, for the tx root and for the names of those peers already hold.
+        let mempool = self.mempool.clone();
+        let (txs, hashes, shared) = blocking(move || {
+            let hashes: Vec<[u8; 32]> = txs.iter().map(|t| Sha256::digest(t).into()).collect();
+            let shared = mempool.shared(&hashes);
+            (txs, hashes, shared)
+        })
+        .await?;
+        let named: Vec<Option<[u8; 32]>> = hashes
+            .iter()
+            .zip(shared.iter().copied().chain(std::iter::repeat(false)))
+            .map(|(h, s)| s.then_some(*h))
+            .collect();
         let last_commit = match height
             .0
             .checked_sub(1)
@@ -885,12 +910,13 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             time,
             proposer: self.address,
             last_block_id: self.last_block_id,
-            tx_root: crate::types::tx_root(&txs),
+            tx_root: crate::types::tx_root_of_hashes(&hashes),
             app_hash: self.last_app_hash.clone(),
             last_commit_hash: last_commit.as_ref().map(LastCommit::hash),
         };
         let block = Block::with_last_commit(header, txs, last_commit);
-        info!(%height, %round, id = %block.id(), txs = block.txs().len(), "proposing block");
+        info!(%height, %round, id = %block.id(), txs = block.txs().len(),
+            named = named.iter().filter(|n| n.is_some()).count(), "proposing block");
         self.store.put_undecided(&UndecidedProposal {
             height,
             round,
@@ -898,11 +924,18 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             block: block.clone(),
             valid: true,
         })?;
-        Ok(block)
+        Ok((block, named))
     }
 
-    async fn stream_block(&self, block: &Block, height: Height, round: Round, valid_round: Round) {
-        for msg in proposal_parts(&self.signer, block, height, round, valid_round) {
+    async fn stream_block(
+        &self,
+        block: &Block,
+        named: &[Option<[u8; 32]>],
+        height: Height,
+        round: Round,
+        valid_round: Round,
+    ) {
+        for msg in proposal_parts(&self.signer, block, named, height, round, valid_round) {
             if self
                 .network
                 .send(NetworkMsg::PublishProposalPart(msg))
@@ -981,9 +1014,13 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             }
             Pushed::Complete(c) => c,
         };
-        let Some(received) = self.assemble(header, *complete) else {
+        let Some((init, compact)) = self.assemble(header, *complete) else {
             return Ok(None);
         };
+        let Some(block) = self.resolve(&init, compact).await? else {
+            return Ok(None);
+        };
+        let received = Received { init, block };
         if received.init.height == self.height {
             return self.accept_stream(received).await;
         }
@@ -1006,9 +1043,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         Ok(None)
     }
 
-    /// Checks a complete stream's signature (by the proposer its id names) and decodes the block within the
+    /// Checks a complete stream's signature (by the proposer its id names) and decodes its body within the
     /// limits. A failure strikes the publisher.
-    fn assemble(&mut self, header: StreamHeader, c: Complete) -> Option<Received> {
+    fn assemble(&mut self, header: StreamHeader, c: Complete) -> Option<(PartInit, CompactBlock)> {
         let key = self
             .proposer_of(header.height, header.round)
             .map(|(_, k)| k);
@@ -1029,17 +1066,95 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         for ch in &c.chunks {
             bytes.extend_from_slice(ch);
         }
-        match validity::decode_bounded(&bytes, &self.limits) {
-            Ok(block) => Some(Received {
-                init: c.init,
-                block,
-            }),
+        match validity::decode_compact_bounded(&bytes, &self.limits) {
+            Ok(body) => Some((c.init, body)),
             Err(e) => {
                 warn!(peer = %c.peer, code = e.code(), error = %e, "signed proposal stream does not hold a block");
                 self.streams.strike(c.peer, self.height);
                 None
             }
         }
+    }
+
+    /// The block a signed stream's body stands for: the txs it names taken from the mempool, those it lacks
+    /// fetched from peers (at most [`MAX_FETCH_TXS`], waiting at most [`Self::fetch_wait`]) and kept only if
+    /// they hash to a name. `None` (logged) when a named tx is still missing: the proposal is then not
+    /// accepted, as if it never arrived. Not the publisher's fault for sure (this node's own mempool may have
+    /// refused or evicted the tx), so nobody is struck; the block's checks (tx root and all) follow in
+    /// [`Self::accept_stream`] as for any block.
+    async fn resolve(
+        &self,
+        init: &PartInit,
+        body: CompactBlock,
+    ) -> Result<Option<Block>, ConsensusError> {
+        let named = body.named();
+        if named.is_empty() {
+            return Ok(body.resolve(&HashMap::new()).ok());
+        }
+        let mempool = self.mempool.clone();
+        let (mut found, missing) = blocking(move || {
+            let held = mempool.lookup(&named);
+            let mut found = HashMap::with_capacity(named.len());
+            let mut missing = Vec::new();
+            for (h, tx) in named
+                .into_iter()
+                .zip(held.into_iter().chain(std::iter::repeat(None)))
+            {
+                match tx {
+                    Some(tx) => {
+                        found.insert(h, tx);
+                    }
+                    None => missing.push(h),
+                }
+            }
+            (found, missing)
+        })
+        .await?;
+        if missing.len() > MAX_FETCH_TXS {
+            warn!(height = %init.height, round = %init.round, proposer = %init.proposer, missing = missing.len(),
+                "proposal names more txs this node lacks than it fetches; not accepted");
+            return Ok(None);
+        }
+        if !missing.is_empty() {
+            let asked = missing.len();
+            let started = Instant::now();
+            // The wait is the fetcher's to keep, and kept here too: a fetcher that never answers costs
+            // this proposal, not the node.
+            let wait = self.fetch_wait();
+            let sent = tokio::time::timeout(wait, self.mempool.fetch(missing.clone(), wait))
+                .await
+                .unwrap_or_default();
+            let wanted: HashSet<[u8; 32]> = missing.into_iter().collect();
+            let fetched = blocking(move || {
+                sent.into_iter()
+                    .map(|tx| (<[u8; 32]>::from(Sha256::digest(&tx)), tx))
+                    .filter(|(h, _)| wanted.contains(h))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+            debug!(height = %init.height, round = %init.round, asked, fetched = fetched.len(),
+                ms = started.elapsed().as_millis() as u64, "fetched named txs from peers");
+            found.extend(fetched);
+        }
+        match body.resolve(&found) {
+            Ok(block) => Ok(Some(block)),
+            Err(missing) => {
+                warn!(height = %init.height, round = %init.round, proposer = %init.proposer, missing = missing.len(),
+                    "proposal names txs neither this node nor its peers sent; not accepted");
+                Ok(None)
+            }
+        }
+    }
+
+    /// How long [`Self::resolve`] waits for peers: half the round-0 propose timeout, at most
+    /// [`MAX_TX_FETCH_WAIT`].
+    fn fetch_wait(&self) -> Duration {
+        self.params
+            .timeouts
+            .propose
+            .checked_div(2)
+            .unwrap_or_default()
+            .min(MAX_TX_FETCH_WAIT)
     }
 
     /// A signed stream for the current height: validate the block (the one check of every door) and store

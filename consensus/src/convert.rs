@@ -19,8 +19,8 @@ use crate::context::LodeContext;
 use crate::error::CodecError;
 use crate::signing::vote_type_to_u32;
 use crate::types::{
-    Address, Block, BlockHeader, BlockId, BlockTime, Height, LastCommit, PartInit, Proposal,
-    ProposalPart, PublicKey, Signature, Validator, ValidatorSet, Vote,
+    Address, Block, BlockHeader, BlockId, BlockTime, CompactBlock, CompactTx, Height, LastCommit,
+    PartInit, Proposal, ProposalPart, PublicKey, Signature, Validator, ValidatorSet, Vote,
 };
 use lode_proto::consensus::v1 as pb;
 use sha2::{Digest, Sha256};
@@ -164,36 +164,7 @@ impl Block {
 
     /// From the protobuf form.
     pub fn from_proto(b: pb::Block) -> Result<Self, CodecError> {
-        let h = b.header.ok_or(CodecError::Missing("block.header"))?;
-        if h.time_nanos >= 1_000_000_000 {
-            return Err(CodecError::invalid("header.time_nanos", "must be < 10^9"));
-        }
-        let header = BlockHeader {
-            chain_id: h.chain_id,
-            height: Height(h.height),
-            time: BlockTime {
-                seconds: h.time_seconds,
-                nanos: h.time_nanos,
-            },
-            proposer: address("header.proposer", &h.proposer)?,
-            last_block_id: if h.last_block_id.is_empty() {
-                None
-            } else {
-                Some(block_id("header.last_block_id", &h.last_block_id)?)
-            },
-            tx_root: <[u8; 32]>::try_from(h.tx_root.as_slice())
-                .map_err(|_| CodecError::invalid("header.tx_root", "must be 32 bytes"))?,
-            app_hash: Bytes::from(h.app_hash),
-            last_commit_hash: if h.last_commit_hash.is_empty() {
-                None
-            } else {
-                Some(
-                    <[u8; 32]>::try_from(h.last_commit_hash.as_slice()).map_err(|_| {
-                        CodecError::invalid("header.last_commit_hash", "must be 32 bytes")
-                    })?,
-                )
-            },
-        };
+        let header = header_from_proto(b.header.ok_or(CodecError::Missing("block.header"))?)?;
         Ok(Block::with_last_commit(
             header,
             b.txs.into_iter().map(Bytes::from).collect(),
@@ -210,6 +181,87 @@ impl Block {
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         Self::from_proto(decode_pb(bytes)?)
     }
+}
+
+impl CompactBlock {
+    /// Encoded bytes (what a proposal stream's data chunks carry, concatenated).
+    pub fn encode(&self) -> Bytes {
+        use pb::compact_tx::Tx;
+        Bytes::from(
+            pb::CompactBlock {
+                header: Some(self.header.to_proto()),
+                txs: self
+                    .txs
+                    .iter()
+                    .map(|t| pb::CompactTx {
+                        tx: Some(match t {
+                            CompactTx::Whole(b) => Tx::Whole(b.to_vec()),
+                            CompactTx::Named(h) => Tx::Hash(h.to_vec()),
+                        }),
+                    })
+                    .collect(),
+                last_commit: self.last_commit.as_ref().map(LastCommit::to_proto),
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// From encoded bytes: every tx whole or named by a 32-byte hash.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        use pb::compact_tx::Tx;
+        let b: pb::CompactBlock = decode_pb(bytes)?;
+        let header = header_from_proto(b.header.ok_or(CodecError::Missing("block.header"))?)?;
+        let txs = b
+            .txs
+            .into_iter()
+            .map(|t| match t.tx {
+                Some(Tx::Whole(b)) => Ok(CompactTx::Whole(Bytes::from(b))),
+                Some(Tx::Hash(h)) => <[u8; 32]>::try_from(h.as_slice())
+                    .map(CompactTx::Named)
+                    .map_err(|_| CodecError::invalid("compact_tx.hash", "must be 32 bytes")),
+                None => Err(CodecError::Missing("compact_tx.tx")),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            header,
+            txs,
+            last_commit: b.last_commit.map(LastCommit::from_proto).transpose()?,
+        })
+    }
+}
+
+/// A header from its protobuf form.
+fn header_from_proto(h: pb::BlockHeader) -> Result<BlockHeader, CodecError> {
+    if h.time_nanos >= 1_000_000_000 {
+        return Err(CodecError::invalid("header.time_nanos", "must be < 10^9"));
+    }
+    let header = BlockHeader {
+        chain_id: h.chain_id,
+        height: Height(h.height),
+        time: BlockTime {
+            seconds: h.time_seconds,
+            nanos: h.time_nanos,
+        },
+        proposer: address("header.proposer", &h.proposer)?,
+        last_block_id: if h.last_block_id.is_empty() {
+            None
+        } else {
+            Some(block_id("header.last_block_id", &h.last_block_id)?)
+        },
+        tx_root: <[u8; 32]>::try_from(h.tx_root.as_slice())
+            .map_err(|_| CodecError::invalid("header.tx_root", "must be 32 bytes"))?,
+        app_hash: Bytes::from(h.app_hash),
+        last_commit_hash: if h.last_commit_hash.is_empty() {
+            None
+        } else {
+            Some(
+                <[u8; 32]>::try_from(h.last_commit_hash.as_slice()).map_err(|_| {
+                    CodecError::invalid("header.last_commit_hash", "must be 32 bytes")
+                })?,
+            )
+        },
+    };
+    Ok(header)
 }
 
 // ---- votes, proposals ----

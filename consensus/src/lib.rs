@@ -42,7 +42,7 @@ pub mod streams;
 pub mod types;
 pub mod validity;
 
-pub use abci::{Abci, AbciExt, Mempool, MempoolLevel};
+pub use abci::{Abci, AbciExt, Mempool, MempoolLevel, TxFetch};
 pub use bridge::BlockOutcome;
 pub use codec::LodeCodec;
 pub use context::LodeContext;
@@ -54,6 +54,6 @@ pub use store::{
     BlockStore, DecidedBlock, HeightValidators, InMemoryBlockStore, UndecidedProposal,
 };
 pub use types::{
-    Address, Block, BlockHeader, BlockId, BlockTime, Height, PrivateKey, PublicKey, Signature,
-    Validator, ValidatorSet,
+    Address, Block, BlockHeader, BlockId, BlockTime, CompactBlock, CompactTx, Height, PrivateKey,
+    PublicKey, Signature, Validator, ValidatorSet,
 };

@@ -226,6 +226,95 @@ pub fn tx_root(txs: &[Bytes]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// [`tx_root`] from the txs' SHA-256 hashes.
+pub fn tx_root_of_hashes(hashes: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for tx in hashes {
+        h.update(tx);
+    }
+    h.finalize().into()
+}
+
+/// One tx of a proposal stream's body ([`CompactBlock`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompactTx {
+    /// The tx's bytes.
+    Whole(Bytes),
+    /// The SHA-256 hash of the tx's bytes: the receiver takes the tx from its mempool or from peers.
+    Named([u8; 32]),
+}
+
+/// What a proposal stream carries: a block whose txs are whole or named by hash. The proposer names the
+/// txs its peers most likely hold already (received by gossip long enough ago), so a block's bytes cross
+/// the consensus network once as hashes instead of again in full. The receiver resolves it into the
+/// [`Block`] (its mempool, then a fetch from peers for what it lacks), and the block then passes the same
+/// checks as any other: its tx root binds the resolved txs to the header the proposer signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactBlock {
+    /// The header.
+    pub header: BlockHeader,
+    /// The txs, in block order.
+    pub txs: Vec<CompactTx>,
+    /// The previous height's commit signatures.
+    pub last_commit: Option<LastCommit>,
+}
+
+impl CompactBlock {
+    /// `block` with the txs at the positions where `named` holds a hash named by it (`named` is empty or
+    /// one entry per tx; the hash must be the tx's SHA-256).
+    pub fn of(block: &Block, named: &[Option<[u8; 32]>]) -> Self {
+        let txs = block
+            .txs()
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| match named.get(i).copied().flatten() {
+                Some(h) => CompactTx::Named(h),
+                None => CompactTx::Whole(tx.clone()),
+            })
+            .collect();
+        Self {
+            header: block.header().clone(),
+            txs,
+            last_commit: block.last_commit().cloned(),
+        }
+    }
+
+    /// The hashes it names, in block order.
+    pub fn named(&self) -> Vec<[u8; 32]> {
+        self.txs
+            .iter()
+            .filter_map(|t| match t {
+                CompactTx::Named(h) => Some(*h),
+                CompactTx::Whole(_) => None,
+            })
+            .collect()
+    }
+
+    /// The block, with the named txs taken from `found` (hash → bytes). The txs it names that `found` lacks
+    /// are returned instead.
+    pub fn resolve(
+        self,
+        found: &std::collections::HashMap<[u8; 32], Bytes>,
+    ) -> Result<Block, Vec<[u8; 32]>> {
+        let mut missing = Vec::new();
+        let mut txs = Vec::with_capacity(self.txs.len());
+        for t in self.txs {
+            match t {
+                CompactTx::Whole(b) => txs.push(b),
+                CompactTx::Named(h) => match found.get(&h) {
+                    Some(b) => txs.push(b.clone()),
+                    None => missing.push(h),
+                },
+            }
+        }
+        if missing.is_empty() {
+            Ok(Block::with_last_commit(self.header, txs, self.last_commit))
+        } else {
+            Err(missing)
+        }
+    }
+}
+
 /// A block: the value Lode's consensus decides on. Its id is cached at construction.
 ///
 /// A signed proposal message carries its block *header only* ([`Block::header_only`]): the body travels

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::error::BlockFault;
-use crate::types::{Block, BlockId, BlockTime, Height, ValidatorSet};
+use crate::types::{Block, BlockId, BlockTime, CompactBlock, Height, ValidatorSet};
 
 /// Largest encoded header accepted (a chain id, a 20-byte proposer, two 32-byte hashes, an app hash and a
 /// time fit in a fraction of it).
@@ -188,6 +188,23 @@ pub fn decode_bounded(bytes: &[u8], limits: &BlockLimits) -> Result<Block, Block
         });
     }
     Block::decode(bytes).map_err(BlockFault::Malformed)
+}
+
+/// A proposal stream's body ([`CompactBlock`]) from its bytes, refused unread above
+/// [`BlockLimits::max_block_bytes`] (a named tx takes fewer bytes here than whole, so the resolved block
+/// is held to the limits again by [`check_body`]).
+pub fn decode_compact_bounded(
+    bytes: &[u8],
+    limits: &BlockLimits,
+) -> Result<CompactBlock, BlockFault> {
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if len > limits.max_block_bytes() {
+        return Err(BlockFault::TooLarge {
+            bytes: len,
+            max: limits.max_block_bytes(),
+        });
+    }
+    CompactBlock::decode(bytes).map_err(BlockFault::Malformed)
 }
 
 #[cfg(test)]

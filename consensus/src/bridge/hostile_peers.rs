@@ -72,9 +72,26 @@ impl Abci for Kv {
     }
 }
 
-struct NoTxs;
+/// A mempool that proposes nothing, holds the txs a test puts in it, and answers a fetch with the txs a
+/// test says peers send (or never, when told to hang).
+#[derive(Default)]
+struct Pool {
+    held: Mutex<std::collections::HashMap<[u8; 32], Bytes>>,
+    peers_send: Mutex<Vec<Bytes>>,
+    hang: std::sync::atomic::AtomicBool,
+    fetches: Mutex<Vec<Vec<[u8; 32]>>>,
+}
 
-impl Mempool for NoTxs {
+impl Pool {
+    fn hold(&self, txs: &[Bytes]) {
+        let mut held = self.held.lock().expect("pool");
+        for t in txs {
+            held.insert(Sha256::digest(t).into(), t.clone());
+        }
+    }
+}
+
+impl Mempool for Pool {
     fn reap(&self, _max_bytes: u64) -> Vec<Bytes> {
         Vec::new()
     }
@@ -82,14 +99,27 @@ impl Mempool for NoTxs {
     fn level(&self) -> crate::abci::MempoolLevel {
         crate::abci::MempoolLevel::default()
     }
+    fn lookup(&self, hashes: &[[u8; 32]]) -> Vec<Option<Bytes>> {
+        let held = self.held.lock().expect("pool");
+        hashes.iter().map(|h| held.get(h).cloned()).collect()
+    }
+    fn fetch(&self, hashes: Vec<[u8; 32]>, _timeout: Duration) -> crate::abci::TxFetch {
+        self.fetches.lock().expect("pool").push(hashes);
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
+        let sent = self.peers_send.lock().expect("pool").clone();
+        Box::pin(std::future::ready(sent))
+    }
 }
 
-type TestBridge = Bridge<Kv, InMemoryBlockStore, NoTxs>;
+type TestBridge = Bridge<Kv, InMemoryBlockStore, Pool>;
 
 struct Net {
     keys: Vec<PrivateKey>,
     bridge: TestBridge,
     store: Arc<InMemoryBlockStore>,
+    pool: Arc<Pool>,
     _network: mpsc::Receiver<NetworkMsg<LodeContext>>,
     _decided: watch::Receiver<Height>,
 }
@@ -124,10 +154,11 @@ async fn net_with(app: Kv) -> Net {
     let (network_tx, network_rx) = mpsc::channel(1024);
     let (decided_tx, decided_rx) = watch::channel(Height(0));
     let signer = LodeSigner::new(keys[0].clone(), CHAIN);
+    let pool = Arc::new(Pool::default());
     let mut bridge = Bridge::new(
         Arc::new(app),
         store.clone(),
-        Arc::new(NoTxs),
+        pool.clone(),
         signer,
         params,
         decided_tx,
@@ -143,6 +174,7 @@ async fn net_with(app: Kv) -> Net {
         keys,
         bridge,
         store,
+        pool,
         _network: network_rx,
         _decided: decided_rx,
     }
@@ -261,7 +293,45 @@ fn peer(key: &PrivateKey) -> PeerId {
 
 fn parts(key: &PrivateKey, block: &Block, round: u32) -> Vec<StreamMessage<ProposalPart>> {
     let signer = LodeSigner::new(key.clone(), CHAIN);
-    proposal_parts(&signer, block, Height(1), Round::new(round), Round::Nil)
+    proposal_parts(
+        &signer,
+        block,
+        &[],
+        Height(1),
+        Round::new(round),
+        Round::Nil,
+    )
+}
+
+/// `key`'s stream of `block` at `round` with every tx named by its hash.
+fn named_parts(key: &PrivateKey, block: &Block, round: u32) -> Vec<StreamMessage<ProposalPart>> {
+    let signer = LodeSigner::new(key.clone(), CHAIN);
+    let named: Vec<Option<[u8; 32]>> = block
+        .txs()
+        .iter()
+        .map(|t| Some(Sha256::digest(t).into()))
+        .collect();
+    proposal_parts(
+        &signer,
+        block,
+        &named,
+        Height(1),
+        Round::new(round),
+        Round::Nil,
+    )
+}
+
+/// Streams `msgs` from `from`; the value the last part completed, if any.
+async fn stream(
+    n: &mut Net,
+    from: PeerId,
+    msgs: Vec<StreamMessage<ProposalPart>>,
+) -> Option<ProposedValue<LodeContext>> {
+    let mut value = None;
+    for p in msgs {
+        value = n.part(from, p).await;
+    }
+    value
 }
 
 /// `key`'s stream of `block` at `round` with its Fin signature replaced by one that does not verify.
@@ -976,4 +1046,109 @@ async fn a_full_evidence_channel_drops_pairs_and_never_waits() {
     });
     assert!(rx.try_recv().is_ok());
     assert!(rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_proposal_naming_its_txs_is_rebuilt_from_the_mempool_without_a_fetch() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1"), tx("b=2"), tx("c=3")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    n.pool.hold(&txs);
+    let value = stream(&mut n, peer(&proposer), named_parts(&proposer, &block, 0))
+        .await
+        .expect("the stream completed");
+    assert_eq!(value.validity, Validity::Valid);
+    assert_eq!(value.value.txs(), block.txs());
+    assert!(n.pool.fetches.lock().expect("pool").is_empty());
+    // The whole block is what is stored, for voting and restreaming.
+    let stored = n
+        .store
+        .undecided_by_id(Height(1), block.id())
+        .expect("store");
+    assert_eq!(stored.map(|p| p.block.txs().to_vec()), Some(txs));
+}
+
+#[tokio::test]
+async fn named_txs_the_mempool_lacks_are_fetched_and_what_peers_send_beyond_them_is_dropped() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1"), tx("b=2"), tx("c=3")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    n.pool.hold(&txs[..1]);
+    // Peers send the two missing txs, one twice, and junk nobody asked for.
+    *n.pool.peers_send.lock().expect("pool") =
+        vec![tx("x=9"), txs[2].clone(), txs[1].clone(), txs[2].clone()];
+    let value = stream(&mut n, peer(&proposer), named_parts(&proposer, &block, 0))
+        .await
+        .expect("the stream completed");
+    assert_eq!(value.validity, Validity::Valid);
+    assert_eq!(value.value.txs(), block.txs());
+    let fetches = n.pool.fetches.lock().expect("pool").clone();
+    let asked: Vec<[u8; 32]> = txs[1..].iter().map(|t| Sha256::digest(t).into()).collect();
+    assert_eq!(fetches, vec![asked]);
+}
+
+#[tokio::test]
+async fn a_proposal_naming_txs_nobody_sends_is_not_accepted_and_its_publisher_is_not_struck() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1"), tx("b=2")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    // Peers send a tx of another block in its place.
+    *n.pool.peers_send.lock().expect("pool") = vec![tx("a=1"), tx("z=0")];
+    n.pool.hold(&txs[..1]);
+    assert!(
+        stream(&mut n, peer(&proposer), named_parts(&proposer, &block, 0))
+            .await
+            .is_none()
+    );
+    assert!(n
+        .store
+        .undecided_by_id(Height(1), block.id())
+        .expect("store")
+        .is_none());
+    assert!(!n.ignored(&peer(&proposer)));
+    // The node's own mempool may have refused the tx: the same proposer's next stream is heard.
+    let round = n.round_of(&proposer, 1);
+    let whole = parts(&proposer, &block, round);
+    let value = stream(&mut n, peer(&proposer), whole)
+        .await
+        .expect("the whole stream");
+    assert_eq!(value.validity, Validity::Valid);
+}
+
+#[tokio::test]
+async fn a_fetch_that_never_answers_is_given_up_after_the_wait() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    n.pool.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let wait = n.bridge.fetch_wait();
+    let started = std::time::Instant::now();
+    let value = tokio::time::timeout(
+        wait * 4,
+        stream(&mut n, peer(&proposer), named_parts(&proposer, &block, 0)),
+    )
+    .await
+    .expect("the bridge gave up on the fetch");
+    assert!(value.is_none());
+    assert!(started.elapsed() >= wait);
+}
+
+#[tokio::test]
+async fn a_proposal_naming_more_missing_txs_than_a_node_fetches_is_refused_unfetched() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs: Vec<Bytes> = (0..=MAX_FETCH_TXS)
+        .map(|i| tx(&format!("k{i}=v")))
+        .collect();
+    let block = n.block(&proposer, txs.clone(), &txs);
+    assert!(
+        stream(&mut n, peer(&proposer), named_parts(&proposer, &block, 0))
+            .await
+            .is_none()
+    );
+    assert!(n.pool.fetches.lock().expect("pool").is_empty());
 }

@@ -2,8 +2,8 @@ use bytes::Bytes;
 use lode_consensus::context::LodeContext;
 use lode_consensus::types::{BlockHeader, PartInit, ProposalPart, Vote};
 use lode_consensus::{
-    Address, Block, BlockId, BlockTime, DecidedBlock, Height, LodeCodec, LodeSigner, PrivateKey,
-    Signature,
+    Address, Block, BlockId, BlockTime, CompactBlock, CompactTx, DecidedBlock, Height, LodeCodec,
+    LodeSigner, PrivateKey, Signature,
 };
 use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::codec::Codec;
@@ -59,13 +59,50 @@ proptest! {
     }
 
     #[test]
+    fn compact_blocks_round_trip_and_resolve_to_their_block(height in 1u64..1000, txs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8), named in proptest::collection::vec(any::<bool>(), 0..8)) {
+        use sha2::Digest as _;
+        let b = block(height, txs, 5);
+        let hashes: Vec<[u8; 32]> = b.txs().iter().map(|t| sha2::Sha256::digest(t).into()).collect();
+        let names: Vec<Option<[u8; 32]>> = hashes.iter().zip(named.iter().chain(std::iter::repeat(&false))).map(|(h, n)| n.then_some(*h)).collect();
+        let c = CompactBlock::of(&b, &names);
+        prop_assert_eq!(CompactBlock::decode(&c.encode()).expect("compact block"), c.clone());
+        // Resolved from a pool holding every tx: the same block, field by field.
+        let pool: std::collections::HashMap<[u8; 32], Bytes> = hashes.iter().copied().zip(b.txs().iter().cloned()).collect();
+        let resolved = c.clone().resolve(&pool).expect("every named tx held");
+        prop_assert_eq!(resolved.txs(), b.txs());
+        prop_assert_eq!(resolved.id(), b.id());
+        // From an empty pool: exactly the named ones are missing, in block order.
+        let missing = c.resolve(&std::collections::HashMap::new()).err().unwrap_or_default();
+        prop_assert_eq!(missing, names.iter().flatten().copied().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn malformed_bytes_are_rejected_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let b = Bytes::from(bytes);
         let _ = <LodeCodec as Codec<SignedConsensusMsg<LodeContext>>>::decode(&LodeCodec, b.clone());
         let _ = <LodeCodec as Codec<StreamMessage<ProposalPart>>>::decode(&LodeCodec, b.clone());
         let _ = <LodeCodec as Codec<ProposalPart>>::decode(&LodeCodec, b.clone());
         let _ = Block::decode(&b);
+        let _ = CompactBlock::decode(&b);
         let _ = DecidedBlock::decode(&b);
+    }
+}
+
+/// A compact block's tx must be whole or a 32-byte hash; anything else is refused, not guessed at.
+#[test]
+fn a_compact_tx_named_by_anything_but_a_32_byte_hash_is_refused() {
+    use lode_proto::consensus::v1 as pb;
+    let b = block(3, vec![b"a=1".to_vec()], 0);
+    let good = CompactBlock::of(&b, &[]);
+    assert_eq!(good.txs, vec![CompactTx::Whole(Bytes::from_static(b"a=1"))]);
+    let mut wire = pb::CompactBlock::decode(good.encode()).expect("decode");
+    for bad in [
+        Some(pb::compact_tx::Tx::Hash(vec![7; 31])),
+        Some(pb::compact_tx::Tx::Hash(vec![7; 33])),
+        None,
+    ] {
+        wire.txs = vec![pb::CompactTx { tx: bad }];
+        assert!(CompactBlock::decode(&wire.encode_to_vec()).is_err());
     }
 }
 

@@ -23,6 +23,8 @@ use prost::Message;
 use super::blob_exchange::{self, BlobCodec, Command, Fetcher};
 use super::grpc::pb::{PeerBlobResponse, TxBatch};
 use super::mempool::{AddError, Mempool};
+pub use super::tx_fetch::TxFetcher;
+use super::tx_fetch::{self, TxCodec, TxCommand};
 use crate::blobs::store::BlobStore;
 use libp2p::request_response;
 
@@ -121,6 +123,7 @@ struct Behaviour {
     limits: libp2p::connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     blobs: request_response::Behaviour<BlobCodec>,
+    txs: request_response::Behaviour<TxCodec>,
 }
 
 /// How this swarm's messages are authored: unsigned, under a random author and sequence number per message
@@ -308,6 +311,7 @@ pub fn spawn_with_blobs(
                 limits,
                 gossipsub,
                 blobs: blob_exchange::behaviour(),
+                txs: tx_fetch::behaviour(),
             })
         })
         .map_err(|e| eyre::eyre!("gossip behaviour: {e}"))?
@@ -324,7 +328,7 @@ pub fn spawn_with_blobs(
     let wanted: Vec<Multiaddr> = config.peers.iter().map(|a| multiaddr(*a)).collect();
     let (job_tx, job_rx) = mpsc::channel::<Job>(CHECK_QUEUE);
     let (verdict_tx, mut verdict_rx) = mpsc::channel::<Verdict>(CHECK_QUEUE);
-    tokio::spawn(check_batches(mempool, job_rx, verdict_tx));
+    tokio::spawn(check_batches(mempool.clone(), job_rx, verdict_tx));
     let republish = out_tx.clone();
     let (command_tx, mut command_rx) = mpsc::channel::<Command>(blob_exchange::COMMAND_QUEUE);
     // Every answer in this queue holds a serving slot, so it never holds more than `MAX_SERVING`.
@@ -332,6 +336,16 @@ pub fn spawn_with_blobs(
         mpsc::channel::<blob_exchange::Answer>(blob_exchange::MAX_SERVING);
     let mut server = blob_exchange::Server::new(blobs, answered_tx);
     let blob_bytes_served = server.bytes_served();
+    let (tx_command_tx, mut tx_command_rx) = mpsc::channel::<TxCommand>(tx_fetch::COMMAND_QUEUE);
+    mempool.set_fetcher(TxFetcher::new(tx_command_tx));
+    // Answers to peers' tx requests, looked up on blocking threads; each holds a serving slot.
+    let (tx_answered_tx, mut tx_answered_rx) = mpsc::channel::<(
+        request_response::InboundRequestId,
+        request_response::ResponseChannel<super::grpc::pb::PeerTxResponse>,
+        super::grpc::pb::PeerTxResponse,
+    )>(tx_fetch::MAX_SERVING);
+    let tx_slots = tx_fetch::Slots::default();
+    let serving_pool = mempool.clone();
 
     tokio::spawn(async move {
         let mut connected_addrs: HashMap<PeerId, Multiaddr> = HashMap::new();
@@ -340,6 +354,13 @@ pub fn spawn_with_blobs(
         let mut waiting: HashMap<
             request_response::OutboundRequestId,
             tokio::sync::oneshot::Sender<Result<PeerBlobResponse, String>>,
+        > = HashMap::new();
+        // Peers' tx requests holding a serving slot, until their answer is written or has failed.
+        let mut tx_serving: HashSet<request_response::InboundRequestId> = HashSet::new();
+        // Outbound tx requests waiting for their answer, likewise.
+        let mut tx_waiting: HashMap<
+            request_response::OutboundRequestId,
+            tokio::sync::oneshot::Sender<Result<super::grpc::pb::PeerTxResponse, String>>,
         > = HashMap::new();
         let mut redial = tokio::time::interval(Duration::from_secs(2));
         // The tx opening the next batch, held until `linger` fires.
@@ -383,6 +404,23 @@ pub fn spawn_with_blobs(
                         waiting.insert(id, reply);
                     }
                 },
+                Some(cmd) = tx_command_rx.recv() => match cmd {
+                    TxCommand::Peers(reply) => {
+                        let _ = reply.send(swarm.connected_peers().copied().collect());
+                    }
+                    TxCommand::Request { peer, request, reply } => {
+                        let id = swarm.behaviour_mut().txs.send_request(&peer, request);
+                        tx_waiting.insert(id, reply);
+                    }
+                },
+                Some((id, channel, response)) = tx_answered_rx.recv() => {
+                    if swarm.behaviour_mut().txs.send_response(channel, response).is_err() {
+                        debug!("a peer went away before its tx answer");
+                        if tx_serving.remove(&id) {
+                            tx_slots.release();
+                        }
+                    }
+                }
                 Some((id, channel, response)) = answered_rx.recv() => {
                     // The slot is held until the answer is written (`ResponseSent`) or fails.
                     if swarm.behaviour_mut().blobs.send_response(channel, response).is_err() {
@@ -459,6 +497,53 @@ pub fn spawn_with_blobs(
                             server.release(request_id);
                         }
                         request_response::Event::ResponseSent { request_id, .. } => server.release(request_id),
+                    },
+                    SwarmEvent::Behaviour(BehaviourEvent::Txs(ev)) => match ev {
+                        request_response::Event::Message { peer, message: request_response::Message::Request { request_id, request, channel }, .. } => {
+                            let hashes = tx_fetch::requested(&request);
+                            if hashes.is_none() {
+                                warn!(%peer, hashes = request.hashes.len(), "tx request over the protocol's bounds; answered with nothing");
+                            }
+                            match hashes.filter(|h| !h.is_empty()) {
+                                Some(hashes) if tx_slots.take() => {
+                                    tx_serving.insert(request_id);
+                                    let pool = serving_pool.clone();
+                                    let answered = tx_answered_tx.clone();
+                                    tokio::task::spawn_blocking(move || {
+                                        let response = tx_fetch::answer(&pool, &hashes);
+                                        // The receiving end lives as long as the swarm's task; the queue
+                                        // holds at most MAX_SERVING answers, one per slot.
+                                        let _ = answered.blocking_send((request_id, channel, response));
+                                    });
+                                }
+                                _ => {
+                                    let empty = super::grpc::pb::PeerTxResponse::default();
+                                    let _ = swarm.behaviour_mut().txs.send_response(channel, empty);
+                                }
+                            }
+                        }
+                        request_response::Event::Message { message: request_response::Message::Response { request_id, response }, .. } => {
+                            if let Some(reply) = tx_waiting.remove(&request_id) {
+                                let _ = reply.send(Ok(response));
+                            }
+                        }
+                        request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                            debug!(%peer, %error, "tx request failed");
+                            if let Some(reply) = tx_waiting.remove(&request_id) {
+                                let _ = reply.send(Err(error.to_string()));
+                            }
+                        }
+                        request_response::Event::InboundFailure { peer, error, request_id, .. } => {
+                            debug!(%peer, %error, "tx request from a peer failed");
+                            if tx_serving.remove(&request_id) {
+                                tx_slots.release();
+                            }
+                        }
+                        request_response::Event::ResponseSent { request_id, .. } => {
+                            if tx_serving.remove(&request_id) {
+                                tx_slots.release();
+                            }
+                        }
                     },
                     SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                         if endpoint.is_dialer() {

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use parking_lot::{FairMutex, FairMutexGuard};
 
@@ -128,7 +129,26 @@ struct Entry {
     hash: [u8; 32],
     tx: Bytes,
     payer: Payer,
+    /// When a client's tx was admitted here (and queued for gossip); `None` for a tx from a peer.
+    local_since: Option<Instant>,
 }
+
+impl Entry {
+    /// Whether peers most likely hold this tx: it came from a peer (which gossiped it to all), or this node
+    /// gossiped it at least [`SHARED_AFTER`] ago.
+    fn shared(&self, now: Instant) -> bool {
+        self.local_since
+            .is_none_or(|t| now.saturating_duration_since(t) >= SHARED_AFTER)
+    }
+}
+
+/// How long after admitting a client's tx a proposer takes its peers to hold it (gossip's linger, the
+/// transfer and the peers' CheckTx queue), and names it by hash in a proposal instead of sending it whole. A
+/// peer that lacks a named tx fetches it, which costs that peer a round trip before it can vote.
+pub const SHARED_AFTER: Duration = Duration::from_millis(150);
+
+/// Most hashes one tx fetch request may carry (the `/lode/txs/1` protocol).
+pub const MAX_FETCH_HASHES: usize = 4096;
 
 /// Eviction order of a sender's last tx: lowest priority first, and among equals the newest first.
 type TailKey = (u128, std::cmp::Reverse<u64>);
@@ -236,6 +256,7 @@ pub struct Mempool {
     /// admissions already queued, never behind every admission that arrives meanwhile.
     inner: FairMutex<Inner>,
     gossip: Mutex<Option<mpsc::Sender<Bytes>>>,
+    fetcher: Mutex<Option<super::gossip::TxFetcher>>,
 }
 
 /// SHA-256 of a tx's bytes: its hash everywhere (tx index, mempool, gRPC).
@@ -251,6 +272,7 @@ impl Mempool {
             limits,
             inner: FairMutex::new(Inner::default()),
             gossip: Mutex::new(None),
+            fetcher: Mutex::new(None),
         }
     }
 
@@ -282,7 +304,11 @@ impl Mempool {
 
     /// Adds a tx from a client: CheckTx, then gossip. Returns the successful CheckTx response.
     pub fn add_local(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
-        let resp = self.add(tx.clone())?;
+        let prepared = self.prepare(tx.clone())?;
+        let resp = {
+            let mut g = self.lock();
+            self.admit_locked(&mut g, prepared, Some(Instant::now()))?
+        };
         self.gossip(std::iter::once(tx));
         Ok(resp)
     }
@@ -290,7 +316,7 @@ impl Mempool {
     /// Adds a client's txs in order as [`Mempool::add_batch`] does (one signature batch), then gossips
     /// those admitted.
     pub fn add_local_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
-        let results = self.add_batch(txs.clone());
+        let results = self.add_batch_from(txs.clone(), Some(Instant::now()));
         self.gossip(
             txs.into_iter()
                 .zip(&results)
@@ -318,6 +344,15 @@ impl Mempool {
     /// Each tx is hashed once here and its hash passed along (signature batch, stateless check, CheckTx,
     /// every recheck), not hashed again at each step.
     pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
+        self.add_batch_from(txs, None)
+    }
+
+    /// [`Mempool::add_batch`]; `local_since`: when a client's txs arrived (`None`: from a peer).
+    fn add_batch_from(
+        &self,
+        txs: Vec<Bytes>,
+        local_since: Option<Instant>,
+    ) -> Vec<Result<ResponseCheckTx, AddError>> {
         // A tx over the size limit is not hashed: `prepare_hashed` refuses it before its hash is used.
         let hashes: Vec<[u8; 32]> = txs
             .iter()
@@ -348,7 +383,7 @@ impl Mempool {
         let mut g = self.lock();
         prepared
             .into_iter()
-            .map(|p| p.and_then(|p| self.admit_locked(&mut g, p)))
+            .map(|p| p.and_then(|p| self.admit_locked(&mut g, p, local_since)))
             .collect()
     }
 
@@ -356,7 +391,7 @@ impl Mempool {
     pub fn add(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
         let prepared = self.prepare(tx)?;
         let mut g = self.lock();
-        self.admit_locked(&mut g, prepared)
+        self.admit_locked(&mut g, prepared, None)
     }
 
     /// The part of an admission that needs no lock: the size limit, then decoding and the signature check,
@@ -390,6 +425,7 @@ impl Mempool {
         &self,
         g: &mut FairMutexGuard<'_, Inner>,
         Prepared { hash, tx, payer }: Prepared,
+        local_since: Option<Instant>,
     ) -> Result<ResponseCheckTx, AddError> {
         if g.by_hash.contains_key(&hash) {
             return Err(AddError::Duplicate);
@@ -427,8 +463,35 @@ impl Mempool {
         }
         let seq = g.next_seq;
         g.next_seq += 1;
-        g.insert(seq, Entry { hash, tx, payer });
+        g.insert(
+            seq,
+            Entry {
+                hash,
+                tx,
+                payer,
+                local_since,
+            },
+        );
         Ok(resp)
+    }
+
+    /// The pending txs with these hashes (`None` where none is pending), under one lock.
+    pub fn lookup_txs(&self, hashes: &[[u8; 32]]) -> Vec<Option<Bytes>> {
+        let g = self.lock();
+        hashes
+            .iter()
+            .map(|h| {
+                g.by_hash
+                    .get(h)
+                    .and_then(|seq| g.order.get(seq))
+                    .map(|e| e.tx.clone())
+            })
+            .collect()
+    }
+
+    /// Where [`lode_consensus::Mempool::fetch`] asks peers for txs (the gossip swarm's `/lode/txs/1`).
+    pub fn set_fetcher(&self, fetcher: super::gossip::TxFetcher) {
+        *self.fetcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(fetcher);
     }
 
     /// Up to `max_bytes` of txs in arrival order (they stay pending until committed).
@@ -500,6 +563,36 @@ impl lode_consensus::Mempool for Mempool {
     /// txs and rechecked the rest; only what is still here (nothing, normally) is dropped.
     fn on_committed(&self, tx_hashes: &[[u8; 32]]) {
         self.lock().drop_committed(tx_hashes);
+    }
+
+    fn shared(&self, hashes: &[[u8; 32]]) -> Vec<bool> {
+        let now = Instant::now();
+        let g = self.lock();
+        hashes
+            .iter()
+            .map(|h| {
+                g.by_hash
+                    .get(h)
+                    .and_then(|seq| g.order.get(seq))
+                    .is_some_and(|e| e.shared(now))
+            })
+            .collect()
+    }
+
+    fn lookup(&self, hashes: &[[u8; 32]]) -> Vec<Option<Bytes>> {
+        self.lookup_txs(hashes)
+    }
+
+    fn fetch(&self, hashes: Vec<[u8; 32]>, timeout: Duration) -> lode_consensus::TxFetch {
+        let fetcher = self
+            .fetcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match fetcher {
+            Some(f) => Box::pin(async move { f.fetch(hashes, timeout).await }),
+            None => Box::pin(std::future::ready(Vec::new())),
+        }
     }
 
     fn level(&self) -> lode_consensus::MempoolLevel {
@@ -674,6 +767,26 @@ mod tests {
         let err = pool.add(send(&key, 3, 1)).expect_err("full");
         assert!(matches!(err, AddError::Full { txs: 3, .. }));
         assert!(err.to_string().contains("mempool full"));
+    }
+
+    #[test]
+    fn a_proposer_names_a_peers_tx_at_once_and_its_own_only_once_gossip_had_time() {
+        use lode_consensus::Mempool as _;
+        let (_dir, _app, key, pool) = setup(limits());
+        let from_peer = send(&key, 0, 1);
+        let own = send(&key, 1, 1);
+        pool.add_batch(vec![from_peer.clone()])
+            .into_iter()
+            .for_each(|r| drop(r.expect("admitted")));
+        pool.add_local(own.clone()).expect("admitted");
+        let hashes = [tx_hash(&from_peer), tx_hash(&own), [0xEE; 32]];
+        assert_eq!(pool.shared(&hashes), vec![true, false, false]);
+        assert_eq!(
+            pool.lookup(&hashes),
+            vec![Some(from_peer.clone()), Some(own.clone()), None]
+        );
+        std::thread::sleep(SHARED_AFTER);
+        assert_eq!(pool.shared(&hashes), vec![true, true, false]);
     }
 
     #[test]

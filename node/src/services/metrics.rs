@@ -94,6 +94,14 @@ pub struct NodeMetrics {
     /// state, most often one committed before it arrived), `not_ready` (a tx that came before this node's
     /// InitChain); duplicates are not counted.
     pub gossip_dropped: Family<ReasonLabels, Counter>,
+    /// `lode_txs_fetch_asked_total`: txs this node asked its peers for because a proposal named them by hash
+    /// and its mempool lacked them (a proposer names only txs its peers most likely hold: a steady rate
+    /// here means gossip is slower than the proposer assumes).
+    pub txs_fetch_asked: Counter,
+    /// `lode_txs_fetched_total`: of those, the txs peers sent that hashed to a name asked for.
+    pub txs_fetched: Counter,
+    /// `lode_txs_served_total`: txs this node sent to peers that asked for them.
+    pub txs_served: Counter,
     /// `lode_jobs{state}`: jobs in each live state (`open`, `matched`, `accepted`, `committed`, `revealing`,
     /// `settled`) at the last commit, counted from the market's status index when `/metrics` is read.
     pub jobs: Family<StateLabels, Gauge>,
@@ -126,6 +134,9 @@ pub fn metrics() -> &'static NodeMetrics {
             grpc_requests: Family::default(),
             events: Family::default(),
             gossip_dropped: Family::default(),
+            txs_fetch_asked: Counter::default(),
+            txs_fetched: Counter::default(),
+            txs_served: Counter::default(),
             jobs: Family::default(),
             event_types: Mutex::new(std::collections::HashSet::new()),
             last_block_time: Mutex::new(None),
@@ -183,6 +194,21 @@ pub fn metrics() -> &'static NodeMetrics {
                 "gossip_dropped",
                 "Gossiped tx batches or txs dropped unrelayed, by reason",
                 m.gossip_dropped.clone(),
+            );
+            r.register(
+                "txs_fetch_asked",
+                "Txs asked of peers because a proposal named them and the mempool lacked them",
+                m.txs_fetch_asked.clone(),
+            );
+            r.register(
+                "txs_fetched",
+                "Txs peers sent for a proposal that named them",
+                m.txs_fetched.clone(),
+            );
+            r.register(
+                "txs_served",
+                "Txs sent to peers that asked for them",
+                m.txs_served.clone(),
             );
             r.register(
                 "jobs",

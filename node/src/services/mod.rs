@@ -13,6 +13,7 @@ pub mod in_process;
 pub mod mempool;
 pub mod metrics;
 pub mod stream;
+pub mod tx_fetch;
 
 /// `first` and whatever else is already queued behind it, until the items' `size`s add up to `max` or
 /// more: what a task that checks batches takes together.
