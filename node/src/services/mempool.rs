@@ -129,16 +129,33 @@ struct Entry {
     hash: [u8; 32],
     tx: Bytes,
     payer: Payer,
-    /// When a client's tx was admitted here (and queued for gossip); `None` for a tx from a peer.
-    local_since: Option<Instant>,
+    /// When it was admitted here.
+    admitted: Instant,
+    /// How peers come to hold it.
+    origin: Origin,
+}
+
+/// How a pending tx reaches this node's peers, which decides whether a proposal may name it by hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A peer gossiped it (to every peer at once).
+    Peer,
+    /// A client sent it here and this node gossips it.
+    Gossiped,
+    /// Nobody gossips it (no gossip swarm, or added directly): peers get it only in a block, whole.
+    Unshared,
 }
 
 impl Entry {
-    /// Whether peers most likely hold this tx: it came from a peer (which gossiped it to all), or this node
-    /// gossiped it at least [`SHARED_AFTER`] ago.
+    /// Whether peers most likely hold this tx: this node gossiped it at least [`SHARED_AFTER`] ago, or it
+    /// came from a peer at least [`PEER_SHARED_AFTER`] ago.
     fn shared(&self, now: Instant) -> bool {
-        self.local_since
-            .is_none_or(|t| now.saturating_duration_since(t) >= SHARED_AFTER)
+        let after = match self.origin {
+            Origin::Peer => PEER_SHARED_AFTER,
+            Origin::Gossiped => SHARED_AFTER,
+            Origin::Unshared => return false,
+        };
+        now.saturating_duration_since(self.admitted) >= after
     }
 }
 
@@ -146,6 +163,9 @@ impl Entry {
 /// transfer and the peers' CheckTx queue), and names it by hash in a proposal instead of sending it whole. A
 /// peer that lacks a named tx fetches it, which costs that peer a round trip before it can vote.
 pub const SHARED_AFTER: Duration = Duration::from_millis(150);
+/// The same for a tx received from a peer: the other peers got it from the same sender at the same time,
+/// but their CheckTx queues may run behind this node's.
+pub const PEER_SHARED_AFTER: Duration = Duration::from_millis(50);
 
 /// Most hashes one tx fetch request may carry (the `/lode/txs/1` protocol).
 pub const MAX_FETCH_HASHES: usize = 4096;
@@ -307,7 +327,7 @@ impl Mempool {
         let prepared = self.prepare(tx.clone())?;
         let resp = {
             let mut g = self.lock();
-            self.admit_locked(&mut g, prepared, Some(Instant::now()))?
+            self.admit_locked(&mut g, prepared, self.local_origin())?
         };
         self.gossip(std::iter::once(tx));
         Ok(resp)
@@ -316,7 +336,7 @@ impl Mempool {
     /// Adds a client's txs in order as [`Mempool::add_batch`] does (one signature batch), then gossips
     /// those admitted.
     pub fn add_local_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
-        let results = self.add_batch_from(txs.clone(), Some(Instant::now()));
+        let results = self.add_batch_from(txs.clone(), self.local_origin());
         self.gossip(
             txs.into_iter()
                 .zip(&results)
@@ -324,6 +344,20 @@ impl Mempool {
                 .map(|(t, _)| t),
         );
         results
+    }
+
+    /// How a client's tx reaches peers here: gossiped when this node runs a gossip swarm.
+    fn local_origin(&self) -> Origin {
+        if self
+            .gossip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            Origin::Gossiped
+        } else {
+            Origin::Unshared
+        }
     }
 
     fn gossip(&self, txs: impl Iterator<Item = Bytes>) {
@@ -344,14 +378,14 @@ impl Mempool {
     /// Each tx is hashed once here and its hash passed along (signature batch, stateless check, CheckTx,
     /// every recheck), not hashed again at each step.
     pub fn add_batch(&self, txs: Vec<Bytes>) -> Vec<Result<ResponseCheckTx, AddError>> {
-        self.add_batch_from(txs, None)
+        self.add_batch_from(txs, Origin::Peer)
     }
 
-    /// [`Mempool::add_batch`]; `local_since`: when a client's txs arrived (`None`: from a peer).
+    /// [`Mempool::add_batch`] of txs that reach peers as `origin` says.
     fn add_batch_from(
         &self,
         txs: Vec<Bytes>,
-        local_since: Option<Instant>,
+        origin: Origin,
     ) -> Vec<Result<ResponseCheckTx, AddError>> {
         // A tx over the size limit is not hashed: `prepare_hashed` refuses it before its hash is used.
         let hashes: Vec<[u8; 32]> = txs
@@ -383,15 +417,15 @@ impl Mempool {
         let mut g = self.lock();
         prepared
             .into_iter()
-            .map(|p| p.and_then(|p| self.admit_locked(&mut g, p, local_since)))
+            .map(|p| p.and_then(|p| self.admit_locked(&mut g, p, origin)))
             .collect()
     }
 
-    /// Adds a tx (from a client or a peer) if it is new, fits and passes CheckTx.
+    /// Adds a tx if it is new, fits and passes CheckTx. Nobody gossips it: a proposal carries it whole.
     pub fn add(&self, tx: Bytes) -> Result<ResponseCheckTx, AddError> {
         let prepared = self.prepare(tx)?;
         let mut g = self.lock();
-        self.admit_locked(&mut g, prepared, None)
+        self.admit_locked(&mut g, prepared, Origin::Unshared)
     }
 
     /// The part of an admission that needs no lock: the size limit, then decoding and the signature check,
@@ -425,7 +459,7 @@ impl Mempool {
         &self,
         g: &mut FairMutexGuard<'_, Inner>,
         Prepared { hash, tx, payer }: Prepared,
-        local_since: Option<Instant>,
+        origin: Origin,
     ) -> Result<ResponseCheckTx, AddError> {
         if g.by_hash.contains_key(&hash) {
             return Err(AddError::Duplicate);
@@ -469,7 +503,8 @@ impl Mempool {
                 hash,
                 tx,
                 payer,
-                local_since,
+                admitted: Instant::now(),
+                origin,
             },
         );
         Ok(resp)
@@ -770,23 +805,39 @@ mod tests {
     }
 
     #[test]
-    fn a_proposer_names_a_peers_tx_at_once_and_its_own_only_once_gossip_had_time() {
+    fn a_proposer_names_a_peers_tx_soon_its_own_once_gossip_had_time_and_an_ungossiped_one_never() {
         use lode_consensus::Mempool as _;
         let (_dir, _app, key, pool) = setup(limits());
+        let (gossip, _outbox) = mpsc::channel(8);
+        pool.set_gossip(gossip);
         let from_peer = send(&key, 0, 1);
         let own = send(&key, 1, 1);
+        let direct = send(&key, 2, 1);
         pool.add_batch(vec![from_peer.clone()])
             .into_iter()
             .for_each(|r| drop(r.expect("admitted")));
         pool.add_local(own.clone()).expect("admitted");
-        let hashes = [tx_hash(&from_peer), tx_hash(&own), [0xEE; 32]];
-        assert_eq!(pool.shared(&hashes), vec![true, false, false]);
+        pool.add(direct.clone()).expect("admitted");
+        let hashes = [
+            tx_hash(&from_peer),
+            tx_hash(&own),
+            tx_hash(&direct),
+            [0xEE; 32],
+        ];
+        assert_eq!(pool.shared(&hashes), vec![false; 4]);
         assert_eq!(
             pool.lookup(&hashes),
-            vec![Some(from_peer.clone()), Some(own.clone()), None]
+            vec![
+                Some(from_peer.clone()),
+                Some(own.clone()),
+                Some(direct),
+                None
+            ]
         );
+        std::thread::sleep(PEER_SHARED_AFTER);
+        assert_eq!(pool.shared(&hashes), vec![true, false, false, false]);
         std::thread::sleep(SHARED_AFTER);
-        assert_eq!(pool.shared(&hashes), vec![true, true, false]);
+        assert_eq!(pool.shared(&hashes), vec![true, true, false, false]);
     }
 
     #[test]
