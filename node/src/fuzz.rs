@@ -18,8 +18,8 @@ use ed25519_consensus::SigningKey;
 use lode_consensus::{
     codec::LodeCodec,
     types::{tx_root, ProposalPart},
-    validity::{check_body, decode_bounded, BlockLimits},
-    Block, BlockHeader, BlockTime, Codec, DecidedBlock, Height,
+    validity::{check_body, decode_bounded, decode_compact_bounded, BlockLimits},
+    Block, BlockHeader, BlockTime, Codec, CompactBlock, DecidedBlock, Height,
 };
 use lode_gpu_verify::{
     fraud::verify_fraud_proof,
@@ -87,7 +87,8 @@ pub fn tx_check_stateless(data: &[u8]) {
 }
 
 /// A block from value sync or the block store (`Block`, size-bounded as sync decodes it, with the body
-/// checks every door runs) and a stored `DecidedBlock`. Both must re-encode to themselves.
+/// checks every door runs), a proposal stream's body (`CompactBlock`, size-bounded as the bridge decodes
+/// it) and a stored `DecidedBlock`. Each must re-encode to itself.
 pub fn consensus_block(data: &[u8]) {
     let limits = BlockLimits {
         max_tx_bytes: 1 << 20,
@@ -97,6 +98,14 @@ pub fn consensus_block(data: &[u8]) {
         let _ = block.id();
         let again = Block::decode(&block.encode()).expect("a decoded block re-decodes");
         assert_eq!(again, block, "block changed in an encode/decode round trip");
+    }
+    if let Ok(body) = decode_compact_bounded(data, &limits) {
+        let _ = body.named();
+        let again = CompactBlock::decode(&body.encode()).expect("a decoded body re-decodes");
+        assert_eq!(
+            again, body,
+            "compact block changed in an encode/decode round trip"
+        );
     }
     if let Ok(decided) = DecidedBlock::decode(data) {
         let again = DecidedBlock::decode(&decided.encode()).expect("a decoded block re-decodes");
@@ -517,6 +526,12 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     let block = Block::new(header.clone(), vec![Bytes::from(tx.clone())]);
     add("consensus_block", "block", block.encode().to_vec());
+    let named: [u8; 32] = crate::services::mempool::tx_hash(&tx);
+    add(
+        "consensus_block",
+        "compact-block",
+        CompactBlock::of(&block, &[Some(named)]).encode().to_vec(),
+    );
     let cert = pb::CommitCertificate {
         height: 2,
         round: 0,
@@ -963,7 +978,9 @@ mod tests {
                         || Tx::check_stateless(&bytes, CHAIN_ID, &params).is_ok()
                 }
                 "consensus_block" => {
-                    Block::decode(&bytes).is_ok() || DecidedBlock::decode(&bytes).is_ok()
+                    Block::decode(&bytes).is_ok()
+                        || CompactBlock::decode(&bytes).is_ok()
+                        || DecidedBlock::decode(&bytes).is_ok()
                 }
                 "gossip_tx_batch" => gossip::decode_batch(&bytes).is_some(),
                 "consensus_message" => consensus_message_decodes(&bytes),
