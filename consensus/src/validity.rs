@@ -180,6 +180,12 @@ pub fn check_block(
 
 /// The block a sync peer sent, decoded only if its size is within the limits.
 pub fn decode_bounded(bytes: &[u8], limits: &BlockLimits) -> Result<Block, BlockFault> {
+    within_block_bytes(bytes, limits)?;
+    Block::decode(bytes).map_err(BlockFault::Malformed)
+}
+
+/// Refuses `bytes` longer than [`BlockLimits::max_block_bytes`], before anything decodes them.
+fn within_block_bytes(bytes: &[u8], limits: &BlockLimits) -> Result<(), BlockFault> {
     let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if len > limits.max_block_bytes() {
         return Err(BlockFault::TooLarge {
@@ -187,7 +193,7 @@ pub fn decode_bounded(bytes: &[u8], limits: &BlockLimits) -> Result<Block, Block
             max: limits.max_block_bytes(),
         });
     }
-    Block::decode(bytes).map_err(BlockFault::Malformed)
+    Ok(())
 }
 
 /// A proposal stream's body ([`CompactBlock`]) from its bytes, refused unread above
@@ -197,13 +203,7 @@ pub fn decode_compact_bounded(
     bytes: &[u8],
     limits: &BlockLimits,
 ) -> Result<CompactBlock, BlockFault> {
-    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if len > limits.max_block_bytes() {
-        return Err(BlockFault::TooLarge {
-            bytes: len,
-            max: limits.max_block_bytes(),
-        });
-    }
+    within_block_bytes(bytes, limits)?;
     CompactBlock::decode(bytes).map_err(BlockFault::Malformed)
 }
 

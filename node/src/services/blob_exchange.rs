@@ -61,10 +61,7 @@ pub const COMMAND_QUEUE: usize = 256;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BlobCodec;
 
-pub(super) async fn read_frame<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    max: usize,
-) -> io::Result<Vec<u8>> {
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let n = u32::from_be_bytes(len) as usize;
@@ -79,10 +76,7 @@ pub(super) async fn read_frame<T: AsyncRead + Unpin + Send>(
     Ok(buf)
 }
 
-pub(super) async fn write_frame<T: AsyncWrite + Unpin + Send>(
-    io: &mut T,
-    bytes: &[u8],
-) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
     let n = u32::try_from(bytes.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
     io.write_all(&n.to_be_bytes()).await?;
@@ -92,6 +86,26 @@ pub(super) async fn write_frame<T: AsyncWrite + Unpin + Send>(
 
 fn invalid_data(e: prost::DecodeError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// One protobuf message from a length-prefixed frame of at most `max` bytes (refused before allocation when
+/// longer), decoded from the frame's own buffer: `bytes::Bytes` fields are slices of it, not copies. The
+/// request-response protocols of the gossip swarm (`/lode/blobs/1`, `/lode/txs/1`) read every frame so.
+pub(super) async fn read_message<M, T>(io: &mut T, max: usize) -> io::Result<M>
+where
+    M: Message + Default,
+    T: AsyncRead + Unpin + Send,
+{
+    let buf = read_frame(io, max).await?;
+    M::decode(Bytes::from(buf)).map_err(invalid_data)
+}
+
+/// `msg` as one length-prefixed frame.
+pub(super) async fn write_message<M: Message, T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    msg: &M,
+) -> io::Result<()> {
+    write_frame(io, &msg.encode_to_vec()).await
 }
 
 #[tonic::async_trait]
@@ -104,8 +118,7 @@ impl request_response::Codec for BlobCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let buf = read_frame(io, MAX_REQUEST_BYTES).await?;
-        PeerBlobRequest::decode(buf.as_slice()).map_err(invalid_data)
+        read_message(io, MAX_REQUEST_BYTES).await
     }
 
     async fn read_response<T>(
@@ -116,8 +129,7 @@ impl request_response::Codec for BlobCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let buf = read_frame(io, MAX_RESPONSE_BYTES).await?;
-        PeerBlobResponse::decode(Bytes::from(buf)).map_err(invalid_data)
+        read_message(io, MAX_RESPONSE_BYTES).await
     }
 
     async fn write_request<T>(
@@ -129,7 +141,7 @@ impl request_response::Codec for BlobCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req.encode_to_vec()).await
+        write_message(io, &req).await
     }
 
     async fn write_response<T>(

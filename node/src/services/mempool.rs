@@ -227,6 +227,11 @@ impl Inner {
         Some(entry)
     }
 
+    /// The pending tx with this hash.
+    fn entry(&self, hash: &[u8; 32]) -> Option<&Entry> {
+        self.by_hash.get(hash).and_then(|seq| self.order.get(seq))
+    }
+
     /// Forgets the txs with these hashes (those a block committed); unknown hashes are skipped.
     fn drop_committed(&mut self, hashes: &[[u8; 32]]) {
         for h in hashes {
@@ -515,12 +520,7 @@ impl Mempool {
         let g = self.lock();
         hashes
             .iter()
-            .map(|h| {
-                g.by_hash
-                    .get(h)
-                    .and_then(|seq| g.order.get(seq))
-                    .map(|e| e.tx.clone())
-            })
+            .map(|h| g.entry(h).map(|e| e.tx.clone()))
             .collect()
     }
 
@@ -605,12 +605,7 @@ impl lode_consensus::Mempool for Mempool {
         let g = self.lock();
         hashes
             .iter()
-            .map(|h| {
-                g.by_hash
-                    .get(h)
-                    .and_then(|seq| g.order.get(seq))
-                    .is_some_and(|e| e.shared(now))
-            })
+            .map(|h| g.entry(h).is_some_and(|e| e.shared(now)))
             .collect()
     }
 

@@ -22,11 +22,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{AsyncRead, AsyncWrite};
 use libp2p::{request_response, PeerId, StreamProtocol};
-use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::blob_exchange::{read_frame, write_frame};
+use super::blob_exchange::{read_message, write_message};
 use super::grpc::pb::{PeerTxRequest, PeerTxResponse};
 use super::mempool::Mempool;
 pub use super::mempool::MAX_FETCH_HASHES;
@@ -54,10 +53,6 @@ pub const COMMAND_QUEUE: usize = 64;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TxCodec;
 
-fn invalid_data(e: prost::DecodeError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
 #[tonic::async_trait]
 impl request_response::Codec for TxCodec {
     type Protocol = StreamProtocol;
@@ -68,8 +63,7 @@ impl request_response::Codec for TxCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let buf = read_frame(io, MAX_REQUEST_BYTES).await?;
-        PeerTxRequest::decode(buf.as_slice()).map_err(invalid_data)
+        read_message(io, MAX_REQUEST_BYTES).await
     }
 
     async fn read_response<T>(
@@ -80,8 +74,7 @@ impl request_response::Codec for TxCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let buf = read_frame(io, MAX_RESPONSE_FRAME).await?;
-        PeerTxResponse::decode(Bytes::from(buf)).map_err(invalid_data)
+        read_message(io, MAX_RESPONSE_FRAME).await
     }
 
     async fn write_request<T>(
@@ -93,7 +86,7 @@ impl request_response::Codec for TxCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req.encode_to_vec()).await
+        write_message(io, &req).await
     }
 
     async fn write_response<T>(
@@ -105,7 +98,7 @@ impl request_response::Codec for TxCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &res.encode_to_vec()).await
+        write_message(io, &res).await
     }
 }
 
