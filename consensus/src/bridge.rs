@@ -42,8 +42,8 @@ use crate::streams::{
     StreamLimits, CHUNK_SIZE,
 };
 use crate::types::{
-    Address, Block, BlockHeader, BlockId, BlockTime, CompactBlock, Height, LastCommit, PartInit,
-    ProposalPart, PublicKey, Validator, ValidatorSet, MAX_TOTAL_POWER,
+    Address, Block, BlockHeader, BlockId, BlockTime, CompactBlock, CompactTx, Height, LastCommit,
+    PartInit, ProposalPart, PublicKey, Validator, ValidatorSet, MAX_TOTAL_POWER,
 };
 use crate::validity::{self, BlockLimits, Door, Expected};
 
@@ -152,6 +152,9 @@ pub struct Bridge<A, S, M> {
     limits: BlockLimits,
     streams: StreamBuffer,
     early: Vec<Received>,
+    /// Heights whose round-0 proposal this node already waited on peers for (see [`Self::resolve`]): one
+    /// fetch per height, whatever a byzantine proposer streams.
+    fetched_at: HashSet<Height>,
     decided_tx: watch::Sender<Height>,
     network: mpsc::Sender<NetworkMsg<LodeContext>>,
     /// Which consensus key each peer proved (see [`crate::peers`]).
@@ -436,6 +439,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 max_bytes: limits.max_block_bytes(),
             }),
             early: Vec::new(),
+            fetched_at: HashSet::new(),
             decided_tx,
             network,
             peer_keys: PeerKeys::new(),
@@ -882,11 +886,17 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             (txs, hashes, shared)
         })
         .await?;
-        let named: Vec<Option<[u8; 32]>> = hashes
-            .iter()
-            .zip(shared.iter().copied().chain(std::iter::repeat(false)))
-            .map(|(h, s)| s.then_some(*h))
-            .collect();
+        // Only round 0 names txs: a later round's proposal goes whole, so it is accepted even by a node that
+        // could not get a named tx.
+        let named: Vec<Option<[u8; 32]>> = if round == Round::new(0) {
+            hashes
+                .iter()
+                .zip(shared.iter().copied().chain(std::iter::repeat(false)))
+                .map(|(h, s)| s.then_some(*h))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let last_commit = match height
             .0
             .checked_sub(1)
@@ -1017,12 +1027,20 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         let Some((init, compact)) = self.assemble(header, *complete) else {
             return Ok(None);
         };
-        let Some(block) = self.resolve(&init, compact).await? else {
+        let Some(block) = self.resolve(peer, &init, compact).await? else {
             return Ok(None);
         };
         let received = Received { init, block };
         if received.init.height == self.height {
             return self.accept_stream(received).await;
+        }
+        // A next height's block waits in memory until its height: held to the block limits first (its
+        // named txs may have resolved to more bytes than the stream carried).
+        if let Err(fault) = validity::check_body(&received.block, &self.limits) {
+            warn!(%peer, height = %received.init.height, round = %received.init.round, code = fault.code(),
+                error = %fault, "signed proposal for the next height over the block limits");
+            self.streams.strike(peer, self.height);
+            return Ok(None);
         }
         let proposer = received.init.proposer;
         if self
@@ -1077,13 +1095,15 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
     }
 
     /// The block a signed stream's body stands for: the txs it names taken from the mempool, those it lacks
-    /// fetched from peers (at most [`MAX_FETCH_TXS`], waiting at most [`Self::fetch_wait`]) and kept only if
-    /// they hash to a name. `None` (logged) when a named tx is still missing: the proposal is then not
-    /// accepted, as if it never arrived. Not the publisher's fault for sure (this node's own mempool may have
-    /// refused or evicted the tx), so nobody is struck; the block's checks (tx root and all) follow in
-    /// [`Self::accept_stream`] as for any block.
+    /// fetched from peers (at most [`MAX_FETCH_TXS`], waiting at most [`Self::fetch_wait`], once per height)
+    /// and kept only if they hash to a name. `None` (logged) when a named tx is still missing: the proposal
+    /// is then not accepted, as if it never arrived. That is not the publisher's fault for sure (this node's
+    /// own mempool may have refused or evicted the tx), so nobody is struck for it; a body that names txs
+    /// outside round 0, or whose hashes do not make its header's tx root, is struck before anything is
+    /// looked up. The block's checks (tx root and all) follow in [`Self::accept_stream`] as for any block.
     async fn resolve(
-        &self,
+        &mut self,
+        peer: PeerId,
         init: &PartInit,
         body: CompactBlock,
     ) -> Result<Option<Block>, ConsensusError> {
@@ -1091,8 +1111,33 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         if named.is_empty() {
             return Ok(body.resolve(&HashMap::new()).ok());
         }
+        // Only a round-0 proposal names txs (a later round's goes whole, so that an honest proposer's block
+        // is accepted in the end even by a node that cannot get a named tx); a signed stream that breaks
+        // this is the proposer's doing.
+        if init.round != Round::new(0) || init.valid_round.is_defined() {
+            warn!(%peer, height = %init.height, round = %init.round, "signed proposal names txs outside round 0");
+            self.streams.strike(peer, self.height);
+            return Ok(None);
+        }
+        // A replay of a proposal this node already resolved: the stored block, nothing looked up or fetched.
+        if let Some(p) = self.store.undecided_by_id(init.height, body.header.id())? {
+            return Ok(Some(p.block));
+        }
+        // The whole txs' hashes and the named ones must make the tx root the proposer signed, before
+        // anything is looked up or fetched for the body.
         let mempool = self.mempool.clone();
-        let (mut found, missing) = blocking(move || {
+        let looked_up = blocking(move || {
+            let hashes: Vec<[u8; 32]> = body
+                .txs
+                .iter()
+                .map(|t| match t {
+                    CompactTx::Whole(b) => Sha256::digest(b).into(),
+                    CompactTx::Named(h) => *h,
+                })
+                .collect();
+            if crate::types::tx_root_of_hashes(&hashes) != body.header.tx_root {
+                return None;
+            }
             let held = mempool.lookup(&named);
             let mut found = HashMap::with_capacity(named.len());
             let mut missing = Vec::new();
@@ -1107,12 +1152,22 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                     None => missing.push(h),
                 }
             }
-            (found, missing)
+            Some((body, found, missing))
         })
         .await?;
+        let Some((body, mut found, missing)) = looked_up else {
+            warn!(%peer, height = %init.height, round = %init.round, "signed proposal whose txs do not make its tx root");
+            self.streams.strike(peer, self.height);
+            return Ok(None);
+        };
         if missing.len() > MAX_FETCH_TXS {
             warn!(height = %init.height, round = %init.round, proposer = %init.proposer, missing = missing.len(),
                 "proposal names more txs this node lacks than it fetches; not accepted");
+            return Ok(None);
+        }
+        if !missing.is_empty() && !self.fetched_at.insert(init.height) {
+            warn!(height = %init.height, proposer = %init.proposer, missing = missing.len(),
+                "a second round-0 proposal needing a fetch at this height; not fetched, not accepted");
             return Ok(None);
         }
         if !missing.is_empty() {
@@ -1120,11 +1175,11 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             let started = Instant::now();
             // The wait is the fetcher's to keep, and kept here too: a fetcher that never answers costs
             // this proposal, not the node.
+            let wanted: HashSet<[u8; 32]> = missing.iter().copied().collect();
             let wait = self.fetch_wait();
-            let sent = tokio::time::timeout(wait, self.mempool.fetch(missing.clone(), wait))
+            let sent = tokio::time::timeout(wait, self.mempool.fetch(missing, wait))
                 .await
                 .unwrap_or_default();
-            let wanted: HashSet<[u8; 32]> = missing.into_iter().collect();
             let fetched = blocking(move || {
                 sent.into_iter()
                     .map(|tx| (<[u8; 32]>::from(Sha256::digest(&tx)), tx))
@@ -1488,6 +1543,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         self.streams.start_height(self.height);
         self.protect_peer_keys();
         self.early.retain(|r| r.init.height >= self.height);
+        self.fetched_at.retain(|h| *h >= self.height);
         self.last_block_at = Instant::now();
         if let Some(outcomes) = &self.outcomes {
             outcomes.send_replace(Some(outcome));

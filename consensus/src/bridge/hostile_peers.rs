@@ -1152,3 +1152,62 @@ async fn a_proposal_naming_more_missing_txs_than_a_node_fetches_is_refused_unfet
     );
     assert!(n.pool.fetches.lock().expect("pool").is_empty());
 }
+
+#[tokio::test]
+async fn a_compact_proposal_whose_names_do_not_make_its_tx_root_is_struck_before_any_fetch() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let signed_root_of = vec![tx("a=1"), tx("b=2")];
+    for i in 0..MAX_STRIKES {
+        // The header commits to other txs than the body names.
+        let body = vec![tx(&format!("x{i}=1"))];
+        let block = n.block(&proposer, body, &signed_root_of);
+        assert!(
+            stream(&mut n, peer(&proposer), named_parts(&proposer, &block, 0))
+                .await
+                .is_none()
+        );
+    }
+    assert!(n.pool.fetches.lock().expect("pool").is_empty());
+    assert!(n.ignored(&peer(&proposer)));
+}
+
+#[tokio::test]
+async fn a_proposal_naming_txs_outside_round_0_is_struck() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    let txs = vec![tx("a=1")];
+    let block = n.block(&proposer, txs.clone(), &txs);
+    n.pool.hold(&txs);
+    let mut round = 0;
+    for _ in 0..MAX_STRIKES {
+        round = n.round_of(&proposer, round + 1);
+        assert!(stream(
+            &mut n,
+            peer(&proposer),
+            named_parts(&proposer, &block, round)
+        )
+        .await
+        .is_none());
+    }
+    assert!(n.ignored(&peer(&proposer)));
+    assert!(n.pool.fetches.lock().expect("pool").is_empty());
+}
+
+#[tokio::test]
+async fn a_node_waits_on_peers_once_per_height_whatever_the_proposer_streams() {
+    let mut n = net().await;
+    let proposer = n.proposer(0);
+    for i in 0..3 {
+        let txs = vec![tx(&format!("k{i}=v"))];
+        let block = n.block(&proposer, txs.clone(), &txs);
+        assert!(
+            stream(&mut n, peer(&proposer), named_parts(&proposer, &block, 0))
+                .await
+                .is_none()
+        );
+    }
+    assert_eq!(n.pool.fetches.lock().expect("pool").len(), 1);
+    // Nobody was struck for txs this node could not get.
+    assert!(!n.ignored(&peer(&proposer)));
+}
