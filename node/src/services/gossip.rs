@@ -339,12 +339,8 @@ pub fn spawn_with_blobs(
     let (tx_command_tx, mut tx_command_rx) = mpsc::channel::<TxCommand>(tx_fetch::COMMAND_QUEUE);
     mempool.set_fetcher(TxFetcher::new(tx_command_tx));
     // Answers to peers' tx requests, looked up on blocking threads; each holds a serving slot.
-    let (tx_answered_tx, mut tx_answered_rx) = mpsc::channel::<(
-        request_response::InboundRequestId,
-        request_response::ResponseChannel<super::grpc::pb::PeerTxResponse>,
-        super::grpc::pb::PeerTxResponse,
-    )>(tx_fetch::MAX_SERVING);
-    let tx_slots = tx_fetch::Slots::default();
+    let (tx_answered_tx, mut tx_answered_rx) =
+        mpsc::channel::<tx_fetch::Answer>(tx_fetch::MAX_SERVING);
     let serving_pool = mempool.clone();
 
     tokio::spawn(async move {
@@ -356,7 +352,7 @@ pub fn spawn_with_blobs(
             tokio::sync::oneshot::Sender<Result<PeerBlobResponse, String>>,
         > = HashMap::new();
         // Peers' tx requests holding a serving slot, until their answer is written or has failed.
-        let mut tx_serving: HashSet<request_response::InboundRequestId> = HashSet::new();
+        let mut tx_serving = tx_fetch::Serving::default();
         // Outbound tx requests waiting for their answer, likewise.
         let mut tx_waiting: HashMap<
             request_response::OutboundRequestId,
@@ -414,11 +410,12 @@ pub fn spawn_with_blobs(
                     }
                 },
                 Some((id, channel, response)) = tx_answered_rx.recv() => {
+                    let served = response.txs.len();
                     if swarm.behaviour_mut().txs.send_response(channel, response).is_err() {
                         debug!("a peer went away before its tx answer");
-                        if tx_serving.remove(&id) {
-                            tx_slots.release();
-                        }
+                        tx_serving.release(&id);
+                    } else {
+                        super::metrics::metrics().txs_served.inc_by(served as u64);
                     }
                 }
                 Some((id, channel, response)) = answered_rx.recv() => {
@@ -502,11 +499,10 @@ pub fn spawn_with_blobs(
                         request_response::Event::Message { peer, message: request_response::Message::Request { request_id, request, channel }, .. } => {
                             let hashes = tx_fetch::requested(&request);
                             if hashes.is_none() {
-                                warn!(%peer, hashes = request.hashes.len(), "tx request over the protocol's bounds; answered with nothing");
+                                debug!(%peer, hashes = request.hashes.len(), "tx request over the protocol's bounds; answered with nothing");
                             }
                             match hashes.filter(|h| !h.is_empty()) {
-                                Some(hashes) if tx_slots.take() => {
-                                    tx_serving.insert(request_id);
+                                Some(hashes) if tx_serving.take(peer, request_id) => {
                                     let pool = serving_pool.clone();
                                     let answered = tx_answered_tx.clone();
                                     tokio::task::spawn_blocking(move || {
@@ -535,14 +531,10 @@ pub fn spawn_with_blobs(
                         }
                         request_response::Event::InboundFailure { peer, error, request_id, .. } => {
                             debug!(%peer, %error, "tx request from a peer failed");
-                            if tx_serving.remove(&request_id) {
-                                tx_slots.release();
-                            }
+                            tx_serving.release(&request_id);
                         }
                         request_response::Event::ResponseSent { request_id, .. } => {
-                            if tx_serving.remove(&request_id) {
-                                tx_slots.release();
-                            }
+                            tx_serving.release(&request_id);
                         }
                     },
                     SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {

@@ -167,9 +167,6 @@ pub const SHARED_AFTER: Duration = Duration::from_millis(150);
 /// but their CheckTx queues may run behind this node's.
 pub const PEER_SHARED_AFTER: Duration = Duration::from_millis(50);
 
-/// Most hashes one tx fetch request may carry (the `/lode/txs/1` protocol).
-pub const MAX_FETCH_HASHES: usize = 4096;
-
 /// Eviction order of a sender's last tx: lowest priority first, and among equals the newest first.
 type TailKey = (u128, std::cmp::Reverse<u64>);
 
@@ -281,7 +278,7 @@ pub struct Mempool {
     /// admissions already queued, never behind every admission that arrives meanwhile.
     inner: FairMutex<Inner>,
     gossip: Mutex<Option<mpsc::Sender<Bytes>>>,
-    fetcher: Mutex<Option<super::gossip::TxFetcher>>,
+    fetcher: Mutex<Option<super::tx_fetch::TxFetcher>>,
 }
 
 /// SHA-256 of a tx's bytes: its hash everywhere (tx index, mempool, gRPC).
@@ -365,12 +362,28 @@ impl Mempool {
         }
     }
 
+    /// Queues txs admitted here for gossip. A tx the full queue refuses stays pending but is marked
+    /// [`Origin::Unshared`]: no peer gets it but in a block, so no proposal names it.
     fn gossip(&self, txs: impl Iterator<Item = Bytes>) {
-        let guard = self.gossip.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(g) = guard.as_ref() else { return };
-        for tx in txs {
-            if g.try_send(tx).is_err() {
-                warn!("gossip queue full; tx kept but not gossiped");
+        let mut refused = Vec::new();
+        {
+            let guard = self.gossip.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(g) = guard.as_ref() else { return };
+            for tx in txs {
+                if let Err(e) = g.try_send(tx) {
+                    warn!("gossip queue full; tx kept but not gossiped");
+                    refused.push(tx_hash(&e.into_inner()));
+                }
+            }
+        }
+        if !refused.is_empty() {
+            let mut g = self.lock();
+            for h in &refused {
+                if let Some(seq) = g.by_hash.get(h).copied() {
+                    if let Some(e) = g.order.get_mut(&seq) {
+                        e.origin = Origin::Unshared;
+                    }
+                }
             }
         }
     }
@@ -515,6 +528,15 @@ impl Mempool {
         Ok(resp)
     }
 
+    /// [`lode_consensus::Mempool::shared`] as of `now`.
+    pub fn shared_at(&self, hashes: &[[u8; 32]], now: Instant) -> Vec<bool> {
+        let g = self.lock();
+        hashes
+            .iter()
+            .map(|h| g.entry(h).is_some_and(|e| e.shared(now)))
+            .collect()
+    }
+
     /// The pending txs with these hashes (`None` where none is pending), under one lock.
     pub fn lookup_txs(&self, hashes: &[[u8; 32]]) -> Vec<Option<Bytes>> {
         let g = self.lock();
@@ -525,7 +547,7 @@ impl Mempool {
     }
 
     /// Where [`lode_consensus::Mempool::fetch`] asks peers for txs (the gossip swarm's `/lode/txs/1`).
-    pub fn set_fetcher(&self, fetcher: super::gossip::TxFetcher) {
+    pub fn set_fetcher(&self, fetcher: super::tx_fetch::TxFetcher) {
         *self.fetcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(fetcher);
     }
 
@@ -601,12 +623,7 @@ impl lode_consensus::Mempool for Mempool {
     }
 
     fn shared(&self, hashes: &[[u8; 32]]) -> Vec<bool> {
-        let now = Instant::now();
-        let g = self.lock();
-        hashes
-            .iter()
-            .map(|h| g.entry(h).is_some_and(|e| e.shared(now)))
-            .collect()
+        self.shared_at(hashes, Instant::now())
     }
 
     fn lookup(&self, hashes: &[[u8; 32]]) -> Vec<Option<Bytes>> {
@@ -819,6 +836,7 @@ mod tests {
             tx_hash(&direct),
             [0xEE; 32],
         ];
+        let admitted = Instant::now();
         assert_eq!(pool.shared(&hashes), vec![false; 4]);
         assert_eq!(
             pool.lookup(&hashes),
@@ -829,10 +847,15 @@ mod tests {
                 None
             ]
         );
-        std::thread::sleep(PEER_SHARED_AFTER);
-        assert_eq!(pool.shared(&hashes), vec![true, false, false, false]);
-        std::thread::sleep(SHARED_AFTER);
-        assert_eq!(pool.shared(&hashes), vec![true, true, false, false]);
+        let later = |d: Duration| admitted + d + Duration::from_millis(1);
+        assert_eq!(
+            pool.shared_at(&hashes, later(PEER_SHARED_AFTER)),
+            vec![true, false, false, false]
+        );
+        assert_eq!(
+            pool.shared_at(&hashes, later(SHARED_AFTER)),
+            vec![true, true, false, false]
+        );
     }
 
     #[test]

@@ -10,13 +10,11 @@
 //! Serving: a node answers from its own mempool only (never fetches for a peer). A request is at most
 //! [`MAX_REQUEST_BYTES`] and [`MAX_FETCH_HASHES`] hashes of 32 bytes, or it is answered with nothing; the
 //! answer holds at most [`MAX_RESPONSE_BYTES`] of txs; at most [`MAX_SERVING`] requests are answered at
-//! once (looked up on blocking threads, under the mempool's lock, then written), more are answered with
-//! nothing at once.
+//! once, [`MAX_SERVING_PER_PEER`] of one peer (looked up on blocking threads, under the mempool's lock, then
+//! written), more are answered with nothing at once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,22 +26,28 @@ use tokio::sync::{mpsc, oneshot};
 use super::blob_exchange::{read_message, write_message};
 use super::grpc::pb::{PeerTxRequest, PeerTxResponse};
 use super::mempool::Mempool;
-pub use super::mempool::MAX_FETCH_HASHES;
+
+/// Most hashes one request may carry.
+pub const MAX_FETCH_HASHES: usize = 4096;
 
 /// The protocol name.
 pub const PROTOCOL: &str = "/lode/txs/1";
 /// Largest request frame: [`MAX_FETCH_HASHES`] hashes with their framing.
 pub const MAX_REQUEST_BYTES: usize = MAX_FETCH_HASHES * 34 + 64;
-/// Most tx bytes in one answer (a block's txs are at most `max_block_tx_bytes`, 4 MiB by default); the
-/// txs past it are left out, and the asker gets them from another peer or not at all.
+/// Most bytes of an answer, txs and their framing (a block's txs are at most `max_block_tx_bytes`, 4 MiB by
+/// default): the txs that would pass it are left out, and the asker gets them from another peer or not at
+/// all. A tx larger than this is never served.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
-/// Largest answer frame: [`MAX_RESPONSE_BYTES`] of txs, one largest tx over (the answer stops at the tx
-/// that passes the limit), and their framing.
-const MAX_RESPONSE_FRAME: usize = 2 * MAX_RESPONSE_BYTES;
+/// Largest answer frame read: [`MAX_RESPONSE_BYTES`] and the message's own framing.
+const MAX_RESPONSE_FRAME: usize = MAX_RESPONSE_BYTES + 64;
+/// Framing of one tx in an answer, at most (field tag and length varint).
+const TX_FRAMING: usize = 16;
 /// Requests from peers being answered at once (looked up, or written to the peer); more are answered with
 /// nothing at once. A request holds its slot until its answer is written or has failed, so peers that ask
 /// and do not read hold at most this many answers of this node's memory.
-pub const MAX_SERVING: usize = 4;
+pub const MAX_SERVING: usize = 8;
+/// Of those, the most one peer holds: one peer that asks and does not read leaves the others room.
+pub const MAX_SERVING_PER_PEER: usize = 2;
 /// How long a peer has to answer one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Commands queued for the swarm from fetches.
@@ -128,43 +132,83 @@ pub fn requested(req: &PeerTxRequest) -> Option<Vec<[u8; 32]>> {
         .collect()
 }
 
-/// The answer to `hashes` from `mempool`: the txs it holds, in the order asked, until
-/// [`MAX_RESPONSE_BYTES`] is passed.
+/// The answer to `hashes` from `mempool`: the txs it holds, in the order asked, as long as they fit in
+/// [`MAX_RESPONSE_BYTES`].
 pub fn answer(mempool: &Mempool, hashes: &[[u8; 32]]) -> PeerTxResponse {
     let mut txs = Vec::new();
     let mut bytes = 0usize;
     for tx in mempool.lookup_txs(hashes).into_iter().flatten() {
-        if bytes >= MAX_RESPONSE_BYTES {
+        let next = bytes.saturating_add(tx.len()).saturating_add(TX_FRAMING);
+        if next > MAX_RESPONSE_BYTES {
             break;
         }
-        bytes = bytes.saturating_add(tx.len());
+        bytes = next;
         txs.push(tx);
     }
-    super::metrics::metrics()
-        .txs_served
-        .inc_by(u64::try_from(txs.len()).unwrap_or(u64::MAX));
     PeerTxResponse { txs }
 }
 
-/// Serving slots: a request holds one from its arrival until its answer is handed to the swarm.
-#[derive(Debug, Clone, Default)]
-pub struct Slots(Arc<AtomicUsize>);
+/// An answer looked up for a peer, on its way back to the swarm's task: the request it answers, the
+/// channel to answer on, the answer.
+pub type Answer = (
+    request_response::InboundRequestId,
+    request_response::ResponseChannel<PeerTxResponse>,
+    PeerTxResponse,
+);
 
-impl Slots {
-    /// Takes a slot, or `false` when all [`MAX_SERVING`] are taken.
-    pub fn take(&self) -> bool {
-        self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_SERVING).then_some(n + 1)
-            })
-            .is_ok()
+/// Serving slots: a peer's request holds one from its arrival until its answer is written or has failed
+/// ([`MAX_SERVING`] in all, [`MAX_SERVING_PER_PEER`] per peer). Owned by the swarm's task; `Id` names a
+/// request (the behaviour's inbound request id).
+#[derive(Debug)]
+pub struct Serving<Id = request_response::InboundRequestId> {
+    by_request: HashMap<Id, PeerId>,
+    per_peer: HashMap<PeerId, usize>,
+}
+
+impl<Id> Default for Serving<Id> {
+    fn default() -> Self {
+        Self {
+            by_request: HashMap::new(),
+            per_peer: HashMap::new(),
+        }
+    }
+}
+
+impl<Id: Eq + std::hash::Hash> Serving<Id> {
+    /// Takes a slot for `peer`'s request `id`, or `false` when none is free for it.
+    pub fn take(&mut self, peer: PeerId, id: Id) -> bool {
+        let held = self.per_peer.get(&peer).copied().unwrap_or(0);
+        if self.by_request.len() >= MAX_SERVING || held >= MAX_SERVING_PER_PEER {
+            return false;
+        }
+        self.by_request.insert(id, peer);
+        self.per_peer.insert(peer, held.saturating_add(1));
+        true
     }
 
-    /// Gives a slot back.
-    pub fn release(&self) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    /// Gives back request `id`'s slot, if it holds one.
+    pub fn release(&mut self, id: &Id) {
+        let Some(peer) = self.by_request.remove(id) else {
+            return;
+        };
+        match self.per_peer.get(&peer).copied() {
+            Some(n) if n > 1 => {
+                self.per_peer.insert(peer, n - 1);
+            }
+            _ => {
+                self.per_peer.remove(&peer);
+            }
+        }
+    }
+
+    /// Slots held.
+    pub fn len(&self) -> usize {
+        self.by_request.len()
+    }
+
+    /// Whether no slot is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_request.is_empty()
     }
 }
 
@@ -283,6 +327,7 @@ mod tests {
         use crate::services::mempool::MempoolLimits;
         use lode_consensus::Mempool as _;
         use std::net::SocketAddr;
+        use std::sync::Arc;
         let dir = tempfile::tempdir().expect("tempdir");
         let key = ed25519_consensus::SigningKey::from([5u8; 32]);
         let limits = MempoolLimits {
@@ -331,13 +376,29 @@ mod tests {
     }
 
     #[test]
-    fn serving_slots_are_bounded_and_given_back() {
-        let slots = Slots::default();
-        for _ in 0..MAX_SERVING {
-            assert!(slots.take());
+    fn serving_slots_are_bounded_in_all_and_per_peer_and_given_back() {
+        let ids: Vec<u64> = (0..).take(MAX_SERVING + MAX_SERVING_PER_PEER + 1).collect();
+        let mut serving = Serving::<u64>::default();
+        let greedy = PeerId::random();
+        for id in &ids[..MAX_SERVING_PER_PEER] {
+            assert!(serving.take(greedy, *id));
         }
-        assert!(!slots.take());
-        slots.release();
-        assert!(slots.take());
+        let next = ids[MAX_SERVING_PER_PEER];
+        assert!(
+            !serving.take(greedy, next),
+            "a peer holds at most its share"
+        );
+        for (taken, id) in (MAX_SERVING_PER_PEER..).zip(&ids[MAX_SERVING_PER_PEER..]) {
+            if taken == MAX_SERVING {
+                assert!(!serving.take(PeerId::random(), *id), "the total is bounded");
+                break;
+            }
+            assert!(serving.take(PeerId::random(), *id));
+        }
+        assert_eq!(serving.len(), MAX_SERVING);
+        serving.release(&ids[0]);
+        serving.release(&ids[0]);
+        assert_eq!(serving.len(), MAX_SERVING - 1);
+        assert!(serving.take(greedy, ids[ids.len() - 1]));
     }
 }
