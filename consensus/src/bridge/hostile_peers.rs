@@ -1211,3 +1211,39 @@ async fn a_node_waits_on_peers_once_per_height_whatever_the_proposer_streams() {
     // Nobody was struck for txs this node could not get.
     assert!(!n.ignored(&peer(&proposer)));
 }
+
+#[tokio::test]
+async fn a_compact_proposal_for_the_next_height_is_resolved_from_the_mempool_and_waits_for_its_height(
+) {
+    let mut n = net().await;
+    let (address, _) = n
+        .bridge
+        .proposer_of(Height(2), Round::new(0))
+        .expect("next height's proposer");
+    let proposer = n
+        .keys
+        .iter()
+        .find(|k| Address::from_public_key(&k.public_key()) == address)
+        .expect("a validator")
+        .clone();
+    let txs = vec![tx("a=1"), tx("b=2")];
+    n.pool.hold(&txs);
+    let mut block = n.block(&proposer, txs.clone(), &txs);
+    let mut header = block.header().clone();
+    header.height = Height(2);
+    block = Block::new(header, txs.clone());
+    let signer = LodeSigner::new(proposer.clone(), CHAIN);
+    let named: Vec<Option<[u8; 32]>> = txs.iter().map(|t| Some(Sha256::digest(t).into())).collect();
+    let parts = proposal_parts(
+        &signer,
+        &block,
+        &named,
+        Height(2),
+        Round::new(0),
+        Round::Nil,
+    );
+    assert!(stream(&mut n, peer(&proposer), parts).await.is_none());
+    assert_eq!(n.bridge.early.len(), 1);
+    assert_eq!(n.bridge.early[0].block.txs(), &txs[..]);
+    assert!(n.pool.fetches.lock().expect("pool").is_empty());
+}
