@@ -120,6 +120,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A tx that passed the stateless half of CheckTx on this node (decoded, stateless checks, signature), and
+/// the parameter generation it was checked under ([`crate::tx::checker::TxChecker::generation`]).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    tx: Arc<Tx>,
+    generation: u64,
+}
+
 impl LodeApp {
     /// Opens the application's database at `path`, creating it if needed, with default options.
     pub fn open(path: &Path) -> Result<LodeApp, StateError> {
@@ -352,7 +360,9 @@ impl LodeApp {
         &self,
         tx: &[u8],
         hash: [u8; 32],
-    ) -> Result<(), Box<ResponseCheckTx>> {
+    ) -> Result<Checked, Box<ResponseCheckTx>> {
+        // Read before the parameters the check uses (see `TxChecker::generation`).
+        let generation = self.inner.checker.generation();
         let c = self.committed();
         let Some(record) = c.record else {
             return Err(Box::new(check_response(
@@ -363,7 +373,7 @@ impl LodeApp {
         self.inner
             .checker
             .check_one_hashed(tx, hash, &record.chain_id, &c.params)
-            .map(|_| ())
+            .map(|tx| Checked { tx, generation })
             .map_err(|e| Box::new(check_response(Err(e), 0)))
     }
 
@@ -378,19 +388,36 @@ impl LodeApp {
     /// [`LodeApp::check_tx`] with the tx's hash already computed (`hash` is `tx_hash(&req.tx)`): a mempool
     /// hashes a tx once on arrival and rechecks it after every block with the same hash.
     pub fn check_tx_hashed(&self, req: RequestCheckTx, hash: [u8; 32]) -> ResponseCheckTx {
+        self.check_tx_known(req, hash, None)
+    }
+
+    /// [`LodeApp::check_tx_hashed`] of a tx whose stateless half already ran here
+    /// ([`LodeApp::check_tx_stateless_hashed`]): while the parameters it ran under are still in force, the tx
+    /// is neither looked up in the decoded-tx cache nor its signature in the signature cache again. A
+    /// mempool keeps each pending tx's [`Checked`] for its admission and every recheck.
+    pub fn check_tx_known(
+        &self,
+        req: RequestCheckTx,
+        hash: [u8; 32],
+        known: Option<&Checked>,
+    ) -> ResponseCheckTx {
+        let generation = self.inner.checker.generation();
         let c = self.committed();
         let Some(record) = c.record else {
             return check_response(Err(TxError::Internal("chain not initialised".into())), 0);
         };
-        let tx =
-            match self
-                .inner
-                .checker
-                .check_one_hashed(&req.tx, hash, &record.chain_id, &c.params)
-            {
+        let tx = match known.filter(|k| k.generation == generation && k.tx.hash == hash) {
+            Some(k) => k.tx.clone(),
+            None => match self.inner.checker.check_one_hashed(
+                &req.tx,
+                hash,
+                &record.chain_id,
+                &c.params,
+            ) {
                 Ok(tx) => tx,
                 Err(e) => return check_response(Err(e), 0),
-            };
+            },
+        };
         let mut mempool = lock(&self.inner.mempool);
         let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
         let mut scratch = Overlay::new(&view);
@@ -939,5 +966,92 @@ impl tendermint_abci::Application for LodeApp {
             warn!(error = %e, "FinalizeBlock failed");
             ResponseFinalizeBlock::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{AppState, GenesisBalance};
+    use ed25519_consensus::SigningKey;
+    use tendermint_proto::crypto::{public_key::Sum, PublicKey};
+    use tendermint_proto::v0_38::abci::{CheckTxType, RequestInitChain, ValidatorUpdate};
+
+    fn initialised(dir: &std::path::Path, funded: &SigningKey) -> LodeApp {
+        let app = LodeApp::open(dir).expect("open");
+        let validator = SigningKey::from([9u8; 32]).verification_key().to_bytes();
+        let mut app_state = AppState {
+            balances: vec![GenesisBalance {
+                address: crate::tx::address_of(funded).to_string(),
+                amount: "1000000000000".into(),
+            }],
+            ..AppState::default()
+        };
+        app_state.add_self_bonded_validator("app-test", &validator, 10);
+        app.try_init_chain(RequestInitChain {
+            chain_id: "c".into(),
+            initial_height: 1,
+            app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
+            validators: vec![ValidatorUpdate {
+                pub_key: Some(PublicKey {
+                    sum: Some(Sum::Ed25519(validator.to_vec())),
+                }),
+                power: i64::try_from(crate::modules::staking::power::TOTAL_POWER).expect("fits"),
+            }],
+            ..Default::default()
+        })
+        .expect("init chain");
+        app
+    }
+
+    /// A `Checked` spares CheckTx the caches only while the parameters it was checked under are in force:
+    /// one from before a parameter change is checked again. Shown with a badly signed tx wrapped as if
+    /// checked (which the stateless half never hands out): taken at its word under the same generation,
+    /// refused once the generation moved.
+    #[test]
+    fn a_checked_tx_is_checked_again_once_the_parameters_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SigningKey::from([5u8; 32]);
+        let app = initialised(dir.path(), &key);
+        let to = crate::Address([3; 20]);
+        let mut bad = crate::tx::sign_send("c", &key, 0, 10_000, &to, 1).to_vec();
+        let good = Bytes::from(crate::tx::sign_send("c", &key, 1, 10_000, &to, 1));
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let bad = Bytes::from(bad);
+        let hash = crate::tx::tx_hash(&bad);
+        let decoded = Tx::check_stateless_hashed(&bad, hash, "c", &Params::default())
+            .expect("decodes; only its signature is wrong");
+        let req = || RequestCheckTx {
+            tx: bad.clone(),
+            r#type: CheckTxType::New as i32,
+        };
+        let as_if_checked = Checked {
+            tx: Arc::new(decoded),
+            generation: app.inner.checker.generation(),
+        };
+        assert_eq!(
+            app.check_tx_known(req(), hash, Some(&as_if_checked)).code,
+            0
+        );
+        app.inner.checker.parameters_changed();
+        assert_ne!(
+            app.check_tx_known(req(), hash, Some(&as_if_checked)).code,
+            0
+        );
+        // And the honest path: the stateless half's own `Checked` for a good tx.
+        let good_hash = crate::tx::tx_hash(&good);
+        let checked = app
+            .check_tx_stateless_hashed(&good, good_hash)
+            .expect("a good tx");
+        let resp = app.check_tx_known(
+            RequestCheckTx {
+                tx: good.clone(),
+                r#type: CheckTxType::New as i32,
+            },
+            good_hash,
+            Some(&checked),
+        );
+        assert_eq!(resp.code, 0, "{}", resp.log);
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{FairMutex, FairMutexGuard};
 
 use bytes::Bytes;
+use lode_state::app::Checked;
 use lode_state::LodeApp;
 use sha2::{Digest, Sha256};
 use tendermint_proto::v0_38::abci::{CheckTxType, RequestCheckTx, ResponseCheckTx};
@@ -122,6 +123,7 @@ struct Prepared {
     hash: [u8; 32],
     tx: Bytes,
     payer: Payer,
+    checked: Checked,
 }
 
 #[derive(Debug)]
@@ -133,6 +135,8 @@ struct Entry {
     admitted: Instant,
     /// How peers come to hold it.
     origin: Origin,
+    /// Its stateless check here: CheckTx at admission and every recheck skip the application's caches.
+    checked: Checked,
 }
 
 /// How a pending tx reaches this node's peers, which decides whether a proposal may name it by hash.
@@ -464,11 +468,17 @@ impl Mempool {
         if !self.app.is_initialised() {
             return Err(AddError::NotReady);
         }
-        self.app
+        let checked = self
+            .app
             .check_tx_stateless_hashed(&tx, hash)
             .map_err(AddError::Invalid)?;
         let payer = Payer::of(&tx, &hash);
-        Ok(Prepared { hash, tx, payer })
+        Ok(Prepared {
+            hash,
+            tx,
+            payer,
+            checked,
+        })
     }
 
     /// The part of an admission under the lock: duplicates, the sender's share, room (evicting cheaper
@@ -476,7 +486,12 @@ impl Mempool {
     fn admit_locked(
         &self,
         g: &mut FairMutexGuard<'_, Inner>,
-        Prepared { hash, tx, payer }: Prepared,
+        Prepared {
+            hash,
+            tx,
+            payer,
+            checked,
+        }: Prepared,
         origin: Origin,
     ) -> Result<ResponseCheckTx, AddError> {
         if g.by_hash.contains_key(&hash) {
@@ -495,12 +510,13 @@ impl Mempool {
                 bytes: g.bytes,
             })?;
         let started = std::time::Instant::now();
-        let resp = self.app.check_tx_hashed(
+        let resp = self.app.check_tx_known(
             RequestCheckTx {
                 tx: tx.clone(),
                 r#type: CheckTxType::New as i32,
             },
             hash,
+            Some(&checked),
         );
         super::metrics::metrics()
             .check_tx_seconds
@@ -523,6 +539,7 @@ impl Mempool {
                 payer,
                 admitted: Instant::now(),
                 origin,
+                checked,
             },
         );
         Ok(resp)
@@ -585,19 +602,20 @@ impl Mempool {
 
     fn update_locked(&self, g: &mut Inner, committed: &[[u8; 32]]) {
         g.drop_committed(committed);
-        let pending: Vec<(u64, [u8; 32], Bytes)> = g
+        let pending: Vec<(u64, [u8; 32], Bytes, Checked)> = g
             .order
             .iter()
-            .map(|(s, e)| (*s, e.hash, e.tx.clone()))
+            .map(|(s, e)| (*s, e.hash, e.tx.clone(), e.checked.clone()))
             .collect();
         let mut evicted = 0usize;
-        for (seq, hash, tx) in pending {
-            let resp = self.app.check_tx_hashed(
+        for (seq, hash, tx, checked) in pending {
+            let resp = self.app.check_tx_known(
                 RequestCheckTx {
                     tx,
                     r#type: CheckTxType::Recheck as i32,
                 },
                 hash,
+                Some(&checked),
             );
             if resp.code != 0 {
                 debug!(hash = %hex::encode(hash), code = resp.code, log = %resp.log, "evicted on recheck");

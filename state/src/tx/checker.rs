@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use bytes::Bytes;
@@ -19,6 +22,8 @@ use crate::{error::TxError, modules::ante, params::Params};
 pub struct TxChecker {
     sig_cache: Mutex<SigCache>,
     decoded: Mutex<DecodedCache>,
+    /// Bumped whenever the parameters change (see [`TxChecker::generation`]).
+    generation: AtomicU64,
 }
 
 /// What [`TxChecker::check_pipelined`] calls with each checked chunk, on its helper thread.
@@ -123,9 +128,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl TxChecker {
-    /// Forgets every decoded tx (decoding depends on the parameters: call this when they change).
+    /// Forgets every decoded tx (decoding depends on the parameters: call this when they change, before
+    /// the new parameters are visible to readers).
     pub fn parameters_changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         lock(&self.decoded).clear();
+    }
+
+    /// Which parameters a check ran under: read before the parameters it checks with, it equals the
+    /// generation read later only if no parameter change came between, so a tx checked then is checked
+    /// under the parameters in force.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Decodes and checks a tx statelessly (or finds it decoded already), then verifies its signature unless
