@@ -12,8 +12,9 @@
 //! dropped and the rest rechecked (CheckTx type Recheck) against the new state; those now invalid are evicted.
 //! Every admission and the recheck run under one lock, so the application's CheckTx view always matches the
 //! mempool's order. An admission's stateless checks and signature verification run before it takes the lock
-//! ([`LodeApp::check_tx_stateless_hashed`], cached for the CheckTx under the lock), so a flood of badly signed txs
-//! costs CPU but never holds the lock that honest admissions, the proposer's reap and the commit wait for.
+//! ([`LodeApp::check_tx_stateless_hashed`], whose verdict the entry keeps for the CheckTx under the lock and
+//! every recheck), so a flood of badly signed txs costs CPU but never holds the lock that honest admissions,
+//! the proposer's reap and the commit wait for.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
