@@ -172,6 +172,50 @@ impl LodeApp {
         lock(&self.inner.injected).extend(writes);
     }
 
+    /// Test-only: an application on `dir` after InitChain of `chain_id` at height 1, with one self-bonded
+    /// validator (key seed 9) holding all the power and 10^12 base units in each of `funded`'s accounts.
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn initialised_for_tests(
+        dir: &std::path::Path,
+        chain_id: &str,
+        funded: &[&ed25519_consensus::SigningKey],
+    ) -> Result<Self, StateError> {
+        use crate::genesis::{AppState, GenesisBalance};
+        use tendermint_proto::crypto::{public_key::Sum, PublicKey};
+        use tendermint_proto::v0_38::abci::ValidatorUpdate;
+        let app = Self::open(dir)?;
+        let validator = ed25519_consensus::SigningKey::from([9u8; 32])
+            .verification_key()
+            .to_bytes();
+        let mut app_state = AppState {
+            balances: funded
+                .iter()
+                .map(|k| GenesisBalance {
+                    address: crate::tx::address_of(k).to_string(),
+                    amount: "1000000000000".into(),
+                })
+                .collect(),
+            ..AppState::default()
+        };
+        app_state.add_self_bonded_validator("test-validator", &validator, 10);
+        let app_state_bytes = serde_json::to_vec(&app_state)
+            .map_err(|e| StateError::Genesis(format!("genesis json: {e}")))?;
+        app.try_init_chain(RequestInitChain {
+            chain_id: chain_id.into(),
+            initial_height: 1,
+            app_state_bytes: Bytes::from(app_state_bytes),
+            validators: vec![ValidatorUpdate {
+                pub_key: Some(PublicKey {
+                    sum: Some(Sum::Ed25519(validator.to_vec())),
+                }),
+                power: i64::try_from(crate::modules::staking::power::TOTAL_POWER)
+                    .unwrap_or(i64::MAX),
+            }],
+            ..Default::default()
+        })?;
+        Ok(app)
+    }
+
     /// The underlying store (read-only use: queries, tests, tools).
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -972,37 +1016,8 @@ impl tendermint_abci::Application for LodeApp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genesis::{AppState, GenesisBalance};
     use ed25519_consensus::SigningKey;
-    use tendermint_proto::crypto::{public_key::Sum, PublicKey};
-    use tendermint_proto::v0_38::abci::{CheckTxType, RequestInitChain, ValidatorUpdate};
-
-    fn initialised(dir: &std::path::Path, funded: &SigningKey) -> LodeApp {
-        let app = LodeApp::open(dir).expect("open");
-        let validator = SigningKey::from([9u8; 32]).verification_key().to_bytes();
-        let mut app_state = AppState {
-            balances: vec![GenesisBalance {
-                address: crate::tx::address_of(funded).to_string(),
-                amount: "1000000000000".into(),
-            }],
-            ..AppState::default()
-        };
-        app_state.add_self_bonded_validator("app-test", &validator, 10);
-        app.try_init_chain(RequestInitChain {
-            chain_id: "c".into(),
-            initial_height: 1,
-            app_state_bytes: Bytes::from(serde_json::to_vec(&app_state).expect("json")),
-            validators: vec![ValidatorUpdate {
-                pub_key: Some(PublicKey {
-                    sum: Some(Sum::Ed25519(validator.to_vec())),
-                }),
-                power: i64::try_from(crate::modules::staking::power::TOTAL_POWER).expect("fits"),
-            }],
-            ..Default::default()
-        })
-        .expect("init chain");
-        app
-    }
+    use tendermint_proto::v0_38::abci::CheckTxType;
 
     /// A `Checked` spares CheckTx the caches only while the parameters it was checked under are in force:
     /// one from before a parameter change is checked again. Shown with a badly signed tx wrapped as if
@@ -1012,7 +1027,7 @@ mod tests {
     fn a_checked_tx_is_checked_again_once_the_parameters_change() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = SigningKey::from([5u8; 32]);
-        let app = initialised(dir.path(), &key);
+        let app = LodeApp::initialised_for_tests(dir.path(), "c", &[&key]).expect("initialised");
         let to = crate::Address([3; 20]);
         let mut bad = crate::tx::sign_send("c", &key, 0, 10_000, &to, 1).to_vec();
         let good = Bytes::from(crate::tx::sign_send("c", &key, 1, 10_000, &to, 1));
