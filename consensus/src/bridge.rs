@@ -1099,8 +1099,9 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
     /// and kept only if they hash to a name. `None` (logged) when a named tx is still missing: the proposal
     /// is then not accepted, as if it never arrived. That is not the publisher's fault for sure (this node's
     /// own mempool may have refused or evicted the tx), so nobody is struck for it; a body that names txs
-    /// outside round 0, or whose hashes do not make its header's tx root, is struck before anything is
-    /// looked up. The block's checks (tx root and all) follow in [`Self::accept_stream`] as for any block.
+    /// outside round 0 is struck before anything is looked up, and one whose hashes do not make its
+    /// header's tx root before anything is fetched. The block's checks (tx root and all) follow in
+    /// [`Self::accept_stream`] as for any block.
     async fn resolve(
         &mut self,
         peer: PeerId,
@@ -1123,21 +1124,8 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         if let Some(p) = self.store.undecided_by_id(init.height, body.header.id())? {
             return Ok(Some(p.block));
         }
-        // The whole txs' hashes and the named ones must make the tx root the proposer signed, before
-        // anything is looked up or fetched for the body.
         let mempool = self.mempool.clone();
         let looked_up = blocking(move || {
-            let hashes: Vec<[u8; 32]> = body
-                .txs
-                .iter()
-                .map(|t| match t {
-                    CompactTx::Whole(b) => Sha256::digest(b).into(),
-                    CompactTx::Named(h) => *h,
-                })
-                .collect();
-            if crate::types::tx_root_of_hashes(&hashes) != body.header.tx_root {
-                return None;
-            }
             let held = mempool.lookup(&named);
             let mut found = HashMap::with_capacity(named.len());
             let mut missing = Vec::new();
@@ -1150,6 +1138,22 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                         found.insert(h, tx);
                     }
                     None => missing.push(h),
+                }
+            }
+            // Before anything is fetched for it, the whole txs' hashes and the named ones must make the tx
+            // root the proposer signed. (With nothing to fetch, the block's own check of its tx root
+            // follows in `accept_stream`: hashing the whole txs here as well would do it twice.)
+            if !missing.is_empty() {
+                let hashes: Vec<[u8; 32]> = body
+                    .txs
+                    .iter()
+                    .map(|t| match t {
+                        CompactTx::Whole(b) => Sha256::digest(b).into(),
+                        CompactTx::Named(h) => *h,
+                    })
+                    .collect();
+                if crate::types::tx_root_of_hashes(&hashes) != body.header.tx_root {
+                    return None;
                 }
             }
             Some((body, found, missing))
