@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
+use lode_gpu_verify::commit::{commit_a, commit_a_with, commit_b, commit_b_with};
 use lode_gpu_verify::{freivalds, CpuGemm};
 
 mod common;
@@ -90,6 +91,7 @@ fn ratio() {
         .expect("pool");
     let (mut prods, mut checks) = (Vec::new(), Vec::new());
     let (mut plain, mut with, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut roots, mut roots_with, mut compare) = (Vec::new(), Vec::new(), Vec::new());
     let cpu = |f: &mut (dyn FnMut() + Send)| {
         let c0 = pool.install(thread_cpu_time);
         pool.install(&mut *f);
@@ -120,6 +122,29 @@ fn ratio() {
                 let r = freivalds::check_products(&a, &b, &p).expect("check");
                 assert!(r.accepted());
             }));
+            // `lode job result` as it is: A and B checked against the job's roots, with B·r and A·(B·r)
+            // taken from each band of rows as it is read, then the comparison.
+            let want = (
+                commit_a(&a).expect("A").root(),
+                commit_b(&b).expect("B").root(),
+            );
+            roots.extend(cpu(&mut || {
+                let got = (
+                    commit_a(&a).expect("A").root(),
+                    commit_b(&b).expect("B").root(),
+                );
+                assert_eq!(got, want);
+            }));
+            let mut inputs = freivalds::InputProducts::new(n, n, n, &[7; 32], TRIALS).expect("new");
+            roots_with.extend(cpu(&mut || {
+                let rb = commit_b_with(&b, |r0, rows| inputs.add_b_rows(r0, rows)).expect("B");
+                let ra = commit_a_with(&a, |r0, rows| inputs.add_a_rows(r0, rows)).expect("A");
+                assert_eq!((ra.root(), rb.root()), want);
+            }));
+            compare.extend(cpu(&mut || {
+                let r = freivalds::check_all(&inputs, &p).expect("check");
+                assert!(r.accepted());
+            }));
         }
     }
     if prods.is_empty() || plain.is_empty() {
@@ -130,6 +155,9 @@ fn ratio() {
     let (plain, with, rest) = (median(plain), median(with), median(rest));
     let extra = with.saturating_sub(plain);
     let total = extra + rest;
+    let (roots, roots_with, compare) = (median(roots), median(roots_with), median(compare));
+    let inputs_extra = roots_with.saturating_sub(roots);
+    let fused = inputs_extra + extra + compare;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "RATIO n={n}: thread CPU time, one thread each: product ({}) {:.3} s, Freivalds ({TRIALS} trials) \
@@ -149,6 +177,18 @@ fn ratio() {
         ms(rest),
         ms(total),
         p.as_secs_f64() / total.as_secs_f64()
+    );
+    println!(
+        "RATIO n={n}, every product taken on the way (B·r and A·(B·r) while A and B are checked against \
+         their roots, C·r while C is converted): roots {:.1} ms alone, {:.1} ms with B·r and A·(B·r) \
+         (+{:.1} ms), C·r +{:.1} ms, comparison {:.2} ms: Freivalds {:.1} ms, 1/{:.0} of the product",
+        ms(roots),
+        ms(roots_with),
+        ms(inputs_extra),
+        ms(extra),
+        ms(compare),
+        ms(fused),
+        p.as_secs_f64() / fused.as_secs_f64()
     );
 }
 

@@ -8,8 +8,10 @@
 //! little-endian (`4·h·w` bytes). A row of A or a column of B is its `k` i8 values as bytes.
 
 use crate::error::{Error, Result};
-use crate::matrix::{MatrixI32, MatrixI8};
-use crate::merkle::{Domain, Hash, MerkleTree};
+use rayon::prelude::*;
+
+use crate::matrix::{MatrixI32, MatrixI8, TRANSPOSE_BAND};
+use crate::merkle::{leaf_hash, leaf_hash2, Domain, Hash, MerkleTree};
 
 /// The tile grid of an m×n output with tile size `t`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,23 +153,61 @@ pub(crate) fn i8_bytes(v: &[i8]) -> &[u8] {
 
 /// Commits A by rows.
 pub fn commit_a(a: &MatrixI8) -> Result<MerkleTree> {
+    commit_a_with(a, |_, _| Ok(()))
+}
+
+/// Commits A by rows, calling `each(row0, rows)` on every band of [`TRANSPOSE_BAND`] rows (whole rows,
+/// row-major) right after their leaves were hashed, while the band is in cache. Stops at the first
+/// error `each` returns.
+pub fn commit_a_with(
+    a: &MatrixI8,
+    mut each: impl FnMut(usize, &[i8]) -> Result<()>,
+) -> Result<MerkleTree> {
     let k = a.cols();
-    MerkleTree::build(Domain::ARow, a.rows(), |i, buf| {
-        buf.extend_from_slice(i8_bytes(&a.data()[i * k..(i + 1) * k]));
-    })
+    let mut leaves = Vec::with_capacity(a.rows());
+    for (band, rows) in a.data().chunks(TRANSPOSE_BAND * k).enumerate() {
+        row_leaves(Domain::ARow, rows, k, &mut leaves);
+        each(band * TRANSPOSE_BAND, rows)?;
+    }
+    MerkleTree::from_leaf_hashes(leaves)
 }
 
 /// Commits B by columns; `bt` is B transposed (row `j` of `bt` is column `j` of B).
 pub fn commit_b_transposed(bt: &MatrixI8) -> Result<MerkleTree> {
-    let k = bt.cols();
-    MerkleTree::build(Domain::BCol, bt.rows(), |j, buf| {
-        buf.extend_from_slice(i8_bytes(&bt.data()[j * k..(j + 1) * k]));
-    })
+    let mut leaves = Vec::with_capacity(bt.rows());
+    row_leaves(Domain::BCol, bt.data(), bt.cols(), &mut leaves);
+    MerkleTree::from_leaf_hashes(leaves)
 }
 
 /// Commits B by columns.
 pub fn commit_b(b: &MatrixI8) -> Result<MerkleTree> {
-    commit_b_transposed(&b.transpose())
+    commit_b_with(b, |_, _| Ok(()))
+}
+
+/// Commits B by columns, calling `each(row0, rows)` on every band of [`TRANSPOSE_BAND`] rows of B
+/// (whole rows, row-major) as the transpose reads it ([`MatrixI8::transpose_with`]). Stops at the
+/// first error `each` returns.
+pub fn commit_b_with(
+    b: &MatrixI8,
+    each: impl FnMut(usize, &[i8]) -> Result<()>,
+) -> Result<MerkleTree> {
+    commit_b_transposed(&b.transpose_with(each)?)
+}
+
+/// Appends the leaf hashes of the rows of `data` (rows of `width > 0` elements) to `out`, in order,
+/// two rows at a time through the two-way SHA path, pairs spread over rayon's pool.
+fn row_leaves(domain: Domain, data: &[i8], width: usize, out: &mut Vec<Hash>) {
+    let pairs: Vec<[Hash; 2]> = data
+        .par_chunks(2 * width)
+        .map(|pair| match pair.split_at_checked(width) {
+            Some((x, y)) if !y.is_empty() => leaf_hash2(domain, i8_bytes(x), i8_bytes(y)),
+            _ => [leaf_hash(domain, i8_bytes(pair)), [0; 32]],
+        })
+        .collect();
+    let rows = data.len() / width;
+    let start = out.len();
+    out.extend(pairs.into_iter().flatten());
+    out.truncate(start + rows);
 }
 
 /// Commits C by T×T tiles.

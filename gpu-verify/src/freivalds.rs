@@ -617,21 +617,19 @@ pub fn check(
     trials: u32,
 ) -> Result<FreivaldsReport> {
     check_dims(a, b, c.rows(), c.cols())?;
-    check_trials(trials)?;
-    let (k, n) = (a.cols(), b.cols());
-    let t = trials as usize;
-    let rs = trial_vectors(seed, trials, n);
-    let brs = b_times_r(b, &rs);
-    let mut ab = vec![0u64; a.rows() * t];
-    i8_rows_dots(a.data(), k, &brs, &mut ab);
-    let suspect_rows: Vec<usize> = ab
+    let mut inputs = InputProducts::new(a.rows(), a.cols(), b.cols(), seed, trials)?;
+    inputs.add_b_rows(0, b.data())?;
+    inputs.add_a_rows(0, a.data())?;
+    let (n, t, rs) = (b.cols(), trials as usize, &inputs.rs);
+    let suspect_rows: Vec<usize> = inputs
+        .ab
         .par_chunks_exact(t)
         .zip(c.data().par_chunks_exact(n))
         .enumerate()
         .with_min_len(16)
         .filter(|(_, (ab, crow))| {
             let mut cr = [0u64; MAX_TRIALS as usize];
-            add_dots(crow, 0, &rs, &mut cr[..t], dot_i32, dot_i32_x2);
+            add_dots(crow, 0, rs, &mut cr[..t], dot_i32, dot_i32_x2);
             **ab != cr[..t]
         })
         .map(|(i, _)| i)
@@ -654,6 +652,8 @@ pub struct CProducts {
     rows: usize,
     cols: usize,
     trials: u32,
+    /// Who the trials' vectors belong to (see [`seed_id`]).
+    seed_id: [u8; 32],
     rs: Vec<TrialVector>,
     /// `acc[i·t + trial]`: row `i`'s `C·r` so far.
     acc: Vec<u64>,
@@ -670,6 +670,7 @@ impl CProducts {
             rows,
             cols,
             trials,
+            seed_id: seed_id(seed),
             rs: trial_vectors(seed, trials, cols),
             acc: vec![0; rows * trials as usize],
             filled: vec![0; rows],
@@ -694,6 +695,17 @@ impl CProducts {
         self.filled[row] += part.len();
         Ok(())
     }
+
+    /// Every row exactly filled.
+    fn filled(&self) -> Result<()> {
+        match self.filled.iter().position(|&f| f != self.cols) {
+            None => Ok(()),
+            Some(row) => Err(Error::InvalidParameter(format!(
+                "C products: row {row} has {} of its {} elements added",
+                self.filled[row], self.cols
+            ))),
+        }
+    }
 }
 
 impl std::fmt::Debug for CProducts {
@@ -707,21 +719,190 @@ impl std::fmt::Debug for CProducts {
     }
 }
 
-/// Finishes a check whose `C·r` were accumulated in `c` ([`CProducts`]): the same report as
-/// [`check`] over the C whose elements were added, with the same seed and trials.
-pub fn check_products(a: &MatrixI8, b: &MatrixI8, c: &CProducts) -> Result<FreivaldsReport> {
-    check_dims(a, b, c.rows, c.cols)?;
-    if let Some(row) = c.filled.iter().position(|&f| f != c.cols) {
+/// `B·r` and `A·(B·r)` for every trial of a check, taken from bands of B's rows and then of A's rows
+/// as another pass reads them (the consumer hashes A and B to check them against the job's roots:
+/// [`crate::commit::commit_b_with`] and [`crate::commit::commit_a_with`] hand each band over while it is
+/// in cache), so that A and B are not read from memory again for the check. With [`CProducts`] taking
+/// `C·r` the same way, [`check_all`] finishes the check with no pass of its own over any matrix.
+///
+/// Soundness is [`check`]'s: the vectors come from `seed` the same way.
+#[derive(Clone)]
+pub struct InputProducts {
+    m: usize,
+    k: usize,
+    n: usize,
+    trials: u32,
+    /// Who the trials' vectors belong to (see [`seed_id`]), so that products from two seeds are never compared.
+    seed_id: [u8; 32],
+    rs: Vec<TrialVector>,
+    /// `br[i·t + trial]`: `(B·r)ᵢ`, filled in row order.
+    br: Vec<u64>,
+    b_rows: usize,
+    /// `B·r` in the forms the kernels read, once every row of B was added.
+    brs: Vec<TrialVector>,
+    /// `ab[i·t + trial]`: `(A·(B·r))ᵢ`, filled in row order.
+    ab: Vec<u64>,
+    a_rows: usize,
+}
+
+impl InputProducts {
+    /// Products for an m×k A and a k×n B, `trials` (1 to [`MAX_TRIALS`]) trials from `seed`.
+    pub fn new(m: usize, k: usize, n: usize, seed: &[u8; 32], trials: u32) -> Result<Self> {
+        check_input_shape(m, k, n)?;
+        check_trials(trials)?;
+        Ok(Self::with_vectors(
+            (m, k, n),
+            trials,
+            seed_id(seed),
+            trial_vectors(seed, trials, n),
+        ))
+    }
+
+    /// Products for the A and B of `c`'s C (m×k and k×n) with `c`'s vectors.
+    fn for_c(k: usize, c: &CProducts) -> Result<Self> {
+        check_input_shape(c.rows, k, c.cols)?;
+        Ok(Self::with_vectors(
+            (c.rows, k, c.cols),
+            c.trials,
+            c.seed_id,
+            c.rs.clone(),
+        ))
+    }
+
+    fn with_vectors(
+        (m, k, n): (usize, usize, usize),
+        trials: u32,
+        seed_id: [u8; 32],
+        rs: Vec<TrialVector>,
+    ) -> Self {
+        let t = trials as usize;
+        Self {
+            m,
+            k,
+            n,
+            trials,
+            seed_id,
+            rs,
+            br: vec![0; k * t],
+            b_rows: 0,
+            brs: Vec::new(),
+            ab: vec![0; m * t],
+            a_rows: 0,
+        }
+    }
+
+    /// Adds rows `[row0, row0 + rows.len() / n)` of B (whole rows, row-major). Rows come in order,
+    /// each once: `row0` must be the number of rows added so far.
+    pub fn add_b_rows(&mut self, row0: usize, rows: &[i8]) -> Result<()> {
+        let count = whole_rows("B", row0, self.b_rows, self.k, rows.len(), self.n)?;
+        let t = self.trials as usize;
+        let out = &mut self.br[row0 * t..(row0 + count) * t];
+        i8_rows_dots(rows, self.n, &self.rs, out);
+        self.b_rows += count;
+        if self.b_rows == self.k {
+            self.brs = (0..t)
+                .map(|tr| TrialVector::new((0..self.k).map(|i| self.br[i * t + tr]).collect()))
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Adds rows `[row0, row0 + rows.len() / k)` of A (whole rows, row-major), once every row of B
+    /// was added. Rows come in order, each once: `row0` must be the number of rows added so far.
+    pub fn add_a_rows(&mut self, row0: usize, rows: &[i8]) -> Result<()> {
+        if self.b_rows != self.k {
+            return Err(Error::InvalidParameter(format!(
+                "A's rows need all of B's first: {} of its {} rows added",
+                self.b_rows, self.k
+            )));
+        }
+        let count = whole_rows("A", row0, self.a_rows, self.m, rows.len(), self.k)?;
+        let t = self.trials as usize;
+        let out = &mut self.ab[row0 * t..(row0 + count) * t];
+        i8_rows_dots(rows, self.k, &self.brs, out);
+        self.a_rows += count;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for InputProducts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputProducts")
+            .field("shape", &(self.m, self.k, self.n))
+            .field("trials", &self.trials)
+            .field("b_rows", &self.b_rows)
+            .field("a_rows", &self.a_rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A and B (m×k and k×n, none of them 0) multiply within the GEMM's limits.
+fn check_input_shape(m: usize, k: usize, n: usize) -> Result<()> {
+    if m == 0 || k == 0 || n == 0 {
         return Err(Error::InvalidParameter(format!(
-            "C products: row {row} has {} of its {} elements added",
-            c.filled[row], c.cols
+            "A·B of {m}x{k} by {k}x{n}: no dimension may be 0"
         )));
     }
-    let (k, t) = (a.cols(), c.trials as usize);
-    let brs = b_times_r(b, &c.rs);
-    let mut ab = vec![0u64; a.rows() * t];
-    i8_rows_dots(a.data(), k, &brs, &mut ab);
-    let suspect_rows: Vec<usize> = ab
+    check_shape(m, k, k, n)
+}
+
+/// How many whole rows of `width` elements `len` elements are, when they are to start at `row0` of a
+/// matrix of `rows` rows whose first `added` rows are in.
+fn whole_rows(
+    what: &str,
+    row0: usize,
+    added: usize,
+    rows: usize,
+    len: usize,
+    width: usize,
+) -> Result<usize> {
+    let count = len / width;
+    if row0 != added || !len.is_multiple_of(width) || count > rows - added {
+        return Err(Error::InvalidParameter(format!(
+            "{what}'s rows: {len} elements at row {row0} are not whole rows of {width} following the \
+             {added} of its {rows} rows added so far"
+        )));
+    }
+    Ok(count)
+}
+
+/// A digest naming `seed` without revealing it (products record it, so [`check_all`] can refuse to
+/// compare products of different seeds).
+fn seed_id(seed: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(TAG);
+    h.update(b"/seed-id");
+    h.update(seed);
+    h.finalize().into()
+}
+
+/// Finishes a check whose products were all taken on the way: `A·(B·r)` in `inputs`, `C·r` in `c`,
+/// from the same seed and trials. The same report as [`check`] over the A, B and C whose elements were
+/// added.
+pub fn check_all(inputs: &InputProducts, c: &CProducts) -> Result<FreivaldsReport> {
+    if (inputs.m, inputs.n) != (c.rows, c.cols) {
+        return Err(Error::ShapeMismatch {
+            a_rows: c.rows,
+            a_cols: c.cols,
+            b_rows: inputs.m,
+            b_cols: inputs.n,
+        });
+    }
+    if (inputs.trials, inputs.seed_id) != (c.trials, c.seed_id) {
+        return Err(Error::InvalidParameter(
+            "A·(B·r) and C·r come from different seeds or trials".into(),
+        ));
+    }
+    if inputs.a_rows != inputs.m {
+        return Err(Error::InvalidParameter(format!(
+            "A·(B·r): {} of A's {} rows added",
+            inputs.a_rows, inputs.m
+        )));
+    }
+    c.filled()?;
+    let t = c.trials as usize;
+    let suspect_rows: Vec<usize> = inputs
+        .ab
         .chunks_exact(t)
         .zip(c.acc.chunks_exact(t))
         .enumerate()
@@ -732,6 +913,17 @@ pub fn check_products(a: &MatrixI8, b: &MatrixI8, c: &CProducts) -> Result<Freiv
         trials: c.trials,
         suspect_rows,
     })
+}
+
+/// Finishes a check whose `C·r` were accumulated in `c` ([`CProducts`]): the same report as
+/// [`check`] over the C whose elements were added, with the same seed and trials.
+pub fn check_products(a: &MatrixI8, b: &MatrixI8, c: &CProducts) -> Result<FreivaldsReport> {
+    check_dims(a, b, c.rows, c.cols)?;
+    c.filled()?;
+    let mut inputs = InputProducts::for_c(a.cols(), c)?;
+    inputs.add_b_rows(0, b.data())?;
+    inputs.add_a_rows(0, a.data())?;
+    check_all(&inputs, c)
 }
 
 /// A and B multiply, and C has their product's shape.
@@ -761,17 +953,6 @@ fn check_trials(trials: u32) -> Result<()> {
 fn trial_vectors(seed: &[u8; 32], trials: u32, n: usize) -> Vec<TrialVector> {
     (0..trials)
         .map(|tr| TrialVector::new(random_vector(seed, tr, n)))
-        .collect()
-}
-
-/// `B·r` for every trial vector in `rs`: each row of B read once for all trials.
-fn b_times_r(b: &MatrixI8, rs: &[TrialVector]) -> Vec<TrialVector> {
-    let (k, n, t) = (b.rows(), b.cols(), rs.len());
-    // `br[i·t + trial]`.
-    let mut br = vec![0u64; k * t];
-    i8_rows_dots(b.data(), n, rs, &mut br);
-    (0..t)
-        .map(|tr| TrialVector::new((0..k).map(|i| br[i * t + tr]).collect()))
         .collect()
 }
 

@@ -52,6 +52,9 @@ impl Element for i32 {
     }
 }
 
+/// Rows per band, and the side of a square, of [`Matrix::transpose_with`].
+pub const TRANSPOSE_BAND: usize = 64;
+
 /// A dense row-major matrix with non-zero dimensions.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Matrix<T> {
@@ -189,16 +192,43 @@ impl<T: Element> Matrix<T> {
 
     /// The transpose (used to get B in column-major order).
     pub fn transpose(&self) -> Self {
+        match self.transpose_with::<std::convert::Infallible>(|_, _| Ok(())) {
+            Ok(t) => t,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The transpose, calling `each(row0, rows)` on every band of [`TRANSPOSE_BAND`] rows of `self` (the
+    /// last band may be shorter; `rows` is whole rows, row-major) right after the band was read, while it
+    /// is in cache: a pass over the rows (a dot product, say) costs no second read from memory. Stops at
+    /// the first error `each` returns.
+    ///
+    /// The copy goes by squares of [`TRANSPOSE_BAND`] on a side, so both the reads and the writes of
+    /// one square stay within a few pages (an element-by-element transpose writes one cache line per
+    /// element once a column is longer than the cache).
+    pub fn transpose_with<E>(
+        &self,
+        mut each: impl FnMut(usize, &[T]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Self, E> {
+        let (rows, cols) = (self.rows, self.cols);
         let mut data = vec![T::default(); self.data.len()];
-        for r in 0..self.rows {
-            for c in 0..self.cols {
-                data[c * self.rows + r] = self.data[r * self.cols + c];
+        for r0 in (0..rows).step_by(TRANSPOSE_BAND) {
+            let r1 = (r0 + TRANSPOSE_BAND).min(rows);
+            for c0 in (0..cols).step_by(TRANSPOSE_BAND) {
+                let c1 = (c0 + TRANSPOSE_BAND).min(cols);
+                for c in c0..c1 {
+                    let dst = &mut data[c * rows + r0..c * rows + r1];
+                    for (d, r) in dst.iter_mut().zip(r0..r1) {
+                        *d = self.data[r * cols + c];
+                    }
+                }
             }
+            each(r0, &self.data[r0 * cols..r1 * cols])?;
         }
-        Self {
-            rows: self.cols,
-            cols: self.rows,
+        Ok(Self {
+            rows: cols,
+            cols: rows,
             data,
-        }
+        })
     }
 }

@@ -220,3 +220,64 @@ fn the_true_product_is_accepted_for_any_seed_and_the_check_is_seeded() {
     assert_eq!(random_vector(&[5; 32], 0, 9), random_vector(&[5; 32], 0, 9));
     assert!(check(&a, &b, &c, &[5; 32], MAX_TRIALS + 1).is_err());
 }
+
+/// The consumer's path: `B·r` and `A·(B·r)` taken from the bands of rows A and B's commitments read,
+/// `C·r` from C's rows, give `check`'s report; the products refuse to be fed out of order, in part, A
+/// before B, or compared across seeds or trial counts.
+#[test]
+fn products_taken_while_the_inputs_are_committed_give_the_checks_report() {
+    use lode_gpu_verify::commit::{commit_a, commit_a_with, commit_b, commit_b_with};
+    use lode_gpu_verify::freivalds::{check_all, CProducts, InputProducts};
+    let (m, k, n) = (70, 130, 67);
+    let (a, b) = (random_matrix(m, k, 11), random_matrix(k, n, 12));
+    let mut c = CpuGemm::new().gemm(&a, &b).expect("gemm");
+    c.data_mut()[65 * n + 3] ^= i32::MIN;
+    c.data_mut()[2 * n + 66] -= 1;
+    let seed = [9; 32];
+    for trials in [1, 2, 3] {
+        let want = check(&a, &b, &c, &seed, trials).expect("check");
+        assert_eq!(want.suspect_rows, vec![2, 65]);
+        let mut inputs = InputProducts::new(m, k, n, &seed, trials).expect("inputs");
+        let rb = commit_b_with(&b, |r0, rows| inputs.add_b_rows(r0, rows)).expect("B");
+        let ra = commit_a_with(&a, |r0, rows| inputs.add_a_rows(r0, rows)).expect("A");
+        assert_eq!(rb.root(), commit_b(&b).expect("B").root());
+        assert_eq!(ra.root(), commit_a(&a).expect("A").root());
+        let mut cs = CProducts::new(m, n, &seed, trials).expect("C");
+        for (i, row) in c.data().chunks_exact(n).enumerate() {
+            cs.add(i, 0, row).expect("C row");
+        }
+        assert_eq!(check_all(&inputs, &cs).expect("check_all"), want);
+        // Another seed's or trial count's C·r is not compared.
+        let mut other = CProducts::new(m, n, &[8; 32], trials).expect("C");
+        let mut fewer = CProducts::new(m, n, &seed, trials + 1).expect("C");
+        for (i, row) in c.data().chunks_exact(n).enumerate() {
+            other.add(i, 0, row).expect("C row");
+            fewer.add(i, 0, row).expect("C row");
+        }
+        assert!(check_all(&inputs, &other).is_err());
+        assert!(check_all(&inputs, &fewer).is_err());
+    }
+    let fresh = || InputProducts::new(m, k, n, &seed, 2).expect("inputs");
+    let (arow, brow) = (&a.data()[..k], &b.data()[..n]);
+    // A before B, B out of order or in part, more rows than B has.
+    assert!(fresh().add_a_rows(0, arow).is_err());
+    assert!(fresh().add_b_rows(1, brow).is_err());
+    assert!(fresh().add_b_rows(0, &brow[1..]).is_err());
+    let mut too_many = b.data().to_vec();
+    too_many.extend_from_slice(brow);
+    assert!(fresh().add_b_rows(0, &too_many).is_err());
+    // A row added twice, and a check before every row of A is in.
+    let mut p = fresh();
+    p.add_b_rows(0, b.data()).expect("B");
+    p.add_a_rows(0, arow).expect("A row 0");
+    assert!(p.add_a_rows(0, arow).is_err());
+    let mut cs = CProducts::new(m, n, &seed, 2).expect("C");
+    for (i, row) in c.data().chunks_exact(n).enumerate() {
+        cs.add(i, 0, row).expect("C row");
+    }
+    assert!(check_all(&p, &cs).is_err());
+    // Shapes that do not multiply, and trials out of range.
+    assert!(InputProducts::new(m, 0, n, &seed, 2).is_err());
+    assert!(InputProducts::new(m, k, n, &seed, 0).is_err());
+    assert!(InputProducts::new(m, k, n, &seed, MAX_TRIALS + 1).is_err());
+}

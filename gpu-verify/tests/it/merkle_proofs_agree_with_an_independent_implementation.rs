@@ -264,3 +264,52 @@ fn batched_leaf_hashes_equal_one_by_one_hashes() {
         );
     }
 }
+
+/// A and B's commitments hash every row of A and every column of B as its own leaf, whatever the shape
+/// (bands of rows and squares of the transpose, full and partial), and the band hooks see every row once,
+/// in order, with its bytes.
+#[test]
+fn input_commitments_are_the_trees_of_their_row_and_column_leaves() {
+    use lode_gpu_verify::commit::{commit_a_with, commit_b_with};
+    for (rows, cols) in [(1, 1), (2, 3), (63, 65), (64, 64), (130, 67), (200, 9)] {
+        let m = random_matrix(rows, cols, (rows * 1000 + cols) as u64);
+        let row_leaves = (0..rows)
+            .map(|i| a_row_leaf(m.row(i).expect("row")))
+            .collect();
+        let col_leaves = (0..cols)
+            .map(|j| b_col_leaf(&m.column(j).expect("col")))
+            .collect();
+        let want_a = MerkleTree::from_leaf_hashes(row_leaves).expect("A").root();
+        let want_b = MerkleTree::from_leaf_hashes(col_leaves).expect("B").root();
+        assert_eq!(commit_a(&m).expect("A").root(), want_a, "{rows}x{cols}");
+        assert_eq!(commit_b(&m).expect("B").root(), want_b, "{rows}x{cols}");
+        for which in ["A", "B"] {
+            let mut seen = Vec::new();
+            let each = |r0: usize, band: &[i8]| {
+                assert_eq!(r0 * cols, seen.len(), "{which}: bands in order");
+                seen.extend_from_slice(band);
+                Ok(())
+            };
+            let root = match which {
+                "A" => commit_a_with(&m, each).expect("A").root(),
+                _ => commit_b_with(&m, each).expect("B").root(),
+            };
+            assert_eq!(root, if which == "A" { want_a } else { want_b });
+            assert_eq!(seen, m.data(), "{which}: every row once, {rows}x{cols}");
+        }
+        let t = m.transpose();
+        assert_eq!((t.rows(), t.cols()), (cols, rows));
+        for j in 0..cols {
+            assert_eq!(t.row(j).expect("row"), m.column(j).expect("col").as_slice());
+        }
+    }
+    // A hook's error stops the commitment and comes back.
+    let m = random_matrix(130, 5, 1);
+    let mut calls = 0;
+    let err = commit_a_with(&m, |_, _| {
+        calls += 1;
+        Err(Error::InvalidParameter("stop".into()))
+    });
+    assert!(matches!(err, Err(Error::InvalidParameter(_))));
+    assert_eq!(calls, 1);
+}
