@@ -56,21 +56,22 @@ use crate::error::{Error, Result};
 use crate::gemm::{check_shape, MAX_K};
 use crate::matrix::{MatrixI32, MatrixI8};
 
-/// `log2` of the probability bound with which one trial accepts a wrong C: `2⁻³³`.
-pub const TRIAL_ESCAPE_LOG2: u32 = 33;
+/// `log2` of the probability bound with which one trial accepts a wrong C: `2⁻³²`.
+pub const TRIAL_ESCAPE_LOG2: u32 = 32;
 
-/// Trials for a false-accept probability of at most `2⁻⁶⁴` (`2⁻⁶⁶`).
+/// Trials for a false-accept probability of at most `2⁻⁶⁴`.
 pub const DEFAULT_TRIALS: u32 = 2;
 
-/// Most trials one call runs (each costs a full pass; 64 trials bound escape by 2⁻²¹¹²).
+/// Most trials one call runs (each costs a full pass; 64 trials bound escape by 2⁻²⁰⁴⁸).
 pub const MAX_TRIALS: u32 = 64;
 
 // The soundness bound needs |(A·B)ᵢⱼ| < 2³¹ for every k the GEMM accepts.
 const _: () = assert!(128 * 128 * (MAX_K as u64) < (1u64 << 31));
 
-const TAG: &[u8] = b"lode/gpu-verify/freivalds/v2";
+const TAG: &[u8] = b"lode/gpu-verify/freivalds/v3";
 
-/// `n` elements uniform in `Z/2⁶⁴` from `seed` and `trial` (four per SHA-256 block).
+/// `n` elements uniform in `[−2³¹, 2³¹)` from `seed` and `trial` (eight per SHA-256 block), as elements of
+/// `Z/2⁶⁴` (sign-extended).
 pub fn random_vector(seed: &[u8; 32], trial: u32, n: usize) -> Vec<u64> {
     let mut out = Vec::with_capacity(n);
     let mut counter = 0u64;
@@ -82,11 +83,10 @@ pub fn random_vector(seed: &[u8; 32], trial: u32, n: usize) -> Vec<u64> {
         h.update(counter.to_le_bytes());
         counter += 1;
         let d: [u8; 32] = h.finalize().into();
-        for c in d.chunks_exact(8) {
+        for c in d.chunks_exact(4) {
             if out.len() < n {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                out.push(u64::from_le_bytes(b));
+                let x = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                out.push(i64::from(x) as u64);
             }
         }
     }
@@ -103,6 +103,13 @@ struct TrialVector {
     hi: Vec<i32>,
     /// Balanced base-2¹⁶ digits, `r ≡ Σ_q 2¹⁶ᑫ·digits[q] (mod 2⁶⁴)`, for i8 rows.
     digits: [Vec<i16>; 4],
+    /// Every element is a sign-extended i32 (a trial's own vector): then `hi` is zero and the i32
+    /// kernels skip it, and the i8 kernels take only the first two digits, adding the few elements
+    /// whose upper digits are not zero ([`Self::high`]) one by one.
+    narrow: bool,
+    /// For a narrow vector, the elements whose digits 2 or 3 are not zero, ascending: those in
+    /// `[2³¹ − 2¹⁵, 2³¹)`, whose balanced second digit would be 2¹⁵ (one in 2¹⁷ of a trial's elements).
+    high: Vec<usize>,
 }
 
 impl TrialVector {
@@ -122,7 +129,22 @@ impl TrialVector {
                 v = v.wrapping_sub(q as i64 as u64) >> 16;
             }
         }
-        Self { r, lo, hi, digits }
+        let narrow = r.iter().all(|&x| i64::from(x as i32) == x as i64);
+        let high = if narrow {
+            (0..r.len())
+                .filter(|&j| digits[2][j] != 0 || digits[3][j] != 0)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            r,
+            lo,
+            hi,
+            digits,
+            narrow,
+            high,
+        }
     }
 }
 
@@ -133,6 +155,10 @@ struct View<'a> {
     lo: &'a [i32],
     hi: &'a [i32],
     digits: [&'a [i16]; 4],
+    narrow: bool,
+    /// [`TrialVector::high`] within the view, as indices into it.
+    high: &'a [usize],
+    from: usize,
 }
 
 impl TrialVector {
@@ -150,6 +176,15 @@ impl TrialVector {
             lo: &self.lo[at.clone()],
             hi: &self.hi[at.clone()],
             digits: self.digits.each_ref().map(|d| &d[at.clone()]),
+            narrow: self.narrow,
+            high: {
+                let (a, b) = (
+                    self.high.partition_point(|&j| j < from),
+                    self.high.partition_point(|&j| j < from + len),
+                );
+                &self.high[a..b]
+            },
+            from,
         }
     }
 }
@@ -160,6 +195,20 @@ fn dot_plain<X: Copy + Into<i32>>(x: &[X], r: &[u64]) -> u64 {
     x.iter().zip(r).fold(0u64, |s, (&x, &r)| {
         s.wrapping_add((i64::from(x.into()) as u64).wrapping_mul(r))
     })
+}
+
+/// `Σ xⱼ·(2³²·digits[2]ⱼ + 2⁴⁸·digits[3]ⱼ) mod 2⁶⁴` over a narrow view's [`View::high`] elements below
+/// `body`: what the i8 kernels leave out when they take only two digits.
+fn high_digits(x: &[i8], v: View<'_>, body: usize) -> u64 {
+    v.high
+        .iter()
+        .map(|&j| j - v.from)
+        .take_while(|&j| j < body)
+        .fold(0u64, |s, j| {
+            let d = ((v.digits[2][j] as i64 as u64) << 32)
+                .wrapping_add((v.digits[3][j] as i64 as u64) << 48);
+            s.wrapping_add((i64::from(x[j]) as u64).wrapping_mul(d))
+        })
 }
 
 /// `x·r mod 2⁶⁴` for an i8 row.
@@ -386,12 +435,23 @@ mod avx2 {
         // SAFETY: AVX2 is available (the caller checked `x86_has_avx2`); the kernel reads
         // `body <= n` elements of `x` and of every digit vector of both trials, all at least
         // `n` long.
-        let fast = unsafe { dot_i8_x2_body(x, [v[0].digits, v[1].digits], body) };
+        let d = [v[0].digits, v[1].digits];
+        let fast = if v[0].narrow && v[1].narrow {
+            let f = unsafe { dot_i8_x2_body::<false>(x, d, body) };
+            [0, 1].map(|t| f[t].wrapping_add(super::high_digits(x, v[t], body)))
+        } else {
+            unsafe { dot_i8_x2_body::<true>(x, d, body) }
+        };
         [0, 1].map(|t| fast[t].wrapping_add(dot_plain(&x[body..], &v[t].r[body..n])))
     }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn dot_i8_x2_body(x: &[i8], d: [[&[i16]; 4]; 2], body: usize) -> [u64; 2] {
+    /// `WIDE`: digits 2 and 3 are read; without it they are skipped (the caller adds them).
+    unsafe fn dot_i8_x2_body<const WIDE: bool>(
+        x: &[i8],
+        d: [[&[i16]; 4]; 2],
+        body: usize,
+    ) -> [u64; 2] {
         let xp = x.as_ptr();
         let p = d.map(|d| d.map(<[i16]>::as_ptr));
         let mut s01 = [[0i64; 2]; 2];
@@ -409,12 +469,16 @@ mod avx2 {
                     for t in 0..2 {
                         let m0 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][0].add(j).cast()));
                         let m1 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][1].add(j).cast()));
-                        let m2 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][2].add(j).cast()));
-                        let m3 = _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][3].add(j).cast()));
                         lo[t][0] = _mm256_add_epi32(lo[t][0], m0);
                         lo[t][1] = _mm256_add_epi32(lo[t][1], m1);
-                        hi[t][0] = _mm256_add_epi32(hi[t][0], m2);
-                        hi[t][1] = _mm256_add_epi32(hi[t][1], m3);
+                        if WIDE {
+                            let m2 =
+                                _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][2].add(j).cast()));
+                            let m3 =
+                                _mm256_madd_epi16(xv, _mm256_loadu_si256(p[t][3].add(j).cast()));
+                            hi[t][0] = _mm256_add_epi32(hi[t][0], m2);
+                            hi[t][1] = _mm256_add_epi32(hi[t][1], m3);
+                        }
                     }
                 }
                 j += 16;
@@ -445,12 +509,18 @@ mod avx2 {
         let body = n - n % 8;
         // SAFETY: AVX2 is available (the caller checked); the kernel reads `body <= n`
         // elements of `x` and of both trials' `lo` and `hi`, all at least `n` long.
-        let fast = unsafe { dot_i32_x2_body(x, [v[0].lo, v[1].lo], [v[0].hi, v[1].hi], body) };
+        let (lo, hi) = ([v[0].lo, v[1].lo], [v[0].hi, v[1].hi]);
+        let fast = if v[0].narrow && v[1].narrow {
+            unsafe { dot_i32_x2_body::<false>(x, lo, hi, body) }
+        } else {
+            unsafe { dot_i32_x2_body::<true>(x, lo, hi, body) }
+        };
         [0, 1].map(|t| fast[t].wrapping_add(dot_plain(&x[body..], &v[t].r[body..n])))
     }
 
     #[target_feature(enable = "avx2")]
-    unsafe fn dot_i32_x2_body(
+    /// `WIDE`: `x·hi` is taken; without it `hi` must be zero (narrow vectors) and is skipped.
+    unsafe fn dot_i32_x2_body<const WIDE: bool>(
         x: &[i32],
         lo: [&[i32]; 2],
         hi: [&[i32]; 2],
@@ -471,11 +541,13 @@ mod avx2 {
                 let xo = _mm256_srli_epi64(xv, 32);
                 for t in 0..2 {
                     let lv = _mm256_loadu_si256(lp[t].add(j).cast());
-                    let hv = _mm256_loadu_si256(hp[t].add(j).cast());
                     even[t] = _mm256_add_epi64(even[t], _mm256_mul_epi32(xv, lv));
                     odd[t] =
                         _mm256_add_epi64(odd[t], _mm256_mul_epi32(xo, _mm256_srli_epi64(lv, 32)));
-                    high[t] = _mm256_add_epi32(high[t], _mm256_mullo_epi32(xv, hv));
+                    if WIDE {
+                        let hv = _mm256_loadu_si256(hp[t].add(j).cast());
+                        high[t] = _mm256_add_epi32(high[t], _mm256_mullo_epi32(xv, hv));
+                    }
                 }
             }
             j += 8;
@@ -532,12 +604,18 @@ mod avx512 {
         let body = n - n % 32;
         // SAFETY: AVX-512F/BW are available (asserted); the kernel reads `body <= n` elements of every
         // row and of every digit vector, all at least `n` long.
-        let fast = unsafe { dot_i8_rows_body(x, v.digits, body) };
+        let fast = if v.narrow {
+            let f = unsafe { dot_i8_rows_body::<false>(x, v.digits, body) };
+            std::array::from_fn(|r| f[r].wrapping_add(super::high_digits(x[r], v, body)))
+        } else {
+            unsafe { dot_i8_rows_body::<true>(x, v.digits, body) }
+        };
         std::array::from_fn(|r| fast[r].wrapping_add(dot_plain(&x[r][body..], &v.r[body..n])))
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn dot_i8_rows_body(
+    /// `WIDE`: digits 2 and 3 are read; without it they are skipped (the caller adds them).
+    unsafe fn dot_i8_rows_body<const WIDE: bool>(
         x: [&[i8]; ROW_BLOCK],
         d: [&[i16]; 4],
         body: usize,
@@ -553,16 +631,22 @@ mod avx512 {
             while j < end {
                 // SAFETY: j + 32 <= body, so every load is in bounds.
                 unsafe {
+                    let xs: [__m512i; ROW_BLOCK] = std::array::from_fn(|r| {
+                        _mm512_cvtepi8_epi16(_mm256_loadu_si256(xp[r].add(j).cast()))
+                    });
                     let d0 = _mm512_loadu_si512(dp[0].add(j).cast());
                     let d1 = _mm512_loadu_si512(dp[1].add(j).cast());
-                    let d2 = _mm512_loadu_si512(dp[2].add(j).cast());
-                    let d3 = _mm512_loadu_si512(dp[3].add(j).cast());
-                    for r in 0..ROW_BLOCK {
-                        let xv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(xp[r].add(j).cast()));
+                    for (r, &xv) in xs.iter().enumerate() {
                         lo[r][0] = _mm512_add_epi32(lo[r][0], _mm512_madd_epi16(xv, d0));
                         lo[r][1] = _mm512_add_epi32(lo[r][1], _mm512_madd_epi16(xv, d1));
-                        hi[r][0] = _mm512_add_epi32(hi[r][0], _mm512_madd_epi16(xv, d2));
-                        hi[r][1] = _mm512_add_epi32(hi[r][1], _mm512_madd_epi16(xv, d3));
+                    }
+                    if WIDE {
+                        let d2 = _mm512_loadu_si512(dp[2].add(j).cast());
+                        let d3 = _mm512_loadu_si512(dp[3].add(j).cast());
+                        for (r, &xv) in xs.iter().enumerate() {
+                            hi[r][0] = _mm512_add_epi32(hi[r][0], _mm512_madd_epi16(xv, d2));
+                            hi[r][1] = _mm512_add_epi32(hi[r][1], _mm512_madd_epi16(xv, d3));
+                        }
                     }
                 }
                 j += 32;
@@ -1024,12 +1108,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vector_is_reproducible_and_uses_all_64_bits() {
+    fn vector_is_reproducible_and_spans_its_32_bits() {
         let v = random_vector(&[3; 32], 0, 100);
         assert_eq!(v, random_vector(&[3; 32], 0, 100));
         assert_ne!(v, random_vector(&[3; 32], 1, 100));
-        assert!(v.iter().any(|&x| x >> 63 == 1));
-        assert!(v.iter().any(|&x| x & 1 == 1));
+        let x: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+        assert!(x.iter().all(|&x| (-(1 << 31)..1 << 31).contains(&x)));
+        assert!(x.iter().any(|&x| x < -(1 << 30)) && x.iter().any(|&x| x > 1 << 30));
+        assert!(x.iter().any(|&x| x & 1 == 1));
+        assert!(TrialVector::new(v).narrow);
     }
 
     /// The fast dot products equal the plain wrapping `Σ x·r mod 2⁶⁴` at the extremes, over
@@ -1044,10 +1131,14 @@ mod tests {
             1 << 32,
             1 << 15,
             (1 << 15) - 1,
+            0xFFFF_FFFF_8000_0000,
+            0x7FFF_FFFF,
         ];
-        for len in [
+        let lens = [
             1usize, 7, 8, 15, 16, 17, 31, 32, 33, 2047, 2048, 2049, 4095, 4096, 4097, 8200,
-        ] {
+        ];
+        // Wide vectors (B·r) and narrow ones (a trial's own, whose kernels skip the high parts).
+        for (len, narrow) in lens.into_iter().flat_map(|l| [(l, false), (l, true)]) {
             let mut s = 0x9E37_79B9_7F4A_7C15u64;
             let mut next = || {
                 s ^= s << 13;
@@ -1057,6 +1148,7 @@ mod tests {
             };
             let r: Vec<u64> = (0..len)
                 .map(|j| special.get(j % 11).copied().unwrap_or_else(&mut next))
+                .map(|x| if narrow { x as i32 as i64 as u64 } else { x })
                 .collect();
             let x8: Vec<i8> = (0..len)
                 .map(|j| match j % 6 {
@@ -1075,6 +1167,7 @@ mod tests {
                 })
                 .collect();
             let v = TrialVector::new(r.clone());
+            assert_eq!(v.narrow, narrow || len == 1 || len == 2);
             assert_eq!(dot_i8(&x8, v.all()), dot_plain(&x8, &r), "i8, length {len}");
             assert_eq!(
                 dot_i32(&x32, v.all()),
@@ -1138,7 +1231,13 @@ mod tests {
             // All entries at one extreme, where i32 lanes are closest to overflowing.
             for e in [-128i8, 127] {
                 let x = vec![e; len];
-                let worst = TrialVector::new(vec![0x8000_8000_8000_8000; len]);
+                let worst = if narrow {
+                    0xFFFF_FFFF_8000_8000
+                } else {
+                    0x8000_8000_8000_8000
+                };
+                let worst = TrialVector::new(vec![worst; len]);
+                assert_eq!(worst.narrow, narrow);
                 let want = dot_plain(&x, &worst.r);
                 assert_eq!(dot_i8(&x, worst.all()), want, "{e}, length {len}");
                 let pair = dot_i8_x2(&x, [worst.all(), worst.all()]);
@@ -1173,6 +1272,30 @@ mod tests {
             let from_halves = ((v.hi[j] as u32 as u64) << 32).wrapping_add(v.lo[j] as i64 as u64);
             assert_eq!(from_halves, x);
         }
+        // A narrow vector's high half, which its i32 kernels skip, is zero; its upper digits are zero but
+        // at the elements listed as high, which its i8 kernels add one by one.
+        let narrow: Vec<u64> = [
+            i32::MIN,
+            i32::MAX,
+            -1,
+            0,
+            1,
+            -32768,
+            32767,
+            0x8000_8000u32 as i32,
+        ]
+        .iter()
+        .map(|&x| i64::from(x) as u64)
+        .collect();
+        let v = TrialVector::new(narrow);
+        assert!(v.narrow);
+        assert!(v.hi.iter().all(|&h| h == 0));
+        let upper: Vec<usize> = (0..v.r.len())
+            .filter(|&j| v.digits[2][j] != 0 || v.digits[3][j] != 0)
+            .collect();
+        assert_eq!(v.high, upper);
+        assert_eq!(v.high, vec![1]); // i32::MAX: 2³¹ − 1 = −1 − 2¹⁶·2¹⁵ + 2³²
+        assert!(!TrialVector::new(vec![1 << 31]).narrow);
     }
 
     /// Products accumulated tile by tile, in any order, give [`check`]'s report; rows not exactly
