@@ -5,7 +5,9 @@
 //! 13 s here, so its figure comes from the ignored `freivalds_against_the_product` test
 //! of `lode-node`, or set `FREIVALDS_GEMM_MAX_N=4096`).
 //!
-//! Then a `RATIO` line in thread CPU time (see [`ratio`]), which a busy machine does not skew.
+//! Then `RATIO` lines in thread CPU time (see [`ratio`]), which a busy machine does not skew: the check
+//! as a pass of its own, with `C·r` taken while C is converted, with every product taken on the way (while
+//! A and B are checked against their roots, too), and that with `C·r` bounded by a pass of its own.
 //!
 //! `cargo bench -p lode-gpu-verify --bench freivalds`
 

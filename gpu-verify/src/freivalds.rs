@@ -2,7 +2,7 @@
 //!
 //! For a random vector `r`, compare `A·(B·r)` with `C·r`: `O(mk + kn + mn)` work instead
 //! of `O(mkn)`. All arithmetic is in the ring `Z/2⁶⁴` (wrapping `u64` operations, inputs
-//! sign-extended), with `r` uniform in `(Z/2⁶⁴)ⁿ`.
+//! sign-extended), with each element of `r` uniform in `[−2³¹, 2³¹)`.
 //!
 //! # Soundness
 //!
@@ -15,12 +15,13 @@
 //!
 //! Fix a wrong entry `j` of row `i` and every coordinate of `r` but `rⱼ`; the trial
 //! accepts iff `2ᵛ·u·rⱼ ≡ −s (mod 2⁶⁴)` for some fixed `s`. As `u` is invertible mod
-//! 2⁶⁴⁻ᵛ, at most `2ᵛ` of the 2⁶⁴ values of `rⱼ` solve it, so one trial accepts a wrong row
-//! with probability at most `2ᵛ⁻⁶⁴ ≤ 2⁻³³` ([`TRIAL_ESCAPE_LOG2`]), whatever the other
-//! entries, `k` and `n` are. The bound is tight only for errors of ±2³¹ (a flipped sign
-//! bit); an error of ±1 escapes with probability 2⁻⁶⁴. Trials draw independent vectors
-//! (SHA-256 in counter mode, modelled as a random function), so `t` trials accept a wrong C with probability at most `2⁻³³ᵗ`:
-//! [`DEFAULT_TRIALS`] = 2 gives `2⁻⁶⁶ ≤ 2⁻⁶⁴`.
+//! 2⁶⁴⁻ᵛ, the solutions `rⱼ` are one residue class mod `2⁶⁴⁻ᵛ ≥ 2³³`, so at most one of the
+//! 2³² consecutive values `rⱼ` is drawn from solves it: one trial accepts a wrong row with
+//! probability at most `2⁻³²` ([`TRIAL_ESCAPE_LOG2`]), whatever the error, the other entries,
+//! `k` and `n` are. Trials draw independent vectors (SHA-256 in counter mode, modelled as a
+//! random function), so `t` trials accept a wrong C with probability at most `2⁻³²ᵗ`:
+//! [`DEFAULT_TRIALS`] = 2 gives `2⁻⁶⁴`. (Drawing `rⱼ` from all of `Z/2⁶⁴` would give `2ᵛ⁻⁶⁴ ≤ 2⁻³³`
+//! per trial, but the products would need twice the digits; see below.)
 //!
 //! The argument needs `r` unknown to whoever produced C: the caller's seed must be secret
 //! and fresh (the consumer draws it from the OS after C is committed).
@@ -31,16 +32,22 @@
 //! * i8 rows (B and A): r in balanced base-2¹⁶ digits, `r ≡ Σ_q 2¹⁶ᑫ·d_q` with
 //!   `d_q ∈ [−2¹⁵, 2¹⁵)`; `Σ x·d_q` with `vpmaddwd` (sixteen i16 products per instruction),
 //!   lanes widened to i64 before they could overflow where the digit's sum must be exact.
+//!   A trial's own vector (for `B·r`) needs two digits: digits 2 and 3 are zero but for its
+//!   elements in `[2³¹ − 2¹⁵, 2³¹)` (one in 2¹⁷), which are added one by one. `B·r` (for
+//!   `A·(B·r)`) is a full element of `Z/2⁶⁴` and takes all four.
 //! * i32 rows (C): `r = 2³²·h + l` with `l` signed: `x·r ≡ x·l + 2³²·(x·h mod 2³²)`, the
-//!   first an exact signed 32×32→64 product (`vpmuldq`), the second a `vpmulld`.
+//!   first an exact signed 32×32→64 product (`vpmuldq`), the second a `vpmulld`, which a trial's
+//!   own vector (`h = 0`) skips.
 //!
 //! Trials run in pairs through two-trial kernels (each vector of a row loaded and widened once for
 //! both). Where AVX-512BW is available, the i8 rows (B for `B·r`, A for `A·(B·r)`) go four at a time
 //! through a 512-bit kernel instead, one trial per pass: a trial's digits are eight bytes per element
 //! against the row's one, and each load of them then serves four rows (`A·(B·r)` at 4096³ on one
-//! thread: 7.7-8.2 ms before, 5.9-6.3 ms after). C, the largest input, need not be read by the check
-//! at all: [`CProducts`] takes `C·r` from parts of its rows as they arrive (a download being
-//! converted), and [`check_products`] finishes.
+//! thread: 7.7-8.2 ms before, 5.9-6.3 ms after). No matrix need be read by the check at all:
+//! [`CProducts`] takes `C·r` from parts of its rows as they arrive (a download being converted), and
+//! [`InputProducts`] takes `B·r` and `A·(B·r)` from bands of their rows while A and B are checked
+//! against their roots ([`crate::commit::commit_b_with`], [`crate::commit::commit_a_with`]); then
+//! [`check_all`] compares. [`check_products`] finishes a check from `C·r` alone, reading A and B.
 //!
 //! Without AVX2 the plain wrapping `u64` sum is used; tests hold every path to it. Rows are
 //! spread over rayon's pool; every row's result is exact, so the report does not depend on

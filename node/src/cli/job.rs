@@ -63,8 +63,8 @@ pub const EXIT_NO_RESULT: u8 = 4;
 /// Exit status: `--wait` ran past `--timeout`.
 pub const EXIT_TIMEOUT: u8 = 5;
 
-/// Freivalds trials over C: each accepts a wrong C with probability at most 2⁻³³, so together at most
-/// 2⁻⁶⁶ (see `freivalds`).
+/// Freivalds trials over C: each accepts a wrong C with probability at most 2⁻³², so together at most
+/// 2⁻⁶⁴ (see `freivalds`).
 const FREIVALDS_TRIALS: u32 = freivalds::DEFAULT_TRIALS;
 
 /// Fractions of corrupted tiles the escape table of `submit` and `validate` shows.
