@@ -21,7 +21,7 @@
 //! `k` and `n` are. Trials draw independent vectors (SHA-256 in counter mode, modelled as a
 //! random function), so `t` trials accept a wrong C with probability at most `2⁻³²ᵗ`:
 //! [`DEFAULT_TRIALS`] = 2 gives `2⁻⁶⁴`. (Drawing `rⱼ` from all of `Z/2⁶⁴` would give `2ᵛ⁻⁶⁴ ≤ 2⁻³³`
-//! per trial, but the products would need twice the digits; see below.)
+//! per trial, but `B·r` would need twice the digits and `C·r` a `vpmulld` more; see below.)
 //!
 //! The argument needs `r` unknown to whoever produced C: the caller's seed must be secret
 //! and fresh (the consumer draws it from the OS after C is committed).
@@ -699,7 +699,7 @@ impl FreivaldsReport {
 }
 
 /// Runs `trials` (1 to [`MAX_TRIALS`]) independent Freivalds trials of `c == a·b`; a wrong
-/// C passes all of them with probability at most `2^(-33·trials)` (module docs).
+/// C passes all of them with probability at most `2^(-32·trials)` (module docs).
 pub fn check(
     a: &MatrixI8,
     b: &MatrixI8,
@@ -733,7 +733,8 @@ pub fn check(
 
 /// `C·r` for every trial of a check, accumulated from parts of C's rows as they arrive (a download
 /// being converted, tile by tile), so that C is read once, while those bytes are in cache, instead
-/// of once more from memory by [`check`]; then [`check_products`] finishes the check with `A·(B·r)`.
+/// of once more from memory by [`check`]; then [`check_all`] finishes the check with [`InputProducts`]
+/// (or [`check_products`] with `A·(B·r)` over A and B).
 ///
 /// Soundness is [`check`]'s: the vectors come from `seed` the same way, and the argument needs
 /// only that `seed` is secret and drawn after C is committed (C's root on chain; the download is
@@ -769,7 +770,7 @@ impl CProducts {
     }
 
     /// Adds `part`, elements `[col0, col0 + part.len())` of row `row` of C. Every element of C must be
-    /// added exactly once before [`check_products`] (which refuses rows not exactly filled).
+    /// added exactly once before [`check_all`] or [`check_products`] (which refuse rows not exactly filled).
     pub fn add(&mut self, row: usize, col0: usize, part: &[i32]) -> Result<()> {
         let end = col0.checked_add(part.len());
         if row >= self.rows || end.is_none_or(|e| e > self.cols) {
@@ -1254,6 +1255,51 @@ mod tests {
                     let rows = avx512::dot_i8_rows([x.as_slice(); ROW_BLOCK], worst.all());
                     assert_eq!(rows, [want; ROW_BLOCK], "{e} rows, length {len}");
                 }
+            }
+        }
+    }
+
+    /// A narrow and a wide vector together through the two-trial kernels, and narrow views that
+    /// start past 0 (whose high elements are indexed from the view's start).
+    #[test]
+    fn mixed_and_offset_views_are_exact() {
+        let len: usize = 300;
+        // 0x7FFF_FFF0 is in [2³¹ − 2¹⁵, 2³¹): a high element every seventh.
+        let narrow: Vec<u64> = (0..len)
+            .map(|j| {
+                if j % 7 == 3 {
+                    0x7FFF_FFF0
+                } else {
+                    (j as i64 * -7919) as u64
+                }
+            })
+            .collect();
+        let wide: Vec<u64> = (0..len as u64)
+            .map(|j| j.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let (vn, vw) = (
+            TrialVector::new(narrow.clone()),
+            TrialVector::new(wide.clone()),
+        );
+        assert!(vn.narrow && vn.high.len() == 43 && !vw.narrow);
+        let x8: Vec<i8> = (0..len).map(|j| (j as i8).wrapping_mul(37)).collect();
+        let x32: Vec<i32> = (0..len)
+            .map(|j| (j as i32).wrapping_mul(-0x0123_4567))
+            .collect();
+        let want8 = [dot_plain(&x8, &narrow), dot_plain(&x8, &wide)];
+        let want32 = [dot_plain(&x32, &narrow), dot_plain(&x32, &wide)];
+        assert_eq!(dot_i8_x2(&x8, [vn.all(), vw.all()]), want8);
+        assert_eq!(dot_i32_x2(&x32, [vn.all(), vw.all()]), want32);
+        for from in [1, 3, 64, 100] {
+            let l = len - from - 5;
+            let (x, r) = (&x8[..l], &narrow[from..from + l]);
+            let v = vn.view(from, l);
+            assert_eq!(dot_i8_x2(x, [v, v]), [dot_plain(x, r); 2], "from {from}");
+            assert_eq!(dot_i8(x, v), dot_plain(x, r), "from {from}");
+            #[cfg(target_arch = "x86_64")]
+            if avx512::available() {
+                let rows = avx512::dot_i8_rows([x; ROW_BLOCK], v);
+                assert_eq!(rows, [dot_plain(x, r); ROW_BLOCK], "rows from {from}");
             }
         }
     }

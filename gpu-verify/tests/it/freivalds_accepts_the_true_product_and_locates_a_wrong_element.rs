@@ -121,8 +121,8 @@ fn the_fast_check_computes_the_plain_wrapping_products() {
     assert_eq!(got, vec![1]);
 }
 
-/// Errors that are multiples of large powers of two are the hardest for arithmetic mod
-/// 2⁶⁴ (an error of 2³¹ escapes one trial with probability 2⁻³³, the worst case): every
+/// Errors that are multiples of large powers of two, where arithmetic mod 2⁶⁴ leaves the
+/// fewest values of r to tell them apart (the bound, 2⁻³² a trial, holds for them too): every
 /// element of C, each with such an error, is caught and located.
 #[test]
 fn a_wrong_element_anywhere_is_caught_even_with_an_error_of_a_large_power_of_two() {

@@ -206,7 +206,7 @@ impl BlobClient {
 
     /// [`BlobClient::get_c_shaped`], accumulating `C·r` for a Freivalds check in `products` as C is
     /// converted from its tiles (each band of rows while in cache), so the check need not read C again
-    /// (`freivalds::check_products`).
+    /// (`freivalds::check_all`).
     pub async fn get_c_shaped_with_products(
         &mut self,
         root: &[u8; 32],
