@@ -602,74 +602,117 @@ mod avx512 {
         crate::gemm::x86_has_avx512bw()
     }
 
+    /// Whether AVX-512 VNNI is available too (`vpdpwssd`: the multiply-add and the add in one).
+    pub(super) fn vnni() -> bool {
+        crate::gemm::x86_has_vnni()
+    }
+
     /// `[x₀·r, …, x₃·r] mod 2⁶⁴` for [`ROW_BLOCK`] i8 rows of one length.
     pub(super) fn dot_i8_rows(x: [&[i8]; ROW_BLOCK], v: View<'_>) -> [u64; ROW_BLOCK] {
+        dot_i8_rows_on(x, v, vnni())
+    }
+
+    /// [`dot_i8_rows`] with `vpdpwssd` (`vnni`, which must be available) or without.
+    pub(super) fn dot_i8_rows_on(
+        x: [&[i8]; ROW_BLOCK],
+        v: View<'_>,
+        vnni: bool,
+    ) -> [u64; ROW_BLOCK] {
         let n = x[0].len();
         assert!(x.iter().all(|r| r.len() == n), "rows of different lengths");
         assert!(v.r.len() >= n && v.digits.iter().all(|d| d.len() >= n));
         assert!(available(), "AVX-512F/BW kernel called without AVX-512F/BW");
+        assert!(
+            !vnni || self::vnni(),
+            "AVX-512 VNNI kernel called without AVX-512 VNNI"
+        );
         let body = n - n % 32;
         // SAFETY: AVX-512F/BW are available (asserted); the kernel reads `body <= n` elements of every
         // row and of every digit vector, all at least `n` long.
+        let fast = match (v.narrow, vnni) {
+            (true, false) => unsafe { dot_i8_rows_body::<false>(x, v.digits, body) },
+            (true, true) => unsafe { dot_i8_rows_body_vnni::<false>(x, v.digits, body) },
+            (false, false) => unsafe { dot_i8_rows_body::<true>(x, v.digits, body) },
+            (false, true) => unsafe { dot_i8_rows_body_vnni::<true>(x, v.digits, body) },
+        };
         let fast = if v.narrow {
-            let f = unsafe { dot_i8_rows_body::<false>(x, v.digits, body) };
-            std::array::from_fn(|r| f[r].wrapping_add(super::high_digits(x[r], v, body)))
+            std::array::from_fn(|r| fast[r].wrapping_add(super::high_digits(x[r], v, body)))
         } else {
-            unsafe { dot_i8_rows_body::<true>(x, v.digits, body) }
+            fast
         };
         std::array::from_fn(|r| fast[r].wrapping_add(dot_plain(&x[r][body..], &v.r[body..n])))
     }
 
-    #[target_feature(enable = "avx512f,avx512bw")]
+    /// The row-blocked kernel's body, once per instruction set: `$madd_add` takes `(acc, x, d)` to
+    /// `acc + vpmaddwd(x, d)` (lanes wrap), one `vpdpwssd` where AVX-512 VNNI has it.
     /// `WIDE`: digits 2 and 3 are read; without it they are skipped (the caller adds them).
-    unsafe fn dot_i8_rows_body<const WIDE: bool>(
-        x: [&[i8]; ROW_BLOCK],
-        d: [&[i16]; 4],
-        body: usize,
-    ) -> [u64; ROW_BLOCK] {
-        let xp = x.map(<[i8]>::as_ptr);
-        let dp = d.map(<[i16]>::as_ptr);
-        let mut s01 = [[0i64; 2]; ROW_BLOCK];
-        let mut hi = [[_mm512_setzero_si512(); 2]; ROW_BLOCK];
-        let mut j = 0;
-        while j < body {
-            let end = (j + I8_BLOCK).min(body);
-            let mut lo = [[_mm512_setzero_si512(); 2]; ROW_BLOCK];
-            while j < end {
-                // SAFETY: j + 32 <= body, so every load is in bounds.
-                unsafe {
-                    let xs: [__m512i; ROW_BLOCK] = std::array::from_fn(|r| {
-                        _mm512_cvtepi8_epi16(_mm256_loadu_si256(xp[r].add(j).cast()))
-                    });
-                    let d0 = _mm512_loadu_si512(dp[0].add(j).cast());
-                    let d1 = _mm512_loadu_si512(dp[1].add(j).cast());
-                    for (r, &xv) in xs.iter().enumerate() {
-                        lo[r][0] = _mm512_add_epi32(lo[r][0], _mm512_madd_epi16(xv, d0));
-                        lo[r][1] = _mm512_add_epi32(lo[r][1], _mm512_madd_epi16(xv, d1));
-                    }
-                    if WIDE {
-                        let d2 = _mm512_loadu_si512(dp[2].add(j).cast());
-                        let d3 = _mm512_loadu_si512(dp[3].add(j).cast());
-                        for (r, &xv) in xs.iter().enumerate() {
-                            hi[r][0] = _mm512_add_epi32(hi[r][0], _mm512_madd_epi16(xv, d2));
-                            hi[r][1] = _mm512_add_epi32(hi[r][1], _mm512_madd_epi16(xv, d3));
+    macro_rules! rows_body {
+        ($name:ident, $features:literal, $madd_add:path) => {
+            #[target_feature(enable = $features)]
+            unsafe fn $name<const WIDE: bool>(
+                x: [&[i8]; ROW_BLOCK],
+                d: [&[i16]; 4],
+                body: usize,
+            ) -> [u64; ROW_BLOCK] {
+                let xp = x.map(<[i8]>::as_ptr);
+                let dp = d.map(<[i16]>::as_ptr);
+                let mut s01 = [[0i64; 2]; ROW_BLOCK];
+                let mut hi = [[_mm512_setzero_si512(); 2]; ROW_BLOCK];
+                let mut j = 0;
+                while j < body {
+                    let end = (j + I8_BLOCK).min(body);
+                    let mut lo = [[_mm512_setzero_si512(); 2]; ROW_BLOCK];
+                    while j < end {
+                        // SAFETY: j + 32 <= body, so every load is in bounds.
+                        unsafe {
+                            let xs: [__m512i; ROW_BLOCK] = std::array::from_fn(|r| {
+                                _mm512_cvtepi8_epi16(_mm256_loadu_si256(xp[r].add(j).cast()))
+                            });
+                            let d0 = _mm512_loadu_si512(dp[0].add(j).cast());
+                            let d1 = _mm512_loadu_si512(dp[1].add(j).cast());
+                            for (r, &xv) in xs.iter().enumerate() {
+                                lo[r][0] = $madd_add(lo[r][0], xv, d0);
+                                lo[r][1] = $madd_add(lo[r][1], xv, d1);
+                            }
+                            if WIDE {
+                                let d2 = _mm512_loadu_si512(dp[2].add(j).cast());
+                                let d3 = _mm512_loadu_si512(dp[3].add(j).cast());
+                                for (r, &xv) in xs.iter().enumerate() {
+                                    hi[r][0] = $madd_add(hi[r][0], xv, d2);
+                                    hi[r][1] = $madd_add(hi[r][1], xv, d3);
+                                }
+                            }
                         }
+                        j += 32;
+                    }
+                    for r in 0..ROW_BLOCK {
+                        s01[r][0] = s01[r][0].wrapping_add(lanes_i64(lo[r][0]));
+                        s01[r][1] = s01[r][1].wrapping_add(lanes_i64(lo[r][1]));
                     }
                 }
-                j += 32;
+                std::array::from_fn(|r| {
+                    let (s2, s3) = (lanes_i64(hi[r][0]) as u64, lanes_i64(hi[r][1]) as u64);
+                    (s01[r][0] as u64)
+                        .wrapping_add((s01[r][1] as u64) << 16)
+                        .wrapping_add(s2 << 32)
+                        .wrapping_add(s3 << 48)
+                })
             }
-            for r in 0..ROW_BLOCK {
-                s01[r][0] = s01[r][0].wrapping_add(lanes_i64(lo[r][0]));
-                s01[r][1] = s01[r][1].wrapping_add(lanes_i64(lo[r][1]));
-            }
-        }
-        std::array::from_fn(|r| {
-            let (s2, s3) = (lanes_i64(hi[r][0]) as u64, lanes_i64(hi[r][1]) as u64);
-            (s01[r][0] as u64)
-                .wrapping_add((s01[r][1] as u64) << 16)
-                .wrapping_add(s2 << 32)
-                .wrapping_add(s3 << 48)
-        })
+        };
+    }
+
+    rows_body!(dot_i8_rows_body, "avx512f,avx512bw", madd_add);
+    rows_body!(
+        dot_i8_rows_body_vnni,
+        "avx512f,avx512bw,avx512vnni",
+        _mm512_dpwssd_epi32
+    );
+
+    /// `acc + vpmaddwd(x, d)`, lanes wrapping: what one `vpdpwssd` does.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn madd_add(acc: __m512i, x: __m512i, d: __m512i) -> __m512i {
+        _mm512_add_epi32(acc, _mm512_madd_epi16(x, d))
     }
 
     /// The sum of the sixteen i32 lanes, as i64.
@@ -1115,6 +1158,21 @@ pub fn find_wrong_element(
 mod tests {
     use super::*;
 
+    /// The AVX-512 row kernel with `vpmaddwd` and, where AVX-512 VNNI is available, with `vpdpwssd`:
+    /// both results, which must agree.
+    #[cfg(target_arch = "x86_64")]
+    fn rows_both(x: [&[i8]; ROW_BLOCK], v: View<'_>) -> [u64; ROW_BLOCK] {
+        let plain = avx512::dot_i8_rows_on(x, v, false);
+        if avx512::vnni() {
+            assert_eq!(
+                avx512::dot_i8_rows_on(x, v, true),
+                plain,
+                "vpdpwssd and vpmaddwd"
+            );
+        }
+        plain
+    }
+
     #[test]
     fn vector_is_reproducible_and_spans_its_32_bits() {
         let v = random_vector(&[3; 32], 0, 100);
@@ -1209,11 +1267,7 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             if avx512::available() {
                 let x: [&[i8]; ROW_BLOCK] = std::array::from_fn(|q| rows[q].as_slice());
-                assert_eq!(
-                    avx512::dot_i8_rows(x, v.all()).to_vec(),
-                    want_rows,
-                    "rows, {len}"
-                );
+                assert_eq!(rows_both(x, v.all()).to_vec(), want_rows, "rows, {len}");
             }
             // Five rows (a block and one left over), two trials.
             let mut data = rows.concat();
@@ -1252,7 +1306,7 @@ mod tests {
                 assert_eq!(pair, [want, want], "{e} pair, length {len}");
                 #[cfg(target_arch = "x86_64")]
                 if avx512::available() {
-                    let rows = avx512::dot_i8_rows([x.as_slice(); ROW_BLOCK], worst.all());
+                    let rows = rows_both([x.as_slice(); ROW_BLOCK], worst.all());
                     assert_eq!(rows, [want; ROW_BLOCK], "{e} rows, length {len}");
                 }
             }
@@ -1298,7 +1352,7 @@ mod tests {
             assert_eq!(dot_i8(x, v), dot_plain(x, r), "from {from}");
             #[cfg(target_arch = "x86_64")]
             if avx512::available() {
-                let rows = avx512::dot_i8_rows([x; ROW_BLOCK], v);
+                let rows = rows_both([x; ROW_BLOCK], v);
                 assert_eq!(rows, [dot_plain(x, r); ROW_BLOCK], "rows from {from}");
             }
         }

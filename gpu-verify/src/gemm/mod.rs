@@ -39,6 +39,12 @@ pub(crate) fn x86_has_avx512bw() -> bool {
     x86::has_avx512bw()
 }
 
+/// Whether AVX-512F, BW and VNNI are available (cached by `is_x86_feature_detected!`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn x86_has_vnni() -> bool {
+    x86::has_vnni()
+}
+
 /// Whether AVX2 is available (cached by `is_x86_feature_detected!`).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn x86_has_avx2() -> bool {
