@@ -122,9 +122,9 @@ fn ratio() {
             let mut p = freivalds::CProducts::new(n, n, &[7; 32], TRIALS).expect("products");
             let mut inside = Duration::ZERO;
             with.extend(cpu(&mut || {
-                let back = detile(&blob, n, n, TILE, |row, e| {
+                let back = detile(&blob, n, n, TILE, |row0, rows| {
                     let t = Instant::now();
-                    p.add(row, 0, e).expect("add");
+                    p.add_rows(row0, rows).expect("add");
                     inside += t.elapsed();
                 });
                 assert_eq!(&back, c.data());
@@ -262,8 +262,8 @@ fn tiles(c: &lode_gpu_verify::MatrixI32, t: usize) -> Vec<u8> {
     out
 }
 
-/// Rows from tile bytes, as `lode_node::blobs::layout::c_from_bytes_with` does: `each(row, elements)`
-/// on every row once its band of tiles is complete.
+/// Rows from tile bytes, as `lode_node::blobs::layout::c_from_bytes_with` does: `each(row0, rows)` on
+/// every band of rows once its tiles are complete.
 fn detile(
     bytes: &[u8],
     m: usize,
@@ -283,9 +283,8 @@ fn detile(
                 }
             }
         }
-        for row in r0..(r0 + t).min(m) {
-            each(row, &data[row * n..(row + 1) * n]);
-        }
+        let end = (r0 + t).min(m);
+        each(r0, &data[r0 * n..end * n]);
     }
     data
 }

@@ -715,6 +715,58 @@ mod avx512 {
         _mm512_add_epi32(acc, _mm512_madd_epi16(x, d))
     }
 
+    /// `[[xᵣ·r₀, xᵣ·r₁]]` mod 2⁶⁴ for [`ROW_BLOCK`] i32 rows of one length and two narrow trials (their
+    /// high halves zero): `x·lo` exact on `vpmuldq`, even and odd elements, sixteen elements a step, each
+    /// load of a trial's vector (and its odd half) used by every row of the block.
+    pub(super) fn dot_i32_rows_x2(
+        x: [&[i32]; ROW_BLOCK],
+        v: [View<'_>; 2],
+    ) -> [[u64; 2]; ROW_BLOCK] {
+        let n = x[0].len();
+        assert!(x.iter().all(|r| r.len() == n), "rows of different lengths");
+        assert!(v
+            .iter()
+            .all(|t| t.narrow && t.r.len() >= n && t.lo.len() >= n));
+        assert!(available(), "AVX-512F kernel called without AVX-512F");
+        let body = n - n % 16;
+        // SAFETY: AVX-512F is available (asserted); the kernel reads `body <= n` elements of every row
+        // and of both trials' `lo`, all at least `n` long.
+        let fast = unsafe { dot_i32_rows_x2_body(x, [v[0].lo, v[1].lo], body) };
+        std::array::from_fn(|r| {
+            [0, 1].map(|t| fast[r][t].wrapping_add(dot_plain(&x[r][body..], &v[t].r[body..n])))
+        })
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_i32_rows_x2_body(
+        x: [&[i32]; ROW_BLOCK],
+        lo: [&[i32]; 2],
+        body: usize,
+    ) -> [[u64; 2]; ROW_BLOCK] {
+        let xp = x.map(<[i32]>::as_ptr);
+        let lp = lo.map(<[i32]>::as_ptr);
+        let mut acc = [[_mm512_setzero_si512(); 2]; ROW_BLOCK];
+        let mut j = 0;
+        while j < body {
+            // SAFETY: j + 16 <= body, so every load is in bounds.
+            unsafe {
+                let l = lp.map(|p| _mm512_loadu_si512(p.add(j).cast()));
+                let lo_odd = l.map(|l| _mm512_srli_epi64::<32>(l));
+                for r in 0..ROW_BLOCK {
+                    let xv = _mm512_loadu_si512(xp[r].add(j).cast());
+                    let xo = _mm512_srli_epi64::<32>(xv);
+                    for t in 0..2 {
+                        let even = _mm512_mul_epi32(xv, l[t]);
+                        let odd = _mm512_mul_epi32(xo, lo_odd[t]);
+                        acc[r][t] = _mm512_add_epi64(acc[r][t], _mm512_add_epi64(even, odd));
+                    }
+                }
+            }
+            j += 16;
+        }
+        acc.map(|a| a.map(|v| _mm512_reduce_add_epi64(v) as u64))
+    }
+
     /// The sum of the sixteen i32 lanes, as i64.
     #[target_feature(enable = "avx512f")]
     fn lanes_i64(v: __m512i) -> i64 {
@@ -828,6 +880,44 @@ impl CProducts {
         let out = &mut self.acc[row * t..(row + 1) * t];
         add_dots(part, col0, &self.rs, out, dot_i32, dot_i32_x2);
         self.filled[row] += part.len();
+        Ok(())
+    }
+
+    /// Adds whole rows `[row0, row0 + rows.len() / cols)` of C (row-major), as [`Self::add`] would row
+    /// by row. With two trials on AVX-512 the rows go [`ROW_BLOCK`] at a time through one kernel, so
+    /// each load of the trials' vectors serves them all (C·r reads eight bytes of vectors per element
+    /// against the row's four).
+    pub fn add_rows(&mut self, row0: usize, rows: &[i32]) -> Result<()> {
+        let cols = self.cols;
+        let count = rows.len() / cols;
+        if !rows.len().is_multiple_of(cols) || count > self.rows.saturating_sub(row0) {
+            return Err(Error::InvalidParameter(format!(
+                "C rows: {} elements at row {row0} are not whole rows of {cols} within its {} rows",
+                rows.len(),
+                self.rows
+            )));
+        }
+        let mut blocks = rows.chunks_exact(ROW_BLOCK * cols);
+        let mut row = row0;
+        #[cfg(target_arch = "x86_64")]
+        if self.trials == 2 && self.rs.iter().all(|v| v.narrow) && avx512::available() {
+            let v = [self.rs[0].view(0, cols), self.rs[1].view(0, cols)];
+            for block in &mut blocks {
+                let x: [&[i32]; ROW_BLOCK] =
+                    std::array::from_fn(|r| &block[r * cols..(r + 1) * cols]);
+                for (r, d) in avx512::dot_i32_rows_x2(x, v).into_iter().enumerate() {
+                    let acc = &mut self.acc[(row + r) * 2..(row + r + 1) * 2];
+                    acc[0] = acc[0].wrapping_add(d[0]);
+                    acc[1] = acc[1].wrapping_add(d[1]);
+                    self.filled[row + r] += cols;
+                }
+                row += ROW_BLOCK;
+            }
+        }
+        let rest = &rows[(row - row0) * cols..];
+        for (i, r) in rest.chunks_exact(cols).enumerate() {
+            self.add(row + i, 0, r)?;
+        }
         Ok(())
     }
 
@@ -1354,6 +1444,63 @@ mod tests {
             if avx512::available() {
                 let rows = rows_both([x; ROW_BLOCK], v);
                 assert_eq!(rows, [dot_plain(x, r); ROW_BLOCK], "rows from {from}");
+            }
+        }
+    }
+
+    /// Whole rows added in one call (blocks of rows through the row-blocked kernel where it applies,
+    /// the rest row by row) give the products of adding them row by row, at the extremes of C and r.
+    #[test]
+    fn rows_added_together_equal_rows_added_one_by_one() {
+        for (m, n) in [(1, 1), (4, 16), (9, 37), (13, 200), (8, 4100)] {
+            let mut s = 0x2545_F491_4F6C_DD1Du64 ^ (m * n) as u64;
+            let c: Vec<i32> = (0..m * n)
+                .map(|j| match j % 9 {
+                    0 => i32::MIN,
+                    1 => i32::MAX,
+                    2 => -1,
+                    _ => {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        (s >> 32) as i32
+                    }
+                })
+                .collect();
+            for trials in [1, 2, 3] {
+                let mut one = CProducts::new(m, n, &[4; 32], trials).expect("one");
+                for (i, row) in c.chunks_exact(n).enumerate() {
+                    one.add(i, 0, row).expect("row");
+                }
+                let mut all = CProducts::new(m, n, &[4; 32], trials).expect("all");
+                // Two calls: the first rows, then the rest.
+                let split = (m / 2) * n;
+                all.add_rows(0, &c[..split]).expect("first");
+                all.add_rows(m / 2, &c[split..]).expect("rest");
+                assert_eq!(all.acc, one.acc, "{m}x{n}, {trials} trials");
+                assert_eq!(all.filled, one.filled);
+                // Not whole rows, or past the last row: refused.
+                let mut bad = CProducts::new(m, n, &[4; 32], trials).expect("bad");
+                assert!(bad.add_rows(0, &c[..n - 1]).is_err() || n == 1);
+                assert!(bad.add_rows(m, &c[..n]).is_err());
+                assert!(bad.add_rows(1, &c).is_err());
+            }
+        }
+        // The kernel itself against the plain sum, every r at an extreme of its range.
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            for n in [16, 17, 31, 4096] {
+                let x: Vec<i32> = (0..n)
+                    .map(|j| if j % 2 == 0 { i32::MIN } else { i32::MAX })
+                    .collect();
+                let ends =
+                    [i32::MIN, i32::MAX].map(|e| TrialVector::new(vec![i64::from(e) as u64; n]));
+                let got = avx512::dot_i32_rows_x2(
+                    [x.as_slice(); ROW_BLOCK],
+                    [ends[0].all(), ends[1].all()],
+                );
+                let want = [dot_plain(&x, &ends[0].r), dot_plain(&x, &ends[1].r)];
+                assert_eq!(got, [want; ROW_BLOCK], "length {n}");
             }
         }
     }

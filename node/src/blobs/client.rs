@@ -226,9 +226,9 @@ impl BlobClient {
             dim(h.cols)?,
             dim(u64::from(h.tile))?,
             &bytes,
-            |row, elems| {
+            |row0, rows| {
                 products
-                    .add(row, 0, elems)
+                    .add_rows(row0, rows)
                     .map_err(|e| layout::LayoutError::Matrix(e.to_string()))
             },
         )?)

@@ -381,9 +381,9 @@ pub fn c_from_bytes(
     c_from_bytes_with(rows, cols, tile, bytes, |_, _| Ok(()))
 }
 
-/// [`c_from_bytes`], calling `each(row, elements)` on every row of C once it is complete (after each
-/// band of tiles, while the band is still in cache): how `lode job result` takes `C·r` for Freivalds
-/// without reading C from memory once more.
+/// [`c_from_bytes`], calling `each(row0, rows)` on every band of C's rows once it is complete (after
+/// each band of tiles, while the band is still in cache; `rows` is whole rows, row-major, from row
+/// `row0`): how `lode job result` takes `C·r` for Freivalds without reading C from memory once more.
 pub fn c_from_bytes_with(
     rows: usize,
     cols: usize,
@@ -402,10 +402,8 @@ pub fn c_from_bytes_with(
     let mut done = 0;
     for i in 0..grid.count() {
         let r = grid.rect(i).map_err(gv)?;
-        if r.col0 == 0 {
-            for row in done..r.row0 {
-                each(row, &data[row * cols..(row + 1) * cols])?;
-            }
+        if r.col0 == 0 && r.row0 > done {
+            each(done, &data[done * cols..r.row0 * cols])?;
             done = r.row0;
         }
         for row in r.row0..r.row0 + r.rows {
@@ -416,8 +414,8 @@ pub fn c_from_bytes_with(
             }
         }
     }
-    for row in done..rows {
-        each(row, &data[row * cols..(row + 1) * cols])?;
+    if rows > done {
+        each(done, &data[done * cols..rows * cols])?;
     }
     MatrixI32::new(rows, cols, data).map_err(gv)
 }
@@ -800,9 +798,12 @@ mod tests {
             }
             assert_eq!(c_from_bytes(m, n, t, &bytes).expect("back"), mat);
             let mut seen = Vec::new();
-            let back = c_from_bytes_with(m, n, t, &bytes, |row, elems| {
-                assert_eq!(elems, &mat.data()[row * n..(row + 1) * n], "row {row}");
-                seen.push(row);
+            let back = c_from_bytes_with(m, n, t, &bytes, |row0, band| {
+                assert_eq!(band.len() % n, 0, "whole rows");
+                let end = row0 + band.len() / n;
+                assert!(end - row0 <= t, "one band of tiles at a time");
+                assert_eq!(band, &mat.data()[row0 * n..end * n], "rows {row0}..{end}");
+                seen.extend(row0..end);
                 Ok(())
             })
             .expect("back");
