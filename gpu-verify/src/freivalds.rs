@@ -43,7 +43,10 @@
 //! both). Where AVX-512BW is available, the i8 rows (B for `B·r`, A for `A·(B·r)`) go four at a time
 //! through a 512-bit kernel instead, one trial per pass: a trial's digits are eight bytes per element
 //! against the row's one, and each load of them then serves four rows (`A·(B·r)` at 4096³ on one
-//! thread: 7.7-8.2 ms before, 5.9-6.3 ms after). No matrix need be read by the check at all:
+//! thread: 7.7-8.2 ms before, 5.9-6.3 ms after); with AVX-512 VNNI, `vpdpwssd` does each multiply-add
+//! and its add in one. C's rows, given a band at a time ([`CProducts::add_rows`]), go four at a time
+//! through a two-trial `vpmuldq` kernel for the same reason (eight bytes of vectors per element
+//! against the row's four). No matrix need be read by the check at all:
 //! [`CProducts`] takes `C·r` from parts of its rows as they arrive (a download being converted), and
 //! [`InputProducts`] takes `B·r` and `A·(B·r)` from bands of their rows while A and B are checked
 //! against their roots ([`crate::commit::commit_b_with`], [`crate::commit::commit_a_with`]); then
