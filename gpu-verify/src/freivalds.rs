@@ -887,7 +887,7 @@ impl CProducts {
     }
 
     /// Adds whole rows `[row0, row0 + rows.len() / cols)` of C (row-major), as [`Self::add`] would row
-    /// by row. With two trials on AVX-512 the rows go [`ROW_BLOCK`] at a time through one kernel, so
+    /// by row. With two trials on AVX-512 the rows go four at a time through one kernel, so
     /// each load of the trials' vectors serves them all (C·r reads eight bytes of vectors per element
     /// against the row's four).
     pub fn add_rows(&mut self, row0: usize, rows: &[i32]) -> Result<()> {
