@@ -630,8 +630,8 @@ mod avx512 {
             "AVX-512 VNNI kernel called without AVX-512 VNNI"
         );
         let body = n - n % 32;
-        // SAFETY: AVX-512F/BW are available (asserted); the kernel reads `body <= n` elements of every
-        // row and of every digit vector, all at least `n` long.
+        // SAFETY: AVX-512F/BW are available, and VNNI where `vnni` asks for it (both asserted); the
+        // kernel reads `body <= n` elements of every row and of every digit vector, all at least `n` long.
         let fast = match (v.narrow, vnni) {
             (true, false) => unsafe { dot_i8_rows_body::<false>(x, v.digits, body) },
             (true, true) => unsafe { dot_i8_rows_body_vnni::<false>(x, v.digits, body) },
@@ -1493,17 +1493,27 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
             for n in [16, 17, 31, 4096] {
-                let x: Vec<i32> = (0..n)
-                    .map(|j| if j % 2 == 0 { i32::MIN } else { i32::MAX })
+                // Four different rows at the extremes, so a row read for another shows.
+                let rows: Vec<Vec<i32>> = (0..ROW_BLOCK)
+                    .map(|q| {
+                        (0..n)
+                            .map(|j| match (j + q) % (q + 2) {
+                                0 => i32::MIN,
+                                1 => i32::MAX,
+                                _ => -1 - q as i32,
+                            })
+                            .collect()
+                    })
                     .collect();
                 let ends =
                     [i32::MIN, i32::MAX].map(|e| TrialVector::new(vec![i64::from(e) as u64; n]));
-                let got = avx512::dot_i32_rows_x2(
-                    [x.as_slice(); ROW_BLOCK],
-                    [ends[0].all(), ends[1].all()],
-                );
-                let want = [dot_plain(&x, &ends[0].r), dot_plain(&x, &ends[1].r)];
-                assert_eq!(got, [want; ROW_BLOCK], "length {n}");
+                let x: [&[i32]; ROW_BLOCK] = std::array::from_fn(|q| rows[q].as_slice());
+                let got = avx512::dot_i32_rows_x2(x, [ends[0].all(), ends[1].all()]);
+                let want: Vec<[u64; 2]> = rows
+                    .iter()
+                    .map(|x| [dot_plain(x, &ends[0].r), dot_plain(x, &ends[1].r)])
+                    .collect();
+                assert_eq!(got.to_vec(), want, "length {n}");
             }
         }
     }
