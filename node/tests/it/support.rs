@@ -322,6 +322,12 @@ impl SingleNode {
 /// line and headers (lower-cased), and the body with any chunked transfer coding removed. Bounded in time (20 s)
 /// and size (8 MiB).
 pub async fn http(url: &str, request: &[u8]) -> (String, Vec<u8>) {
+    http_within(url, request, Duration::from_secs(20)).await
+}
+
+/// [`http`] bounded by `limit` instead of 20 s, for an exchange whose server does slow work before it answers
+/// (a WebDriver new session starts a browser).
+pub async fn http_within(url: &str, request: &[u8], limit: Duration) -> (String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Whether `raw` holds a whole answer: headers, then `content-length` bytes or a last chunk.
     fn complete(raw: &[u8]) -> bool {
@@ -359,9 +365,9 @@ pub async fn http(url: &str, request: &[u8]) -> (String, Vec<u8>) {
         }
         raw
     };
-    let raw = tokio::time::timeout(Duration::from_secs(20), exchange)
+    let raw = tokio::time::timeout(limit, exchange)
         .await
-        .expect("the HTTP exchange timed out");
+        .unwrap_or_else(|_| panic!("the HTTP exchange timed out after {} s", limit.as_secs()));
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use lode_test_ports::PortBlock;
 use serde_json::{json, Value};
 
-use crate::support::http;
+use crate::support::http_within;
+
+/// How long starting a session (and with it Chromium) may take: past chromedriver's own 60 s.
+const SESSION_START: Duration = Duration::from_secs(75);
 
 /// The W3C name of an element reference in WebDriver answers.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -105,7 +108,12 @@ impl Browser {
                 },
             }}
         });
-        let v = browser.command("POST", "/session", Some(caps)).await;
+        // A new session starts Chromium: with the rest of the suite running on two cores that alone has taken
+        // over 20 s (the bound of every other command). chromedriver gives up on a browser that has not started
+        // within 60 s and says why; this bound only has to outlast that.
+        let v = browser
+            .command_within("POST", "/session", Some(caps), SESSION_START)
+            .await;
         browser.session = v["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session id in {v}"))
@@ -115,13 +123,25 @@ impl Browser {
 
     /// One WebDriver command; its `value`. A WebDriver error fails the test with its message.
     async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.command_within(method, path, body, Duration::from_secs(20))
+            .await
+    }
+
+    /// [`Self::command`] bounded by `limit`.
+    async fn command_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        limit: Duration,
+    ) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let (head, reply) = http(&self.base, request.as_bytes()).await;
+        let (head, reply) = http_within(&self.base, request.as_bytes(), limit).await;
         let v: Value = serde_json::from_slice(&reply)
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}: {head}"));
         if !head.starts_with("http/1.1 200") {
