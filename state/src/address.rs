@@ -2,14 +2,11 @@
 //! and the checks every module shares on the keys and addresses in messages: [`parse_address`] and
 //! [`check_public_key`] (with the memo of keys already checked, which signature verification reuses).
 
-use std::{
-    collections::HashMap,
-    sync::{LazyLock, RwLock},
-};
+use std::sync::{LazyLock, RwLock};
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 
-use crate::error::TxError;
+use crate::{error::TxError, fasthash::HashMap};
 
 pub use lode_client::address::{Address, AddressError, HRP};
 

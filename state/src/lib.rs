@@ -23,6 +23,7 @@ pub mod codec;
 pub mod error;
 pub mod event;
 pub mod exec;
+pub mod fasthash;
 pub mod genesis;
 pub mod module;
 pub mod modules;

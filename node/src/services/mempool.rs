@@ -16,7 +16,9 @@
 //! every recheck), so a flood of badly signed txs costs CPU but never holds the lock that honest admissions,
 //! the proposer's reap and the commit wait for.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use lode_state::fasthash::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,7 @@
 //! a tx may ask for, and the events queued for a client: a client that stops reading finds its stream closed
 //! after `stream_stall_timeout`, and everything the stream held is freed.
 
-use std::collections::HashMap;
+use lode_state::fasthash::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -107,7 +107,7 @@ async fn run(
 ) -> Result<(), Gone> {
     let mut decided = api.decided.clone();
     let mut reported = decided.borrow_and_update().0;
-    let mut waiting: Waiters = HashMap::new();
+    let mut waiting = Waiters::default();
     let mut open = true;
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

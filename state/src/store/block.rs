@@ -25,7 +25,7 @@
 //! event:   ref type, varint m, m × (varint ref << 1 | index, ref value)
 //! ```
 
-use std::collections::HashMap;
+use crate::fasthash::HashMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;

@@ -3,13 +3,14 @@
 //! (CheckTx, recheck, PrepareProposal, ProcessProposal, FinalizeBlock).
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::VecDeque,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
 };
 
+use crate::fasthash::{HashMap, HashSet};
 use bytes::Bytes;
 use rayon::prelude::*;
 

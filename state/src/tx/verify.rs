@@ -1,8 +1,6 @@
 //! Signature checks (key checks are [`crate::address::check_public_key`]). One rule everywhere: ZIP-215 (`ed25519-consensus`), so batch and single
 //! verification accept exactly the same signatures.
 
-use std::collections::HashMap;
-
 use curve25519_dalek::{
     constants::ED25519_BASEPOINT_POINT,
     edwards::{CompressedEdwardsY, EdwardsPoint},
@@ -99,7 +97,8 @@ fn verify_batch<'a>(
     // Where each key's term is in `scalars`: signatures by one key share one term, `(Σ z_i·k_i)·A`, so the
     // multiscalar multiplication has one term per distinct key instead of one per signature (accounts that
     // send many txs fill blocks), and each key is looked up or decompressed once per batch.
-    let mut key_terms: HashMap<&[u8; 32], usize> = HashMap::with_capacity(n);
+    let mut key_terms: crate::fasthash::HashMap<&[u8; 32], usize> =
+        crate::fasthash::map_with_capacity(n);
     for ((k, sig, msg), z) in items.zip(&randomness) {
         let mut r_bytes = [0u8; 32];
         r_bytes.copy_from_slice(&sig[..32]);
