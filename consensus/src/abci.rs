@@ -16,11 +16,31 @@ use crate::error::AbciError;
 pub trait Abci: Send + Sync + 'static {
     /// Handles one request.
     fn call(&self, req: Request) -> Result<Response, AbciError>;
+
+    /// [`Abci::call`] for a ProcessProposal or FinalizeBlock whose txs consensus has already hashed:
+    /// `tx_hashes[i]` is the SHA-256 of the request's `txs[i]`. An application in the same process may take
+    /// them instead of hashing every tx again; one behind a socket cannot, and the default ignores them.
+    fn call_with_tx_hashes(
+        &self,
+        req: Request,
+        tx_hashes: &[[u8; 32]],
+    ) -> Result<Response, AbciError> {
+        let _ = tx_hashes;
+        self.call(req)
+    }
 }
 
 impl<T: Abci + ?Sized> Abci for std::sync::Arc<T> {
     fn call(&self, req: Request) -> Result<Response, AbciError> {
         (**self).call(req)
+    }
+
+    fn call_with_tx_hashes(
+        &self,
+        req: Request,
+        tx_hashes: &[[u8; 32]],
+    ) -> Result<Response, AbciError> {
+        (**self).call_with_tx_hashes(req, tx_hashes)
     }
 }
 
@@ -31,6 +51,22 @@ macro_rules! helper {
             let resp = self.call(Request {
                 value: Some(request::Value::$rv(req)),
             })?;
+            match resp.value {
+                Some(response::Value::$pv(r)) => Ok(r),
+                Some(response::Value::Exception(e)) => Err(AbciError::Exception(e.error)),
+                _ => Err(AbciError::UnexpectedResponse(stringify!($name))),
+            }
+        }
+    };
+    ($(#[$doc:meta])* hashed $name:ident, $req:ty, $resp:ty, $rv:ident, $pv:ident) => {
+        $(#[$doc])*
+        fn $name(&self, req: $req, tx_hashes: &[[u8; 32]]) -> Result<$resp, AbciError> {
+            let resp = self.call_with_tx_hashes(
+                Request {
+                    value: Some(request::Value::$rv(req)),
+                },
+                tx_hashes,
+            )?;
             match resp.value {
                 Some(response::Value::$pv(r)) => Ok(r),
                 Some(response::Value::Exception(e)) => Err(AbciError::Exception(e.error)),
@@ -61,6 +97,16 @@ pub trait AbciExt: Abci {
     helper!(
         /// `FinalizeBlock`: execute a decided block.
         finalize_block, RequestFinalizeBlock, ResponseFinalizeBlock, FinalizeBlock, FinalizeBlock
+    );
+    helper!(
+        /// [`AbciExt::process_proposal`] with the txs' hashes ([`Abci::call_with_tx_hashes`]).
+        hashed process_proposal_hashed, RequestProcessProposal, ResponseProcessProposal, ProcessProposal,
+        ProcessProposal
+    );
+    helper!(
+        /// [`AbciExt::finalize_block`] with the txs' hashes ([`Abci::call_with_tx_hashes`]).
+        hashed finalize_block_hashed, RequestFinalizeBlock, ResponseFinalizeBlock, FinalizeBlock,
+        FinalizeBlock
     );
 
     /// `Commit`: persist the finalized block's state.

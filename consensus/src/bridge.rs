@@ -924,7 +924,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             app_hash: self.last_app_hash.clone(),
             last_commit_hash: last_commit.as_ref().map(LastCommit::hash),
         };
-        let block = Block::with_last_commit(header, txs, last_commit);
+        let block = Block::with_last_commit(header, txs, last_commit).with_tx_hashes(hashes);
         info!(%height, %round, id = %block.id(), txs = block.txs().len(),
             named = named.iter().filter(|n| n.is_some()).count(), "proposing block");
         self.store.put_undecided(&UndecidedProposal {
@@ -1110,7 +1110,8 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
     ) -> Result<Option<Block>, ConsensusError> {
         let named = body.named();
         if named.is_empty() {
-            return Ok(body.resolve(&HashMap::new()).ok());
+            // Resolving hashes the whole txs: off the async threads.
+            return blocking(move || body.resolve(&HashMap::new()).ok()).await;
         }
         // Only a round-0 proposal names txs (a later round's goes whole, so that an honest proposer's block
         // is accepted in the end even by a node that cannot get a named tx); a signed stream that breaks
@@ -1195,7 +1196,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
                 ms = started.elapsed().as_millis() as u64, "fetched named txs from peers");
             found.extend(fetched);
         }
-        match body.resolve(&found) {
+        match blocking(move || body.resolve(&found)).await? {
             Ok(block) => Ok(Some(block)),
             Err(missing) => {
                 warn!(height = %init.height, round = %init.round, proposer = %init.proposer, missing = missing.len(),
@@ -1358,7 +1359,8 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             proposer_address: Bytes::copy_from_slice(&h.proposer.0),
         };
         let abci = self.abci.clone();
-        let resp = blocking(move || abci.process_proposal(req)).await??;
+        let hashes = block.tx_hashes().to_vec();
+        let resp = blocking(move || abci.process_proposal_hashed(req, &hashes)).await??;
         // ProposalStatus::Accept = 1.
         Ok(if resp.status == 1 {
             Ok(())
@@ -1472,6 +1474,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
             _ => CommitInfo::default(),
         };
         let this_set = hv.current.clone();
+        let hashes = block.tx_hashes().to_vec();
         let req = RequestFinalizeBlock {
             txs: block.txs().to_vec(),
             decided_last_commit: Some(decided_last_commit),
@@ -1494,7 +1497,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         let outcome = blocking(move || {
             failpoint::hit("before_finalize_block");
             let fin = abci
-                .finalize_block(req)
+                .finalize_block_hashed(req, &hashes)
                 .map_err(|e| format!("FinalizeBlock failed: {e}"))?;
             failpoint::hit("after_finalize_block");
             // An update the engine cannot apply is an application bug: halt before anything of the height
@@ -1522,11 +1525,7 @@ impl<A: Abci, S: BlockStore, M: Mempool> Bridge<A, S, M> {
         .await?;
         let (fin, next) = outcome.map_err(|e| self.halt(height, None, e))?;
 
-        let hashes: Vec<[u8; 32]> = block
-            .txs()
-            .iter()
-            .map(|t| Sha256::digest(t).into())
-            .collect();
+        let hashes = block.tx_hashes().to_vec();
         let app_hash = fin.app_hash.clone();
         let outcome = Arc::new(BlockOutcome {
             height: height.0,

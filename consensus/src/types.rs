@@ -1,7 +1,10 @@
 //! Lode's implementations of Malachite's consensus types: height, address, keys, block (the value), votes,
 //! proposals, proposal parts, validators and the validator set.
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 use bytes::Bytes;
 use malachitebft_core_types::{
@@ -290,25 +293,34 @@ impl CompactBlock {
             .collect()
     }
 
-    /// The block, with the named txs taken from `found` (hash → bytes). The txs it names that `found` lacks
-    /// are returned instead.
+    /// The block, with the named txs taken from `found` (hash → bytes; each value must hash to its key, as
+    /// a mempool's lookup and a checked fetch give them). The txs it names that `found` lacks are returned
+    /// instead. The block keeps its txs' hashes (the names, and the whole txs hashed here once), so its
+    /// checks do not hash the named txs again.
     pub fn resolve(
         self,
         found: &std::collections::HashMap<[u8; 32], Bytes>,
     ) -> Result<Block, Vec<[u8; 32]>> {
         let mut missing = Vec::new();
         let mut txs = Vec::with_capacity(self.txs.len());
+        let mut hashes = Vec::with_capacity(self.txs.len());
         for t in self.txs {
             match t {
-                CompactTx::Whole(b) => txs.push(b),
+                CompactTx::Whole(b) => {
+                    hashes.push(Sha256::digest(&b).into());
+                    txs.push(b);
+                }
                 CompactTx::Named(h) => match found.get(&h) {
-                    Some(b) => txs.push(b.clone()),
+                    Some(b) => {
+                        hashes.push(h);
+                        txs.push(b.clone());
+                    }
                     None => missing.push(h),
                 },
             }
         }
         if missing.is_empty() {
-            Ok(Block::with_last_commit(self.header, txs, self.last_commit))
+            Ok(Block::with_last_commit(self.header, txs, self.last_commit).with_tx_hashes(hashes))
         } else {
             Err(missing)
         }
@@ -328,6 +340,10 @@ pub struct Block {
     last_commit: Option<LastCommit>,
     id: BlockId,
     header_only: bool,
+    /// SHA-256 of each tx, in order: computed on first use, or handed over by whoever built the block
+    /// from hashes it already held ([`Block::with_tx_hashes`]). Shared by the block's clones, so the
+    /// checks at each door, the proposal's ABCI calls and the commit hash each tx once between them.
+    tx_hashes: Arc<OnceLock<Vec<[u8; 32]>>>,
 }
 
 impl PartialEq for Block {
@@ -386,7 +402,30 @@ impl Block {
             last_commit,
             id,
             header_only: false,
+            tx_hashes: Arc::default(),
         }
+    }
+
+    /// This block with its txs' hashes already known (`hashes[i]` must be the SHA-256 of `txs()[i]`; debug
+    /// builds check it). Hashes of another length are ignored: the block hashes its txs itself.
+    pub fn with_tx_hashes(mut self, hashes: Vec<[u8; 32]>) -> Self {
+        if hashes.len() == self.txs.len() {
+            debug_assert!(
+                self.txs
+                    .iter()
+                    .zip(&hashes)
+                    .all(|(t, h)| <[u8; 32]>::from(Sha256::digest(t)) == *h),
+                "with_tx_hashes: hashes of other bytes"
+            );
+            self.tx_hashes = Arc::new(OnceLock::from(hashes));
+        }
+        self
+    }
+
+    /// The SHA-256 of each tx, in order (computed once per block and its clones).
+    pub fn tx_hashes(&self) -> &[[u8; 32]] {
+        self.tx_hashes
+            .get_or_init(|| self.txs.iter().map(|t| Sha256::digest(t).into()).collect())
     }
 
     /// The block of `header` without its body: what a signed proposal message carries (see [`Block`]).
@@ -434,7 +473,7 @@ impl Block {
 
     /// Whether the header's tx root matches the body.
     pub fn tx_root_matches(&self) -> bool {
-        tx_root(&self.txs) == self.header.tx_root
+        tx_root_of_hashes(self.tx_hashes()) == self.header.tx_root
     }
 }
 

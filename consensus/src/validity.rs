@@ -249,6 +249,40 @@ mod tests {
         );
     }
 
+    /// A block keeps its txs' hashes: a resolved compact block holds the names and the whole txs'
+    /// digests, its tx root checks against them, and hashes of another length are ignored.
+    #[test]
+    fn a_block_checks_its_tx_root_against_the_hashes_it_keeps() {
+        use crate::types::CompactTx;
+        use sha2::{Digest, Sha256};
+        let txs = vec![Bytes::from_static(b"a=1"), Bytes::from_static(b"b=2")];
+        let digests: Vec<[u8; 32]> = txs.iter().map(|t| Sha256::digest(t).into()).collect();
+        let b = block(txs.clone(), &txs);
+        assert_eq!(b.tx_hashes(), digests.as_slice());
+        let compact = CompactBlock {
+            header: b.header().clone(),
+            txs: vec![
+                CompactTx::Named(digests[0]),
+                CompactTx::Whole(txs[1].clone()),
+            ],
+            last_commit: None,
+        };
+        let found = std::collections::HashMap::from([(digests[0], txs[0].clone())]);
+        let resolved = compact.resolve(&found).expect("resolved");
+        assert_eq!(resolved.tx_hashes(), digests.as_slice());
+        assert_eq!(resolved, b);
+        let limits = BlockLimits { max_tx_bytes: 1024 };
+        assert_eq!(check_body(&resolved, &limits), Ok(()));
+        // Hashes of another length are not taken: the block hashes its txs itself.
+        let short = block(txs.clone(), &txs).with_tx_hashes(vec![[0; 32]]);
+        assert_eq!(short.tx_hashes(), digests.as_slice());
+        // A clone made before the first use shares the hashes computed by either.
+        let fresh = block(txs.clone(), &txs);
+        let clone = fresh.clone();
+        assert!(fresh.tx_root_matches());
+        assert!(std::ptr::eq(fresh.tx_hashes(), clone.tx_hashes()));
+    }
+
     #[test]
     fn a_block_whose_txs_do_not_hash_to_its_tx_root_is_refused_on_every_door() {
         let genuine = vec![Bytes::from_static(b"a=1")];

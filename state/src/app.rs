@@ -128,6 +128,13 @@ pub struct Checked {
     generation: u64,
 }
 
+impl Checked {
+    /// The decoded tx.
+    pub fn tx(&self) -> &Tx {
+        &self.tx
+    }
+}
+
 impl LodeApp {
     /// Opens the application's database at `path`, creating it if needed, with default options.
     pub fn open(path: &Path) -> Result<LodeApp, StateError> {
@@ -264,6 +271,31 @@ impl LodeApp {
                     exception(&e.to_string())
                 }
             },
+        };
+        Response { value: Some(value) }
+    }
+
+    /// [`LodeApp::handle`] for a request whose txs the caller has already hashed (`tx_hashes[i]` is the
+    /// SHA-256 of `txs[i]`): ProcessProposal and FinalizeBlock look their txs up in the decoded-tx cache by
+    /// these instead of hashing each tx again. Consensus in the same process hands them over; hashes of
+    /// another length than the txs are ignored.
+    pub fn handle_with_tx_hashes(&self, req: Request, tx_hashes: &[[u8; 32]]) -> Response {
+        use request::Value as Rq;
+        use response::Value as Rs;
+        let value = match req.value {
+            Some(Rq::ProcessProposal(r)) => {
+                Rs::ProcessProposal(self.process_proposal_hashed(r, Some(tx_hashes)))
+            }
+            Some(Rq::FinalizeBlock(r)) => {
+                match self.try_finalize_block_hashed(r, Some(tx_hashes)) {
+                    Ok(r) => Rs::FinalizeBlock(r),
+                    Err(e) => {
+                        warn!(error = %e, "ABCI request failed");
+                        exception(&e.to_string())
+                    }
+                }
+            }
+            other => return self.handle(Request { value: other }),
         };
         Response { value: Some(value) }
     }
@@ -577,8 +609,18 @@ impl LodeApp {
 
     /// ABCI ProcessProposal: rejects a block that is over the size limit or holds a tx that does not
     /// decode, fails a stateless check, or is badly signed.
-    #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
     pub fn process_proposal(&self, req: RequestProcessProposal) -> ResponseProcessProposal {
+        self.process_proposal_hashed(req, None)
+    }
+
+    /// [`LodeApp::process_proposal`] with the txs' hashes when the caller has them (see
+    /// [`LodeApp::handle_with_tx_hashes`]).
+    #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
+    fn process_proposal_hashed(
+        &self,
+        req: RequestProcessProposal,
+        tx_hashes: Option<&[[u8; 32]]>,
+    ) -> ResponseProcessProposal {
         let reject = |why: String| {
             warn!(reason = %why, "rejecting proposal");
             ResponseProcessProposal {
@@ -599,7 +641,13 @@ impl LodeApp {
         for (i, r) in self
             .inner
             .checker
-            .check_many(&req.txs, &record.chain_id, &c.params, Remember::Yes)
+            .check_many_hashed(
+                &req.txs,
+                crate::tx::checker::hashes_of(&req.txs, tx_hashes),
+                &record.chain_id,
+                &c.params,
+                Remember::Yes,
+            )
             .iter()
             .enumerate()
         {
@@ -614,10 +662,20 @@ impl LodeApp {
 
     /// ABCI FinalizeBlock: executes the block's txs in order and computes the new app hash. Writes nothing
     /// durable: the effect waits in memory for Commit.
-    #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
     pub fn try_finalize_block(
         &self,
         req: RequestFinalizeBlock,
+    ) -> Result<ResponseFinalizeBlock, StateError> {
+        self.try_finalize_block_hashed(req, None)
+    }
+
+    /// [`LodeApp::try_finalize_block`] with the txs' hashes when the caller has them (see
+    /// [`LodeApp::handle_with_tx_hashes`]).
+    #[instrument(skip_all, fields(height = req.height, txs = req.txs.len()))]
+    fn try_finalize_block_hashed(
+        &self,
+        req: RequestFinalizeBlock,
+        given_hashes: Option<&[[u8; 32]]>,
     ) -> Result<ResponseFinalizeBlock, StateError> {
         let mut consensus = lock(&self.inner.consensus);
         let c = self.committed();
@@ -658,6 +716,7 @@ impl LodeApp {
         let ahead = |checked: &[Result<Arc<Tx>, TxError>]| base.fetch(accounts_read(checked));
         self.inner.checker.check_pipelined(
             &req.txs,
+            given_hashes,
             &record.chain_id,
             &c.params,
             chunk,

@@ -28,7 +28,6 @@ mod tests {
 
     #[test]
     fn two_maps_hash_the_same_key_differently() {
-        use std::hash::BuildHasher;
         let (a, b) = (
             map_with_capacity::<[u8; 32], ()>(1),
             map_with_capacity::<[u8; 32], ()>(1),

@@ -20,8 +20,9 @@ use lode_consensus::{
     UndecidedProposal,
 };
 use malachitebft_core_types::CommitCertificate;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use lode_state::{
     store::{ConsensusWrite, Store},
@@ -32,6 +33,8 @@ use malachitebft_core_types::Round;
 const DECIDED: u8 = b'd';
 const UNDECIDED: u8 = b'u';
 const VALIDATORS: u8 = b'v';
+/// Proposals kept in memory after they are written (see `RocksBlockStore::recent`).
+const RECENT_PROPOSALS: usize = 16;
 
 /// [`BlockStore`] over the application's database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -40,6 +43,11 @@ pub struct RocksBlockStore {
     /// Every undecided proposal below this height is deleted (0: unknown since the store opened, so the
     /// next prune sweeps the whole prefix once).
     pruned_below: Arc<AtomicU64>,
+    /// The last proposals written, oldest first: at each decision consensus looks the decided block up by
+    /// id, and finding it here spares reading it back, decoding every tx and hashing them all again. It
+    /// mirrors the store: an entry is added once its write succeeded, replaces an older write of the same
+    /// key, and leaves with the heights a prune deletes; what is not here is read from the store.
+    recent: Arc<Mutex<VecDeque<UndecidedProposal>>>,
 }
 
 impl RocksBlockStore {
@@ -48,7 +56,29 @@ impl RocksBlockStore {
         Self {
             app,
             pruned_below: Arc::default(),
+            recent: Arc::default(),
         }
+    }
+
+    fn recent(&self) -> MutexGuard<'_, VecDeque<UndecidedProposal>> {
+        // A cache of what the store holds: a guard poisoned elsewhere still holds valid entries.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps a proposal just written (replacing an entry of the same key).
+    fn remember(&self, p: &UndecidedProposal) {
+        let id = p.block.id();
+        let mut recent = self.recent();
+        recent.retain(|r| !(r.height == p.height && r.round == p.round && r.block.id() == id));
+        recent.push_back(p.clone());
+        while recent.len() > RECENT_PROPOSALS {
+            recent.pop_front();
+        }
+    }
+
+    /// Drops the kept proposals below `below` (those a prune deletes).
+    fn forget_below(&self, below: Height) {
+        self.recent().retain(|r| r.height >= below);
     }
 
     fn store(&self) -> &Store {
@@ -192,7 +222,9 @@ impl BlockStore for RocksBlockStore {
         key.extend_from_slice(&p.block.id().0);
         self.store()
             .put_consensus(&[(&key, &p.encode())], true)
-            .map_err(backend)
+            .map_err(backend)?;
+        self.remember(p);
+        Ok(())
     }
 
     fn put_received(&self, p: &UndecidedProposal) -> Result<(), StoreError> {
@@ -200,7 +232,9 @@ impl BlockStore for RocksBlockStore {
         key.extend_from_slice(&p.block.id().0);
         self.store()
             .put_consensus(&[(&key, &p.encode())], false)
-            .map_err(backend)
+            .map_err(backend)?;
+        self.remember(p);
+        Ok(())
     }
 
     fn undecided(
@@ -221,6 +255,16 @@ impl BlockStore for RocksBlockStore {
         height: Height,
         id: BlockId,
     ) -> Result<Option<UndecidedProposal>, StoreError> {
+        // The store's first match is the lowest round's: so is this one.
+        let kept = self
+            .recent()
+            .iter()
+            .filter(|r| r.height == height && r.block.id() == id)
+            .min_by_key(|r| round_key(r.round))
+            .cloned();
+        if kept.is_some() {
+            return Ok(kept);
+        }
         for (k, v) in self
             .store()
             .scan_consensus(&undecided_prefix(height, None))
@@ -234,6 +278,7 @@ impl BlockStore for RocksBlockStore {
     }
 
     fn prune_undecided(&self, below: Height) -> Result<(), StoreError> {
+        self.forget_below(below);
         let deletes = self.prune_deletes(below)?;
         // Losing a prune in a crash costs nothing (the next sweep finds the keys again): no fsync.
         self.store()
@@ -268,6 +313,7 @@ impl BlockStore for RocksBlockStore {
                 next.encode().to_vec(),
             ),
         ];
+        self.forget_below(Height(height.0.saturating_add(1)));
         writes.extend(self.prune_deletes(Height(height.0.saturating_add(1)))?);
         self.store().stage_consensus(writes);
         Ok(())
@@ -545,6 +591,51 @@ mod tests {
         store.put_validators(&hv).expect("put");
         assert_eq!(store.get_validators(Height(7)).expect("get"), Some(hv));
         assert_eq!(store.get_validators(Height(8)).expect("get"), None);
+    }
+
+    /// The proposals kept in memory answer `undecided_by_id` as the store does: the last write of a key,
+    /// the lowest round of an id, nothing once pruned, and the same as a store opened afresh (nothing kept).
+    #[test]
+    fn proposals_kept_in_memory_answer_as_the_store_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = LodeApp::open(dir.path()).expect("open");
+        let store = RocksBlockStore::new(app.clone());
+        let unchecked = UndecidedProposal {
+            valid: false,
+            ..proposal(5, 1, b"a")
+        };
+        store.put_received(&unchecked).expect("put");
+        let checked = proposal(5, 1, b"a");
+        store.put_undecided(&checked).expect("put");
+        let first_round = proposal(5, 0, b"a");
+        store.put_received(&first_round).expect("put");
+        let id = checked.block.id();
+        let cold = RocksBlockStore::new(app);
+        for s in [&store, &cold] {
+            assert_eq!(
+                s.undecided_by_id(Height(5), id).expect("by id"),
+                Some(first_round.clone())
+            );
+        }
+        // More proposals than are kept: the oldest comes from the store.
+        for h in 6..6 + RECENT_PROPOSALS as u64 {
+            store.put_received(&proposal(h, 0, b"b")).expect("put");
+        }
+        assert_eq!(
+            store.undecided_by_id(Height(5), id).expect("by id"),
+            Some(first_round)
+        );
+        store.prune_undecided(Height(6)).expect("prune");
+        for s in [&store, &cold] {
+            assert_eq!(s.undecided_by_id(Height(5), id).expect("by id"), None);
+        }
+        let later = proposal(6, 0, b"b");
+        assert_eq!(
+            store
+                .undecided_by_id(Height(6), later.block.id())
+                .expect("by id"),
+            Some(later)
+        );
     }
 
     /// Writes `txs` as the application's block record of `height` (with the block store's staged writes),

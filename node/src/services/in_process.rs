@@ -8,7 +8,7 @@ use lode_consensus::{Abci, AbciError};
 use lode_state::LodeApp;
 use tendermint_proto::v0_38::abci::{Request, Response};
 
-use super::mempool::{tx_hash, Mempool};
+use super::mempool::Mempool;
 
 /// The application as consensus drives it. Commit runs under the mempool's lock together with the mempool
 /// update for the block just finalized (CometBFT's order), so CheckTx never sees a half-updated view.
@@ -37,17 +37,41 @@ impl AppAbci {
 
 impl Abci for AppAbci {
     fn call(&self, req: Request) -> Result<Response, AbciError> {
+        self.call_hashed(req, None)
+    }
+
+    fn call_with_tx_hashes(
+        &self,
+        req: Request,
+        tx_hashes: &[[u8; 32]],
+    ) -> Result<Response, AbciError> {
+        self.call_hashed(req, Some(tx_hashes))
+    }
+}
+
+impl AppAbci {
+    /// One ABCI call, with the txs' hashes when consensus hands them over (ProcessProposal and
+    /// FinalizeBlock): neither the app nor the mempool's commit hashes the block's txs again.
+    fn call_hashed(
+        &self,
+        req: Request,
+        tx_hashes: Option<&[[u8; 32]]>,
+    ) -> Result<Response, AbciError> {
         use tendermint_proto::v0_38::abci::request::Value;
+        let handle = |req: Request| match tx_hashes {
+            Some(h) => self.app.handle_with_tx_hashes(req, h),
+            None => self.app.handle(req),
+        };
         match &req.value {
             Some(Value::FinalizeBlock(f)) => {
-                *self.finalized() = f.txs.iter().map(|t| tx_hash(t)).collect();
+                *self.finalized() = lode_state::tx::checker::hashes_of(&f.txs, tx_hashes);
                 let (txs, bytes) = (f.txs.len(), f.txs.iter().map(|t| t.len() as u64).sum());
                 let time = f
                     .time
                     .as_ref()
                     .map(|t| i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
                 let started = std::time::Instant::now();
-                let resp = self.app.handle(req);
+                let resp = handle(req);
                 let m = super::metrics::metrics();
                 m.finalized(
                     started.elapsed(),
@@ -74,7 +98,7 @@ impl Abci for AppAbci {
                     .mempool
                     .commit_and_update(&committed, || self.app.handle(req)))
             }
-            _ => Ok(self.app.handle(req)),
+            _ => Ok(handle(req)),
         }
     }
 }

@@ -972,10 +972,14 @@ async fn skew_phase(
     // No block of node `i` under its old clock commits after this height (the monitor may trail the tip,
     // which only makes the range longer).
     let killed_at = monitor.top();
+    // The other nodes' tip right after the kill, asked directly (the monitor polls, and may trail it by a
+    // few heights when blocks are fast). A proposal node `i` made before it died can still be decided at
+    // the height after that tip, never later: the phase starts past both.
+    let tip_at_kill = live_tip(&net.grpc, i).await;
     net.clock_offset_ms[i] = offset_ms;
     net.children[i] = Some(net.spawn(i));
-    // Back in the validator set's rotation: wait until it has the chain's current height (or 30 s: a node
-    // skewed behind refuses live proposals and may trail, which the phase tolerates).
+    // Back in the validator set's rotation: wait until it has the others' current height, asked afresh each
+    // time (or 30 s: a node skewed behind refuses live proposals and may trail, which the phase tolerates).
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let h = tokio::time::timeout(Duration::from_secs(2), status(&net.grpc[i]))
@@ -983,12 +987,12 @@ async fn skew_phase(
             .ok()
             .flatten()
             .map_or(0, |s| s.latest_height);
-        if h >= monitor.top() {
+        if h >= live_tip(&net.grpc, i).await.max(monitor.top()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let from = monitor.top() + 1;
+    let from = (monitor.top() + 1).max(tip_at_kill + 2);
     let to = from + heights;
     let deadline = Instant::now() + Duration::from_secs(120);
     while monitor.top() < to {
@@ -1001,6 +1005,21 @@ async fn skew_phase(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (killed_at, from, to)
+}
+
+/// The highest committed height of the nodes other than `except`, each asked now (2 s at most each).
+async fn live_tip(grpc: &[String], except: usize) -> u64 {
+    let polls = grpc
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != except)
+        .map(|(_, u)| tokio::time::timeout(Duration::from_secs(2), status(u)));
+    futures::future::join_all(polls)
+        .await
+        .into_iter()
+        .filter_map(|r| r.ok().flatten().map(|s| s.latest_height))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The proposer and time (ns since the epoch) of each block in `from..=to`, read from node `at`.

@@ -50,6 +50,15 @@ pub fn pipeline_chunk(txs: usize) -> usize {
     txs.div_ceil(8).clamp(128, 1024)
 }
 
+/// The txs' hashes: `given` when it holds one per tx (the caller hashed them already: `given[i]` must be
+/// the SHA-256 of `txs[i]`), else each tx hashed here.
+pub fn hashes_of(txs: &[Bytes], given: Option<&[[u8; 32]]>) -> Vec<[u8; 32]> {
+    match given.filter(|h| h.len() == txs.len()) {
+        Some(h) => h.to_vec(),
+        None => txs.iter().map(|raw| tx_hash(raw)).collect(),
+    }
+}
+
 /// How many verified tx hashes the signature cache remembers.
 const SIG_CACHE_CAP: usize = 200_000;
 /// Decoded txs kept per generation of [`DecodedCache`] (two generations are kept).
@@ -191,8 +200,7 @@ impl TxChecker {
         params: &Params,
         remember: Remember,
     ) -> Vec<Result<Arc<Tx>, TxError>> {
-        let hashes: Vec<[u8; 32]> = txs.iter().map(|raw| tx_hash(raw)).collect();
-        self.check_many_hashed(txs, hashes, chain_id, params, remember)
+        self.check_many_hashed(txs, hashes_of(txs, None), chain_id, params, remember)
     }
 
     /// [`Self::check_many`] for txs whose hashes the caller already computed (`hashes[i]` must be
@@ -271,20 +279,23 @@ impl TxChecker {
     /// that fails is re-checked one signature at a time. Stops at the first error `each` returns. `ahead`
     /// sees each checked chunk on a second helper thread before it is handed over (FinalizeBlock fetches the
     /// chunk's accounts there), so that it overlaps the checks of the next chunk instead of delaying them.
+    /// `hashes`, when it holds one per tx, are the txs' hashes ([`hashes_of`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn check_pipelined<E>(
         &self,
         txs: &[Bytes],
+        hashes: Option<&[[u8; 32]]>,
         chain_id: &str,
         params: &Params,
         chunk: usize,
         ahead: &ChunkHook<'_>,
         mut each: impl FnMut(&Bytes, Result<Arc<Tx>, TxError>) -> Result<(), E>,
     ) -> Result<(), E> {
+        let hashes = hashes.filter(|h| h.len() == txs.len());
         if txs.len() <= chunk {
-            for (raw, r) in txs
-                .iter()
-                .zip(self.check_many(txs, chain_id, params, Remember::No))
-            {
+            let checked =
+                self.check_many_hashed(txs, hashes_of(txs, hashes), chain_id, params, Remember::No);
+            for (raw, r) in txs.iter().zip(checked) {
                 each(raw, r)?;
             }
             return Ok(());
@@ -294,8 +305,18 @@ impl TxChecker {
             let (send_checked, recv_checked) = std::sync::mpsc::sync_channel(2);
             let (send, recv) = std::sync::mpsc::sync_channel(2);
             s.spawn(move || {
-                for part in txs.chunks(chunk.max(1)) {
-                    let checked = self.check_many(part, chain_id, params, Remember::No);
+                for (n, part) in txs.chunks(chunk.max(1)).enumerate() {
+                    let given = hashes.and_then(|h| {
+                        let start = n.saturating_mul(chunk.max(1));
+                        h.get(start..start.saturating_add(part.len()))
+                    });
+                    let checked = self.check_many_hashed(
+                        part,
+                        hashes_of(part, given),
+                        chain_id,
+                        params,
+                        Remember::No,
+                    );
                     // A closed channel means the consumer stopped on an error.
                     if send_checked.send(checked).is_err() {
                         break;
