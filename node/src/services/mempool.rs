@@ -79,12 +79,11 @@ pub enum AddError {
     NotReady,
 }
 
-/// Who pays for a tx: SHA-256 of its signer's public key (or of its multisig key set), and what it pays per
-/// byte. Read from the tx's auth info before CheckTx; a tx whose auth does not decode gets its own hash as
-/// sender and priority 0 (CheckTx refuses it anyway).
+/// Who pays for a tx: its signer's account (a key's or a multisig key set's address), and what it pays per
+/// byte. Read from the tx the stateless check decoded, so admission decodes nothing twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Payer {
-    sender: [u8; 32],
+    sender: [u8; 20],
     /// Fee per byte, scaled by [`PRIORITY_SCALE`].
     priority: u128,
 }
@@ -93,30 +92,10 @@ struct Payer {
 const PRIORITY_SCALE: u128 = 1_000_000;
 
 impl Payer {
-    fn of(tx: &[u8], hash: &[u8; 32]) -> Self {
-        use lode_proto::tx::v1 as pb;
-        use prost::Message;
-        let auth = pb::Tx::decode(tx)
-            .ok()
-            .and_then(|t| pb::AuthInfo::decode(t.auth_info_bytes.as_ref()).ok());
-        let Some(auth) = auth else {
-            return Self {
-                sender: *hash,
-                priority: 0,
-            };
-        };
-        let sender: [u8; 32] = match &auth.multisig {
-            Some(m) if auth.public_key.is_empty() => Sha256::digest(m.encode_to_vec()).into(),
-            _ => Sha256::digest(&auth.public_key).into(),
-        };
-        let fee: u128 = auth
-            .fee
-            .as_ref()
-            .and_then(|f| f.amount.parse().ok())
-            .unwrap_or(0);
+    fn of(tx: &lode_state::tx::Tx) -> Self {
         Self {
-            sender,
-            priority: fee.saturating_mul(PRIORITY_SCALE) / (tx.len().max(1) as u128),
+            sender: tx.auth.signer.0,
+            priority: tx.auth.fee.saturating_mul(PRIORITY_SCALE) / (tx.len.max(1) as u128),
         }
     }
 }
@@ -183,7 +162,7 @@ struct Inner {
     order: BTreeMap<u64, Entry>,
     by_hash: HashMap<[u8; 32], u64>,
     /// Each sender's pending txs by arrival sequence.
-    by_sender: HashMap<[u8; 32], BTreeSet<u64>>,
+    by_sender: HashMap<[u8; 20], BTreeSet<u64>>,
     /// Every sender's last pending tx, cheapest first: the eviction candidates.
     tails: BTreeSet<TailKey>,
     bytes: u64,
@@ -191,7 +170,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn tail_key(&self, sender: &[u8; 32]) -> Option<TailKey> {
+    fn tail_key(&self, sender: &[u8; 20]) -> Option<TailKey> {
         let seq = *self.by_sender.get(sender)?.last()?;
         let e = self.order.get(&seq)?;
         Some((e.payer.priority, std::cmp::Reverse(seq)))
@@ -475,7 +454,7 @@ impl Mempool {
             .app
             .check_tx_stateless_hashed(&tx, hash)
             .map_err(AddError::Invalid)?;
-        let payer = Payer::of(&tx, &hash);
+        let payer = Payer::of(checked.tx());
         Ok(Prepared {
             hash,
             tx,
