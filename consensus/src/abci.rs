@@ -143,6 +143,8 @@ pub trait Mempool: Send + Sync + 'static {
     }
 
     /// The pending txs with these SHA-256 hashes: one entry per hash, `None` where the mempool holds none.
+    /// An entry must be bytes whose SHA-256 is its hash: a resolved proposal keeps the names as its txs'
+    /// hashes and checks its tx root against them.
     fn lookup(&self, hashes: &[[u8; 32]]) -> Vec<Option<bytes::Bytes>> {
         vec![None; hashes.len()]
     }

@@ -408,7 +408,7 @@ impl Block {
 
     /// This block with its txs' hashes already known (`hashes[i]` must be the SHA-256 of `txs()[i]`; debug
     /// builds check it). Hashes of another length are ignored: the block hashes its txs itself.
-    pub fn with_tx_hashes(mut self, hashes: Vec<[u8; 32]>) -> Self {
+    pub(crate) fn with_tx_hashes(mut self, hashes: Vec<[u8; 32]>) -> Self {
         if hashes.len() == self.txs.len() {
             debug_assert!(
                 self.txs

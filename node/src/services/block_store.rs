@@ -43,10 +43,14 @@ pub struct RocksBlockStore {
     /// Every undecided proposal below this height is deleted (0: unknown since the store opened, so the
     /// next prune sweeps the whole prefix once).
     pruned_below: Arc<AtomicU64>,
-    /// The last proposals written, oldest first: at each decision consensus looks the decided block up by
-    /// id, and finding it here spares reading it back, decoding every tx and hashing them all again. It
-    /// mirrors the store: an entry is added once its write succeeded, replaces an older write of the same
-    /// key, and leaves with the heights a prune deletes; what is not here is read from the store.
+    /// The last proposals written that passed their checks (`valid`), oldest first: at each decision
+    /// consensus looks the decided block up by id, and finding it here spares reading it back, decoding
+    /// every tx and hashing them all again. It follows the store: an entry is added once its write
+    /// succeeded, replaces an older write of the same key (and leaves if that write is not valid), and
+    /// leaves with the heights a prune deletes; what is not here is read from the store. Only valid
+    /// proposals: a body whose txs match its header's tx root is the only body of that block id, while the
+    /// store also keeps bodies that failed (a hostile proposer's under a good block's id), and the store's
+    /// answer is its lowest round's, whatever its verdict.
     recent: Arc<Mutex<VecDeque<UndecidedProposal>>>,
 }
 
@@ -65,11 +69,14 @@ impl RocksBlockStore {
         self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps a proposal just written (replacing an entry of the same key).
+    /// Keeps a proposal just written if it passed its checks (an older entry of the same key leaves).
     fn remember(&self, p: &UndecidedProposal) {
         let id = p.block.id();
         let mut recent = self.recent();
         recent.retain(|r| !(r.height == p.height && r.round == p.round && r.block.id() == id));
+        if !p.valid {
+            return;
+        }
         recent.push_back(p.clone());
         while recent.len() > RECENT_PROPOSALS {
             recent.pop_front();
@@ -255,7 +262,7 @@ impl BlockStore for RocksBlockStore {
         height: Height,
         id: BlockId,
     ) -> Result<Option<UndecidedProposal>, StoreError> {
-        // The store's first match is the lowest round's: so is this one.
+        // Any valid proposal of this id holds the block's one body (its txs match the header's tx root).
         let kept = self
             .recent()
             .iter()
@@ -595,6 +602,8 @@ mod tests {
 
     /// The proposals kept in memory answer `undecided_by_id` as the store does: the last write of a key,
     /// the lowest round of an id, nothing once pruned, and the same as a store opened afresh (nothing kept).
+    /// A body that failed its checks is never answered from memory: after the good body of an id left the
+    /// memory, a hostile proposer's other body under the same id (a later round) does not replace it.
     #[test]
     fn proposals_kept_in_memory_answer_as_the_store_does() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -625,6 +634,26 @@ mod tests {
             store.undecided_by_id(Height(5), id).expect("by id"),
             Some(first_round)
         );
+        let forged = UndecidedProposal {
+            height: Height(5),
+            round: Round::new(2),
+            valid_round: Round::Nil,
+            block: Block::with_last_commit(
+                checked.block.header().clone(),
+                vec![Bytes::from_static(b"swapped")],
+                None,
+            ),
+            valid: false,
+        };
+        assert_eq!(forged.block.id(), id);
+        store.put_received(&forged).expect("put");
+        for s in [&store, &cold] {
+            let found = s
+                .undecided_by_id(Height(5), id)
+                .expect("by id")
+                .expect("kept");
+            assert!(found.block.tx_root_matches());
+        }
         store.prune_undecided(Height(6)).expect("prune");
         for s in [&store, &cold] {
             assert_eq!(s.undecided_by_id(Height(5), id).expect("by id"), None);

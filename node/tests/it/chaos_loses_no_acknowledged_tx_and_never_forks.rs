@@ -969,12 +969,13 @@ async fn skew_phase(
         let _ = c.kill();
         let _ = c.wait();
     }
-    // No block of node `i` under its old clock commits after this height (the monitor may trail the tip,
-    // which only makes the range longer).
+    // Where the look for blocks of node `i` under its new clock may start from, at the earliest (the
+    // monitor may trail the tip, which only makes that look longer).
     let killed_at = monitor.top();
-    // The other nodes' tip right after the kill, asked directly (the monitor polls, and may trail it by a
-    // few heights when blocks are fast). A proposal node `i` made before it died can still be decided at
-    // the height after that tip, never later: the phase starts past both.
+    // The other nodes' committed tip right after the kill, asked directly (the monitor polls, and may trail
+    // it by a few heights when blocks are fast). Node `i` may have committed one height more than them (the
+    // others decided it but had not committed yet), and a proposal it made for the height after that can
+    // still be decided once it is dead: the phase starts past both, at that tip + 3.
     let tip_at_kill = live_tip(&net.grpc, i).await;
     net.clock_offset_ms[i] = offset_ms;
     net.children[i] = Some(net.spawn(i));
@@ -992,7 +993,7 @@ async fn skew_phase(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let from = (monitor.top() + 1).max(tip_at_kill + 2);
+    let from = (monitor.top() + 1).max(tip_at_kill + 3);
     let to = from + heights;
     let deadline = Instant::now() + Duration::from_secs(120);
     while monitor.top() < to {
