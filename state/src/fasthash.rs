@@ -17,11 +17,6 @@ pub fn map_with_capacity<K, V>(n: usize) -> HashMap<K, V> {
     HashMap::with_capacity_and_hasher(n, ahash::RandomState::new())
 }
 
-/// An empty set with room for `n` entries.
-pub fn set_with_capacity<K>(n: usize) -> HashSet<K> {
-    HashSet::with_capacity_and_hasher(n, ahash::RandomState::new())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

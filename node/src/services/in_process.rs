@@ -33,23 +33,7 @@ impl AppAbci {
     fn finalized(&self) -> std::sync::MutexGuard<'_, Vec<[u8; 32]>> {
         self.finalized.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-impl Abci for AppAbci {
-    fn call(&self, req: Request) -> Result<Response, AbciError> {
-        self.call_hashed(req, None)
-    }
-
-    fn call_with_tx_hashes(
-        &self,
-        req: Request,
-        tx_hashes: &[[u8; 32]],
-    ) -> Result<Response, AbciError> {
-        self.call_hashed(req, Some(tx_hashes))
-    }
-}
-
-impl AppAbci {
     /// One ABCI call, with the txs' hashes when consensus hands them over (ProcessProposal and
     /// FinalizeBlock): neither the app nor the mempool's commit hashes the block's txs again.
     fn call_hashed(
@@ -100,5 +84,19 @@ impl AppAbci {
             }
             _ => Ok(handle(req)),
         }
+    }
+}
+
+impl Abci for AppAbci {
+    fn call(&self, req: Request) -> Result<Response, AbciError> {
+        self.call_hashed(req, None)
+    }
+
+    fn call_with_tx_hashes(
+        &self,
+        req: Request,
+        tx_hashes: &[[u8; 32]],
+    ) -> Result<Response, AbciError> {
+        self.call_hashed(req, Some(tx_hashes))
     }
 }
