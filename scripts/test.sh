@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 ./scripts/ensure-deps.sh --browser
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
 # The crash-point tests need `lode` built with the test-only `failpoints` feature, and the tests of a faulty
-# provider daemon (every test with `provider_faults` in its path, and the unit tests of `provider::faults`) the test-only `provider-faults` feature; they
-# run second, on their own.
+# provider daemon (every test with `provider_faults` in its path, and the unit tests of `provider::faults`) the
+# test-only `provider-faults` feature; they run second, on their own. They are all in lode-node: building that
+# package alone keeps the other crates' test binaries from being built a second time with the features on.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace "$@"
   # The partition test needs root and network namespaces: it is #[ignore]d (listed as skipped) and run here
@@ -22,12 +23,12 @@ if cargo nextest --version >/dev/null 2>&1; then
       echo "test.sh: network namespaces unavailable (needs root and ip netns): chaos_partitions skipped" >&2
     fi
   fi
-  exec cargo nextest run --workspace --features lode-node/failpoints,lode-node/provider-faults \
+  exec cargo nextest run -p lode-node --features lode-node/failpoints,lode-node/provider-faults \
     -E 'test(commit_path) | test(provider_faults) | test(/provider::faults::/)' "$@"
 else
   echo "test.sh: cargo-nextest not installed; using cargo test" >&2
   cargo test --workspace "$@"
-  cargo test --workspace --features lode-node/failpoints,lode-node/provider-faults provider_faults "$@"
-  cargo test --workspace --features lode-node/failpoints,lode-node/provider-faults provider::faults "$@"
-  exec cargo test --workspace --features lode-node/failpoints,lode-node/provider-faults commit_path "$@"
+  cargo test -p lode-node --features lode-node/failpoints,lode-node/provider-faults provider_faults "$@"
+  cargo test -p lode-node --features lode-node/failpoints,lode-node/provider-faults provider::faults "$@"
+  exec cargo test -p lode-node --features lode-node/failpoints,lode-node/provider-faults commit_path "$@"
 fi

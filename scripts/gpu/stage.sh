@@ -4,6 +4,7 @@
 # but no Rust toolchain. Then, on that machine, from a copy of the repo with .gpu/ in it:
 #
 #   scripts/gpu/check.sh          # CUDA == CPU tests, memcheck, benchmark
+#   scripts/gpu/job.sh            # 4096³ and 8192³ jobs end to end on a GPU provider daemon
 #
 # The binaries load libcuda, libcublas and libnvrtc at run time (cudarc dynamic loading),
 # so nothing CUDA is needed to build them.
@@ -24,3 +25,6 @@ stage "$CARGO_TARGET_DIR/release/examples/gpu_bench" gpu_bench
 # The CPU GEMM criterion bench, for CPU_BENCH=1 scripts/gpu/check.sh on a quiet machine.
 json=$(cargo bench -p lode-gpu-verify --bench gemm --no-run --message-format=json)
 stage "$(jq -r 'select(.executable != null and .target.name == "gemm") | .executable' <<<"$json")" gemm
+# The node binary, for scripts/gpu/job.sh (a devnet, a provider daemon on the GPU and `lode job submit`).
+cargo build --release -p lode-node --bin lode
+stage "$CARGO_TARGET_DIR/release/lode" lode
