@@ -6,11 +6,15 @@
 # it. Prints what `lode job submit` prints (each step with its seconds since the start) and the provider's
 # `computed in` line. Exits non-zero when a job does not settle or the consumer's check fails.
 #
-# Uses `.gpu/lode` when scripts/gpu/stage.sh put it there (GPU machines without Rust); otherwise builds it.
-# Sizes over the chain's default `compute.max_k` (4096) raise it in this devnet's genesis.
+# Uses `$LODE`, else `.gpu/lode` when scripts/gpu/stage.sh put it there (GPU machines without Rust), else
+# builds it.
+# Sizes over the chain's default `compute.max_k` (4096) raise it in this devnet's genesis and take 2×2 tiles.
 #
-# Usage: [BACKEND=cuda|cpu|auto] [VALIDATORS=4] [BASE_PORT=29088] [KEEP=1] scripts/gpu/job.sh [sizes...]
-#        (default sizes: 4096 8192; BACKEND=cpu runs the same path on a machine without a GPU)
+# Usage: [BACKEND=cuda|cpu|auto] [VALIDATORS=4] [BASE_PORT=29088] [DEADLINE=600] [KEEP=1] [LODE=path/to/lode] \
+#            scripts/gpu/job.sh [sizes...]
+#        (default sizes: 4096 8192; BACKEND=cpu runs the same path on a machine without a GPU; DEADLINE is the
+#        job's blocks from the match to the commit: empty blocks come every 150 ms here, and the chain's default
+#        of 100 is too short for the provider's hashing and storing of an 8192² C on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 backend="${BACKEND:-cuda}"
@@ -19,7 +23,9 @@ base_port="${BASE_PORT:-29088}"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(4096 8192)
 
-if [ -x .gpu/lode ]; then
+if [ -n "${LODE:-}" ]; then
+    lode="$LODE"
+elif [ -x .gpu/lode ]; then
     lode="$PWD/.gpu/lode"
 else
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lode-target}"
@@ -51,7 +57,7 @@ max=4096
 for n in "${sizes[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
 "$lode" testnet init --validators "$validators" --out "$work/net" --base-port "$base_port" \
     --timeout-propose-ms 300 > "$work/init.txt"
-node="$(sed -n 's/.*grpc \(http[^ ]*\).*/\1/p' "$work/init.txt" | head -1)"
+node="$(sed -n 's/.*grpc \(http[^ ]*\).*/\1/p' "$work/init.txt" | head -1 || true)"
 for g in "$work"/net/node*/genesis.json; do
     sed -i -E "s/(\"max_k\": )[0-9]+/\1$max/" "$g"
     grep -q "\"max_k\": $max" "$g" || { echo "job.sh: could not set compute.max_k in $g" >&2; exit 1; }
@@ -62,7 +68,7 @@ for ((i = 0; i < validators; i++)); do
 done
 home="$work/net/node0"
 for _ in $(seq 60); do
-    h="$("$lode" query status --node "$node" -o json 2>/dev/null | sed -n 's/.*"latest_height": *"\{0,1\}\([0-9]*\).*/\1/p' | head -1)"
+    h="$("$lode" query status --node "$node" -o json 2>/dev/null | sed -n 's/.*"latest_height": *"\{0,1\}\([0-9]*\).*/\1/p' | head -1 || true)"
     [ "${h:-0}" -ge 2 ] && break
     sleep 1
 done
@@ -82,8 +88,12 @@ for n in "${sizes[@]}"; do
     echo "== ${n}³ (backend $backend)"
     npy_i8 "$n" "$work/A$n.npy"
     npy_i8 "$n" "$work/B$n.npy"
+    # One sampled tile's reveal carries 2·T·k input bytes and must fit in max_tx_bytes (64 KiB): T = 4 up to
+    # k = 4096, T = 2 above.
+    tile=4
+    [ "$n" -le 4096 ] || tile=2
     if ! "$lode" job submit --home "$home" --from dev0 --node "$node" --a "$work/A$n.npy" --b "$work/B$n.npy" \
-        --max-price 5 --wait --out "$work/C$n.npy" --timeout 1800; then
+        --tile "$tile" --deadline "${DEADLINE:-600}" --max-price 5 --wait --out "$work/C$n.npy" --timeout 1800; then
         echo "job.sh: the ${n}³ job failed" >&2
         status=1
     fi

@@ -120,6 +120,21 @@ impl BlobClient {
             .await
     }
 
+    /// [`BlobClient::put_c`] under a tile root already computed for this C and tile (the provider's
+    /// commitment), without hashing C again; the node still checks every byte against it.
+    pub async fn put_c_with_root(
+        &mut self,
+        key: &KeyFile,
+        chain_id: &str,
+        c: &MatrixI32,
+        tile: usize,
+        root: [u8; 32],
+    ) -> eyre::Result<[u8; 32]> {
+        let header = layout::c_header_with_root(c, tile, root)?;
+        self.put(key, chain_id, &header, layout::c_bytes(c, tile)?)
+            .await
+    }
+
     /// Uploads a blob's bytes under `header`, signed by `key`; returns the root the node stored.
     pub async fn put(
         &mut self,

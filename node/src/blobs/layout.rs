@@ -480,13 +480,23 @@ pub fn b_header(b: &MatrixI8) -> Result<BlobHeader, LayoutError> {
 
 /// C's header: its shape, tile side and tile root ([`commit::commit_c`]).
 pub fn c_header(c: &MatrixI32, tile: usize) -> Result<BlobHeader, LayoutError> {
+    c_header_with_root(c, tile, commit::commit_c(c, tile).map_err(gv)?.root())
+}
+
+/// C's header with a tile root the caller already holds (a provider's commitment to the same C and tile):
+/// saves hashing C again. A root that is not C's is refused by the node that checks the upload.
+pub fn c_header_with_root(
+    c: &MatrixI32,
+    tile: usize,
+    root: [u8; 32],
+) -> Result<BlobHeader, LayoutError> {
     let t = u32::try_from(tile).map_err(|_| LayoutError::Header("tile too large".into()))?;
     Ok(BlobHeader {
         kind: BlobKind::C,
         rows: usize_of(c.rows())?,
         cols: usize_of(c.cols())?,
         tile: t,
-        root: commit::commit_c(c, tile).map_err(gv)?.root(),
+        root,
     })
 }
 

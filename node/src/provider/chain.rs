@@ -163,6 +163,60 @@ impl Chain {
     pub async fn send(&self, what: &str, msgs: &[Msg]) -> eyre::Result<u64> {
         let _one_at_a_time = self.send_lock.lock().await;
         let raw = self.sign(msgs).await?;
+        self.broadcast_and_wait(what, raw).await
+    }
+
+    /// Sends one tx per entry of `txs`, at consecutive nonces, so that they can share a block: each is
+    /// broadcast (CheckTx) in order, then each one admitted is waited for. Returns one result per tx sent, in
+    /// order. Stops sending at the first tx CheckTx refuses (its error is then the last result): the txs after
+    /// it would lack its nonce.
+    pub async fn send_pipelined(
+        &self,
+        what: &str,
+        txs: &[Vec<Msg>],
+    ) -> eyre::Result<Vec<eyre::Result<u64>>> {
+        let _one_at_a_time = self.send_lock.lock().await;
+        let nonce = self.next_nonce().await?;
+        let mut admitted = Vec::with_capacity(txs.len());
+        let mut refused = None;
+        for (i, msgs) in txs.iter().enumerate() {
+            let raw = self.sign_at(nonce + i as u64, msgs)?;
+            let r = TxServiceClient::new(self.channel.clone())
+                .broadcast(pb::BroadcastRequest { tx: raw.clone() })
+                .await
+                .map_err(status_err(what));
+            match r.map(|r| r.into_inner().check) {
+                Ok(Some(check)) if check.code != 0 => {
+                    refused = Some(
+                        Refused {
+                            what: what.to_owned(),
+                            code: check.code,
+                            codespace: check.codespace,
+                            log: check.log,
+                        }
+                        .into(),
+                    );
+                    break;
+                }
+                Ok(_) => admitted.push(raw),
+                Err(err) => {
+                    refused = Some(err);
+                    break;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(admitted.len() + 1);
+        for raw in admitted {
+            // Already pending: the node only waits for its commit and reports its result.
+            out.push(self.broadcast_and_wait(what, raw).await);
+        }
+        out.extend(refused.map(Err));
+        Ok(out)
+    }
+
+    /// Broadcasts `raw` (or, when it is already pending or committed, only waits for it) and waits until a
+    /// block commits it: its height, or [`Refused`] with the code of CheckTx or of its execution.
+    async fn broadcast_and_wait(&self, what: &str, raw: Vec<u8>) -> eyre::Result<u64> {
         let r = TxServiceClient::new(self.channel.clone())
             .broadcast_and_wait(pb::BroadcastAndWaitRequest {
                 tx: raw,
@@ -191,14 +245,20 @@ impl Chain {
     /// The encoded, signed tx for `msgs` at the account's next nonce and the minimum fee. Errors when it is
     /// over `max_tx_bytes`.
     pub async fn sign(&self, msgs: &[Msg]) -> eyre::Result<Vec<u8>> {
-        let acct = QueryServiceClient::new(self.channel.clone())
+        let nonce = self.next_nonce().await?;
+        self.sign_at(nonce, msgs)
+    }
+
+    /// The account's next nonce at the node's last commit.
+    async fn next_nonce(&self) -> eyre::Result<u64> {
+        Ok(QueryServiceClient::new(self.channel.clone())
             .account(pb::AccountRequest {
                 address: self.address().to_owned(),
             })
             .await
             .map_err(status_err("account"))?
-            .into_inner();
-        self.sign_at(acct.nonce, msgs)
+            .into_inner()
+            .nonce)
     }
 
     /// [`Chain::sign`] at a given nonce: sized first with a 20-digit fee so the real tx never needs more.

@@ -335,7 +335,13 @@ async fn store_c(ctx: &Ctx, id_hex: &str, prover: &Prover, tile: usize) {
     for attempt in 1..=PUT_TRIES {
         let r = ctx
             .blobs()
-            .put_c(&ctx.chain.key, &ctx.chain.chain_id, prover.output(), tile)
+            .put_c_with_root(
+                &ctx.chain.key,
+                &ctx.chain.chain_id,
+                prover.output(),
+                tile,
+                prover.c_tree().root(),
+            )
             .await;
         match r {
             Ok(_) => {
@@ -535,42 +541,73 @@ pub async fn reveal(
         &tiles,
     )?;
     let mut done = Vec::new();
-    for m in msgs {
-        let batch = tiles_of(&m);
-        match ctx.chain.send(what, &[Msg::Compute(m)]).await {
-            Ok(h) => {
-                count();
-                done.extend(&batch);
-                ctx.out.job(
-                    &id_hex,
-                    &format!(
-                        "{} tiles {} at height {h}",
-                        if challenge {
-                            "answered challenge"
-                        } else {
-                            "revealed"
-                        },
-                        list(&batch)
-                    ),
-                );
-            }
-            Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => {
-                for t in batch {
-                    let one = reveal_msg(ctx.me, id, &prover, &[t])?;
-                    match ctx.chain.send(what, &[Msg::Compute(one)]).await {
-                        Ok(_) => {
-                            count();
-                            done.push(t);
-                        }
-                        Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => done.push(t),
-                        Err(err) => return Err(err),
-                    }
-                }
-            }
-            Err(err) => return Err(err),
+    // Every reveal tx is sent at once, at consecutive nonces, so a job whose sample needs several txs (one
+    // tile per tx from k = 4096 at T = 4) is revealed in one block rather than one block per tx.
+    let mut rest: &[ComputeMsg] = &msgs;
+    while !rest.is_empty() {
+        let txs: Vec<Vec<Msg>> = rest.iter().map(|m| vec![Msg::Compute(m.clone())]).collect();
+        let results = ctx.chain.send_pipelined(what, &txs).await?;
+        let sent = results.len();
+        for (m, r) in rest.iter().zip(results) {
+            let batch = tiles_of(m);
+            reveal_outcome(
+                &ctx, &id_hex, id, &prover, what, challenge, batch, r, &mut done, &mut count,
+            )
+            .await?;
         }
+        rest = &rest[sent.min(rest.len())..];
     }
     Ok(done)
+}
+
+/// Records one reveal tx's outcome: its tiles taken, or (refused because a tile was already revealed: ours,
+/// landed before a restart) its tiles sent again one by one; any other refusal is the error.
+#[allow(clippy::too_many_arguments)]
+async fn reveal_outcome(
+    ctx: &Ctx,
+    id_hex: &str,
+    id: [u8; 32],
+    prover: &Prover,
+    what: &str,
+    challenge: bool,
+    batch: Vec<u64>,
+    result: eyre::Result<u64>,
+    done: &mut Vec<u64>,
+    count: &mut impl FnMut(),
+) -> eyre::Result<()> {
+    match result {
+        Ok(h) => {
+            count();
+            done.extend(&batch);
+            ctx.out.job(
+                id_hex,
+                &format!(
+                    "{} tiles {} at height {h}",
+                    if challenge {
+                        "answered challenge"
+                    } else {
+                        "revealed"
+                    },
+                    list(&batch)
+                ),
+            );
+        }
+        Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => {
+            for t in batch {
+                let one = reveal_msg(ctx.me, id, prover, &[t])?;
+                match ctx.chain.send(what, &[Msg::Compute(one)]).await {
+                    Ok(_) => {
+                        count();
+                        done.push(t);
+                    }
+                    Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => done.push(t),
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Err(err) => return Err(err),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -188,6 +188,37 @@ async fn a_c_served_under_its_root_with_another_shape_is_refused_by_a_client_tha
     );
 }
 
+/// The provider uploads C under the tile root its prover already committed to, without hashing C again: the
+/// node still checks every byte, so a root that is not this C's stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_put_under_the_provers_root_is_stored_and_under_another_root_is_refused() {
+    let node = SingleNode::start(|_| {}).await;
+    let dev0 = KeyFile::load(&node.home.join("keys/dev0.json")).expect("dev0");
+    let mut c = BlobClient::new(node.channel().await);
+    let (a, b) = (a_matrix(20, 12, 5), a_matrix(12, 9, 6));
+    let prod = c_matrix(20, 9);
+    let prover = lode_gpu_verify::verify::Prover::new(a, &b, prod.clone(), 4).expect("prover");
+    let root = prover.c_tree().root();
+
+    let mut wrong = root;
+    wrong[0] ^= 1;
+    let err = c
+        .put_c_with_root(&dev0, CHAIN, &prod, 4, wrong)
+        .await
+        .expect_err("a C under a root that is not its own");
+    assert_eq!(code_of(&err), Some(Code::InvalidArgument), "{err:#}");
+    assert!(c.stat(&wrong).await.expect("stat").is_none());
+    assert!(c.stat(&root).await.expect("stat").is_none());
+
+    let stored = c
+        .put_c_with_root(&dev0, CHAIN, &prod, 4, root)
+        .await
+        .expect("put c under the prover's root");
+    assert_eq!(stored, root);
+    assert_eq!(stored, commit::commit_c(&prod, 4).expect("commit").root());
+    assert_eq!(c.get_c(&root).await.expect("get c"), prod);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_b_and_c_round_trip_under_gpu_verifys_roots() {
     let node = SingleNode::start(|_| {}).await;
