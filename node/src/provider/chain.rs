@@ -1,5 +1,6 @@
-//! The provider's view of its node: queries (status, its provider record, its jobs) and signed txs sent one at
-//! a time, so the account's nonces never race.
+//! The provider's view of its node: queries (status, its provider record, its jobs) and signed txs sent under
+//! one lock (one tx, or one pipelined run of txs at consecutive nonces, at a time), so the account's nonces
+//! never race.
 
 use ed25519_consensus::SigningKey;
 use eyre::{bail, eyre, WrapErr};
@@ -38,7 +39,8 @@ pub struct Chain {
     pub params: Params,
     pub key: KeyFile,
     signing: SigningKey,
-    /// Held while a tx is signed, broadcast and committed: one tx of this account in flight at a time.
+    /// Held while a tx (or a pipelined run of txs) is signed, broadcast and committed: the account's txs in
+    /// flight are only ever those of one holder.
     send_lock: Mutex<()>,
 }
 
@@ -177,15 +179,25 @@ impl Chain {
     ) -> eyre::Result<Vec<eyre::Result<u64>>> {
         let _one_at_a_time = self.send_lock.lock().await;
         let nonce = self.next_nonce().await?;
+        // All signed before any is sent: a tx that cannot be signed must not strand the ones before it.
+        let signed = txs
+            .iter()
+            .enumerate()
+            .map(|(i, msgs)| self.sign_at(nonce + i as u64, msgs))
+            .collect::<eyre::Result<Vec<_>>>()?;
         let mut admitted = Vec::with_capacity(txs.len());
         let mut refused = None;
-        for (i, msgs) in txs.iter().enumerate() {
-            let raw = self.sign_at(nonce + i as u64, msgs)?;
+        for raw in signed {
             let r = TxServiceClient::new(self.channel.clone())
                 .broadcast(pb::BroadcastRequest { tx: raw.clone() })
-                .await
-                .map_err(status_err(what));
-            match r.map(|r| r.into_inner().check) {
+                .await;
+            // Already pending (the same bytes: signing is deterministic, so a run cut short before a restart
+            // or a failed wait signs them again): admitted, and waited for below.
+            let r = match r {
+                Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
+                r => r.map(|r| r.into_inner().check).map_err(status_err(what)),
+            };
+            match r {
                 Ok(Some(check)) if check.code != 0 => {
                     refused = Some(
                         Refused {

@@ -548,12 +548,20 @@ pub async fn reveal(
         let txs: Vec<Vec<Msg>> = rest.iter().map(|m| vec![Msg::Compute(m.clone())]).collect();
         let results = ctx.chain.send_pipelined(what, &txs).await?;
         let sent = results.len();
+        // Every result is recorded before an error is returned: the txs after a failed one may have landed.
+        let mut first_err = None;
         for (m, r) in rest.iter().zip(results) {
             let batch = tiles_of(m);
-            reveal_outcome(
+            let outcome = reveal_outcome(
                 &ctx, &id_hex, id, &prover, what, challenge, batch, r, &mut done, &mut count,
             )
-            .await?;
+            .await;
+            if let Err(err) = outcome {
+                first_err.get_or_insert(err);
+            }
+        }
+        if let Some(err) = first_err {
+            return Err(err);
         }
         rest = &rest[sent.min(rest.len())..];
     }
