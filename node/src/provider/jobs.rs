@@ -514,23 +514,14 @@ pub async fn reveal(
         );
         return Ok(tiles);
     }
-    let what = if challenge {
-        "challenge answer"
-    } else {
-        "reveal"
-    };
-    let step = if challenge {
-        "challenge_answered"
-    } else {
-        "revealed"
-    };
-    // Counted once per job, at its first tile taken and before any line is printed about it.
-    let mut counted = false;
-    let mut count = || {
-        if !counted {
-            counted = true;
-            super::metrics::metrics().step(step);
-        }
+    let mut run = RevealRun {
+        ctx: &ctx,
+        id_hex: &id_hex,
+        id,
+        prover: &prover,
+        challenge,
+        counted: false,
+        done: Vec::new(),
     };
     let msgs = reveal_batches(
         &ctx.chain.chain_id,
@@ -540,23 +531,17 @@ pub async fn reveal(
         &prover,
         &tiles,
     )?;
-    let mut done = Vec::new();
     // Every reveal tx is sent at once, at consecutive nonces, so a job whose sample needs several txs (one
     // tile per tx from k = 4096 at T = 4) is revealed in one block rather than one block per tx.
     let mut rest: &[ComputeMsg] = &msgs;
     while !rest.is_empty() {
         let txs: Vec<Vec<Msg>> = rest.iter().map(|m| vec![Msg::Compute(m.clone())]).collect();
-        let results = ctx.chain.send_pipelined(what, &txs).await?;
+        let results = ctx.chain.send_pipelined(run.what(), &txs).await?;
         let sent = results.len();
         // Every result is recorded before an error is returned: the txs after a failed one may have landed.
         let mut first_err = None;
         for (m, r) in rest.iter().zip(results) {
-            let batch = tiles_of(m);
-            let outcome = reveal_outcome(
-                &ctx, &id_hex, id, &prover, what, challenge, batch, r, &mut done, &mut count,
-            )
-            .await;
-            if let Err(err) = outcome {
+            if let Err(err) = run.record(tiles_of(m), r).await {
                 first_err.get_or_insert(err);
             }
         }
@@ -565,57 +550,75 @@ pub async fn reveal(
         }
         rest = &rest[sent.min(rest.len())..];
     }
-    Ok(done)
+    Ok(run.done)
 }
 
-/// Records one reveal tx's outcome: its tiles taken, or (refused because a tile was already revealed: ours,
-/// landed before a restart) its tiles sent again one by one; any other refusal is the error.
-#[allow(clippy::too_many_arguments)]
-async fn reveal_outcome(
-    ctx: &Ctx,
-    id_hex: &str,
+/// One job's reveal (or challenge answer) in progress: what it is about and the tiles the chain has taken.
+struct RevealRun<'a> {
+    ctx: &'a Ctx,
+    id_hex: &'a str,
     id: [u8; 32],
-    prover: &Prover,
-    what: &str,
+    prover: &'a Prover,
     challenge: bool,
-    batch: Vec<u64>,
-    result: eyre::Result<u64>,
-    done: &mut Vec<u64>,
-    count: &mut impl FnMut(),
-) -> eyre::Result<()> {
-    match result {
-        Ok(h) => {
-            count();
-            done.extend(&batch);
-            ctx.out.job(
-                id_hex,
-                &format!(
-                    "{} tiles {} at height {h}",
-                    if challenge {
-                        "answered challenge"
-                    } else {
-                        "revealed"
-                    },
-                    list(&batch)
-                ),
-            );
+    /// The job's step metric is counted once, at its first tile taken and before any line about it.
+    counted: bool,
+    done: Vec<u64>,
+}
+
+impl RevealRun<'_> {
+    /// What the txs are, for logs and errors.
+    fn what(&self) -> &'static str {
+        if self.challenge {
+            "challenge answer"
+        } else {
+            "reveal"
         }
-        Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => {
-            for t in batch {
-                let one = reveal_msg(ctx.me, id, prover, &[t])?;
-                match ctx.chain.send(what, &[Msg::Compute(one)]).await {
-                    Ok(_) => {
-                        count();
-                        done.push(t);
+    }
+
+    fn taken(&mut self, tiles: &[u64]) {
+        if !self.counted {
+            self.counted = true;
+            let step = if self.challenge {
+                "challenge_answered"
+            } else {
+                "revealed"
+            };
+            super::metrics::metrics().step(step);
+        }
+        self.done.extend(tiles);
+    }
+
+    /// Records one reveal tx's outcome: its tiles taken, or (refused because a tile was already revealed:
+    /// ours, landed before a restart) its tiles sent again one by one; any other refusal is the error.
+    async fn record(&mut self, batch: Vec<u64>, result: eyre::Result<u64>) -> eyre::Result<()> {
+        match result {
+            Ok(h) => {
+                self.taken(&batch);
+                let done = if self.challenge {
+                    "answered challenge"
+                } else {
+                    "revealed"
+                };
+                self.ctx.out.job(
+                    self.id_hex,
+                    &format!("{done} tiles {} at height {h}", list(&batch)),
+                );
+            }
+            Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => {
+                for t in batch {
+                    let one = reveal_msg(self.ctx.me, self.id, self.prover, &[t])?;
+                    match self.ctx.chain.send(self.what(), &[Msg::Compute(one)]).await {
+                        Ok(_) => self.taken(&[t]),
+                        // Ours, from before a restart: taken, but not counted again.
+                        Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => self.done.push(t),
+                        Err(err) => return Err(err),
                     }
-                    Err(err) if refused_with(&err, TILE_ALREADY_REVEALED) => done.push(t),
-                    Err(err) => return Err(err),
                 }
             }
+            Err(err) => return Err(err),
         }
-        Err(err) => return Err(err),
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
