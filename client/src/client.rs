@@ -193,10 +193,11 @@ impl Client {
             .json)
     }
 
-    /// The chain id and `address`'s next nonce: what a tx from it must carry.
+    /// The chain id and `address`'s next nonce: what a tx from it must carry. The nonce follows the
+    /// account's txs pending at this node, so txs signed one after the other need not wait for each commit.
     pub async fn chain_and_nonce(&self, address: &str) -> Result<(String, u64), Error> {
         let chain = self.status().await?.chain_id;
-        let nonce = self.account(address).await?.nonce;
+        let nonce = self.account(address).await?.pending_nonce;
         Ok((chain, nonce))
     }
 

@@ -512,6 +512,17 @@ impl LodeApp {
         check_response(result, gas)
     }
 
+    /// The nonce `address`'s next tx must carry to follow the txs CheckTx has admitted from it since the last
+    /// commit (the mempool's view): the committed nonce when none is pending. A mempool that rechecks after
+    /// Commit must ask under its own lock, or it may read the new state before its pending txs are re-applied.
+    pub fn pending_nonce(&self, address: &crate::address::Address) -> Result<u64, StoreError> {
+        let mut mempool = lock(&self.inner.mempool);
+        let view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
+        let account = modules::bank::account(&view, address);
+        *mempool = view.into_writes();
+        account.map(|a| a.nonce)
+    }
+
     /// Runs a tx against the last committed state in a throwaway overlay, as CheckTx would run it on a fresh
     /// mempool view: decoding, stateless checks, signatures, then execution. Writes nothing and remembers
     /// nothing (neither the state changes nor the tx in the decode or signature caches), so balances, nonces

@@ -440,11 +440,13 @@ pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
                         state_query(node, opts, "/account", address.clone().into_bytes()).await?;
                     let a = <qpb::Account as prost::Message>::decode(value.as_slice())
                         .wrap_err("the node answered undecodable bytes")?;
+                    // A state query at a height knows no mempool: pending is left out below.
                     pb::AccountResponse {
                         address: a.address,
                         balance: a.balance,
                         nonce: a.nonce,
                         height: opts.height,
+                        pending_nonce: a.nonce,
                     }
                 } else {
                     client(node)
@@ -453,20 +455,28 @@ pub(super) fn query(args: &QueryArgs) -> eyre::Result<()> {
                         .await
                         .map_err(client_err)?
                 };
-                super::emit(
-                    serde_json::json!({
-                        "address": r.address,
-                        "balance": r.balance,
-                        "nonce": r.nonce,
-                        "height": r.height,
-                    }),
-                    || {
-                        println!("address: {}", r.address);
-                        println!("balance: {}", r.balance);
-                        println!("nonce:   {}", r.nonce);
-                        println!("height:  {}", r.height);
-                    },
-                )?;
+                let live = !(opts.prove || opts.height != 0);
+                let mut json = serde_json::json!({
+                    "address": r.address,
+                    "balance": r.balance,
+                    "nonce": r.nonce,
+                    "height": r.height,
+                });
+                if live {
+                    json["pending_nonce"] = r.pending_nonce.into();
+                }
+                super::emit(json, || {
+                    println!("address: {}", r.address);
+                    println!("balance: {}", r.balance);
+                    println!("nonce:   {}", r.nonce);
+                    if live {
+                        println!(
+                            "pending: {} (the next nonce after this node's pending txs)",
+                            r.pending_nonce
+                        );
+                    }
+                    println!("height:  {}", r.height);
+                })?;
             }
             QueryCommand::Status { node } => {
                 let r = client(node).await?.status().await.map_err(client_err)?;

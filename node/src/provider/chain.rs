@@ -191,8 +191,9 @@ impl Chain {
             let r = TxServiceClient::new(self.channel.clone())
                 .broadcast(pb::BroadcastRequest { tx: raw.clone() })
                 .await;
-            // Already pending (the same bytes: signing is deterministic, so a run cut short before a restart
-            // or a failed wait signs them again): admitted, and waited for below.
+            // Already pending (the same bytes: signing is deterministic, and a commit between reading the
+            // nonce and broadcasting can make a run sign again what an earlier one left pending): admitted,
+            // and waited for below.
             let r = match r {
                 Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
                 r => r.map(|r| r.into_inner().check).map_err(status_err(what)),
@@ -261,7 +262,8 @@ impl Chain {
         self.sign_at(nonce, msgs)
     }
 
-    /// The account's next nonce at the node's last commit.
+    /// The account's next nonce after its txs pending at the node: a tx left pending by a failed wait
+    /// (the node's own bound) is followed, not collided with.
     async fn next_nonce(&self) -> eyre::Result<u64> {
         Ok(QueryServiceClient::new(self.channel.clone())
             .account(pb::AccountRequest {
@@ -270,7 +272,7 @@ impl Chain {
             .await
             .map_err(status_err("account"))?
             .into_inner()
-            .nonce)
+            .pending_nonce)
     }
 
     /// [`Chain::sign`] at a given nonce: sized first with a 20-digit fee so the real tx never needs more.

@@ -759,11 +759,24 @@ impl QueryService for NodeApi {
         }
         let acct = lode_proto::query::v1::Account::decode(resp.value.as_ref())
             .map_err(|e| Status::internal(e.to_string()))?;
+        // The query parsed the address; never below the committed nonce, even if a commit landed between.
+        let pending_nonce = match acct.address.parse::<lode_state::Address>() {
+            Ok(a) => {
+                let mempool = self.mempool.clone();
+                tokio::task::spawn_blocking(move || mempool.pending_nonce(&a))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .max(acct.nonce)
+            }
+            Err(_) => acct.nonce,
+        };
         Ok(Response::new(pb::AccountResponse {
             address: acct.address,
             balance: acct.balance,
             nonce: acct.nonce,
             height: u64::try_from(resp.height).unwrap_or(0),
+            pending_nonce,
         }))
     }
 

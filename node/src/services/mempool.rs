@@ -305,6 +305,17 @@ impl Mempool {
         (g.order.len(), g.bytes)
     }
 
+    /// The nonce `address`'s next tx must carry to follow its txs pending here (the committed nonce when none
+    /// is). Read under the pool's lock, which [`Mempool::commit_and_update`] holds from Commit to the end of the
+    /// recheck, so it never sees a new commit without the pending txs re-applied.
+    pub fn pending_nonce(
+        &self,
+        address: &lode_state::Address,
+    ) -> Result<u64, lode_state::error::StoreError> {
+        let _g = self.lock();
+        self.app.pending_nonce(address)
+    }
+
     /// Whether a tx with this hash is pending.
     pub fn contains(&self, hash: &[u8; 32]) -> bool {
         self.lock().by_hash.contains_key(hash)
@@ -998,6 +1009,38 @@ mod tests {
                 .expect("nonce 2 admitted after the recheck");
         });
         assert_eq!(pool.reap_txs(u64::MAX), vec![b, c]);
+    }
+
+    #[test]
+    fn the_pending_nonce_follows_admitted_txs_and_is_never_read_mid_commit() {
+        let (_d, app, key, pool) = setup(limits());
+        let me = address_of(&key);
+        let stranger = address_of(&SigningKey::from([10u8; 32]));
+        assert_eq!(pool.pending_nonce(&me).expect("read"), 0);
+        let (a, b) = (send(&key, 0, 1), send(&key, 1, 1));
+        pool.add(a.clone()).expect("a");
+        pool.add(b).expect("b");
+        assert_eq!(pool.pending_nonce(&me).expect("read"), 2);
+        assert_eq!(pool.pending_nonce(&stranger).expect("read"), 0);
+        // A refused tx moves nothing.
+        assert!(pool.add(send(&key, 5, 1)).is_err());
+        assert_eq!(pool.pending_nonce(&me).expect("read"), 2);
+        app.try_finalize_block(RequestFinalizeBlock {
+            txs: vec![a.clone()],
+            height: 1,
+            ..Default::default()
+        })
+        .expect("finalize");
+        std::thread::scope(|scope| {
+            let read = pool.commit_and_update(&[tx_hash(&a)], || {
+                app.try_commit().expect("commit");
+                // The application's view is the new state without `b` (nonce 1 there): the read must wait
+                // for the mempool's recheck, which re-applies `b`.
+                scope.spawn(|| pool.pending_nonce(&me))
+            });
+            assert_eq!(read.join().expect("thread").expect("read"), 2);
+        });
+        assert_eq!(app.pending_nonce(&me).expect("read"), 2);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The `lode-client` crate against a real node on loopback, the way a wallet uses it (the crate README's
 //! example): a transfer built, signed at the chain's nonce and minimum fee, broadcast and waited for; both
 //! accounts read with proofs checked against the block's app hash; the tx found again by an event
-//! subscription replayed from its height; a second transfer sent over the streaming broadcast; and a module
+//! subscription replayed from its height; a second transfer sent over the streaming broadcast; ten sent back to
+//! back without waiting, each at the nonce after the pending ones; and a module
 //! message built from its protobuf struct (an NFT collection), read through the typed query service at the
 //! heights before and after it (`x-lode-height`).
 
@@ -157,6 +158,32 @@ async fn a_wallet_sends_a_transfer_and_proves_the_balances_with_the_client_crate
     );
     let theirs = client.account_proved(&bob, 0).await.expect("proved");
     assert_eq!(theirs.account.balance, 1235);
+
+    // Ten transfers signed and broadcast back to back, none waited for: `sign` takes the nonce after the
+    // account's txs pending at the node, so each follows the last and all ten commit.
+    let start = client.account(&me.to_string()).await.expect("account");
+    assert_eq!(start.pending_nonce, start.nonce);
+    let mut burst = Vec::new();
+    for i in 0..10 {
+        let (t, _) = client
+            .sign(&key, &[msgs::send(&me, &bob, 1)], "", None)
+            .await
+            .expect("sign");
+        let r = client.broadcast(t.bytes.clone()).await.expect("broadcast");
+        assert_eq!(r.check.as_ref().map(|c| c.code), Some(0), "tx {i}: {r:?}");
+        burst.push(t);
+    }
+    let now = client.account(&me.to_string()).await.expect("account");
+    assert_eq!(now.pending_nonce, start.nonce + 10, "{now:?}");
+    assert!(now.nonce <= now.pending_nonce, "{now:?}");
+    for t in burst {
+        client.send_and_wait(t.bytes).await.expect("committed");
+    }
+    let end = client.account(&me.to_string()).await.expect("account");
+    assert_eq!(
+        (end.nonce, end.pending_nonce),
+        (start.nonce + 10, start.nonce + 10)
+    );
 
     // Any module's message through the builder as its protobuf struct; the typed module query service
     // answers at the height asked (`x-lode-height`), echoes it, and refuses a malformed or future one.
