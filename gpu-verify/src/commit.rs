@@ -91,7 +91,10 @@ impl TileGrid {
         if row >= self.m || col >= self.n {
             return Err(Error::IndexOutOfRange {
                 what: "element",
-                index: (row as u64) * self.n as u64 + col as u64,
+                // Row and column come from proofs anyone may send: the flat index saturates, never wraps.
+                index: (row as u64)
+                    .saturating_mul(self.n as u64)
+                    .saturating_add(col as u64),
                 count: self.m as u64 * self.n as u64,
             });
         }
@@ -258,6 +261,24 @@ mod tests {
         );
         assert!(g.rect(6).is_err());
         assert_eq!(g.tile_of(4, 6).expect("t"), 5);
+        for (row, col) in [
+            (5, 0),
+            (0, 7),
+            (usize::MAX, usize::MAX),
+            (usize::MAX, 0),
+            (0, usize::MAX),
+        ] {
+            assert!(
+                matches!(
+                    g.tile_of(row, col),
+                    Err(Error::IndexOutOfRange {
+                        what: "element",
+                        ..
+                    })
+                ),
+                "({row}, {col})"
+            );
+        }
         assert!(g.tile_of(5, 0).is_err());
         assert!(TileGrid::new(5, 7, 0).is_err());
     }

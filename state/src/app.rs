@@ -498,14 +498,26 @@ impl LodeApp {
         let mut view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
         let mut scratch = Overlay::new(&view);
         let ctx = BlockCtx::pending(record.next_height(), &record.chain_id, &c.params);
-        let result = execute_tx(&mut scratch, &tx, ctx);
+        // A panic in a tx's execution is a bug, but it must not cost the view every pending tx's effects
+        // (taken out of the lock above): it is refused as internal and the view is put back as it was.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            if tests::PANIC_IN_CHECK.with(|p| p.take()) {
+                panic!("injected by a test");
+            }
+            execute_tx(&mut scratch, &tx, ctx)
+        }));
         let result = match result {
-            Ok(out) => {
+            Ok(Ok(out)) => {
                 let w = scratch.into_writes();
                 view.merge(w);
                 Ok(out.gas_used)
             }
-            Err(f) => Err(f.error),
+            Ok(Err(f)) => Err(f.error),
+            Err(_) => {
+                error!(hash = %hex::encode(hash), "CheckTx panicked executing a tx; refused, view kept");
+                Err(TxError::Internal("the tx's execution panicked".into()))
+            }
         };
         *mempool = view.into_writes();
         let gas = tx.gas(&c.params).unwrap_or(0);
@@ -1088,6 +1100,40 @@ mod tests {
     use super::*;
     use ed25519_consensus::SigningKey;
     use tendermint_proto::v0_38::abci::CheckTxType;
+
+    thread_local! {
+        /// Set by a test: the next CheckTx on this thread panics inside the tx's execution.
+        pub(super) static PANIC_IN_CHECK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A CheckTx whose execution panics refuses the tx as internal and keeps the view of the txs admitted
+    /// before it: the account's next nonce after them is still the one admitted.
+    #[test]
+    fn a_panic_in_check_tx_is_refused_and_keeps_the_pending_view() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SigningKey::from([5u8; 32]);
+        let app = LodeApp::initialised_for_tests(dir.path(), "c", &[&key]).expect("initialised");
+        let me = crate::tx::address_of(&key);
+        let to = crate::Address([3; 20]);
+        let check = |nonce| {
+            app.check_tx(RequestCheckTx {
+                tx: Bytes::from(crate::tx::sign_send("c", &key, nonce, 10_000, &to, 1)),
+                r#type: CheckTxType::New as i32,
+            })
+        };
+        assert_eq!(check(0).code, 0);
+        PANIC_IN_CHECK.with(|p| p.set(true));
+        let panicked = check(1);
+        assert_eq!(
+            panicked.code,
+            TxError::Internal(String::new()).code(),
+            "{}",
+            panicked.log
+        );
+        assert_eq!(app.pending_nonce(&me).expect("nonce"), 1);
+        assert_eq!(check(1).code, 0, "nonce 0 is still pending in the view");
+        assert_eq!(app.pending_nonce(&me).expect("nonce"), 2);
+    }
 
     /// ProcessProposal and FinalizeBlock with the txs' hashes handed over ([`LodeApp::handle_with_tx_hashes`])
     /// answer as without them: the same verdicts, results and app hash, over more txs than one pipelined

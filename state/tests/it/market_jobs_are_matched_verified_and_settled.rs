@@ -458,6 +458,39 @@ fn one_wrong_element_escapes_the_sample_and_is_caught_by_a_fraud_proof() {
     );
     assert_eq!(r.code, 142, "{}", r.log);
     assert_eq!(chain.job(&id).status, JobStatus::Settled);
+    // A proof about an element far outside C (row and column at their largest) gets the same code, in CheckTx
+    // and in a block, and changes nothing; the account's pending txs in CheckTx's view stay (the next nonce is
+    // admitted after it).
+    let mut far = cheat.fraud_proof(id, 3, 3).expect("proof");
+    (far.row, far.col) = (usize::MAX, usize::MAX);
+    let far = Msg::Compute(ComputeMsg::FraudProof {
+        submitter: watcher,
+        job: id,
+        proof: Box::new(far),
+    });
+    let n = chain.nonce(WATCHER);
+    let pending = lode_state::tx::sign_msg(
+        CHAIN_ID,
+        &chain.keys[WATCHER],
+        n,
+        BIG_FEE,
+        Msg::Bank(lode_state::modules::bank::BankMsg::Send {
+            from: watcher,
+            to: watcher,
+            amount: 1,
+        }),
+    );
+    assert_eq!(chain.check(&pending).0, 0);
+    let refused =
+        lode_state::tx::sign_msg(CHAIN_ID, &chain.keys[WATCHER], n + 1, BIG_FEE, far.clone());
+    let (code, log) = chain.check(&refused);
+    assert_eq!(code, 142, "{log}");
+    assert_eq!(chain.app.pending_nonce(&watcher).expect("nonce"), n + 1);
+    chain.block(vec![pending]);
+    let job_before = chain.job(&id);
+    let r = chain.send(WATCHER, far);
+    assert_eq!(r.code, 142, "{}", r.log);
+    assert_eq!(chain.job(&id), job_before);
 
     let proof = cheat.fraud_proof(id, row, col).expect("proof");
     let consumer_before = chain.balance(&chain.addr(CONSUMER));
