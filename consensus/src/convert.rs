@@ -21,6 +21,7 @@ use crate::signing::vote_type_to_u32;
 use crate::types::{
     Address, Block, BlockHeader, BlockId, BlockTime, CompactBlock, CompactTx, Height, LastCommit,
     PartInit, Proposal, ProposalPart, PublicKey, Signature, Validator, ValidatorSet, Vote,
+    MAX_TOTAL_POWER,
 };
 use lode_proto::consensus::v1 as pb;
 use sha2::{Digest, Sha256};
@@ -634,8 +635,24 @@ pub fn validator_set_to_proto(vs: &ValidatorSet) -> pb::ValidatorSet {
     }
 }
 
-/// A validator set from its protobuf form; validators must be sorted by address without duplicates.
+/// A validator set from its protobuf form, only as the engine could have built it: validators sorted by
+/// address without duplicates, at least one, each with power above zero and in all at most
+/// [`MAX_TOTAL_POWER`] (proposer selection needs a candidate and its priority arithmetic that bound).
 pub fn validator_set_from_proto(vs: pb::ValidatorSet) -> Result<ValidatorSet, CodecError> {
+    if vs.validators.is_empty() {
+        return Err(CodecError::invalid("validators", "empty"));
+    }
+    let total = vs.validators.iter().try_fold(0u64, |t, v| {
+        (v.voting_power > 0)
+            .then(|| t.checked_add(v.voting_power))
+            .flatten()
+    });
+    if total.is_none_or(|t| t > MAX_TOTAL_POWER) {
+        return Err(CodecError::invalid(
+            "validators.voting_power",
+            "each must be above zero and the total at most MAX_TOTAL_POWER",
+        ));
+    }
     let mut vals = Vec::with_capacity(vs.validators.len());
     let mut prios = Vec::with_capacity(vs.validators.len());
     for v in vs.validators {

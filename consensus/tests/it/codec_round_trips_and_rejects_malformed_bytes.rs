@@ -249,3 +249,49 @@ fn wrong_lengths_are_rejected() {
         <LodeCodec as Codec<SignedConsensusMsg<LodeContext>>>::decode(&LodeCodec, bytes).is_err()
     );
 }
+
+/// A stored validator set is read back only if the engine could have built it: at least one validator, every
+/// power above zero, the total within `MAX_TOTAL_POWER`. An empty set would leave proposer selection without a
+/// candidate; a good one round-trips.
+#[test]
+fn a_stored_validator_set_that_no_engine_could_build_is_refused() {
+    use lode_consensus::store::HeightValidators;
+    use lode_consensus::types::{Validator, ValidatorSet, MAX_TOTAL_POWER};
+    use lode_proto::consensus::v1 as pb;
+    let key = |seed: u8| PrivateKey::from_seed([seed; 32]).public_key();
+    let good = ValidatorSet::new([Validator::new(key(1), 10), Validator::new(key(2), 20)]);
+    let v = HeightValidators {
+        height: Height(3),
+        current: good.clone(),
+        next: good,
+    };
+    assert_eq!(HeightValidators::decode(&v.encode()).expect("decode"), v);
+    let stored = pb::HeightValidators::decode(v.encode().as_ref()).expect("pb");
+    let with = |f: &dyn Fn(&mut pb::ValidatorSet)| {
+        let mut s = stored.clone();
+        f(s.current.as_mut().expect("current"));
+        Bytes::from(s.encode_to_vec())
+    };
+    for (what, bytes) in [
+        ("empty", with(&|s| s.validators.clear())),
+        ("zero power", with(&|s| s.validators[0].voting_power = 0)),
+        (
+            "one over the total",
+            with(&|s| {
+                s.validators[0].voting_power = MAX_TOTAL_POWER - 19;
+            }),
+        ),
+        (
+            "each at the largest",
+            with(&|s| {
+                for v in &mut s.validators {
+                    v.voting_power = u64::MAX;
+                }
+            }),
+        ),
+    ] {
+        assert!(HeightValidators::decode(&bytes).is_err(), "{what}");
+    }
+    let at_limit = with(&|s| s.validators[0].voting_power = MAX_TOTAL_POWER - 20);
+    assert!(HeightValidators::decode(&at_limit).is_ok());
+}
