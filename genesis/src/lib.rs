@@ -63,14 +63,32 @@ fn default_initial_height() -> u64 {
     1
 }
 
+/// Most bytes of a genesis file read ([`Genesis::load`]): room for about two million funded accounts.
+pub const MAX_GENESIS_BYTES: u64 = 256 << 20;
+
 impl Genesis {
     /// Reads, parses and validates the genesis file at `path`.
+    /// A file over [`MAX_GENESIS_BYTES`] (or a FIFO or device that never ends) is refused after reading that
+    /// many bytes.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, GenesisError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Read {
+        let read = |source| GenesisError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(MAX_GENESIS_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read)?;
+        if text.len() as u64 > MAX_GENESIS_BYTES {
+            return Err(read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("over the {MAX_GENESIS_BYTES}-byte limit of a genesis file"),
+            )));
+        }
         Self::from_json(&text)
     }
 

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::Path};
 
-use eyre::WrapErr;
+use eyre::{ensure, WrapErr};
 use serde::{Deserialize, Serialize};
 
 /// The node configuration.
@@ -409,10 +409,18 @@ impl Default for AbciConfig {
     }
 }
 
+/// Largest count a config key may set (connections, requests, queue lengths): far above any machine's
+/// need, far below what a semaphore or a queue can hold.
+const MAX_COUNT: usize = 1 << 24;
+/// Largest `mempool.max_tx_bytes`: a tx must fit a gossip message (its size plus an envelope).
+const MAX_TX_BYTES: usize = 64 << 20;
+/// Largest `abci.max_frame_bytes`.
+const MAX_FRAME_BYTES: usize = 1 << 30;
+
 impl Config {
     /// Reads `path`.
     pub fn load(path: &Path) -> eyre::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::home::read_text(path)
             .wrap_err_with(|| format!("cannot read config {}", path.display()))?;
         Self::from_toml(&text).wrap_err_with(|| format!("invalid config {}", path.display()))
     }
@@ -421,7 +429,48 @@ impl Config {
     pub fn from_toml(text: &str) -> eyre::Result<Self> {
         let config: Self = toml::from_str(text)?;
         config.grpc.cors().wrap_err("grpc.cors_origins")?;
+        config.check_bounds()?;
         Ok(config)
+    }
+
+    /// Refuses counts the node could not start with (a semaphore's permits, a queue of zero) or that
+    /// overflow where they are used, naming the key.
+    fn check_bounds(&self) -> eyre::Result<()> {
+        let g = &self.grpc;
+        let m = &self.mempool;
+        let a = &self.abci;
+        for (key, value, max) in [
+            ("grpc.max_connections", g.max_connections, MAX_COUNT),
+            (
+                "grpc.max_inflight_requests",
+                g.max_inflight_requests,
+                MAX_COUNT,
+            ),
+            ("grpc.max_waiting", g.max_waiting, MAX_COUNT),
+            (
+                "grpc.max_broadcast_streams",
+                g.max_broadcast_streams,
+                MAX_COUNT,
+            ),
+            ("grpc.max_stream_pending", g.max_stream_pending, MAX_COUNT),
+            ("grpc.max_subscriptions", g.max_subscriptions, MAX_COUNT),
+            ("grpc.subscription_buffer", g.subscription_buffer, MAX_COUNT),
+            ("mempool.max_txs", m.max_txs, MAX_COUNT),
+            (
+                "mempool.max_txs_per_sender",
+                m.max_txs_per_sender,
+                MAX_COUNT,
+            ),
+            ("mempool.max_tx_bytes", m.max_tx_bytes, MAX_TX_BYTES),
+            ("abci.max_connections", a.max_connections, MAX_COUNT),
+            ("abci.max_frame_bytes", a.max_frame_bytes, MAX_FRAME_BYTES),
+        ] {
+            ensure!(
+                (1..=max).contains(&value),
+                "{key} = {value} is outside 1..={max}"
+            );
+        }
+        Ok(())
     }
 
     /// Writes the configuration to `path` as TOML.
@@ -445,6 +494,27 @@ mod tests {
     fn the_defaults_round_trip_through_toml() {
         let text = toml::to_string_pretty(&Config::default()).expect("toml");
         assert_eq!(Config::from_toml(&text).ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn counts_the_node_could_not_start_with_are_refused_with_the_key() {
+        for (section, key, value) in [
+            ("grpc", "max_inflight_requests", i64::MAX.to_string()),
+            ("grpc", "max_subscriptions", (1u64 << 62).to_string()),
+            ("grpc", "subscription_buffer", "0".into()),
+            ("mempool", "max_tx_bytes", i64::MAX.to_string()),
+            ("mempool", "max_txs", "0".into()),
+            ("abci", "max_connections", "0".into()),
+        ] {
+            let err =
+                Config::from_toml(&format!("[{section}]\n{key} = {value}\n")).expect_err("refused");
+            assert!(
+                format!("{err:#}").contains(&format!("{section}.{key}")),
+                "{err:#}"
+            );
+        }
+        let at_limit = format!("[mempool]\nmax_tx_bytes = {MAX_TX_BYTES}\n");
+        assert!(Config::from_toml(&at_limit).is_ok());
     }
 
     #[test]

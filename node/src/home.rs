@@ -68,3 +68,47 @@ pub fn default_home() -> PathBuf {
         |h| PathBuf::from(h).join(".lode"),
     )
 }
+
+/// Most bytes of a `config.toml`, `provider.toml`, key, multisig or `devnet.json` file read.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a file of the home (a config, key, multisig or manifest file) as UTF-8 text, reading no more than
+/// [`MAX_FILE_BYTES`] + 1 bytes: a larger file, or a FIFO or device that never ends, is an error rather than
+/// an unbounded allocation.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("over the {MAX_FILE_BYTES}-byte limit of this file"),
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_over_the_limit_or_without_end_is_refused_after_reading_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = dir.path().join("at.toml");
+        std::fs::write(&at, vec![b'#'; MAX_FILE_BYTES as usize]).expect("write");
+        assert_eq!(
+            read_text(&at).expect("at the limit").len() as u64,
+            MAX_FILE_BYTES
+        );
+        let over = dir.path().join("over.toml");
+        std::fs::write(&over, vec![b'#'; MAX_FILE_BYTES as usize + 1]).expect("write");
+        let e = read_text(&over).expect_err("over the limit");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        // A device that never ends: refused once the limit is passed, not read forever.
+        let e = read_text(Path::new("/dev/zero")).expect_err("endless");
+        assert!(e.to_string().contains("limit"), "{e}");
+    }
+}

@@ -87,7 +87,7 @@ impl KeyFile {
 
     /// Reads and checks a key file.
     pub fn load(path: &Path) -> eyre::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::home::read_text(path)
             .wrap_err_with(|| format!("cannot read key file {}", path.display()))?;
         let key: Self = serde_json::from_str(&text)
             .wrap_err_with(|| format!("invalid key file {}", path.display()))?;
@@ -161,7 +161,7 @@ impl MultisigFile {
 
     /// Reads and checks a multisig file.
     pub fn load(path: &Path) -> eyre::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::home::read_text(path)
             .wrap_err_with(|| format!("cannot read multisig file {}", path.display()))?;
         let m: Self = serde_json::from_str(&text)
             .wrap_err_with(|| format!("invalid multisig file {}", path.display()))?;

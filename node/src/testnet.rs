@@ -328,8 +328,8 @@ pub fn write_manifest(dir: &Path, mnemonic: Option<&str>) -> eyre::Result<PathBu
 
 /// The mnemonic recorded in `<dir>/devnet.json`, if the file exists and names one.
 pub fn manifest_mnemonic(dir: &Path) -> Option<String> {
-    let bytes = std::fs::read(dir.join(MANIFEST)).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let text = crate::home::read_text(&dir.join(MANIFEST)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.get("mnemonic")?.as_str().map(str::to_owned)
 }
 

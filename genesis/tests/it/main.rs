@@ -140,6 +140,14 @@ fn a_missing_file_is_a_read_error_naming_the_file() {
     assert!(err.to_string().contains("/nonexistent/genesis.json"));
 }
 
+/// A genesis "file" that never ends is refused once past the limit, not read until memory runs out.
+#[test]
+fn an_endless_file_is_a_read_error_after_the_limit() {
+    let err = Genesis::load("/dev/zero").expect_err("endless");
+    assert!(matches!(err, GenesisError::Read { .. }), "{err}");
+    assert!(err.to_string().contains("limit"), "{err}");
+}
+
 #[test]
 fn malformed_json_is_rejected_with_its_line() {
     let err = Genesis::from_json("{\n  \"chain_id\": \"x\",\n  oops\n}").expect_err("malformed");

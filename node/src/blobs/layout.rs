@@ -354,7 +354,10 @@ fn dims(rows: usize, cols: usize, elem: u64) -> Result<u64, LayoutError> {
     if rows == 0 || cols == 0 || rows > u32::MAX as usize || cols > u32::MAX as usize {
         return Err(LayoutError::Matrix(format!("bad shape {rows}x{cols}")));
     }
-    Ok(rows as u64 * cols as u64 * elem)
+    (rows as u64)
+        .checked_mul(cols as u64)
+        .and_then(|n| n.checked_mul(elem))
+        .ok_or_else(|| LayoutError::Matrix(format!("shape {rows}x{cols} overflows 64 bits")))
 }
 
 /// A (rows×cols) from its blob bytes.
@@ -759,6 +762,20 @@ mod tests {
 
     fn c(m: usize, n: usize) -> MatrixI32 {
         MatrixI32::from_fn(m, n, |r, c| (r as i32 * 1000 - c as i32 * 77) ^ 0x5a5a).expect("c")
+    }
+
+    #[test]
+    fn a_shape_whose_size_overflows_64_bits_is_an_error() {
+        let side = u32::MAX as usize;
+        assert!(matches!(
+            c_from_bytes(side, side, 2, &[]),
+            Err(LayoutError::Matrix(_))
+        ));
+        // One byte an element still fits: only short.
+        assert!(matches!(
+            a_from_bytes(side, side, &[]),
+            Err(LayoutError::Truncated { actual: 0, .. })
+        ));
     }
 
     /// Pushes `bytes` in chunks of `step`.

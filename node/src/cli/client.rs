@@ -39,7 +39,7 @@ impl Signer {
 pub(super) fn find_signer(from: &str, home: &Path) -> eyre::Result<Signer> {
     let as_path = PathBuf::from(from);
     if as_path.is_file() {
-        let text = std::fs::read_to_string(&as_path)?;
+        let text = crate::home::read_text(&as_path)?;
         return if text.contains("\"threshold\"") {
             MultisigFile::load(&as_path).map(Signer::Multisig)
         } else {

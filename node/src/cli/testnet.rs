@@ -88,8 +88,8 @@ pub(super) fn run(cmd: &TestnetCommand) -> eyre::Result<()> {
 
 /// The testnet's `devnet.json` as a value.
 pub(super) fn manifest(dir: &std::path::Path) -> eyre::Result<serde_json::Value> {
-    let bytes = std::fs::read(dir.join(testnet::MANIFEST))?;
-    Ok(serde_json::from_slice(&bytes)?)
+    let text = crate::home::read_text(&dir.join(testnet::MANIFEST))?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 pub(super) fn print_dev_accounts(dir: &std::path::Path) -> eyre::Result<()> {

@@ -108,8 +108,8 @@ impl ProviderConfig {
             "{} is over {MAX_CONFIG_BYTES} bytes",
             path.display()
         );
-        let text = std::fs::read_to_string(path)
-            .wrap_err_with(|| format!("reading {}", path.display()))?;
+        let text =
+            crate::home::read_text(path).wrap_err_with(|| format!("reading {}", path.display()))?;
         toml::from_str(&text)
             .wrap_err_with(|| format!("{} is not a valid provider.toml", path.display()))
     }

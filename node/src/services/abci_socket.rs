@@ -269,6 +269,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && i == 0 => return Ok(None),
             Err(e) => return Err(e),
         };
+        // The tenth byte holds bit 63 alone: anything more would be shifted out, a smaller length read.
+        if i == MAX_VARINT_BYTES - 1 && byte > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame length prefix overflows 64 bits",
+            ));
+        }
         len |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -312,6 +319,24 @@ pub async fn write_frame<W: AsyncWrite + Unpin, M: Message>(
 mod tests {
     use super::*;
     use tendermint_proto::v0_38::abci::{request, RequestEcho, ResponseEcho};
+
+    /// A length prefix whose tenth byte carries bits past 64 is refused, not read as the smaller length
+    /// left after the shift (nine zero groups and a 2 would read as an empty frame).
+    #[tokio::test]
+    async fn a_length_prefix_over_64_bits_is_refused() {
+        let mut over: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02];
+        let e = read_frame(&mut over, 1 << 20).await.expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        // Bit 63 alone is a length, refused only for its size.
+        let mut top: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        let e = read_frame(&mut top, 1 << 20).await.expect_err("too large");
+        assert!(e.to_string().contains("exceeds the limit"), "{e}");
+        let mut one: &[u8] = &[0x01, 0xAB];
+        assert_eq!(
+            read_frame(&mut one, 1 << 20).await.expect("frame"),
+            Some(vec![0xAB])
+        );
+    }
 
     #[derive(Clone)]
     struct Echo;

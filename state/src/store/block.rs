@@ -239,6 +239,10 @@ pub fn decode_record(bytes: &[u8]) -> Result<BlockRecord, String> {
     Ok(record)
 }
 
+/// Most elements reserved ahead from a count read off the disk: a count is bounded only by the bytes left,
+/// and one byte of count can stand for a ~150-byte `ExecTxResult`; past this the vectors grow as read.
+const PREALLOCATE: usize = 1024;
+
 fn decode_compact(bytes: &[u8]) -> Result<ResponseFinalizeBlock, String> {
     let mut r = Reader { bytes, pos: 0 };
     if r.byte()? != COMPACT {
@@ -249,7 +253,7 @@ fn decode_compact(bytes: &[u8]) -> Result<ResponseFinalizeBlock, String> {
         return Err(format!("unknown compact results version {version}"));
     }
     let n = r.count()?;
-    let mut table = Vec::with_capacity(n);
+    let mut table = Vec::with_capacity(n.min(PREALLOCATE));
     for _ in 0..n {
         let s = match r.byte()? {
             TAG_STRING => String::from_utf8(r.bytes()?.to_vec())
@@ -265,7 +269,7 @@ fn decode_compact(bytes: &[u8]) -> Result<ResponseFinalizeBlock, String> {
     }
     let events = r.events(&table)?;
     let n = r.count()?;
-    let mut tx_results = Vec::with_capacity(n);
+    let mut tx_results = Vec::with_capacity(n.min(PREALLOCATE));
     for _ in 0..n {
         let code = u32::try_from(r.varint()?).map_err(|_| "code over u32".to_string())?;
         let data = Bytes::copy_from_slice(r.bytes()?);
@@ -380,11 +384,11 @@ impl<'a> Reader<'a> {
 
     fn events(&mut self, table: &[String]) -> Result<Vec<Event>, String> {
         let n = self.count()?;
-        let mut events = Vec::with_capacity(n);
+        let mut events = Vec::with_capacity(n.min(PREALLOCATE));
         for _ in 0..n {
             let r#type = self.string(table)?;
             let m = self.count()?;
-            let mut attributes = Vec::with_capacity(m);
+            let mut attributes = Vec::with_capacity(m.min(PREALLOCATE));
             for _ in 0..m {
                 let k = self.varint()?;
                 attributes.push(EventAttribute {

@@ -36,8 +36,8 @@ pub(crate) enum MultisigCmd {
 }
 
 fn read_doc(path: &Path) -> eyre::Result<MultisigTx> {
-    let text = std::fs::read_to_string(path)
-        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    let text =
+        crate::home::read_text(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
     let doc: MultisigTx = serde_json::from_str(&text)
         .wrap_err_with(|| format!("{} is not an unsigned multisig tx", path.display()))?;
     doc.key().map_err(|e| eyre!("{}: {e}", path.display()))?;
