@@ -433,8 +433,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Refuses counts the node could not start with (a semaphore's permits, a queue of zero) or that
-    /// overflow where they are used, naming the key.
+    /// Refuses counts the node could not start with (a semaphore's permits) or that overflow where they are
+    /// used, naming the key. Zero is allowed: the node refuses every request of that kind.
     fn check_bounds(&self) -> eyre::Result<()> {
         let g = &self.grpc;
         let m = &self.mempool;
@@ -465,10 +465,7 @@ impl Config {
             ("abci.max_connections", a.max_connections, MAX_COUNT),
             ("abci.max_frame_bytes", a.max_frame_bytes, MAX_FRAME_BYTES),
         ] {
-            ensure!(
-                (1..=max).contains(&value),
-                "{key} = {value} is outside 1..={max}"
-            );
+            ensure!(value <= max, "{key} = {value} is over its limit of {max}");
         }
         Ok(())
     }
@@ -501,10 +498,10 @@ mod tests {
         for (section, key, value) in [
             ("grpc", "max_inflight_requests", i64::MAX.to_string()),
             ("grpc", "max_subscriptions", (1u64 << 62).to_string()),
-            ("grpc", "subscription_buffer", "0".into()),
+            ("grpc", "subscription_buffer", (MAX_COUNT + 1).to_string()),
             ("mempool", "max_tx_bytes", i64::MAX.to_string()),
-            ("mempool", "max_txs", "0".into()),
-            ("abci", "max_connections", "0".into()),
+            ("mempool", "max_txs", i64::MAX.to_string()),
+            ("abci", "max_frame_bytes", (MAX_FRAME_BYTES + 1).to_string()),
         ] {
             let err =
                 Config::from_toml(&format!("[{section}]\n{key} = {value}\n")).expect_err("refused");
@@ -515,6 +512,8 @@ mod tests {
         }
         let at_limit = format!("[mempool]\nmax_tx_bytes = {MAX_TX_BYTES}\n");
         assert!(Config::from_toml(&at_limit).is_ok());
+        // Zero refuses every request of its kind, as before.
+        assert!(Config::from_toml("[grpc]\nmax_inflight_requests = 0\n").is_ok());
     }
 
     #[test]

@@ -395,7 +395,7 @@ pub(super) async fn send_one(
     fee: Option<u128>,
 ) -> eyre::Result<Committed> {
     let domain = Msg::try_from(msg).map_err(|e| eyre!("invalid message: {e}"))?;
-    let tx = sign_with_key(channel.clone(), key, &[domain], fee, "").await?;
+    let tx = sign_with_key(channel.clone(), key, &[domain], fee, "", false).await?;
     send_and_wait(channel, tx.bytes).await
 }
 

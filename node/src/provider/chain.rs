@@ -20,6 +20,8 @@ use crate::services::grpc::pb::{
 const JOBS_PAGE: u32 = 500;
 /// Pages read at most when listing this provider's jobs (500,000 jobs): a bound on a hostile node.
 const MAX_JOB_PAGES: usize = 1_000;
+/// The shared tx code "nonce already used" (`ERR_NONCE_REPLAYED`; the golden code list pins it).
+const NONCE_REPLAYED: u32 = 7;
 
 /// A tx the chain refused (in CheckTx or in its block).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,57 +165,44 @@ impl Chain {
     /// Signs `msgs` at the account's next nonce with the minimum fee and waits until a block commits them.
     /// Returns the height; a tx refused in CheckTx or failed in its block is a [`Refused`] error.
     pub async fn send(&self, what: &str, msgs: &[Msg]) -> eyre::Result<u64> {
-        let _one_at_a_time = self.send_lock.lock().await;
-        let raw = self.sign(msgs).await?;
-        self.broadcast_and_wait(what, raw).await
+        self.send_pipelined(what, &[msgs.to_vec()])
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(eyre!("{what}: nothing was sent")))
     }
 
     /// Sends one tx per entry of `txs`, at consecutive nonces, so that they can share a block: each is
     /// broadcast (CheckTx) in order, then each one admitted is waited for. Returns one result per tx sent, in
     /// order. Stops sending at the first tx CheckTx refuses (its error is then the last result): the txs after
     /// it would lack its nonce.
+    ///
+    /// The run is signed from the committed nonce, so a tx of ours still pending from an earlier run cut short
+    /// (a failed wait, a restart) and signed again here has the same bytes, and is only waited for. When a
+    /// pending tx of ours with other contents holds a nonce (refused with `ERR_NONCE_REPLAYED`), the rest of
+    /// the run is signed again after the account's pending txs, once.
     pub async fn send_pipelined(
         &self,
         what: &str,
         txs: &[Vec<Msg>],
     ) -> eyre::Result<Vec<eyre::Result<u64>>> {
         let _one_at_a_time = self.send_lock.lock().await;
-        let nonce = self.next_nonce().await?;
-        // All signed before any is sent: a tx that cannot be signed must not strand the ones before it.
-        let signed = txs
-            .iter()
-            .enumerate()
-            .map(|(i, msgs)| self.sign_at(nonce + i as u64, msgs))
-            .collect::<eyre::Result<Vec<_>>>()?;
+        let (mut nonce, _) = self.nonces().await?;
         let mut admitted = Vec::with_capacity(txs.len());
         let mut refused = None;
-        for raw in signed {
-            let r = TxServiceClient::new(self.channel.clone())
-                .broadcast(pb::BroadcastRequest { tx: raw.clone() })
-                .await;
-            // Already pending (the same bytes: signing is deterministic, and a commit between reading the
-            // nonce and broadcasting can make a run sign again what an earlier one left pending): admitted,
-            // and waited for below.
-            let r = match r {
-                Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
-                r => r.map(|r| r.into_inner().check).map_err(status_err(what)),
-            };
-            match r {
-                Ok(Some(check)) if check.code != 0 => {
-                    refused = Some(
-                        Refused {
-                            what: what.to_owned(),
-                            code: check.code,
-                            codespace: check.codespace,
-                            log: check.log,
-                        }
-                        .into(),
-                    );
-                    break;
+        let mut moved = false;
+        let mut rest = txs;
+        while !rest.is_empty() {
+            let (took, err) = self.broadcast_run(what, nonce, rest).await?;
+            rest = &rest[took.len()..];
+            admitted.extend(took);
+            match err {
+                Some(e) if !moved && refused_with(&e, NONCE_REPLAYED) => {
+                    moved = true;
+                    nonce = self.nonces().await?.1;
                 }
-                Ok(_) => admitted.push(raw),
-                Err(err) => {
-                    refused = Some(err);
+                e => {
+                    refused = e;
                     break;
                 }
             }
@@ -225,6 +214,47 @@ impl Chain {
         }
         out.extend(refused.map(Err));
         Ok(out)
+    }
+
+    /// Signs `txs` from `nonce` on (all before any is sent: a tx that cannot be signed must not strand the
+    /// ones before it) and broadcasts them in order until CheckTx refuses one: the txs admitted, and the
+    /// refusal.
+    async fn broadcast_run(
+        &self,
+        what: &str,
+        nonce: u64,
+        txs: &[Vec<Msg>],
+    ) -> eyre::Result<(Vec<Vec<u8>>, Option<eyre::Report>)> {
+        let signed = txs
+            .iter()
+            .enumerate()
+            .map(|(i, msgs)| self.sign_at(nonce + i as u64, msgs))
+            .collect::<eyre::Result<Vec<_>>>()?;
+        let mut admitted = Vec::with_capacity(signed.len());
+        for raw in signed {
+            let r = TxServiceClient::new(self.channel.clone())
+                .broadcast(pb::BroadcastRequest { tx: raw.clone() })
+                .await;
+            // Already pending (the same bytes: signing is deterministic): admitted, and waited for.
+            let r = match r {
+                Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
+                r => r.map(|r| r.into_inner().check).map_err(status_err(what)),
+            };
+            match r {
+                Ok(Some(check)) if check.code != 0 => {
+                    let refused = Refused {
+                        what: what.to_owned(),
+                        code: check.code,
+                        codespace: check.codespace,
+                        log: check.log,
+                    };
+                    return Ok((admitted, Some(refused.into())));
+                }
+                Ok(_) => admitted.push(raw),
+                Err(err) => return Ok((admitted, Some(err))),
+            }
+        }
+        Ok((admitted, None))
     }
 
     /// Broadcasts `raw` (or, when it is already pending or committed, only waits for it) and waits until a
@@ -255,27 +285,19 @@ impl Chain {
         Ok(r.height)
     }
 
-    /// The encoded, signed tx for `msgs` at the account's next nonce and the minimum fee. Errors when it is
-    /// over `max_tx_bytes`.
-    pub async fn sign(&self, msgs: &[Msg]) -> eyre::Result<Vec<u8>> {
-        let nonce = self.next_nonce().await?;
-        self.sign_at(nonce, msgs)
-    }
-
-    /// The account's next nonce after its txs pending at the node: a tx left pending by a failed wait
-    /// (the node's own bound) is followed, not collided with.
-    async fn next_nonce(&self) -> eyre::Result<u64> {
-        Ok(QueryServiceClient::new(self.channel.clone())
+    /// The account's next nonce at the node's last commit, and after its txs pending at the node.
+    async fn nonces(&self) -> eyre::Result<(u64, u64)> {
+        let a = QueryServiceClient::new(self.channel.clone())
             .account(pb::AccountRequest {
                 address: self.address().to_owned(),
             })
             .await
             .map_err(status_err("account"))?
-            .into_inner()
-            .pending_nonce)
+            .into_inner();
+        Ok((a.nonce, a.pending_nonce.max(a.nonce)))
     }
 
-    /// [`Chain::sign`] at a given nonce: sized first with a 20-digit fee so the real tx never needs more.
+    /// The encoded, signed tx for `msgs` at `nonce` and the minimum fee, over `max_tx_bytes` an error: sized first with a 20-digit fee so the real tx never needs more.
     pub fn sign_at(&self, nonce: u64, msgs: &[Msg]) -> eyre::Result<Vec<u8>> {
         let sign =
             |fee| lode_state::tx::sign_msgs(&self.chain_id, &self.signing, nonce, fee, msgs, "");

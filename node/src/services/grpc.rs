@@ -744,13 +744,21 @@ impl QueryService for NodeApi {
         let _slot = self.guards.request()?;
         let address = request.into_inner().address;
         let app = self.app.clone();
-        let resp = tokio::task::spawn_blocking(move || {
-            app.query(RequestQuery {
+        let mempool = self.mempool.clone();
+        // The committed account and, for an address the query parsed, the nonce after its pending txs (never
+        // below the committed one, should a commit land between the two reads).
+        let (resp, pending) = tokio::task::spawn_blocking(move || {
+            let pending = address
+                .parse::<lode_state::Address>()
+                .ok()
+                .map(|a| mempool.pending_nonce(&a));
+            let resp = app.query(RequestQuery {
                 data: Bytes::from(address.into_bytes()),
                 path: "/account".into(),
                 height: 0,
                 prove: false,
-            })
+            });
+            (resp, pending)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
@@ -759,18 +767,11 @@ impl QueryService for NodeApi {
         }
         let acct = lode_proto::query::v1::Account::decode(resp.value.as_ref())
             .map_err(|e| Status::internal(e.to_string()))?;
-        // The query parsed the address; never below the committed nonce, even if a commit landed between.
-        let pending_nonce = match acct.address.parse::<lode_state::Address>() {
-            Ok(a) => {
-                let mempool = self.mempool.clone();
-                tokio::task::spawn_blocking(move || mempool.pending_nonce(&a))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .max(acct.nonce)
-            }
-            Err(_) => acct.nonce,
-        };
+        let pending_nonce = pending
+            .transpose()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .unwrap_or(acct.nonce)
+            .max(acct.nonce);
         Ok(Response::new(pb::AccountResponse {
             address: acct.address,
             balance: acct.balance,

@@ -307,7 +307,10 @@ impl Mempool {
 
     /// The nonce `address`'s next tx must carry to follow its txs pending here (the committed nonce when none
     /// is). Read under the pool's lock, which [`Mempool::commit_and_update`] holds from Commit to the end of the
-    /// recheck, so it never sees a new commit without the pending txs re-applied.
+    /// recheck, so it never sees a new commit without the pending txs re-applied. A tx evicted for a better
+    /// paying one leaves its effects in CheckTx's view until the next commit, so right after an eviction this
+    /// may be one past a nonce no longer pending (a tx signed at it is dropped at the recheck, as CheckTx's own
+    /// verdict would be).
     pub fn pending_nonce(
         &self,
         address: &lode_state::Address,
@@ -1035,8 +1038,17 @@ mod tests {
             let read = pool.commit_and_update(&[tx_hash(&a)], || {
                 app.try_commit().expect("commit");
                 // The application's view is the new state without `b` (nonce 1 there): the read must wait
-                // for the mempool's recheck, which re-applies `b`.
-                scope.spawn(|| pool.pending_nonce(&me))
+                // for the mempool's recheck, which re-applies `b`. The reader starts here and is given time
+                // to reach its read before the recheck runs.
+                let (started, wait) = std::sync::mpsc::channel();
+                let pool = &pool;
+                let reader = scope.spawn(move || {
+                    started.send(()).expect("send");
+                    pool.pending_nonce(&me)
+                });
+                wait.recv().expect("started");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                reader
             });
             assert_eq!(read.join().expect("thread").expect("read"), 2);
         });

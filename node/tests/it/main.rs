@@ -7,6 +7,7 @@ mod a_killed_validator_catches_up;
 #[cfg(feature = "failpoints")]
 mod a_node_killed_on_the_commit_path_restarts;
 mod a_provider_daemon_runs_jobs;
+mod a_provider_follows_its_pending_txs;
 mod a_validator_links_a_provider_through_the_cli;
 mod a_validator_signing_twice_is_slashed_tombstoned_and_removed;
 mod a_wallet_uses_the_client_crate;

@@ -125,7 +125,8 @@ pub(super) fn run(cmd: &TxCommand) -> eyre::Result<()> {
         match &signer {
             Signer::Key(key) => {
                 ensure!(opts.out.is_none(), "--out is for multisig accounts only");
-                let tx = sign_with_key(channel.clone(), key, &msgs, opts.fee, &opts.memo).await?;
+                let tx = sign_with_key(channel.clone(), key, &msgs, opts.fee, &opts.memo, opts.dry_run)
+                    .await?;
                 if opts.dry_run {
                     return dry_run(channel, tx.bytes, &tx.fee.to_string()).await;
                 }
@@ -200,18 +201,29 @@ pub(crate) fn raw(e: lode_client::Error) -> eyre::Report {
     }
 }
 
-/// Signs `msgs` with `key` at the account's next nonce for the chain the node serves, with `fee` or, when
-/// None, the chain's minimum fee for the tx, sized here with the state machine's gas rules ([`fee_for`]:
-/// the CLI has them, so it needs no `Simulate` round trip). The shared path of `lode tx` and `lode job`.
+/// Signs `msgs` with `key` at the account's next nonce for the chain the node serves (after its txs pending
+/// at the node; at the committed one `for_simulate`, since `Simulate` runs on the last commit), with `fee`
+/// or, when None, the chain's minimum fee for the tx, sized here with the state machine's gas rules
+/// ([`fee_for`]: the CLI has them, so it needs no `Simulate` round trip). The shared path of `lode tx` and
+/// `lode job`.
 pub(crate) async fn sign_with_key(
     channel: tonic::transport::Channel,
     key: &crate::keys::KeyFile,
     msgs: &[Msg],
     fee: Option<u128>,
     memo: &str,
+    for_simulate: bool,
 ) -> eyre::Result<SignedTx> {
     let client = Client::new(channel.clone());
-    let (chain, nonce) = client.chain_and_nonce(&key.address).await.map_err(raw)?;
+    let (chain, nonce) = if for_simulate {
+        let chain = client.status().await.map_err(raw)?.chain_id;
+        (
+            chain,
+            client.account(&key.address).await.map_err(raw)?.nonce,
+        )
+    } else {
+        client.chain_and_nonce(&key.address).await.map_err(raw)?
+    };
     let params = match fee {
         Some(_) => None,
         None => Some(chain_params(channel).await?),
