@@ -116,7 +116,32 @@ pub fn write_file<T: Element>(path: impl AsRef<Path>, m: &Matrix<T>) -> Result<(
 
 /// Reads the binary layout from `path`.
 pub fn read_file<T: Element>(path: impl AsRef<Path>) -> Result<Matrix<T>> {
-    decode(&std::fs::read(path)?)
+    decode(&read_regular(path.as_ref())?)
+}
+
+/// A matrix file's bytes: only a regular file, read to the size it had when opened and refused if it has
+/// more, so a FIFO, a device such as `/dev/zero` or a file that grows while read is an error, never an
+/// unbounded read.
+fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::Format(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let len = meta.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != len {
+        return Err(Error::Format(format!(
+            "{} changed size while read",
+            path.display()
+        )));
+    }
+    Ok(bytes)
 }
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
@@ -327,13 +352,35 @@ pub fn write_npy<T: Element>(path: impl AsRef<Path>, m: &Matrix<T>) -> Result<()
 
 /// Reads an `.npy` file.
 pub fn read_npy<T: Element>(path: impl AsRef<Path>) -> Result<Matrix<T>> {
-    decode_npy(&std::fs::read(path)?)
+    decode_npy(&read_regular(path.as_ref())?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::matrix::{MatrixI32, MatrixI8};
+
+    #[test]
+    fn only_a_regular_file_is_read() {
+        for path in ["/dev/zero", "/"] {
+            assert!(
+                matches!(
+                    read_npy::<i8>(path),
+                    Err(Error::Format(_)) | Err(Error::Io(_))
+                ),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            read_file::<i8>("/dev/zero"),
+            Err(Error::Format(_))
+        ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.npy");
+        let m = MatrixI8::from_fn(3, 4, |r, c| (r * 4 + c) as i8).expect("m");
+        write_npy(&path, &m).expect("write");
+        assert_eq!(read_npy::<i8>(&path).expect("read"), m);
+    }
 
     #[test]
     fn binary_round_trip_and_type_check() {
