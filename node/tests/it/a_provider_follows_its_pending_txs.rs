@@ -1,14 +1,15 @@
 //! The provider's signer (`provider::chain::Chain`) against a node whose blocks come 8 s apart, so txs stay
 //! pending while it sends: a tx of its own left pending with the same contents (a run cut short by a failed
 //! wait or a restart) is only waited for, not sent twice; one with other contents holding the next nonce is
-//! followed, not collided with.
+//! followed, not collided with. Meanwhile `lode query account` shows both nonces and `lode tx --dry-run` simulates
+//! at the committed one.
 
 use lode_node::keys::KeyFile;
 use lode_node::provider::chain::Chain;
 use lode_state::modules::bank::BankMsg;
 use lode_state::tx::Msg;
 
-use crate::support::SingleNode;
+use crate::support::{path_str, run_lode, SingleNode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_waits_for_its_own_pending_tx_and_follows_its_other_ones() {
@@ -52,6 +53,52 @@ async fn a_provider_waits_for_its_own_pending_tx_and_follows_its_other_ones() {
         (c, c + 2),
         "both still pending"
     );
+    // The CLI meanwhile: `query account` shows both nonces, and `--dry-run` simulates at the committed one
+    // (Simulate runs on the last commit), so it passes while txs are pending.
+    let home = path_str(&node.home);
+    let out = run_lode(&[
+        "-o",
+        "json",
+        "query",
+        "account",
+        &key.address,
+        "--node",
+        &node.url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (v["nonce"].as_u64(), v["pending_nonce"].as_u64()),
+        (Some(c), Some(c + 2)),
+        "{v}"
+    );
+    let bob_s = bob.to_string();
+    let out = run_lode(&[
+        "tx",
+        "send",
+        "--from",
+        "dev0",
+        "--to",
+        &bob_s,
+        "--amount",
+        "5",
+        "--home",
+        home,
+        "--node",
+        &node.url,
+        "--dry-run",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("result: ok"), "{stdout}");
 
     // The run [send 1, send 3]: send 1 is the pending tx at c (waited for), send 3 meets the other tx's nonce
     // and goes after it, at c + 2.
