@@ -524,9 +524,9 @@ impl LodeApp {
         check_response(result, gas)
     }
 
-    /// The nonce `address`'s next tx must carry to follow the txs CheckTx has admitted from it since the last
-    /// commit (the mempool's view): the committed nonce when none is pending. A mempool that rechecks after
-    /// Commit must ask under its own lock, or it may read the new state before its pending txs are re-applied.
+    /// The account's nonce in CheckTx's view: after the txs CheckTx has admitted from it since the last commit
+    /// (the committed nonce when none). A mempool that evicts admitted txs should count its own pool instead
+    /// (the node's `Mempool::pending_nonce`): an evicted tx's effects stay in this view until the next commit.
     pub fn pending_nonce(&self, address: &crate::address::Address) -> Result<u64, StoreError> {
         let mut mempool = lock(&self.inner.mempool);
         let view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));

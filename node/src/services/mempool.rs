@@ -305,18 +305,20 @@ impl Mempool {
         (g.order.len(), g.bytes)
     }
 
-    /// The nonce `address`'s next tx must carry to follow its txs pending here (the committed nonce when none
-    /// is). Read under the pool's lock, which [`Mempool::commit_and_update`] holds from Commit to the end of the
-    /// recheck, so it never sees a new commit without the pending txs re-applied. A tx evicted for a better
-    /// paying one leaves its effects in CheckTx's view until the next commit, so right after an eviction this
-    /// may be one past a nonce no longer pending (a tx signed at it is dropped at the recheck, as CheckTx's own
-    /// verdict would be).
+    /// The nonce `address`'s next tx must carry to follow its txs pending here: the committed nonce plus its
+    /// txs in the pool. Those hold consecutive nonces from the committed one (each passed CheckTx in order;
+    /// a recheck drops the stale ones and the gaps they leave; an eviction takes a sender's last), so the
+    /// count is exact even after an eviction, which leaves the evicted tx's effects in CheckTx's view until
+    /// the next commit. Read under the pool's lock, which [`Mempool::commit_and_update`] holds from Commit to
+    /// the end of the recheck, so the committed nonce and the pool are of the same height.
     pub fn pending_nonce(
         &self,
         address: &lode_state::Address,
     ) -> Result<u64, lode_state::error::StoreError> {
-        let _g = self.lock();
-        self.app.pending_nonce(address)
+        let g = self.lock();
+        let committed = lode_state::modules::bank::account(self.app.store(), address)?.nonce;
+        let pending = g.by_sender.get(&address.0).map_or(0, BTreeSet::len);
+        Ok(committed.saturating_add(pending as u64))
     }
 
     /// Whether a tx with this hash is pending.
@@ -1012,6 +1014,23 @@ mod tests {
                 .expect("nonce 2 admitted after the recheck");
         });
         assert_eq!(pool.reap_txs(u64::MAX), vec![b, c]);
+    }
+
+    #[test]
+    fn after_an_eviction_the_pending_nonce_is_the_evicted_txs() {
+        let (_d, app, key, pool) = setup(limits());
+        let me = address_of(&key);
+        let (rich, richer) = (SigningKey::from([10u8; 32]), SigningKey::from([11u8; 32]));
+        pool.add(paying(&key, 0, 10_000, 1)).expect("mine 0");
+        pool.add(paying(&key, 1, 10_000, 1)).expect("mine 1");
+        pool.add(paying(&rich, 0, 1_000_000, 1)).expect("full now");
+        assert_eq!(pool.pending_nonce(&me).expect("read"), 2);
+        // Paying more per byte, a third sender evicts my last tx (nonce 1).
+        pool.add(paying(&richer, 0, 1_000_000, 1)).expect("evicts");
+        assert_eq!(pool.size().0, 3);
+        assert_eq!(pool.pending_nonce(&me).expect("read"), 1);
+        // CheckTx's view still holds the evicted tx's effects until the next commit.
+        assert_eq!(app.pending_nonce(&me).expect("view"), 2);
     }
 
     #[test]
