@@ -9,7 +9,7 @@ use lode_node::provider::chain::Chain;
 use lode_state::modules::bank::BankMsg;
 use lode_state::tx::Msg;
 
-use crate::support::{path_str, run_lode, SingleNode};
+use crate::support::{dry_run_send, run_lode, SingleNode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_waits_for_its_own_pending_tx_and_follows_its_other_ones() {
@@ -55,7 +55,6 @@ async fn a_provider_waits_for_its_own_pending_tx_and_follows_its_other_ones() {
     );
     // The CLI meanwhile: `query account` shows both nonces, and `--dry-run` simulates at the committed one
     // (Simulate runs on the last commit), so it passes while txs are pending.
-    let home = path_str(&node.home);
     let out = run_lode(&[
         "-o",
         "json",
@@ -76,28 +75,7 @@ async fn a_provider_waits_for_its_own_pending_tx_and_follows_its_other_ones() {
         (Some(c), Some(c + 2)),
         "{v}"
     );
-    let bob_s = bob.to_string();
-    let out = run_lode(&[
-        "tx",
-        "send",
-        "--from",
-        "dev0",
-        "--to",
-        &bob_s,
-        "--amount",
-        "5",
-        "--home",
-        home,
-        "--node",
-        &node.url,
-        "--dry-run",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = dry_run_send(&node, &bob.to_string(), "5");
     assert!(stdout.contains("result: ok"), "{stdout}");
 
     // The run [send 1, send 3]: send 1 is the pending tx at c (waited for), send 3 meets the other tx's nonce

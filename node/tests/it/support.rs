@@ -43,6 +43,33 @@ pub fn run_lode(args: &[&str]) -> Output {
     run_lode_within(args, STEP)
 }
 
+/// `lode tx send --dry-run` of `amount` from dev0 to `to` through `node`'s API: asserts it succeeded and
+/// returns its stdout.
+pub fn dry_run_send(node: &SingleNode, to: &str, amount: &str) -> String {
+    let out = run_lode(&[
+        "tx",
+        "send",
+        "--from",
+        "dev0",
+        "--to",
+        to,
+        "--amount",
+        amount,
+        "--home",
+        path_str(&node.home),
+        "--node",
+        &node.url,
+        "--dry-run",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Runs `lode ARGS…` to completion, SIGKILLing it and panicking after `within`, and returns its output.
 pub fn run_lode_within(args: &[&str], within: Duration) -> Output {
     let child = lode()

@@ -9,7 +9,7 @@ use lode_node::services::grpc::pb::{
 use lode_state::tx::{sign_msgs, sign_send, tx_hash, Msg};
 use tonic::Code;
 
-use crate::support::{path_str, run_lode, SingleNode};
+use crate::support::{dry_run_send, run_lode, SingleNode};
 
 const CHAIN: &str = "lode-test-1";
 const FEE: u128 = 50_000;
@@ -306,27 +306,7 @@ async fn committed_txs_and_blocks_are_found_by_hash_and_height_and_simulate_chan
     );
 
     let before = account(&mut q, &dev0.address).await;
-    let out = run_lode(&[
-        "tx",
-        "send",
-        "--from",
-        "dev0",
-        "--to",
-        &bob,
-        "--amount",
-        "99",
-        "--home",
-        path_str(&node.home),
-        "--node",
-        &node.url,
-        "--dry-run",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = dry_run_send(&node, &bob, "99");
     assert!(stdout.contains("nothing sent"), "{stdout}");
     assert!(stdout.contains("gas:"), "{stdout}");
     assert!(stdout.contains("result: ok"), "{stdout}");
