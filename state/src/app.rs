@@ -524,9 +524,10 @@ impl LodeApp {
         check_response(result, gas)
     }
 
-    /// The account's nonce in CheckTx's view: after the txs CheckTx has admitted from it since the last commit
-    /// (the committed nonce when none). A mempool that evicts admitted txs should count its own pool instead
-    /// (the node's `Mempool::pending_nonce`): an evicted tx's effects stay in this view until the next commit.
+    /// Test-only: the account's nonce in CheckTx's view, after the txs CheckTx has admitted from it since the
+    /// last commit (the committed nonce when none). Clients get the node's `Mempool::pending_nonce`, which
+    /// counts the pool: an evicted tx's effects stay in this view until the next commit.
+    #[cfg(any(test, feature = "test-utils"))]
     pub fn pending_nonce(&self, address: &crate::address::Address) -> Result<u64, StoreError> {
         let mut mempool = lock(&self.inner.mempool);
         let view = Overlay::with_writes(&self.inner.store, std::mem::take(&mut *mempool));
